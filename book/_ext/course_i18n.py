@@ -1,0 +1,105 @@
+"""Sphinx extension for the course's two one-language builds (vi, en).
+
+* Vietnamese search: Sphinx has no Vietnamese search language, and its
+  English fallback stems Vietnamese words and drops "to", "in".  Here both
+  the index and the query are folded the same way (NFD, drop combining
+  marks, d-stroke -> d, lower case), so "toc do hoc" finds "tốc độ học".
+* Per-language settings from ``course_languages`` in ``_config.yml``:
+  the site title, the search-box placeholder and theme strings that the
+  theme leaves in English or mistranslates.
+* A link on every page to the same page in the other language, which is
+  built next to this one (``_build/html/vi/...`` and ``_build/html/en/...``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.search import SearchLanguage
+
+_STEMMER_JS = r"""
+var Stemmer = function() {
+  this.stemWord = function(word) {
+    return word.normalize("NFD").replace(/[\u0300-\u036f]/g, "")
+      .replace(/\u0111/g, "d").replace(/\u0110/g, "d").toLowerCase();
+  };
+};
+"""
+
+
+def fold(word: str) -> str:
+    """Vietnamese word without diacritics, lower case: "Tốc Độ" -> "toc do"."""
+    decomposed = unicodedata.normalize("NFD", word)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return bare.replace("đ", "d").replace("Đ", "d").lower()
+
+
+class SearchVietnamese(SearchLanguage):
+    lang = "vi"
+    language_name = "Vietnamese"
+    js_stemmer_code = _STEMMER_JS
+    stopwords: set[str] = set()
+
+    def stem(self, word: str) -> str:
+        return fold(word)
+
+
+def _language_settings(app: Sphinx) -> dict:
+    settings = app.config.course_languages
+    if app.config.language not in settings:
+        raise ValueError(f"course_languages in _config.yml has no entry for language {app.config.language!r}")
+    return settings[app.config.language]
+
+
+def _configure(app: Sphinx, config) -> None:
+    settings = _language_settings(app)
+    config.html_title = settings["title"]
+    config.html_theme_options = {**config.html_theme_options, "search_bar_text": settings["search_bar_text"]}
+
+
+def _counterpart(pagename: str, lang: str, other: str) -> str:
+    return re.sub(rf"(^|/){lang}(/|$)", rf"\g<1>{other}\g<2>", pagename, count=1)
+
+
+def _add_language_link(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    lang = app.config.language
+    for other, settings in app.config.course_languages.items():
+        if other == lang:
+            continue
+        target = _counterpart(pagename, lang, other)
+        href = "../" * (pagename.count("/") + 1) + f"{other}/{target}.html"
+        label = settings["switch_label"]
+        link = (
+            f'<p class="course-lang-switch"><a href="{href}" hreflang="{other}" lang="{other}">'
+            f"{label}</a></p>\n"
+        )
+        context["body"] = link + context.get("body", "")
+        context["metatags"] = context.get("metatags", "") + (
+            f'\n<link rel="alternate" hreflang="{other}" href="{href}" />'
+        )
+
+
+def _fix_theme_strings(app: Sphinx, exception) -> None:
+    replacements = _language_settings(app).get("theme_strings", {})
+    if exception is not None or not replacements or app.builder.format != "html":
+        return
+    for page in Path(app.outdir).rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        fixed = html
+        for wrong, right in replacements.items():
+            fixed = fixed.replace(wrong, right)
+        if fixed != html:
+            page.write_text(fixed, encoding="utf-8")
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_config_value("course_languages", {}, "html")
+    app.add_search_language(SearchVietnamese)
+    app.connect("config-inited", _configure)
+    app.connect("html-page-context", _add_language_link)
+    app.connect("build-finished", _fix_theme_strings)
+    app.add_css_file("course.css")
+    return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,77 @@
+"""Reader-facing strings of course_lib (plot titles, axis labels, table headers).
+
+Every lesson exists in Vietnamese (``"vi"``) and English (``"en"``); the
+notebook passes its language to course_lib, which looks the words up here.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("vi", "en")
+
+_STRINGS: dict[str, dict[str, str]] = {
+    "step": {"vi": "Bước tối ưu (optimizer step)", "en": "Optimizer step"},
+    "lr": {"vi": "Tốc độ học η", "en": "Learning rate η"},
+    "lr_title": {"vi": "Lịch tốc độ học", "en": "Learning-rate schedules"},
+    "w1": {"vi": "Trọng số w₁", "en": "Weight w₁"},
+    "w1_title": {"vi": "Trọng số w₁ theo bước", "en": "Weight w₁ per step"},
+    "tau": {"vi": "Tốc độ học tích lũy τ = Σ η", "en": "Accumulated rate τ = Σ η"},
+    "tau_title": {
+        "vi": "w₁ theo τ: các lịch gần như trùng nhau; đứt nét: luật ½·τ",
+        "en": "w₁ against τ: the schedules nearly coincide; dashed: the law ½·τ",
+    },
+    "prediction": {"vi": "dự đoán ½·τ (gradient không đổi)", "en": "prediction ½·τ (constant gradient)"},
+    "w1_break": {"vi": "w₁ tại đó", "en": "w₁ there"},
+    "tau_end": {"vi": "τ cuối", "en": "Final τ"},
+    "w1_end": {"vi": "w₁ cuối", "en": "Final w₁"},
+    "excess": {"vi": "Mất mát dư L − H(q) (thang log)", "en": "Excess loss L − H(q) (log scale)"},
+    "excess_title": {
+        "vi": "Toy có nhiễu: mất mát dư theo bước",
+        "en": "Noisy toy: excess loss per step",
+    },
+    "constant": {"vi": "không lịch (hằng số)", "en": "no schedule (constant)"},
+    "linear": {"vi": "giảm tuyến tính", "en": "linear decay"},
+    "linear_long": {"vi": "tuyến tính, khai báo {declared} bước", "en": "linear, {declared} steps declared"},
+    "cosine": {"vi": "cosin, C = {cycles}", "en": "cosine, C = {cycles}"},
+    "warmup_cosine": {"vi": "khởi động {warmup} bước + cosin", "en": "warm-up {warmup} steps + cosine"},
+    "explorer_title": {
+        "vi": "η(t): khởi động {warmup}, T = {total}, C = {cycles}, η_min = {eta_min}",
+        "en": "η(t): warm-up {warmup}, T = {total}, C = {cycles}, η_min = {eta_min}",
+    },
+    "warmup_slider": {"vi": "Khởi động", "en": "Warm-up"},
+    "total_slider": {"vi": "Tổng bước T", "en": "Total steps T"},
+    "cycles_slider": {"vi": "Số chu kỳ C", "en": "Cycles C"},
+    "eta_min_slider": {"vi": "η_min", "en": "η_min"},
+    "explorer_text": {
+        "vi": "Trình khám phá lịch tốc độ học (tương tác trong Jupyter/Colab)",
+        "en": "Learning-rate schedule explorer (interactive in Jupyter/Colab)",
+    },
+    "schedule": {"vi": "Lịch", "en": "Schedule"},
+    "late_excess": {"vi": "Mất mát dư cuối (×10⁻³)", "en": "Late excess loss (×10⁻³)"},
+    "settled": {"vi": "Bước ổn định dưới 0,01", "en": "Step settled below 0.01"},
+    "jitter": {"vi": "Độ rung cuối |Δ(w₁−w₂)|", "en": "Late jitter |Δ(w₁−w₂)|"},
+    "final_lr": {"vi": "η cuối", "en": "Final η"},
+    "law_holds": {"vi": "Luật tích phân đúng (sai số < 10%) đến bước", "en": "Integral law within 10% until step"},
+    "never": {"vi": "không bao giờ", "en": "never"},
+}
+
+
+def check_language(lang: str) -> str:
+    """Return ``lang`` if the course is written in it, else raise ValueError."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {LANGUAGES}, got {lang!r}")
+    return lang
+
+
+def text(key: str, lang: str, **fields: object) -> str:
+    """The string ``key`` in ``lang``, with ``{fields}`` filled in."""
+    check_language(lang)
+    if key not in _STRINGS:
+        raise KeyError(f"no course string named {key!r}")
+    return _STRINGS[key][lang].format(**fields)
+
+
+def number(value: float, lang: str, digits: int = 3) -> str:
+    """A number written the reader's way: Vietnamese uses a decimal comma."""
+    check_language(lang)
+    out = f"{value:.{digits}f}"
+    return out.replace(".", ",") if lang == "vi" else out

@@ -1,0 +1,221 @@
+"""Learning-rate schedules (lesson 01).
+
+A schedule is a pure function of the optimizer step ``t`` that returns a
+*multiplier* in ``[0, 1]``; the learning rate of a parameter group is its
+peak rate ``eta_max`` (the ``lr`` the optimizer was built with) times that
+multiplier.  The numbers match Hugging Face transformers'
+``get_linear_schedule_with_warmup`` and ``get_cosine_schedule_with_warmup``
+(including ``min_lr_rate``) at every step.
+
+Conventions, shared with transformers and ``torch.optim.lr_scheduler``:
+
+* ``t`` counts optimizer updates already taken.  The rate used by update
+  number ``t + 1`` is ``eta_max * schedule(t)``; call ``scheduler.step()``
+  *after* ``optimizer.step()``.
+* With warm-up, ``schedule(0) == 0``: the very first update does nothing.
+  The peak ``schedule(T_warm) == 1`` is reached after ``T_warm`` updates.
+* Units are optimizer steps, never epochs.
+* Past ``num_training_steps`` linear decay stays at its floor, while the
+  cosine formula keeps going (with ``num_cycles=0.5`` it rises again), as in
+  transformers.  Declare at least as many schedule steps as you train.
+
+Pieces compose: ``Warmup(T_warm, then=CosineDecay(T - T_warm))`` is the usual
+warm-up + cosine schedule; ``cosine_with_warmup`` builds exactly that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+__all__ = [
+    "Schedule",
+    "Constant",
+    "LinearDecay",
+    "CosineDecay",
+    "Warmup",
+    "constant_with_warmup",
+    "linear_with_warmup",
+    "cosine_with_warmup",
+    "ScheduledLR",
+]
+
+
+def _check_int(name: str, value: int, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int (a number of optimizer steps), got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum} optimizer steps, got {value}")
+
+
+def _check_ratio(value: float) -> None:
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(
+            f"min_lr_ratio must be in [0, 1] (eta_min = min_lr_ratio * eta_max, "
+            f"so eta_min may not exceed eta_max), got {value}"
+        )
+
+
+class Schedule:
+    """Base class: ``schedule(t)`` is the rate multiplier after ``t`` updates."""
+
+    def factor(self, step: int) -> float:
+        raise NotImplementedError
+
+    def __call__(self, step: int) -> float:
+        _check_int("step", step)
+        return self.factor(step)
+
+    def lr_at(self, step: int, eta_max: float) -> float:
+        """The learning rate after ``step`` updates for a peak rate ``eta_max``."""
+        if not eta_max > 0:
+            raise ValueError(f"eta_max must be > 0, got {eta_max}")
+        return eta_max * self(step)
+
+    def lrs(self, num_steps: int, eta_max: float) -> list[float]:
+        """The rates used by updates 1..num_steps, for plotting."""
+        _check_int("num_steps", num_steps)
+        return [self.lr_at(t, eta_max) for t in range(num_steps)]
+
+
+@dataclass(frozen=True)
+class Constant(Schedule):
+    """eta_t = eta_max."""
+
+    def factor(self, step: int) -> float:
+        return 1.0
+
+
+@dataclass(frozen=True)
+class LinearDecay(Schedule):
+    """eta_t = eta_min + (eta_max - eta_min) * max(0, 1 - t / T), T = num_steps.
+
+    ``min_lr_ratio = eta_min / eta_max``.  The floor is held after ``T``.
+    """
+
+    num_steps: int
+    min_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_int("num_steps", self.num_steps)
+        _check_ratio(self.min_lr_ratio)
+
+    def factor(self, step: int) -> float:
+        remaining = max(0.0, (self.num_steps - step) / max(1, self.num_steps))
+        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * remaining
+
+
+@dataclass(frozen=True)
+class CosineDecay(Schedule):
+    """eta_t = eta_min + (eta_max - eta_min) * (1 + cos(2 pi C t / T)) / 2.
+
+    ``C = num_cycles``: 0.5 is the usual half cosine from eta_max down to
+    eta_min at ``t = T``; ``C = 1`` goes down and back up, and so on (the
+    notes' formula, and transformers' ``num_cycles``).
+    """
+
+    num_steps: int
+    num_cycles: float = 0.5
+    min_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_int("num_steps", self.num_steps)
+        if not (self.num_cycles > 0 and math.isfinite(self.num_cycles)):
+            raise ValueError(f"num_cycles (C) must be a finite number > 0, got {self.num_cycles}")
+        _check_ratio(self.min_lr_ratio)
+
+    def factor(self, step: int) -> float:
+        progress = step / max(1, self.num_steps)
+        wave = 0.5 * (1.0 + math.cos(2.0 * math.pi * self.num_cycles * progress))
+        return max(0.0, self.min_lr_ratio + (1.0 - self.min_lr_ratio) * wave)
+
+
+@dataclass(frozen=True)
+class Warmup(Schedule):
+    """eta_t = eta_max * t / T_warm for t < T_warm, then ``then`` restarted at 0."""
+
+    num_warmup_steps: int
+    then: Schedule = Constant()
+
+    def __post_init__(self) -> None:
+        _check_int("num_warmup_steps", self.num_warmup_steps)
+        if not isinstance(self.then, Schedule):
+            raise TypeError(f"then must be a Schedule, got {self.then!r}")
+
+    def factor(self, step: int) -> float:
+        if step < self.num_warmup_steps:
+            return step / max(1, self.num_warmup_steps)
+        return self.then.factor(step - self.num_warmup_steps)
+
+
+def _decay_steps(num_warmup_steps: int, num_training_steps: int) -> int:
+    _check_int("num_warmup_steps", num_warmup_steps)
+    _check_int("num_training_steps", num_training_steps, minimum=1)
+    if num_warmup_steps > num_training_steps:
+        raise ValueError(
+            f"num_warmup_steps ({num_warmup_steps}) must be <= num_training_steps "
+            f"({num_training_steps}): the warm-up cannot be longer than the schedule"
+        )
+    return num_training_steps - num_warmup_steps
+
+
+def constant_with_warmup(num_warmup_steps: int) -> Schedule:
+    """transformers' ``get_constant_schedule_with_warmup``."""
+    return Warmup(num_warmup_steps, Constant())
+
+
+def linear_with_warmup(
+    num_warmup_steps: int, num_training_steps: int, min_lr_ratio: float = 0.0
+) -> Schedule:
+    """transformers' ``get_linear_schedule_with_warmup`` (plus an optional floor).
+
+    ``num_training_steps`` is the length of the *schedule*: declare more
+    steps than you train (e.g. 450 for 300) and the rate never reaches 0.
+    """
+    decay = _decay_steps(num_warmup_steps, num_training_steps)
+    return Warmup(num_warmup_steps, LinearDecay(decay, min_lr_ratio))
+
+
+def cosine_with_warmup(
+    num_warmup_steps: int,
+    num_training_steps: int,
+    num_cycles: float = 0.5,
+    min_lr_ratio: float = 0.0,
+) -> Schedule:
+    """transformers' ``get_cosine_schedule_with_warmup`` (``min_lr_rate`` = ``min_lr_ratio``)."""
+    decay = _decay_steps(num_warmup_steps, num_training_steps)
+    return Warmup(num_warmup_steps, CosineDecay(decay, num_cycles, min_lr_ratio))
+
+
+class ScheduledLR(LRScheduler):
+    """A ``torch.optim.lr_scheduler.LRScheduler`` driven by a :class:`Schedule`.
+
+    Every parameter group gets ``its initial lr * schedule(t)``.  Call
+    ``step()`` after ``optimizer.step()``.  ``state_dict()`` holds the
+    position (``last_epoch``) and base rates, not the schedule itself, so it
+    loads with ``torch.load(weights_only=True)``; build the scheduler with
+    the same schedule, load the state, and the rate sequence continues
+    exactly where it stopped.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, schedule: Schedule, last_epoch: int = -1):
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a course_lib.schedules.Schedule, got {schedule!r}")
+        self.schedule = schedule
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return self._get_closed_form_lr()
+
+    def _get_closed_form_lr(self) -> list[float]:
+        factor = self.schedule(self.last_epoch)
+        return [base_lr * factor for base_lr in self.base_lrs]
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "schedule")}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.__dict__.update(state_dict)
+

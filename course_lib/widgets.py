@@ -1,0 +1,87 @@
+"""The schedule explorer: sliders in Jupyter and Colab, a still figure on the static site.
+
+The explorer's display bundle carries both the live widget and a PNG of the
+figure at the default slider values.  Jupyter and Colab draw the widget; the
+book is configured to skip widget views, so the site shows the PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from .i18n import check_language, number, text
+from .plotting import plot_rates
+from .schedules import cosine_with_warmup
+from .toy import train_softmax_toy
+
+
+def explorer_figure(
+    warmup: int, total: int, cycles: float, eta_min: float, lang: str, eta_max: float = 1.0
+) -> Figure:
+    """Rate of warm-up + cosine(C, eta_min), and the noisy toy trained with it."""
+    schedule = cosine_with_warmup(warmup, total, num_cycles=cycles, min_lr_ratio=eta_min / eta_max)
+    run = train_softmax_toy(schedule, eta_max, total, target_prob=0.9, seed=0)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    plot_rates({"η(t)": run.lr}, lang, ax=left)
+    left.set_title(
+        text(
+            "explorer_title",
+            lang,
+            warmup=warmup,
+            total=total,
+            cycles=number(cycles, lang, 2),
+            eta_min=number(eta_min, lang, 2),
+        ),
+        fontsize="small",
+    )
+    right.plot([max(e, 1e-7) for e in run.excess_loss], linewidth=1)
+    right.set_yscale("log")
+    right.set(xlabel=text("step", lang), ylabel=text("excess", lang))
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+class ScheduleExplorer(widgets.VBox):
+    """Sliders for warm-up, total steps T, cycles C and eta_min, over a live figure."""
+
+    def __init__(self, lang: str, warmup: int = 20, total: int = 300, cycles: float = 0.5, eta_min: float = 0.0):
+        self.lang = check_language(lang)
+        self.defaults = dict(warmup=warmup, total=total, cycles=cycles, eta_min=eta_min)
+        style = {"description_width": "initial"}
+        self.total = widgets.IntSlider(value=total, min=20, max=1000, step=10, description=text("total_slider", lang), style=style)
+        self.warmup = widgets.IntSlider(value=warmup, min=0, max=total, step=1, description=text("warmup_slider", lang), style=style)
+        self.cycles = widgets.FloatSlider(value=cycles, min=0.25, max=4.0, step=0.25, description=text("cycles_slider", lang), style=style)
+        self.eta_min = widgets.FloatSlider(value=eta_min, min=0.0, max=1.0, step=0.05, description=text("eta_min_slider", lang), style=style)
+        self.output = widgets.Output()
+        self.total.observe(self._limit_warmup, "value")
+        for slider in (self.total, self.warmup, self.cycles, self.eta_min):
+            slider.observe(self._redraw, "value")
+        super().__init__([widgets.HBox([self.warmup, self.total]), widgets.HBox([self.cycles, self.eta_min]), self.output])
+        self._redraw()
+
+    def _limit_warmup(self, change: dict) -> None:
+        self.warmup.max = change["new"]
+
+    def _redraw(self, change: dict | None = None) -> None:
+        with self.output:
+            self.output.clear_output(wait=True)
+            fig = explorer_figure(self.warmup.value, self.total.value, self.cycles.value, self.eta_min.value, self.lang)
+            display(fig)
+            plt.close(fig)
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        fig = explorer_figure(**self.defaults, lang=self.lang)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        plt.close(fig)
+        bundle["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        bundle["text/plain"] = text("explorer_text", self.lang)
+        return bundle

@@ -1,0 +1,94 @@
+"""The lessons as files: pairs agree, both languages have the same code, Colab links agree with _config.yml."""
+
+import json
+import re
+import unicodedata
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+LANGUAGES = ("vi", "en")
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+SOURCES = sorted((ROOT / "notebooks").glob("*/*.md"))
+LESSONS = sorted({path.stem for path in SOURCES})
+
+
+def cells(path):
+    notebook = jupytext.read(path)
+    return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in notebook.cells]
+
+
+def code_cells(path):
+    return [(source, tags) for kind, source, tags in cells(path) if kind == "code"]
+
+
+def test_there_are_lessons_in_both_languages():
+    assert LESSONS, "no lessons found under notebooks/"
+    for lang in LANGUAGES:
+        assert {p.stem for p in (ROOT / "notebooks" / lang).glob("*.md")} == set(LESSONS), lang
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_text_notebook_and_ipynb_agree(source):
+    """The .md is what people edit; its .ipynb must hold the same cells (re-run book/tools/execute_notebooks.py)."""
+    executed = source.with_suffix(".ipynb")
+    assert executed.exists(), f"{executed.name} is missing: run book/tools/execute_notebooks.py {source}"
+    assert cells(executed) == cells(source), (
+        f"{source.relative_to(ROOT)} and its .ipynb differ: run python book/tools/execute_notebooks.py {source}"
+    )
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_committed_outputs_are_complete_and_offline(source):
+    notebook = json.loads(source.with_suffix(".ipynb").read_text(encoding="utf-8"))
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert all(cell["execution_count"] is not None for cell in code), "every code cell must be executed"
+    counts = [cell["execution_count"] for cell in code]
+    assert counts == list(range(1, len(code) + 1)), "cells must be executed once, top to bottom"
+    assert "widgets" not in notebook["metadata"], "widget state would make the site load scripts from a CDN"
+    errors = [o for cell in code for o in cell["outputs"] if o["output_type"] == "error"]
+    assert not errors
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_both_languages_have_the_same_code(lesson):
+    """Identical code cells except the one tagged `parameters`, which sets LANG."""
+    by_lang = {lang: code_cells(ROOT / "notebooks" / lang / f"{lesson}.md") for lang in LANGUAGES}
+    vi, en = by_lang["vi"], by_lang["en"]
+    assert len(vi) == len(en), "the two languages have different numbers of code cells"
+    for index, ((vi_source, vi_tags), (en_source, en_tags)) in enumerate(zip(vi, en)):
+        assert vi_tags == en_tags, f"code cell {index}: tags differ"
+        if "parameters" in vi_tags:
+            assert (vi_source, en_source) == ('LANG = "vi"', 'LANG = "en"'), f"code cell {index}"
+        else:
+            assert vi_source == en_source, f"code cell {index} differs between vi and en"
+    assert sum("parameters" in tags for _, tags in vi) == 1
+
+
+def install_urls(path):
+    return re.findall(r"git\+(https://[^\s\"'@]+)@([\w.\-/]+)", path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_install_cell_points_at_the_configured_repository(source):
+    expected = (CONFIG["repository"]["url"], CONFIG["repository"]["branch"])
+    for path in (source, source.with_suffix(".ipynb")):
+        found = install_urls(path)
+        assert found == [expected], (
+            f"{path.relative_to(ROOT)} installs from {found}, _config.yml says {expected}: run make sync-repository"
+        )
+    first = code_cells(source)[0][0]
+    assert "find_spec(\"course_lib\") is None" in first, "the first code cell must install course_lib only when missing"
+
+
+def test_text_files_are_nfc():
+    """Sphinx search does no Unicode normalisation: a decomposed 'ộ' would not match a typed one."""
+    suffixes = {".md", ".ipynb", ".py", ".yml", ".bib", ".toml", ".txt"}
+    skip = {".venv", "_build", ".git"}
+    for path in ROOT.rglob("*"):
+        if path.suffix in suffixes and not skip & set(path.relative_to(ROOT).parts):
+            text = path.read_text(encoding="utf-8")
+            assert unicodedata.is_normalized("NFC", text), path

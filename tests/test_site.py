@@ -1,0 +1,99 @@
+"""The built site (_build/html, made by `make site`): languages, links, Colab buttons, offline assets."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+LANGUAGES = ("vi", "en")
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+LESSONS = sorted(p.stem for p in (ROOT / "notebooks" / "en").glob("*.md"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_site():
+    if not (SITE / "index.html").exists():
+        pytest.fail("no built site in _build/html: run `make site` (make test does it first)")
+
+
+def pages(lang):
+    folder = SITE / lang
+    return [p for p in folder.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_page_declares_its_language_and_links_to_its_counterpart(lang):
+    other = "en" if lang == "vi" else "vi"
+    found = pages(lang)
+    assert len(found) >= 6
+    for page in found:
+        html = page.read_text(encoding="utf-8")
+        if 'http-equiv="Refresh"' in html:  # the redirect Jupyter Book writes as <lang>/index.html
+            continue
+        assert re.search(rf'<html lang="{lang}"', html), page
+        match = re.search(r'<p class="course-lang-switch"><a href="([^"]+)" hreflang="(\w+)"', html)
+        assert match, f"{page} has no link to the other language"
+        assert match.group(2) == other
+        target = (page.parent / match.group(1)).resolve()
+        assert target.exists(), f"{page} links to missing {target}"
+        assert target.relative_to(SITE).parts[0] == other
+
+
+def test_root_page_leads_to_both_languages():
+    html = (SITE / "index.html").read_text(encoding="utf-8")
+    for lang in LANGUAGES:
+        assert f'href="{lang}/index.html"' in html
+        assert (SITE / lang / "index.html").exists()
+
+
+def test_no_asset_is_loaded_from_another_site():
+    for page in SITE.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert not re.search(r'<script[^>]+src="https?://', html), page
+        assert not re.search(r'<link[^>]+href="https?://[^"]+"[^>]*rel="(stylesheet|preload)"', html), page
+        assert not re.search(r'<link[^>]+rel="(stylesheet|preload)"[^>]*href="https?://', html), page
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_lesson_page_has_outputs_and_a_working_colab_link(lang, lesson):
+    html = (SITE / lang / "notebooks" / lang / f"{lesson}.html").read_text(encoding="utf-8")
+    org_repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
+    branch = CONFIG["repository"]["branch"]
+    path = f"notebooks/{lang}/{lesson}.ipynb"
+    colab = f'{CONFIG["launch_buttons"]["colab_url"]}/github/{org_repo}/blob/{branch}/{path}'
+    assert colab in html
+    assert (ROOT / path).exists()
+    assert len(re.findall(r'<img[^>]+src="[^"]*_images/', html)) >= 4, "the stored plots are missing"
+    assert '<table class="course-table">' in html, "the stored tables are missing"
+    assert "widget-view+json" not in html and "jupyter-widgets" not in html, "an empty widget is shown"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_math_is_served_locally(lang):
+    html = (SITE / lang / "notebooks" / lang / f"{LESSONS[0]}.html").read_text(encoding="utf-8")
+    script = re.search(r'<script[^>]+src="([^"]*mathjax[^"]*)"', html, re.IGNORECASE)
+    assert script, "no MathJax script on a page with formulas"
+    page = SITE / lang / "notebooks" / lang / f"{LESSONS[0]}.html"
+    assert (page.parent / script.group(1).split("?")[0]).resolve().exists()
+
+
+def search_terms(lang):
+    text = (SITE / lang / "searchindex.js").read_text(encoding="utf-8")
+    index = json.loads(text[text.index("(") + 1 : text.rindex(")")])
+    return index["terms"]
+
+
+def test_vietnamese_search_index_is_accent_folded():
+    terms = search_terms("vi")
+    assert {"toc", "hoc", "do", "tich"} <= set(terms)
+    assert not any(ch in term for term in terms for ch in "ốộọđ"), "accented terms left in the index"
+
+
+def test_english_search_index_is_stemmed():
+    terms = search_terms("en")
+    assert "schedul" in terms and "learn" in terms

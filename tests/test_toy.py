@@ -1,0 +1,170 @@
+"""course_lib.toy, i18n, report and widgets: the pieces the schedule lesson's experiments use."""
+
+import math
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from course_lib.i18n import LANGUAGES, number, text
+from course_lib.plotting import plot_excess_loss, plot_integral_law, plot_rates
+from course_lib.report import Table
+from course_lib.schedules import Constant, cosine_with_warmup, linear_with_warmup
+from course_lib.toy import (
+    accumulated_rate,
+    best_loss,
+    compare_schedules,
+    expected_loss,
+    integral_law_holds_until,
+    integral_law_table,
+    integral_prediction,
+    run_seeds,
+    settled_step,
+    train_softmax_toy,
+)
+from course_lib.widgets import ScheduleExplorer, explorer_figure
+
+
+def test_expected_loss_is_cross_entropy_of_softmax():
+    w = torch.tensor([0.7, -0.4])
+    log_p = torch.log_softmax(w, 0)
+    q = 0.8
+    assert expected_loss(0.7, -0.4, q) == pytest.approx(-(q * log_p[0] + (1 - q) * log_p[1]).item(), rel=1e-6)
+    assert expected_loss(50.0, -50.0, 1.0) == pytest.approx(0.0, abs=1e-12)  # no overflow
+
+
+def test_best_loss_is_reached_at_log_odds():
+    q = 0.9
+    gap = math.log(q / (1 - q))
+    assert expected_loss(gap, 0.0, q) == pytest.approx(best_loss(q))
+    assert expected_loss(gap + 0.3, 0.0, q) > best_loss(q)
+    assert best_loss(1.0) == 0.0
+
+
+def test_first_update_matches_hand_computed_gradient():
+    """p = (1/2, 1/2): dL/dw1 = -(1 - p1) = -1/2, so one SGD step of rate 0.2 moves w1 to +0.1."""
+    run = train_softmax_toy(Constant(), 0.2, 1)
+    assert run.w1 == pytest.approx([0.0, 0.1])
+    assert run.w2 == pytest.approx([0.0, -0.1])
+    assert run.lr == [0.2]
+
+
+def test_warmup_first_update_changes_nothing():
+    run = train_softmax_toy(linear_with_warmup(5, 20), 1.0, 3)
+    assert run.w1[1] == 0.0 and run.w1[2] > 0.0
+
+
+def test_runs_are_deterministic_per_seed_and_differ_across_seeds():
+    kwargs = dict(target_prob=0.9, batch_size=4)
+    a = train_softmax_toy(Constant(), 0.5, 50, seed=3, **kwargs)
+    b = train_softmax_toy(Constant(), 0.5, 50, seed=3, **kwargs)
+    c = train_softmax_toy(Constant(), 0.5, 50, seed=4, **kwargs)
+    assert a.w1 == b.w1 and a.w1 != c.w1
+
+
+def test_noiseless_toy_only_learns_while_the_rate_is_positive():
+    run = train_softmax_toy(cosine_with_warmup(0, 100, num_cycles=1), 0.2, 100)
+    assert abs(run.w1[51] - run.w1[50]) < 1e-4 < run.w1[11] - run.w1[10]
+
+
+def test_integral_law_holds_early_and_breaks_later():
+    run = train_softmax_toy(Constant(), 0.05, 200)
+    assert accumulated_rate(run)[-1] == pytest.approx(10.0)
+    assert integral_prediction(run)[4] == pytest.approx(0.5 * 0.05 * 4)
+    until = integral_law_holds_until(run)
+    assert until is not None and 5 < until < 200
+    assert abs(run.w1[until] - integral_prediction(run)[until]) <= 0.1 * integral_prediction(run)[until]
+    assert run.w1[-1] < 0.5 * integral_prediction(run)[-1]
+
+
+def test_same_accumulated_rate_gives_nearly_same_weights():
+    """Gradient flow in tau: schedules with the same sum of rates end close together."""
+    linear = train_softmax_toy(linear_with_warmup(0, 200), 0.1, 200)
+    cosine = train_softmax_toy(cosine_with_warmup(0, 200), 0.1, 200)
+    assert accumulated_rate(linear)[-1] == pytest.approx(accumulated_rate(cosine)[-1])
+    assert linear.w1[-1] == pytest.approx(cosine.w1[-1], abs=0.01)
+
+
+def test_decay_beats_constant_rate_under_noise():
+    kwargs = dict(target_prob=0.9, batch_size=8)
+    constant = run_seeds(Constant(), 1.0, 300, range(4), **kwargs)
+    cosine = run_seeds(cosine_with_warmup(0, 300), 1.0, 300, range(4), **kwargs)
+    late = lambda runs: sum(sum(r.excess_loss[-75:]) for r in runs)
+    assert late(cosine) < late(constant) / 3
+
+
+def test_settled_step():
+    run = train_softmax_toy(Constant(), 0.1, 3)
+    run.loss = [1.0, 0.5, 0.005, 0.002]
+    assert settled_step(run, 0.01) == 2
+    run.loss = [1.0, 0.005, 0.5, 0.002]
+    assert settled_step(run, 0.01) == 3
+    run.loss = [1.0, 0.005, 0.002, 0.5]
+    assert settled_step(run, 0.01) is None
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_tables_are_in_the_readers_language(lang):
+    runs = {"a": run_seeds(Constant(), 1.0, 40, range(2), target_prob=0.9)}
+    table = compare_schedules(runs, lang)
+    assert table.header[0] == text("schedule", lang)
+    law = integral_law_table({"a": train_softmax_toy(Constant(), 0.2, 40)}, lang)
+    assert law.header[1] == text("law_holds", lang)
+    decimal = "," if lang == "vi" else "."
+    assert decimal in table.rows[0][1]
+
+
+def test_bad_toy_arguments():
+    with pytest.raises(ValueError, match="target_prob"):
+        train_softmax_toy(Constant(), 0.1, 10, target_prob=0.4)
+    with pytest.raises(ValueError, match="num_steps and batch_size"):
+        train_softmax_toy(Constant(), 0.1, 0)
+
+
+def test_i18n_rejects_unknown_language_and_key():
+    with pytest.raises(ValueError, match=r"lang must be one of \('vi', 'en'\), got 'fr'"):
+        text("step", "fr")
+    with pytest.raises(KeyError):
+        text("no-such-string", "en")
+    assert number(0.5, "vi", 2) == "0,50" and number(0.5, "en", 2) == "0.50"
+
+
+def test_every_string_exists_in_both_languages():
+    from course_lib.i18n import _STRINGS
+
+    for key, translations in _STRINGS.items():
+        assert set(translations) == set(LANGUAGES), key
+        assert all(translations.values()), key
+
+
+def test_table_renders_html_and_text_and_checks_widths():
+    table = Table(("a", "b<"), (("1", "2"), ("333", "4")))
+    assert "<th>b&lt;</th>" in table._repr_html_()
+    assert str(table).splitlines()[0] == "a   | b<"
+    with pytest.raises(ValueError, match="row"):
+        Table(("a",), (("1", "2"),))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_figures_are_labelled_in_the_readers_language(lang):
+    runs = {"x": train_softmax_toy(Constant(), 0.2, 20)}
+    fig = plot_rates({"x": [1.0, 0.5]}, lang)
+    assert fig.axes[0].get_xlabel() == text("step", lang)
+    assert fig.axes[0].get_title() == text("lr_title", lang)
+    fig = plot_integral_law(runs, lang)
+    assert fig.axes[2].get_xlabel() == text("tau", lang)
+    fig = plot_excess_loss(runs, lang)
+    assert fig.axes[0].get_ylabel() == text("excess", lang)
+
+
+def test_explorer_shows_a_still_image_and_keeps_warmup_within_schedule():
+    explorer = ScheduleExplorer("vi")
+    bundle = explorer._repr_mimebundle_()
+    assert bundle["image/png"].startswith("iVBORw0KGgo")  # a PNG, base64
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"] == text("explorer_text", "vi")
+    explorer.total.value = 50
+    assert explorer.warmup.max == 50 and explorer.warmup.value <= 50
+    assert len(explorer_figure(10, 50, 2.0, 0.1, "en").axes) == 2
