@@ -12,13 +12,20 @@ import io
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import display
 from matplotlib.figure import Figure
 
 from .i18n import check_language, number, text
 from .plotting import plot_rates
 from .schedules import cosine_with_warmup
 from .toy import train_softmax_toy
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes; the figure is closed so it is not shown a second time."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def explorer_figure(
@@ -59,29 +66,23 @@ class ScheduleExplorer(widgets.VBox):
         self.warmup = widgets.IntSlider(value=warmup, min=0, max=total, step=1, description=text("warmup_slider", lang), style=style)
         self.cycles = widgets.FloatSlider(value=cycles, min=0.25, max=4.0, step=0.25, description=text("cycles_slider", lang), style=style)
         self.eta_min = widgets.FloatSlider(value=eta_min, min=0.0, max=1.0, step=0.05, description=text("eta_min_slider", lang), style=style)
-        self.output = widgets.Output()
+        self.image = widgets.Image(format="png")
         self.total.observe(self._limit_warmup, "value")
         for slider in (self.total, self.warmup, self.cycles, self.eta_min):
             slider.observe(self._redraw, "value")
-        super().__init__([widgets.HBox([self.warmup, self.total]), widgets.HBox([self.cycles, self.eta_min]), self.output])
+        super().__init__([widgets.HBox([self.warmup, self.total]), widgets.HBox([self.cycles, self.eta_min]), self.image])
         self._redraw()
 
     def _limit_warmup(self, change: dict) -> None:
         self.warmup.max = change["new"]
 
     def _redraw(self, change: dict | None = None) -> None:
-        with self.output:
-            self.output.clear_output(wait=True)
-            fig = explorer_figure(self.warmup.value, self.total.value, self.cycles.value, self.eta_min.value, self.lang)
-            display(fig)
-            plt.close(fig)
+        fig = explorer_figure(self.warmup.value, self.total.value, self.cycles.value, self.eta_min.value, self.lang)
+        self.image.value = figure_png(fig)
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         bundle = super()._repr_mimebundle_(**kwargs) or {}
-        fig = explorer_figure(**self.defaults, lang=self.lang)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)
-        bundle["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        still = figure_png(explorer_figure(**self.defaults, lang=self.lang))
+        bundle["image/png"] = base64.b64encode(still).decode("ascii")
         bundle["text/plain"] = text("explorer_text", self.lang)
         return bundle

@@ -35,7 +35,7 @@ def test_every_page_declares_its_language_and_links_to_its_counterpart(lang):
         if 'http-equiv="Refresh"' in html:  # the redirect Jupyter Book writes as <lang>/index.html
             continue
         assert re.search(rf'<html lang="{lang}"', html), page
-        match = re.search(r'<p class="course-lang-switch"><a href="([^"]+)" hreflang="(\w+)"', html)
+        match = re.search(r'<div class="course-lang-switch"><a href="([^"]+)" hreflang="(\w+)"', html)
         assert match, f"{page} has no link to the other language"
         assert match.group(2) == other
         target = (page.parent / match.group(1)).resolve()

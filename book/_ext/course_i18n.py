@@ -57,7 +57,12 @@ def _language_settings(app: Sphinx) -> dict:
 def _configure(app: Sphinx, config) -> None:
     settings = _language_settings(app)
     config.html_title = settings["title"]
-    config.html_theme_options = {**config.html_theme_options, "search_bar_text": settings["search_bar_text"]}
+    config.html_theme_options = {
+        **config.html_theme_options,
+        "search_bar_text": settings["search_bar_text"],
+        "article_header_end": ["course-lang-switch.html", "article-header-buttons.html"],
+    }
+    config.templates_path = [*config.templates_path, str(Path(__file__).parent / "templates")]
 
 
 def _counterpart(pagename: str, lang: str, other: str) -> str:
@@ -69,17 +74,9 @@ def _add_language_link(app: Sphinx, pagename: str, templatename: str, context: d
     for other, settings in app.config.course_languages.items():
         if other == lang:
             continue
-        target = _counterpart(pagename, lang, other)
-        href = "../" * (pagename.count("/") + 1) + f"{other}/{target}.html"
-        label = settings["switch_label"]
-        link = (
-            f'<p class="course-lang-switch"><a href="{href}" hreflang="{other}" lang="{other}">'
-            f"{label}</a></p>\n"
-        )
-        context["body"] = link + context.get("body", "")
-        context["metatags"] = context.get("metatags", "") + (
-            f'\n<link rel="alternate" hreflang="{other}" href="{href}" />'
-        )
+        href = "../" * (pagename.count("/") + 1) + f"{other}/{_counterpart(pagename, lang, other)}.html"
+        context["course_lang_switch"] = {"href": href, "lang": other, "label": settings["switch_label"]}
+        context["metatags"] = context.get("metatags", "") + f'\n<link rel="alternate" hreflang="{other}" href="{href}" />'
 
 
 def _fix_theme_strings(app: Sphinx, exception) -> None:
