@@ -97,3 +97,11 @@ def test_vietnamese_search_index_is_accent_folded():
 def test_english_search_index_is_stemmed():
     terms = search_terms("en")
     assert "schedul" in terms and "learn" in terms
+
+
+def test_vietnamese_pages_have_no_untranslated_theme_strings():
+    strings = CONFIG["sphinx"]["config"]["course_languages"]["vi"]["theme_strings"]
+    for page in pages("vi"):
+        html = page.read_text(encoding="utf-8")
+        left = [english for english in strings if english in html]
+        assert not left, f"{page}: {left}"

@@ -9,6 +9,7 @@
   theme leaves in English or mistranslates.
 * A link on every page to the same page in the other language, which is
   built next to this one (``_build/html/vi/...`` and ``_build/html/en/...``).
+* No thebe scripts: the course launches notebooks in Colab, not in the page.
 """
 
 from __future__ import annotations
@@ -69,7 +70,23 @@ def _counterpart(pagename: str, lang: str, other: str) -> str:
     return re.sub(rf"(^|/){lang}(/|$)", rf"\g<1>{other}\g<2>", pagename, count=1)
 
 
-def _add_language_link(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+def _drop_thebe(context: dict) -> None:
+    """Thebe is off (launch_buttons.thebe: false), yet sphinx-thebe still adds its
+    scripts, declaring THEBE_JS_URL twice (a console error on every page)."""
+    context["script_files"] = [
+        js for js in context.get("script_files", [])
+        if "thebe" not in str(getattr(js, "filename", js) or "")
+        and "THEBE_JS_URL" not in getattr(js, "attributes", {}).get("body", "")
+    ]
+    context["css_files"] = [css for css in context.get("css_files", []) if "thebe" not in str(getattr(css, "filename", css))]
+
+
+def _page_context(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    _drop_thebe(context)
+    _add_language_link(app, pagename, context)
+
+
+def _add_language_link(app: Sphinx, pagename: str, context: dict) -> None:
     lang = app.config.language
     for other, settings in app.config.course_languages.items():
         if other == lang:
@@ -96,7 +113,7 @@ def setup(app: Sphinx) -> dict:
     app.add_config_value("course_languages", {}, "html")
     app.add_search_language(SearchVietnamese)
     app.connect("config-inited", _configure)
-    app.connect("html-page-context", _add_language_link)
+    app.connect("html-page-context", _page_context)
     app.connect("build-finished", _fix_theme_strings)
     app.add_css_file("course.css")
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -50,6 +50,7 @@ def language_config(config: dict, lang: str) -> dict:
     sphinx["local_extensions"] = {name: str(ROOT / path) for name, path in sphinx["local_extensions"].items()}
     sphinx["config"]["language"] = lang
     sphinx["config"]["html_static_path"] = [str(ROOT / p) for p in sphinx["config"]["html_static_path"]]
+    config["html"]["favicon"] = str(ROOT / config["html"]["favicon"])
     return config
 
 
@@ -64,6 +65,7 @@ def root_page(config: dict) -> str:
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
+  <link rel="icon" href="vi/_static/favicon.svg" type="image/svg+xml">
   <title>{html.escape(languages["vi"]["title"])} · {html.escape(languages["en"]["title"])}</title>
   <style>body {{ font-family: sans-serif; max-width: 40rem; margin: 4rem auto; line-height: 1.6; padding: 0 1rem; }}
   li {{ font-size: 1.25rem; margin: 0.5rem 0; }}</style>
