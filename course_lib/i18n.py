@@ -52,6 +52,36 @@ _STRINGS: dict[str, dict[str, str]] = {
     "final_lr": {"vi": "η cuối", "en": "Final η"},
     "law_holds": {"vi": "Luật tích phân đúng (sai số < 10%) đến bước", "en": "Integral law within 10% until step"},
     "never": {"vi": "không bao giờ", "en": "never"},
+    "yes": {"vi": "có", "en": "yes"},
+    "no": {"vi": "không", "en": "no"},
+    "run": {"vi": "Lần chạy", "en": "Run"},
+    "final_loss": {"vi": "Mất mát cuối", "en": "Final loss"},
+    "largest_step": {"vi": "Bước lớn nhất |Δw|", "en": "Largest step |Δw|"},
+    "steps_to_target": {"vi": "Số bước đến L < 10⁻³", "en": "Steps to L < 10⁻³"},
+    "diverged": {"vi": "Bùng nổ (L > 10⁶)?", "en": "Blew up (L > 10⁶)?"},
+    "norm_lost": {"vi": "Tổng chuẩn bị cắt Σ(|g| − c)⁺", "en": "Norm removed Σ(|g| − c)⁺"},
+    "no_clip": {"vi": "không cắt, η không đổi", "en": "no clipping, constant η"},
+    "clip_only": {"vi": "chỉ cắt gradient", "en": "clipping only"},
+    "schedule_only": {"vi": "chỉ lịch tốc độ học", "en": "schedule only"},
+    "clip_and_schedule": {"vi": "cắt gradient + lịch", "en": "clipping + schedule"},
+    "clip_from": {"vi": "cắt từ bước {start}", "en": "clipping from step {start}"},
+    "raw_norm": {"vi": "|g| trước khi cắt", "en": "|g| before clipping"},
+    "clipped_norm": {"vi": "|g| sau khi cắt = min(|g|, c)", "en": "|g| after clipping = min(|g|, c)"},
+    "grad_norm": {"vi": "Chuẩn gradient (thang log)", "en": "Gradient norm (log scale)"},
+    "grad_norm_title": {"vi": "Chuẩn gradient trước và sau khi cắt", "en": "Gradient norm before and after clipping"},
+    "threshold": {"vi": "ngưỡng c", "en": "threshold c"},
+    "gradient": {"vi": "gradient g", "en": "gradient g"},
+    "by_norm": {"vi": "cắt theo chuẩn", "en": "clipped by norm"},
+    "by_value": {"vi": "cắt theo giá trị", "en": "clipped by value"},
+    "directions_title": {"vi": "Cắt theo chuẩn giữ hướng, cắt theo giá trị thì không", "en": "Clipping by norm keeps the direction; by value does not"},
+    "layer": {"vi": "Lớp", "en": "Layer"},
+    "layer_raw": {"vi": "|g| của lớp", "en": "Layer |g|"},
+    "after_global": {"vi": "sau khi cắt toàn cục", "en": "after global clipping"},
+    "after_per_layer": {"vi": "sau khi cắt từng lớp", "en": "after per-layer clipping"},
+    "factor_global": {"vi": "hệ số (toàn cục)", "en": "factor (global)"},
+    "factor_per_layer": {"vi": "hệ số (từng lớp)", "en": "factor (per layer)"},
+    "loss_title": {"vi": "Mất mát theo bước", "en": "Loss per step"},
+    "loss": {"vi": "Mất mát L (thang log)", "en": "Loss L (log scale)"},
 }
 
 
@@ -68,6 +98,13 @@ def text(key: str, lang: str, **fields: object) -> str:
     if key not in _STRINGS:
         raise KeyError(f"no course string named {key!r}")
     return _STRINGS[key][lang].format(**fields)
+
+
+def significant(value: float, lang: str, digits: int = 3) -> str:
+    """A number to ``digits`` significant digits (``1.5e+06``, ``0.325``), with the reader's decimal mark."""
+    check_language(lang)
+    out = f"{value:.{digits}g}"
+    return out.replace(".", ",") if lang == "vi" else out
 
 
 def number(value: float, lang: str, digits: int = 3) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import torch
 from matplotlib.figure import Figure
 
+from .clipping import clip_grad_norm, clip_grad_value
 from .i18n import check_language, text
 from .toy import ToyRun, accumulated_rate, integral_prediction
+from .training import History
 
 
 def plot_rates(curves: Mapping[str, Sequence[float]], lang: str, ax=None) -> Figure:
@@ -58,5 +61,52 @@ def plot_excess_loss(runs: Mapping[str, ToyRun], lang: str) -> Figure:
     ax.set(xlabel=text("step", lang), ylabel=text("excess", lang), title=text("excess_title", lang))
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_clip_directions(gradient: Sequence[float], max_norm: float, lang: str) -> Figure:
+    """A 2-D gradient, clipped by norm (same direction) and by value (turned), with the ball |g| <= c."""
+    check_language(lang)
+    g = torch.nn.Parameter(torch.zeros(2))
+    clipped = {}
+    for key, clip in (("by_norm", clip_grad_norm), ("by_value", clip_grad_value)):
+        g.grad = torch.tensor(gradient, dtype=torch.float32)
+        clip([g], max_norm)
+        clipped[key] = g.grad.tolist()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.add_patch(plt.Circle((0, 0), max_norm, fill=False, linestyle="--", color="gray", label=text("threshold", lang)))
+    ax.add_patch(plt.Rectangle((-max_norm, -max_norm), 2 * max_norm, 2 * max_norm, fill=False, linestyle=":", color="gray"))
+    for key, vector, color in (("gradient", list(gradient), "black"), ("by_norm", clipped["by_norm"], "tab:blue"), ("by_value", clipped["by_value"], "tab:orange")):
+        ax.annotate("", xy=vector, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, linewidth=2))
+        ax.plot([], [], color=color, label=text(key, lang))
+    span = max(abs(v) for v in gradient) * 1.1
+    ax.set(xlim=(-0.3, span), ylim=(-0.3, max(span / 2, max_norm * 1.2)), aspect="equal", title=text("directions_title", lang))
+    ax.legend(fontsize="small", loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_clipping_runs(runs: Mapping[str, History], lang: str, show_norms: Sequence[str]) -> Figure:
+    """Left: loss per step of every run.  Right: |g| before and after clipping for the runs named."""
+    check_language(lang)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, history in runs.items():
+        left.plot([max(v, 1e-30) for v in history.loss], label=name)
+    left.set_yscale("log")
+    left.set_ylim(bottom=1e-12)
+    left.set(xlabel=text("step", lang), ylabel=text("loss", lang), title=text("loss_title", lang))
+    left.legend(fontsize="small")
+    for name in show_norms:
+        history = runs[name]
+        (line,) = right.plot(history.grad_norm, label=f"{name}: {text('raw_norm', lang)}")
+        right.plot(history.clipped_norm, linestyle="--", color=line.get_color(), label=f"{name}: {text('clipped_norm', lang)}")
+    right.set_yscale("log")
+    right.set_ylim(bottom=1e-3)
+    right.set(xlabel=text("step", lang), ylabel=text("grad_norm", lang), title=text("grad_norm_title", lang))
+    right.legend(fontsize="x-small")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

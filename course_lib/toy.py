@@ -1,4 +1,6 @@
-"""The two-weight softmax toy model of lessons 01 and 02.
+"""The toy models of lessons 01 and 02, and the measurements the lessons report.
+
+Lesson 01: the two-weight softmax model.
 
 Two logits ``w = (w1, w2)``; the target is class 1, so training should make
 ``w1 > w2``.  Each step draws a mini-batch of labels: class 1 with
@@ -8,6 +10,8 @@ minimised with plain SGD, the rate set by a :class:`~course_lib.schedules.Schedu
 
 With ``target_prob = q`` the best reachable expected loss is the entropy
 ``H(q) = -q log q - (1 - q) log(1 - q)``, reached at ``w1 - w2 = log(q / (1 - q))``.
+
+Lesson 02: the quadratic L(w) = sum w_i^2 trained through the course's loop.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .i18n import number, text
+from .clipping import LayerGradNorms, clip_grad_norm, clip_grad_norm_per_layer
+from .i18n import number, significant, text
 from .report import Table
 from .schedules import Schedule, ScheduledLR
+from .training import History, train
 
 __all__ = [
     "ToyRun",
@@ -34,6 +40,11 @@ __all__ = [
     "run_seeds",
     "settled_step",
     "compare_schedules",
+    "QuadraticToy",
+    "train_quadratic",
+    "compare_clipping",
+    "body_and_head",
+    "compare_layer_clipping",
 ]
 
 
@@ -209,3 +220,107 @@ def compare_schedules(runs: dict[str, list[ToyRun]], lang: str, excess: float = 
         )
     header = tuple(text(key, lang) for key in ("schedule", "late_excess", "settled", "jitter", "final_lr"))
     return Table(header, tuple(rows))
+
+
+class QuadraticToy(torch.nn.Module):
+    """Lesson 02's toy: L(w) = sum_i w_i^2, gradient 2w.  SGD multiplies w by (1 - 2 eta):
+    it converges for eta < 1 and diverges, with a gradient growing like |1 - 2 eta|^t, for eta > 1."""
+
+    def __init__(self, start: tuple[float, ...] = (1.0, -2.0)):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(start))
+
+    @staticmethod
+    def loss(model: "QuadraticToy", batch: object = None) -> torch.Tensor:
+        return (model.w**2).sum()
+
+
+def train_quadratic(eta_max: float, num_steps: int, *, clip=None, schedule: Schedule | None = None) -> History:
+    """SGD on :class:`QuadraticToy` through the course's training loop, on the CPU.
+
+    Records the update sizes; non-finite gradients are skipped and recorded
+    instead of raising, so a diverging run can be measured to the end.
+    """
+    model = QuadraticToy()
+    optimizer = torch.optim.SGD(model.parameters(), lr=eta_max)
+    scheduler = ScheduledLR(optimizer, schedule) if schedule is not None else None
+    return train(
+        model, optimizer, lambda step: None, QuadraticToy.loss, num_steps,
+        scheduler=scheduler, clip=clip, record_update=True, on_nonfinite="skip", device="cpu", progress=False,
+    )
+
+
+def compare_clipping(runs: dict[str, History], lang: str, target: float = 1e-3, blown_up: float = 1e6) -> Table:
+    """Lesson 02's measured table: final loss, largest step, steps to the target, divergence."""
+    rows = []
+    for name, history in runs.items():
+        final = history.loss[-1]
+        reached = next((t for t, loss in enumerate(history.loss) if loss < target), None)
+        diverged = any(not math.isfinite(loss) or loss > blown_up for loss in history.loss) or any(history.skipped)
+        lost = sum(max(0.0, g - c) for g, c in zip(history.grad_norm, history.threshold) if math.isfinite(g))
+        rows.append(
+            (
+                name,
+                significant(final, lang),
+                significant(max(history.update_norm), lang),
+                text("never", lang) if reached is None else str(reached),
+                text("yes", lang) if diverged else text("no", lang),
+                number(lost, lang, 2),
+            )
+        )
+    header = tuple(text(key, lang) for key in ("run", "final_loss", "largest_step", "steps_to_target", "diverged", "norm_lost"))
+    return Table(header, tuple(rows))
+
+
+def body_and_head(seed: int = 0) -> torch.nn.Sequential:
+    """A small "pretrained body + new classifier head", with the gradients of one batch computed.
+
+    The body ends in LayerNorm, so its outputs have norm about sqrt(width),
+    and the head starts small (std 0.02, as in BERT): the head's gradient
+    then dominates, as in the fine-tuning lessons.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    body = torch.nn.Sequential(
+        torch.nn.Linear(16, 32), torch.nn.LayerNorm(32), torch.nn.Linear(32, 32), torch.nn.LayerNorm(32)
+    )
+    head = torch.nn.Linear(32, 4)
+    torch.nn.init.normal_(head.weight, std=0.02)
+    torch.nn.init.zeros_(head.bias)
+    model = torch.nn.Sequential(body, head)
+    x = torch.randn(32, 16, generator=generator)
+    y = torch.randint(0, 4, (32,), generator=generator)
+    F.cross_entropy(model(x), y).backward()
+    return model
+
+
+def compare_layer_clipping(max_norm: float, lang: str, seed: int = 0) -> Table:
+    """Global vs per-layer clipping of the same gradients of :func:`body_and_head`."""
+    layers = {"body": r"^0\.", "head": r"^1\."}
+
+    def norms(model):
+        return {name: value.item() for name, value in LayerGradNorms(model.named_parameters(), layers)().items()}
+
+    raw = norms(body_and_head(seed))
+    model = body_and_head(seed)
+    clip_grad_norm(model.parameters(), max_norm)
+    after_global = norms(model)
+    model = body_and_head(seed)
+    clip_grad_norm_per_layer({"body": model[0].parameters(), "head": model[1].parameters()}, max_norm)
+    after_layer = norms(model)
+    rows = tuple(
+        (
+            name,
+            number(raw[name], lang, 3),
+            number(after_global[name], lang, 3),
+            number(after_global[name] / raw[name], lang, 3),
+            number(after_layer[name], lang, 3),
+            number(after_layer[name] / raw[name], lang, 3),
+        )
+        for name in layers
+    )
+    header = tuple(
+        text(key, lang)
+        for key in ("layer", "layer_raw", "after_global", "factor_global", "after_per_layer", "factor_per_layer")
+    )
+    return Table(header, rows)

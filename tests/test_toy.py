@@ -1,4 +1,4 @@
-"""course_lib.toy, i18n, report and widgets: the pieces the schedule lesson's experiments use."""
+"""course_lib.toy, i18n, report, plotting and widgets: the pieces the lessons' experiments use."""
 
 import math
 
@@ -9,12 +9,20 @@ import torch
 matplotlib.use("Agg")
 
 from course_lib.i18n import LANGUAGES, number, text
-from course_lib.plotting import plot_excess_loss, plot_integral_law, plot_rates
+from course_lib.plotting import (
+    plot_clip_directions,
+    plot_clipping_runs,
+    plot_excess_loss,
+    plot_integral_law,
+    plot_rates,
+)
 from course_lib.report import Table
 from course_lib.schedules import Constant, cosine_with_warmup, linear_with_warmup
 from course_lib.toy import (
     accumulated_rate,
     best_loss,
+    compare_clipping,
+    compare_layer_clipping,
     compare_schedules,
     expected_loss,
     integral_law_holds_until,
@@ -22,6 +30,7 @@ from course_lib.toy import (
     integral_prediction,
     run_seeds,
     settled_step,
+    train_quadratic,
     train_softmax_toy,
 )
 from course_lib.widgets import ScheduleExplorer, explorer_figure
@@ -168,3 +177,45 @@ def test_explorer_shows_a_still_image_and_keeps_warmup_within_schedule():
     explorer.total.value = 50
     assert explorer.warmup.max == 50 and explorer.warmup.value <= 50
     assert len(explorer_figure(10, 50, 2.0, 0.1, "en").axes) == 2
+
+
+def test_quadratic_converges_below_one_and_explodes_above():
+    assert train_quadratic(0.4, 50).loss[-1] < 1e-10
+    exploding = train_quadratic(1.5, 100)
+    ratios = [b / a for a, b in zip(exploding.loss[:10], exploding.loss[1:11])]
+    assert ratios == pytest.approx([4.0] * 10, rel=1e-5)  # (1 - 2 eta)^2
+    assert any(exploding.skipped) and all(math.isfinite(v) for v in exploding.update_norm)
+
+
+def test_clipped_quadratic_steps_are_bounded_by_eta_c():
+    history = train_quadratic(1.5, 100, clip=1.0)
+    assert max(history.update_norm) <= 1.5 * 1.0 + 1e-6
+    assert not any(history.skipped)
+    decayed = train_quadratic(1.5, 100, clip=1.0, schedule=linear_with_warmup(0, 100))
+    assert decayed.loss[-1] < 1e-3
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_clipping_table(lang):
+    runs = {"a": train_quadratic(1.5, 40), "b": train_quadratic(1.5, 40, clip=1.0, schedule=linear_with_warmup(0, 40))}
+    table = compare_clipping(runs, lang)
+    assert table.header[4] == text("diverged", lang)
+    assert table.rows[0][3] == text("never", lang) and table.rows[0][4] == text("yes", lang)
+    assert table.rows[1][4] == text("no", lang)
+
+
+def test_global_clipping_scales_all_layers_alike_and_per_layer_does_not():
+    table = compare_layer_clipping(0.25, "en")
+    (body, head) = table.rows
+    assert body[3] == head[3] and float(body[3]) < 1.0
+    assert float(body[1]) < 0.25 < float(head[1])
+    assert body[5] == "1.000" and float(head[4]) == pytest.approx(0.25, abs=1e-3)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_clipping_figures_are_labelled(lang):
+    fig = plot_clip_directions([3.0, 0.5], 1.0, lang)
+    assert fig.axes[0].get_title() == text("directions_title", lang)
+    runs = {"x": train_quadratic(1.5, 20, clip=1.0)}
+    fig = plot_clipping_runs(runs, lang, show_norms=["x"])
+    assert fig.axes[1].get_ylabel() == text("grad_norm", lang)

@@ -1,0 +1,210 @@
+"""Gradient clipping (lesson 02).
+
+Clipping by the global L2 norm rescales every gradient by the same factor:
+
+    |g| = sqrt(sum over all parameter tensors of |g_i|^2)
+    g  <-  g * c / max(|g|, c)
+
+so afterwards ``|g| = min(|g|, c)``: it equals ``c`` only when the raw norm
+exceeded ``c``, and the direction of ``g`` never changes.  This is
+``torch.nn.utils.clip_grad_norm_`` (which writes the factor as
+``min(1, c / (|g| + 1e-6))``), with one difference on purpose: a non-finite
+norm raises a clear error by default instead of silently writing NaN into
+the gradients.
+
+Also here, for contrast and measurement: clipping each element by value,
+clipping each layer by its own norm, per-layer gradient norms computed with
+one fused ``torch._foreach_norm`` call, the norm lost to clipping, and
+thresholds that change with the step (delayed clipping).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable, Iterable, Mapping
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "global_grad_norm",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "clip_grad_norm_per_layer",
+    "clip_factor",
+    "norm_lost",
+    "delayed",
+    "threshold_at",
+    "LayerGradNorms",
+    "by_module",
+]
+
+Threshold = float | Callable[[int], float] | None
+
+
+def _grads(parameters: Iterable[torch.nn.Parameter] | Tensor) -> list[Tensor]:
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    return [p.grad for p in parameters if p.grad is not None]
+
+
+def _check_threshold(name: str, value: float) -> None:
+    if not value > 0:  # also rejects NaN
+        raise ValueError(f"{name} must be > 0 (use math.inf for no clipping), got {value}")
+
+
+def global_grad_norm(parameters: Iterable[torch.nn.Parameter] | Tensor) -> Tensor:
+    """sqrt(sum_i |g_i|^2) over every parameter that has a gradient (a 0-d tensor)."""
+    grads = _grads(parameters)
+    if not grads:
+        return torch.tensor(0.0)
+    norms = torch._foreach_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([n.to(grads[0].device) for n in norms]))
+
+
+def clip_factor(norm: float, max_norm: float) -> float:
+    """c / max(|g|, c): 1 when no clipping happens, below 1 when it does."""
+    return 1.0 if math.isinf(max_norm) else max_norm / max(norm, max_norm)
+
+
+def norm_lost(norm: float, max_norm: float) -> float:
+    """|g| - |g_clipped| = max(0, |g| - c): how much gradient norm clipping removed."""
+    return max(0.0, norm - max_norm)
+
+
+@torch.no_grad()
+def clip_grad_norm(
+    parameters: Iterable[torch.nn.Parameter] | Tensor,
+    max_norm: float,
+    *,
+    error_if_nonfinite: bool = True,
+) -> Tensor:
+    """Scale all gradients by c / max(|g|, c); return the global norm |g| before clipping.
+
+    ``max_norm = math.inf`` only measures the norm.  Parameters without a
+    gradient (frozen, unused) are skipped.  If the norm is NaN or inf, the
+    gradients are left untouched and, with ``error_if_nonfinite=True``
+    (default), a ``FloatingPointError`` is raised; with ``False`` the
+    non-finite norm is returned and the caller must skip the update (the
+    training loop does, and records it).
+    """
+    _check_threshold("max_norm", max_norm)
+    parameters = list(parameters) if not isinstance(parameters, Tensor) else [parameters]
+    total = global_grad_norm(parameters)
+    if not torch.isfinite(total):
+        if error_if_nonfinite:
+            raise FloatingPointError(
+                f"the global gradient norm is {total.item()}: some gradient holds NaN or inf. "
+                "Lower the learning rate, clip earlier, or pass error_if_nonfinite=False to skip such steps."
+            )
+        return total
+    grads = _grads(parameters)
+    if grads and not math.isinf(max_norm):
+        factor = max_norm / torch.clamp(total, min=max_norm)
+        torch._foreach_mul_(grads, factor.to(grads[0].device))
+    return total
+
+
+@torch.no_grad()
+def clip_grad_value(parameters: Iterable[torch.nn.Parameter] | Tensor, clip_value: float) -> Tensor:
+    """Clamp every gradient element to [-v, v]; return the global norm before clipping.
+
+    Unlike clipping by norm, this changes the direction of the gradient.
+    """
+    _check_threshold("clip_value", clip_value)
+    parameters = list(parameters) if not isinstance(parameters, Tensor) else [parameters]
+    total = global_grad_norm(parameters)
+    grads = _grads(parameters)
+    if grads and not math.isinf(clip_value):
+        torch._foreach_clamp_min_(grads, -clip_value)
+        torch._foreach_clamp_max_(grads, clip_value)
+    return total
+
+
+@torch.no_grad()
+def clip_grad_norm_per_layer(
+    layers: Mapping[str, Iterable[torch.nn.Parameter]], max_norm: float, *, error_if_nonfinite: bool = True
+) -> dict[str, Tensor]:
+    """Clip each layer's gradient to norm <= c on its own; return each layer's norm before clipping."""
+    return {
+        name: clip_grad_norm(params, max_norm, error_if_nonfinite=error_if_nonfinite)
+        for name, params in layers.items()
+    }
+
+
+def delayed(max_norm: float, start_step: int) -> Callable[[int], float]:
+    """Delayed clipping: c(t) = inf for t < start_step, then max_norm."""
+    _check_threshold("max_norm", max_norm)
+    if start_step < 0:
+        raise ValueError(f"start_step must be >= 0, got {start_step}")
+    return _Delayed(max_norm, start_step)
+
+
+class _Delayed:
+    def __init__(self, max_norm: float, start_step: int):
+        self.max_norm, self.start_step = max_norm, start_step
+
+    def __call__(self, step: int) -> float:
+        return math.inf if step < self.start_step else self.max_norm
+
+    def __repr__(self) -> str:
+        return f"delayed(max_norm={self.max_norm}, start_step={self.start_step})"
+
+
+def threshold_at(clip: Threshold, step: int) -> float:
+    """The clipping threshold at ``step``: None -> inf, a number, or a callable of the step."""
+    if clip is None:
+        return math.inf
+    value = clip(step) if callable(clip) else float(clip)
+    _check_threshold("the clipping threshold", value)
+    return value
+
+
+def by_module(name: str) -> str:
+    """Group a parameter with its module: 'encoder.0.linear.weight' -> 'encoder.0.linear'."""
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+class LayerGradNorms:
+    """Gradient norm per layer, computed with one fused norm call per step.
+
+    ``group_by`` maps a parameter name to its layer: a function
+    (default :func:`by_module`), or a dict ``{layer: regex}`` where the first
+    matching pattern wins and unmatched parameters form the layer ``"other"``.
+    Calling the tracker returns ``{layer: norm}`` as 0-d tensors on the
+    parameters' device (no host synchronisation); parameters without a
+    gradient are left out.
+    """
+
+    def __init__(
+        self,
+        named_parameters: Iterable[tuple[str, torch.nn.Parameter]],
+        group_by: Callable[[str], str] | Mapping[str, str] | None = None,
+    ):
+        if group_by is None:
+            group_by = by_module
+        if isinstance(group_by, Mapping):
+            patterns = [(layer, re.compile(pattern)) for layer, pattern in group_by.items()]
+            group_by = lambda name: next((layer for layer, rx in patterns if rx.search(name)), "other")
+        self.params: list[torch.nn.Parameter] = []
+        layer_of: list[str] = []
+        for name, param in named_parameters:
+            self.params.append(param)
+            layer_of.append(group_by(name))
+        self.layers = list(dict.fromkeys(layer_of))
+        position = {layer: i for i, layer in enumerate(self.layers)}
+        self._layer_index = [position[layer] for layer in layer_of]
+
+    @torch.no_grad()
+    def __call__(self) -> dict[str, Tensor]:
+        present = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not present:
+            return {}
+        grads = [self.params[i].grad for i in present]
+        device = grads[0].device
+        squares = torch.stack([n.to(device) for n in torch._foreach_norm(grads)]) ** 2
+        layer_ids = [self._layer_index[i] for i in present]
+        index = torch.tensor(layer_ids, device=device)
+        per_layer = torch.zeros(len(self.layers), device=device, dtype=squares.dtype).index_add_(0, index, squares)
+        return {self.layers[i]: per_layer[i].sqrt() for i in sorted(set(layer_ids))}

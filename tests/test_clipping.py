@@ -1,0 +1,176 @@
+"""course_lib.clipping: equal to torch's clipping, non-finite handling, per-layer norms, thresholds."""
+
+import math
+
+import pytest
+import torch
+
+from course_lib.clipping import (
+    LayerGradNorms,
+    by_module,
+    clip_factor,
+    clip_grad_norm,
+    clip_grad_norm_per_layer,
+    clip_grad_value,
+    delayed,
+    global_grad_norm,
+    norm_lost,
+    threshold_at,
+)
+
+
+def model_with_grads(seed=0, scale=1.0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3), torch.nn.Linear(3, 2))
+    x = torch.randn(16, 5)
+    (model(x).pow(2).sum() * scale).backward()
+    return model
+
+
+def twins(**kwargs):
+    return model_with_grads(**kwargs), model_with_grads(**kwargs)
+
+
+def grads(model):
+    return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("max_norm", [0.01, 0.5, 1.0, 3.0, 1e6, math.inf])
+@pytest.mark.parametrize("scale", [1.0, 50.0])
+def test_clip_grad_norm_equals_torch(max_norm, scale):
+    ours, theirs = twins(scale=scale)
+    norm = clip_grad_norm(ours.parameters(), max_norm)
+    expected = torch.nn.utils.clip_grad_norm_(theirs.parameters(), max_norm)
+    assert norm.item() == pytest.approx(expected.item(), rel=1e-6)
+    for a, b in zip(grads(ours), grads(theirs)):
+        torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-8)
+
+
+def test_norm_after_clipping_is_min_of_norm_and_threshold():
+    for max_norm in (0.1, 1.0, 1e3):
+        model = model_with_grads(scale=10.0)
+        before = clip_grad_norm(model.parameters(), max_norm).item()
+        after = global_grad_norm(model.parameters()).item()
+        assert after == pytest.approx(min(before, max_norm), rel=1e-6)
+
+
+def test_direction_is_kept():
+    model = model_with_grads(scale=30.0)
+    flat_before = torch.cat([g.flatten() for g in grads(model)])
+    clip_grad_norm(model.parameters(), 0.5)
+    flat_after = torch.cat([g.flatten() for g in grads(model)])
+    assert torch.nn.functional.cosine_similarity(flat_before, flat_after, dim=0).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_several_param_groups_and_parameters_without_gradients():
+    ours, theirs = twins(scale=20.0)
+    for model in (ours, theirs):
+        model[3].weight.grad = None  # e.g. a frozen or unused parameter
+    opt = torch.optim.SGD([{"params": ours[0].parameters()}, {"params": list(ours[2].parameters()) + list(ours[3].parameters()), "lr": 0.1}], lr=1.0)
+    params = [p for group in opt.param_groups for p in group["params"]]
+    norm = clip_grad_norm(params, 1.0)
+    expected = torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
+    assert norm.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert ours[3].weight.grad is None
+    for a, b in zip(grads(ours), grads(theirs)):
+        torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-8)
+
+
+def test_no_gradients_at_all_gives_zero_norm():
+    model = torch.nn.Linear(2, 2)
+    assert clip_grad_norm(model.parameters(), 1.0).item() == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_gradients_raise_by_default_and_are_left_untouched(bad):
+    model = model_with_grads()
+    model[0].weight.grad[0, 0] = bad
+    untouched = grads(model)
+    with pytest.raises(FloatingPointError, match="global gradient norm is (nan|inf)"):
+        clip_grad_norm(model.parameters(), 1.0)
+    norm = clip_grad_norm(model.parameters(), 1.0, error_if_nonfinite=False)
+    assert not math.isfinite(norm.item())
+    for a, b in zip(grads(model), untouched):
+        torch.testing.assert_close(a, b, equal_nan=True)
+
+
+def test_torch_default_would_write_nan_silently():
+    """Why course_lib raises: torch's default turns the inf into NaN and zeroes every other gradient."""
+    model = model_with_grads()
+    model[0].weight.grad[0, 0] = float("inf")
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    assert torch.isnan(model[0].weight.grad[0, 0])
+    assert (model[2].weight.grad == 0).all()
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_bad_thresholds(bad):
+    model = model_with_grads()
+    with pytest.raises(ValueError, match="max_norm must be > 0"):
+        clip_grad_norm(model.parameters(), bad)
+    with pytest.raises(ValueError, match="clip_value must be > 0"):
+        clip_grad_value(model.parameters(), bad)
+
+
+def test_clip_grad_value_equals_torch_and_changes_direction():
+    ours, theirs = twins(scale=5.0)
+    clip_grad_value(ours.parameters(), 0.3)
+    torch.nn.utils.clip_grad_value_(theirs.parameters(), 0.3)
+    for a, b in zip(grads(ours), grads(theirs)):
+        torch.testing.assert_close(a, b)
+    g = torch.nn.Parameter(torch.zeros(2))
+    g.grad = torch.tensor([3.0, 0.5])
+    clip_grad_value([g], 1.0)
+    assert g.grad.tolist() == [1.0, 0.5]
+
+
+def test_per_layer_clipping_bounds_each_layer():
+    model = model_with_grads(scale=20.0)
+    layers = {"first": model[0].parameters(), "second": model[2].parameters(), "third": model[3].parameters()}
+    before = clip_grad_norm_per_layer(layers, 1.0)
+    after = LayerGradNorms(model.named_parameters(), {"first": r"^0\.", "second": r"^2\.", "third": r"^3\."})()
+    for name in before:
+        assert after[name].item() == pytest.approx(min(before[name].item(), 1.0), rel=1e-6)
+
+
+def test_layer_norms_match_a_plain_loop_and_combine_to_the_global_norm():
+    model = model_with_grads()
+    tracker = LayerGradNorms(model.named_parameters())
+    norms = tracker()
+    assert list(norms) == ["0", "2", "3"]
+    for index in ("0", "2", "3"):
+        layer = model[int(index)]
+        expected = torch.sqrt(sum(p.grad.pow(2).sum() for p in layer.parameters()))
+        assert norms[index].item() == pytest.approx(expected.item(), rel=1e-6)
+    total = math.sqrt(sum(v.item() ** 2 for v in norms.values()))
+    assert total == pytest.approx(global_grad_norm(model.parameters()).item(), rel=1e-6)
+
+
+def test_layer_patterns_and_unmatched_parameters():
+    model = model_with_grads()
+    tracker = LayerGradNorms(model.named_parameters(), {"weights": r"weight$"})
+    norms = tracker()
+    assert set(norms) == {"weights", "other"}
+    model[0].weight.grad = None
+    model[2].weight.grad = None
+    model[3].weight.grad = None
+    assert set(tracker()) == {"other"}
+
+
+def test_by_module():
+    assert by_module("encoder.layer.0.attention.self.query.weight") == "encoder.layer.0.attention.self.query"
+    assert by_module("bias") == "bias"
+
+
+def test_thresholds_and_measures():
+    assert threshold_at(None, 5) == math.inf
+    assert threshold_at(2.0, 5) == 2.0
+    schedule = delayed(1.0, start_step=10)
+    assert [threshold_at(schedule, t) for t in (0, 9, 10, 50)] == [math.inf, math.inf, 1.0, 1.0]
+    assert threshold_at(lambda t: 1.0 + t, 3) == 4.0
+    with pytest.raises(ValueError, match="clipping threshold must be > 0"):
+        threshold_at(lambda t: 0.0, 3)
+    with pytest.raises(ValueError, match="start_step must be >= 0"):
+        delayed(1.0, -1)
+    assert clip_factor(4.0, 1.0) == 0.25 and clip_factor(0.5, 1.0) == 1.0 and clip_factor(9.0, math.inf) == 1.0
+    assert norm_lost(4.0, 1.0) == 3.0 and norm_lost(0.5, 1.0) == 0.0
