@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine (see README.md):
 #   make site   - build the Vietnamese and English sites into _build/html
-#   make test   - unit tests, notebook checks, nbval over every lesson, the strict site build, site checks
+#   make test   - the strict site build, then every test: course_lib, the lessons (nbval), the site
+#                 in a headless browser (Debian's chromium is installed if no Chromium is found)
 # Each first creates .venv and installs the pinned requirements if needed.
 
 PYTHON ?= python3
@@ -8,7 +9,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: site test notebooks sync-repository clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+LATEST := .venv-latest
+LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_notebooks.py
+
+.PHONY: site test browser latest notebooks sync-repository clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +26,23 @@ $(INSTALLED): requirements.txt pyproject.toml
 site: $(INSTALLED)
 	$(PY) book/tools/build_site.py
 
-test: site
+test: site browser
 	$(PY) -m pytest
+
+# The browser tests drive a system Chromium (no browser download): Debian's, or COURSE_CHROMIUM.
+browser:
+	@if [ -n "$$COURSE_CHROMIUM" ] || command -v chromium >/dev/null || command -v google-chrome >/dev/null; then :; \
+	else $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; fi
+
+# What a reader's Colab meets: course_lib with the newest release of every dependency, in a fresh
+# environment; every lesson is executed (outputs not compared: --nbval-lax) and the unit tests run.
+# CI runs it weekly (.github/workflows/latest.yml).
+latest:
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade -e ".[transformers]" nbval pytest pytest-timeout jupytext nbclient ipykernel pyyaml
+	mkdir -p _build && $(LATEST)/bin/python -m pip list --format=freeze > _build/latest-versions.txt
+	$(LATEST)/bin/python -m pytest -p no:cacheprovider -o addopts="" --nbval-lax --nbval-current-env notebooks $(LATEST_TESTS)
 
 # After changing a lesson's .md or course_lib: re-execute the lessons and commit the .ipynb files.
 notebooks: $(INSTALLED)
@@ -31,4 +52,4 @@ sync-repository: $(INSTALLED)
 	$(PY) book/tools/sync_repository.py
 
 clean:
-	rm -rf _build
+	rm -rf _build $(LATEST)

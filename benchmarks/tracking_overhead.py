@@ -28,12 +28,12 @@ class NaiveLayerNorms:
     def __init__(self, named_parameters):
         self.named = [(re.sub(r"\.(weight|bias|in_proj_weight|in_proj_bias)$", "", n), p) for n, p in named_parameters]
 
-    def __call__(self):
+    def measure(self):
         squares: dict[str, float] = {}
         for layer, param in self.named:
             if param.grad is not None:
                 squares[layer] = squares.get(layer, 0.0) + param.grad.norm().item() ** 2
-        return {layer: torch.tensor(value**0.5) for layer, value in squares.items()}
+        return list(squares), torch.tensor([value**0.5 for value in squares.values()])
 
 
 def make_model(layers: int, width: int) -> torch.nn.Module:

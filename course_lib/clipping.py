@@ -172,9 +172,9 @@ class LayerGradNorms:
     ``group_by`` maps a parameter name to its layer: a function
     (default :func:`by_module`), or a dict ``{layer: regex}`` where the first
     matching pattern wins and unmatched parameters form the layer ``"other"``.
-    Calling the tracker returns ``{layer: norm}`` as 0-d tensors on the
-    parameters' device (no host synchronisation); parameters without a
-    gradient are left out.
+    :meth:`measure` returns the names of the layers that have gradients and
+    one tensor of their norms, on the parameters' device, without a host
+    synchronisation; calling the tracker gives the same as a dict.
     """
 
     def __init__(
@@ -195,16 +195,30 @@ class LayerGradNorms:
         self.layers = list(dict.fromkeys(layer_of))
         position = {layer: i for i, layer in enumerate(self.layers)}
         self._layer_index = [position[layer] for layer in layer_of]
+        self._plan: tuple = ((), None, [], None)
+
+    def _index(self, present: tuple[int, ...], device: torch.device) -> tuple[Tensor, list[int]]:
+        """Which layer each present gradient adds to; rebuilt only when the set of gradients changes."""
+        if self._plan[0] != present or self._plan[3] != device:
+            ids = [self._layer_index[i] for i in present]
+            seen = sorted(set(ids))
+            compact = {layer: k for k, layer in enumerate(seen)}
+            index = torch.tensor([compact[layer] for layer in ids], device=device)
+            self._plan = (present, index, seen, device)
+        return self._plan[1], self._plan[2]
 
     @torch.no_grad()
-    def __call__(self) -> dict[str, Tensor]:
-        present = [i for i, p in enumerate(self.params) if p.grad is not None]
+    def measure(self) -> tuple[list[str], Tensor]:
+        present = tuple(i for i, p in enumerate(self.params) if p.grad is not None)
         if not present:
-            return {}
+            return [], torch.zeros(0)
         grads = [self.params[i].grad for i in present]
         device = grads[0].device
-        squares = torch.stack([n.to(device) for n in torch._foreach_norm(grads)]) ** 2
-        layer_ids = [self._layer_index[i] for i in present]
-        index = torch.tensor(layer_ids, device=device)
-        per_layer = torch.zeros(len(self.layers), device=device, dtype=squares.dtype).index_add_(0, index, squares)
-        return {self.layers[i]: per_layer[i].sqrt() for i in sorted(set(layer_ids))}
+        squares = torch.stack([n.to(device) for n in torch._foreach_norm(grads)]).float() ** 2
+        index, seen = self._index(present, device)
+        per_layer = torch.zeros(len(seen), device=device).index_add_(0, index, squares).sqrt()
+        return [self.layers[i] for i in seen], per_layer
+
+    def __call__(self) -> dict[str, Tensor]:
+        names, norms = self.measure()
+        return dict(zip(names, norms))

@@ -233,7 +233,7 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         loss = forward_backward(model, to_device(batches(step), device), loss_fn)
 
-        layer_norms = track() if track is not None else {}
+        layers, layer_norms = track.measure() if track is not None else ([], None)
         threshold = threshold_at(clip, step)
         norm = clip_grad_norm(params, threshold, error_if_nonfinite=on_nonfinite == "error")
 
@@ -259,8 +259,8 @@ def train(
         if before is not None:
             deltas = torch._foreach_sub([p.detach() for p in params], before)
             history.update_norm.append(float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(deltas)))))
-        if layer_norms:
-            for layer, value in zip(layer_norms, torch.stack(list(layer_norms.values())).tolist()):
+        if layers:
+            for layer, value in zip(layers, layer_norms.tolist()):
                 history.layer_norms.setdefault(layer, []).append(value)
         bar.update(step, history.loss[-1], lr, seconds)
 

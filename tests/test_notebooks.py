@@ -87,7 +87,7 @@ def test_install_cell_points_at_the_configured_repository(source):
 def test_text_files_are_nfc():
     """Sphinx search does no Unicode normalisation: a decomposed 'ộ' would not match a typed one."""
     suffixes = {".md", ".ipynb", ".py", ".yml", ".bib", ".toml", ".txt"}
-    skip = {".venv", "_build", ".git"}
+    skip = {".venv", ".venv-latest", "_build", ".git"}
     for path in ROOT.rglob("*"):
         if path.suffix in suffixes and not skip & set(path.relative_to(ROOT).parts):
             text = path.read_text(encoding="utf-8")

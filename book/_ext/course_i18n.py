@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from pathlib import Path
@@ -97,9 +98,11 @@ def _add_language_link(app: Sphinx, pagename: str, context: dict) -> None:
 
 
 def _fix_theme_strings(app: Sphinx, exception) -> None:
-    replacements = _language_settings(app).get("theme_strings", {})
-    if exception is not None or not replacements or app.builder.format != "html":
+    """Replace theme strings left in English, and fill search strings the language's catalogue leaves empty."""
+    if exception is not None or app.builder.format != "html":
         return
+    settings = _language_settings(app)
+    replacements = settings.get("theme_strings", {})
     for page in Path(app.outdir).rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         fixed = html
@@ -107,6 +110,12 @@ def _fix_theme_strings(app: Sphinx, exception) -> None:
             fixed = fixed.replace(wrong, right)
         if fixed != html:
             page.write_text(fixed, encoding="utf-8")
+    catalogue = Path(app.outdir) / "_static" / "translations.js"
+    if settings.get("search_strings") and catalogue.exists():
+        js = catalogue.read_text(encoding="utf-8")
+        for english, translated in settings["search_strings"].items():
+            js = js.replace(f"{json.dumps(english)}: \"\"", f"{json.dumps(english)}: {json.dumps(translated)}")
+        catalogue.write_text(js, encoding="utf-8")
 
 
 def setup(app: Sphinx) -> dict:

@@ -1,0 +1,238 @@
+"""The built site as a reader uses it: headless Chromium, every request off the site blocked.
+
+Needs the site in _build/html (`make test` builds it first) and a Chromium:
+Debian's /usr/bin/chromium (`make test` installs it when missing), or the
+browser named by the environment variable COURSE_CHROMIUM.  Playwright drives
+it; no browser is downloaded.  Screenshots land in _build/screenshots.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+import unicodedata
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import yaml
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+LANGUAGES = ("vi", "en")
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+LESSONS = sorted(p.stem for p in (ROOT / "notebooks" / "en").glob("*.md"))
+
+
+def chromium() -> str:
+    candidates = [os.environ.get("COURSE_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+    for candidate in candidates:
+        if candidate and shutil.which(candidate):
+            return candidate
+    pytest.fail("no Chromium found: install Debian's chromium (make test does) or set COURSE_CHROMIUM")
+
+
+def reader_pages() -> list[str]:
+    """Every page a reader can reach, relative to _build/html (the redirect stubs left out)."""
+    pages = []
+    for lang in LANGUAGES:
+        for page in sorted((SITE / lang).rglob("*.html")):
+            if "_static" in page.parts or 'http-equiv="Refresh"' in page.read_text(encoding="utf-8"):
+                continue
+            pages.append(page.relative_to(SITE).as_posix())
+    return pages
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def origin():
+    if not (SITE / "index.html").exists():
+        pytest.fail("no built site in _build/html: run `make site` (make test does it first)")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(SITE)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium(),
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"],
+        )
+        yield browser
+        browser.close()
+
+
+class Reader:
+    """A browser tab that blocks and counts requests leaving the site and collects console errors."""
+
+    def __init__(self, browser, origin: str):
+        self.origin, self.outside, self.errors = origin, [], []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _route(self, route):
+        url = route.request.url
+        if url.startswith(self.origin) or url.startswith("data:") or url.startswith("blob:"):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def visit(self, path: str):
+        response = self.page.goto(f"{self.origin}/{path}")
+        assert response is not None and response.ok, f"{path}: HTTP {response and response.status}"
+        self.page.wait_for_load_state("load")
+        return self.page
+
+
+@pytest.fixture
+def reader(browser, origin):
+    reader = Reader(browser, origin)
+    yield reader
+    reader.context.close()
+
+
+def local_file(url: str, origin: str) -> Path:
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path).lstrip("/")
+    target = SITE / path
+    return target / "index.html" if target.is_dir() else target
+
+
+@pytest.mark.parametrize("path", reader_pages())
+def test_page_language_links_console_and_network(reader, origin, path):
+    lang = path.split("/")[0]
+    other = "en" if lang == "vi" else "vi"
+    page = reader.visit(path)
+    assert page.locator("html").get_attribute("lang") == lang
+
+    hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    broken = [h for h in hrefs if h.startswith(origin) and not local_file(h, origin).exists()]
+    assert not broken, f"broken links on {path}: {broken}"
+
+    switch = page.locator(".course-lang-switch a")
+    assert switch.count() == 1, "no link to the other language"
+    switch.click()
+    page.wait_for_load_state("load")
+    assert page.locator("html").get_attribute("lang") == other
+    inner = re.sub(rf"(^|/){lang}(/|$)", rf"\g<1>{other}\g<2>", path.split("/", 1)[1], count=1)
+    assert page.url == f"{origin}/{other}/{inner}"
+
+    assert not reader.errors, f"console errors on {path}: {reader.errors}"
+    assert not reader.outside, f"{path} asked for {reader.outside}"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_math_is_typeset_offline(reader, lang, lesson):
+    page = reader.visit(f"{lang}/notebooks/{lang}/{lesson}.html")
+    page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20000)
+    prose = page.evaluate(
+        """() => { const a = document.querySelector('article').cloneNode(true);
+                   a.querySelectorAll('pre, code, mjx-container, script').forEach(e => e.remove());
+                   return a.innerText; }"""
+    )
+    assert not re.search(r"\$[^$\n]+\$|\\\(|\\\[", prose), "raw TeX left on the page"
+    assert not reader.outside and not reader.errors
+
+
+def search(reader, lang: str, query: str) -> tuple[set[str], str]:
+    """Pages the site's search lists for ``query`` (fragments dropped), and the summary it shows."""
+    page = reader.visit(f"{lang}/search.html?q={urllib.parse.quote(query)}")
+    summary = page.locator("#search-results p.search-summary")
+    summary.wait_for(state="attached", timeout=20000)
+    page.wait_for_function(
+        "document.querySelector('#search-results p.search-summary').innerText.trim().length > 0", timeout=20000
+    )
+    links = page.eval_on_selector_all("#search-results li a", "links => links.map(a => a.href)")
+    return {urllib.parse.urlsplit(h).path.lstrip("/") for h in links}, summary.inner_text()
+
+
+def pages_containing(lang: str, phrase: str) -> set[str]:
+    """Pages whose own text (the article, not the navigation) holds the phrase, NFC and lower case."""
+    found = set()
+    for path in reader_pages():
+        if not path.startswith(f"{lang}/") or path.endswith(("search.html", "genindex.html")):
+            continue
+        html = (SITE / path).read_text(encoding="utf-8")
+        article = html.split("<article", 1)[-1].split("</article>", 1)[0]
+        body = re.sub(r"<[^>]+>", " ", article)
+        if phrase in unicodedata.normalize("NFC", body).lower():
+            found.add(path)
+    return found
+
+
+@pytest.mark.parametrize("plain,accented", [("hoc may", "học máy"), ("toc do hoc", "tốc độ học"), ("cat gradient", "cắt gradient")])
+def test_vietnamese_search_ignores_accents(reader, plain, accented):
+    expected = pages_containing("vi", accented)
+    assert expected, f"no Vietnamese page contains {accented!r}"
+    without, summary = search(reader, "vi", plain)
+    with_accents, _ = search(reader, "vi", accented)
+    assert summary.startswith("Tìm xong:"), summary
+    assert expected <= without, f"{plain!r} misses {expected - without}"
+    assert expected <= with_accents, f"{accented!r} misses {expected - with_accents}"
+    assert all(p.startswith("vi/") for p in without | with_accents)
+
+
+def test_english_search_finds_english_pages_only(reader):
+    results, summary = search(reader, "en", "learning rate")
+    assert summary.startswith("Search finished")
+    assert f"en/notebooks/en/{LESSONS[0]}.html" in results
+    assert results and all(p.startswith("en/") for p in results)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_lesson_shows_stored_outputs_and_opens_in_colab(reader, lang, lesson):
+    page = reader.visit(f"{lang}/notebooks/{lang}/{lesson}.html")
+    plots = page.locator(".cell_output img")
+    assert plots.count() >= 1 and plots.first.evaluate("img => img.naturalWidth") > 100
+    assert page.locator(".cell_output table.course-table").count() >= 1
+    colab = page.locator("a[href*='colab.research.google.com']")
+    assert colab.count() == 1
+    href = colab.get_attribute("href")
+    org_repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
+    prefix = f"https://colab.research.google.com/github/{org_repo}/blob/{CONFIG['repository']['branch']}/"
+    assert href.startswith(prefix) and href.endswith(".ipynb")
+    assert (ROOT / href.removeprefix(prefix)).is_file()
+    assert page.locator(".jupyter-widgets, .widget-area").count() == 0, "an empty widget is on the page"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_widget_cell_shows_its_still_figure(reader, lang):
+    page = reader.visit(f"{lang}/notebooks/{lang}/01_lr_schedules.html")
+    cell = page.locator(".cell", has=page.locator("pre", has_text="ScheduleExplorer(LANG)"))
+    image = cell.locator(".cell_output img")
+    assert image.count() == 1
+    assert image.evaluate("img => img.complete && img.naturalWidth") > 300
+
+
+def test_screenshots_for_review(reader):
+    """Landing pages and one lesson per language, kept as CI artefacts and looked at by people."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = {"root": "index.html"}
+    for lang in LANGUAGES:
+        shots[f"{lang}-index"] = f"{lang}/book/{lang}/index.html"
+        shots[f"{lang}-lesson"] = f"{lang}/notebooks/{lang}/{LESSONS[0]}.html"
+    for name, path in shots.items():
+        page = reader.visit(path)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SHOTS / f"{name}.png"))
+        assert (SHOTS / f"{name}.png").stat().st_size > 10_000
+    assert not reader.outside and not reader.errors
