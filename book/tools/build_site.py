@@ -55,9 +55,11 @@ def language_config(config: dict, lang: str) -> dict:
 
 
 def root_page(config: dict) -> str:
+    """The site's front door: the course's title and a way in, in each language."""
     languages = config["sphinx"]["config"]["course_languages"]
-    links = "\n".join(
-        f'    <li lang="{lang}"><a href="{lang}/index.html" hreflang="{lang}">{html.escape(languages[lang]["title"])}</a></li>'
+    entries = "\n".join(
+        f'''    <li lang="{lang}"><a href="{lang}/index.html" hreflang="{lang}">{html.escape(languages[lang]["title"])}</a>
+      <p>{html.escape(languages[lang]["tagline"])}</p></li>'''
         for lang in LANGUAGES
     )
     return f"""<!DOCTYPE html>
@@ -67,14 +69,13 @@ def root_page(config: dict) -> str:
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <link rel="icon" href="vi/_static/favicon.svg" type="image/svg+xml">
   <title>{html.escape(languages["vi"]["title"])} · {html.escape(languages["en"]["title"])}</title>
-  <style>body {{ font-family: sans-serif; max-width: 40rem; margin: 4rem auto; line-height: 1.6; padding: 0 1rem; }}
-  li {{ font-size: 1.25rem; margin: 0.5rem 0; }}</style>
+  <style>body {{ font-family: system-ui, sans-serif; max-width: 42rem; margin: 4rem auto; line-height: 1.6; padding: 0 1rem; color: #222; }}
+  ul {{ list-style: none; padding: 0; }} li {{ margin: 1.5rem 0; padding: 1rem 1.25rem; border: 1px solid #ddd; border-radius: 8px; }}
+  li a {{ font-size: 1.3rem; font-weight: 600; }} li p {{ margin: 0.4rem 0 0; color: #555; }}</style>
 </head>
 <body>
-  <h1>{html.escape(languages["vi"]["title"])}</h1>
-  <p lang="en">{html.escape(languages["en"]["title"])}</p>
   <ul>
-{links}
+{entries}
   </ul>
 </body>
 </html>
