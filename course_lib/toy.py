@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .clipping import LayerGradNorms, clip_grad_norm, clip_grad_norm_per_layer
+from .clipping import LayerGradNorms, clip_grad_norm, clip_grad_norm_per_layer, norm_lost
 from .i18n import number, significant, text
 from .report import Table
 from .schedules import Schedule, ScheduledLR
@@ -257,7 +257,7 @@ def compare_clipping(runs: dict[str, History], lang: str, target: float = 1e-3, 
         final = history.loss[-1]
         reached = next((t for t, loss in enumerate(history.loss) if loss < target), None)
         diverged = any(not math.isfinite(loss) or loss > blown_up for loss in history.loss) or any(history.skipped)
-        lost = sum(max(0.0, g - c) for g, c in zip(history.grad_norm, history.threshold) if math.isfinite(g))
+        lost = sum(norm_lost(g, c) for g, c in zip(history.grad_norm, history.threshold) if math.isfinite(g))
         rows.append(
             (
                 name,
@@ -280,13 +280,14 @@ def body_and_head(seed: int = 0) -> torch.nn.Sequential:
     then dominates, as in the fine-tuning lessons.
     """
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    body = torch.nn.Sequential(
-        torch.nn.Linear(16, 32), torch.nn.LayerNorm(32), torch.nn.Linear(32, 32), torch.nn.LayerNorm(32)
-    )
-    head = torch.nn.Linear(32, 4)
-    torch.nn.init.normal_(head.weight, std=0.02)
-    torch.nn.init.zeros_(head.bias)
+    with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
+        torch.manual_seed(seed)
+        body = torch.nn.Sequential(
+            torch.nn.Linear(16, 32), torch.nn.LayerNorm(32), torch.nn.Linear(32, 32), torch.nn.LayerNorm(32)
+        )
+        head = torch.nn.Linear(32, 4)
+        torch.nn.init.normal_(head.weight, std=0.02)
+        torch.nn.init.zeros_(head.bias)
     model = torch.nn.Sequential(body, head)
     x = torch.randn(32, 16, generator=generator)
     y = torch.randint(0, 4, (32,), generator=generator)

@@ -6,9 +6,12 @@ One step, in the order the lessons teach:
 2. backward: ``loss.backward()``
 3. record the gradient norms (global, and per layer if a tracker is given)
 4. clip (threshold ``c(t)``: a number, ``None`` for none, or a callable of the step)
-5. update: ``optimizer.step()`` (skipped, and recorded, if the norm is not finite
-   and ``on_nonfinite="skip"``)
+5. update: ``optimizer.step()``
 6. advance the schedule: ``scheduler.step()``
+
+If the gradient norm is not finite and ``on_nonfinite="skip"``, steps 5-6 are
+skipped and recorded: the schedule advances only with real updates, as in
+transformers' Trainer.
 
 Steps 1-2 live in :func:`forward_backward`, the one place the
 optimization-options lesson changes (gradient accumulation over micro-batches,
@@ -19,6 +22,7 @@ history and random-number states, so a resumed run continues exactly.
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -38,7 +42,11 @@ LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
 
 @dataclass
 class History:
-    """Per-step records of a run; entry ``i`` belongs to step ``step[i]``."""
+    """Per-step records of a run; entry ``i`` belongs to step ``step[i]``.
+
+    ``lr`` is the rate of the first parameter group; ``grad_norm`` and
+    ``layer_norms`` are measured before clipping.
+    """
 
     step: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
@@ -144,10 +152,9 @@ class _Progress:
         self.every = max(1, total // 10)
         if enabled and _in_notebook():
             import ipywidgets as widgets
-            from IPython.display import display
 
             self.bar = widgets.IntProgress(value=start, min=0, max=total, description=f"{start}/{total}")
-            display(_QuietWidget(self.bar))
+            _show(self.bar)
 
     def update(self, step: int, loss: float, lr: float, seconds: float) -> None:
         if not self.enabled:
@@ -174,6 +181,13 @@ class _QuietWidget:
         bundle = self.widget._repr_mimebundle_(**kwargs) or {}
         bundle["text/plain"] = "progress bar"
         return bundle
+
+
+def _show(widget) -> None:
+    from IPython.display import display
+
+    # ipywidgets 8 builds its display from _repr_mimebundle_; 7 (older Colab) only has _ipython_display_.
+    display(_QuietWidget(widget) if hasattr(widget, "_repr_mimebundle_") else widget)
 
 
 def _in_notebook() -> bool:
@@ -219,7 +233,7 @@ def train(
         raise ValueError("checkpoint_every needs a checkpoint path and must be >= 0")
     device = pick_device(device)
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = list(model.parameters())  # frozen ones have no gradient and are skipped; unfreezing needs no rebuild
 
     start, history = 0, History()
     if resume and checkpoint is not None and Path(checkpoint).exists():
@@ -236,18 +250,19 @@ def train(
         layers, layer_norms = track.measure() if track is not None else ([], None)
         threshold = threshold_at(clip, step)
         norm = clip_grad_norm(params, threshold, error_if_nonfinite=on_nonfinite == "error")
+        norm_value = norm.item()
 
-        skipped = not bool(torch.isfinite(norm))
-        before = [p.detach().clone() for p in params] if record_update else None
+        skipped = not math.isfinite(norm_value)
+        trained = [p for p in params if p.requires_grad]
+        before = [p.detach().clone() for p in trained] if record_update else None
         if not skipped:
             optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+            if scheduler is not None:
+                scheduler.step()
 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - began
-        norm_value = norm.item()
         history.step.append(step)
         history.loss.append(loss.item())
         history.lr.append(lr)
@@ -257,7 +272,7 @@ def train(
         history.skipped.append(skipped)
         history.seconds.append(seconds)
         if before is not None:
-            deltas = torch._foreach_sub([p.detach() for p in params], before)
+            deltas = torch._foreach_sub([p.detach() for p in trained], before)
             history.update_norm.append(float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(deltas)))))
         if layers:
             for layer, value in zip(layers, layer_norms.tolist()):

@@ -60,7 +60,6 @@ class ScheduleExplorer(widgets.VBox):
 
     def __init__(self, lang: str, warmup: int = 20, total: int = 300, cycles: float = 0.5, eta_min: float = 0.0):
         self.lang = check_language(lang)
-        self.defaults = dict(warmup=warmup, total=total, cycles=cycles, eta_min=eta_min)
         style = {"description_width": "initial"}
         self.total = widgets.IntSlider(value=total, min=20, max=1000, step=10, description=text("total_slider", lang), style=style)
         self.warmup = widgets.IntSlider(value=warmup, min=0, max=total, step=1, description=text("warmup_slider", lang), style=style)
@@ -79,10 +78,11 @@ class ScheduleExplorer(widgets.VBox):
     def _redraw(self, change: dict | None = None) -> None:
         fig = explorer_figure(self.warmup.value, self.total.value, self.cycles.value, self.eta_min.value, self.lang)
         self.image.value = figure_png(fig)
+        if change is None:
+            self._still = self.image.value
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         bundle = super()._repr_mimebundle_(**kwargs) or {}
-        still = figure_png(explorer_figure(**self.defaults, lang=self.lang))
-        bundle["image/png"] = base64.b64encode(still).decode("ascii")
+        bundle["image/png"] = base64.b64encode(self._still).decode("ascii")
         bundle["text/plain"] = text("explorer_text", self.lang)
         return bundle

@@ -188,13 +188,19 @@ def test_resume_from_state_dict_gives_same_sequence(tmp_path):
 
 
 def test_last_epoch_construction_matches_stepping():
-    """Building with last_epoch=k (torch's resume convention) gives the rate after k steps."""
+    """torch's resume convention: built with last_epoch=k, the scheduler sets the rate a fresh one has after k+1 steps."""
     schedule = linear_with_warmup(4, 20)
-    optimizer = optimizer_with_groups(0.5)
-    for group in optimizer.param_groups:
+    stepped = optimizer_with_groups(0.5, 0.1)
+    scheduler = ScheduledLR(stepped, schedule)
+    for _ in range(7):
+        stepped.step()
+        scheduler.step()
+    built = optimizer_with_groups(0.5, 0.1)
+    for group in built.param_groups:
         group["initial_lr"] = group["lr"]
-    ScheduledLR(optimizer, schedule, last_epoch=6)
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * schedule(7))
+    ScheduledLR(built, schedule, last_epoch=6)
+    assert [g["lr"] for g in built.param_groups] == [g["lr"] for g in stepped.param_groups]
+    assert built.param_groups[0]["lr"] == pytest.approx(0.5 * schedule(7))
 
 
 def test_schedules_pickle():
