@@ -123,8 +123,8 @@ def main() -> int:
         shutil.move(str(work / lang / "_build" / "html"), str(args.out / lang))
     (args.out / "index.html").write_text(root_page(config), encoding="utf-8")
     (args.out / ".nojekyll").write_text("", encoding="utf-8")
-    pages = {lang: len(list((args.out / lang).rglob("*.html"))) for lang in LANGUAGES}
-    print(f"built {args.out} in {time.perf_counter() - start:.1f} s; html files per language: {pages}")
+    pages = {lang: sum("_static" not in p.parts for p in (args.out / lang).rglob("*.html")) for lang in LANGUAGES}
+    print(f"built {args.out} in {time.perf_counter() - start:.1f} s; pages per language: {pages}")
     return 0
 
 
