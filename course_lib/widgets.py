@@ -82,7 +82,9 @@ class ScheduleExplorer(widgets.VBox):
             self._still = self.image.value
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        # ipywidgets 8 builds the live view here; 7 (older Colab) displays through _ipython_display_ instead
+        parent = getattr(super(), "_repr_mimebundle_", None)
+        bundle = (parent(**kwargs) if parent else None) or {}
         bundle["image/png"] = base64.b64encode(self._still).decode("ascii")
         bundle["text/plain"] = text("explorer_text", self.lang)
         return bundle
