@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "global_norm",
     "global_grad_norm",
     "clip_grad_norm",
     "clip_grad_value",
@@ -54,13 +55,17 @@ def _check_threshold(name: str, value: float) -> None:
         raise ValueError(f"{name} must be > 0 (use math.inf for no clipping), got {value}")
 
 
-def global_grad_norm(parameters: Iterable[torch.nn.Parameter] | Tensor) -> Tensor:
-    """sqrt(sum_i |g_i|^2) over every parameter that has a gradient (a 0-d tensor)."""
-    grads = _grads(parameters)
-    if not grads:
+def global_norm(tensors: list[Tensor]) -> Tensor:
+    """sqrt(sum_i |t_i|^2) over a list of tensors, with one fused norm call (a 0-d tensor)."""
+    if not tensors:
         return torch.tensor(0.0)
-    norms = torch._foreach_norm(grads)
-    return torch.linalg.vector_norm(torch.stack([n.to(grads[0].device) for n in norms]))
+    device = tensors[0].device
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in torch._foreach_norm(tensors)]))
+
+
+def global_grad_norm(parameters: Iterable[torch.nn.Parameter] | Tensor) -> Tensor:
+    """The global norm of the gradients of every parameter that has one."""
+    return global_norm(_grads(parameters))
 
 
 def clip_factor(norm: float, max_norm: float) -> float:
@@ -91,8 +96,8 @@ def clip_grad_norm(
     host synchronisation per call on a GPU; torch's default skips both.
     """
     _check_threshold("max_norm", max_norm)
-    parameters = list(parameters) if not isinstance(parameters, Tensor) else [parameters]
-    total = global_grad_norm(parameters)
+    grads = _grads(parameters)
+    total = global_norm(grads)
     if not torch.isfinite(total):
         if error_if_nonfinite:
             raise FloatingPointError(
@@ -100,7 +105,6 @@ def clip_grad_norm(
                 "Lower the learning rate, clip earlier, or pass error_if_nonfinite=False to skip such steps."
             )
         return total
-    grads = _grads(parameters)
     if grads and not math.isinf(max_norm):
         factor = max_norm / torch.clamp(total, min=max_norm)
         torch._foreach_mul_(grads, factor.to(grads[0].device))
@@ -114,9 +118,8 @@ def clip_grad_value(parameters: Iterable[torch.nn.Parameter] | Tensor, clip_valu
     Unlike clipping by norm, this changes the direction of the gradient.
     """
     _check_threshold("clip_value", clip_value)
-    parameters = list(parameters) if not isinstance(parameters, Tensor) else [parameters]
-    total = global_grad_norm(parameters)
     grads = _grads(parameters)
+    total = global_norm(grads)
     if grads and not math.isinf(clip_value):
         torch._foreach_clamp_min_(grads, -clip_value)
         torch._foreach_clamp_max_(grads, clip_value)

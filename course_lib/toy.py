@@ -39,6 +39,7 @@ __all__ = [
     "integral_law_holds_until",
     "run_seeds",
     "settled_step",
+    "late_excess",
     "compare_schedules",
     "QuadraticToy",
     "train_quadratic",
@@ -196,12 +197,17 @@ def settled_step(run: ToyRun, excess: float) -> int | None:
     return t
 
 
+def late_excess(group: list[ToyRun]) -> float:
+    """Mean excess loss over the last quarter of training, averaged over the runs (seeds)."""
+    quarter = max(1, len(group[0].lr) // 4)
+    return sum(sum(r.excess_loss[-quarter:]) / quarter for r in group) / len(group)
+
+
 def compare_schedules(runs: dict[str, list[ToyRun]], lang: str, excess: float = 0.01) -> Table:
     """The lesson's measured table: one row per schedule, averaged over seeds."""
     rows = []
     for name, group in runs.items():
-        quarter = max(1, len(group[0].lr) // 4)
-        late = sum(sum(r.excess_loss[-quarter:]) / quarter for r in group) / len(group)
+        late = late_excess(group)
         settled = [settled_step(r, excess) for r in group]
         settled_cell = (
             text("never", lang)

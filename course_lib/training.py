@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import torch
 
-from .clipping import LayerGradNorms, Threshold, clip_factor, clip_grad_norm, threshold_at
+from .clipping import LayerGradNorms, Threshold, clip_factor, clip_grad_norm, global_norm, threshold_at
 
 __all__ = ["History", "train", "forward_backward", "pick_device", "save_checkpoint", "load_checkpoint"]
 
@@ -253,8 +253,8 @@ def train(
         norm_value = norm.item()
 
         skipped = not math.isfinite(norm_value)
-        trained = [p for p in params if p.requires_grad]
-        before = [p.detach().clone() for p in trained] if record_update else None
+        trained = [p for p in params if p.requires_grad] if record_update else []
+        before = [p.detach().clone() for p in trained]
         if not skipped:
             optimizer.step()
             if scheduler is not None:
@@ -271,9 +271,8 @@ def train(
         history.clip_factor.append(clip_factor(norm_value, threshold) if not skipped else 0.0)
         history.skipped.append(skipped)
         history.seconds.append(seconds)
-        if before is not None:
-            deltas = torch._foreach_sub([p.detach() for p in trained], before)
-            history.update_norm.append(float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(deltas)))))
+        if record_update:
+            history.update_norm.append(global_norm(torch._foreach_sub([p.detach() for p in trained], before)).item())
         if layers:
             for layer, value in zip(layers, layer_norms.tolist()):
                 history.layer_norms.setdefault(layer, []).append(value)

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def execute(source: Path) -> Path:
     notebook = jupytext.read(source)
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index}"  # stable ids, so a re-run changes only what really changed
     client = nbclient.NotebookClient(
         notebook,
         timeout=1200,
