@@ -82,6 +82,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     "factor_per_layer": {"vi": "hệ số (từng lớp)", "en": "factor (per layer)"},
     "loss_title": {"vi": "Mất mát theo bước", "en": "Loss per step"},
     "loss": {"vi": "Mất mát L (thang log)", "en": "Loss L (log scale)"},
+    "progress_desc": {"vi": "Huấn luyện", "en": "Training"},
+    "progress_unit": {"vi": " bước", "en": " step"},
+    "progress_loss": {"vi": "mất mát", "en": "loss"},
 }
 
 

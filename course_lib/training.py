@@ -1,51 +1,66 @@
-"""The course's training loop (lesson 02 onwards), written to be read top to bottom.
+"""The course's training loop (every lesson from 01 on), written to be read top to bottom.
 
-One step, in the order the lessons teach:
+One optimizer step, in the order the lessons teach:
 
-1. forward: ``loss = loss_fn(model, batch)``
-2. backward: ``loss.backward()``
-3. record the gradient norms (global, and per layer if a tracker is given)
-4. clip (threshold ``c(t)``: a number, ``None`` for none, or a callable of the step)
-5. update: ``optimizer.step()``
-6. advance the schedule: ``scheduler.step()``
+1. forward: ``loss = loss_fn(model, batch)``, under autocast for bf16/fp16,
+   over ``accumulate`` micro-batches;
+2. backward: ``loss.backward()`` (scaled for fp16, then unscaled);
+3. record the global gradient norm (callbacks may measure more here);
+4. clip with the threshold ``c(t)`` of this step;
+5. update: ``optimizer.step()``, unless the loss or the gradient is not finite;
+6. advance the schedule: ``scheduler.step()``, only after a real update.
 
-If the gradient norm is not finite and ``on_nonfinite="skip"``, steps 5-6 are
-skipped and recorded: the schedule advances only with real updates, as in
-transformers' Trainer.
+What a lesson needs *during* a run plugs in through callbacks
+(:mod:`course_lib.callbacks`): small objects with named moments, as in
+Hugging Face's ``TrainerCallback``.  The loop itself has no flags for them.
 
-Steps 1-2 live in :func:`forward_backward`, the one place the
-optimization-options lesson changes (gradient accumulation over micro-batches,
-mixed-precision autocast).  Everything the plots need is recorded in a
-:class:`History`.  Checkpoints hold the model, optimizer, scheduler, step,
-history and random-number states, so a resumed run continues exactly.
+Host reads.  Records stay on the device and are read back together every
+``log_every`` steps, as in nanoGPT.  One read per step is unavoidable: to
+decide whether step 5 may run, the loop reads one flag, "are the loss and the
+gradient norm finite?"  (``torch.amp.GradScaler`` makes the same read.)
+Nothing else synchronises unless a callback asks for it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
-import random
-import sys
+import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
-from .clipping import LayerGradNorms, Threshold, clip_factor, clip_grad_norm, global_norm, threshold_at
+from .checkpoints import load_checkpoint, save_checkpoint
+from .clipping import Threshold, clip_grad_norm, threshold_at
+from .data import MicroBatches, is_main_process, pick_device, to_device
 
-__all__ = ["History", "train", "forward_backward", "pick_device", "save_checkpoint", "load_checkpoint"]
+__all__ = ["History", "TrainState", "Callback", "train", "forward_backward", "PRECISIONS"]
 
 Batch = Any
-LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+LossFn = Callable[[torch.nn.Module, Batch], "torch.Tensor | tuple[torch.Tensor, Any]"]
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+# ----------------------------------------------------------------------------------------------
+# Records
+# ----------------------------------------------------------------------------------------------
 
 
 @dataclass
 class History:
-    """Per-step records of a run; entry ``i`` belongs to step ``step[i]``.
+    """What a run recorded.  Entry ``i`` of the per-step lists belongs to step ``step[i]``.
 
-    ``lr`` is the rate of the first parameter group; ``grad_norm`` and
-    ``layer_norms`` are measured before clipping.
+    Step ``t`` (0-based) is the ``t+1``-th optimizer update: ``loss[i]`` is the
+    loss of that step's batch *before* its update, ``lr[i]`` the rate the
+    update used, ``grad_norm[i]`` the global gradient norm before clipping.
+    ``metrics`` holds what callbacks recorded, each as ``{"step": [...],
+    "value": [...]}``; a value recorded after the update of step ``t``
+    describes the weights after ``t + 1`` updates.
     """
 
     step: list[int] = field(default_factory=list)
@@ -53,232 +68,425 @@ class History:
     lr: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
     threshold: list[float] = field(default_factory=list)
-    clip_factor: list[float] = field(default_factory=list)
-    update_norm: list[float] = field(default_factory=list)
     skipped: list[bool] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    layer_norms: dict[str, list[float]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, list]] = field(default_factory=dict)
+
+    @property
+    def clip_factor(self) -> list[float]:
+        """c / max(|g|, c) per step: 1 when nothing was clipped; 0 for a skipped step."""
+        return [
+            0.0 if skipped else (1.0 if math.isinf(c) else c / max(g, c))
+            for g, c, skipped in zip(self.grad_norm, self.threshold, self.skipped)
+        ]
 
     @property
     def clipped_norm(self) -> list[float]:
         """|g| after clipping: min(|g|, c)."""
         return [min(norm, c) for norm, c in zip(self.grad_norm, self.threshold)]
 
+    def metric(self, name: str) -> list[float]:
+        """The values a callback recorded under ``name``."""
+        return self._series(name)["value"]
+
+    def metric_steps(self, name: str) -> list[int]:
+        """The steps at which ``name`` was recorded."""
+        return self._series(name)["step"]
+
+    def metric_names(self, prefix: str = "") -> list[str]:
+        return [name for name in self.metrics if name.startswith(prefix)]
+
+    def _series(self, name: str) -> dict[str, list]:
+        if name not in self.metrics:
+            raise KeyError(f"no metric named {name!r} was recorded; recorded: {sorted(self.metrics)}")
+        return self.metrics[name]
+
+    def add(self, name: str, step: int, value: float) -> None:
+        series = self.metrics.setdefault(name, {"step": [], "value": []})
+        series["step"].append(step)
+        series["value"].append(value)
+
     def state_dict(self) -> dict:
-        return asdict(self)
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "History":
         return cls(**state)
 
 
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA if available, else Apple's MPS, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+@dataclass
+class TrainState:
+    """What callbacks see and may change.  Tensors here live on the device; reading them syncs."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loss_fn: LossFn
+    device: torch.device
+    steps: int
+    precision: str
+    history: History
+    step: int = 0
+    start_step: int = 0
+    batches: list = field(default_factory=list)
+    loss: torch.Tensor | None = None
+    grad_norm: torch.Tensor | None = None
+    threshold: float = math.inf
+    skipped: bool = False
+    eval_results: dict[str, Any] | None = None
+    window_seconds: float = 0.0
+    window_steps: int = 0
+    should_stop: bool = False
+    _pending: list = field(default_factory=list)
+
+    def log(self, name: str | Sequence[str], value: "torch.Tensor | float") -> None:
+        """Record ``value`` for this step without reading it back now.
+
+        ``name`` may be a list of names for a 1-D tensor of as many values
+        (one fused record, e.g. a norm per layer).
+        """
+        names = [name] if isinstance(name, str) else list(name)
+        self._pending.append((names, self.step, value))
+
+    def autocast(self):
+        """The autocast context of this run's precision (a no-op for fp32)."""
+        return _autocast(self.device, self.precision)
 
 
-def to_device(batch: Batch, device: torch.device) -> Batch:
-    """Move every tensor in a (nested) batch to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(item, device) for item in batch)
-    if isinstance(batch, dict):
-        return {key: to_device(value, device) for key, value in batch.items()}
-    return batch
+class Callback:
+    """Named moments of the loop; override the ones you need.  See :mod:`course_lib.callbacks`."""
+
+    def on_train_begin(self, state: TrainState) -> None: ...
+    def on_step_begin(self, state: TrainState) -> None: ...
+    def on_after_backward(self, state: TrainState) -> None: ...  # unscaled gradients, before clipping
+    def on_step_end(self, state: TrainState) -> None: ...  # after the update (or the skip)
+    def on_evaluate(self, state: TrainState) -> None: ...  # state.eval_results was just filled
+    def on_log(self, state: TrainState, logs: dict[str, float]) -> None: ...  # host values, every log_every
+    def on_train_end(self, state: TrainState) -> None: ...
 
 
-def forward_backward(model: torch.nn.Module, batch: Batch, loss_fn: LossFn) -> torch.Tensor:
-    """Steps 1-2: the loss of one batch and its gradients.  Returns the loss (detached)."""
-    loss = loss_fn(model, batch)
-    loss.backward()
-    return loss.detach()
+# ----------------------------------------------------------------------------------------------
+# Steps 1-2: forward and backward
+# ----------------------------------------------------------------------------------------------
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_version": random.getstate()[0]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate((state["python_version"], tuple(state["python"]), None))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def forward_backward(
+    model: torch.nn.Module,
+    micro_batches: Sequence[Batch],
+    loss_fn: LossFn,
+    *,
+    precision: str = "fp32",
+    scaler: "torch.amp.GradScaler | None" = None,
+) -> torch.Tensor:
+    """Steps 1-2 over the micro-batches of one optimizer step; returns the step's loss (detached).
+
+    ``loss_fn`` returns a mean loss, or a pair ``(sum of losses, count)``.
+    Means are averaged (each micro-batch weighs the same).  With pairs the
+    gradient is that of ``total sum / total count``, exactly the gradient of
+    one large batch even when micro-batches hold different numbers of tokens.
+    """
+    device = next(model.parameters()).device
+    sums, counts, means = [], [], []
+    for batch in micro_batches:
+        with _autocast(device, precision):
+            out = loss_fn(model, batch)
+        if isinstance(out, tuple):
+            if len(out) != 2:
+                raise ValueError(f"loss_fn must return a loss tensor or a pair (sum, count), got a tuple of {len(out)}")
+            total, count = out
+            _check_loss_tensor(total)
+            sums.append(total.detach().float())
+            counts.append(count)
+            loss_to_backward = total
+        else:
+            _check_loss_tensor(out)
+            means.append(out.detach().float())
+            loss_to_backward = out / len(micro_batches)
+        if sums and means:
+            raise ValueError("loss_fn returned a mean for some micro-batches and a (sum, count) pair for others")
+        (scaler.scale(loss_to_backward) if scaler is not None else loss_to_backward).backward()
+    if means:
+        return torch.stack(means).mean()
+    count = sum(counts)
+    if isinstance(count, (int, float)) and count <= 0:
+        raise ValueError(f"loss_fn's counts add up to {count}: the micro-batches hold nothing to average over")
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if grads:
+        torch._foreach_div_(grads, torch.as_tensor(count, dtype=torch.float32, device=device))
+    return torch.stack(sums).sum() / count
 
 
-def save_checkpoint(path: str | Path, *, model, optimizer, scheduler, step: int, history: History) -> None:
-    """Everything a run needs to continue exactly after ``step`` completed steps."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "step": step,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "history": history.state_dict(),
-        "rng": _rng_state(),
-    }
-    torch.save(state, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+def _check_loss_tensor(loss) -> None:
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"loss_fn must return a torch.Tensor (or a pair (sum, count)), got {type(loss).__name__}")
+    if loss.numel() != 1:
+        raise ValueError(f"loss_fn must return a single number (a 0-d tensor), got shape {tuple(loss.shape)}: reduce it with .mean()")
+    if not loss.requires_grad:
+        raise ValueError(
+            "loss_fn returned a tensor that does not require grad: it was computed without the model's "
+            "trainable parameters (all frozen? under torch.no_grad()?)"
+        )
 
 
-def load_checkpoint(path: str | Path, *, model, optimizer, scheduler=None) -> tuple[int, History]:
-    """Restore a checkpoint into existing objects; return (completed steps, history)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        if state["scheduler"] is None:
-            raise ValueError(f"{path} was saved without a scheduler")
-        scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
-    return state["step"], History.from_state_dict(state["history"])
+# ----------------------------------------------------------------------------------------------
+# Argument checks
+# ----------------------------------------------------------------------------------------------
 
 
-class _Progress:
-    """A progress bar in Jupyter/Colab; plain lines (about ten per run) anywhere else."""
+def _check_count(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
-    def __init__(self, total: int, start: int, enabled: bool):
-        self.total, self.enabled, self.bar = total, enabled, None
-        self.every = max(1, total // 10)
-        if enabled and _in_notebook():
-            import ipywidgets as widgets
 
-            self.bar = widgets.IntProgress(value=start, min=0, max=total, description=f"{start}/{total}")
-            _show(self.bar)
+def _check_clip(clip) -> None:
+    if clip is None or callable(clip):
+        return
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)):
+        raise TypeError(f"clip must be a number > 0, a function of the step, or None (no clipping), got {clip!r}")
+    if not clip > 0:
+        raise ValueError(f"clip must be > 0 (math.inf or None for no clipping), got {clip}")
 
-    def update(self, step: int, loss: float, lr: float, seconds: float) -> None:
-        if not self.enabled:
-            return
-        done = step + 1
-        if self.bar is not None:
-            self.bar.value = done
-            self.bar.description = f"{done}/{self.total}"
-        elif done % self.every == 0 or done == self.total:
-            print(
-                f"step {done:>6}/{self.total}  loss {loss:.4g}  lr {lr:.3g}  {seconds * 1e3:.1f} ms/step",
-                file=sys.stderr,
-                flush=True,
+
+def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, accumulate, precision,
+                     on_nonfinite, checkpoint, checkpoint_every, resume, log_every, callbacks) -> list:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if not (callable(data) or isinstance(data, Iterable)) or isinstance(data, (str, bytes, torch.Tensor)):
+        raise TypeError(
+            f"data must be a function of the batch index, a DataLoader or an iterable of batches, got {type(data).__name__}"
+        )
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (model, batch) -> loss, got {loss_fn!r}")
+    _check_count("steps", steps)
+    if scheduler is not None and not hasattr(scheduler, "step"):
+        raise TypeError(f"scheduler must be a torch LR scheduler (with .step()) or None, got {type(scheduler).__name__}")
+    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError("scheduler was built for another optimizer than the one passed: build it on this optimizer")
+    _check_clip(clip)
+    _check_count("accumulate", accumulate)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if on_nonfinite not in ("error", "skip"):
+        raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
+    _check_count("checkpoint_every", checkpoint_every, minimum=0)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a file path or None, got {checkpoint!r}")
+    if checkpoint_every and checkpoint is None:
+        raise ValueError(f"checkpoint_every={checkpoint_every} needs a checkpoint path: pass checkpoint='run.pt'")
+    if checkpoint is not None and not checkpoint_every:
+        raise ValueError(
+            "checkpoint is given but checkpoint_every=0, so nothing would ever be written: pass checkpoint_every=k "
+            "(a checkpoint every k steps and at the end)"
+        )
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False, got {resume!r}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs a checkpoint path to resume from: pass checkpoint=...")
+    _check_count("log_every", log_every)
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"callbacks must be a list of Callback objects, got {callbacks!r}")
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks must hold Callback objects (course_lib.callbacks), got {callback!r}")
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    if not trainable and not callbacks:
+        raise ValueError("model has no trainable parameter (every requires_grad is False): unfreeze some before training")
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not in_optimizer & {id(p) for p in model.parameters()}:
+        raise ValueError(
+            "optimizer holds none of the model's parameters, so nothing would train: build it from "
+            "model.parameters() (after moving the model to its device, or before: torch moves them in place)"
+        )
+    return callbacks
+
+
+def _check_rates(optimizer, step: int) -> None:
+    for i, group in enumerate(optimizer.param_groups):
+        lr = group["lr"]
+        if isinstance(lr, float | int) and not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(
+                f"the learning rate of parameter group {i} is {lr} at step {step}: it must be finite and >= 0 "
+                "(check the optimizer's lr and the schedule)"
             )
 
 
-class _QuietWidget:
-    """Displays a widget with a fixed plain-text form, so nbval sees the same output every run."""
-
-    def __init__(self, widget):
-        self.widget = widget
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
-        bundle["text/plain"] = "progress bar"
-        return bundle
-
-
-def _show(widget) -> None:
-    from IPython.display import display
-
-    # ipywidgets 8 builds its display from _repr_mimebundle_; 7 (older Colab) only has _ipython_display_.
-    display(_QuietWidget(widget) if hasattr(widget, "_repr_mimebundle_") else widget)
-
-
-def _in_notebook() -> bool:
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+# ----------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------
 
 
 def train(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    batches: Callable[[int], Batch],
+    data,
     loss_fn: LossFn,
     steps: int,
     *,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scheduler=None,
     clip: Threshold = None,
-    track: LayerGradNorms | None = None,
-    record_update: bool = False,
+    callbacks: Iterable[Callback] = (),
+    accumulate: int = 1,
+    precision: str = "fp32",
     on_nonfinite: str = "error",
     device: str | torch.device | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
-    progress: bool | None = None,
+    log_every: int = 10,
 ) -> History:
     """Train for ``steps`` optimizer steps and return the :class:`History`.
 
-    ``batches(step)`` returns the batch of a step: a pure function of the step
-    makes a resumed run see the same data.  ``clip`` is the threshold ``c(t)``.
-    ``record_update`` also records |theta_{t+1} - theta_t| (one extra copy of
-    the parameters).  ``on_nonfinite``: ``"error"`` raises on a NaN/inf
-    gradient norm, ``"skip"`` skips that update and records it.  With
-    ``checkpoint`` and ``checkpoint_every=k`` a checkpoint is written every
-    k steps and at the end; ``resume=True`` continues from it if it exists.
-    ``progress``: a bar in Jupyter/Colab, plain lines elsewhere; ``None`` shows
-    it for runs of 500 steps or more.
+    ``data``: ``data(m)`` returns micro-batch ``m`` (a pure function of ``m``
+    makes a resumed run see the same data), or a DataLoader / iterable.  Each
+    step uses ``accumulate`` micro-batches.  ``clip`` is the threshold ``c(t)``:
+    a number, a function of the step, or None.  ``precision``: ``"fp32"``,
+    ``"bf16"`` (autocast) or ``"fp16"`` (autocast with a ``GradScaler``, whose
+    skipped steps are recorded and do not advance the schedule).
+    ``on_nonfinite``: a NaN/inf loss or gradient norm raises (``"error"``) or
+    skips that update and is recorded (``"skip"``).  With ``checkpoint`` a
+    checkpoint is written every ``checkpoint_every`` steps and at the end
+    (rank 0 only); ``resume=True`` continues from it when it exists.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if on_nonfinite not in ("error", "skip"):
-        raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
-    if checkpoint_every < 0 or (checkpoint_every and checkpoint is None):
-        raise ValueError("checkpoint_every needs a checkpoint path and must be >= 0")
+    callbacks = _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, accumulate, precision,
+                                 on_nonfinite, checkpoint, checkpoint_every, resume, log_every, callbacks)
     device = pick_device(device)
     model.to(device)
-    params = list(model.parameters())  # frozen ones have no gradient and are skipped; unfreezing needs no rebuild
+    params = list(model.parameters())  # frozen ones get no gradient and are skipped; unfreezing needs no rebuild
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
     start, history = 0, History()
-    if resume and checkpoint is not None and Path(checkpoint).exists():
-        start, history = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
-    bar = _Progress(steps, start, steps >= 500 if progress is None else progress)
+    if resume and Path(checkpoint).exists():
+        start, saved = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+        history = History.from_state_dict(saved)
+        if start > steps:
+            raise ValueError(
+                f"checkpoint {str(checkpoint)!r} holds {start} completed steps, more than steps={steps}: "
+                f"ask for at least {start} steps, or start a new run"
+            )
+    micro = MicroBatches(data, start * accumulate)
+    state = TrainState(model, optimizer, scheduler, loss_fn, device, steps, precision, history, step=start, start_step=start)
+
+    def each(moment: str, *args) -> None:
+        for callback in callbacks:
+            getattr(callback, moment)(state, *args)
+
+    def flush() -> None:
+        """Read the window's records back to the host (one synchronisation) and hand them to on_log."""
+        tensors = [torch.as_tensor(v).reshape(-1).float().to(device) for _, _, v in state._pending]
+        flat = torch.cat(tensors).tolist() if tensors else []
+        now = time.perf_counter()
+        state.window_seconds, state.window_steps = now - window[0], len(rows)
+        window[0] = now
+        for step, lr, threshold, skipped in rows:
+            history.step.append(step)
+            history.lr.append(lr)
+            history.threshold.append(threshold)
+            history.skipped.append(skipped)
+        logs, i = {}, 0
+        for names, step, _ in state._pending:
+            for name in names:
+                if name in ("loss", "grad_norm"):
+                    getattr(history, name).append(flat[i])
+                else:
+                    history.add(name, step, flat[i])
+                logs[name] = flat[i]
+                i += 1
+        state._pending.clear()
+        rows.clear()
+        if state.window_steps:
+            history.add("seconds_per_step", state.step, state.window_seconds / state.window_steps)
+            logs["seconds_per_step"] = state.window_seconds / state.window_steps
+        each("on_log", logs)
 
     model.train()
+    each("on_train_begin")
+    window, rows = [time.perf_counter()], []
     for step in range(start, steps):
-        began = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
+        state.step, state.skipped, state.eval_results = step, False, None
+        state.batches = [to_device(micro.next(), device) for _ in range(accumulate)]
+        each("on_step_begin")
+        _check_rates(optimizer, step)
+        lr = float(optimizer.param_groups[0]["lr"])
+
+        # 1-2. forward and backward over the micro-batches; fp16 gradients are unscaled before anyone reads them
         optimizer.zero_grad(set_to_none=True)
-        loss = forward_backward(model, to_device(batches(step), device), loss_fn)
+        state.loss = forward_backward(model, state.batches, loss_fn, precision=precision, scaler=scaler)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        each("on_after_backward")
 
-        layers, layer_norms = track.measure() if track is not None else ([], None)
-        threshold = threshold_at(clip, step)
-        norm = clip_grad_norm(params, threshold, error_if_nonfinite=on_nonfinite == "error")
-        norm_value = norm.item()
+        # 3-4. measure the global gradient norm and clip to the threshold c(t)
+        state.threshold = threshold_at(clip, step)
+        state.grad_norm = clip_grad_norm(params, state.threshold, error_if_nonfinite=False)
 
-        skipped = not math.isfinite(norm_value)
-        trained = [p for p in params if p.requires_grad] if record_update else []
-        before = [p.detach().clone() for p in trained]
-        if not skipped:
+        # 5-6. update and advance the schedule, unless the loss or the gradient is not finite (the one host read)
+        finite = bool(torch.isfinite(state.loss) & torch.isfinite(state.grad_norm))
+        if finite:
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+        else:
+            state.skipped = True
+            _explain_nonfinite(state, on_nonfinite, scaler, params)
+        if scaler is not None:
+            scaler.update()
 
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - began
-        history.step.append(step)
-        history.loss.append(loss.item())
-        history.lr.append(lr)
-        history.grad_norm.append(norm_value)
-        history.threshold.append(threshold)
-        history.clip_factor.append(clip_factor(norm_value, threshold) if not skipped else 0.0)
-        history.skipped.append(skipped)
-        history.seconds.append(seconds)
-        if record_update:
-            history.update_norm.append(global_norm(torch._foreach_sub([p.detach() for p in trained], before)).item())
-        if layers:
-            for layer, value in zip(layers, layer_norms.tolist()):
-                history.layer_norms.setdefault(layer, []).append(value)
-        bar.update(step, history.loss[-1], lr, seconds)
+        rows.append((step, lr, state.threshold, state.skipped))
+        state.log("loss", state.loss)
+        state.log("grad_norm", state.grad_norm)
+        each("on_step_end")
+        if state.eval_results is not None:
+            each("on_evaluate")
 
         done = step + 1
-        if checkpoint is not None and checkpoint_every and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done, history=history)
+        if done % log_every == 0 or done == steps or state.should_stop:
+            flush()
+        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps or state.should_stop):
+            if rows:
+                flush()
+            if is_main_process():
+                save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
+                                history=history.state_dict(), scaler=scaler)
+        if state.should_stop:
+            break
+    if rows:
+        flush()
+    _check_weights_finite(params, state.step)
+    each("on_train_end")
     return history
+
+
+def _explain_nonfinite(state: TrainState, on_nonfinite: str, scaler, params) -> None:
+    """A step whose loss or gradient is not finite: tell why, or let it be skipped."""
+    loss_finite = bool(torch.isfinite(state.loss))
+    if loss_finite and scaler is not None:
+        return  # fp16 overflow in the gradients: the GradScaler lowers its scale; the step is skipped and recorded
+    if not loss_finite:
+        _check_weights_finite(params, state.step - 1)
+    if on_nonfinite == "error":
+        what = f"loss is {state.loss.item()}" if not loss_finite else f"global gradient norm is {state.grad_norm.item()}"
+        raise FloatingPointError(
+            f"at step {state.step} the {what}. Lower the learning rate, clip, check the data, "
+            "or pass on_nonfinite='skip' to skip such steps and record them"
+        )
+
+
+def _check_weights_finite(params, step: int) -> None:
+    """Non-finite weights are never left silently: raise, naming the update that wrote them."""
+    trained = [p.detach() for p in params if p.requires_grad]
+    if trained and not bool(torch.isfinite(torch.stack([n.to(trained[0].device) for n in torch._foreach_norm(trained)])).all()):
+        raise FloatingPointError(
+            f"the update of step {step} wrote NaN or inf into the weights (the gradient was finite: the "
+            "optimizer's step produced it, e.g. an infinite learning rate or a zero eps). Lower the rate"
+        )

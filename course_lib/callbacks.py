@@ -1,0 +1,278 @@
+"""What a lesson measures or does during a run, as small objects the loop calls (callbacks).
+
+The loop (:func:`course_lib.training.train`) calls each callback at named
+moments: ``on_train_begin``, ``on_step_begin``, ``on_after_backward``
+(gradients unscaled, not yet clipped), ``on_step_end`` (after the update),
+``on_evaluate``, ``on_log`` (every ``log_every`` steps, with host values) and
+``on_train_end``.  Measurements record tensors with ``state.log``; they are
+read back with the loop's own read every ``log_every`` steps, so a probe adds
+no host synchronisation of its own unless it says so (``StepTimer``,
+``Evaluate``).
+
+Measuring: :class:`GradNorms` (per layer), :class:`WeightChange` (update
+size, per matrix), :class:`StepTimer`, :class:`Throughput` (tokens/s, MFU),
+:class:`Evaluate`.  Acting: :class:`UnfreezeAt`.  Showing: :class:`Progress`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+
+from .clipping import LayerGradNorms, global_norm
+from .freezing import set_trainable
+from .i18n import check_language, number, text
+from .data import is_main_process, to_device
+from .training import Callback, TrainState
+
+__all__ = [
+    "GradNorms",
+    "WeightChange",
+    "StepTimer",
+    "Throughput",
+    "Evaluate",
+    "UnfreezeAt",
+    "Progress",
+]
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+class GradNorms(Callback):
+    """Gradient norm per layer before clipping, recorded as ``grad_norm/<layer>`` (one fused norm call).
+
+    ``group_by`` is as in :class:`~course_lib.clipping.LayerGradNorms`: a
+    function of the parameter name, or ``{layer: regex}``.
+    """
+
+    def __init__(self, named_parameters, group_by=None):
+        self.tracker = LayerGradNorms(named_parameters, group_by)
+
+    def on_after_backward(self, state: TrainState) -> None:
+        layers, norms = self.tracker.measure()
+        if layers:
+            state.log([f"grad_norm/{layer}" for layer in layers], norms)
+
+
+class WeightChange(Callback):
+    """The size of each update, |theta_{t+1} - theta_t|, as ``update_norm``.
+
+    With ``per_matrix=True`` also the Frobenius norm of each weight matrix's
+    change, |W_{t+1} - W_t|_F, as ``weight_change/<name>``.  Costs one copy
+    of the trainable parameters per step.
+    """
+
+    def __init__(self, named_parameters, per_matrix: bool = False):
+        pairs = list(named_parameters)
+        if pairs and not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
+            raise TypeError("named_parameters must be (name, parameter) pairs: pass model.named_parameters()")
+        self.named = pairs
+        self.per_matrix = per_matrix
+        self._before: list[torch.Tensor] = []
+        self._live: list[tuple[str, torch.nn.Parameter]] = []
+
+    def on_step_begin(self, state: TrainState) -> None:
+        self._live = [(name, p) for name, p in self.named if p.requires_grad]
+        self._before = [p.detach().clone() for _, p in self._live]
+
+    def on_step_end(self, state: TrainState) -> None:
+        if not self._live:
+            return
+        diffs = torch._foreach_sub([p.detach() for _, p in self._live], self._before)
+        state.log("update_norm", global_norm(diffs))
+        if self.per_matrix:
+            chosen = [(name, d) for (name, p), d in zip(self._live, diffs) if p.ndim >= 2]
+            if chosen:
+                norms = torch.stack([n.to(diffs[0].device) for n in torch._foreach_norm([d for _, d in chosen])])
+                state.log([f"weight_change/{name}" for name, _ in chosen], norms)
+        self._before = []
+
+
+class StepTimer(Callback):
+    """Wall time of every step, as ``seconds``.  Synchronises the GPU twice per step: use it to measure, not to train."""
+
+    def on_step_begin(self, state: TrainState) -> None:
+        _synchronize(state.device)
+        self._began = time.perf_counter()
+
+    def on_step_end(self, state: TrainState) -> None:
+        _synchronize(state.device)
+        state.log("seconds", time.perf_counter() - self._began)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def count_tokens(batch: Any) -> int:
+    """Tokens in a batch: the elements of ``input_ids`` if there is one, else of the first tensor found."""
+    if isinstance(batch, torch.Tensor):
+        return batch.numel()
+    if isinstance(batch, Mapping):
+        if "input_ids" in batch:
+            return batch["input_ids"].numel()
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)):
+        for item in batch:
+            found = count_tokens(item)
+            if found:
+                return found
+    return 0
+
+
+class Throughput(Callback):
+    """Tokens per second (``tokens_per_s``) over each logging window, and MFU when the FLOPs are known.
+
+    ``tokens`` counts the tokens of a micro-batch (default :func:`count_tokens`,
+    from shapes, no synchronisation).  With ``flops_per_token`` (e.g. 6N plus
+    attention) and ``peak_flops`` of the device, also ``mfu``: achieved FLOP/s
+    over peak.  The window time comes from the loop's own read every
+    ``log_every`` steps.
+    """
+
+    def __init__(self, tokens: Callable[[Any], int] = count_tokens, flops_per_token: float | None = None,
+                 peak_flops: float | None = None):
+        if not callable(tokens):
+            raise TypeError(f"tokens must be a function batch -> number of tokens, got {tokens!r}")
+        for name, value in (("flops_per_token", flops_per_token), ("peak_flops", peak_flops)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise ValueError(f"{name} must be a number > 0 or None, got {value!r}")
+        self.tokens, self.flops_per_token, self.peak_flops = tokens, flops_per_token, peak_flops
+        self._count = 0
+
+    def on_step_begin(self, state: TrainState) -> None:
+        self._count += sum(self.tokens(batch) for batch in state.batches)
+
+    def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
+        if state.window_seconds <= 0:
+            return
+        rate = self._count / state.window_seconds
+        state.history.add("tokens_per_s", state.step, rate)
+        logs["tokens_per_s"] = rate
+        if self.flops_per_token and self.peak_flops:
+            mfu = rate * self.flops_per_token / self.peak_flops
+            state.history.add("mfu", state.step, mfu)
+            logs["mfu"] = mfu
+        self._count = 0
+
+
+class Evaluate(Callback):
+    """Evaluation every ``every`` steps and after the last: ``eval_loss`` and the ``metrics`` asked for.
+
+    ``data`` is an iterable of batches (re-read at each evaluation).
+    ``metrics(model, batch)`` may return a dict of extra numbers per batch
+    (e.g. ``{"accuracy": ...}``); each is averaged over the batches and
+    recorded as ``eval_<name>``.  Runs under ``torch.no_grad()``, in eval mode
+    and the run's precision; reads its results back (one synchronisation per
+    evaluation).
+    """
+
+    def __init__(self, data: Iterable, every: int, metrics: Callable[[torch.nn.Module, Any], Mapping] | None = None):
+        if callable(data) or not isinstance(data, Iterable):
+            raise TypeError(f"data must be an iterable of batches (a list or a DataLoader), got {type(data).__name__}")
+        _check_positive_int("every", every)
+        self.data, self.every, self.metrics = data, every, metrics
+
+    def on_step_end(self, state: TrainState) -> None:
+        done = state.step + 1
+        if done % self.every == 0 or done == state.steps:
+            state.eval_results = self.evaluate(state)
+
+    @torch.no_grad()
+    def evaluate(self, state: TrainState) -> dict[str, float]:
+
+        model = state.model
+        was_training = model.training
+        model.eval()
+        totals: dict[str, torch.Tensor] = {}
+        batches = 0
+        for batch in self.data:
+            batch = to_device(batch, state.device)
+            with state.autocast():
+                out = state.loss_fn(model, batch)
+                loss = out[0] / out[1] if isinstance(out, tuple) else out
+                values = {"loss": loss.float()}
+                if self.metrics is not None:
+                    values.update({k: torch.as_tensor(v, dtype=torch.float32) for k, v in self.metrics(model, batch).items()})
+            for key, value in values.items():
+                totals[key] = totals.get(key, 0) + value.to(state.device)
+            batches += 1
+        model.train(was_training)
+        if not batches:
+            raise ValueError("Evaluate's data holds no batch")
+        names = list(totals)
+        means = (torch.stack([totals[k] for k in names]) / batches).tolist()
+        results = {f"eval_{k}": v for k, v in zip(names, means)}
+        for key, value in results.items():
+            state.history.add(key, state.step, value)
+        return results
+
+
+class UnfreezeAt(Callback):
+    """Unfreeze the parameters whose names match ``pattern`` (a regex) at step ``step``.
+
+    Before that step they get no gradient, so the optimizer (built from all
+    parameters) leaves them alone; from that step on they train.  A resumed
+    run past ``step`` unfreezes them at the start.
+    """
+
+    def __init__(self, step: int, pattern: str):
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError(f"step must be an int (an optimizer step), got {step!r}")
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a regular expression (str) over parameter names, got {pattern!r}")
+        self.step, self.pattern = step, pattern
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if state.start_step > self.step:
+            set_trainable(state.model, self.pattern, True)
+
+    def on_step_begin(self, state: TrainState) -> None:
+        if state.step == self.step:
+            set_trainable(state.model, self.pattern, True)
+
+
+class Progress(Callback):
+    """A progress bar with the loss, the rate and the time left, in the reader's language.
+
+    ``tqdm.auto``: a widget in Jupyter and Colab, text lines elsewhere (the
+    bar Hugging Face's Trainer uses).  Updated every ``log_every`` steps from
+    the values the loop reads anyway; shown only by the main process.
+    """
+
+    def __init__(self, lang: str = "en"):
+        self.lang = check_language(lang)
+        self.bar = None
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if not is_main_process():
+            return
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=state.steps, initial=state.start_step, desc=text("progress_desc", self.lang),
+            unit=text("progress_unit", self.lang), dynamic_ncols=True,
+        )
+
+    def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(state.step + 1 - self.bar.n)
+        if "loss" in logs and math.isfinite(logs["loss"]):
+            self.bar.set_postfix_str(f"{text('progress_loss', self.lang)} {number(logs['loss'], self.lang, 4)}", refresh=False)
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,124 @@
+"""Checkpoints from which a run resumes exactly, and refuses to resume the wrong run.
+
+A checkpoint holds the model (without the ``module.`` / ``_orig_mod.``
+prefixes of DDP and ``torch.compile``), the optimizer, the scheduler, the
+fp16 GradScaler, the step, the history, the random-number states, and a
+fingerprint of what made it (model shapes, optimizer type, schedule).  It
+loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import torch
+
+__all__ = ["save_checkpoint", "load_checkpoint", "fingerprint", "unwrap", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = 2
+
+
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+            model = model.module
+        else:
+            return model
+
+
+def fingerprint(model, optimizer, scheduler) -> dict:
+    """What a checkpoint was made with: model shapes, optimizer type, schedule."""
+    shapes = ";".join(f"{name}:{tuple(t.shape)}" for name, t in unwrap(model).state_dict().items())
+    schedule = getattr(scheduler, "schedule", None)
+    return {
+        "model": hashlib.sha256(shapes.encode()).hexdigest()[:16],
+        "parameters": sum(t.numel() for t in unwrap(model).state_dict().values()),
+        "optimizer": type(optimizer).__name__,
+        "scheduler": None if scheduler is None else type(scheduler).__name__,
+        "schedule": None if schedule is None else repr(schedule),
+    }
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_version": random.getstate()[0]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: dict, scaler=None) -> None:
+    """Everything a run needs to continue exactly after ``step`` completed steps (wrapper prefixes removed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": fingerprint(model, optimizer, scheduler),
+        "step": step,
+        "model": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "history": history,
+        "rng": _rng_state(),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None) -> tuple[int, dict]:
+    """Restore a checkpoint into existing objects; return (completed steps, the history's state dict).
+
+    Refuses, with a message, a file that is not a readable course checkpoint
+    and a checkpoint made with another model, optimizer or schedule.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:
+        raise ValueError(
+            f"checkpoint {str(path)!r} cannot be read ({type(error).__name__}: {str(error)[:200]}): the file is "
+            "empty, truncated or not a checkpoint. Delete it to start afresh, or pass resume=False"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {str(path)!r} is not a course_lib checkpoint (format {CHECKPOINT_FORMAT})")
+    saved, now = state["fingerprint"], fingerprint(model, optimizer, scheduler)
+    for key, what in (("model", "model (parameter names and shapes)"), ("optimizer", "optimizer type"),
+                      ("scheduler", "scheduler"), ("schedule", "schedule")):
+        if saved[key] != now[key]:
+            if key == "scheduler" and now[key] is None:
+                raise ValueError(
+                    f"checkpoint {str(path)!r} was saved with a scheduler ({saved['scheduler']}, {saved['schedule']}) "
+                    "but none was passed: pass scheduler= built as before, or the rate would stay frozen"
+                )
+            detail = f"saved {saved[key]!r}, now {now[key]!r}"
+            if key == "model":
+                detail = f"saved {saved['parameters']} numbers, now {now['parameters']} (or other names/shapes)"
+            raise ValueError(
+                f"checkpoint {str(path)!r} was made with another {what}: {detail}. Resume with the same setup, "
+                "or start a new run with another checkpoint path"
+            )
+    unwrap(model).load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state["scaler"] is not None:
+        scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"])
+    return state["step"], state["history"]

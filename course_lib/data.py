@@ -1,0 +1,199 @@
+"""Devices, processes and batches for the training loop.
+
+``to_device`` moves any batch a lesson uses (tensors, dicts, Hugging Face's
+``BatchEncoding``, namedtuples, dataclasses); ``make_loader`` builds a
+DataLoader whose order a resumed run can replay; under ``torchrun`` the
+device and the data shard come from the environment variables it sets.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+
+import torch
+
+__all__ = ["pick_device", "is_main_process", "to_device", "make_loader", "MicroBatches"]
+
+Batch = Any
+
+
+
+
+def is_main_process() -> bool:
+    """True except in processes of rank > 0 under ``torchrun`` (they write no checkpoint, no progress)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given; else ``cuda:$LOCAL_RANK`` under torchrun, CUDA, Apple's MPS, or the CPU."""
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if not isinstance(device, (str, torch.device)) or isinstance(device, bool):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', a torch.device or None, got {device!r}")
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device {device!r} is not a device torch knows ({error})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but this machine has no CUDA GPU: pass device='cpu' or None (auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device={str(device)!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device='mps' but Apple's MPS is not available here: pass device='cpu' or None (auto)")
+    return device
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """Move every tensor of a (nested) batch to ``device``, keeping the container types.
+
+    Handles tensors, Mappings (dicts, Hugging Face's ``BatchEncoding``, which
+    is a ``UserDict``), namedtuples, tuples and lists, dataclasses, and any
+    other object with a ``.to(device)`` method.  Copies are non-blocking: on
+    CUDA they overlap with computation when the tensors are in pinned memory.
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        moved = {key: to_device(value, device) for key, value in batch.items()}
+        if isinstance(batch, dict) and type(batch) is dict:
+            return moved
+        out = _copy(batch)
+        if out is None:
+            return moved
+        for key, value in moved.items():
+            out[key] = value
+        return out
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(to_device(item, device) for item in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(item, device) for item in batch)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        changes = {f.name: to_device(getattr(batch, f.name), device) for f in dataclasses.fields(batch) if f.init}
+        return dataclasses.replace(batch, **changes)
+    if hasattr(batch, "to") and callable(batch.to) and not isinstance(batch, torch.nn.Module):
+        return batch.to(device)
+    return batch
+
+
+def _copy(mapping: Mapping):
+    try:
+        return copy.copy(mapping)
+    except Exception:
+        return None
+
+
+def make_loader(
+    dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    collate_fn: Callable | None = None,
+    drop_last: bool = False,
+    num_workers: int = 0,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader whose order is a pure function of (``seed``, epoch), so a resumed run sees the same batches.
+
+    Shuffling uses ``DistributedSampler`` (one replica outside torchrun), which
+    the loop steps with ``set_epoch``; under torchrun each process reads its
+    own shard.  Memory is pinned when the target device is CUDA.
+    """
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    pin = pick_device(device).type == "cuda"
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
+        drop_last=drop_last, pin_memory=pin, num_workers=num_workers,
+    )
+
+
+class MicroBatches:
+    """Micro-batch ``m`` of the run, from ``data(m)`` or from an iterable (epochs restart it).
+
+    A resumed run skips ahead to the same position: the epoch is set on the
+    loader's sampler when it has ``set_epoch``, then the batches before the
+    position are drawn and dropped.  An epoch's iterator is opened when its
+    first batch is asked for, as in the uninterrupted run; reopening one that
+    the run had opened before its checkpoint leaves the restored random state
+    untouched (a DataLoader draws a seed from it when it opens).
+    """
+
+    def __init__(self, data, start: int):
+        self.data, self.position = data, start
+        self.callable = callable(data) and not isinstance(data, Iterable)
+        if self.callable:
+            return
+        self.length = len(data) if hasattr(data, "__len__") else None
+        if self.length == 0:
+            raise ValueError("data is empty (a loader or iterable with no batches): nothing to train on")
+        if start:
+            _check_resumable_order(data)
+        self.epoch, self.iterator = -1, None
+        done_in_epoch = start % self.length if self.length else start
+        if done_in_epoch:
+            with torch.random.fork_rng(devices=[]):
+                self.epoch = start // self.length if self.length else 0
+                self.iterator = self._open(self.epoch)
+                for _ in range(done_in_epoch):
+                    next(self.iterator)
+        elif self.length:
+            self.epoch = start // self.length - 1
+
+    def _open(self, epoch: int):
+        for holder in (self.data, getattr(self.data, "sampler", None), getattr(getattr(self.data, "batch_sampler", None), "sampler", None)):
+            if holder is not None and hasattr(holder, "set_epoch"):
+                holder.set_epoch(epoch)
+                break
+        return iter(self.data)
+
+    def _next_raw(self):
+        if self.iterator is not None:
+            try:
+                return next(self.iterator)
+            except StopIteration:
+                if self.length is None:
+                    raise ValueError(
+                        f"data ran out after {self.position} batches; the run needs steps x accumulate batches: "
+                        "pass a longer iterable, a DataLoader (restarted every epoch) or a function of the batch index"
+                    ) from None
+        self.epoch += 1
+        self.iterator = self._open(self.epoch)
+        try:
+            return next(self.iterator)
+        except StopIteration:
+            if self.length is None and self.epoch > 0:
+                raise ValueError(
+                    f"data ran out after {self.position} batches; the run needs steps x accumulate batches: "
+                    "pass a longer iterable, a DataLoader (restarted every epoch) or a function of the batch index"
+                ) from None
+            raise ValueError("data is empty (a loader or iterable with no batches): nothing to train on") from None
+
+    def next(self):
+        batch = self.data(self.position) if self.callable else self._next_raw()
+        self.position += 1
+        return batch
+
+
+def _check_resumable_order(data) -> None:
+    sampler = getattr(data, "sampler", None)
+    if isinstance(sampler, torch.utils.data.RandomSampler):
+        raise ValueError(
+            "data is a DataLoader with shuffle=True (a RandomSampler), whose order cannot be replayed on resume: "
+            "build it with course_lib.training.make_loader(dataset, batch_size, seed=...) or pass a function of "
+            "the batch index"
+        )
