@@ -6,6 +6,8 @@ notebook passes its language to course_lib, which looks the words up here.
 
 from __future__ import annotations
 
+import math
+
 LANGUAGES = ("vi", "en")
 
 _STRINGS: dict[str, dict[str, str]] = {
@@ -25,7 +27,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "w1_end": {"vi": "w₁ cuối", "en": "Final w₁"},
     "excess": {"vi": "Mất mát dư L − H(q) (thang log)", "en": "Excess loss L − H(q) (log scale)"},
     "excess_title": {
-        "vi": "Toy có nhiễu: mất mát dư theo bước",
+        "vi": "Mô hình đồ chơi có nhiễu: mất mát dư theo bước",
         "en": "Noisy toy: excess loss per step",
     },
     "constant": {"vi": "không lịch (hằng số)", "en": "no schedule (constant)"},
@@ -46,20 +48,21 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Learning-rate schedule explorer (interactive in Jupyter/Colab)",
     },
     "schedule": {"vi": "Lịch", "en": "Schedule"},
-    "late_excess": {"vi": "Mất mát dư cuối (×10⁻³)", "en": "Late excess loss (×10⁻³)"},
-    "settled": {"vi": "Bước ổn định dưới 0,01", "en": "Step settled below 0.01"},
+    "late_excess": {"vi": "Mất mát dư cuối (×10⁻³), {n} seed", "en": "Late excess loss (×10⁻³), {n} seeds"},
+    "settled": {"vi": "Số bước đến khi ổn định dưới {excess}", "en": "Updates until settled below {excess}"},
+    "never_count": {"vi": "({k}/{n} seed không bao giờ)", "en": "({k}/{n} seeds never)"},
     "jitter": {"vi": "Độ rung cuối |Δ(w₁−w₂)|", "en": "Late jitter |Δ(w₁−w₂)|"},
     "final_lr": {"vi": "η cuối", "en": "Final η"},
-    "law_holds": {"vi": "Luật tích phân đúng (sai số < 10%) đến bước", "en": "Integral law within 10% until step"},
+    "law_holds": {"vi": "Luật tích phân đúng (sai số < {tolerance}%) đến bước", "en": "Integral law within {tolerance}% until step"},
     "never": {"vi": "không bao giờ", "en": "never"},
     "yes": {"vi": "có", "en": "yes"},
     "no": {"vi": "không", "en": "no"},
     "run": {"vi": "Lần chạy", "en": "Run"},
     "final_loss": {"vi": "Mất mát cuối", "en": "Final loss"},
     "largest_step": {"vi": "Bước lớn nhất |Δw|", "en": "Largest step |Δw|"},
-    "steps_to_target": {"vi": "Số bước đến L < 10⁻³", "en": "Steps to L < 10⁻³"},
-    "diverged": {"vi": "Bùng nổ (L > 10⁶)?", "en": "Blew up (L > 10⁶)?"},
-    "norm_lost": {"vi": "Tổng chuẩn bị cắt Σ(|g| − c)⁺", "en": "Norm removed Σ(|g| − c)⁺"},
+    "steps_to_target": {"vi": "Số bước đến L < {target}", "en": "Steps to L < {target}"},
+    "diverged": {"vi": "Bùng nổ (L > {blown_up})?", "en": "Blew up (L > {blown_up})?"},
+    "norm_lost": {"vi": "Lượng chuẩn đã cắt bớt Σ(|g| − c)⁺", "en": "Norm removed Σ(|g| − c)⁺"},
     "no_clip": {"vi": "không cắt, η không đổi", "en": "no clipping, constant η"},
     "clip_only": {"vi": "chỉ cắt gradient", "en": "clipping only"},
     "schedule_only": {"vi": "chỉ lịch tốc độ học", "en": "schedule only"},
@@ -74,14 +77,32 @@ _STRINGS: dict[str, dict[str, str]] = {
     "by_norm": {"vi": "cắt theo chuẩn", "en": "clipped by norm"},
     "by_value": {"vi": "cắt theo giá trị", "en": "clipped by value"},
     "directions_title": {"vi": "Cắt theo chuẩn giữ hướng, cắt theo giá trị thì không", "en": "Clipping by norm keeps the direction; by value does not"},
-    "layer": {"vi": "Lớp", "en": "Layer"},
-    "layer_raw": {"vi": "|g| của lớp", "en": "Layer |g|"},
+    "layer": {"vi": "Tầng", "en": "Layer"},
+    "part_body": {"vi": "thân (body)", "en": "body"},
+    "part_head": {"vi": "đầu phân loại (head)", "en": "head"},
+    "layer_raw": {"vi": "|g| của tầng", "en": "Layer |g|"},
     "after_global": {"vi": "sau khi cắt toàn cục", "en": "after global clipping"},
-    "after_per_layer": {"vi": "sau khi cắt từng lớp", "en": "after per-layer clipping"},
+    "after_per_layer": {"vi": "sau khi cắt từng tầng", "en": "after per-layer clipping"},
     "factor_global": {"vi": "hệ số (toàn cục)", "en": "factor (global)"},
-    "factor_per_layer": {"vi": "hệ số (từng lớp)", "en": "factor (per layer)"},
+    "factor_per_layer": {"vi": "hệ số (từng tầng)", "en": "factor (per layer)"},
     "loss_title": {"vi": "Mất mát theo bước", "en": "Loss per step"},
     "loss": {"vi": "Mất mát L (thang log)", "en": "Loss L (log scale)"},
+    "last_rate": {
+        "vi": "khai báo {declared} bước, huấn luyện {trained} bước: tốc độ học cuối = {rate} × đỉnh",
+        "en": "declared {declared}, trained {trained}: last rate = {rate} × peak",
+    },
+    "resumed_equal": {"vi": "chạy tiếp từ điểm lưu == chạy liền một mạch: {equal}", "en": "resumed == uninterrupted: {equal}"},
+    "group_rates": {"vi": "tốc độ học của các nhóm tham số ở bước {step}: {rates}", "en": "group rates at step {step}: {rates}"},
+    "constant_at": {
+        "vi": "tốc độ học hằng số: τ = {tau} sau {t} bước, w₁ = {w1}",
+        "en": "constant rate: τ = {tau} after {t} steps, w₁ = {w1}",
+    },
+    "entropy": {"vi": "H(q) = {value} nat", "en": "H(q) = {value} nats"},
+    "paired": {
+        "vi": "{name}: mất mát dư cuối trừ của cosin = {diff} ×10⁻³ (trung bình ± sai số chuẩn), cao hơn ở {k}/{n} seed",
+        "en": "{name}: late excess minus cosine's = {diff} ×10⁻³ (mean ± standard error), higher in {k} of {n} seeds",
+    },
+    "tau_w1": {"vi": "τ = {tau}, w₁ cuối = {w1}", "en": "τ = {tau}, final w₁ = {w1}"},
     "progress_desc": {"vi": "Huấn luyện", "en": "Training"},
     "progress_unit": {"vi": " bước", "en": " step"},
     "progress_loss": {"vi": "mất mát", "en": "loss"},
@@ -108,6 +129,26 @@ def significant(value: float, lang: str, digits: int = 3) -> str:
     check_language(lang)
     out = f"{value:.{digits}g}"
     return out.replace(".", ",") if lang == "vi" else out
+
+
+def plain(value: float, lang: str) -> str:
+    """A parameter as a reader writes it: 10⁶ and 10⁻³ for powers of ten, else the shortest decimal (0,01 in Vietnamese)."""
+    check_language(lang)
+    if value > 0 and value != 1 and (value >= 1e4 or value < 1e-2):
+        exponent = round(math.log10(value))
+        if math.isclose(value, 10.0**exponent, rel_tol=1e-12):
+            return "10" + str(exponent).translate(_SUPERSCRIPT)
+    out = repr(float(value)).removesuffix(".0") if float(value).is_integer() else repr(float(value))
+    return out.replace(".", ",") if lang == "vi" else out
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def number_list(values, lang: str, digits: int = 3) -> str:
+    """A list of numbers, ``[0.50, 1.00]``; in Vietnamese ``[0,50; 1,00]`` (the comma is the decimal mark)."""
+    separator = "; " if check_language(lang) == "vi" else ", "
+    return "[" + separator.join(number(v, lang, digits) for v in values) + "]"
 
 
 def number(value: float, lang: str, digits: int = 3) -> str:

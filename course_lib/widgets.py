@@ -47,7 +47,7 @@ def explorer_figure(
         ),
         fontsize="small",
     )
-    right.plot([max(e, 1e-7) for e in run.excess_loss], linewidth=1)
+    right.plot([max(e, 1e-7) for e in run.metric("excess_loss")], linewidth=1)
     right.set_yscale("log")
     right.set(xlabel=text("step", lang), ylabel=text("excess", lang))
     right.grid(alpha=0.3)

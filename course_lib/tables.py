@@ -1,0 +1,120 @@
+"""The lessons' result tables, in the reader's language, from the numbers of :mod:`course_lib.experiments`.
+
+Headers take their numbers from the parameters the numbers were measured
+with (a threshold of 0.01 is written from ``excess=0.01``, not typed in).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from .experiments import (
+    Spread,
+    accumulated_rate,
+    clipping_stats,
+    integral_law_holds_until,
+    layer_clipping,
+    schedule_stats,
+)
+from .i18n import number, plain, significant, text
+from .report import Table
+from .training import History
+
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping"]
+
+
+def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
+    """``mean ± sem`` in the reader's decimal convention."""
+    return f"{number(value.mean * scale, lang, digits)} ± {number(value.sem * scale, lang, digits)}"
+
+
+def integral_law_table(runs: Mapping[str, History], lang: str, tolerance: float = 0.1) -> Table:
+    """Per schedule: where the constant-gradient law stops holding, and where the run ends."""
+    rows = []
+    for name, history in runs.items():
+        until = integral_law_holds_until(history, tolerance)
+        w1 = history.metric("w1")
+        rows.append((
+            name,
+            text("never", lang) if until is None else str(until),
+            "-" if until is None else number(w1[until], lang, 3),
+            number(accumulated_rate(history)[-1], lang, 2),
+            number(w1[-1], lang, 3),
+        ))
+    header = (
+        text("schedule", lang),
+        text("law_holds", lang, tolerance=plain(round(100 * tolerance, 6), lang)),
+        text("w1_break", lang),
+        text("tau_end", lang),
+        text("w1_end", lang),
+    )
+    return Table(header, tuple(rows))
+
+
+def compare_schedules(runs: Mapping[str, Sequence[History]], lang: str, excess: float = 0.01) -> Table:
+    """Lesson 01's measured table: one row per schedule, mean ± standard error over the seeds."""
+    rows = []
+    for name, stats in schedule_stats(runs, excess).items():
+        settled = "-" if stats.settled is None else with_spread(stats.settled, lang, 0)
+        if stats.never_settled:
+            settled += " " + text("never_count", lang, k=stats.never_settled, n=stats.late_excess.n)
+        rows.append((
+            name,
+            with_spread(stats.late_excess, lang, 2, scale=1e3),
+            settled,
+            with_spread(stats.jitter, lang, 4),
+            number(stats.final_lr, lang, 4),
+        ))
+    n = next(iter(runs.values())) if runs else []
+    header = (
+        text("schedule", lang),
+        text("late_excess", lang, n=len(n)),
+        text("settled", lang, excess=plain(excess, lang)),
+        text("jitter", lang),
+        text("final_lr", lang),
+    )
+    return Table(header, tuple(rows))
+
+
+def compare_clipping(runs: Mapping[str, History], lang: str, target: float = 1e-3, blown_up: float = 1e6) -> Table:
+    """Lesson 02's measured table: final loss, largest step, steps to the target, divergence, norm removed."""
+    rows = []
+    for name, history in runs.items():
+        stats = clipping_stats(history, target, blown_up)
+        rows.append((
+            name,
+            significant(stats.final_loss, lang),
+            significant(stats.largest_step, lang),
+            text("never", lang) if stats.steps_to_target is None else str(stats.steps_to_target),
+            text("yes", lang) if stats.diverged else text("no", lang),
+            number(stats.norm_lost, lang, 2),
+        ))
+    header = (
+        text("run", lang),
+        text("final_loss", lang),
+        text("largest_step", lang),
+        text("steps_to_target", lang, target=plain(target, lang)),
+        text("diverged", lang, blown_up=plain(blown_up, lang)),
+        text("norm_lost", lang),
+    )
+    return Table(header, tuple(rows))
+
+
+def compare_layer_clipping(max_norm: float, lang: str, seed: int = 0) -> Table:
+    """Global vs per-layer clipping of the same gradients, one row per layer."""
+    rows = tuple(
+        (
+            text(f"part_{name}", lang),
+            number(v["raw"], lang, 3),
+            number(v["after_global"], lang, 3),
+            number(v["factor_global"], lang, 3),
+            number(v["after_per_layer"], lang, 3),
+            number(v["factor_per_layer"], lang, 3),
+        )
+        for name, v in layer_clipping(max_norm, seed).items()
+    )
+    header = tuple(
+        text(key, lang)
+        for key in ("layer", "layer_raw", "after_global", "factor_global", "after_per_layer", "factor_per_layer")
+    )
+    return Table(header, rows)
