@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor
+
+from ._checks import check_int, check_number, check_type, shown
 
 __all__ = [
     "global_norm",
@@ -44,19 +46,46 @@ __all__ = [
 Threshold = float | Callable[[int], float] | None
 
 
-def _grads(parameters: Iterable[torch.nn.Parameter] | Tensor) -> list[Tensor]:
+_PARAMETERS = "an iterable of tensors: pass model.parameters() (not model.named_parameters(), not the model)"
+_NAMED = "an iterable of (name, tensor) pairs: pass model.named_parameters() (not model.parameters(), not the model)"
+
+
+def _listed(name: str, values: Iterable, item_ok: Callable[[object], bool], allowed: str) -> list:
+    """The items of ``values`` as a list, each checked by ``item_ok``; a model, a tensor or a str is refused."""
+    if isinstance(values, (torch.nn.Module, Tensor, str)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be {allowed}, got {shown(values)}")
+    items = list(values)
+    for item in items:
+        if not item_ok(item):
+            raise TypeError(f"{name} must be {allowed}, got an item {shown(item)}")
+    return items
+
+
+def _tensors(name: str, parameters: Iterable[Tensor] | Tensor) -> list[Tensor]:
     if isinstance(parameters, Tensor):
-        parameters = [parameters]
-    return [p.grad for p in parameters if p.grad is not None]
+        return [parameters]
+    return _listed(name, parameters, lambda item: isinstance(item, Tensor), _PARAMETERS)
+
+
+def _is_named(item: object) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], Tensor)
+
+
+def _grads(parameters: Iterable[torch.nn.Parameter] | Tensor) -> list[Tensor]:
+    return [p.grad for p in _tensors("parameters", parameters) if p.grad is not None]
 
 
 def _check_threshold(name: str, value: float) -> None:
-    if not value > 0:  # also rejects NaN
-        raise ValueError(f"{name} must be > 0 (use math.inf for no clipping), got {value}")
+    check_number(name, value, "> 0 (use math.inf for no clipping)", lambda v: v > 0)
+
+
+def _check_norm(value: float) -> None:
+    check_number("norm", value, ">= 0 (a gradient norm |g|)", lambda v: v >= 0)
 
 
 def global_norm(tensors: list[Tensor]) -> Tensor:
     """sqrt(sum_i |t_i|^2) over a list of tensors, with one fused norm call (a 0-d tensor)."""
+    tensors = _tensors("tensors", tensors)
     if not tensors:
         return torch.tensor(0.0)
     device = tensors[0].device
@@ -70,11 +99,15 @@ def global_grad_norm(parameters: Iterable[torch.nn.Parameter] | Tensor) -> Tenso
 
 def clip_factor(norm: float, max_norm: float) -> float:
     """c / max(|g|, c): 1 when no clipping happens, below 1 when it does."""
+    _check_norm(norm)
+    _check_threshold("max_norm", max_norm)
     return 1.0 if math.isinf(max_norm) else max_norm / max(norm, max_norm)
 
 
 def norm_lost(norm: float, max_norm: float) -> float:
     """|g| - |g_clipped| = max(0, |g| - c): how much gradient norm clipping removed."""
+    _check_norm(norm)
+    _check_threshold("max_norm", max_norm)
     return max(0.0, norm - max_norm)
 
 
@@ -96,6 +129,7 @@ def clip_grad_norm(
     host synchronisation per call on a GPU; torch's default skips both.
     """
     _check_threshold("max_norm", max_norm)
+    check_type("error_if_nonfinite", error_if_nonfinite, bool, "True or False")
     grads = _grads(parameters)
     total = global_norm(grads)
     if not torch.isfinite(total):
@@ -131,8 +165,11 @@ def clip_grad_norm_per_layer(
     layers: Mapping[str, Iterable[torch.nn.Parameter]], max_norm: float, *, error_if_nonfinite: bool = True
 ) -> dict[str, Tensor]:
     """Clip each layer's gradient to norm <= c on its own; return each layer's norm before clipping."""
+    check_type("layers", layers, Mapping, "a mapping {layer name: parameters}, e.g. {'body': model[0].parameters()} "
+               "(for one global threshold use clip_grad_norm)")
+    _check_threshold("max_norm", max_norm)
     return {
-        name: clip_grad_norm(params, max_norm, error_if_nonfinite=error_if_nonfinite)
+        name: clip_grad_norm(_tensors(f"layers[{name!r}]", params), max_norm, error_if_nonfinite=error_if_nonfinite)
         for name, params in layers.items()
     }
 
@@ -140,8 +177,7 @@ def clip_grad_norm_per_layer(
 def delayed(max_norm: float, start_step: int) -> Callable[[int], float]:
     """Delayed clipping: c(t) = inf for t < start_step, then max_norm."""
     _check_threshold("max_norm", max_norm)
-    if start_step < 0:
-        raise ValueError(f"start_step must be >= 0, got {start_step}")
+    check_int("start_step", start_step)
     return _Delayed(max_norm, start_step)
 
 
@@ -158,16 +194,29 @@ class _Delayed:
 
 def threshold_at(clip: Threshold, step: int) -> float:
     """The clipping threshold at ``step``: None -> inf, a number, or a callable of the step."""
+    check_int("step", step)
     if clip is None:
         return math.inf
-    value = clip(step) if callable(clip) else float(clip)
-    _check_threshold("the clipping threshold", value)
-    return value
+    if callable(clip):
+        value = clip(step)
+        _check_threshold("the clipping threshold", value)
+        return value
+    _check_threshold("clip", clip)
+    return float(clip)
 
 
 def by_module(name: str) -> str:
     """Group a parameter with its module: 'encoder.0.linear.weight' -> 'encoder.0.linear'."""
+    check_type("name", name, str, "a parameter name such as 'encoder.0.linear.weight'")
     return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _compile(layer: str, pattern: str) -> re.Pattern:
+    check_type(f"group_by[{layer!r}]", pattern, (str, re.Pattern), "a regular expression (a str) searched in parameter names")
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"group_by[{layer!r}] = {pattern!r} is not a valid regular expression: {error}") from None
 
 
 class LayerGradNorms:
@@ -186,17 +235,33 @@ class LayerGradNorms:
         named_parameters: Iterable[tuple[str, torch.nn.Parameter]],
         group_by: Callable[[str], str] | Mapping[str, str] | None = None,
     ):
+        named = _listed("named_parameters", named_parameters, _is_named, _NAMED)
+        if not named:
+            raise ValueError(
+                "named_parameters is empty: pass model.named_parameters() (a generator runs once: call it again "
+                "for each tracker)"
+            )
+        patterns = group_by if isinstance(group_by, Mapping) else None
         if group_by is None:
             group_by = by_module
-        if isinstance(group_by, Mapping):
-            patterns = [(layer, re.compile(pattern)) for layer, pattern in group_by.items()]
-            group_by = lambda name: next((layer for layer, rx in patterns if rx.search(name)), "other")
-        self.params: list[torch.nn.Parameter] = []
-        layer_of: list[str] = []
-        for name, param in named_parameters:
-            self.params.append(param)
-            layer_of.append(group_by(name))
+        elif patterns is not None:
+            compiled = [(layer, _compile(layer, pattern)) for layer, pattern in patterns.items()]
+            group_by = lambda name: next((layer for layer, rx in compiled if rx.search(name)), "other")
+        elif not callable(group_by):
+            raise TypeError(
+                "group_by must be a function of the parameter name (such as by_module) or a dict {layer: regex}, "
+                f"got {shown(group_by)}"
+            )
+        self.params: list[torch.nn.Parameter] = [param for _, param in named]
+        layer_of = [group_by(name) for name, _ in named]
         self.layers = list(dict.fromkeys(layer_of))
+        for layer in patterns or ():
+            if layer not in self.layers:
+                names = [name for name, _ in named]
+                raise ValueError(
+                    f"group_by[{layer!r}] = {patterns[layer]!r} matches no parameter name (or only ones an earlier "
+                    f"pattern takes); the names are {names[:6]}{'...' if len(names) > 6 else ''}"
+                )
         position = {layer: i for i, layer in enumerate(self.layers)}
         self._layer_index = [position[layer] for layer in layer_of]
         self._plan: tuple = ((), None, [], None)

@@ -6,7 +6,11 @@ notebook passes its language to course_lib, which looks the words up here.
 
 from __future__ import annotations
 
+import difflib
 import math
+import string
+
+from ._checks import check_int, check_number, check_type
 
 LANGUAGES = ("vi", "en")
 
@@ -110,7 +114,8 @@ _STRINGS: dict[str, dict[str, str]] = {
 
 
 def check_language(lang: str) -> str:
-    """Return ``lang`` if the course is written in it, else raise ValueError."""
+    """Return ``lang`` if the course is written in it, else raise TypeError/ValueError."""
+    check_type("lang", lang, str, f"one of {LANGUAGES}")
     if lang not in LANGUAGES:
         raise ValueError(f"lang must be one of {LANGUAGES}, got {lang!r}")
     return lang
@@ -119,21 +124,40 @@ def check_language(lang: str) -> str:
 def text(key: str, lang: str, **fields: object) -> str:
     """The string ``key`` in ``lang``, with ``{fields}`` filled in."""
     check_language(lang)
+    check_type("key", key, str, "the name of a course string, such as 'step'")
     if key not in _STRINGS:
-        raise KeyError(f"no course string named {key!r}")
-    return _STRINGS[key][lang].format(**fields)
+        close = difflib.get_close_matches(key, _STRINGS, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"no course string named {key!r}{hint}")
+    template = _STRINGS[key][lang]
+    try:
+        return template.format(**fields)
+    except KeyError as error:
+        needed = [field for _, field, _, _ in string.Formatter().parse(template) if field]
+        raise KeyError(
+            f"text({key!r}) needs the field {error.args[0]!r}: pass text({key!r}, lang, "
+            + ", ".join(f"{field}=..." for field in needed)
+            + ")"
+        ) from None
+
+
+def _formatted(value: float, lang: str, digits: int, minimum: int, code: str, unit: str) -> str:
+    check_language(lang)
+    value = check_number("value", value, "any real number (NaN and inf are written nan and inf)", lambda v: True)
+    check_int("digits", digits, minimum, unit=unit)
+    out = f"{value:.{digits}{code}}"
+    return out.replace(".", ",") if lang == "vi" else out
 
 
 def significant(value: float, lang: str, digits: int = 3) -> str:
     """A number to ``digits`` significant digits (``1.5e+06``, ``0.325``), with the reader's decimal mark."""
-    check_language(lang)
-    out = f"{value:.{digits}g}"
-    return out.replace(".", ",") if lang == "vi" else out
+    return _formatted(value, lang, digits, 1, "g", "significant digits")
 
 
 def plain(value: float, lang: str) -> str:
     """A parameter as a reader writes it: 10⁶ and 10⁻³ for powers of ten, else the shortest decimal (0,01 in Vietnamese)."""
     check_language(lang)
+    value = check_number("value", value, "a finite real number", math.isfinite)
     if value > 0 and value != 1 and (value >= 1e4 or value < 1e-2):
         exponent = round(math.log10(value))
         if math.isclose(value, 10.0**exponent, rel_tol=1e-12):
@@ -153,6 +177,4 @@ def number_list(values, lang: str, digits: int = 3) -> str:
 
 def number(value: float, lang: str, digits: int = 3) -> str:
     """A number written the reader's way: Vietnamese uses a decimal comma."""
-    check_language(lang)
-    out = f"{value:.{digits}f}"
-    return out.replace(".", ",") if lang == "vi" else out
+    return _formatted(value, lang, digits, 0, "f", "digits after the decimal mark")

@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ._checks import check_number, check_type, shown
 from .clipping import clip_grad_norm, clip_grad_value
 from .i18n import check_language, text
 from .experiments import accumulated_rate, integral_prediction
 from .training import History
 
 
+def _check_entries(name: str, entries: Mapping, ok: Callable[[object], bool], allowed: str) -> None:
+    """A non-empty mapping {label: value} whose every value passes ``ok``."""
+    check_type(name, entries, Mapping, f"a dict {{label: {allowed}}}")
+    if not entries:
+        raise ValueError(f"{name} is empty: pass a dict {{label: {allowed}}} with at least one entry")
+    for label, value in entries.items():
+        if not ok(value):
+            raise TypeError(f"{name}[{label!r}] must be {allowed}, got {shown(value)}")
+
+
+def _is_curve(rates: object) -> bool:
+    return hasattr(rates, "__len__") and not isinstance(rates, (str, Mapping))
+
+
 def plot_rates(curves: Mapping[str, Sequence[float]], lang: str, ax=None) -> Figure:
     """Learning rate against optimizer step, one line per schedule."""
     check_language(lang)
+    _check_entries("curves", curves, _is_curve, "a list of learning rates, e.g. schedule.lrs(num_steps, eta_max)")
+    if ax is not None:
+        check_type("ax", ax, Axes, "a matplotlib Axes, or None for a new figure")
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.5))
     for label, rates in curves.items():
         ax.plot(range(len(rates)), rates, label=label)
@@ -34,6 +54,7 @@ def plot_integral_law(runs: Mapping[str, History], lang: str) -> Figure:
     tested: the dashed line is the constant-gradient prediction.
     """
     check_language(lang)
+    _check_entries("runs", runs, lambda run: isinstance(run, ToyRun), "a ToyRun (from train_softmax_toy)")
     fig, (rates, by_step, by_tau) = plt.subplots(3, 1, figsize=(7, 9))
     plot_rates({name: run.lr for name, run in runs.items()}, lang, ax=rates)
     for name, run in runs.items():
@@ -54,6 +75,7 @@ def plot_integral_law(runs: Mapping[str, History], lang: str) -> Figure:
 def plot_excess_loss(runs: Mapping[str, History], lang: str) -> Figure:
     """Excess expected loss L - H(q) per step on a log scale, one line per schedule."""
     check_language(lang)
+    _check_entries("runs", runs, lambda run: isinstance(run, ToyRun), "a ToyRun (from train_softmax_toy)")
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for name, run in runs.items():
         ax.plot([max(e, 1e-7) for e in run.metric("excess_loss")], label=name, linewidth=1)
@@ -68,6 +90,12 @@ def plot_excess_loss(runs: Mapping[str, History], lang: str) -> Figure:
 def plot_clip_directions(gradient: Sequence[float], max_norm: float, lang: str) -> Figure:
     """A 2-D gradient, clipped by norm (same direction) and by value (turned), with the ball |g| <= c."""
     check_language(lang)
+    check_type("gradient", gradient, Sequence, "two numbers (g1, g2), e.g. (3.0, 1.0)")
+    if len(gradient) != 2:
+        raise ValueError(f"gradient must hold two numbers (g1, g2): the figure is 2-D, got {len(gradient)}: {gradient!r}")
+    for i, component in enumerate(gradient):
+        check_number(f"gradient[{i}]", component, "finite", math.isfinite)
+    check_number("max_norm", max_norm, "> 0 and finite (the radius of the ball drawn)", lambda v: 0 < v < math.inf)
     g = torch.nn.Parameter(torch.zeros(2))
     clipped = {}
     for key, clip in (("by_norm", clip_grad_norm), ("by_value", clip_grad_value)):
@@ -91,6 +119,13 @@ def plot_clip_directions(gradient: Sequence[float], max_norm: float, lang: str) 
 def plot_clipping_runs(runs: Mapping[str, History], lang: str, show_norms: Sequence[str]) -> Figure:
     """Left: loss per step of every run.  Right: |g| before and after clipping for the runs named."""
     check_language(lang)
+    _check_entries("runs", runs, lambda run: isinstance(run, History), "a History (from train)")
+    check_type("show_norms", show_norms, (list, tuple), "a list of run names, e.g. [name] for one run")
+    if not show_norms:
+        raise ValueError(f"show_norms is empty: name at least one of the runs {list(runs)}")
+    for name in show_norms:
+        if name not in runs:
+            raise ValueError(f"show_norms names {name!r}, which is not one of the runs {list(runs)}")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for name, history in runs.items():
         left.plot([max(v, 1e-30) for v in history.loss], label=name)

@@ -5,6 +5,15 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from ._checks import check_type
+
+
+def _check_cells(name: str, cells: tuple[str, ...], header: tuple[str, ...] = ()) -> None:
+    check_type(name, cells, (tuple, list), "a tuple of str cells")
+    for j, cell in enumerate(cells):
+        column = f" (column {header[j]!r})" if header else ""
+        check_type(f"{name}[{j}]{column}", cell, str, "a str: format numbers first, e.g. course_lib.i18n.number(x, lang)")
+
 
 @dataclass(frozen=True)
 class Table:
@@ -14,9 +23,15 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
 
     def __post_init__(self) -> None:
-        for row in self.rows:
+        _check_cells("header", self.header)
+        if not self.header:
+            raise ValueError("header is empty: a table needs at least one column")
+        check_type("rows", self.rows, (tuple, list), "a tuple of rows, each a tuple of str cells")
+        for i, row in enumerate(self.rows):
+            check_type(f"rows[{i}]", row, (tuple, list), "a tuple of str cells, one per column")
             if len(row) != len(self.header):
-                raise ValueError(f"row {row!r} has {len(row)} cells, header has {len(self.header)}")
+                raise ValueError(f"rows[{i}] = {row!r} has {len(row)} cells, header has {len(self.header)}")
+            _check_cells(f"rows[{i}]", row, self.header)
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(cell)}</th>" for cell in self.header)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from ._checks import check_between, check_int as _check_int, check_number, check_type
+
 __all__ = [
     "Schedule",
     "Constant",
@@ -43,19 +45,21 @@ __all__ = [
 ]
 
 
-def _check_int(name: str, value: int, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int (a number of optimizer steps), got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum} optimizer steps, got {value}")
+_FINGERPRINT = "schedule_repr"  # the key under which ScheduledLR.state_dict() records its schedule
 
 
 def _check_ratio(value: float) -> None:
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(
-            f"min_lr_ratio must be in [0, 1] (eta_min = min_lr_ratio * eta_max, "
-            f"so eta_min may not exceed eta_max), got {value}"
-        )
+    check_between("min_lr_ratio", value, 0, 1, "eta_min = min_lr_ratio * eta_max, so eta_min may not exceed eta_max")
+
+
+def _check_eta_max(value: float) -> None:
+    check_number("eta_max", value, "> 0 and finite (the peak learning rate)", lambda v: 0 < v < math.inf)
+
+
+def _fingerprint(schedule: Schedule) -> str:
+    """The schedule's repr (its parameters, for the dataclasses), or its class where repr holds only an address."""
+    kind = type(schedule)
+    return repr(schedule) if kind.__repr__ is not object.__repr__ else f"{kind.__module__}.{kind.__qualname__}"
 
 
 class Schedule:
@@ -70,13 +74,13 @@ class Schedule:
 
     def lr_at(self, step: int, eta_max: float) -> float:
         """The learning rate after ``step`` updates for a peak rate ``eta_max``."""
-        if not eta_max > 0:
-            raise ValueError(f"eta_max must be > 0, got {eta_max}")
+        _check_eta_max(eta_max)
         return eta_max * self(step)
 
     def lrs(self, num_steps: int, eta_max: float) -> list[float]:
         """The rates used by updates 1..num_steps, for plotting."""
         _check_int("num_steps", num_steps)
+        _check_eta_max(eta_max)
         return [self.lr_at(t, eta_max) for t in range(num_steps)]
 
 
@@ -122,8 +126,7 @@ class CosineDecay(Schedule):
 
     def __post_init__(self) -> None:
         _check_int("num_steps", self.num_steps)
-        if not (self.num_cycles > 0 and math.isfinite(self.num_cycles)):
-            raise ValueError(f"num_cycles (C) must be a finite number > 0, got {self.num_cycles}")
+        check_number("num_cycles (C)", self.num_cycles, "a finite number > 0", lambda v: 0 < v < math.inf)
         _check_ratio(self.min_lr_ratio)
 
     def factor(self, step: int) -> float:
@@ -141,8 +144,7 @@ class Warmup(Schedule):
 
     def __post_init__(self) -> None:
         _check_int("num_warmup_steps", self.num_warmup_steps)
-        if not isinstance(self.then, Schedule):
-            raise TypeError(f"then must be a Schedule, got {self.then!r}")
+        check_type("then", self.then, Schedule, "a Schedule (the schedule that follows the warm-up), e.g. CosineDecay(T)")
 
     def factor(self, step: int) -> float:
         if step < self.num_warmup_steps:
@@ -194,15 +196,18 @@ class ScheduledLR(LRScheduler):
 
     Every parameter group gets ``its initial lr * schedule(t)``.  Call
     ``step()`` after ``optimizer.step()``.  ``state_dict()`` holds the
-    position (``last_epoch``) and base rates, not the schedule itself, so it
-    loads with ``torch.load(weights_only=True)``; build the scheduler with
-    the same schedule, load the state, and the rate sequence continues
-    exactly where it stopped.
+    position (``last_epoch``), the base rates and the schedule's repr as a
+    plain string, not the schedule itself, so it loads with
+    ``torch.load(weights_only=True)``; build the scheduler with the same
+    schedule, load the state, and the rate sequence continues exactly where
+    it stopped.  Loading the state of another schedule, or of another torch
+    scheduler, raises a ValueError.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, schedule: Schedule, last_epoch: int = -1):
-        if not isinstance(schedule, Schedule):
-            raise TypeError(f"schedule must be a course_lib.schedules.Schedule, got {schedule!r}")
+        check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer: ScheduledLR(optimizer, schedule)")
+        check_type("schedule", schedule, Schedule, "a course_lib.schedules.Schedule, e.g. cosine_with_warmup(10, 100)")
+        _check_int("last_epoch", last_epoch, minimum=-1)
         self.schedule = schedule
         super().__init__(optimizer, last_epoch)
 
@@ -214,5 +219,21 @@ class ScheduledLR(LRScheduler):
         return [base_lr * factor for base_lr in self.base_lrs]
 
     def state_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "schedule")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "schedule")}
+        state[_FINGERPRINT] = _fingerprint(self.schedule)
+        return state
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        check_type("state_dict", state_dict, dict, "the dict returned by ScheduledLR.state_dict()")
+        if _FINGERPRINT not in state_dict:
+            raise ValueError(
+                f"state_dict is not the state of a ScheduledLR (it has no {_FINGERPRINT!r}; its keys are "
+                f"{list(state_dict)}): it was saved by another scheduler, so it cannot continue this schedule"
+            )
+        saved, mine = state_dict[_FINGERPRINT], _fingerprint(self.schedule)
+        if saved != mine:
+            raise ValueError(
+                f"state_dict was saved by a ScheduledLR over {saved}, but this ScheduledLR runs {mine}: "
+                "build the scheduler with the schedule that was saved, then load its state"
+            )
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != _FINGERPRINT})

@@ -14,14 +14,20 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from ._checks import check_between, check_int, check_type
 from .i18n import check_language, number, text
 from .plotting import plot_rates
-from .schedules import cosine_with_warmup
+from .schedules import _check_eta_max, cosine_with_warmup
 from .toy import train_softmax_toy
+
+_TOTAL = (20, 1000)  # the sliders' ranges
+_CYCLES = (0.25, 4.0)
+_ETA_MIN = (0.0, 1.0)
 
 
 def figure_png(fig: Figure) -> bytes:
     """The figure as PNG bytes; the figure is closed so it is not shown a second time."""
+    check_type("fig", fig, Figure, "a matplotlib Figure, e.g. from plot_rates")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
@@ -32,6 +38,11 @@ def explorer_figure(
     warmup: int, total: int, cycles: float, eta_min: float, lang: str, eta_max: float = 1.0
 ) -> Figure:
     """Rate of warm-up + cosine(C, eta_min), and the noisy toy trained with it."""
+    check_language(lang)
+    check_int("warmup", warmup)
+    check_int("total", total, minimum=1)
+    _check_eta_max(eta_max)
+    check_between("eta_min", eta_min, 0.0, eta_max, "eta_min may not exceed eta_max")
     schedule = cosine_with_warmup(warmup, total, num_cycles=cycles, min_lr_ratio=eta_min / eta_max)
     run = train_softmax_toy(schedule, eta_max, total, target_prob=0.9, seed=0)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -60,11 +71,15 @@ class ScheduleExplorer(widgets.VBox):
 
     def __init__(self, lang: str, warmup: int = 20, total: int = 300, cycles: float = 0.5, eta_min: float = 0.0):
         self.lang = check_language(lang)
+        check_int("total", total, *_TOTAL)
+        check_int("warmup", warmup, 0, total)
+        check_between("cycles", cycles, *_CYCLES, "the slider's range")
+        check_between("eta_min", eta_min, *_ETA_MIN, "the slider's range, as a fraction of eta_max")
         style = {"description_width": "initial"}
-        self.total = widgets.IntSlider(value=total, min=20, max=1000, step=10, description=text("total_slider", lang), style=style)
+        self.total = widgets.IntSlider(value=total, min=_TOTAL[0], max=_TOTAL[1], step=10, description=text("total_slider", lang), style=style)
         self.warmup = widgets.IntSlider(value=warmup, min=0, max=total, step=1, description=text("warmup_slider", lang), style=style)
-        self.cycles = widgets.FloatSlider(value=cycles, min=0.25, max=4.0, step=0.25, description=text("cycles_slider", lang), style=style)
-        self.eta_min = widgets.FloatSlider(value=eta_min, min=0.0, max=1.0, step=0.05, description=text("eta_min_slider", lang), style=style)
+        self.cycles = widgets.FloatSlider(value=cycles, min=_CYCLES[0], max=_CYCLES[1], step=0.25, description=text("cycles_slider", lang), style=style)
+        self.eta_min = widgets.FloatSlider(value=eta_min, min=_ETA_MIN[0], max=_ETA_MIN[1], step=0.05, description=text("eta_min_slider", lang), style=style)
         self.image = widgets.Image(format="png")
         self.total.observe(self._limit_warmup, "value")
         for slider in (self.total, self.warmup, self.cycles, self.eta_min):

@@ -1,0 +1,314 @@
+"""A clear error for every bad input.
+
+One table of cases per module: ``pytest.param(call, error type, text that must appear in the message,
+id=...)``; the text names the argument.  Every table is listed in ``TABLES`` at the bottom and
+checked by one test; a new module's table is one more list and one more entry there.  Below the
+tables, the edge values that must keep working.
+"""
+
+import math
+import re
+
+import matplotlib
+import pytest
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+from course_lib.clipping import (
+    LayerGradNorms,
+    by_module,
+    clip_factor,
+    clip_grad_norm,
+    clip_grad_norm_per_layer,
+    clip_grad_value,
+    delayed,
+    global_grad_norm,
+    global_norm,
+    norm_lost,
+    threshold_at,
+)
+from course_lib.i18n import check_language, number, significant, text
+from course_lib.plotting import (
+    plot_clip_directions,
+    plot_clipping_runs,
+    plot_excess_loss,
+    plot_integral_law,
+    plot_rates,
+)
+from course_lib.report import Table
+from course_lib.schedules import (
+    Constant,
+    CosineDecay,
+    LinearDecay,
+    Schedule,
+    ScheduledLR,
+    Warmup,
+    constant_with_warmup,
+    cosine_with_warmup,
+    linear_with_warmup,
+)
+from course_lib.training import History
+from course_lib.widgets import ScheduleExplorer, explorer_figure, figure_png
+
+matplotlib.use("Agg")
+
+
+def model_with_grads() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    model(torch.randn(5, 3)).sum().backward()
+    return model
+
+
+def optimizer(lr: float = 0.1) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def scheduler_state(schedule: Schedule) -> dict:
+    return ScheduledLR(optimizer(), schedule).state_dict()
+
+
+MODEL = model_with_grads()
+
+SCHEDULES = [
+    pytest.param(lambda: linear_with_warmup(True, 10), TypeError, "num_warmup_steps must be an int", id="warmup-steps-bool"),
+    pytest.param(lambda: linear_with_warmup(2, 10.0), TypeError, "num_training_steps must be an int", id="training-steps-float"),
+    pytest.param(lambda: cosine_with_warmup("2", 10), TypeError, "num_warmup_steps must be an int", id="warmup-steps-str"),
+    pytest.param(lambda: Warmup(2.5), TypeError, "num_warmup_steps must be an int", id="Warmup-float"),
+    pytest.param(lambda: Warmup(2, then=lambda t: 1.0), TypeError, "then must be a Schedule", id="Warmup-then-function"),
+    pytest.param(lambda: constant_with_warmup(-1), ValueError, "num_warmup_steps must be >= 0", id="constant-negative"),
+    pytest.param(lambda: LinearDecay(None), TypeError, "num_steps must be an int", id="LinearDecay-None"),
+    pytest.param(lambda: LinearDecay(10, min_lr_ratio="0.1"), TypeError, "min_lr_ratio must be a real number", id="ratio-str"),
+    pytest.param(lambda: LinearDecay(10, min_lr_ratio=True), TypeError, "min_lr_ratio must be a real number", id="ratio-bool"),
+    pytest.param(lambda: cosine_with_warmup(2, 10, min_lr_ratio=math.nan), ValueError, "min_lr_ratio must be in [0, 1]", id="ratio-nan"),
+    pytest.param(lambda: cosine_with_warmup(2, 10, num_cycles=True), TypeError, "num_cycles (C) must be a real number", id="cycles-bool"),
+    pytest.param(lambda: CosineDecay(10, num_cycles="1"), TypeError, "num_cycles (C) must be a real number", id="cycles-str"),
+    pytest.param(lambda: CosineDecay(10, num_cycles=math.nan), ValueError, "num_cycles (C) must be a finite number > 0", id="cycles-nan"),
+    pytest.param(lambda: Constant()(2.0), TypeError, "step must be an int", id="step-float"),
+    pytest.param(lambda: Constant().lr_at(0, math.nan), ValueError, "eta_max must be > 0", id="eta-max-nan"),
+    pytest.param(lambda: Constant().lr_at(0, math.inf), ValueError, "eta_max must be > 0 and finite", id="eta-max-inf"),
+    pytest.param(lambda: Constant().lr_at(0, "3e-4"), TypeError, "eta_max must be a real number", id="eta-max-str"),
+    pytest.param(lambda: Constant().lrs(0, True), TypeError, "eta_max must be a real number", id="lrs-eta-max-bool"),
+    pytest.param(lambda: Constant().lrs(-1, 0.1), ValueError, "num_steps must be >= 0", id="lrs-negative"),
+    pytest.param(lambda: ScheduledLR(Constant(), optimizer()), TypeError, "optimizer must be a torch.optim.Optimizer", id="ScheduledLR-swapped"),
+    pytest.param(lambda: ScheduledLR(torch.nn.Linear(1, 1), Constant()), TypeError, "optimizer must be", id="ScheduledLR-model"),
+    pytest.param(lambda: ScheduledLR(optimizer(), Constant(), last_epoch=2.5), TypeError, "last_epoch must be an int", id="last-epoch-float"),
+    pytest.param(lambda: ScheduledLR(optimizer(), Constant(), last_epoch=-2), ValueError, "last_epoch must be >= -1", id="last-epoch-negative"),
+    pytest.param(
+        lambda: ScheduledLR(optimizer(), Constant()).load_state_dict(StepLR(optimizer(), step_size=3).state_dict()),
+        ValueError, "state_dict is not the state of a ScheduledLR", id="load-StepLR-state",
+    ),
+    pytest.param(
+        lambda: ScheduledLR(optimizer(), linear_with_warmup(2, 10)).load_state_dict(scheduler_state(linear_with_warmup(2, 20))),
+        ValueError, "state_dict was saved by a ScheduledLR over Warmup(num_warmup_steps=2, then=LinearDecay(num_steps=18",
+        id="load-other-schedule",
+    ),
+    pytest.param(
+        lambda: ScheduledLR(optimizer(), Constant()).load_state_dict("checkpoint.pt"),
+        TypeError, "state_dict must be the dict returned by ScheduledLR.state_dict()", id="load-path",
+    ),
+]
+
+CLIPPING = [
+    pytest.param(lambda: clip_grad_norm(MODEL.parameters(), "1.0"), TypeError, "max_norm must be a real number", id="max-norm-str"),
+    pytest.param(lambda: clip_grad_norm(MODEL.parameters(), True), TypeError, "max_norm must be a real number", id="max-norm-bool"),
+    pytest.param(lambda: clip_grad_norm(MODEL.parameters(), None), TypeError, "max_norm must be a real number", id="max-norm-None"),
+    pytest.param(lambda: clip_grad_norm(MODEL.parameters(), -math.inf), ValueError, "max_norm must be > 0", id="max-norm-minus-inf"),
+    pytest.param(lambda: clip_grad_norm(MODEL, 1.0), TypeError, "parameters must be an iterable of tensors", id="norm-of-model"),
+    pytest.param(lambda: clip_grad_norm(MODEL.named_parameters(), 1.0), TypeError, "pass model.parameters()", id="norm-of-named"),
+    pytest.param(
+        lambda: clip_grad_norm(MODEL.parameters(), 1.0, error_if_nonfinite="skip"),
+        TypeError, "error_if_nonfinite must be True or False", id="error-if-nonfinite-str",
+    ),
+    pytest.param(lambda: clip_grad_value(MODEL.parameters(), True), TypeError, "clip_value must be a real number", id="clip-value-bool"),
+    pytest.param(lambda: clip_grad_value(MODEL.parameters(), "0.5"), TypeError, "clip_value must be a real number", id="clip-value-str"),
+    pytest.param(lambda: global_grad_norm(None), TypeError, "parameters must be an iterable of tensors", id="global-grad-norm-None"),
+    pytest.param(lambda: global_norm([1.0, 2.0]), TypeError, "tensors must be an iterable of tensors", id="global-norm-floats"),
+    pytest.param(
+        lambda: clip_grad_norm_per_layer(list(MODEL.parameters()), 1.0),
+        TypeError, "layers must be a mapping {layer name: parameters}", id="per-layer-list",
+    ),
+    pytest.param(
+        lambda: clip_grad_norm_per_layer({"first": MODEL[0].named_parameters()}, 1.0),
+        TypeError, "layers['first'] must be an iterable of tensors", id="per-layer-named",
+    ),
+    pytest.param(lambda: clip_grad_norm_per_layer({}, 0.0), ValueError, "max_norm must be > 0", id="per-layer-zero"),
+    pytest.param(lambda: clip_factor(-1.0, 1.0), ValueError, "norm must be >= 0", id="clip-factor-negative"),
+    pytest.param(lambda: clip_factor(math.nan, 1.0), ValueError, "norm must be >= 0", id="clip-factor-nan"),
+    pytest.param(lambda: clip_factor(2.0, 0.0), ValueError, "max_norm must be > 0", id="clip-factor-zero-threshold"),
+    pytest.param(lambda: norm_lost(math.nan, 1.0), ValueError, "norm must be >= 0", id="norm-lost-nan"),
+    pytest.param(lambda: norm_lost("3", 1.0), TypeError, "norm must be a real number", id="norm-lost-str"),
+    pytest.param(lambda: norm_lost(3.0, -1.0), ValueError, "max_norm must be > 0", id="norm-lost-negative-threshold"),
+    pytest.param(lambda: threshold_at(True, 0), TypeError, "clip must be a real number", id="threshold-bool"),
+    pytest.param(lambda: threshold_at("1.0", 0), TypeError, "clip must be a real number", id="threshold-str"),
+    pytest.param(lambda: threshold_at(1.0, 2.5), TypeError, "step must be an int", id="threshold-step-float"),
+    pytest.param(lambda: threshold_at(lambda t: "1", 0), TypeError, "clipping threshold must be a real number", id="threshold-function-str"),
+    pytest.param(lambda: delayed(True, 3), TypeError, "max_norm must be a real number", id="delayed-bool"),
+    pytest.param(lambda: delayed(1.0, 2.5), TypeError, "start_step must be an int", id="delayed-start-float"),
+    pytest.param(lambda: by_module(0), TypeError, "name must be a parameter name", id="by-module-int"),
+    pytest.param(lambda: LayerGradNorms(MODEL.parameters()), TypeError, "pass model.named_parameters()", id="tracker-parameters"),
+    pytest.param(lambda: LayerGradNorms(MODEL), TypeError, "named_parameters must be an iterable of (name, tensor) pairs", id="tracker-model"),
+    pytest.param(lambda: LayerGradNorms([]), ValueError, "named_parameters is empty", id="tracker-empty"),
+    pytest.param(
+        lambda: LayerGradNorms(MODEL.named_parameters(), {"first": "[0"}),
+        ValueError, "group_by['first'] = '[0' is not a valid regular expression", id="tracker-bad-regex",
+    ),
+    pytest.param(
+        lambda: LayerGradNorms(MODEL.named_parameters(), {"first": r"^0\.", "head": r"^3\."}),
+        ValueError, "group_by['head'] = '^3\\\\.' matches no parameter name", id="tracker-pattern-matches-nothing",
+    ),
+    pytest.param(
+        lambda: LayerGradNorms(MODEL.named_parameters(), {"all": ".", "first": r"^0\."}),
+        ValueError, "group_by['first']", id="tracker-pattern-shadowed",
+    ),
+    pytest.param(lambda: LayerGradNorms(MODEL.named_parameters(), {"first": 0}), TypeError, "group_by['first'] must be a regular expression", id="tracker-pattern-int"),
+    pytest.param(lambda: LayerGradNorms(MODEL.named_parameters(), "weight"), TypeError, "group_by must be a function", id="tracker-group-by-str"),
+]
+
+I18N = [
+    pytest.param(lambda: check_language("fr"), ValueError, "lang must be one of ('vi', 'en')", id="lang-unknown"),
+    pytest.param(lambda: check_language(None), TypeError, "lang must be one of", id="lang-None"),
+    pytest.param(lambda: text("stpe", "en"), KeyError, "no course string named 'stpe'; did you mean 'step'", id="text-unknown-key"),
+    pytest.param(lambda: text("cosine", "vi"), KeyError, "text('cosine') needs the field 'cycles'", id="text-missing-field"),
+    pytest.param(lambda: text(3, "en"), TypeError, "key must be the name of a course string", id="text-key-int"),
+    pytest.param(lambda: number("1.5", "en"), TypeError, "value must be a real number", id="number-str"),
+    pytest.param(lambda: number(None, "vi"), TypeError, "value must be a real number", id="number-None"),
+    pytest.param(lambda: number(1.5, "en", -1), ValueError, "digits must be >= 0", id="number-digits-negative"),
+    pytest.param(lambda: number(1.5, "en", 2.0), TypeError, "digits must be an int", id="number-digits-float"),
+    pytest.param(lambda: significant(True, "en"), TypeError, "value must be a real number", id="significant-bool"),
+    pytest.param(lambda: significant(1.5, "en", 0), ValueError, "digits must be >= 1 significant digits", id="significant-zero-digits"),
+    pytest.param(lambda: significant(1.5, "EN"), ValueError, "lang must be one of", id="significant-lang"),
+]
+
+REPORT = [
+    pytest.param(lambda: Table(("a", "b"), (("1", 0.5),)), TypeError, "rows[0][1] (column 'b') must be a str", id="table-float-cell"),
+    pytest.param(lambda: Table(("a", 2), ()), TypeError, "header[1] must be a str", id="table-int-header"),
+    pytest.param(lambda: Table("ab", ()), TypeError, "header must be a tuple of str cells", id="table-header-str"),
+    pytest.param(lambda: Table(("a",), ("x",)), TypeError, "rows[0] must be a tuple of str cells", id="table-row-str"),
+    pytest.param(lambda: Table(("a",), (("1", "2"),)), ValueError, "rows[0] = ('1', '2') has 2 cells", id="table-row-length"),
+    pytest.param(lambda: Table((), ()), ValueError, "header is empty", id="table-no-columns"),
+]
+
+PLOTTING = [
+    pytest.param(lambda: plot_rates({"a": [0.1]}, "de"), ValueError, "lang must be one of", id="rates-lang"),
+    pytest.param(lambda: plot_rates({}, "en"), ValueError, "curves is empty", id="rates-empty"),
+    pytest.param(lambda: plot_rates([[0.1, 0.2]], "en"), TypeError, "curves must be a dict", id="rates-list"),
+    pytest.param(lambda: plot_rates({"cos": Constant()}, "en"), TypeError, "curves['cos'] must be a list of learning rates", id="rates-schedule"),
+    pytest.param(lambda: plot_rates({"a": [0.1]}, "en", ax="left"), TypeError, "ax must be a matplotlib Axes", id="rates-ax-str"),
+    pytest.param(lambda: plot_integral_law({}, "en"), ValueError, "runs is empty", id="integral-law-empty"),
+    pytest.param(lambda: plot_excess_loss({"a": [1.0]}, "en"), TypeError, "runs['a'] must be a ToyRun", id="excess-loss-list"),
+    pytest.param(lambda: plot_clip_directions((3.0, 1.0, 2.0), 1.0, "en"), ValueError, "gradient must hold two numbers", id="directions-3d"),
+    pytest.param(lambda: plot_clip_directions((3.0, math.nan), 1.0, "en"), ValueError, "gradient[1] must be finite", id="directions-nan"),
+    pytest.param(lambda: plot_clip_directions((3.0, 1.0), math.inf, "en"), ValueError, "max_norm must be > 0 and finite", id="directions-inf"),
+    pytest.param(lambda: plot_clip_directions((3.0, 1.0), 1.0, "xx"), ValueError, "lang must be one of", id="directions-lang"),
+    pytest.param(lambda: plot_clipping_runs({}, "en", []), ValueError, "runs is empty", id="clipping-runs-empty"),
+    pytest.param(lambda: plot_clipping_runs({"a": History()}, "en", "a"), TypeError, "show_norms must be a list of run names", id="show-norms-str"),
+    pytest.param(lambda: plot_clipping_runs({"a": History()}, "en", ["b"]), ValueError, "show_norms names 'b'", id="show-norms-unknown"),
+    pytest.param(lambda: plot_clipping_runs({"a": History()}, "en", []), ValueError, "show_norms is empty", id="show-norms-empty"),
+]
+
+WIDGETS = [
+    pytest.param(lambda: ScheduleExplorer("fr"), ValueError, "lang must be one of", id="explorer-lang"),
+    pytest.param(lambda: ScheduleExplorer(None), TypeError, "lang must be one of", id="explorer-lang-None"),
+    pytest.param(lambda: ScheduleExplorer("en", total=5000), ValueError, "total must be in [20, 1000]", id="explorer-total"),
+    pytest.param(lambda: ScheduleExplorer("en", warmup=400), ValueError, "warmup must be in [0, 300]", id="explorer-warmup"),
+    pytest.param(lambda: ScheduleExplorer("en", cycles=0.1), ValueError, "cycles must be in [0.25, 4.0]", id="explorer-cycles"),
+    pytest.param(lambda: ScheduleExplorer("en", eta_min=True), TypeError, "eta_min must be a real number", id="explorer-eta-min-bool"),
+    pytest.param(lambda: explorer_figure(2, 10, 0.5, 2.0, "en"), ValueError, "eta_min must be in [0.0, 1.0]", id="figure-eta-min"),
+    pytest.param(lambda: explorer_figure(2, 10, 0.5, 0.0, "en", eta_max=0), ValueError, "eta_max must be > 0", id="figure-eta-max"),
+    pytest.param(lambda: explorer_figure(2.5, 10, 0.5, 0.0, "en"), TypeError, "warmup must be an int", id="figure-warmup-float"),
+    pytest.param(lambda: explorer_figure(2, 10, 0.5, 0.0, "fr"), ValueError, "lang must be one of", id="figure-lang"),
+    pytest.param(lambda: figure_png(None), TypeError, "fig must be a matplotlib Figure", id="figure-png-None"),
+]
+
+# Add a module's table here (e.g. "training": TRAINING); ids become "training-<case id>".
+TABLES = {
+    "schedules": SCHEDULES,
+    "clipping": CLIPPING,
+    "i18n": I18N,
+    "report": REPORT,
+    "plotting": PLOTTING,
+    "widgets": WIDGETS,
+}
+CASES = [pytest.param(*case.values, id=f"{module}-{case.id}") for module, table in TABLES.items() for case in table]
+
+
+@pytest.mark.parametrize("call, error, names_argument", CASES)
+def test_bad_input_raises_a_clear_error(call, error, names_argument):
+    with pytest.raises(error, match=re.escape(names_argument)) as raised:
+        call()
+    assert type(raised.value) is error  # not a subclass raised from deep inside torch or Python
+
+
+# Edge values that are valid: they must keep working, with the same numbers as before.
+
+
+def test_infinite_threshold_only_measures():
+    model = model_with_grads()
+    before = [p.grad.clone() for p in model.parameters()]
+    assert threshold_at(math.inf, 0) == math.inf
+    assert threshold_at(2, 0) == 2.0 and isinstance(threshold_at(2, 0), float)
+    assert delayed(math.inf, 0)(5) == math.inf
+    norm = clip_grad_norm(model.parameters(), math.inf)
+    clip_grad_value(model.parameters(), math.inf)
+    assert all(torch.equal(a, p.grad) for a, p in zip(before, model.parameters()))
+    assert norm.item() == pytest.approx(global_grad_norm(model.parameters()).item())
+    assert clip_grad_norm([], 1.0).item() == 0.0 and clip_grad_norm_per_layer({}, 1.0) == {}
+
+
+def test_measures_accept_zero_inf_and_tensor_norms():
+    assert clip_factor(0.0, 1.0) == 1.0 and clip_factor(math.inf, 1.0) == 0.0 and clip_factor(3, math.inf) == 1.0
+    assert norm_lost(math.inf, 1.0) == math.inf and norm_lost(0, 2) == 0.0
+    norm = clip_grad_norm(model_with_grads().parameters(), math.inf)
+    assert float(clip_factor(norm, 0.1)) == pytest.approx(0.1 / norm.item())
+
+
+def test_schedule_edge_values():
+    assert linear_with_warmup(0, 1, min_lr_ratio=0).lrs(3, 1.0) == [1.0, 0.0, 0.0]
+    assert cosine_with_warmup(0, 4, min_lr_ratio=1).lrs(4, 2) == [2.0] * 4
+    assert cosine_with_warmup(3, 3).lrs(4, 1.0) == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+    assert CosineDecay(10, num_cycles=1e-9)(5) == pytest.approx(1.0)
+    assert Constant().lrs(0, 0.1) == [] and Constant().lr_at(0, torch.tensor(0.5)) == 0.5
+
+
+def test_scheduler_state_carries_the_schedule_and_loads_with_weights_only(tmp_path):
+    schedule = cosine_with_warmup(2, 10, num_cycles=1.5, min_lr_ratio=0.1)
+    first = ScheduledLR(optimizer(), schedule)
+    for _ in range(4):
+        first.optimizer.step()
+        first.step()
+    torch.save(first.state_dict(), tmp_path / "scheduler.pt")
+    state = torch.load(tmp_path / "scheduler.pt", weights_only=True)
+    assert state["schedule_repr"] == repr(schedule)
+    second = ScheduledLR(optimizer(), cosine_with_warmup(2, 10, num_cycles=1.5, min_lr_ratio=0.1))  # equal, not the same object
+    second.load_state_dict(state)
+    assert second.last_epoch == 4 and second.get_last_lr() == first.get_last_lr()
+
+
+def test_scheduler_state_of_a_schedule_without_its_own_repr():
+    class Halving(Schedule):
+        def factor(self, step):
+            return 0.5**step
+
+    state = scheduler_state(Halving())
+    assert "object at" not in state["schedule_repr"]
+    ScheduledLR(optimizer(), Halving()).load_state_dict(state)
+    with pytest.raises(ValueError, match="state_dict was saved by a ScheduledLR over"):
+        ScheduledLR(optimizer(), Constant()).load_state_dict(state)
+
+
+def test_numbers_are_written_as_before():
+    assert number(math.nan, "en") == "nan" and significant(-math.inf, "vi") == "-inf"
+    assert number(5, "vi", 0) == "5" and number(1.0625, "vi", 2) == "1,06"
+    assert number(torch.tensor(1.25), "en", 2) == "1.25" and significant(1234567, "en") == "1.23e+06"
+
+
+def test_tracker_edge_groupings():
+    model = model_with_grads()
+    assert list(LayerGradNorms(model.named_parameters(), lambda name: "all")()) == ["all"]
+    assert set(LayerGradNorms(model.named_parameters(), {"weights": "weight$"})()) == {"weights", "other"}
+    assert set(LayerGradNorms(list(model.named_parameters()), {"first": re.compile(r"^0\.")})()) == {"first", "other"}
+
+
+def test_table_with_header_only():
+    assert str(Table(["a", "b"], [])).splitlines() == ["a | b", "--+--"]
