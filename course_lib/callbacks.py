@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
+from ._checks import check_int
 from .clipping import LayerGradNorms, global_norm
 from .freezing import set_trainable
 from .i18n import check_language, number, text
@@ -37,13 +38,6 @@ __all__ = [
     "UnfreezeAt",
     "Progress",
 ]
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
 
 
 class GradNorms(Callback):
@@ -179,7 +173,7 @@ class Evaluate(Callback):
     def __init__(self, data: Iterable, every: int, metrics: Callable[[torch.nn.Module, Any], Mapping] | None = None):
         if callable(data) or not isinstance(data, Iterable):
             raise TypeError(f"data must be an iterable of batches (a list or a DataLoader), got {type(data).__name__}")
-        _check_positive_int("every", every)
+        check_int("every", every, 1)
         self.data, self.every, self.metrics = data, every, metrics
 
     def on_step_end(self, state: TrainState) -> None:
@@ -226,10 +220,7 @@ class UnfreezeAt(Callback):
     """
 
     def __init__(self, step: int, pattern: str):
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise TypeError(f"step must be an int (an optimizer step), got {step!r}")
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
+        check_int("step", step, 0, unit="optimizer steps done before unfreezing")
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a regular expression (str) over parameter names, got {pattern!r}")
         self.step, self.pattern = step, pattern

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import torch
 
+from ._checks import check_int
+
 __all__ = ["pick_device", "is_main_process", "to_device", "make_loader", "MicroBatches"]
 
 Batch = Any
@@ -110,8 +112,9 @@ def make_loader(
     from torch.utils.data import DataLoader
     from torch.utils.data.distributed import DistributedSampler
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    check_int("batch_size", batch_size, 1, unit="examples")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TypeError(f"seed must be an int >= 0 (it fixes the shuffling order), got {seed!r}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)

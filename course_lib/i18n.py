@@ -107,6 +107,27 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "{name}: late excess minus cosine's = {diff} ×10⁻³ (mean ± standard error), higher in {k} of {n} seeds",
     },
     "tau_w1": {"vi": "τ = {tau}, w₁ cuối = {w1}", "en": "τ = {tau}, final w₁ = {w1}"},
+    "angles": {
+        "vi": "góc của g: {g}°, cắt theo chuẩn: {norm}°, cắt theo giá trị: {value}° (lệch {turned}°)",
+        "en": "angle of g: {g}°, by norm: {norm}°, by value: {value}° (turned by {turned}°)",
+    },
+    "norms_after": {
+        "vi": "chuẩn sau khi cắt: theo chuẩn {norm}, theo giá trị {value}",
+        "en": "norm after clipping: by norm {norm}, by value {value}",
+    },
+    "overflow": {
+        "vi": "không cắt: chuẩn gradient tràn số ở bước {step}; {skipped} lần cập nhật bị bỏ qua",
+        "en": "no clipping: the gradient norm overflows at step {step}; {skipped} updates were skipped",
+    },
+    "overflow_why": {
+        "vi": "  tại đó |g|² = 4L = {square} > {largest}, số float32 lớn nhất",
+        "en": "  there |g|² = 4L = {square} > {largest}, the largest float32",
+    },
+    "at_threshold": {
+        "vi": "cắt gradient + lịch: |g_cắt| = c ở {k}/{n} bước, nhỏ hơn c ở {rest} bước còn lại (nhỏ nhất {smallest})",
+        "en": "clipping + schedule: |g_clip| = c at {k} of {n} steps, below c at the other {rest} (smallest {smallest})",
+    },
+    "first_below_one": {"vi": "bước đầu tiên có η_t < 1: {step}", "en": "first step with η_t < 1: {step}"},
     "progress_desc": {"vi": "Huấn luyện", "en": "Training"},
     "progress_unit": {"vi": " bước", "en": " step"},
     "progress_loss": {"vi": "mất mát", "en": "loss"},

@@ -54,7 +54,7 @@ def plot_integral_law(runs: Mapping[str, History], lang: str) -> Figure:
     tested: the dashed line is the constant-gradient prediction.
     """
     check_language(lang)
-    _check_entries("runs", runs, lambda run: isinstance(run, ToyRun), "a ToyRun (from train_softmax_toy)")
+    _check_entries("runs", runs, lambda run: isinstance(run, History) and "w1" in run.metrics, "a History from train_softmax_toy")
     fig, (rates, by_step, by_tau) = plt.subplots(3, 1, figsize=(7, 9))
     plot_rates({name: run.lr for name, run in runs.items()}, lang, ax=rates)
     for name, run in runs.items():
@@ -75,7 +75,7 @@ def plot_integral_law(runs: Mapping[str, History], lang: str) -> Figure:
 def plot_excess_loss(runs: Mapping[str, History], lang: str) -> Figure:
     """Excess expected loss L - H(q) per step on a log scale, one line per schedule."""
     check_language(lang)
-    _check_entries("runs", runs, lambda run: isinstance(run, ToyRun), "a ToyRun (from train_softmax_toy)")
+    _check_entries("runs", runs, lambda run: isinstance(run, History) and "w1" in run.metrics, "a History from train_softmax_toy")
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for name, run in runs.items():
         ax.plot([max(e, 1e-7) for e in run.metric("excess_loss")], label=name, linewidth=1)

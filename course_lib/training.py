@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ._checks import check_int, shown
 from .checkpoints import load_checkpoint, save_checkpoint
 from .clipping import Threshold, clip_grad_norm, threshold_at
 from .data import MicroBatches, is_main_process, pick_device, to_device
@@ -137,6 +138,8 @@ class TrainState:
     window_steps: int = 0
     should_stop: bool = False
     _pending: list = field(default_factory=list)
+    _rows: list = field(default_factory=list)
+    _window_start: float = 0.0
 
     def log(self, name: str | Sequence[str], value: "torch.Tensor | float") -> None:
         """Record ``value`` for this step without reading it back now.
@@ -146,6 +149,33 @@ class TrainState:
         """
         names = [name] if isinstance(name, str) else list(name)
         self._pending.append((names, self.step, value))
+
+    def read_back(self) -> dict[str, float]:
+        """Move this window's records into the history with one host read; return them for ``on_log``."""
+        tensors = [torch.as_tensor(v).reshape(-1).float().to(self.device) for _, _, v in self._pending]
+        flat = torch.cat(tensors).tolist() if tensors else []
+        now = time.perf_counter()
+        self.window_seconds, self.window_steps, self._window_start = now - self._window_start, len(self._rows), now
+        history = self.history
+        for step, lr, threshold, skipped in self._rows:
+            history.step.append(step)
+            history.lr.append(lr)
+            history.threshold.append(threshold)
+            history.skipped.append(skipped)
+        logs, values = {}, iter(flat)
+        for names, step, _ in self._pending:
+            for name in names:
+                logs[name] = value = next(values)
+                if name in ("loss", "grad_norm"):
+                    getattr(history, name).append(value)
+                else:
+                    history.add(name, step, value)
+        if self.window_steps:
+            logs["seconds_per_step"] = self.window_seconds / self.window_steps
+            history.add("seconds_per_step", self.step, logs["seconds_per_step"])
+        self._pending.clear()
+        self._rows.clear()
+        return logs
 
     def autocast(self):
         """The autocast context of this run's precision (a no-op for fp32)."""
@@ -235,93 +265,6 @@ def _check_loss_tensor(loss) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Argument checks
-# ----------------------------------------------------------------------------------------------
-
-
-def _check_count(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_clip(clip) -> None:
-    if clip is None or callable(clip):
-        return
-    if isinstance(clip, bool) or not isinstance(clip, (int, float)):
-        raise TypeError(f"clip must be a number > 0, a function of the step, or None (no clipping), got {clip!r}")
-    if not clip > 0:
-        raise ValueError(f"clip must be > 0 (math.inf or None for no clipping), got {clip}")
-
-
-def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, accumulate, precision,
-                     on_nonfinite, checkpoint, checkpoint_every, resume, log_every, callbacks) -> list:
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    if not (callable(data) or isinstance(data, Iterable)) or isinstance(data, (str, bytes, torch.Tensor)):
-        raise TypeError(
-            f"data must be a function of the batch index, a DataLoader or an iterable of batches, got {type(data).__name__}"
-        )
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be a function (model, batch) -> loss, got {loss_fn!r}")
-    _check_count("steps", steps)
-    if scheduler is not None and not hasattr(scheduler, "step"):
-        raise TypeError(f"scheduler must be a torch LR scheduler (with .step()) or None, got {type(scheduler).__name__}")
-    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
-        raise ValueError("scheduler was built for another optimizer than the one passed: build it on this optimizer")
-    _check_clip(clip)
-    _check_count("accumulate", accumulate)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if on_nonfinite not in ("error", "skip"):
-        raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
-    _check_count("checkpoint_every", checkpoint_every, minimum=0)
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise TypeError(f"checkpoint must be a file path or None, got {checkpoint!r}")
-    if checkpoint_every and checkpoint is None:
-        raise ValueError(f"checkpoint_every={checkpoint_every} needs a checkpoint path: pass checkpoint='run.pt'")
-    if checkpoint is not None and not checkpoint_every:
-        raise ValueError(
-            "checkpoint is given but checkpoint_every=0, so nothing would ever be written: pass checkpoint_every=k "
-            "(a checkpoint every k steps and at the end)"
-        )
-    if not isinstance(resume, bool):
-        raise TypeError(f"resume must be True or False, got {resume!r}")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs a checkpoint path to resume from: pass checkpoint=...")
-    _check_count("log_every", log_every)
-    if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):
-        raise TypeError(f"callbacks must be a list of Callback objects, got {callbacks!r}")
-    callbacks = list(callbacks)
-    for callback in callbacks:
-        if not isinstance(callback, Callback):
-            raise TypeError(f"callbacks must hold Callback objects (course_lib.callbacks), got {callback!r}")
-    trainable = {id(p) for p in model.parameters() if p.requires_grad}
-    if not trainable and not callbacks:
-        raise ValueError("model has no trainable parameter (every requires_grad is False): unfreeze some before training")
-    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    if not in_optimizer & {id(p) for p in model.parameters()}:
-        raise ValueError(
-            "optimizer holds none of the model's parameters, so nothing would train: build it from "
-            "model.parameters() (after moving the model to its device, or before: torch moves them in place)"
-        )
-    return callbacks
-
-
-def _check_rates(optimizer, step: int) -> None:
-    for i, group in enumerate(optimizer.param_groups):
-        lr = group["lr"]
-        if isinstance(lr, float | int) and not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(
-                f"the learning rate of parameter group {i} is {lr} at step {step}: it must be finite and >= 0 "
-                "(check the optimizer's lr and the schedule)"
-            )
-
-
-# ----------------------------------------------------------------------------------------------
 # The loop
 # ----------------------------------------------------------------------------------------------
 
@@ -381,37 +324,9 @@ def train(
         for callback in callbacks:
             getattr(callback, moment)(state, *args)
 
-    def flush() -> None:
-        """Read the window's records back to the host (one synchronisation) and hand them to on_log."""
-        tensors = [torch.as_tensor(v).reshape(-1).float().to(device) for _, _, v in state._pending]
-        flat = torch.cat(tensors).tolist() if tensors else []
-        now = time.perf_counter()
-        state.window_seconds, state.window_steps = now - window[0], len(rows)
-        window[0] = now
-        for step, lr, threshold, skipped in rows:
-            history.step.append(step)
-            history.lr.append(lr)
-            history.threshold.append(threshold)
-            history.skipped.append(skipped)
-        logs, i = {}, 0
-        for names, step, _ in state._pending:
-            for name in names:
-                if name in ("loss", "grad_norm"):
-                    getattr(history, name).append(flat[i])
-                else:
-                    history.add(name, step, flat[i])
-                logs[name] = flat[i]
-                i += 1
-        state._pending.clear()
-        rows.clear()
-        if state.window_steps:
-            history.add("seconds_per_step", state.step, state.window_seconds / state.window_steps)
-            logs["seconds_per_step"] = state.window_seconds / state.window_steps
-        each("on_log", logs)
-
     model.train()
     each("on_train_begin")
-    window, rows = [time.perf_counter()], []
+    state._window_start = time.perf_counter()
     for step in range(start, steps):
         state.step, state.skipped, state.eval_results = step, False, None
         state.batches = [to_device(micro.next(), device) for _ in range(accumulate)]
@@ -442,26 +357,22 @@ def train(
         if scaler is not None:
             scaler.update()
 
-        rows.append((step, lr, state.threshold, state.skipped))
+        # record on the device; read back every log_every steps (and before a checkpoint)
+        state._rows.append((step, lr, state.threshold, state.skipped))
         state.log("loss", state.loss)
         state.log("grad_norm", state.grad_norm)
         each("on_step_end")
         if state.eval_results is not None:
             each("on_evaluate")
-
         done = step + 1
-        if done % log_every == 0 or done == steps or state.should_stop:
-            flush()
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps or state.should_stop):
-            if rows:
-                flush()
-            if is_main_process():
-                save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
-                                history=history.state_dict(), scaler=scaler)
+        last = done == steps or state.should_stop
+        if done % log_every == 0 or last or (checkpoint is not None and done % checkpoint_every == 0):
+            each("on_log", state.read_back())
+        if checkpoint is not None and (done % checkpoint_every == 0 or last) and is_main_process():
+            save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
+                            history=history.state_dict(), scaler=scaler)
         if state.should_stop:
             break
-    if rows:
-        flush()
     _check_weights_finite(params, state.step)
     each("on_train_end")
     return history
@@ -490,3 +401,83 @@ def _check_weights_finite(params, step: int) -> None:
             f"the update of step {step} wrote NaN or inf into the weights (the gradient was finite: the "
             "optimizer's step produced it, e.g. an infinite learning rate or a zero eps). Lower the rate"
         )
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_clip(clip) -> None:
+    if clip is None or callable(clip):
+        return
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)):
+        raise TypeError(f"clip must be a number > 0, a function of the step, or None (no clipping), got {shown(clip)}")
+    if not clip > 0:
+        raise ValueError(f"clip must be > 0 (math.inf or None for no clipping), got {clip}")
+
+
+def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, accumulate, precision,
+                     on_nonfinite, checkpoint, checkpoint_every, resume, log_every, callbacks) -> list:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if not (callable(data) or isinstance(data, Iterable)) or isinstance(data, (str, bytes, torch.Tensor)):
+        raise TypeError(
+            f"data must be a function of the batch index, a DataLoader or an iterable of batches, got {type(data).__name__}"
+        )
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (model, batch) -> loss, got {loss_fn!r}")
+    check_int("steps", steps, 1)
+    if scheduler is not None and not hasattr(scheduler, "step"):
+        raise TypeError(f"scheduler must be a torch LR scheduler (with .step()) or None, got {type(scheduler).__name__}")
+    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError("scheduler was built for another optimizer than the one passed: build it on this optimizer")
+    _check_clip(clip)
+    check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if on_nonfinite not in ("error", "skip"):
+        raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
+    check_int("checkpoint_every", checkpoint_every, 0)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a file path or None, got {checkpoint!r}")
+    if checkpoint_every and checkpoint is None:
+        raise ValueError(f"checkpoint_every={checkpoint_every} needs a checkpoint path: pass checkpoint='run.pt'")
+    if checkpoint is not None and not checkpoint_every:
+        raise ValueError(
+            "checkpoint is given but checkpoint_every=0, so nothing would ever be written: pass checkpoint_every=k "
+            "(a checkpoint every k steps and at the end)"
+        )
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False, got {resume!r}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs a checkpoint path to resume from: pass checkpoint=...")
+    check_int("log_every", log_every, 1)
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"callbacks must be a list of Callback objects, got {callbacks!r}")
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks must hold Callback objects (course_lib.callbacks), got {callback!r}")
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    if not trainable and not callbacks:
+        raise ValueError("model has no trainable parameter (every requires_grad is False): unfreeze some before training")
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not in_optimizer & {id(p) for p in model.parameters()}:
+        raise ValueError(
+            "optimizer holds none of the model's parameters, so nothing would train: build it from "
+            "model.parameters() (after moving the model to its device, or before: torch moves them in place)"
+        )
+    return callbacks
+
+
+def _check_rates(optimizer, step: int) -> None:
+    for i, group in enumerate(optimizer.param_groups):
+        lr = group["lr"]
+        if isinstance(lr, float | int) and not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(
+                f"the learning rate of parameter group {i} is {lr} at step {step}: it must be finite and >= 0 "
+                "(check the optimizer's lr and the schedule)"
+            )

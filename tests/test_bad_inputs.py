@@ -8,6 +8,8 @@ tables, the edge values that must keep working.
 
 import math
 import re
+import tempfile
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -47,7 +49,13 @@ from course_lib.schedules import (
     cosine_with_warmup,
     linear_with_warmup,
 )
-from course_lib.training import History
+from course_lib.callbacks import Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
+from course_lib.checkpoints import load_checkpoint
+from course_lib.data import make_loader, pick_device
+from course_lib.experiments import integral_law_holds_until, paired_difference, spread
+from course_lib.freezing import freeze, trainable_ratio
+from course_lib.toy import train_softmax_toy
+from course_lib.training import History, train
 from course_lib.widgets import ScheduleExplorer, explorer_figure, figure_png
 
 matplotlib.use("Agg")
@@ -196,7 +204,7 @@ PLOTTING = [
     pytest.param(lambda: plot_rates({"cos": Constant()}, "en"), TypeError, "curves['cos'] must be a list of learning rates", id="rates-schedule"),
     pytest.param(lambda: plot_rates({"a": [0.1]}, "en", ax="left"), TypeError, "ax must be a matplotlib Axes", id="rates-ax-str"),
     pytest.param(lambda: plot_integral_law({}, "en"), ValueError, "runs is empty", id="integral-law-empty"),
-    pytest.param(lambda: plot_excess_loss({"a": [1.0]}, "en"), TypeError, "runs['a'] must be a ToyRun", id="excess-loss-list"),
+    pytest.param(lambda: plot_excess_loss({"a": [1.0]}, "en"), TypeError, "runs['a'] must be a History from train_softmax_toy", id="excess-loss-list"),
     pytest.param(lambda: plot_clip_directions((3.0, 1.0, 2.0), 1.0, "en"), ValueError, "gradient must hold two numbers", id="directions-3d"),
     pytest.param(lambda: plot_clip_directions((3.0, math.nan), 1.0, "en"), ValueError, "gradient[1] must be finite", id="directions-nan"),
     pytest.param(lambda: plot_clip_directions((3.0, 1.0), math.inf, "en"), ValueError, "max_norm must be > 0 and finite", id="directions-inf"),
@@ -221,6 +229,173 @@ WIDGETS = [
     pytest.param(lambda: figure_png(None), TypeError, "fig must be a matplotlib Figure", id="figure-png-None"),
 ]
 
+
+# ---------------------------------------------------------------------------------------------- training loop and its pieces
+
+
+def _setup(seed=0, lr=0.05, schedule=None):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    scheduler = ScheduledLR(optimizer, schedule) if schedule is not None else None
+    return model, optimizer, scheduler
+
+
+def _batch(step):
+    g = torch.Generator().manual_seed(step)
+    return torch.randn(4, 3, generator=g), torch.randn(4, 1, generator=g)
+
+
+def _mse(model, batch):
+    return torch.nn.functional.mse_loss(model(batch[0]), batch[1])
+
+
+def _train(steps=2, model_opt=None, **kwargs):
+    model, optimizer, scheduler = model_opt or _setup()
+    kwargs.setdefault("scheduler", scheduler)
+    kwargs.setdefault("device", "cpu")
+    return train(model, optimizer, kwargs.pop("data", _batch), kwargs.pop("loss_fn", _mse), steps, **kwargs)
+
+
+_TMP = Path(tempfile.mkdtemp(prefix="course-bad-inputs-"))
+
+
+def _checkpoint(name, steps=4, schedule=linear_with_warmup(1, 10), optimizer="SGD", width=4):
+    """A real checkpoint written by train(), made once per name."""
+    path = _TMP / f"{name}.pt"
+    if not path.exists():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, width), torch.nn.ReLU(), torch.nn.Linear(width, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05) if optimizer == "SGD" else torch.optim.AdamW(model.parameters())
+        sched = ScheduledLR(opt, schedule) if schedule is not None else None
+        train(model, opt, _batch, _mse, steps, scheduler=sched, device="cpu", checkpoint=path, checkpoint_every=steps)
+    return path
+
+
+def _broken(name, content: bytes | None):
+    """A checkpoint file that is empty, truncated (half a real one) or not a checkpoint at all."""
+    path = _TMP / f"{name}.pt"
+    if content is None:
+        content = _checkpoint("whole").read_bytes()[:1000]
+    path.write_bytes(content)
+    return path
+
+
+def _resume(path, model_opt=None, steps=6, schedule="default"):
+    schedule = linear_with_warmup(1, 10) if schedule == "default" else schedule
+    model_opt = model_opt or _setup(schedule=schedule)
+    return _train(steps, model_opt, checkpoint=path, checkpoint_every=2, resume=True)
+
+
+def _frozen():
+    model, optimizer, _ = _setup()
+    model.requires_grad_(False)
+    return model, optimizer, None
+
+
+def _foreign_optimizer():
+    model, _, _ = _setup()
+    other = torch.nn.Linear(3, 1)
+    return model, torch.optim.SGD(other.parameters(), lr=0.1), None
+
+
+def _step_lr():
+    model, optimizer, _ = _setup()
+    return model, optimizer, StepLR(optimizer, step_size=2)
+
+
+def _other_optimizers_scheduler():
+    model, optimizer, _ = _setup()
+    other = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    return model, optimizer, ScheduledLR(other, Constant())
+
+
+_EMPTY_LOADER = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(0, 3), torch.zeros(0, 1)), batch_size=2)
+_NAMED = lambda: _setup()[0].named_parameters()
+_PLAIN = lambda: _setup()[0].parameters()
+
+TRAINING = [
+    pytest.param(lambda: _train(clip="1.0"), TypeError, "clip must be a number > 0", id="clip-str"),
+    pytest.param(lambda: _train(clip=True), TypeError, "clip must be a number > 0", id="clip-bool"),
+    pytest.param(lambda: _train(clip=0.0), ValueError, "clip must be > 0", id="clip-zero"),
+    pytest.param(lambda: _train(steps=True), TypeError, "steps must be an int", id="steps-bool"),
+    pytest.param(lambda: _train(steps=2.5), TypeError, "steps must be an int", id="steps-float"),
+    pytest.param(lambda: _train(steps=0), ValueError, "steps must be >= 1", id="steps-zero"),
+    pytest.param(lambda: _train(checkpoint=_TMP / "x.pt", checkpoint_every=True), TypeError, "checkpoint_every must be an int", id="checkpoint-every-bool"),
+    pytest.param(lambda: _train(checkpoint=_TMP / "x.pt", checkpoint_every=2.5), TypeError, "checkpoint_every must be an int", id="checkpoint-every-float"),
+    pytest.param(lambda: _train(checkpoint=_TMP / "x.pt"), ValueError, "checkpoint_every=0, so nothing would ever be written", id="checkpoint-never-written"),
+    pytest.param(lambda: _train(checkpoint_every=3), ValueError, "checkpoint_every=3 needs a checkpoint path", id="checkpoint-every-no-path"),
+    pytest.param(lambda: _train(checkpoint=123, checkpoint_every=1), TypeError, "checkpoint must be a file path", id="checkpoint-int"),
+    pytest.param(lambda: _train(resume=True), ValueError, "resume=True needs a checkpoint path", id="resume-no-path"),
+    pytest.param(lambda: _train(resume="yes"), TypeError, "resume must be True or False", id="resume-str"),
+    pytest.param(lambda: _train(model_opt=_foreign_optimizer()), ValueError, "optimizer holds none of the model's parameters", id="optimizer-foreign"),
+    pytest.param(lambda: _train(model_opt=_frozen()), ValueError, "model has no trainable parameter", id="model-all-frozen"),
+    pytest.param(lambda: _train(model_opt=_setup(lr=math.inf)), ValueError, "learning rate of parameter group 0 is inf", id="lr-inf"),
+    pytest.param(lambda: _train(model_opt=_setup(lr=math.nan)), ValueError, "learning rate of parameter group 0 is nan", id="lr-nan"),
+    pytest.param(lambda: _train(loss_fn=lambda m, b: _mse(m, b) + math.nan), FloatingPointError, "loss is nan", id="loss-nan-grads-finite"),
+    pytest.param(lambda: _train(loss_fn=lambda m, b: 1.0), TypeError, "loss_fn must return a torch.Tensor", id="loss-float"),
+    pytest.param(lambda: _train(loss_fn=lambda m, b: m(b[0])), ValueError, "loss_fn must return a single number", id="loss-vector"),
+    pytest.param(lambda: _train(loss_fn=lambda m, b: (_mse(m, b), 1, 2)), ValueError, "loss_fn must return a loss tensor or a pair", id="loss-triple"),
+    pytest.param(lambda: _train(loss_fn="mse"), TypeError, "loss_fn must be a function", id="loss-fn-str"),
+    pytest.param(lambda: _train(data="batches"), TypeError, "data must be a function of the batch index", id="data-str"),
+    pytest.param(lambda: _train(data=_EMPTY_LOADER), ValueError, "data is empty", id="data-empty-loader"),
+    pytest.param(lambda: _train(data=iter([])), ValueError, "data is empty", id="data-empty-iterator"),
+    pytest.param(lambda: _train(steps=3, data=iter([_batch(0)])), ValueError, "data ran out after 1 batches", id="data-runs-out"),
+    pytest.param(lambda: _train(precision="fp8"), ValueError, "precision must be one of", id="precision"),
+    pytest.param(lambda: _train(on_nonfinite="ignore"), ValueError, "on_nonfinite must be 'error' or 'skip'", id="on-nonfinite"),
+    pytest.param(lambda: _train(accumulate=0), ValueError, "accumulate must be >= 1", id="accumulate-zero"),
+    pytest.param(lambda: _train(log_every=0), ValueError, "log_every must be >= 1", id="log-every-zero"),
+    pytest.param(lambda: _train(callbacks=GradNorms(_NAMED())), TypeError, "callbacks must be a list of Callback objects", id="callbacks-single"),
+    pytest.param(lambda: _train(callbacks=[print]), TypeError, "callbacks must hold Callback objects", id="callbacks-function"),
+    pytest.param(lambda: train("model", torch.optim.SGD([torch.zeros(1, requires_grad=True)]), _batch, _mse, 1), TypeError, "model must be a torch.nn.Module", id="model-str"),
+    pytest.param(lambda: train(torch.nn.Linear(3, 1), "sgd", _batch, _mse, 1), TypeError, "optimizer must be a torch.optim.Optimizer", id="optimizer-str"),
+    pytest.param(lambda: _train(model_opt=_other_optimizers_scheduler()), ValueError, "scheduler was built for another optimizer", id="scheduler-other-optimizer"),
+    pytest.param(lambda: _train(device=3), TypeError, "device must be a string", id="device-int"),
+    pytest.param(lambda: _train(device="gpu"), ValueError, "device 'gpu' is not a device torch knows", id="device-unknown"),
+    pytest.param(lambda: pick_device("cuda"), ValueError, "device='cuda' but this machine has no CUDA GPU", id="device-cuda-missing",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+    pytest.param(lambda: _resume(_checkpoint("no-sched-now"), model_opt=_setup()), ValueError, "was saved with a scheduler", id="resume-without-scheduler"),
+    pytest.param(lambda: _resume(_checkpoint("beyond", steps=8), steps=6), ValueError, "holds 8 completed steps, more than steps=6", id="resume-beyond-steps"),
+    pytest.param(lambda: _resume(_checkpoint("other-schedule"), schedule=cosine_with_warmup(1, 10)), ValueError, "another schedule", id="resume-other-schedule"),
+    pytest.param(lambda: _resume(_checkpoint("step-lr"), model_opt=_step_lr()), ValueError, "another scheduler", id="resume-other-torch-scheduler"),
+    pytest.param(lambda: _resume(_checkpoint("other-model", width=5)), ValueError, "another model (parameter names and shapes)", id="resume-other-model"),
+    pytest.param(lambda: _resume(_checkpoint("other-optimizer", optimizer="AdamW")), ValueError, "another optimizer type: saved 'AdamW', now 'SGD'", id="resume-other-optimizer"),
+    pytest.param(lambda: _resume(_broken("empty", b"")), ValueError, "cannot be read", id="checkpoint-empty"),
+    pytest.param(lambda: _resume(_broken("truncated", None)), ValueError, "cannot be read", id="checkpoint-truncated"),
+    pytest.param(lambda: _resume(_broken("corrupt", b"not a checkpoint at all" * 10)), ValueError, "cannot be read", id="checkpoint-corrupt"),
+    pytest.param(lambda: load_checkpoint(_broken("foreign", _torch_bytes({"weights": torch.zeros(2)})), model=_setup()[0], optimizer=_setup()[1]),
+                 ValueError, "is not a course_lib checkpoint", id="checkpoint-foreign-dict"),
+    pytest.param(lambda: GradNorms(_PLAIN()), TypeError, "pass model.named_parameters()", id="grad-norms-parameters"),
+    pytest.param(lambda: WeightChange(_PLAIN()), TypeError, "pass model.named_parameters()", id="weight-change-parameters"),
+    pytest.param(lambda: Evaluate(_batch, every=2), TypeError, "data must be an iterable of batches", id="evaluate-function"),
+    pytest.param(lambda: Evaluate([_batch(0)], every=0), ValueError, "every must be >= 1", id="evaluate-every-zero"),
+    pytest.param(lambda: _train(callbacks=[Evaluate([], every=1)]), ValueError, "Evaluate's data holds no batch", id="evaluate-empty"),
+    pytest.param(lambda: Throughput(flops_per_token=-1), ValueError, "flops_per_token must be a number > 0", id="throughput-flops"),
+    pytest.param(lambda: UnfreezeAt(1.5, "0"), TypeError, "step must be an int", id="unfreeze-step-float"),
+    pytest.param(lambda: UnfreezeAt(1, 0), TypeError, "pattern must be a regular expression", id="unfreeze-pattern-int"),
+    pytest.param(lambda: _train(callbacks=[UnfreezeAt(0, "^encoder")]), ValueError, "pattern '^encoder' matches no parameter name", id="unfreeze-matches-nothing"),
+    pytest.param(lambda: freeze(_setup()[0], "(["), ValueError, "is not a valid regular expression", id="freeze-bad-regex"),
+    pytest.param(lambda: trainable_ratio(torch.nn.ReLU()), ValueError, "model has no parameters", id="ratio-no-parameters"),
+    pytest.param(lambda: Progress("fr"), ValueError, "lang must be one of", id="progress-lang"),
+    pytest.param(lambda: make_loader([1, 2, 3], batch_size=0), ValueError, "batch_size must be >= 1", id="loader-batch-size"),
+    pytest.param(lambda: make_loader([1, 2, 3], batch_size=2, seed=-1), TypeError, "seed must be an int >= 0", id="loader-seed"),
+    pytest.param(lambda: train_softmax_toy(Constant(), 0.1, 10, target_prob=0.4), ValueError, "target_prob must be a number in (0.5, 1]", id="toy-target-prob"),
+    pytest.param(lambda: train_softmax_toy(Constant(), 0.1, 0), ValueError, "num_steps must be an int >= 1", id="toy-steps"),
+    pytest.param(lambda: spread([]), ValueError, "spread needs at least one value", id="spread-empty"),
+    pytest.param(lambda: paired_difference([History()], []), ValueError, "a and b must hold runs of the same seeds", id="paired-unequal"),
+    pytest.param(lambda: integral_law_holds_until(History(), tolerance=10), ValueError, "tolerance must be in (0, 1)", id="law-tolerance"),
+    pytest.param(lambda: History().metric("w1"), KeyError, "no metric named 'w1'", id="history-metric"),
+]
+
+
+def _torch_bytes(obj) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
 # Add a module's table here (e.g. "training": TRAINING); ids become "training-<case id>".
 TABLES = {
     "schedules": SCHEDULES,
@@ -229,6 +404,7 @@ TABLES = {
     "report": REPORT,
     "plotting": PLOTTING,
     "widgets": WIDGETS,
+    "training": TRAINING,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}") for module, table in TABLES.items() for case in table]
 

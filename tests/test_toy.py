@@ -1,4 +1,4 @@
-"""course_lib.toy, i18n, report, plotting and widgets: the pieces the lessons' experiments use."""
+"""course_lib.toy, experiments, tables, i18n, report, plotting and widgets: the pieces the lessons' experiments use."""
 
 import math
 
@@ -8,7 +8,17 @@ import torch
 
 matplotlib.use("Agg")
 
-from course_lib.i18n import LANGUAGES, number, text
+from course_lib.experiments import (
+    accumulated_rate,
+    integral_law_holds_until,
+    integral_prediction,
+    late_excess,
+    paired_difference,
+    run_seeds,
+    settled_step,
+    spread,
+)
+from course_lib.i18n import LANGUAGES, number, number_list, plain, text
 from course_lib.plotting import (
     plot_clip_directions,
     plot_clipping_runs,
@@ -18,21 +28,9 @@ from course_lib.plotting import (
 )
 from course_lib.report import Table
 from course_lib.schedules import Constant, cosine_with_warmup, linear_with_warmup
-from course_lib.toy import (
-    accumulated_rate,
-    best_loss,
-    compare_clipping,
-    compare_layer_clipping,
-    compare_schedules,
-    expected_loss,
-    integral_law_holds_until,
-    integral_law_table,
-    integral_prediction,
-    run_seeds,
-    settled_step,
-    train_quadratic,
-    train_softmax_toy,
-)
+from course_lib.tables import compare_clipping, compare_layer_clipping, compare_schedules, integral_law_table
+from course_lib.toy import best_loss, expected_loss, train_quadratic, train_softmax_toy
+from course_lib.training import History
 from course_lib.widgets import ScheduleExplorer, explorer_figure
 
 
@@ -55,14 +53,16 @@ def test_best_loss_is_reached_at_log_odds():
 def test_first_update_matches_hand_computed_gradient():
     """p = (1/2, 1/2): dL/dw1 = -(1 - p1) = -1/2, so one SGD step of rate 0.2 moves w1 to +0.1."""
     run = train_softmax_toy(Constant(), 0.2, 1)
-    assert run.w1 == pytest.approx([0.0, 0.1])
-    assert run.w2 == pytest.approx([0.0, -0.1])
+    assert run.metric("w1") == pytest.approx([0.0, 0.1])
+    assert run.metric("w2") == pytest.approx([0.0, -0.1])
+    assert run.metric_steps("w1") == [-1, 0]  # the start, then after the update of step 0
     assert run.lr == [0.2]
+    assert run.metric("excess_loss")[0] == pytest.approx(math.log(2))
 
 
 def test_warmup_first_update_changes_nothing():
     run = train_softmax_toy(linear_with_warmup(5, 20), 1.0, 3)
-    assert run.w1[1] == 0.0 and run.w1[2] > 0.0
+    assert run.metric("w1")[1] == 0.0 and run.metric("w1")[2] > 0.0
 
 
 def test_runs_are_deterministic_per_seed_and_differ_across_seeds():
@@ -70,12 +70,13 @@ def test_runs_are_deterministic_per_seed_and_differ_across_seeds():
     a = train_softmax_toy(Constant(), 0.5, 50, seed=3, **kwargs)
     b = train_softmax_toy(Constant(), 0.5, 50, seed=3, **kwargs)
     c = train_softmax_toy(Constant(), 0.5, 50, seed=4, **kwargs)
-    assert a.w1 == b.w1 and a.w1 != c.w1
+    assert a.metric("w1") == b.metric("w1") and a.metric("w1") != c.metric("w1")
 
 
 def test_noiseless_toy_only_learns_while_the_rate_is_positive():
     run = train_softmax_toy(cosine_with_warmup(0, 100, num_cycles=1), 0.2, 100)
-    assert abs(run.w1[51] - run.w1[50]) < 1e-4 < run.w1[11] - run.w1[10]
+    w1 = run.metric("w1")
+    assert abs(w1[51] - w1[50]) < 1e-4 < w1[11] - w1[10]
 
 
 def test_integral_law_holds_early_and_breaks_later():
@@ -84,8 +85,9 @@ def test_integral_law_holds_early_and_breaks_later():
     assert integral_prediction(run)[4] == pytest.approx(0.5 * 0.05 * 4)
     until = integral_law_holds_until(run)
     assert until is not None and 5 < until < 200
-    assert abs(run.w1[until] - integral_prediction(run)[until]) <= 0.1 * integral_prediction(run)[until]
-    assert run.w1[-1] < 0.5 * integral_prediction(run)[-1]
+    w1 = run.metric("w1")
+    assert abs(w1[until] - integral_prediction(run)[until]) <= 0.1 * integral_prediction(run)[until]
+    assert w1[-1] < 0.5 * integral_prediction(run)[-1]
 
 
 def test_same_accumulated_rate_gives_nearly_same_weights():
@@ -93,42 +95,58 @@ def test_same_accumulated_rate_gives_nearly_same_weights():
     linear = train_softmax_toy(linear_with_warmup(0, 200), 0.1, 200)
     cosine = train_softmax_toy(cosine_with_warmup(0, 200), 0.1, 200)
     assert accumulated_rate(linear)[-1] == pytest.approx(accumulated_rate(cosine)[-1])
-    assert linear.w1[-1] == pytest.approx(cosine.w1[-1], abs=0.01)
+    assert linear.metric("w1")[-1] == pytest.approx(cosine.metric("w1")[-1], abs=0.01)
 
 
 def test_decay_beats_constant_rate_under_noise():
     kwargs = dict(target_prob=0.9, batch_size=8)
     constant = run_seeds(Constant(), 1.0, 300, range(4), **kwargs)
     cosine = run_seeds(cosine_with_warmup(0, 300), 1.0, 300, range(4), **kwargs)
-    late = lambda runs: sum(sum(r.excess_loss[-75:]) for r in runs)
-    assert late(cosine) < late(constant) / 3
+    assert sum(map(late_excess, cosine)) < sum(map(late_excess, constant)) / 3
+    diff = paired_difference(constant, cosine)
+    assert diff.a_lower == 0 and diff.difference.n == 4 and diff.difference.mean > 3 * diff.difference.sem
 
 
 def test_settled_step():
-    run = train_softmax_toy(Constant(), 0.1, 3)
-    run.loss = [1.0, 0.5, 0.005, 0.002]
-    assert settled_step(run, 0.01) == 2
-    run.loss = [1.0, 0.005, 0.5, 0.002]
-    assert settled_step(run, 0.01) == 3
-    run.loss = [1.0, 0.005, 0.002, 0.5]
-    assert settled_step(run, 0.01) is None
+    def run(values):
+        history = History()
+        for t, value in enumerate(values):
+            history.add("excess_loss", t - 1, value)
+        return history
+
+    assert settled_step(run([1.0, 0.5, 0.005, 0.002]), 0.01) == 2
+    assert settled_step(run([1.0, 0.005, 0.5, 0.002]), 0.01) == 3
+    assert settled_step(run([1.0, 0.005, 0.002, 0.5]), 0.01) is None
+
+
+def test_spread_is_mean_and_standard_error():
+    s = spread([1.0, 2.0, 3.0, 4.0])
+    assert s.mean == 2.5 and s.n == 4 and s.sem == pytest.approx(math.sqrt(5 / 3) / 2)
+    assert spread([7.0]).sem == 0.0
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_tables_are_in_the_readers_language(lang):
     runs = {"a": run_seeds(Constant(), 1.0, 40, range(2), target_prob=0.9)}
-    table = compare_schedules(runs, lang)
+    table = compare_schedules(runs, lang, excess=0.02)
     assert table.header[0] == text("schedule", lang)
-    law = integral_law_table({"a": train_softmax_toy(Constant(), 0.2, 40)}, lang)
-    assert law.header[1] == text("law_holds", lang)
+    assert table.header[1] == text("late_excess", lang, n=2)
+    assert table.header[2] == text("settled", lang, excess=plain(0.02, lang)) and ("0,02" if lang == "vi" else "0.02") in table.header[2]
+    law = integral_law_table({"a": train_softmax_toy(Constant(), 0.2, 40)}, lang, tolerance=0.25)
+    assert law.header[1] == text("law_holds", lang, tolerance="25")
     decimal = "," if lang == "vi" else "."
-    assert decimal in table.rows[0][1]
+    assert decimal in table.rows[0][1] and " ± " in table.rows[0][1]
+
+
+def test_numbers_are_written_the_readers_way():
+    assert plain(1e6, "en") == "10⁶" and plain(1e-3, "vi") == "10⁻³" and plain(0.01, "vi") == "0,01" and plain(25, "en") == "25"
+    assert number_list([0.5, 1.0], "vi", 2) == "[0,50; 1,00]" and number_list([0.5, 1.0], "en", 2) == "[0.50, 1.00]"
 
 
 def test_bad_toy_arguments():
     with pytest.raises(ValueError, match="target_prob"):
         train_softmax_toy(Constant(), 0.1, 10, target_prob=0.4)
-    with pytest.raises(ValueError, match="num_steps and batch_size"):
+    with pytest.raises(ValueError, match="num_steps must be an int >= 1"):
         train_softmax_toy(Constant(), 0.1, 0)
 
 
@@ -185,12 +203,12 @@ def test_quadratic_converges_below_one_and_explodes_above():
     exploding = train_quadratic(1.5, 100)
     ratios = [b / a for a, b in zip(exploding.loss[:10], exploding.loss[1:11])]
     assert ratios == pytest.approx([4.0] * 10, rel=1e-5)  # (1 - 2 eta)^2
-    assert any(exploding.skipped) and all(math.isfinite(v) for v in exploding.update_norm)
+    assert any(exploding.skipped) and all(math.isfinite(v) for v in exploding.metric("update_norm"))
 
 
 def test_clipped_quadratic_steps_are_bounded_by_eta_c():
     history = train_quadratic(1.5, 100, clip=1.0)
-    assert max(history.update_norm) <= 1.5 * 1.0 + 1e-6
+    assert max(history.metric("update_norm")) <= 1.5 * 1.0 + 1e-6
     assert not any(history.skipped)
     decayed = train_quadratic(1.5, 100, clip=1.0, schedule=linear_with_warmup(0, 100))
     assert decayed.loss[-1] < 1e-3
@@ -199,8 +217,8 @@ def test_clipped_quadratic_steps_are_bounded_by_eta_c():
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_clipping_table(lang):
     runs = {"a": train_quadratic(1.5, 40), "b": train_quadratic(1.5, 40, clip=1.0, schedule=linear_with_warmup(0, 40))}
-    table = compare_clipping(runs, lang)
-    assert table.header[4] == text("diverged", lang)
+    table = compare_clipping(runs, lang, target=1e-4, blown_up=1e8)
+    assert table.header[4] == text("diverged", lang, blown_up="10⁸") and table.header[3].endswith("10⁻⁴")
     assert table.rows[0][3] == text("never", lang) and table.rows[0][4] == text("yes", lang)
     assert table.rows[1][4] == text("no", lang)
 
