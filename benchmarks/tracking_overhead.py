@@ -3,9 +3,11 @@
     python benchmarks/tracking_overhead.py [--device cuda] [--steps 60] [--layers 6]
 
 Trains the same small transformer encoder, with the same data, three ways:
-without per-layer tracking, with ``course_lib.clipping.LayerGradNorms`` (one
-fused ``torch._foreach_norm`` call per step), and with a naive tracker that
-calls ``.norm()`` on every parameter tensor and reads each value back.  Prints
+without per-layer tracking, with ``course_lib.callbacks.GradNorms`` (one
+fused ``torch._foreach_norm`` call per step, read back with the loop's own
+read every ``log_every`` steps), and with a naive tracker that calls
+``.norm()`` on every parameter tensor and reads each value back.  Each step is
+timed by ``StepTimer`` (a synchronisation before and after it).  Prints
 the median time per step of each and the ratios to the untracked loop.  The
 variants run in alternating order, several rounds, to spread drift evenly.
 """
@@ -18,22 +20,24 @@ import statistics
 
 import torch
 
+from course_lib.callbacks import GradNorms, StepTimer
 from course_lib.clipping import LayerGradNorms
-from course_lib.training import pick_device, train
+from course_lib.data import pick_device
+from course_lib.training import Callback, train
 
 
-class NaiveLayerNorms:
+class NaiveLayerNorms(Callback):
     """The slow way, for contrast: one norm kernel and one host read per parameter tensor."""
 
     def __init__(self, named_parameters):
         self.named = [(re.sub(r"\.(weight|bias|in_proj_weight|in_proj_bias)$", "", n), p) for n, p in named_parameters]
 
-    def measure(self):
+    def on_after_backward(self, state):
         squares: dict[str, float] = {}
         for layer, param in self.named:
             if param.grad is not None:
                 squares[layer] = squares.get(layer, 0.0) + param.grad.norm().item() ** 2
-        return list(squares), torch.tensor([value**0.5 for value in squares.values()])
+        state.log([f"grad_norm/{layer}" for layer in squares], torch.tensor([value**0.5 for value in squares.values()]))
 
 
 def make_model(layers: int, width: int) -> torch.nn.Module:
@@ -61,13 +65,13 @@ def main() -> None:
     def timed(kind: str) -> float:
         model = make_model(args.layers, args.width).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        track = {
-            "none": None,
-            "fused": LayerGradNorms(model.named_parameters()),
-            "naive": NaiveLayerNorms(model.named_parameters()),
+        probes = {
+            "none": [],
+            "fused": [GradNorms(model.named_parameters())],
+            "naive": [NaiveLayerNorms(model.named_parameters())],
         }[kind]
-        history = train(model, optimizer, batches, loss_fn, args.steps, clip=1.0, track=track, device=device, progress=False)
-        return statistics.median(history.seconds[5:]) * 1e3
+        history = train(model, optimizer, batches, loss_fn, args.steps, clip=1.0, callbacks=[StepTimer(), *probes], device=device)
+        return statistics.median(history.metric("seconds")[5:]) * 1e3
 
     n_params = sum(p.numel() for p in make_model(args.layers, args.width).parameters())
     n_tensors = len(list(make_model(args.layers, args.width).parameters()))
