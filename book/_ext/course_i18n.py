@@ -10,6 +10,9 @@
 * A link on every page to the same page in the other language, which is
   built next to this one (``_build/html/vi/...`` and ``_build/html/en/...``).
 * No thebe scripts: the course launches notebooks in Colab, not in the page.
+* ``_static/course.js`` on every page: the language switch keeps the section,
+  wide figures stay legible on a phone, search snippets show the matching
+  sentence; ``_static/course.css``: the layout fits a phone.
 """
 
 from __future__ import annotations
@@ -125,4 +128,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _fix_theme_strings)
     app.add_css_file("course.css")
+    app.add_js_file("course.js", loading_method="defer")
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
