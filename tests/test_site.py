@@ -108,3 +108,33 @@ def test_vietnamese_pages_have_no_untranslated_theme_strings():
     catalogue = (SITE / "vi" / "_static" / "translations.js").read_text(encoding="utf-8")
     for english in settings["search_strings"]:
         assert f"{json.dumps(english)}: \"\"" not in catalogue, f"search string left empty: {english}"
+
+
+def bibliography(lang):
+    """{citation id: label} of the references page's list."""
+    html = (SITE / lang / "book" / lang / "references.html").read_text(encoding="utf-8")
+    entries = re.findall(r'<div class="citation" id="([^"]+)"[^>]*>\s*<span class="label">(.*?)</span>\s*</span>', html, re.S)
+    return {cid: re.sub(r"<[^>]+>", "", label).replace("&amp;", "&").strip("[]") for cid, label in entries}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_references_are_labelled_by_author_and_year_and_all_cited(lang):
+    """The list's labels read like the citations in the text ("Kingma & Ba, 2015"), not pybtex's letters,
+    TeX accents are rendered, and every entry of references.bib is cited by a lesson or the further reading."""
+    entries = bibliography(lang)
+    keys = re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(encoding="utf-8"), re.M)
+    assert len(entries) == len(keys)
+    for label in entries.values():
+        assert re.fullmatch(r"[^\W\d][\w\-' .&]*, \d{4}[a-z]?", label), f"not an author-year label: {label!r}"
+    references = (SITE / lang / "book" / lang / "references.html").read_text(encoding="utf-8")
+    assert "Dollár" in references and "{" not in re.sub(r"<script.*?</script>", "", references, flags=re.S).split("<article", 1)[1].split("</article>")[0]
+    cited = set()
+    for page in pages(lang):
+        html = page.read_text(encoding="utf-8")
+        cited |= set(re.findall(r'href="[^"]*references\.html#(id\d+)"', html))
+        if page.name == "references.html":
+            cited |= set(re.findall(r'href="#(id\d+)"', html))
+        for cid, text in re.findall(r'href="[^"]*references\.html#(id\d+)"[^>]*>([^<]+)<', html):
+            if re.search(r"\d{4}", text):   # a parenthetical citation carries the whole label
+                assert text.replace("&amp;", "&") == entries[cid], (page, text, entries[cid])
+    assert not set(entries) - cited, f"never cited: {[entries[c] for c in set(entries) - cited]}"
