@@ -105,6 +105,8 @@ def test_vietnamese_pages_have_no_untranslated_theme_strings():
         html = page.read_text(encoding="utf-8")
         left = [english for english in settings["theme_strings"] if english in html]
         assert not left, f"{page}: {left}"
+        if "component-author" in html:
+            assert f"Bởi {settings['author']}" in html, f"{page}: the footer's author is not in Vietnamese"
     catalogue = (SITE / "vi" / "_static" / "translations.js").read_text(encoding="utf-8")
     for english in settings["search_strings"]:
         assert f"{json.dumps(english)}: \"\"" not in catalogue, f"search string left empty: {english}"
