@@ -79,9 +79,9 @@ def browser():
 class Reader:
     """A browser tab that blocks and counts requests leaving the site and collects console errors."""
 
-    def __init__(self, browser, origin: str):
+    def __init__(self, browser, origin: str, **context_options):
         self.origin, self.outside, self.errors = origin, [], []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **context_options})
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
@@ -197,6 +197,61 @@ def test_english_search_finds_english_pages_only(reader):
     assert results and all(p.startswith("en/") for p in results)
 
 
+def snippets(reader, lang: str, query: str) -> list[str]:
+    """The text under each search result, once every result has its snippet."""
+    search(reader, lang, query)
+    reader.page.wait_for_function(
+        "[...document.querySelectorAll('#search-results li')].every(li => li.querySelector('p.context'))", timeout=20000
+    )
+    return reader.page.eval_on_selector_all("#search-results li p.context", "ps => ps.map(p => p.innerText)")
+
+
+def fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c)).replace("đ", "d").replace("Đ", "d").lower()
+
+
+@pytest.mark.parametrize("lang,query", [("vi", "hoc"), ("vi", "cat gradient"), ("en", "learning rate"), ("en", "norm")])
+def test_search_snippets_show_the_matching_sentence(reader, lang, query):
+    """A snippet is the sentence that holds the query's words: not the language switch, no raw TeX,
+    no words glued across block elements; in Vietnamese the accent-folded query finds the accented words."""
+    found = snippets(reader, lang, query)
+    assert found
+    for snippet in found:
+        assert "Read in English" not in snippet and "Đọc bằng tiếng Việt" not in snippet, snippet
+        assert not re.search(r"\\[()\[\]a-zA-Z]|\$", snippet), f"raw TeX in {snippet!r}"
+        assert all(re.search(rf"(?<!\w){word}", fold(snippet)) for word in query.split()), f"{query!r} not in {snippet!r}"
+    if lang == "vi":
+        accented = {"hoc": "học", "cat gradient": "cắt gradient"}[query]
+        assert all(accented in snippet.lower() for snippet in found), found
+    assert not any("ratetốc" in snippet or "ratet" in snippet for snippet in found), found
+    highlighted = reader.page.eval_on_selector_all("#search-results p.context .highlighted", "s => s.map(e => e.innerText)")
+    assert highlighted and all(fold(h).startswith(tuple(query.split())) for h in highlighted), highlighted
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_language_switch_keeps_the_section(reader, origin, lang):
+    """Section ids differ by language: the switch carries the section's position, and the page in the
+    other language lands on its own section at that position."""
+    other = "en" if lang == "vi" else "vi"
+    lesson = LESSONS[-1]
+    sections = "article.bd-article section[id]"
+    here = reader.visit(f"{lang}/notebooks/{lang}/{lesson}.html").eval_on_selector_all(sections, "s => s.map(x => x.id)")
+    there = reader.visit(f"{other}/notebooks/{other}/{lesson}.html").eval_on_selector_all(sections, "s => s.map(x => x.id)")
+    assert len(here) == len(there) > 3, "the two languages' lessons should have the same sections"
+    position = len(here) - 3
+    page = reader.visit(f"{lang}/notebooks/{lang}/{lesson}.html#{here[position]}")
+    page.locator(".course-lang-switch a").click()
+    page.wait_for_load_state("load")
+    assert page.url == f"{origin}/{other}/notebooks/{other}/{lesson}.html#{there[position]}"
+    top = page.evaluate("document.getElementById(location.hash.slice(1)).getBoundingClientRect().top")
+    assert 0 <= top < 300, f"section {there[position]} is {top} px from the top of the window"
+    # and back: a page opened without a section leads to the other page's top
+    page.evaluate("history.replaceState(null, '', location.pathname)")
+    page.evaluate("window.dispatchEvent(new HashChangeEvent('hashchange'))")
+    assert "#" not in page.locator(".course-lang-switch a").get_attribute("href")
+    assert not reader.errors and not reader.outside
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_shows_stored_outputs_and_opens_in_colab(reader, lang, lesson):
@@ -221,6 +276,59 @@ def test_widget_cell_shows_its_still_figure(reader, lang):
     image = cell.locator(".cell_output img")
     assert image.count() == 1
     assert image.evaluate("img => img.complete && img.naturalWidth") > 300
+
+
+def visible_width(page) -> tuple[int, int]:
+    """(scroll width of the document, width of the viewport), once the page's math is typeset."""
+    page.evaluate("async () => { if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise; }")
+    return page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+
+
+PHONE_WIDTHS = (360, 390, 400)
+
+
+def test_no_page_is_wider_than_a_phone(browser, origin):
+    """Every page, both languages and the root page, fits a phone's width: nothing scrolls sideways
+    but what scrolls in its own box (code, wide tables and figures); the header's buttons stay on
+    screen. Each page is loaded once and measured at every width; at 390 px it is kept as a
+    screenshot (_build/screenshots/phone-<lang>-<page>.png, a CI artefact)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    reader = Reader(browser, origin, viewport={"width": PHONE_WIDTHS[0], "height": 800})
+    too_wide, off_screen = [], []
+    try:
+        for path in ["index.html", *reader_pages()]:
+            page = reader.visit(path)
+            for width in PHONE_WIDTHS:
+                page.set_viewport_size({"width": width, "height": 800})
+                scroll_width, viewport = visible_width(page)
+                if scroll_width > viewport:
+                    too_wide.append(f"{path} at {width} px: {scroll_width} px wide")
+                if path.startswith(("vi/notebooks/", "en/notebooks/")):
+                    for control in (".bd-header-article .search-button", ".bd-header-article .secondary-toggle",
+                                    ".bd-header-article .primary-toggle", ".course-lang-switch a"):
+                        box = page.locator(control).bounding_box()
+                        if not box or box["x"] < 0 or box["x"] + box["width"] > viewport:
+                            off_screen.append(f"{control} on {path} at {width} px: {box}")
+                if width == 390 and not path.endswith(("genindex.html", "search.html")):
+                    name = "root" if path == "index.html" else f"{path.split('/')[0]}-{Path(path).stem}"
+                    page.screenshot(path=str(SHOTS / f"phone-{name}.png"))
+        assert not too_wide, "pages wider than the phone: " + "; ".join(too_wide)
+        assert not off_screen, "controls off-screen: " + "; ".join(off_screen)
+        assert not reader.errors and not reader.outside
+    finally:
+        reader.context.close()
+
+
+def test_root_page_follows_dark_mode(browser, origin):
+    reader = Reader(browser, origin, color_scheme="dark")
+    try:
+        page = reader.visit("index.html")
+        rgb = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        red, green, blue = (int(v) for v in re.findall(r"\d+", rgb)[:3])
+        assert 0.2126 * red + 0.7152 * green + 0.0722 * blue < 60, f"root page background {rgb} in dark mode"
+        page.screenshot(path=str(SHOTS / "root-dark.png"))
+    finally:
+        reader.context.close()
 
 
 def test_screenshots_for_review(reader):

@@ -105,6 +105,76 @@ def test_vietnamese_pages_have_no_untranslated_theme_strings():
         html = page.read_text(encoding="utf-8")
         left = [english for english in settings["theme_strings"] if english in html]
         assert not left, f"{page}: {left}"
+        if "component-author" in html:
+            assert f"Bởi {settings['author']}" in html, f"{page}: the footer's author is not in Vietnamese"
     catalogue = (SITE / "vi" / "_static" / "translations.js").read_text(encoding="utf-8")
     for english in settings["search_strings"]:
         assert f"{json.dumps(english)}: \"\"" not in catalogue, f"search string left empty: {english}"
+
+
+def bibliography(lang):
+    """{citation id: label} of the references page's list."""
+    html = (SITE / lang / "book" / lang / "references.html").read_text(encoding="utf-8")
+    entries = re.findall(r'<div class="citation" id="([^"]+)"[^>]*>\s*<span class="label">(.*?)</span>\s*</span>', html, re.S)
+    return {cid: re.sub(r"<[^>]+>", "", label).replace("&amp;", "&").strip("[]") for cid, label in entries}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_references_are_labelled_by_author_and_year_and_all_cited(lang):
+    """The list's labels read like the citations in the text ("Kingma & Ba, 2015"), not pybtex's letters,
+    TeX accents are rendered, and every entry of references.bib is cited by a lesson or the further reading."""
+    entries = bibliography(lang)
+    keys = re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(encoding="utf-8"), re.M)
+    assert len(entries) == len(keys)
+    for label in entries.values():
+        assert re.fullmatch(r"[^\W\d][\w\-' .&]*, \d{4}[a-z]?", label), f"not an author-year label: {label!r}"
+    references = (SITE / lang / "book" / lang / "references.html").read_text(encoding="utf-8")
+    assert "Dollár" in references and "{" not in re.sub(r"<script.*?</script>", "", references, flags=re.S).split("<article", 1)[1].split("</article>")[0]
+    cited = set()
+    for page in pages(lang):
+        html = page.read_text(encoding="utf-8")
+        cited |= set(re.findall(r'href="[^"]*references\.html#(id\d+)"', html))
+        if page.name == "references.html":
+            cited |= set(re.findall(r'href="#(id\d+)"', html))
+        for cid, text in re.findall(r'href="[^"]*references\.html#(id\d+)"[^>]*>([^<]+)<', html):
+            if re.search(r"\d{4}", text):   # a parenthetical citation carries the whole label
+                assert text.replace("&amp;", "&") == entries[cid], (page, text, entries[cid])
+    assert not set(entries) - cited, f"never cited: {[entries[c] for c in set(entries) - cited]}"
+
+
+def glossary(lang):
+    """[(terms, definition text)] of the built glossary page, in order."""
+    html = (SITE / lang / "book" / lang / "glossary.html").read_text(encoding="utf-8")
+    html = re.sub(r'<a class="headerlink".*?</a>', "", html)
+    entries = []
+    for terms, definition in re.findall(r"((?:<dt[^>]*>.*?</dt>\s*)+)<dd>(.*?)</dd>", html, re.S):
+        names = [re.sub(r"<[^>]+>", "", t).strip() for t in re.findall(r"<dt[^>]*>(.*?)</dt>", terms, re.S)]
+        entries.append((names, re.sub(r"<[^>]+>", "", definition).strip()))
+    return entries
+
+
+# The words the lessons use, English -> Vietnamese; lessons link them with {term}`...`.
+GLOSSARY = {
+    "norm": "chuẩn", "threshold": "ngưỡng", "optimizer": "bộ tối ưu", "exploding gradient": "bùng nổ gradient",
+    "layer": "tầng", "per-layer": "theo từng tầng", "SGD": "SGD", "excess loss": "mất mát dư", "epoch": "epoch",
+    "warm-up": "khởi động", "schedule": "lịch", "gradient clipping": "cắt gradient", "step": "bước",
+    "batch": "lô", "mini-batch": "lô nhỏ", "checkpoint": "checkpoint", "mixed precision": "độ chính xác hỗn hợp",
+    "gradient accumulation": "tích lũy gradient", "freezing": "đóng băng", "fine-tuning": "tinh chỉnh",
+    "pretraining": "tiền huấn luyện", "parameter": "tham số", "loss": "mất mát", "seed": "seed",
+    "learning rate": "tốc độ học", "class label": "nhãn lớp",
+}
+
+
+def test_glossaries_define_the_course_terms_in_both_languages():
+    english, vietnamese = glossary("en"), glossary("vi")
+    assert len(english) == len(vietnamese), "the two glossaries should have the same entries"
+    english_terms = {t for names, _ in english for t in names}
+    vietnamese_terms = {t for names, _ in vietnamese for t in names}
+    assert set(GLOSSARY) <= english_terms, set(GLOSSARY) - english_terms
+    assert set(GLOSSARY.values()) <= vietnamese_terms, set(GLOSSARY.values()) - vietnamese_terms
+    for names, definition in vietnamese:
+        assert re.match(r"\([^)]+\)\.", definition), f"{names}: the English term in parentheses comes first"
+    for names, definition in english:
+        assert definition, names
+    assert not any("column" in definition for _, definition in english)
+    assert "Vietnamese column" not in (SITE / "en" / "book" / "en" / "glossary.html").read_text(encoding="utf-8")

@@ -10,6 +10,13 @@
 * A link on every page to the same page in the other language, which is
   built next to this one (``_build/html/vi/...`` and ``_build/html/en/...``).
 * No thebe scripts: the course launches notebooks in Colab, not in the page.
+* References by author and year, the same in the text and in the list:
+  the text reads "(Loshchilov & Hutter, 2017)", "(Goyal et al., 2017)" ("&"
+  reads the same in both languages), and the list on the references page is
+  labelled "[Loshchilov & Hutter, 2017]" instead of pybtex's letter labels.
+* ``_static/course.js`` on every page: the language switch keeps the section,
+  wide figures stay legible on a phone, search snippets show the matching
+  sentence; ``_static/course.css``: the layout fits a phone.
 """
 
 from __future__ import annotations
@@ -17,10 +24,19 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pybtex.plugin
+import sphinxcontrib.bibtex.plugin
+from pybtex.richtext import Text
+from pybtex.style.formatting.plain import Style as PlainStyle
+from pybtex.style.labels import BaseLabelStyle
 from sphinx.application import Sphinx
 from sphinx.search import SearchLanguage
+from sphinxcontrib.bibtex.style.referencing import PersonStyle
+from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
 _STEMMER_JS = r"""
 var Stemmer = function() {
@@ -48,6 +64,57 @@ class SearchVietnamese(SearchLanguage):
     def stem(self, word: str) -> str:
         return fold(word)
 
+
+# --- references: author-year in the text and in the list -------------------------------------------
+
+AUTHOR_YEAR = "course_author_year"   # the name of both styles, for bibtex_reference_style and bibtex_default_style
+
+
+@dataclass
+class CourseAuthorYearReferenceStyle(AuthorYearReferenceStyle):
+    """sphinxcontrib-bibtex's author_year with "&" between two authors: "(Kingma & Ba, 2015)"."""
+
+    person: PersonStyle = field(default_factory=lambda: PersonStyle(sep2=" & ", last_sep=", & "))
+
+
+class AuthorYearLabelStyle(BaseLabelStyle):
+    """List labels that read like the citations in the text: "Kingma & Ba, 2015", "Goyal et al., 2017"."""
+
+    def format_labels(self, sorted_entries):
+        labels = [self.format_label(entry) for entry in sorted_entries]
+        total, seen = Counter(labels), Counter()
+        for label in labels:   # two works by the same authors in one year: 2017a, 2017b
+            seen[label] += 1
+            yield label + "abcdefghijklmnopqrstuvwxyz"[seen[label] - 1] if total[label] > 1 else label
+
+    @staticmethod
+    def format_label(entry) -> str:
+        persons = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [Text.from_latex(" ".join(p.prelast_names + p.last_names)).render_as("text") for p in persons]
+        if not names:
+            who = Text.from_latex(entry.fields.get("title", entry.key)).render_as("text")
+        elif len(names) == 1:
+            who = names[0]
+        elif len(names) == 2:
+            who = f"{names[0]} & {names[1]}"
+        else:
+            who = f"{names[0]} et al."
+        return f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+
+class AuthorYearStyle(PlainStyle):
+    """pybtex's plain style, sorted by author and year, labelled by AuthorYearLabelStyle."""
+
+    default_label_style = AUTHOR_YEAR
+    default_sorting_style = "author_year_title"
+
+
+pybtex.plugin.register_plugin("pybtex.style.labels", AUTHOR_YEAR, AuthorYearLabelStyle)
+pybtex.plugin.register_plugin("pybtex.style.formatting", AUTHOR_YEAR, AuthorYearStyle)
+sphinxcontrib.bibtex.plugin.register_plugin("sphinxcontrib.bibtex.style.referencing", AUTHOR_YEAR, CourseAuthorYearReferenceStyle)
+
+
+# --- per-language settings ---------------------------------------------------------------------------
 
 def _language_settings(app: Sphinx) -> dict:
     settings = app.config.course_languages
@@ -125,4 +192,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _fix_theme_strings)
     app.add_css_file("course.css")
+    app.add_js_file("course.js", loading_method="defer")
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -43,7 +43,9 @@ def language_toc(toc: dict, lang: str) -> dict:
 def language_config(config: dict, lang: str) -> dict:
     config = yaml.safe_load(yaml.safe_dump(config))
     others = [other for other in LANGUAGES if other != lang]
-    config["title"] = config["sphinx"]["config"]["course_languages"][lang]["title"]
+    settings = config["sphinx"]["config"]["course_languages"][lang]
+    config["title"] = settings["title"]
+    config["author"] = settings.get("author", config["author"])   # the footer's "By …", in the page's language
     config["exclude_patterns"] += [f"**/{other}/**" for other in others]
     config["bibtex_bibfiles"] = [str(ROOT / path) for path in config["bibtex_bibfiles"]]
     sphinx = config["sphinx"]
@@ -69,9 +71,14 @@ def root_page(config: dict) -> str:
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <link rel="icon" href="vi/_static/favicon.svg" type="image/svg+xml">
   <title>{html.escape(languages["vi"]["title"])} · {html.escape(languages["en"]["title"])}</title>
-  <style>body {{ font-family: system-ui, sans-serif; max-width: 42rem; margin: 4rem auto; line-height: 1.6; padding: 0 1rem; color: #222; }}
-  ul {{ list-style: none; padding: 0; }} li {{ margin: 1.5rem 0; padding: 1rem 1.25rem; border: 1px solid #ddd; border-radius: 8px; }}
-  li a {{ font-size: 1.3rem; font-weight: 600; }} li p {{ margin: 0.4rem 0 0; color: #555; }}</style>
+  <meta name="color-scheme" content="light dark">
+  <style>:root {{ color-scheme: light dark; --text: #222; --muted: #555; --background: #fff; --border: #ddd; --link: #0a58ca; }}
+  @media (prefers-color-scheme: dark) {{ :root {{ --text: #ced6dd; --muted: #9ca4af; --background: #14181e; --border: #48566b; --link: #6ea8fe; }} }}
+  body {{ font-family: system-ui, sans-serif; max-width: 42rem; margin: 4rem auto; line-height: 1.6; padding: 0 1rem;
+         color: var(--text); background: var(--background); overflow-wrap: break-word; }}
+  ul {{ list-style: none; padding: 0; }} li {{ margin: 1.5rem 0; padding: 1rem 1.25rem; border: 1px solid var(--border); border-radius: 8px; }}
+  li a {{ font-size: 1.3rem; font-weight: 600; color: var(--link); }} li p {{ margin: 0.4rem 0 0; color: var(--muted); }}
+  @media (max-width: 30rem) {{ body {{ margin: 2rem auto; }} li {{ padding: 0.75rem 1rem; }} }}</style>
 </head>
 <body>
   <ul>
