@@ -406,7 +406,7 @@ TABLES = {
     "widgets": WIDGETS,
     "training": TRAINING,
 }
-CASES = [pytest.param(*case.values, id=f"{module}-{case.id}") for module, table in TABLES.items() for case in table]
+CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 
 
 @pytest.mark.parametrize("call, error, names_argument", CASES)
