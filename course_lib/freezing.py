@@ -1,56 +1,153 @@
-"""Freezing and unfreezing parameters by name (lessons 03 and 04).
+"""Freezing and unfreezing parameters (lessons 03 and 04).
 
 A frozen parameter has ``requires_grad = False``: it gets no gradient, so
-clipping ignores it and the optimizer (built from all parameters) leaves it
-untouched.  Unfreezing mid-run needs no new optimizer.
+clipping ignores it, and the optimizer, even one built from all parameters,
+leaves it untouched (AdamW skips parameters without a gradient, weight decay
+included).  Build the optimizer from :func:`param_groups` to give it only the
+trainable ones.  Unfreezing mid-run needs no new optimizer if it was built
+from all parameters (``course_lib.callbacks.UnfreezeAt``).
+
+Parameters are chosen by name pattern (``re.search``), by module type
+(``torch.nn.LayerNorm``), or by layer index (the ``N`` in ``encoder.layer.N.``
+or ``h.N.``).  A choice that matches nothing is an error, not a silent no-op.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
 import torch
 
-__all__ = ["set_trainable", "freeze", "unfreeze", "trainable_ratio"]
+from ._checks import check_type, shown
+from .i18n import check_language, text
+from .report import Table
+
+__all__ = ["select", "set_trainable", "freeze", "unfreeze", "trainable_ratio", "freezing_report", "param_groups"]
+
+_LAYER = r"\.(?:layer|layers|h|blocks)\.({})\."
 
 
-def set_trainable(model: torch.nn.Module, pattern: str, trainable: bool) -> list[str]:
-    """Set ``requires_grad`` of every parameter whose name matches ``pattern`` (``re.search``).
-
-    Returns the names changed.  A pattern that matches no parameter is an
-    error, not a silent no-op.
-    """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(pattern, str):
-        raise TypeError(f"pattern must be a regular expression (str) over parameter names, got {pattern!r}")
-    try:
-        regex = re.compile(pattern)
-    except re.error as error:
-        raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {error}") from None
-    names = [name for name, p in model.named_parameters() if regex.search(name)]
+def select(
+    model: torch.nn.Module,
+    pattern: str | None = None,
+    *,
+    module_type: type | tuple[type, ...] | None = None,
+    layers: Iterable[int] | None = None,
+) -> list[str]:
+    """Names of the parameters chosen by a name ``pattern``, a ``module_type`` and/or ``layers`` (all must hold)."""
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
+    if pattern is None and module_type is None and layers is None:
+        raise ValueError("select needs a pattern, a module_type or layers: say which parameters to choose")
+    names = [name for name, _ in model.named_parameters()]
+    if pattern is not None:
+        check_type("pattern", pattern, str, "a regular expression (str) over parameter names")
+        try:
+            regex = re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {error}") from None
+        names = [name for name in names if regex.search(name)]
+    if module_type is not None:
+        types = module_type if isinstance(module_type, tuple) else (module_type,)
+        if not all(isinstance(t, type) and issubclass(t, torch.nn.Module) for t in types):
+            raise TypeError(f"module_type must be a torch.nn.Module class (e.g. torch.nn.LayerNorm), got {shown(module_type)}")
+        owned = {
+            f"{prefix}.{name}" if prefix else name
+            for prefix, module in model.named_modules() if isinstance(module, types)
+            for name, _ in module.named_parameters(recurse=False)
+        }
+        names = [name for name in names if name in owned]
+    if layers is not None:
+        indices = list(layers)
+        if not indices or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
+            raise ValueError(f"layers must be a non-empty list of layer indices (ints >= 0), got {shown(layers)}")
+        regex = re.compile(_LAYER.format("|".join(map(str, indices))))
+        names = [name for name in names if regex.search(name)]
     if not names:
-        some = ", ".join(name for name, _ in list(model.named_parameters())[:5])
-        raise ValueError(f"pattern {pattern!r} matches no parameter name (names look like: {some}, ...)")
+        some = ", ".join(name for name, _ in list(model.named_parameters())[:4])
+        raise ValueError(
+            f"no parameter matches pattern={pattern!r}, module_type={getattr(module_type, '__name__', module_type)}, "
+            f"layers={layers!r} (names look like: {some}, ...)"
+        )
+    return names
+
+
+def set_trainable(model: torch.nn.Module, pattern: str | None, trainable: bool, **choice) -> list[str]:
+    """Set ``requires_grad`` of the chosen parameters (see :func:`select`); return their names."""
+    check_type("trainable", trainable, bool, "True or False")
+    names = select(model, pattern, **choice)
     params = dict(model.named_parameters())
     for name in names:
         params[name].requires_grad_(trainable)
     return names
 
 
-def freeze(model: torch.nn.Module, pattern: str) -> list[str]:
-    """Freeze the parameters whose names match ``pattern``."""
-    return set_trainable(model, pattern, False)
+def freeze(model: torch.nn.Module, pattern: str | None = None, **choice) -> list[str]:
+    """Freeze the chosen parameters: ``freeze(model, r"embeddings|attention")``, ``freeze(model, layers=[0, 1])``."""
+    return set_trainable(model, pattern, False, **choice)
 
 
-def unfreeze(model: torch.nn.Module, pattern: str) -> list[str]:
-    """Unfreeze the parameters whose names match ``pattern``."""
-    return set_trainable(model, pattern, True)
+def unfreeze(model: torch.nn.Module, pattern: str | None = None, **choice) -> list[str]:
+    """Unfreeze the chosen parameters."""
+    return set_trainable(model, pattern, True, **choice)
 
 
 def trainable_ratio(model: torch.nn.Module) -> float:
     """R = |trainable parameters| / |all parameters|, counted in numbers, not tensors."""
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     total = sum(p.numel() for p in model.parameters())
     if total == 0:
         raise ValueError("model has no parameters")
     return sum(p.numel() for p in model.parameters() if p.requires_grad) / total
+
+
+def _group(name: str) -> str:
+    """'bert.encoder.layer.3.attention.self.query.weight' -> 'bert.encoder.layer.*.attention'."""
+    parts = re.sub(r"\.\d+\.", ".*.", name).split(".")
+    if "*" in parts:
+        return ".".join(parts[: parts.index("*") + 2])
+    return ".".join(parts[:-1]) if len(parts) > 2 else parts[0]
+
+
+def freezing_report(model: torch.nn.Module, lang: str) -> Table:
+    """One row per part of the model (layers with the same role together): parameters, trainable or frozen; then R."""
+    check_language(lang)
+    rows: dict[str, list[int]] = {}
+    for name, p in model.named_parameters():
+        counts = rows.setdefault(_group(name), [0, 0])
+        counts[0] += p.numel()
+        counts[1] += p.numel() if p.requires_grad else 0
+    body = []
+    for group, (total, trainable) in rows.items():
+        status = "trainable" if trainable == total else "frozen" if trainable == 0 else "partly_trainable"
+        body.append((group, f"{total:,}".replace(",", "." if lang == "vi" else ","), text(status, lang)))
+    ratio = trainable_ratio(model)
+    total = sum(p.numel() for p in model.parameters())
+    body.append((text("total", lang), f"{total:,}".replace(",", "." if lang == "vi" else ","),
+                 text("ratio_r", lang, r=f"{ratio:.3f}".replace(".", "," if lang == "vi" else "."))))
+    return Table((text("part", lang), text("parameters", lang), text("status", lang)), tuple(body))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer groups of the trainable parameters only: matrices with ``weight_decay``, biases and norms without.
+
+    Decaying a LayerNorm gain or a bias pulls it towards 0, which is not a
+    regularisation anyone wants; frozen parameters are left out entirely, so
+    no optimizer state is kept for them.
+    """
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be a number >= 0, got {shown(weight_decay)}")
+    norms = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
+    no_decay_ids = {
+        id(p) for module in model.modules() if isinstance(module, norms)
+        for p in module.parameters(recurse=False)
+    }
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or id(p) in no_decay_ids or name.endswith("bias") else decay).append(p)
+    if not decay and not no_decay:
+        raise ValueError("model has no trainable parameter: unfreeze some before building the optimizer")
+    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
