@@ -1,0 +1,231 @@
+"""Lesson 03's experiments: fine-tuning a pretrained BERT classifier with freezing, clipping and a schedule.
+
+Every run goes through :func:`course_lib.training.train`.  A :class:`Config`
+fixes the sizes (the live CPU configuration of the notebook, or the larger
+one run on a GPU by ``python -m course_lib.finetuning --config gpu``); a
+variant fixes what is compared:
+
+* ``frozen``: the notes' recipe: embeddings and attention frozen, MLP + pooler +
+  classifier trained, clipping at c, 5 % warm-up, linear decay declared for
+  1.5x the training steps;
+* ``full``: the same with nothing frozen;
+* ``frozen_plain``: the recipe without clipping and with a constant rate;
+* ``frozen_delayed``: clipping only from step T0 on;
+* ``frozen_exact``: the schedule declared for exactly the training steps.
+
+Results are plain numbers (JSON-ready), measured on held-out reviews.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import re
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .callbacks import Evaluate, GradNorms
+from .clipping import clip_grad_norm, clip_grad_norm_per_layer, delayed, global_grad_norm
+from .data import pick_device
+from .freezing import freeze, param_groups, trainable_ratio
+from .schedules import Constant, ScheduledLR, linear_with_warmup
+from .sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
+from .training import train
+
+__all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "layer_clipping", "main"]
+
+RECIPE = r"embeddings|attention"  # frozen in the notes' recipe
+TRACKED = {"mlp": r"encoder\.layer\.\d+\.(intermediate|output)\.dense", "classifier": r"^classifier\."}
+VARIANTS = ("frozen", "full", "frozen_plain", "frozen_delayed", "frozen_exact")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of one configuration; ``declared`` is the schedule's length (the notes: 450 for 300 steps)."""
+
+    name: str
+    steps: int
+    declared: int
+    seeds: tuple[int, ...]
+    max_length: int = 48
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    warmup_fraction: float = 0.05
+    delay: int = 10
+    eval_size: int | None = None
+    source: str = "offline"
+    variants: tuple[str, ...] = VARIANTS
+
+    @property
+    def warmup(self) -> int:
+        return max(1, round(self.warmup_fraction * self.steps))
+
+
+CONFIGS = {
+    "cpu": Config("cpu", steps=40, declared=60, seeds=(0, 1), max_length=32, eval_size=256, delay=5,
+                  variants=("frozen", "full", "frozen_plain")),
+    "gpu": Config("gpu", steps=300, declared=450, seeds=(0, 1, 2, 3, 4), max_length=64, delay=30),
+}
+
+
+def _setup(config: Config, variant: str, seed: int):
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    model, tokenizer = load_classifier(config.source, seed=seed)
+    if variant != "full":
+        freeze(model, RECIPE)
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr)
+    declared = config.steps if variant == "frozen_exact" else config.declared
+    schedule = Constant() if variant == "frozen_plain" else linear_with_warmup(config.warmup, declared)
+    clip = None if variant == "frozen_plain" else delayed(config.clip, config.delay) if variant == "frozen_delayed" else config.clip
+    return model, tokenizer, optimizer, ScheduledLR(optimizer, schedule), clip
+
+
+_ENCODED: dict[tuple, tuple] = {}
+
+
+def _data(config: Config, tokenizer, seed: int):
+    """Training batches (shuffled with ``seed``), held-out chunks and the majority baseline; encoded once per size."""
+    key = (config.source, config.max_length, config.eval_size)
+    if key not in _ENCODED:
+        splits = load_reviews(config.source)
+        test = splits["test"][: config.eval_size] if config.eval_size else splits["test"]
+        held_out = ReviewBatches(encode(test, tokenizer, config.max_length), min(64, len(test))).chunks()
+        _ENCODED.clear()
+        _ENCODED[key] = (encode(splits["train"], tokenizer, config.max_length), held_out, majority_baseline(splits["train"], test))
+    train_set, held_out, baseline = _ENCODED[key]
+    return ReviewBatches(train_set, config.batch_size, seed=seed), held_out, baseline
+
+
+def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> dict:
+    """One fine-tuning run; returns held-out accuracy before and after, timing, memory, norms, clipping, losses."""
+    device = pick_device(device)
+    model, tokenizer, optimizer, scheduler, clip = _setup(config, variant, seed)
+    batches, held_out, baseline = _data(config, tokenizer, seed)
+    model.to(device)
+    evaluate = Evaluate(held_out, every=config.steps, metrics=accuracy)
+    before = _evaluate(model, held_out, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    began = time.perf_counter()
+    history = train(model, optimizer, batches, classification_loss, config.steps, scheduler=scheduler, clip=clip,
+                    callbacks=[GradNorms(model.named_parameters(), TRACKED), evaluate, *callbacks], device=device,
+                    log_every=10)
+    seconds = (time.perf_counter() - began) / config.steps
+    half = config.steps // 2
+    clipped = [g > c for g, c in zip(history.grad_norm, history.threshold)]
+    return {
+        "variant": variant,
+        "seed": seed,
+        "trainable": trainable_ratio(model),
+        "accuracy_before": before,
+        "accuracy_after": history.metric("eval_accuracy")[-1],
+        "baseline": baseline,
+        "seconds_per_step": seconds,
+        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "loss": history.loss,
+        "loss_variance_late": statistics.variance(history.loss[half:]),
+        "grad_norm": history.grad_norm,
+        "grad_norm_mlp": history.metric("grad_norm/mlp"),
+        "grad_norm_classifier": history.metric("grad_norm/classifier"),
+        "clipped_fraction": sum(clipped) / len(clipped),
+        "last_clipped_step": max((t for t, c in enumerate(clipped) if c), default=None),
+        "norm_lost": [max(0.0, g - c) for g, c in zip(history.grad_norm, history.threshold) if math.isfinite(g)],
+        "final_lr": history.lr[-1],
+    }
+
+
+@torch.no_grad()
+def _evaluate(model, held_out, device) -> float:
+    from .data import to_device
+
+    was = model.training
+    model.eval()
+    correct = total = 0
+    for batch in held_out:
+        batch = to_device(batch, device)
+        correct += accuracy(model, batch)["accuracy"].item() * len(batch["labels"])
+        total += len(batch["labels"])
+    model.train(was)
+    return correct / total
+
+
+def layer_clipping(config: Config, seed: int = 0, device=None) -> dict[str, dict[str, float]]:
+    """One batch of the recipe: per-part gradient norms, after global clipping and after per-part clipping."""
+    device = pick_device(device)
+    model, tokenizer, _, _, _ = _setup(config, "frozen", seed)
+    batches, _, _ = _data(config, tokenizer, seed)
+    model.to(device)
+    from .data import to_device
+
+    parts = {name: [p for n, p in model.named_parameters() if p.requires_grad and re.search(rx, n)]
+             for name, rx in TRACKED.items()}
+    covered = {id(p) for ps in parts.values() for p in ps}
+    parts["rest"] = [p for p in model.parameters() if p.requires_grad and id(p) not in covered]
+
+    def gradients():
+        model.zero_grad(set_to_none=True)
+        classification_loss(model, to_device(batches(0), device)).backward()
+
+    gradients()
+    raw = {name: global_grad_norm(ps).item() for name, ps in parts.items()}
+    total = global_grad_norm([p for ps in parts.values() for p in ps]).item()
+    clip_grad_norm([p for ps in parts.values() for p in ps], config.clip)
+    after_global = {name: global_grad_norm(ps).item() for name, ps in parts.items()}
+    gradients()
+    clip_grad_norm_per_layer(parts, config.clip)
+    after_part = {name: global_grad_norm(ps).item() for name, ps in parts.items()}
+    out = {name: {"raw": raw[name], "after_global": after_global[name], "after_per_layer": after_part[name]} for name in parts}
+    out["global"] = {"raw": total, "after_global": min(total, config.clip), "after_per_layer": math.nan}
+    return out
+
+
+def run_all(config: Config, device=None, progress=print) -> dict:
+    """Every variant of ``config`` over its seeds, and the clipping comparison, with provenance."""
+    device = pick_device(device)
+    runs = []
+    for variant in config.variants:
+        for seed in config.seeds:
+            progress(f"{config.name}: {variant}, seed {seed}")
+            runs.append(run(config, variant, seed, device))
+    import transformers
+
+    return {
+        "config": dataclasses.asdict(config),
+        "provenance": {
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+            "command": f"python -m course_lib.finetuning --config {config.name}",
+        },
+        "layer_clipping": layer_clipping(config, device=device),
+        "runs": runs,
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Run lesson 03's experiments and store the results as JSON.")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="gpu")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", type=Path, default=None, help="default: book/data/lesson03_<config>.json")
+    args = parser.parse_args(argv)
+    out = args.out or Path(__file__).resolve().parents[1] / "book" / "data" / f"lesson03_{args.config}.json"
+    results = run_all(CONFIGS[args.config], args.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

