@@ -39,7 +39,7 @@ from .schedules import Constant, ScheduledLR, linear_with_warmup
 from .sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
 from .training import train
 
-__all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "layer_clipping", "main"]
+__all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "layer_clipping", "load_results", "summarize", "main"]
 
 RECIPE = r"embeddings|attention"  # frozen in the notes' recipe
 TRACKED = {"mlp": r"encoder\.layer\.\d+\.(intermediate|output)\.dense", "classifier": r"^classifier\."}
@@ -71,8 +71,8 @@ class Config:
 
 
 CONFIGS = {
-    "cpu": Config("cpu", steps=40, declared=60, seeds=(0, 1), max_length=32, eval_size=256, delay=5,
-                  variants=("frozen", "full", "frozen_plain")),
+    "cpu": Config("cpu", steps=40, declared=60, seeds=(0,), max_length=32, lr=3e-4, eval_size=256, delay=5,
+                  variants=("frozen", "full")),
     "gpu": Config("gpu", steps=300, declared=450, seeds=(0, 1, 2, 3, 4), max_length=64, delay=30),
 }
 
@@ -214,6 +214,46 @@ def run_all(config: Config, device=None, progress=print) -> dict:
     }
 
 
+SUMMARY = ("accuracy_before", "accuracy_after", "seconds_per_step", "peak_memory_mb", "loss_variance_late",
+           "clipped_fraction", "final_lr", "trainable")
+
+
+def summarize(results: dict) -> dict[str, dict]:
+    """Per variant: mean ± standard error over the seeds of each number in :data:`SUMMARY` (None where not measured)."""
+    from .experiments import spread
+
+    out: dict[str, dict] = {}
+    for r in results["runs"]:
+        out.setdefault(r["variant"], {key: [] for key in SUMMARY})
+        for key in SUMMARY:
+            if r[key] is not None:
+                out[r["variant"]][key].append(r[key])
+    return {v: {k: spread(xs) if xs else None for k, xs in values.items()} for v, values in out.items()}
+
+
+def _rounded(value):
+    """Floats to 6 significant digits (the stored file stays small; the lesson shows at most 4)."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def load_results(name: str = "gpu") -> dict:
+    """The stored results of a configuration (``book/data/lesson03_<name>.json``), checked against :data:`CONFIGS`."""
+    path = Path(__file__).resolve().parents[1] / "book" / "data" / f"lesson03_{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m course_lib.finetuning --config {name}` on a GPU")
+    results = json.loads(path.read_text(encoding="utf-8"))
+    expected = json.loads(json.dumps(dataclasses.asdict(CONFIGS[name])))
+    if results["config"] != expected:
+        raise ValueError(f"{path} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
+    return results
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Run lesson 03's experiments and store the results as JSON.")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="gpu")
@@ -223,7 +263,7 @@ def main(argv=None) -> None:
     out = args.out or Path(__file__).resolve().parents[1] / "book" / "data" / f"lesson03_{args.config}.json"
     results = run_all(CONFIGS[args.config], args.device)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    out.write_text(json.dumps(_rounded(results)), encoding="utf-8")
     print(f"wrote {out}")
 
 

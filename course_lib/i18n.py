@@ -136,6 +136,53 @@ _STRINGS: dict[str, dict[str, str]] = {
     "partly_trainable": {"vi": "một phần được huấn luyện", "en": "partly trainable"},
     "total": {"vi": "Tổng", "en": "Total"},
     "ratio_r": {"vi": "R = {r} được huấn luyện", "en": "R = {r} trainable"},
+    "variant": {"vi": "Cấu hình ({n} seed)", "en": "Setup ({n} seeds)"},
+    "variant_frozen": {"vi": "đóng băng, cắt c = 1, lịch 1,5×", "en": "frozen, clip c = 1, schedule 1.5×"},
+    "variant_full": {"vi": "tinh chỉnh toàn bộ, cắt, lịch 1,5×", "en": "full fine-tuning, clip, schedule 1.5×"},
+    "variant_frozen_plain": {"vi": "đóng băng, không cắt, η hằng số", "en": "frozen, no clipping, constant η"},
+    "variant_frozen_delayed": {"vi": "đóng băng, cắt từ bước T₀", "en": "frozen, clipping from step T₀"},
+    "variant_frozen_exact": {"vi": "đóng băng, cắt, lịch khai báo đúng số bước", "en": "frozen, clip, schedule declared exactly"},
+    "acc_before": {"vi": "Độ chính xác trước (%)", "en": "Accuracy before (%)"},
+    "acc_after": {"vi": "Độ chính xác sau (%)", "en": "Accuracy after (%)"},
+    "ms_per_step": {"vi": "ms mỗi bước", "en": "ms per step"},
+    "peak_memory": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
+    "ratio_col": {"vi": "R", "en": "R"},
+    "loss_var": {"vi": "Phương sai mất mát, nửa sau", "en": "Loss variance, second half"},
+    "clipped_pct": {"vi": "Bước bị cắt (%)", "en": "Steps clipped (%)"},
+    "norm_global": {"vi": "toàn mô hình |g|", "en": "whole model |g|"},
+    "norm_mlp": {"vi": "các tầng MLP", "en": "MLP layers"},
+    "norm_classifier": {"vi": "đầu phân loại (classifier)", "en": "classifier head"},
+    "finetune_norms_title": {
+        "vi": "Chuẩn gradient khi tinh chỉnh (seed 0, đóng băng, c = 1)",
+        "en": "Gradient norms while fine-tuning (seed 0, frozen, c = 1)",
+    },
+    "norm_lost_axis": {"vi": "Δg = |g| − |g′|", "en": "Δg = |g| − |g′|"},
+    "reviews_split": {
+        "vi": "{train} câu huấn luyện, {validation} câu kiểm định, {test} câu kiểm tra; {movies} phim, không phim nào nằm ở hai phía",
+        "en": "{train} training, {validation} validation and {test} test reviews; {movies} movies, none on two sides",
+    },
+    "baseline": {
+        "vi": "tỉ lệ câu tích cực trong tập huấn luyện: {positive}%; luôn đoán nhãn phổ biến nhất cho độ chính xác {baseline}% trên tập kiểm tra",
+        "en": "positive share of the training reviews: {positive}%; always answering the commoner label scores {baseline}% on the test reviews",
+    },
+    "ratios": {
+        "vi": "R đo trên MiniLM: {minilm}; R của bert-base-uncased, đếm từ cấu hình của nó: {base}",
+        "en": "R measured on MiniLM: {minilm}; R of bert-base-uncased, counted from its configuration: {base}",
+    },
+    "clip_stats": {
+        "vi": "seed {seed}: cắt ở {pct}% số bước; |g| toàn cục trung bình {early} (30 bước đầu), {late} (30 bước cuối); "
+              "|g| đầu phân loại > 1 ở {cls} bước; |g| các tầng MLP vượt c lần đầu ở bước {mlp}",
+        "en": "seed {seed}: clipped at {pct}% of the steps; mean global |g| {early} (first 30 steps), {late} (last 30); "
+              "classifier |g| > 1 at {cls} steps; MLP layers' |g| first above c at step {mlp}",
+    },
+    "head_share": {
+        "vi": "bước đầu tiên: |g| của đầu phân loại = {cls}, của các tầng MLP = {mlp}, toàn mô hình = {total} (< c = {c}: chưa bị cắt)",
+        "en": "first step: classifier |g| = {cls}, MLP layers {mlp}, whole model {total} (< c = {c}: nothing clipped)",
+    },
+    "live_timing": {
+        "vi": "trên máy này: {frozen} ms mỗi bước khi đóng băng, {full} ms khi tinh chỉnh toàn bộ",
+        "en": "on this machine: {frozen} ms per step frozen, {full} ms per step fully fine-tuned",
+    },
     "progress_desc": {"vi": "Huấn luyện", "en": "Training"},
     "progress_unit": {"vi": " bước", "en": " step"},
     "progress_loss": {"vi": "mất mát", "en": "loss"},

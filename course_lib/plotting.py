@@ -145,3 +145,23 @@ def plot_clipping_runs(runs: Mapping[str, History], lang: str, show_norms: Seque
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
+    """Lesson 03: per-step gradient norms of the MLP layers, the classifier and the whole model, with c; and |g| - |g'|."""
+    check_language(lang)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    steps = range(len(run["grad_norm"]))
+    top.plot(steps, run["grad_norm"], label=text("norm_global", lang), linewidth=1)
+    top.plot(steps, run["grad_norm_mlp"], label=text("norm_mlp", lang), linewidth=1)
+    top.plot(steps, run["grad_norm_classifier"], label=text("norm_classifier", lang), linewidth=1)
+    top.axhline(clip, color="black", linestyle="--", linewidth=1, label=text("threshold", lang))
+    top.set_yscale("log")
+    top.set(ylabel=text("grad_norm", lang), title=text("finetune_norms_title", lang))
+    top.legend(fontsize="small", loc="upper left", ncol=2)
+    bottom.plot(steps, run["norm_lost"], color="tab:red", linewidth=1)
+    bottom.set(xlabel=text("step", lang), ylabel=text("norm_lost_axis", lang))
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

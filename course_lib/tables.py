@@ -20,11 +20,13 @@ from .i18n import number, plain, significant, text
 from .report import Table
 from .training import History
 
-__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping"]
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table"]
 
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
-    """``mean ± sem`` in the reader's decimal convention."""
+    """``mean ± sem`` in the reader's decimal convention; the mean alone for a single seed (no spread to show)."""
+    if value.n == 1:
+        return number(value.mean * scale, lang, digits)
     return f"{number(value.mean * scale, lang, digits)} ± {number(value.sem * scale, lang, digits)}"
 
 
@@ -118,3 +120,33 @@ def compare_layer_clipping(max_norm: float, lang: str, seed: int = 0) -> Table:
         for key in ("layer", "layer_raw", "after_global", "factor_global", "after_per_layer", "factor_per_layer")
     )
     return Table(header, rows)
+
+
+def finetune_table(results: dict, lang: str, variants: Sequence[str] | None = None, timing: bool = True) -> Table:
+    """Lesson 03: one row per variant, mean ± standard error over the seeds (accuracy in %, time in ms).
+
+    ``timing=False`` leaves out time and memory, which change from run to run
+    (a notebook check compares the printed table).
+    """
+    from .finetuning import summarize
+
+    summary = summarize(results)
+    rows = []
+    for variant in variants or list(summary):
+        s = summary[variant]
+        rows.append((
+            text(f"variant_{variant}", lang),
+            with_spread(s["accuracy_before"], lang, 1, scale=100),
+            with_spread(s["accuracy_after"], lang, 1, scale=100),
+            with_spread(s["seconds_per_step"], lang, 1, scale=1e3),
+            "-" if s["peak_memory_mb"] is None else number(s["peak_memory_mb"].mean, lang, 0),
+            number(s["trainable"].mean, lang, 3),
+            with_spread(s["loss_variance_late"], lang, 4),
+            number(100 * s["clipped_fraction"].mean, lang, 0),
+            significant(s["final_lr"].mean, lang, 2),
+        ))
+    n = len({r["seed"] for r in results["runs"]})
+    keys = ["variant", "acc_before", "acc_after", "ms_per_step", "peak_memory", "ratio_col", "loss_var", "clipped_pct", "final_lr"]
+    keep = [i for i, key in enumerate(keys) if timing or key not in ("ms_per_step", "peak_memory")]
+    header = tuple(text(keys[i], lang, n=n) for i in keep)
+    return Table(header, tuple(tuple(row[i] for i in keep) for row in rows))
