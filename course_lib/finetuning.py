@@ -133,7 +133,7 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
         "seconds_per_step": seconds,
         "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "loss": history.loss,
-        "loss_variance_late": statistics.variance(history.loss[half:]),
+        "loss_variance_late": statistics.variance(history.loss[half:]) if config.steps - half > 1 else math.nan,
         "grad_norm": history.grad_norm,
         "grad_norm_mlp": history.metric("grad_norm/mlp"),
         "grad_norm_classifier": history.metric("grad_norm/classifier"),
