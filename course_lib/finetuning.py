@@ -39,7 +39,7 @@ from .schedules import Constant, ScheduledLR, linear_with_warmup
 from .sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
 from .training import train
 
-__all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "layer_clipping", "load_results", "summarize", "main"]
+__all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "layer_clipping", "clipping_effect", "load_results", "summarize", "main"]
 
 RECIPE = r"embeddings|attention"  # frozen in the notes' recipe
 TRACKED = {"mlp": r"encoder\.layer\.\d+\.(intermediate|output)\.dense", "classifier": r"^classifier\."}
@@ -142,6 +142,21 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
         "norm_lost": [max(0.0, g - c) for g, c in zip(history.grad_norm, history.threshold) if math.isfinite(g)],
         "final_lr": history.lr[-1],
     }
+
+
+def clipping_effect(result: dict, clip: float, start: int = 0) -> dict[str, float]:
+    """What clipping did to the classifier head's gradient from step ``start`` on, globally and per part.
+
+    Global clipping multiplies every part by min(1, c / |g|); clipping each
+    part by its own norm would multiply the head by min(1, c / |g_head|).
+    Returns the mean of each factor over the steps.
+    """
+    steps = range(start, len(result["grad_norm"]))
+    if not steps:
+        raise ValueError(f"start={start} is past the run's {len(result['grad_norm'])} steps")
+    global_factor = [min(1.0, clip / result["grad_norm"][t]) for t in steps]
+    own_factor = [min(1.0, clip / result["grad_norm_classifier"][t]) for t in steps]
+    return {"global": sum(global_factor) / len(steps), "per_part": sum(own_factor) / len(steps)}
 
 
 @torch.no_grad()

@@ -124,3 +124,18 @@ def test_run_records_what_the_lesson_reports():
     assert len(result["grad_norm_classifier"]) == 4 and all(math.isfinite(g) for g in result["grad_norm"])
     for g, m, c in zip(result["grad_norm"], result["grad_norm_mlp"], result["grad_norm_classifier"]):
         assert max(m, c) <= g * (1 + 1e-5)
+
+
+def test_online_data_without_datasets_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(ModuleNotFoundError, match="pip install datasets"):
+        load_reviews("online")
+
+
+def test_clipping_effect_on_the_head():
+    run = {"grad_norm": [0.5, 2.0, 4.0], "grad_norm_classifier": [0.2, 0.5, 2.0]}
+    effect = finetuning.clipping_effect(run, 1.0)
+    assert effect["global"] == pytest.approx((1 + 0.5 + 0.25) / 3)
+    assert effect["per_part"] == pytest.approx((1 + 1 + 0.5) / 3)
