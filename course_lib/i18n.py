@@ -183,6 +183,26 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "trên máy này: {frozen} ms mỗi bước khi đóng băng, {full} ms khi tinh chỉnh toàn bộ",
         "en": "on this machine: {frozen} ms per step frozen, {full} ms per step fully fine-tuned",
     },
+    "plain_same": {
+        "vi": "PyTorch thuần so với course_lib, cắt gradient + lịch, {n} bước: sai khác tương đối lớn nhất {loss} ở mất mát, {norm} ở |g|",
+        "en": "plain PyTorch vs course_lib, clipping + schedule, {n} steps: largest relative difference {loss} in the loss, {norm} in |g|",
+    },
+    "plain_nan": {
+        "vi": "PyTorch thuần, không cắt: |g| = inf ở bước {step}, và từ bước {nan} trở đi trọng số là NaN",
+        "en": "plain PyTorch, no clipping: |g| = inf at step {step}, and from step {nan} on the weights are NaN",
+    },
+    "underflow": {
+        "vi": "cắt gradient + lịch: mất mát bằng đúng 0 từ bước {step}, dù tại đó |w| = {w} ≠ 0 và |g| tính ra {norm};\n"
+        "  |w|² = {square} nhỏ hơn {smallest}, số float32 dương nhỏ nhất (số float32 chuẩn hóa nhỏ nhất, finfo.tiny, là {tiny})",
+        "en": "clipping + schedule: the loss is exactly 0 from step {step} on, though |w| = {w} ≠ 0 there and |g| comes out as {norm};\n"
+        "  |w|² = {square} is below {smallest}, the smallest positive float32 (the smallest normal float32, finfo.tiny, is {tiny})",
+    },
+    "head_larger": {
+        "vi": "trên {n} seed: |g| của đầu phân loại lớn hơn của phần thân ở {k}/{n} seed, gấp {ratio} lần (trung bình ± sai số chuẩn);"
+        " |g| riêng của phần thân nhỏ hơn c ở {below}/{n} seed",
+        "en": "over {n} seeds: the head's |g| is larger than the body's in {k} of {n}, by a factor {ratio} (mean ± standard error);"
+        " the body's own |g| is below c in {below} of {n}",
+    },
     "progress_desc": {"vi": "Huấn luyện", "en": "Training"},
     "progress_unit": {"vi": " bước", "en": " step"},
     "progress_loss": {"vi": "mất mát", "en": "loss"},

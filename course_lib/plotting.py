@@ -102,22 +102,24 @@ def plot_clip_directions(gradient: Sequence[float], max_norm: float, lang: str) 
         g.grad = torch.tensor(gradient, dtype=torch.float32)
         clip([g], max_norm)
         clipped[key] = g.grad.tolist()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.add_patch(plt.Circle((0, 0), max_norm, fill=False, linestyle="--", color="gray", label=text("threshold", lang)))
     ax.add_patch(plt.Rectangle((-max_norm, -max_norm), 2 * max_norm, 2 * max_norm, fill=False, linestyle=":", color="gray"))
     for key, vector, color in (("gradient", list(gradient), "black"), ("by_norm", clipped["by_norm"], "tab:blue"), ("by_value", clipped["by_value"], "tab:orange")):
         ax.annotate("", xy=vector, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, linewidth=2))
         ax.plot([], [], color=color, label=text(key, lang))
     span = max(abs(v) for v in gradient) * 1.1
-    ax.set(xlim=(-0.3, span), ylim=(-0.3, max(span / 2, max_norm * 1.2)), aspect="equal", title=text("directions_title", lang))
-    ax.legend(fontsize="small", loc="upper right")
+    ax.set(xlim=(-0.3, span), ylim=(-0.3, max(span / 2, max_norm * 1.2)), aspect="equal")
+    ax.set_title(text("directions_title", lang), fontsize="medium")
+    # below the axes, so that it never covers an arrow
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
 def plot_clipping_runs(runs: Mapping[str, History], lang: str, show_norms: Sequence[str]) -> Figure:
-    """Left: loss per step of every run.  Right: |g| before and after clipping for the runs named."""
+    """Top: loss per step of every run.  Bottom: |g| before and after clipping for the runs named."""
     check_language(lang)
     _check_entries("runs", runs, lambda run: isinstance(run, History), "a History (from train)")
     check_type("show_norms", show_norms, (list, tuple), "a list of run names, e.g. [name] for one run")
@@ -126,21 +128,24 @@ def plot_clipping_runs(runs: Mapping[str, History], lang: str, show_norms: Seque
     for name in show_norms:
         if name not in runs:
             raise ValueError(f"show_norms names {name!r}, which is not one of the runs {list(runs)}")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    # stacked, so that each panel keeps its width on a phone; legends below the axes cover no curve
+    fig, (left, right) = plt.subplots(2, 1, figsize=(6.4, 9))
+    colors = {}
     for name, history in runs.items():
-        left.plot([max(v, 1e-30) for v in history.loss], label=name)
+        (line,) = left.plot([max(v, 1e-30) for v in history.loss], label=name)
+        colors[name] = line.get_color()  # each run keeps its color in both panels
     left.set_yscale("log")
     left.set_ylim(bottom=1e-12)
     left.set(xlabel=text("step", lang), ylabel=text("loss", lang), title=text("loss_title", lang))
-    left.legend(fontsize="small")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     for name in show_norms:
         history = runs[name]
-        (line,) = right.plot(history.grad_norm, label=f"{name}: {text('raw_norm', lang)}")
-        right.plot(history.clipped_norm, linestyle="--", color=line.get_color(), label=f"{name}: {text('clipped_norm', lang)}")
+        right.plot(history.grad_norm, color=colors[name], label=f"{name}: {text('raw_norm', lang)}")
+        right.plot(history.clipped_norm, linestyle="--", color=colors[name], label=f"{name}: {text('clipped_norm', lang)}")
     right.set_yscale("log")
     right.set_ylim(bottom=1e-3)
     right.set(xlabel=text("step", lang), ylabel=text("grad_norm", lang), title=text("grad_norm_title", lang))
-    right.legend(fontsize="x-small")
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1, frameon=False)
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -35,6 +35,7 @@ __all__ = [
     "train_softmax_toy",
     "QuadraticToy",
     "train_quadratic",
+    "train_quadratic_plain",
     "body_and_head",
 ]
 
@@ -122,20 +123,54 @@ class QuadraticToy(torch.nn.Module):
         return (model.w**2).sum()
 
 
-def train_quadratic(eta_max: float, num_steps: int, *, clip=None, schedule: Schedule | None = None) -> History:
+def train_quadratic(
+    eta_max: float, num_steps: int, *, clip=None, schedule: Schedule | None = None,
+    callbacks: list[Callback] | tuple[Callback, ...] = (),
+) -> History:
     """SGD on :class:`QuadraticToy` through the course's training loop, on the CPU.
 
-    Records the update sizes (``update_norm``); non-finite gradients are
-    skipped and recorded instead of raising, so a diverging run can be
-    measured to the end.
+    Records the update sizes (``update_norm``) and whatever ``callbacks``
+    record; non-finite gradients are skipped and recorded instead of
+    raising, so a diverging run can be measured to the end.
     """
     model = QuadraticToy()
     optimizer = torch.optim.SGD(model.parameters(), lr=eta_max)
     scheduler = ScheduledLR(optimizer, schedule) if schedule is not None else None
     return train(
         model, optimizer, lambda step: None, QuadraticToy.loss, num_steps, scheduler=scheduler, clip=clip,
-        callbacks=[WeightChange(model.named_parameters())], on_nonfinite="skip", device="cpu", log_every=100,
+        callbacks=[WeightChange(model.named_parameters()), *callbacks], on_nonfinite="skip", device="cpu",
+        log_every=100,
     )
+
+
+def train_quadratic_plain(eta_max, num_steps, max_norm=math.inf, decay_steps=None):
+    """Lesson 02's quadratic with PyTorch alone: the loop a practitioner writes.
+
+    SGD at peak rate ``eta_max``; clipping by global norm with
+    ``torch.nn.utils.clip_grad_norm_`` (``max_norm=inf`` only measures the
+    norm); with ``decay_steps``, the rate decays linearly to 0 over that
+    many optimizer steps through ``LambdaLR``.  Returns, per step, the loss,
+    the norm before clipping and the weights before the update.  Where the
+    norm is finite it gives :func:`train_quadratic`'s numbers (the tests
+    check it); the course's loop in addition skips a step whose norm is
+    ``inf``, where ``clip_grad_norm_`` writes NaN into the gradients.
+    """
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = torch.optim.SGD([w], lr=eta_max)
+    decay = (lambda t: max(0.0, (decay_steps - t) / decay_steps)) if decay_steps else (lambda t: 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+    losses, norms, weights = [], [], []
+    for step in range(num_steps):
+        optimizer.zero_grad()
+        loss = (w**2).sum()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_([w], max_norm)  # the norm before clipping
+        losses.append(loss.item())
+        norms.append(norm.item())
+        weights.append(w.tolist())
+        optimizer.step()  # first the update with this step's rate,
+        scheduler.step()  # then the rate of the next step
+    return losses, norms, weights
 
 
 def body_and_head(seed: int = 0) -> torch.nn.Sequential:

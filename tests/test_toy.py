@@ -214,6 +214,48 @@ def test_clipped_quadratic_steps_are_bounded_by_eta_c():
     assert decayed.loss[-1] < 1e-3
 
 
+@pytest.mark.parametrize("clip", [None, 1.0])
+@pytest.mark.parametrize("decay", [False, True])
+def test_plain_pytorch_loop_gives_the_courses_numbers(clip, decay):
+    """Lesson 02 shows train_quadratic_plain as the idiom; it must give train_quadratic's numbers at every step.
+
+    Loss, norm before clipping and weights before the update.  Without clipping they are identical.  With
+    clipping torch divides by |g| + 1e-6 where course_lib divides by |g|: about 1e-6 relative per clipped step.
+    """
+    from course_lib.toy import train_quadratic_plain  # here, not at the top: the lesson-01 imports stay untouched
+    from course_lib.training import Callback
+
+    class Weights(Callback):
+        def __init__(self):
+            self.values = []
+
+        def on_step_begin(self, state):
+            self.values.append(state.model.w.detach().tolist())
+
+    weights = Weights()
+    course = train_quadratic(
+        1.5, 100, clip=clip, schedule=linear_with_warmup(0, 100) if decay else None, callbacks=[weights]
+    )
+    loss, norm, w = train_quadratic_plain(1.5, 100, max_norm=clip or math.inf, decay_steps=100 if decay else None)
+    steps = [t for t, g in enumerate(course.grad_norm) if math.isfinite(g)]
+    assert len(steps) == (62 if (clip, decay) == (None, False) else 100)  # only the unclipped constant rate overflows
+    plain = [x for t in steps for x in (loss[t], norm[t], *w[t])]
+    ours = [x for t in steps for x in (course.loss[t], course.grad_norm[t], *weights.values[t])]
+    if clip is None:
+        assert plain == ours
+    else:
+        assert plain == pytest.approx(ours, rel=1e-4, abs=1e-40)
+
+
+def test_plain_pytorch_loop_writes_nan_where_the_course_skips():
+    from course_lib.toy import train_quadratic_plain
+
+    course = train_quadratic(1.5, 100)
+    _, norm, w = train_quadratic_plain(1.5, 100)
+    first = course.skipped.index(True)
+    assert math.isinf(norm[first]) and math.isfinite(w[first][0]) and math.isnan(w[first + 1][0])
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_clipping_table(lang):
     runs = {"a": train_quadratic(1.5, 40), "b": train_quadratic(1.5, 40, clip=1.0, schedule=linear_with_warmup(0, 40))}

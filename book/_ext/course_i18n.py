@@ -132,6 +132,8 @@ def _configure(app: Sphinx, config) -> None:
         "article_header_end": ["course-lang-switch.html", "article-header-buttons.html"],
     }
     config.templates_path = [*config.templates_path, str(Path(__file__).parent / "templates")]
+    # "Fig. %s": Sphinx's Vietnamese catalogue leaves the figure and table labels in English
+    config.numfig_format = {**config.numfig_format, **settings.get("numfig_format", {})}
 
 
 def _counterpart(pagename: str, lang: str, other: str) -> str:
