@@ -179,6 +179,12 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "bước đầu tiên: |g| của đầu phân loại = {cls}, của các tầng MLP = {mlp}, toàn mô hình = {total} (< c = {c}: chưa bị cắt)",
         "en": "first step: classifier |g| = {cls}, MLP layers {mlp}, whole model {total} (< c = {c}: nothing clipped)",
     },
+    "head_factor": {
+        "vi": "nửa sau của {n} lần chạy: cắt toàn cục nhân gradient của đầu phân loại với {glob} (trung bình); "
+              "cắt từng phần theo chuẩn riêng sẽ nhân nó với {own}",
+        "en": "second half of the {n} runs: global clipping multiplied the head's gradient by {glob} on average; "
+              "clipping each part by its own norm would have multiplied it by {own}",
+    },
     "live_timing": {
         "vi": "trên máy này: {frozen} ms mỗi bước khi đóng băng, {full} ms khi tinh chỉnh toàn bộ",
         "en": "on this machine: {frozen} ms per step frozen, {full} ms per step fully fine-tuned",
