@@ -31,8 +31,12 @@ def _is_curve(rates: object) -> bool:
     return hasattr(rates, "__len__") and not isinstance(rates, (str, Mapping))
 
 
-def _legend_below(ax: Axes, columns: int = 2) -> None:
-    """The legend under the axes, where it covers no curve (figures are saved with bbox_inches="tight")."""
+def _legend_below(ax: Axes) -> None:
+    """The legend under the axes, where it covers no curve (figures are saved with bbox_inches="tight").
+
+    Two columns, or one when a label is long, so that the legend is no wider than the axes.
+    """
+    columns = 1 if max(len(label) for label in ax.get_legend_handles_labels()[1]) > 36 else 2
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, frameon=False)
 
 
