@@ -102,6 +102,27 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "constant rate: τ = {tau} after {t} steps, w₁ = {w1}",
     },
     "entropy": {"vi": "H(q) = {value} nat", "en": "H(q) = {value} nats"},
+    "no_transformers": {
+        "vi": "chưa cài transformers (pip install transformers): chỉ chạy phiên bản LambdaLR",
+        "en": "transformers is not installed (pip install transformers): only the LambdaLR version runs",
+    },
+    "plain_same": {
+        "vi": "{name}: tốc độ học trùng với của course_lib ở cả {n} lần cập nhật: {rates}; trọng số (w₁, w₂) trùng sau mọi lần cập nhật: {weights}",
+        "en": "{name}: same rates as course_lib at all {n} updates: {rates}; same weights (w₁, w₂) after every update: {weights}",
+    },
+    "every_update": {"vi": "scheduler.step() sau mỗi lần cập nhật", "en": "scheduler.step() after every update"},
+    "every_epoch": {
+        "vi": "scheduler.step() mỗi epoch một lần ({k} lần cập nhật)",
+        "en": "scheduler.step() once per epoch ({k} updates)",
+    },
+    "epoch_warmup": {
+        "vi": "{when}: {warm}/{n} lần cập nhật nằm trong giai đoạn khởi động ({share} %), {zero} lần dùng tốc độ học 0, tốc độ học cuối = {last} × đỉnh",
+        "en": "{when}: {warm} of {n} updates spent warming up ({share} %), {zero} at rate 0, last rate = {last} × peak",
+    },
+    "epoch_excess": {
+        "vi": "mỗi epoch một lần trừ sau mỗi lần cập nhật: mất mát dư cuối {diff} ×10⁻³ (trung bình ± sai số chuẩn, {n} seed), cao hơn ở {k}/{n} seed",
+        "en": "once per epoch minus after every update: late excess loss {diff} ×10⁻³ (mean ± standard error, {n} seeds), higher in {k} of {n} seeds",
+    },
     "paired": {
         "vi": "{name}: mất mát dư cuối trừ của cosin = {diff} ×10⁻³ (trung bình ± sai số chuẩn), cao hơn ở {k}/{n} seed",
         "en": "{name}: late excess minus cosine's = {diff} ×10⁻³ (mean ± standard error), higher in {k} of {n} seeds",

@@ -31,6 +31,15 @@ def _is_curve(rates: object) -> bool:
     return hasattr(rates, "__len__") and not isinstance(rates, (str, Mapping))
 
 
+def _legend_below(ax: Axes) -> None:
+    """The legend under the axes, where it covers no curve (figures are saved with bbox_inches="tight").
+
+    Two columns, or one when a label is long, so that the legend is no wider than the axes.
+    """
+    columns = 1 if max(len(label) for label in ax.get_legend_handles_labels()[1]) > 36 else 2
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, frameon=False)
+
+
 def plot_rates(curves: Mapping[str, Sequence[float]], lang: str, ax=None) -> Figure:
     """Learning rate against optimizer step, one line per schedule."""
     check_language(lang)
@@ -41,7 +50,7 @@ def plot_rates(curves: Mapping[str, Sequence[float]], lang: str, ax=None) -> Fig
     for label, rates in curves.items():
         ax.plot(range(len(rates)), rates, label=label)
     ax.set(xlabel=text("step", lang), ylabel=text("lr", lang), title=text("lr_title", lang))
-    ax.legend(fontsize="small")
+    _legend_below(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -51,12 +60,14 @@ def plot_integral_law(runs: Mapping[str, History], lang: str) -> Figure:
     """Rates; w1 against the step; w1 against the accumulated rate tau = sum of eta.
 
     The last panel is where "weights grow like the integral of the rate" is
-    tested: the dashed line is the constant-gradient prediction.
+    tested: the dashed line is the constant-gradient prediction.  One legend,
+    under the last panel, names the curves of all three.
     """
     check_language(lang)
     _check_entries("runs", runs, lambda run: isinstance(run, History) and "w1" in run.metrics, "a History from train_softmax_toy")
     fig, (rates, by_step, by_tau) = plt.subplots(3, 1, figsize=(7, 9))
     plot_rates({name: run.lr for name, run in runs.items()}, lang, ax=rates)
+    rates.get_legend().remove()
     for name, run in runs.items():
         by_step.plot(run.metric("w1"), label=name)
         by_tau.plot(accumulated_rate(run), run.metric("w1"), label=name)
@@ -65,7 +76,7 @@ def plot_integral_law(runs: Mapping[str, History], lang: str) -> Figure:
     by_step.set(xlabel=text("step", lang), ylabel=text("w1", lang), title=text("w1_title", lang))
     by_tau.set(xlabel=text("tau", lang), ylabel=text("w1", lang), title=text("tau_title", lang))
     by_tau.set_ylim(0, 1.3 * max(max(run.metric("w1")) for run in runs.values()))
-    by_tau.legend(fontsize="small")
+    _legend_below(by_tau)
     for ax in (by_step, by_tau):
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -81,7 +92,7 @@ def plot_excess_loss(runs: Mapping[str, History], lang: str) -> Figure:
         ax.plot([max(e, 1e-7) for e in run.metric("excess_loss")], label=name, linewidth=1)
     ax.set_yscale("log")
     ax.set(xlabel=text("step", lang), ylabel=text("excess", lang), title=text("excess_title", lang))
-    ax.legend(fontsize="small")
+    _legend_below(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

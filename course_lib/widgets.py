@@ -23,13 +23,15 @@ from .toy import train_softmax_toy
 _TOTAL = (20, 1000)  # the sliders' ranges
 _CYCLES = (0.25, 4.0)
 _ETA_MIN = (0.0, 1.0)
+_DPI = 150  # twice the pixels of the width shown, so the still image stays sharp on a phone's screen
+_WIDTH = 560  # the width at which Jupyter, Colab and the site show it, in CSS pixels
 
 
 def figure_png(fig: Figure) -> bytes:
     """The figure as PNG bytes; the figure is closed so it is not shown a second time."""
     check_type("fig", fig, Figure, "a matplotlib Figure, e.g. from plot_rates")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
+    fig.savefig(buffer, format="png", dpi=_DPI)
     plt.close(fig)
     return buffer.getvalue()
 
@@ -37,7 +39,7 @@ def figure_png(fig: Figure) -> bytes:
 def explorer_figure(
     warmup: int, total: int, cycles: float, eta_min: float, lang: str, eta_max: float = 1.0
 ) -> Figure:
-    """Rate of warm-up + cosine(C, eta_min), and the noisy toy trained with it."""
+    """Rate of warm-up + cosine(C, eta_min) above, the noisy toy trained with it below (narrow enough for a phone)."""
     check_language(lang)
     check_int("warmup", warmup)
     check_int("total", total, minimum=1)
@@ -45,8 +47,9 @@ def explorer_figure(
     check_between("eta_min", eta_min, 0.0, eta_max, "eta_min may not exceed eta_max")
     schedule = cosine_with_warmup(warmup, total, num_cycles=cycles, min_lr_ratio=eta_min / eta_max)
     run = train_softmax_toy(schedule, eta_max, total, target_prob=0.9, seed=0)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, (left, right) = plt.subplots(2, 1, figsize=(_WIDTH / 80, 6))
     plot_rates({"η(t)": run.lr}, lang, ax=left)
+    left.get_legend().remove()
     left.set_title(
         text(
             "explorer_title",
@@ -80,7 +83,7 @@ class ScheduleExplorer(widgets.VBox):
         self.warmup = widgets.IntSlider(value=warmup, min=0, max=total, step=1, description=text("warmup_slider", lang), style=style)
         self.cycles = widgets.FloatSlider(value=cycles, min=_CYCLES[0], max=_CYCLES[1], step=0.25, description=text("cycles_slider", lang), style=style)
         self.eta_min = widgets.FloatSlider(value=eta_min, min=_ETA_MIN[0], max=_ETA_MIN[1], step=0.05, description=text("eta_min_slider", lang), style=style)
-        self.image = widgets.Image(format="png")
+        self.image = widgets.Image(format="png", width=_WIDTH)
         self.total.observe(self._limit_warmup, "value")
         for slider in (self.total, self.warmup, self.cycles, self.eta_min):
             slider.observe(self._redraw, "value")
@@ -102,4 +105,4 @@ class ScheduleExplorer(widgets.VBox):
         bundle = (parent(**kwargs) if parent else None) or {}
         bundle["image/png"] = base64.b64encode(self._still).decode("ascii")
         bundle["text/plain"] = text("explorer_text", self.lang)
-        return bundle
+        return bundle, {"image/png": {"width": _WIDTH}}

@@ -188,8 +188,9 @@ def test_figures_are_labelled_in_the_readers_language(lang):
 
 def test_explorer_shows_a_still_image_and_keeps_warmup_within_schedule():
     explorer = ScheduleExplorer("vi")
-    bundle = explorer._repr_mimebundle_()
+    bundle, metadata = explorer._repr_mimebundle_()
     assert bundle["image/png"].startswith("iVBORw0KGgo")  # a PNG, base64
+    assert metadata == {"image/png": {"width": 560}}  # drawn at twice that many pixels: sharp on a phone
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/plain"] == text("explorer_text", "vi")
     explorer.warmup.value = 300

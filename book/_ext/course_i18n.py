@@ -5,8 +5,8 @@
   the index and the query are folded the same way (NFD, drop combining
   marks, d-stroke -> d, lower case), so "toc do hoc" finds "tốc độ học".
 * Per-language settings from ``course_languages`` in ``_config.yml``:
-  the site title, the search-box placeholder and theme strings that the
-  theme leaves in English or mistranslates.
+  the site title, the search-box placeholder, the figure labels ("Hình 1")
+  and theme strings that the theme leaves in English or mistranslates.
 * A link on every page to the same page in the other language, which is
   built next to this one (``_build/html/vi/...`` and ``_build/html/en/...``).
 * No thebe scripts: the course launches notebooks in Colab, not in the page.
