@@ -111,6 +111,7 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
     device = pick_device(device)
     model, tokenizer, optimizer, scheduler, clip = _setup(config, variant, seed)
     batches, held_out, baseline = _data(config, tokenizer, seed)
+    torch.manual_seed(seed)  # dropout's masks: the same run gives the same numbers, whatever ran before it
     model.to(device)
     evaluate = Evaluate(held_out, every=config.steps, metrics=accuracy)
     before = _evaluate(model, held_out, device)

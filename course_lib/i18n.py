@@ -157,7 +157,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "partly_trainable": {"vi": "một phần được huấn luyện", "en": "partly trainable"},
     "total": {"vi": "Tổng", "en": "Total"},
     "ratio_r": {"vi": "R = {r} được huấn luyện", "en": "R = {r} trainable"},
-    "variant": {"vi": "Cấu hình ({n} seed)", "en": "Setup ({n} seeds)"},
+    "variant": {"vi": "Cấu hình (số seed: {n})", "en": "Setup (seeds: {n})"},
     "variant_frozen": {"vi": "đóng băng, cắt c = 1, lịch 1,5×", "en": "frozen, clip c = 1, schedule 1.5×"},
     "variant_full": {"vi": "tinh chỉnh toàn bộ, cắt, lịch 1,5×", "en": "full fine-tuning, clip, schedule 1.5×"},
     "variant_frozen_plain": {"vi": "đóng băng, không cắt, η hằng số", "en": "frozen, no clipping, constant η"},
@@ -205,6 +205,10 @@ _STRINGS: dict[str, dict[str, str]] = {
               "cắt từng phần theo chuẩn riêng sẽ nhân nó với {own}",
         "en": "second half of the {n} runs: global clipping multiplied the head's gradient by {glob} on average; "
               "clipping each part by its own norm would have multiplied it by {own}",
+    },
+    "selected": {
+        "vi": "tensor tham số được chọn: mẫu của công thức {recipe}, mọi LayerNorm {norms}, tầng cuối (số 5) {last}",
+        "en": "parameter tensors chosen: the recipe's pattern {recipe}, every LayerNorm {norms}, the last layer (number 5) {last}",
     },
     "live_timing": {
         "vi": "trên máy này: {frozen} ms mỗi bước khi đóng băng, {full} ms khi tinh chỉnh toàn bộ",
