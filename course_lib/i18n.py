@@ -214,7 +214,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "trên máy này: {frozen} ms mỗi bước khi đóng băng, {full} ms khi tinh chỉnh toàn bộ",
         "en": "on this machine: {frozen} ms per step frozen, {full} ms per step fully fine-tuned",
     },
-    "plain_same": {
+    "plain_close": {
         "vi": "PyTorch thuần so với course_lib, cắt gradient + lịch, {n} bước: sai khác tương đối lớn nhất {loss} ở mất mát, {norm} ở |g|",
         "en": "plain PyTorch vs course_lib, clipping + schedule, {n} steps: largest relative difference {loss} in the loss, {norm} in |g|",
     },

@@ -158,6 +158,20 @@ def test_i18n_rejects_unknown_language_and_key():
     assert number(0.5, "vi", 2) == "0,50" and number(0.5, "en", 2) == "0.50"
 
 
+def test_no_string_key_is_written_twice():
+    """A repeated key in the dict literal silently keeps only the last entry."""
+    import ast
+    import collections
+    import inspect
+
+    import course_lib.i18n as i18n
+
+    table = next(node for node in ast.walk(ast.parse(inspect.getsource(i18n)))
+                 if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "_STRINGS")
+    counts = collections.Counter(key.value for key in table.value.keys)
+    assert [key for key, n in counts.items() if n > 1] == []
+
+
 def test_every_string_exists_in_both_languages():
     from course_lib.i18n import _STRINGS
 
