@@ -14,6 +14,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
+import torch
+
+from ._checks import check_int
 from .clipping import LayerGradNorms, clip_grad_norm, clip_grad_norm_per_layer, norm_lost
 from .schedules import Schedule
 from .toy import body_and_head, train_softmax_toy
@@ -36,6 +39,8 @@ __all__ = [
     "ClippingStats",
     "clipping_stats",
     "layer_clipping",
+    "INITS",
+    "value_ranges",
 ]
 
 
@@ -212,3 +217,44 @@ def layer_clipping(max_norm: float, seed: int = 0) -> dict[str, dict[str, float]
         }
         for name in layers
     }
+
+
+INITS = ("normal", "uniform", "he")
+
+
+def value_ranges(depth: int = 16, width: int = 128, seed: int = 0) -> dict[tuple[str, bool], dict[str, float]]:
+    """How initialization and LayerNorm keep |activations| and |g| in range, in a deep ReLU network.
+
+    For each weight initialization (N(0, 1); PyTorch's default for ``Linear``,
+    U(-1/sqrt(n), 1/sqrt(n)); He's N(0, 2/n)) with and without a LayerNorm
+    after every linear layer: the RMS of the network's output on a batch of
+    standard normal inputs, and the gradient norm of the first layer's weights
+    for the loss mean(output^2).  Float32, so a norm can overflow to inf.
+    """
+    check_int("depth", depth, 1, unit="layers")
+    check_int("width", width, 2, unit="units per layer")
+    out = {}
+    for init in INITS:
+        for norm in (False, True):
+            generator = torch.Generator().manual_seed(seed)
+            layers = []
+            for _ in range(depth):
+                linear = torch.nn.Linear(width, width)
+                with torch.no_grad():
+                    if init == "normal":
+                        linear.weight.normal_(0.0, 1.0, generator=generator)
+                    elif init == "he":
+                        linear.weight.normal_(0.0, math.sqrt(2.0 / width), generator=generator)
+                    else:
+                        linear.weight.uniform_(-1 / math.sqrt(width), 1 / math.sqrt(width), generator=generator)
+                    linear.bias.zero_()
+                layers += [linear, torch.nn.LayerNorm(width)] if norm else [linear]
+                layers.append(torch.nn.ReLU())
+            model = torch.nn.Sequential(*layers)
+            output = model(torch.randn(64, width, generator=generator))
+            output.pow(2).mean().backward()
+            out[(init, norm)] = {
+                "output_rms": output.detach().pow(2).mean().sqrt().item(),
+                "first_grad_norm": model[0].weight.grad.norm().item(),
+            }
+    return out

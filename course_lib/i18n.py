@@ -234,6 +234,13 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "over {n} seeds: the head's |g| is larger than the body's in {k} of {n}, by a factor {ratio} (mean ± standard error);"
         " the body's own |g| is below c in {below} of {n}",
     },
+    "init": {"vi": "Khởi tạo trọng số", "en": "Weight initialization"},
+    "init_normal": {"vi": "N(0, 1)", "en": "N(0, 1)"},
+    "init_uniform": {"vi": "mặc định của PyTorch, U(±1/√n)", "en": "PyTorch's default, U(±1/√n)"},
+    "init_he": {"vi": "He, N(0, 2/n)", "en": "He, N(0, 2/n)"},
+    "layernorm": {"vi": "LayerNorm sau mỗi tầng", "en": "LayerNorm after each layer"},
+    "output_rms": {"vi": "RMS đầu ra sau {depth} tầng", "en": "Output RMS after {depth} layers"},
+    "first_grad": {"vi": "|g| của tầng đầu tiên", "en": "First layer's |g|"},
     "progress_desc": {"vi": "Huấn luyện", "en": "Training"},
     "progress_unit": {"vi": " bước", "en": " step"},
     "progress_loss": {"vi": "mất mát", "en": "loss"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from .experiments import (
+    value_ranges,
     Spread,
     accumulated_rate,
     clipping_stats,
@@ -150,3 +151,18 @@ def finetune_table(results: dict, lang: str, variants: Sequence[str] | None = No
     keep = [i for i, key in enumerate(keys) if timing or key not in ("ms_per_step", "peak_memory")]
     header = tuple(text(keys[i], lang, n=n) for i in keep)
     return Table(header, tuple(tuple(row[i] for i in keep) for row in rows))
+
+
+def value_range_table(lang: str, depth: int = 16, width: int = 128, seed: int = 0) -> Table:
+    """Lesson 02: output RMS and first-layer |g| of a deep ReLU network, per initialization, with and without LayerNorm."""
+    rows = tuple(
+        (
+            text(f"init_{init}", lang),
+            text("yes" if norm else "no", lang),
+            significant(v["output_rms"], lang),
+            significant(v["first_grad_norm"], lang),
+        )
+        for (init, norm), v in value_ranges(depth, width, seed).items()
+    )
+    header = (text("init", lang), text("layernorm", lang), text("output_rms", lang, depth=depth), text("first_grad", lang))
+    return Table(header, rows)

@@ -295,3 +295,13 @@ def test_clipping_figures_are_labelled(lang):
     runs = {"x": train_quadratic(1.5, 20, clip=1.0)}
     fig = plot_clipping_runs(runs, lang, show_norms=["x"])
     assert fig.axes[1].get_ylabel() == text("grad_norm", lang)
+
+
+def test_initialization_and_layernorm_keep_values_in_range():
+    from course_lib.experiments import value_ranges
+
+    r = value_ranges(depth=16, width=128)
+    assert r[("normal", False)]["output_rms"] > 1e10 and not math.isfinite(r[("normal", False)]["first_grad_norm"])
+    assert r[("uniform", False)]["output_rms"] < 1e-4 and r[("uniform", False)]["first_grad_norm"] < 1e-8
+    assert 0.3 < r[("he", False)]["output_rms"] < 3 and 0.1 < r[("he", False)]["first_grad_norm"] < 10
+    assert all(0.5 < r[(init, True)]["output_rms"] < 1 for init in ("normal", "uniform", "he"))
