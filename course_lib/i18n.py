@@ -210,6 +210,10 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "tensor tham số được chọn: mẫu của công thức {recipe}, mọi LayerNorm {norms}, tầng cuối (số 5) {last}",
         "en": "parameter tensors chosen: the recipe's pattern {recipe}, every LayerNorm {norms}, the last layer (number 5) {last}",
     },
+    "provenance": {
+        "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, transformers {transformers}; lệnh: {command}",
+        "en": "Stored results: measured on {date} on {device}, torch {torch}, transformers {transformers}; command: {command}",
+    },
     "live_timing": {
         "vi": "trên máy này: {frozen} ms mỗi bước khi đóng băng, {full} ms khi tinh chỉnh toàn bộ",
         "en": "on this machine: {frozen} ms per step frozen, {full} ms per step fully fine-tuned",
