@@ -183,32 +183,50 @@ class Evaluate(Callback):
 
     @torch.no_grad()
     def evaluate(self, state: TrainState) -> dict[str, float]:
-
+        """Means over all examples (a batch weighs its size; (sum, count) losses weigh their count)."""
         model = state.model
         was_training = model.training
         model.eval()
-        totals: dict[str, torch.Tensor] = {}
-        batches = 0
-        for batch in self.data:
-            batch = to_device(batch, state.device)
-            with state.autocast():
-                out = state.loss_fn(model, batch)
-                loss = out[0] / out[1] if isinstance(out, tuple) else out
-                values = {"loss": loss.float()}
-                if self.metrics is not None:
-                    values.update({k: torch.as_tensor(v, dtype=torch.float32) for k, v in self.metrics(model, batch).items()})
-            for key, value in values.items():
-                totals[key] = totals.get(key, 0) + value.to(state.device)
-            batches += 1
+        sums: dict[str, torch.Tensor] = {}
+        weights: dict[str, float | torch.Tensor] = {}
+        devices = [state.device] if state.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # evaluation draws nothing from the run's random state
+            for batch in self.data:
+                batch = to_device(batch, state.device)
+                size = _batch_size(batch)
+                with state.autocast():
+                    out = state.loss_fn(model, batch)
+                    if isinstance(out, tuple):
+                        values = {"loss": (out[0].float(), out[1])}
+                    else:
+                        values = {"loss": (out.float() * size, size)}
+                    if self.metrics is not None:
+                        values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(state.device) * size, size)
+                                       for k, v in self.metrics(model, batch).items()})
+                for key, (total, weight) in values.items():
+                    sums[key] = sums.get(key, 0) + total.to(state.device)
+                    weights[key] = weights.get(key, 0) + weight
         model.train(was_training)
-        if not batches:
+        if not sums:
             raise ValueError("Evaluate's data holds no batch")
-        names = list(totals)
-        means = (torch.stack([totals[k] for k in names]) / batches).tolist()
+        names = list(sums)
+        means = torch.stack([sums[k] / weights[k] for k in names]).tolist()
         results = {f"eval_{k}": v for k, v in zip(names, means)}
         for key, value in results.items():
             state.history.add(key, state.step, value)
         return results
+
+
+def _batch_size(batch: Any) -> int:
+    """The number of examples: the first dimension of the first tensor found (from shapes, no synchronisation)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0] if batch.ndim else 1
+    values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
+    for item in values:
+        size = _batch_size(item)
+        if size:
+            return size
+    return 0
 
 
 class UnfreezeAt(Callback):
@@ -227,11 +245,22 @@ class UnfreezeAt(Callback):
 
     def on_train_begin(self, state: TrainState) -> None:
         if state.start_step > self.step:
-            set_trainable(state.model, self.pattern, True)
+            self._unfreeze(state)
 
     def on_step_begin(self, state: TrainState) -> None:
         if state.step == self.step:
-            set_trainable(state.model, self.pattern, True)
+            self._unfreeze(state)
+
+    def _unfreeze(self, state: TrainState) -> None:
+        names = set_trainable(state.model, self.pattern, True)
+        held = {id(p) for group in state.optimizer.param_groups for p in group["params"]}
+        params = dict(state.model.named_parameters())
+        missing = [name for name in names if id(params[name]) not in held]
+        if missing:
+            raise ValueError(
+                f"UnfreezeAt({self.step}, {self.pattern!r}) unfroze {missing[0]!r} and {len(missing) - 1} more, which the "
+                "optimizer does not hold: build the optimizer from all parameters (frozen ones get no gradient and stay put)"
+            )
 
 
 class Progress(Callback):

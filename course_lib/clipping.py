@@ -132,15 +132,14 @@ def clip_grad_norm(
     check_type("error_if_nonfinite", error_if_nonfinite, bool, "True or False")
     grads = _grads(parameters)
     total = global_norm(grads)
-    if not torch.isfinite(total):
-        if error_if_nonfinite:
-            raise FloatingPointError(
-                f"the global gradient norm is {total.item()}: some gradient holds NaN or inf. "
-                "Lower the learning rate, clip earlier, or pass error_if_nonfinite=False to skip such steps."
-            )
-        return total
+    if error_if_nonfinite and not torch.isfinite(total):
+        raise FloatingPointError(
+            f"the global gradient norm is {total.item()}: some gradient holds NaN or inf. "
+            "Lower the learning rate, clip earlier, or pass error_if_nonfinite=False to skip such steps."
+        )
     if grads and not math.isinf(max_norm):
-        factor = max_norm / torch.clamp(total, min=max_norm)
+        # a non-finite norm leaves the gradients untouched (factor 1), decided on the device: no host read
+        factor = torch.where(torch.isfinite(total), max_norm / torch.clamp(total, min=max_norm), 1.0)
         torch._foreach_mul_(grads, factor.to(grads[0].device))
     return total
 

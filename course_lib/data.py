@@ -197,6 +197,6 @@ def _check_resumable_order(data) -> None:
     if isinstance(sampler, torch.utils.data.RandomSampler):
         raise ValueError(
             "data is a DataLoader with shuffle=True (a RandomSampler), whose order cannot be replayed on resume: "
-            "build it with course_lib.training.make_loader(dataset, batch_size, seed=...) or pass a function of "
+            "build it with course_lib.data.make_loader(dataset, batch_size, seed=...) or pass a function of "
             "the batch index"
         )

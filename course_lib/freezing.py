@@ -25,7 +25,7 @@ from .report import Table
 
 __all__ = ["select", "set_trainable", "freeze", "unfreeze", "trainable_ratio", "freezing_report", "param_groups"]
 
-_LAYER = r"\.(?:layer|layers|h|blocks)\.({})\."
+_LAYER = r"(?:^|\.)(?:layer|layers|h|blocks)\.({})\."
 
 
 def select(

@@ -148,6 +148,9 @@ class TrainState:
         (one fused record, e.g. a norm per layer).
         """
         names = [name] if isinstance(name, str) else list(name)
+        size = value.numel() if isinstance(value, torch.Tensor) else 1
+        if size != len(names):
+            raise ValueError(f"state.log got {len(names)} name(s) for {size} value(s): give one name per value")
         self._pending.append((names, self.step, value))
 
     def read_back(self) -> dict[str, float]:
@@ -247,8 +250,8 @@ def forward_backward(
     if isinstance(count, (int, float)) and count <= 0:
         raise ValueError(f"loss_fn's counts add up to {count}: the micro-batches hold nothing to average over")
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if grads:
-        torch._foreach_div_(grads, torch.as_tensor(count, dtype=torch.float32, device=device))
+    if grads:  # a Python number divides without a host-to-device copy
+        torch._foreach_div_(grads, float(count) if isinstance(count, (int, float)) else count.to(device, torch.float32))
     return torch.stack(sums).sum() / count
 
 
@@ -335,7 +338,7 @@ def train(
         lr = float(optimizer.param_groups[0]["lr"])
 
         # 1-2. forward and backward over the micro-batches; fp16 gradients are unscaled before anyone reads them
-        optimizer.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)  # every parameter, not only the optimizer's: no stale gradient is ever clipped
         state.loss = forward_backward(model, state.batches, loss_fn, precision=precision, scaler=scaler)
         if scaler is not None:
             scaler.unscale_(optimizer)
@@ -368,7 +371,7 @@ def train(
         last = done == steps or state.should_stop
         if done % log_every == 0 or last or (checkpoint is not None and done % checkpoint_every == 0):
             each("on_log", state.read_back())
-        if checkpoint is not None and (done % checkpoint_every == 0 or last) and is_main_process():
+        if checkpoint is not None and (done % checkpoint_every == 0 or last or state.should_stop) and is_main_process():
             save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
                             history=history.state_dict(), scaler=scaler)
         if state.should_stop:
@@ -465,6 +468,12 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
     if not trainable and not callbacks:
         raise ValueError("model has no trainable parameter (every requires_grad is False): unfreeze some before training")
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in in_optimizer]
+    if missing and in_optimizer & {id(p) for p in model.parameters()}:
+        raise ValueError(
+            f"{len(missing)} trainable parameter(s) are not in the optimizer (e.g. {missing[0]!r}): they would get "
+            "gradients that count in the clipped norm but never move. Freeze them, or build the optimizer from them too"
+        )
     if not in_optimizer & {id(p) for p in model.parameters()}:
         raise ValueError(
             "optimizer holds none of the model's parameters, so nothing would train: build it from "

@@ -55,7 +55,7 @@ from course_lib.data import make_loader, pick_device
 from course_lib.experiments import integral_law_holds_until, paired_difference, spread
 from course_lib.freezing import freeze, trainable_ratio
 from course_lib.toy import train_softmax_toy
-from course_lib.training import History, train
+from course_lib.training import Callback, History, train
 from course_lib.widgets import ScheduleExplorer, explorer_figure, figure_png
 
 matplotlib.use("Agg")
@@ -299,6 +299,18 @@ def _foreign_optimizer():
     return model, torch.optim.SGD(other.parameters(), lr=0.1), None
 
 
+def _head_only_optimizer(frozen_body=False):
+    model, _, _ = _setup()
+    if frozen_body:
+        model[0].requires_grad_(False)
+    return model, torch.optim.SGD(model[2].parameters(), lr=0.1), None
+
+
+class _LogMismatch(Callback):
+    def on_step_end(self, state):
+        state.log(["a", "b", "c"], torch.zeros(2))
+
+
 def _step_lr():
     model, optimizer, _ = _setup()
     return model, optimizer, StepLR(optimizer, step_size=2)
@@ -330,6 +342,10 @@ TRAINING = [
     pytest.param(lambda: _train(resume="yes"), TypeError, "resume must be True or False", id="resume-str"),
     pytest.param(lambda: _train(model_opt=_foreign_optimizer()), ValueError, "optimizer holds none of the model's parameters", id="optimizer-foreign"),
     pytest.param(lambda: _train(model_opt=_frozen()), ValueError, "model has no trainable parameter", id="model-all-frozen"),
+    pytest.param(lambda: _train(model_opt=_head_only_optimizer()), ValueError, "trainable parameter(s) are not in the optimizer", id="optimizer-misses-trainable"),
+    pytest.param(lambda: _train(model_opt=_head_only_optimizer(frozen_body=True), callbacks=[UnfreezeAt(1, r"^0\.")]), ValueError,
+                 "which the optimizer does not hold", id="unfreeze-outside-optimizer"),
+    pytest.param(lambda: _train(callbacks=[_LogMismatch()]), ValueError, "state.log got 3 name(s) for 2 value(s)", id="log-names-values"),
     pytest.param(lambda: _train(model_opt=_setup(lr=math.inf)), ValueError, "learning rate of parameter group 0 is inf", id="lr-inf"),
     pytest.param(lambda: _train(model_opt=_setup(lr=math.nan)), ValueError, "learning rate of parameter group 0 is nan", id="lr-nan"),
     pytest.param(lambda: _train(loss_fn=lambda m, b: _mse(m, b) + math.nan), FloatingPointError, "loss is nan", id="loss-nan-grads-finite"),

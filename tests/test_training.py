@@ -443,3 +443,24 @@ def test_history_round_trips_through_its_state_dict():
     assert again == history and again.metric("grad_norm/0") == history.metric("grad_norm/0")
     with pytest.raises(KeyError, match="no metric named 'nope'"):
         history.metric("nope")
+
+
+def test_evaluation_weighs_every_example_and_leaves_the_run_unchanged(tmp_path):
+    """Held-out batches of 5 and 1 examples: the mean is over the 6 examples; a resumed run with Evaluate is exact."""
+    held_out = [(X[:5], Y[:5]), (X[5:6], Y[5:6])]
+    model, optimizer, _ = setup(schedule=False)
+    history = train(model, optimizer, batches, mse, 4, device="cpu", callbacks=[Evaluate(held_out, every=4)])
+    model.eval()
+    with torch.no_grad():
+        expected = torch.nn.functional.mse_loss(model(X[:6]), Y[:6]).item()
+    assert history.metric("eval_loss")[-1] == pytest.approx(expected, rel=1e-5)
+
+    full_model, optimizer, _ = setup()
+    full = train(full_model, optimizer, batches, mse, 12, device="cpu", callbacks=[Evaluate(held_out, every=4)])
+    model, optimizer, _ = setup()
+    ckpt = tmp_path / "e.pt"
+    train(model, optimizer, batches, mse, 6, device="cpu", callbacks=[Evaluate(held_out, every=4)], checkpoint=ckpt, checkpoint_every=6)
+    model, optimizer, _ = setup(seed=7)
+    resumed = train(model, optimizer, batches, mse, 12, device="cpu", callbacks=[Evaluate(held_out, every=4)],
+                    checkpoint=ckpt, checkpoint_every=6, resume=True)
+    assert resumed.loss == full.loss  # dropout draws the same masks: evaluation took nothing from the random state
