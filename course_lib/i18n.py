@@ -191,14 +191,14 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "R measured on MiniLM: {minilm}; R of bert-base-uncased, counted from its configuration: {base}",
     },
     "clip_stats": {
-        "vi": "seed {seed}: cắt ở {pct}% số bước; |g| toàn cục trung bình {early} (30 bước đầu), {late} (30 bước cuối); "
+        "vi": "seed {seed}: cắt ở {pct}% số bước ({first} trong 50 bước đầu); |g| toàn cục trung bình {early} (30 bước đầu), {late} (30 bước cuối); "
               "|g| đầu phân loại > 1 ở {cls} bước; |g| các tầng MLP vượt c lần đầu ở bước {mlp}",
-        "en": "seed {seed}: clipped at {pct}% of the steps; mean global |g| {early} (first 30 steps), {late} (last 30); "
+        "en": "seed {seed}: clipped at {pct}% of the steps ({first} of the first 50); mean global |g| {early} (first 30 steps), {late} (last 30); "
               "classifier |g| > 1 at {cls} steps; MLP layers' |g| first above c at step {mlp}",
     },
     "head_share": {
-        "vi": "bước đầu tiên: |g| của đầu phân loại = {cls}, của các tầng MLP = {mlp}, toàn mô hình = {total} (< c = {c}: chưa bị cắt)",
-        "en": "first step: classifier |g| = {cls}, MLP layers {mlp}, whole model {total} (< c = {c}: nothing clipped)",
+        "vi": "bước đầu tiên: |g| của đầu phân loại = {cls}, của các tầng MLP = {mlp}, toàn mô hình = {total} (c = {c})",
+        "en": "first step: classifier |g| = {cls}, MLP layers {mlp}, whole model {total} (c = {c})",
     },
     "head_factor": {
         "vi": "nửa sau của {n} lần chạy: cắt toàn cục nhân gradient của đầu phân loại với {glob} (trung bình); "
@@ -209,6 +209,14 @@ _STRINGS: dict[str, dict[str, str]] = {
     "selected": {
         "vi": "tensor tham số được chọn: mẫu của công thức {recipe}, mọi LayerNorm {norms}, tầng cuối (số 5) {last}",
         "en": "parameter tensors chosen: the recipe's pattern {recipe}, every LayerNorm {norms}, the last layer (number 5) {last}",
+    },
+    "reviews_split_hub": {
+        "vi": "{train} câu huấn luyện, {validation} câu kiểm định, {test} câu kiểm tra (cách chia sẵn có của Hub)",
+        "en": "{train} training, {validation} validation and {test} test reviews (the Hub's own split)",
+    },
+    "acc_gap": {
+        "vi": "độ chính xác sau của tinh chỉnh toàn bộ trừ của công thức đóng băng, theo từng seed: {gap} điểm phần trăm ({n} seed)",
+        "en": "accuracy after, full fine-tuning minus the recipe, seed by seed: {gap} percentage points ({n} seeds)",
     },
     "provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, transformers {transformers}; lệnh: {command}",
