@@ -26,8 +26,8 @@ from ._checks import check_int
 from .clipping import LayerGradNorms, global_norm
 from .freezing import set_trainable
 from .i18n import check_language, number, text
-from .data import is_main_process, to_device
-from .training import Callback, TrainState
+from .data import is_main_process, pick_device, to_device
+from .training import Callback, TrainState, autocast
 
 __all__ = [
     "GradNorms",
@@ -107,20 +107,31 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def count_tokens(batch: Any) -> int:
-    """Tokens in a batch: the elements of ``input_ids`` if there is one, else of the first tensor found."""
+def _first_tensor(batch: Any, prefer: str | None = None) -> torch.Tensor | None:
+    """The tensor ``batch[prefer]`` if the batch is a mapping that has it, else the first tensor found, depth first."""
     if isinstance(batch, torch.Tensor):
-        return batch.numel()
+        return batch
     if isinstance(batch, Mapping):
-        if "input_ids" in batch:
-            return batch["input_ids"].numel()
+        if prefer in batch:
+            return batch[prefer]
         batch = list(batch.values())
-    if isinstance(batch, (list, tuple)):
-        for item in batch:
-            found = count_tokens(item)
-            if found:
-                return found
-    return 0
+    for item in batch if isinstance(batch, (list, tuple)) else ():
+        found = _first_tensor(item, prefer)
+        if found is not None:
+            return found
+    return None
+
+
+def count_tokens(batch: Any) -> int:
+    """Tokens in a batch: the elements of ``input_ids`` if there is one, else of the first tensor found (from shapes)."""
+    found = _first_tensor(batch, "input_ids")
+    return 0 if found is None else found.numel()
+
+
+def batch_size(batch: Any) -> int:
+    """Examples in a batch: the first dimension of the first tensor found (from shapes, no synchronisation)."""
+    found = _first_tensor(batch)
+    return 0 if found is None else (found.shape[0] if found.ndim else 1)
 
 
 class Throughput(Callback):
@@ -159,15 +170,45 @@ class Throughput(Callback):
         self._count = 0
 
 
-class Evaluate(Callback):
-    """Evaluation every ``every`` steps and after the last: ``eval_loss`` and the ``metrics`` asked for.
+@torch.no_grad()
+def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, precision: str = "fp32") -> dict[str, float]:
+    """``eval_loss`` and ``eval_<name>`` for each of ``metrics(model, batch)``, means over all examples.
 
-    ``data`` is an iterable of batches (re-read at each evaluation).
+    A batch weighs its size; a ``(sum, count)`` loss weighs its count.  Runs in
+    eval mode under ``torch.no_grad()`` and the given precision, draws nothing
+    from the caller's random state, and reads its results back once.
+    """
+    device = pick_device(device)
+    was_training = model.training
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    weights: dict[str, float | torch.Tensor] = {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for batch in data:
+            batch = to_device(batch, device)
+            size = batch_size(batch)
+            with autocast(device, precision):
+                out = loss_fn(model, batch)
+                values = {"loss": (out[0].float(), out[1]) if isinstance(out, tuple) else (out.float() * size, size)}
+                if metrics is not None:
+                    values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(device) * size, size)
+                                   for k, v in metrics(model, batch).items()})
+            for key, (total, weight) in values.items():
+                sums[key] = sums.get(key, 0) + total.to(device)
+                weights[key] = weights.get(key, 0) + weight
+    model.train(was_training)
+    if not sums:
+        raise ValueError("the evaluation data holds no batch")
+    means = torch.stack([sums[k] / weights[k] for k in sums]).tolist()
+    return {f"eval_{k}": v for k, v in zip(sums, means)}
+
+
+class Evaluate(Callback):
+    """:func:`evaluate` every ``every`` steps and after the last, recorded as ``eval_loss`` and ``eval_<name>``.
+
+    ``data`` is an iterable of batches (re-read at each evaluation);
     ``metrics(model, batch)`` may return a dict of extra numbers per batch
-    (e.g. ``{"accuracy": ...}``); each is averaged over the batches and
-    recorded as ``eval_<name>``.  Runs under ``torch.no_grad()``, in eval mode
-    and the run's precision; reads its results back (one synchronisation per
-    evaluation).
+    (e.g. ``{"accuracy": ...}``).  One synchronisation per evaluation.
     """
 
     def __init__(self, data: Iterable, every: int, metrics: Callable[[torch.nn.Module, Any], Mapping] | None = None):
@@ -179,54 +220,11 @@ class Evaluate(Callback):
     def on_step_end(self, state: TrainState) -> None:
         done = state.step + 1
         if done % self.every == 0 or done == state.steps:
-            state.eval_results = self.evaluate(state)
-
-    @torch.no_grad()
-    def evaluate(self, state: TrainState) -> dict[str, float]:
-        """Means over all examples (a batch weighs its size; (sum, count) losses weigh their count)."""
-        model = state.model
-        was_training = model.training
-        model.eval()
-        sums: dict[str, torch.Tensor] = {}
-        weights: dict[str, float | torch.Tensor] = {}
-        devices = [state.device] if state.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # evaluation draws nothing from the run's random state
-            for batch in self.data:
-                batch = to_device(batch, state.device)
-                size = _batch_size(batch)
-                with state.autocast():
-                    out = state.loss_fn(model, batch)
-                    if isinstance(out, tuple):
-                        values = {"loss": (out[0].float(), out[1])}
-                    else:
-                        values = {"loss": (out.float() * size, size)}
-                    if self.metrics is not None:
-                        values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(state.device) * size, size)
-                                       for k, v in self.metrics(model, batch).items()})
-                for key, (total, weight) in values.items():
-                    sums[key] = sums.get(key, 0) + total.to(state.device)
-                    weights[key] = weights.get(key, 0) + weight
-        model.train(was_training)
-        if not sums:
-            raise ValueError("Evaluate's data holds no batch")
-        names = list(sums)
-        means = torch.stack([sums[k] / weights[k] for k in names]).tolist()
-        results = {f"eval_{k}": v for k, v in zip(names, means)}
-        for key, value in results.items():
-            state.history.add(key, state.step, value)
-        return results
-
-
-def _batch_size(batch: Any) -> int:
-    """The number of examples: the first dimension of the first tensor found (from shapes, no synchronisation)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.shape[0] if batch.ndim else 1
-    values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
-    for item in values:
-        size = _batch_size(item)
-        if size:
-            return size
-    return 0
+            results = evaluate(state.model, self.data, state.loss_fn, metrics=self.metrics, device=state.device,
+                               precision=state.precision)
+            for key, value in results.items():
+                state.history.add(key, state.step, value)
+            state.eval_results = results
 
 
 class UnfreezeAt(Callback):

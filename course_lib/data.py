@@ -21,8 +21,8 @@ from ._checks import check_int
 __all__ = ["pick_device", "is_main_process", "to_device", "make_loader", "MicroBatches"]
 
 Batch = Any
-
-
+_END = object()
+EMPTY = "data is empty (a loader or iterable with no batches): nothing to train on"
 
 
 def is_main_process() -> bool:
@@ -35,7 +35,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if device is None:
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     if not isinstance(device, (str, torch.device)) or isinstance(device, bool):
@@ -48,9 +48,13 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"device={str(device)!r} but this machine has no CUDA GPU: pass device='cpu' or None (auto)")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device={str(device)!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if device.type == "mps" and not _mps_available():
         raise ValueError("device='mps' but Apple's MPS is not available here: pass device='cpu' or None (auto)")
     return device
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
@@ -65,7 +69,7 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
         moved = {key: to_device(value, device) for key, value in batch.items()}
-        if isinstance(batch, dict) and type(batch) is dict:
+        if type(batch) is dict:
             return moved
         out = _copy(batch)
         if out is None:
@@ -143,7 +147,7 @@ class MicroBatches:
             return
         self.length = len(data) if hasattr(data, "__len__") else None
         if self.length == 0:
-            raise ValueError("data is empty (a loader or iterable with no batches): nothing to train on")
+            raise ValueError(EMPTY)
         if start:
             _check_resumable_order(data)
         self.epoch, self.iterator = -1, None
@@ -153,7 +157,8 @@ class MicroBatches:
                 self.epoch = start // self.length if self.length else 0
                 self.iterator = self._open(self.epoch)
                 for _ in range(done_in_epoch):
-                    next(self.iterator)
+                    if next(self.iterator, _END) is _END:
+                        raise self._ran_out()
         elif self.length:
             self.epoch = start // self.length - 1
 
@@ -164,27 +169,25 @@ class MicroBatches:
                 break
         return iter(self.data)
 
+    def _ran_out(self) -> ValueError:
+        return ValueError(
+            f"data ran out after {self.position} batches; the run needs steps x accumulate batches: "
+            "pass a longer iterable, a DataLoader (restarted every epoch) or a function of the batch index"
+        )
+
     def _next_raw(self):
         if self.iterator is not None:
             try:
                 return next(self.iterator)
             except StopIteration:
-                if self.length is None:
-                    raise ValueError(
-                        f"data ran out after {self.position} batches; the run needs steps x accumulate batches: "
-                        "pass a longer iterable, a DataLoader (restarted every epoch) or a function of the batch index"
-                    ) from None
+                if self.length is None:  # a one-pass iterable: no next epoch
+                    raise self._ran_out() from None
         self.epoch += 1
         self.iterator = self._open(self.epoch)
         try:
             return next(self.iterator)
         except StopIteration:
-            if self.length is None and self.epoch > 0:
-                raise ValueError(
-                    f"data ran out after {self.position} batches; the run needs steps x accumulate batches: "
-                    "pass a longer iterable, a DataLoader (restarted every epoch) or a function of the batch index"
-                ) from None
-            raise ValueError("data is empty (a loader or iterable with no batches): nothing to train on") from None
+            raise ValueError(EMPTY) from None
 
     def next(self):
         batch = self.data(self.position) if self.callable else self._next_raw()

@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import platform
-import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -31,15 +30,15 @@ from pathlib import Path
 
 import torch
 
-from .callbacks import Evaluate, GradNorms
-from .clipping import clip_grad_norm, clip_grad_norm_per_layer, delayed, global_grad_norm
+from .callbacks import Evaluate, GradNorms, evaluate
+from .clipping import delayed, norm_lost
 from .data import pick_device
 from .freezing import freeze, param_groups, trainable_ratio
 from .schedules import Constant, ScheduledLR, linear_with_warmup
 from .sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
 from .training import train
 
-__all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "layer_clipping", "clipping_effect", "load_results", "summarize", "main"]
+__all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "clipping_effect", "norm_summary", "paired_gap", "load_results", "summarize", "main"]
 
 RECIPE = r"embeddings|attention"  # frozen in the notes' recipe
 TRACKED = {"mlp": r"encoder\.layer\.\d+\.(intermediate|output)\.dense", "classifier": r"^classifier\."}
@@ -113,12 +112,11 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
     batches, held_out, baseline = _data(config, tokenizer, seed)
     torch.manual_seed(seed)  # dropout's masks: the same run gives the same numbers, whatever ran before it
     model.to(device)
-    evaluate = Evaluate(held_out, every=config.steps, metrics=accuracy)
-    before = _evaluate(model, held_out, device)
+    before = evaluate(model, held_out, classification_loss, metrics=accuracy, device=device)["eval_accuracy"]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     history = train(model, optimizer, batches, classification_loss, config.steps, scheduler=scheduler, clip=clip,
-                    callbacks=[GradNorms(model.named_parameters(), TRACKED), evaluate, *callbacks], device=device,
+                    callbacks=[GradNorms(model.named_parameters(), TRACKED), Evaluate(held_out, config.steps, accuracy), *callbacks], device=device,
                     log_every=10)
     windows = history.metric("seconds_per_step")  # one per 10 steps; the first holds the warm-up, the last the evaluation
     seconds = statistics.median(windows[1:-1] if len(windows) > 2 else windows)
@@ -140,8 +138,32 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
         "grad_norm_classifier": history.metric("grad_norm/classifier"),
         "clipped_fraction": sum(clipped) / len(clipped),
         "last_clipped_step": max((t for t, c in enumerate(clipped) if c), default=None),
-        "norm_lost": [max(0.0, g - c) for g, c in zip(history.grad_norm, history.threshold) if math.isfinite(g)],
+        "norm_lost": [norm_lost(g, c) for g, c in zip(history.grad_norm, history.threshold) if math.isfinite(g)],
         "final_lr": history.lr[-1],
+    }
+
+
+def paired_gap(results: dict, a: str, b: str, key: str = "accuracy_after"):
+    """``key`` of variant ``b`` minus variant ``a``, seed by seed (same seeds): a :class:`~course_lib.experiments.Spread`."""
+    from .experiments import spread
+
+    by_seed = {(r["variant"], r["seed"]): r[key] for r in results["runs"]}
+    seeds = sorted(seed for variant, seed in by_seed if variant == a)
+    if not seeds or any((b, seed) not in by_seed for seed in seeds):
+        raise ValueError(f"variants {a!r} and {b!r} must have runs of the same seeds")
+    return spread([by_seed[(b, seed)] - by_seed[(a, seed)] for seed in seeds])
+
+
+def norm_summary(result: dict, clip: float) -> dict[str, float]:
+    """When clipping acted in one run and which part had the large gradient (the lesson's per-seed lines)."""
+    norms = result["grad_norm"]
+    return {
+        "clipped_pct": 100 * result["clipped_fraction"],
+        "clipped_first_50": sum(g > clip for g in norms[:50]),
+        "mean_first_30": sum(norms[:30]) / len(norms[:30]),
+        "mean_last_30": sum(norms[-30:]) / len(norms[-30:]),
+        "head_above": sum(g > clip for g in result["grad_norm_classifier"]),
+        "mlp_first_above": next((t for t, g in enumerate(result["grad_norm_mlp"]) if g > clip), None),
     }
 
 
@@ -160,53 +182,8 @@ def clipping_effect(result: dict, clip: float, start: int = 0) -> dict[str, floa
     return {"global": sum(global_factor) / len(steps), "per_part": sum(own_factor) / len(steps)}
 
 
-@torch.no_grad()
-def _evaluate(model, held_out, device) -> float:
-    from .data import to_device
-
-    was = model.training
-    model.eval()
-    correct = total = 0
-    for batch in held_out:
-        batch = to_device(batch, device)
-        correct += accuracy(model, batch)["accuracy"].item() * len(batch["labels"])
-        total += len(batch["labels"])
-    model.train(was)
-    return correct / total
-
-
-def layer_clipping(config: Config, seed: int = 0, device=None) -> dict[str, dict[str, float]]:
-    """One batch of the recipe: per-part gradient norms, after global clipping and after per-part clipping."""
-    device = pick_device(device)
-    model, tokenizer, _, _, _ = _setup(config, "frozen", seed)
-    batches, _, _ = _data(config, tokenizer, seed)
-    model.to(device)
-    from .data import to_device
-
-    parts = {name: [p for n, p in model.named_parameters() if p.requires_grad and re.search(rx, n)]
-             for name, rx in TRACKED.items()}
-    covered = {id(p) for ps in parts.values() for p in ps}
-    parts["rest"] = [p for p in model.parameters() if p.requires_grad and id(p) not in covered]
-
-    def gradients():
-        model.zero_grad(set_to_none=True)
-        classification_loss(model, to_device(batches(0), device)).backward()
-
-    gradients()
-    raw = {name: global_grad_norm(ps).item() for name, ps in parts.items()}
-    total = global_grad_norm([p for ps in parts.values() for p in ps]).item()
-    clip_grad_norm([p for ps in parts.values() for p in ps], config.clip)
-    after_global = {name: global_grad_norm(ps).item() for name, ps in parts.items()}
-    gradients()
-    clip_grad_norm_per_layer(parts, config.clip)
-    after_part = {name: global_grad_norm(ps).item() for name, ps in parts.items()}
-    out = {name: {"raw": raw[name], "after_global": after_global[name], "after_per_layer": after_part[name]} for name in parts}
-    out["global"] = {"raw": total, "after_global": min(total, config.clip), "after_per_layer": math.nan}
-    return out
-
-
 def run_all(config: Config, device=None, progress=print) -> dict:
-    """Every variant of ``config`` over its seeds, and the clipping comparison, with provenance."""
+    """Every variant of ``config`` over its seeds, with provenance."""
     device = pick_device(device)
     runs = []
     for variant in config.variants:
@@ -225,7 +202,6 @@ def run_all(config: Config, device=None, progress=print) -> dict:
             "python": platform.python_version(),
             "command": f"python -m course_lib.finetuning --config {config.name}",
         },
-        "layer_clipping": layer_clipping(config, device=device),
         "runs": runs,
     }
 

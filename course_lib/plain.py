@@ -16,9 +16,8 @@ it gives exactly the rates and weights of course_lib's loop at every step
 the number of updates per epoch reproduces a loop that steps the scheduler
 once per epoch, the mistake lesson 01 measures.
 
-Lesson 01 shows these two functions in a code cell, character for character
-(a test checks it), so they carry no comments: the lesson explains them in
-the reader's language.
+Lesson 01 shows these two functions as they are (a literalinclude), so they
+carry no comments: the lesson explains them in the reader's language.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .toy import best_loss, expected_loss
+from .toy import add_excess_loss
 from .training import History
 
 __all__ = ["warmup_cosine", "train_toy_plain", "plain_history"]
@@ -70,9 +69,7 @@ def plain_history(rates: list[float], weights: list[list[float]], target_prob: f
             f"weights must hold one entry more than rates (the start, then one per update), got {len(weights)} and {len(rates)}"
         )
     history = History(step=list(range(len(rates))), lr=list(rates))
-    floor = best_loss(target_prob)
     for step, (w1, w2) in enumerate(weights, start=-1):
         history.add("w1", step, w1)
         history.add("w2", step, w2)
-        history.add("excess_loss", step, expected_loss(w1, w2, target_prob) - floor)
-    return history
+    return add_excess_loss(history, target_prob)

@@ -33,6 +33,7 @@ __all__ = [
     "best_loss",
     "SoftmaxToy",
     "train_softmax_toy",
+    "add_excess_loss",
     "QuadraticToy",
     "train_quadratic",
     "train_quadratic_plain",
@@ -104,6 +105,11 @@ def train_softmax_toy(
         model, optimizer, lambda step: labels[step], SoftmaxToy.loss, num_steps,
         scheduler=ScheduledLR(optimizer, schedule), callbacks=[_RecordWeights()], device="cpu", log_every=100,
     )
+    return add_excess_loss(history, target_prob)
+
+
+def add_excess_loss(history: History, target_prob: float) -> History:
+    """Record ``excess_loss`` = expected loss - H(q) beside each recorded (w1, w2); returns the history."""
     floor = best_loss(target_prob)
     for step, w1, w2 in zip(history.metric_steps("w1"), history.metric("w1"), history.metric("w2")):
         history.add("excess_loss", step, expected_loss(w1, w2, target_prob) - floor)

@@ -35,12 +35,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ._checks import check_int, shown
+from ._checks import check_int
 from .checkpoints import load_checkpoint, save_checkpoint
-from .clipping import Threshold, clip_grad_norm, threshold_at
+from .clipping import Threshold, clip_factor, clip_grad_norm, threshold_at
 from .data import MicroBatches, is_main_process, pick_device, to_device
 
-__all__ = ["History", "TrainState", "Callback", "train", "forward_backward", "PRECISIONS"]
+__all__ = ["History", "TrainState", "Callback", "train", "forward_backward", "autocast", "PRECISIONS"]
 
 Batch = Any
 LossFn = Callable[[torch.nn.Module, Batch], "torch.Tensor | tuple[torch.Tensor, Any]"]
@@ -75,10 +75,7 @@ class History:
     @property
     def clip_factor(self) -> list[float]:
         """c / max(|g|, c) per step: 1 when nothing was clipped; 0 for a skipped step."""
-        return [
-            0.0 if skipped else (1.0 if math.isinf(c) else c / max(g, c))
-            for g, c, skipped in zip(self.grad_norm, self.threshold, self.skipped)
-        ]
+        return [0.0 if skipped else clip_factor(g, c) for g, c, skipped in zip(self.grad_norm, self.threshold, self.skipped)]
 
     @property
     def clipped_norm(self) -> list[float]:
@@ -180,10 +177,6 @@ class TrainState:
         self._rows.clear()
         return logs
 
-    def autocast(self):
-        """The autocast context of this run's precision (a no-op for fp32)."""
-        return _autocast(self.device, self.precision)
-
 
 class Callback:
     """Named moments of the loop; override the ones you need.  See :mod:`course_lib.callbacks`."""
@@ -202,7 +195,8 @@ class Callback:
 # ----------------------------------------------------------------------------------------------
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str):
+    """The autocast context of a precision: bf16 or fp16 autocast, a no-op for fp32."""
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -227,7 +221,7 @@ def forward_backward(
     device = next(model.parameters()).device
     sums, counts, means = [], [], []
     for batch in micro_batches:
-        with _autocast(device, precision):
+        with autocast(device, precision):
             out = loss_fn(model, batch)
         if isinstance(out, tuple):
             if len(out) != 2:
@@ -411,15 +405,6 @@ def _check_weights_finite(params, step: int) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_clip(clip) -> None:
-    if clip is None or callable(clip):
-        return
-    if isinstance(clip, bool) or not isinstance(clip, (int, float)):
-        raise TypeError(f"clip must be a number > 0, a function of the step, or None (no clipping), got {shown(clip)}")
-    if not clip > 0:
-        raise ValueError(f"clip must be > 0 (math.inf or None for no clipping), got {clip}")
-
-
 def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, accumulate, precision,
                      on_nonfinite, checkpoint, checkpoint_every, resume, log_every, callbacks) -> list:
     if not isinstance(model, torch.nn.Module):
@@ -437,7 +422,8 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
         raise TypeError(f"scheduler must be a torch LR scheduler (with .step()) or None, got {type(scheduler).__name__}")
     if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
         raise ValueError("scheduler was built for another optimizer than the one passed: build it on this optimizer")
-    _check_clip(clip)
+    if not callable(clip):
+        threshold_at(clip, 0)  # a number or None: checked once here, with the argument's name
     check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -464,20 +450,20 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
     for callback in callbacks:
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must hold Callback objects (course_lib.callbacks), got {callback!r}")
-    trainable = {id(p) for p in model.parameters() if p.requires_grad}
-    if not trainable and not callbacks:
+    named = list(model.named_parameters())
+    if not any(p.requires_grad for _, p in named) and not callbacks:
         raise ValueError("model has no trainable parameter (every requires_grad is False): unfreeze some before training")
-    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in in_optimizer]
-    if missing and in_optimizer & {id(p) for p in model.parameters()}:
-        raise ValueError(
-            f"{len(missing)} trainable parameter(s) are not in the optimizer (e.g. {missing[0]!r}): they would get "
-            "gradients that count in the clipped norm but never move. Freeze them, or build the optimizer from them too"
-        )
-    if not in_optimizer & {id(p) for p in model.parameters()}:
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not any(id(p) in held for _, p in named):
         raise ValueError(
             "optimizer holds none of the model's parameters, so nothing would train: build it from "
             "model.parameters() (after moving the model to its device, or before: torch moves them in place)"
+        )
+    missing = [name for name, p in named if p.requires_grad and id(p) not in held]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} trainable parameter(s) are not in the optimizer (e.g. {missing[0]!r}): they would get "
+            "gradients that count in the clipped norm but never move. Freeze them, or build the optimizer from them too"
         )
     return callbacks
 

@@ -1,9 +1,5 @@
 """course_lib.plain: lesson 01's toy in plain PyTorch gives exactly what course_lib's loop gives."""
 
-import inspect
-from pathlib import Path
-
-import jupytext
 import pytest
 import torch
 import transformers
@@ -12,8 +8,6 @@ from course_lib.experiments import late_excess
 from course_lib.plain import plain_history, train_toy_plain, warmup_cosine
 from course_lib.schedules import cosine_with_warmup
 from course_lib.toy import train_softmax_toy
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def lambda_lr(warmup, total):
@@ -53,12 +47,3 @@ def test_scheduler_stepped_once_per_epoch_stays_in_warmup():
 def test_plain_history_checks_lengths():
     with pytest.raises(ValueError, match="one entry more"):
         plain_history([0.1, 0.1], [[0.0, 0.0], [0.1, -0.1]])
-
-
-@pytest.mark.parametrize("lang", ["vi", "en"])
-def test_lesson_shows_the_tested_plain_code(lang):
-    """Lesson 01 shows the plain loop in a code cell; it must be course_lib.plain's code, character for character."""
-    cells = jupytext.read(ROOT / "notebooks" / lang / "01_lr_schedules.md").cells
-    shown = [cell.source for cell in cells if cell.cell_type == "code" and cell.source.startswith("def warmup_cosine")]
-    expected = inspect.getsource(warmup_cosine) + "\n\n" + inspect.getsource(train_toy_plain)
-    assert shown == [expected.strip()]

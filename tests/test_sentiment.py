@@ -139,3 +139,18 @@ def test_clipping_effect_on_the_head():
     effect = finetuning.clipping_effect(run, 1.0)
     assert effect["global"] == pytest.approx((1 + 0.5 + 0.25) / 3)
     assert effect["per_part"] == pytest.approx((1 + 1 + 0.5) / 3)
+
+
+def test_paired_gap_and_norm_summary_of_the_stored_runs():
+    results = load_results("gpu")
+    gap = finetuning.paired_gap(results, "frozen", "full")
+    by_seed = {(r["variant"], r["seed"]): r["accuracy_after"] for r in results["runs"]}
+    diffs = [by_seed[("full", s)] - by_seed[("frozen", s)] for s in CONFIGS["gpu"].seeds]
+    assert gap.n == 5 and gap.mean == pytest.approx(sum(diffs) / 5)
+    with pytest.raises(ValueError, match="same seeds"):
+        finetuning.paired_gap(results, "frozen", "nonexistent")
+    run = {"grad_norm": [0.5, 2.0, 3.0], "grad_norm_classifier": [0.2, 1.5, 0.3], "grad_norm_mlp": [0.1, 0.9, 2.5],
+           "clipped_fraction": 2 / 3}
+    summary = finetuning.norm_summary(run, 1.0)
+    assert summary["clipped_first_50"] == 2 and summary["head_above"] == 1 and summary["mlp_first_above"] == 2
+    assert summary["mean_first_30"] == pytest.approx(5.5 / 3) and summary["clipped_pct"] == pytest.approx(200 / 3)
