@@ -11,7 +11,7 @@ no host synchronisation of its own unless it says so (``StepTimer``,
 
 Measuring: :class:`GradNorms` (per layer), :class:`WeightChange` (update
 size, per matrix), :class:`StepTimer`, :class:`Throughput` (tokens/s, MFU),
-:class:`Evaluate`.  Acting: :class:`UnfreezeAt`.  Showing: :class:`Progress`.
+:class:`Evaluate`, :class:`DataChecksum`.  Acting: :class:`UnfreezeAt`.  Showing: :class:`Progress`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ __all__ = [
     "Evaluate",
     "UnfreezeAt",
     "Progress",
+    "DataChecksum",
 ]
 
 
@@ -294,3 +295,25 @@ class Progress(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class DataChecksum(Callback):
+    """A SHA-256 over every micro-batch the loop consumed, in order: two runs with equal ``hexdigest()`` saw the same data.
+
+    Reads each batch to the host once (it is small next to a step); use it to
+    prove a comparison fair, not in a run timed to the millisecond.
+    """
+
+    def __init__(self):
+        import hashlib
+
+        self._digest = hashlib.sha256()
+
+    def on_step_begin(self, state: TrainState) -> None:
+        for batch in state.batches:
+            found = _first_tensor(batch)
+            if found is not None:
+                self._digest.update(found.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+    def hexdigest(self, digits: int = 12) -> str:
+        return self._digest.hexdigest()[:digits]

@@ -256,6 +256,100 @@ _STRINGS: dict[str, dict[str, str]] = {
     "progress_desc": {"vi": "Huấn luyện", "en": "Training"},
     "progress_unit": {"vi": " bước", "en": " step"},
     "progress_loss": {"vi": "mất mát", "en": "loss"},
+    "gpt_full": {"vi": "mô hình A: huấn luyện toàn bộ", "en": "model A: all trained"},
+    "gpt_targeted": {"vi": "mô hình B: chỉ tầng chú ý nửa dưới", "en": "model B: lower-half attention only"},
+    "gpt_reversed": {"vi": "đảo ngược: đóng băng tầng chú ý nửa trên", "en": "reversed: upper-half attention frozen"},
+    "gpt_variant": {"vi": "Cấu hình (số seed: {n})", "en": "Setup (seeds: {n})"},
+    "gpt_train_loss": {"vi": "Mất mát huấn luyện cuối", "en": "Final training loss"},
+    "gpt_eval_loss": {"vi": "Mất mát giữ lại (held-out) cuối", "en": "Final held-out loss"},
+    "gpt_noise_var": {"vi": "Nhiễu Var(ΔL)/2 (×10⁻³)", "en": "Noise Var(ΔL)/2 (×10⁻³)"},
+    "gpt_p": {"vi": "p sau tinh chỉnh", "en": "p after fine-tuning"},
+    "gpt_saving": {"vi": "Tiết kiệm r so với A (%)", "en": "Saving r against A (%)"},
+    "gpt_flop_saving": {"vi": "FLOP tiết kiệm được (%)", "en": "FLOPs saved (%)"},
+    "gpt_loss_axis": {"vi": "Mất mát (nat mỗi token)", "en": "Loss (nats per token)"},
+    "gpt_train_title": {"vi": "Mất mát huấn luyện theo bước", "en": "Training loss per step"},
+    "gpt_eval_title": {"vi": "Mất mát trên dữ liệu giữ lại", "en": "Held-out loss"},
+    "gpt_loss_a": {"vi": "Mất mát giữ lại của mô hình A (huấn luyện toàn bộ)", "en": "Held-out loss of model A (all trained)"},
+    "gpt_loss_b": {"vi": "Mất mát giữ lại của mô hình B (đóng băng phần lớn)", "en": "Held-out loss of model B (mostly frozen)"},
+    "gpt_scatter_title": {"vi": "A (trục x) so với B (trục y), mỗi lần đánh giá", "en": "A (x) against B (y), one point per evaluation"},
+    "gpt_change_axis": {"vi": "|W_t − W_t₋₁|_F (thang log)", "en": "|W_t − W_t₋₁|_F (log scale)"},
+    "gpt_change_title": {
+        "vi": "Độ thay đổi mỗi bước của các ma trận chú ý mà B huấn luyện",
+        "en": "Change per step of the attention matrices that B trains",
+    },
+    "gpt_params": {
+        "vi": "GPT: {layers} khối, {heads} đầu chú ý, độ rộng {width}, ngữ cảnh {context} token, từ vựng {vocab}: "
+              "{count} tham số (theo công thức: {formula})",
+        "en": "GPT: {layers} blocks, {heads} attention heads, width {width}, context {context} tokens, vocabulary {vocab}: "
+              "{count} parameters (by the formula: {formula})",
+    },
+    "pretrain_done": {
+        "vi": "đã tiền huấn luyện trên {tokens} token của {texts} đoạn trích Rotten Tomatoes: mất mát {first} ở bước đầu, "
+              "trung bình {final} trong 50 bước cuối",
+        "en": "pretrained on {tokens} tokens of {texts} Rotten Tomatoes snippets: loss {first} at the first step, "
+              "{final} over the last 50 steps",
+    },
+    "hamlet_split": {
+        "vi": "Hamlet: {train} token huấn luyện, {held} token giữ lại; S có {size} token, trong đó: {examples}",
+        "en": "Hamlet: {train} training tokens, {held} held-out tokens; S holds {size} tokens, among them: {examples}",
+    },
+    "eval_before": {"vi": "mất mát giữ lại trước khi tinh chỉnh: {loss}", "en": "held-out loss before fine-tuning: {loss}"},
+    "initial_checksum": {
+        "vi": "checksum của trọng số ban đầu (A, B, đảo ngược): {sums}; giống nhau: {same}",
+        "en": "checksums of the initial weights (A, B, reversed): {sums}; identical: {same}",
+    },
+    "batch_checksum": {
+        "vi": "checksum của mọi lô mà vòng lặp đã dùng (A, B, đảo ngược): {sums}; giống nhau: {same}",
+        "en": "checksums of every batch the loop consumed (A, B, reversed): {sums}; identical: {same}",
+    },
+    "change_ratio": {
+        "vi": "{name}: |ΔW|_F trung bình mỗi bước, A {a}, B {b} (B/A = {ratio})",
+        "en": "{name}: mean |ΔW|_F per step, A {a}, B {b} (B/A = {ratio})",
+    },
+    "gpt_timing": {
+        "vi": "trên máy này: A {a} ms mỗi bước, B {b} ms, đảo ngược {c} ms; B tiết kiệm r = {r}% thời gian của A",
+        "en": "on this machine: A {a} ms per step, B {b} ms, reversed {c} ms; B saves r = {r}% of A's time",
+    },
+    "probe_cost": {
+        "vi": "bộ đo thay đổi trọng số (WeightChange): thời gian mỗi bước nhân với {ratio} (mô hình A, các vòng đo xen kẽ)",
+        "en": "weight-change probe (WeightChange): time per step multiplied by {ratio} (model A, interleaved rounds)",
+    },
+    "probe_cost_stored": {
+        "vi": "bộ đo thay đổi trọng số trên GPU: thời gian mỗi bước nhân với {ratio}",
+        "en": "weight-change probe on the GPU: time per step multiplied by {ratio}",
+    },
+    "flop_share": {
+        "vi": "phần FLOP nhân ma trận mà các trọng số bị đóng băng tiết kiệm được: B {b}%, đảo ngược {c}%; giới hạn khi đóng băng tất cả: 33,3%",
+        "en": "share of the matrix-multiply FLOPs that frozen weights save: B {b}%, reversed {c}%; the limit with everything frozen: 33.3%",
+    },
+    "loss_variances": {
+        "vi": "Var(L) trên cả {steps} bước: A {a}, B {b}; nhiễu từ bước này sang bước kia Var(ΔL)/2: A {na}, B {nb}",
+        "en": "Var(L) over all {steps} steps: A {a}, B {b}; step-to-step noise Var(ΔL)/2: A {na}, B {nb}",
+    },
+    "reversed_gap": {
+        "vi": "mất mát giữ lại, A so với đảo ngược: chênh lệch lớn nhất {largest} ({rel}% mất mát của A), chênh lệch cuối {last}",
+        "en": "held-out loss, A against reversed: largest gap {largest} ({rel}% of A's loss), last gap {last}",
+    },
+    "p_before": {"vi": "p trước khi tinh chỉnh: {p} ({n} seed lấy mẫu)", "en": "p before fine-tuning: {p} ({n} sampling seeds)"},
+    "p_compare": {
+        "vi": "Δp_A = {da}, Δp_B = {db}; p_B > p_A ở {wins} trên {n} seed lấy mẫu; p_B − p_A theo từng seed = {diff}",
+        "en": "Δp_A = {da}, Δp_B = {db}; p_B > p_A at {wins} of {n} sampling seeds; p_B − p_A seed by seed = {diff}",
+    },
+    "sample_before": {"vi": "— trước khi tinh chỉnh:", "en": "— before fine-tuning:"},
+    "sample_a": {"vi": "— mô hình A:", "en": "— model A:"},
+    "sample_b": {"vi": "— mô hình B:", "en": "— model B:"},
+    "word_rates": {
+        "vi": "tỉ lệ từ sinh ra có thật trong hai văn bản: trước {before}%, A {a}%, B {b}%",
+        "en": "share of generated words that occur in the two texts: before {before}%, A {a}%, B {b}%",
+    },
+    "gpt_provenance": {
+        "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}; lệnh: {command}",
+        "en": "Stored results: measured on {date} on {device}, torch {torch}, CUDA {cuda}; command: {command}",
+    },
+    "stored_seed": {
+        "vi": "seed huấn luyện {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A ở {wins}/{n} seed lấy mẫu; tỉ số |ΔW| B/A từ {low} đến {high}",
+        "en": "training seed {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A at {wins}/{n} sampling seeds; |ΔW| B/A from {low} to {high}",
+    },
 }
 
 

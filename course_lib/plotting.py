@@ -181,3 +181,67 @@ def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+_GPT_STYLE = {"full": ("tab:blue", "-"), "targeted": ("tab:orange", "-"), "reversed": ("tab:green", "--")}
+
+
+def plot_gpt_losses(runs: Sequence[Mapping], lang: str) -> Figure:
+    """Lesson 04: training loss per step (left) and held-out loss per evaluation (right), one line per run."""
+    check_language(lang)
+    if not runs:
+        raise ValueError("runs is empty: pass the results of targeted_freezing.run")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for run in runs:
+        color, style = _GPT_STYLE[run["variant"]]
+        label = text(f"gpt_{run['variant']}", lang)
+        left.plot(range(len(run["loss"])), run["loss"], color=color, linestyle=style, linewidth=0.8, label=label)
+        right.plot(run["eval_steps"], run["eval_loss"], color=color, linestyle=style, marker="o", markersize=3, label=label)
+    left.set(xlabel=text("step", lang), ylabel=text("gpt_loss_axis", lang), title=text("gpt_train_title", lang))
+    right.set(xlabel=text("step", lang), title=text("gpt_eval_title", lang))
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    _legend_below(right)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_scatter(a: Mapping, b: Mapping, lang: str) -> Figure:
+    """Lesson 04: model A's held-out loss (x) against model B's (y) at each evaluation, with the line y = x."""
+    check_language(lang)
+    if a["eval_steps"] != b["eval_steps"]:
+        raise ValueError("the two runs must be evaluated at the same steps")
+    fig, ax = plt.subplots(figsize=(5, 4.6))
+    points = ax.scatter(a["eval_loss"], b["eval_loss"], c=a["eval_steps"], cmap="viridis", zorder=3)
+    low = min(a["eval_loss"] + b["eval_loss"])
+    high = max(a["eval_loss"] + b["eval_loss"])
+    pad = 0.05 * (high - low)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], color="black", linestyle="--", linewidth=1, label="y = x")
+    ax.set(xlabel=text("gpt_loss_a", lang), ylabel=text("gpt_loss_b", lang), title=text("gpt_scatter_title", lang))
+    ax.set_aspect("equal")
+    fig.colorbar(points, ax=ax, label=text("step", lang), shrink=0.8)
+    ax.legend(loc="upper left", fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
+    """Lesson 04: |W_t - W_{t-1}|_F per step of each matrix that trains in B, in A (dashed) and in B (solid)."""
+    check_language(lang)
+    names = sorted(b["weight_change"])
+    if not names:
+        raise ValueError("run b recorded no weight change: was it run with the WeightChange probe?")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    colors = plt.get_cmap("tab10")
+    for i, name in enumerate(names):
+        short = name.replace("transformer.", "").replace(".weight", "")
+        for run, style, model in ((b, "-", "B"), (a, ":", "A")):
+            changes = [x if x > 0 else math.nan for x in run["weight_change"][name]]  # a zero rate at step 0: no point on a log axis
+            ax.plot(changes, color=colors(i), linewidth=0.9, linestyle=style, label=f"{model}: {short}")
+    ax.set_yscale("log")
+    ax.set(xlabel=text("step", lang), ylabel=text("gpt_change_axis", lang), title=text("gpt_change_title", lang))
+    ax.legend(fontsize="x-small", ncol=2, loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -21,7 +21,7 @@ from .i18n import number, plain, significant, text
 from .report import Table
 from .training import History
 
-__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table"]
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table"]
 
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -166,3 +166,34 @@ def value_range_table(lang: str, depth: int = 16, width: int = 128, seed: int = 
     )
     header = (text("init", lang), text("layernorm", lang), text("output_rms", lang, depth=depth), text("first_grad", lang))
     return Table(header, rows)
+
+
+def gpt_freezing_table(results: dict, lang: str, timing: bool = True) -> Table:
+    """Lesson 04: one row per variant (model A, model B, reversed), mean ± standard error over the runs' seeds.
+
+    ``timing=False`` leaves out time, saving and memory, which change from
+    run to run (a notebook check compares the printed table).
+    """
+    from .targeted_freezing import summarize
+
+    summary = summarize(results)
+    n = len({r["seed"] for r in results["runs"]})
+    rows = []
+    for variant, s in summary.items():
+        rows.append((
+            text(f"gpt_{variant}", lang),
+            number(s["trainable"].mean, lang, 3),
+            with_spread(s["train_last"], lang, 3),
+            with_spread(s["eval_last"], lang, 3),
+            with_spread(s["noise_variance"], lang, 2, scale=1e3),
+            with_spread(s["p"], lang, 3),
+            with_spread(s["seconds_per_step"], lang, 1, scale=1e3),
+            with_spread(s["saving"], lang, 0, scale=100),
+            number(100 * s["flop_saving"].mean, lang, 1),
+            "-" if s["peak_memory_mb"] is None else number(s["peak_memory_mb"].mean, lang, 0),
+        ))
+    keys = ["gpt_variant", "ratio_col", "gpt_train_loss", "gpt_eval_loss", "gpt_noise_var", "gpt_p", "ms_per_step",
+            "gpt_saving", "gpt_flop_saving", "peak_memory"]
+    keep = [i for i, key in enumerate(keys) if timing or key not in ("ms_per_step", "gpt_saving", "peak_memory")]
+    header = tuple(text(keys[i], lang, n=n) for i in keep)
+    return Table(header, tuple(tuple(row[i] for i in keep) for row in rows))

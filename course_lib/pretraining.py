@@ -1,0 +1,149 @@
+"""A pretrained GPT for lesson 04: trained here on shipped text (offline), or GPT-2 from the Hub (online).
+
+No GPT-2 weights ship in any package, so the offline path pretrains the
+course's own small GPT (:mod:`course_lib.gpt`) on the Rotten Tomatoes
+snippets with a byte-level BPE tokenizer trained on the same text, through
+the course's one training loop.  The run is deterministic and cached on disk,
+keyed by its configuration: both language editions of the lesson reuse one
+checkpoint, a changed configuration gets a new one, and a cache file that
+does not load is rebuilt, not trusted.
+
+The cache folder is ``$COURSE_CACHE``, else ``~/.cache/course_lib``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ._checks import check_int, check_type
+from .corpus import TextTokenizer, TokenWindows, gpt2_tokenizer, pretraining_texts, train_tokenizer
+from .data import pick_device
+from .freezing import param_groups
+from .gpt import GPT, GPTConfig, from_hf, lm_loss
+from .schedules import ScheduledLR, cosine_with_warmup
+from .sentiment import OFFLINE_DATA, _check_source
+from .training import train
+
+__all__ = ["PretrainConfig", "PRETRAIN", "pretrained", "load_pretrained", "cache_path", "CACHE_FORMAT"]
+
+CACHE_FORMAT = 1  # bump when the cached file's layout or the pretraining code changes what it computes
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The model's size, the tokenizer's vocabulary and the pretraining run, all of which the cache key covers."""
+
+    name: str
+    vocab_size: int = 2048
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    batch_size: int = 32
+    steps: int = 500
+    lr: float = 3e-3
+    warmup: int = 25
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    seed: int = 0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        check_type("name", self.name, str, "a string")
+        for field in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "steps", "warmup", "seed"):
+            check_int(field, getattr(self, field), 0 if field in ("warmup", "seed") else 1, unit="units")
+        self.gpt_config()
+
+    def gpt_config(self) -> GPTConfig:
+        return GPTConfig(vocab_size=self.vocab_size, block_size=self.block_size, n_layer=self.n_layer, n_head=self.n_head,
+                         n_embd=self.n_embd)
+
+
+PRETRAIN = {
+    "cpu": PretrainConfig("cpu"),
+    "gpu": PretrainConfig("gpu", vocab_size=4096, n_layer=6, n_head=4, n_embd=256, block_size=128, batch_size=32,
+                          steps=600, lr=1e-3, warmup=30, precision="bf16"),
+}
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "course_lib")
+
+
+def cache_path(config: PretrainConfig, cache: str | Path | None = None) -> Path:
+    """Where ``config``'s checkpoint is cached: the name holds a hash of the configuration and the data."""
+    check_type("config", config, PretrainConfig, "a PretrainConfig (see PRETRAIN)")
+    key = json.dumps([CACHE_FORMAT, OFFLINE_DATA, torch.__version__.split("+")[0], dataclasses.asdict(config)], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Path(cache if cache is not None else _cache_dir()) / f"gpt-{config.name}-{digest}.pt"
+
+
+def _load(path: Path, config: PretrainConfig):
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("config") != dataclasses.asdict(config):
+        raise ValueError("the cached file holds another configuration")
+    model = GPT(config.gpt_config())
+    model.load_state_dict(saved["model"])
+    return model, TextTokenizer.from_json(saved["tokenizer"]), saved["info"]
+
+
+def _pretrain(config: PretrainConfig, device, callbacks):
+    texts = pretraining_texts()
+    tokenizer = train_tokenizer(texts, config.vocab_size)
+    ids = torch.tensor(tokenizer.encode("\n".join(texts)), dtype=torch.long)
+    torch.manual_seed(config.seed)
+    model = GPT(config.gpt_config())
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
+    scheduler = ScheduledLR(optimizer, cosine_with_warmup(config.warmup, config.steps))
+    began = time.perf_counter()
+    history = train(model, optimizer, TokenWindows(ids, config.batch_size, config.block_size, config.seed), lm_loss,
+                    config.steps, scheduler=scheduler, clip=config.clip, precision=config.precision, device=device,
+                    callbacks=callbacks, log_every=50)
+    seconds = time.perf_counter() - began
+    last = history.loss[-50:]
+    info = {"tokens": len(ids), "texts": len(texts), "first_loss": history.loss[0], "final_loss": sum(last) / len(last),
+            "seconds": seconds, "device": str(device), "torch": str(torch.__version__)}
+    return model.cpu(), tokenizer, info
+
+
+def pretrained(config: PretrainConfig, *, device=None, cache: str | Path | None = None, callbacks=()):
+    """(model, tokenizer, info) of the offline pretraining ``config``: from the cache, or trained and cached.
+
+    ``info`` holds the number of pretraining tokens, the loss at the first step
+    and over the last 50, and the time the pretraining took when it ran.
+    ``callbacks`` (e.g. a progress bar) are passed to the loop when it runs.
+    """
+    path = cache_path(config, cache)
+    if path.exists():
+        try:
+            return _load(path, config)
+        except Exception as error:  # a truncated or foreign file: rebuild it
+            warnings.warn(f"rebuilding the pretraining cache {path}: it did not load ({type(error).__name__}: {error})", stacklevel=2)
+    model, tokenizer, info = _pretrain(config, pick_device(device), callbacks)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    torch.save({"config": dataclasses.asdict(config), "model": model.state_dict(), "tokenizer": tokenizer.to_json(),
+                "info": info}, partial)
+    os.replace(partial, path)  # atomic: a reader never sees half a file
+    return model, tokenizer, info
+
+
+def load_pretrained(source: str = "offline", config: PretrainConfig = PRETRAIN["cpu"], *, device=None, callbacks=()):
+    """(model, tokenizer, info): offline, :func:`pretrained` (``config``); online, GPT-2 (124M) from the Hub, as a :class:`GPT`."""
+    if _check_source(source) == "offline":
+        return pretrained(config, device=device, callbacks=callbacks)
+    try:
+        from transformers import GPT2LMHeadModel
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("the online path needs Hugging Face transformers: run `pip install transformers`") from None
+    model = from_hf(GPT2LMHeadModel.from_pretrained("gpt2"))
+    return model, gpt2_tokenizer(), {"model": "gpt2", "source": "Hugging Face Hub"}

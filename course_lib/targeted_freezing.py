@@ -1,0 +1,387 @@
+"""Lesson 04's experiments: a pretrained GPT fine-tuned on *Hamlet* with everything trained or most of it frozen.
+
+Every run starts from the same pretrained weights and sees the same batches
+in the same order (:func:`course_lib.corpus.checksum` proves both), through
+:func:`course_lib.training.train`.  The variants:
+
+* ``full`` (model A): every parameter trains;
+* ``targeted`` (model B): only the attention layers (``c_attn``, ``c_proj``)
+  of the lower half of the blocks train, everything else is frozen;
+* ``reversed``: everything trains except the attention of the upper half.
+
+Measured per run: training and held-out loss, time per step, the Frobenius
+norm of each attention matrix's change per step |W_t - W_{t-1}|_F, and the
+share p of generated tokens in a set S of *Hamlet*'s characteristic tokens,
+over several sampling seeds.  ``python -m course_lib.targeted_freezing
+--config gpu`` runs the larger configuration and stores it in ``book/data/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import re
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
+from .corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks, pretraining_texts,
+                     split_held_out, token_share)
+from .data import pick_device
+from .experiments import Spread, spread
+from .freezing import freeze, param_groups, select, trainable_ratio, unfreeze
+from .gpt import GPT, generate, lm_loss
+from .pretraining import PRETRAIN, load_pretrained
+from .schedules import ScheduledLR, cosine_with_warmup
+from .training import train
+
+__all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION", "Setup", "setup", "prepare", "run", "run_all", "shares", "sample_text",
+           "word_rate", "flop_saving", "p_summary", "weight_change_ratio", "curve_gap", "summarize", "noise_variance", "probe_cost", "load_results", "main"]
+
+ATTENTION = r"\.attn\.c_(attn|proj)\."
+VARIANTS = ("full", "targeted", "reversed")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration: which pretrained model, the fine-tuning run, and the sampling for p."""
+
+    name: str
+    pretrain: str = "cpu"
+    steps: int = 120
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup: int = 10
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    eval_every: int = 10
+    seeds: tuple[int, ...] = (0,)
+    sample_seeds: tuple[int, ...] = tuple(range(10))
+    samples: int = 8
+    sample_tokens: int = 48
+    temperature: float = 1.0
+    top_k: int = 50
+    k: int = 100
+    precision: str = "fp32"
+    source: str = "offline"
+    variants: tuple[str, ...] = VARIANTS
+
+
+CONFIGS = {
+    "cpu": Config("cpu"),
+    "gpu": Config("gpu", pretrain="gpu", steps=120, batch_size=16, lr=3e-4, warmup=10, seeds=(0, 1, 2, 3, 4),
+                  sample_seeds=tuple(range(20)), samples=16, sample_tokens=64, precision="bf16"),
+}
+
+
+@dataclass
+class Setup:
+    """What every run of a configuration shares: the pretrained weights, the tokenizer, the data and S."""
+
+    base: dict
+    model_config: object
+    tokenizer: object
+    train_ids: torch.Tensor
+    held_out: list
+    pretrain_ids: torch.Tensor
+    S: set
+    words: set
+    info: dict
+
+
+_SETUPS: dict[tuple, Setup] = {}
+
+
+def setup(config: Config, device=None, callbacks=()) -> Setup:
+    """The shared pieces of ``config`` (pretraining is cached on disk; this is cached per process)."""
+    key = (config.source, config.pretrain, config.k)
+    if key not in _SETUPS:
+        model, tokenizer, info = load_pretrained(config.source, PRETRAIN[config.pretrain], device=device, callbacks=callbacks)
+        T = model.config.block_size if config.source == "offline" else PRETRAIN[config.pretrain].block_size
+        play = finetuning_text(config.source)
+        train_ids, held_ids = split_held_out(tokenizer.encode(play))
+        reference = torch.tensor(tokenizer.encode("\n".join(pretraining_texts()[:4000])))
+        words = set(re.findall(r"[a-z]+", (play + " " + " ".join(pretraining_texts())).lower()))
+        _SETUPS.clear()
+        _SETUPS[key] = Setup({k: v.clone() for k, v in model.state_dict().items()}, model.config, tokenizer, train_ids,
+                             held_out_blocks(held_ids, T, 32), reference, characteristic_tokens(train_ids, reference, config.k),
+                             words, {**info, "block_size": T, "train_tokens": len(train_ids), "held_out_tokens": len(held_ids)})
+    return _SETUPS[key]
+
+
+def prepare(s: Setup, variant: str) -> GPT:
+    """A fresh copy of the pretrained model with ``variant``'s freezing applied."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    model = GPT(s.model_config)
+    model.load_state_dict(s.base)
+    L = s.model_config.n_layer
+    if variant == "targeted":
+        freeze(model, r".")
+        unfreeze(model, ATTENTION, layers=range(L // 2))
+    elif variant == "reversed":
+        freeze(model, ATTENTION, layers=range(L // 2, L))
+    return model
+
+
+def _windows(s: Setup, config: Config, seed: int) -> TokenWindows:
+    return TokenWindows(s.train_ids, config.batch_size, s.info["block_size"], seed)
+
+
+def _samples(model: GPT, s: Setup, config: Config, seed: int, device, temperature: float | None = None) -> torch.Tensor:
+    prompt = torch.tensor([s.tokenizer.encode("\n")] * config.samples, device=device)
+    out = generate(model, prompt, config.sample_tokens, temperature=temperature or config.temperature, top_k=config.top_k,
+                   seed=seed)
+    return out[:, prompt.shape[1]:].cpu()
+
+
+def shares(model: GPT, s: Setup, config: Config, device=None) -> list[float]:
+    """p for each sampling seed: the share of generated tokens in S."""
+    device = pick_device(device)
+    model.to(device)
+    return [token_share(_samples(model, s, config, seed, device), s.S) for seed in config.sample_seeds]
+
+
+def sample_text(model: GPT, s: Setup, config: Config, tokens: int = 40, seed: int = 0, device=None) -> str:
+    """One generated continuation of a line break, ``tokens`` long, as text."""
+    device = pick_device(device)
+    model.to(device)
+    short = dataclasses.replace(config, samples=1, sample_tokens=tokens)
+    return s.tokenizer.decode(_samples(model, s, short, seed, device)[0])
+
+
+def word_rate(model: GPT, s: Setup, config: Config, temperature: float, device=None) -> float:
+    """Share of the generated words (letters only) that occur in the two corpora: a crude measure of well-formed text."""
+    device = pick_device(device)
+    model.to(device)
+    words = []
+    for seed in config.sample_seeds:
+        for row in _samples(model, s, config, seed, device, temperature):
+            words += re.findall(r"[a-z]+", s.tokenizer.decode(row).lower())
+    return sum(w in s.words for w in words) / max(1, len(words))
+
+
+def noise_variance(losses: list[float]) -> float:
+    """Var(L_t - L_{t-1}) / 2: the step-to-step noise of a loss curve, without its downward trend."""
+    diffs = [b - a for a, b in zip(losses, losses[1:])]
+    return statistics.variance(diffs) / 2 if len(diffs) > 1 else math.nan
+
+
+def flop_saving(model: GPT) -> float:
+    """The share of a step's matrix-multiply FLOPs that frozen weights save: frozen / (3 x all).
+
+    Forward (2 FLOPs per weight and token) and the backward pass's input
+    gradients (2 more) run through every layer the gradient has to cross;
+    only the weight gradients (2 more) of frozen matrices are skipped.
+    """
+    matrices = [p for name, p in model.named_parameters() if p.ndim == 2 and not name.endswith("wpe.weight")]
+    total = sum(p.numel() for p in matrices)  # wte counted once: it is also lm_head, the output matmul
+    frozen = sum(p.numel() for p in matrices if not p.requires_grad)
+    return frozen / (3 * total)
+
+
+def _attention_params(model: GPT):
+    names = set(select(model, ATTENTION))
+    return [(n, p) for n, p in model.named_parameters() if n in names]
+
+
+def _optimizer(model: GPT, config: Config):
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
+    return optimizer, ScheduledLR(optimizer, cosine_with_warmup(config.warmup, config.steps, min_lr_ratio=0.1))
+
+
+def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) -> tuple[dict, GPT]:
+    """One fine-tuning run of ``variant``; returns (numbers, trained model)."""
+    device = pick_device(device)
+    s = setup(config, device)
+    model = prepare(s, variant)
+    initial = checksum(model)
+    optimizer, scheduler = _optimizer(model, config)
+    torch.manual_seed(seed)
+    model.to(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    data = DataChecksum()
+    history = train(model, optimizer, _windows(s, config, seed), lm_loss, config.steps, scheduler=scheduler, clip=config.clip,
+                    precision=config.precision, device=device, log_every=config.eval_every,
+                    callbacks=[StepTimer(), WeightChange(_attention_params(model), per_matrix=True),
+                               Evaluate(s.held_out, config.eval_every), data, *callbacks])
+    times = history.metric("seconds")
+    changes = {name[len("weight_change/"):]: history.metric(name) for name in history.metric_names("weight_change/")}
+    half = config.steps // 2
+    p = shares(model, s, config, device)
+    return {
+        "variant": variant,
+        "seed": seed,
+        "initial_checksum": initial,
+        "batch_checksum": data.hexdigest(),
+        "trainable": trainable_ratio(model),
+        "flop_saving": flop_saving(model),
+        "loss": history.loss,
+        "eval_steps": history.metric_steps("eval_loss"),
+        "eval_loss": history.metric("eval_loss"),
+        "seconds_per_step": statistics.median(times[3:] if len(times) > 6 else times),
+        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "loss_variance": statistics.variance(history.loss),
+        "loss_variance_late": statistics.variance(history.loss[half:]),
+        "noise_variance": noise_variance(history.loss),
+        "weight_change": changes,
+        "p": p,
+    }, model
+
+
+def probe_cost(config: Config, steps: int = 20, rounds: int = 3, device=None) -> float:
+    """Time per step of model A with the weight-change probe over without it (medians, rounds interleaved)."""
+    device = pick_device(device)
+    s = setup(config, device)
+    times = {True: [], False: []}
+    for _ in range(rounds):
+        for probed in (False, True):
+            model = prepare(s, "full")
+            optimizer, scheduler = _optimizer(model, config)
+            probes = [WeightChange(_attention_params(model), per_matrix=True)] if probed else []
+            history = train(model, optimizer, _windows(s, config, 0), lm_loss, steps, scheduler=scheduler, clip=config.clip,
+                            precision=config.precision, device=device, log_every=steps, callbacks=[StepTimer(), *probes])
+            times[probed] += history.metric("seconds")[3:]
+    return statistics.median(times[True]) / statistics.median(times[False])
+
+
+def run_all(config: Config, device=None, progress=print) -> dict:
+    """Every variant over every seed of ``config``, with p before training and provenance (the stored results)."""
+    device = pick_device(device)
+    s = setup(config, device)
+    before = GPT(s.model_config)
+    before.load_state_dict(s.base)
+    runs = []
+    for seed in config.seeds:
+        for variant in config.variants:
+            progress(f"{config.name}: {variant}, seed {seed}")
+            result, model = run(config, variant, seed, device)
+            result["sample"] = sample_text(model, s, config, device=device)
+            runs.append(result)
+    return {
+        "config": dataclasses.asdict(config),
+        "pretrain": dataclasses.asdict(PRETRAIN[config.pretrain]),
+        "pretrain_info": s.info,
+        "S_size": len(s.S),
+        "p_before": shares(before, s, config, device),
+        "eval_before": evaluate(before, s.held_out, lm_loss, device=device, precision=config.precision)["eval_loss"],
+        "sample_before": sample_text(before, s, config, device=device),
+        "probe_cost": probe_cost(config, device=device),
+        "provenance": {
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU",
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "python": platform.python_version(),
+            "command": f"python -m course_lib.targeted_freezing --config {config.name}",
+        },
+        "runs": runs,
+    }
+
+
+def p_summary(p_before: list[float], a: dict, b: dict) -> dict:
+    """Δp of runs ``a`` and ``b`` over the sampling seeds, how often p_B > p_A, and p_B - p_A seed by seed."""
+    if not len(p_before) == len(a["p"]) == len(b["p"]):
+        raise ValueError("p_before, a['p'] and b['p'] must hold one share per sampling seed, the same seeds")
+    return {
+        "delta_a": spread([x - y for x, y in zip(a["p"], p_before)]),
+        "delta_b": spread([x - y for x, y in zip(b["p"], p_before)]),
+        "b_wins": sum(pb > pa for pa, pb in zip(a["p"], b["p"])),
+        "n": len(p_before),
+        "difference": spread([pb - pa for pa, pb in zip(a["p"], b["p"])]),
+    }
+
+
+def weight_change_ratio(a: dict, b: dict) -> dict[str, tuple[float, float]]:
+    """For each matrix that trains in ``b``: (mean |ΔW|_F per step in ``a``, in ``b``)."""
+    return {name: (statistics.fmean(a["weight_change"][name]), statistics.fmean(changes))
+            for name, changes in b["weight_change"].items()}
+
+
+def curve_gap(a: dict, c: dict) -> dict[str, float]:
+    """How far two held-out loss curves are apart: the largest and the last |L_a - L_c| over the evaluations."""
+    gaps = [abs(x - y) for x, y in zip(a["eval_loss"], c["eval_loss"])]
+    return {"largest": max(gaps), "last": gaps[-1], "relative": max(g / x for g, x in zip(gaps, a["eval_loss"]))}
+
+
+SUMMARY = ("trainable", "flop_saving", "eval_last", "train_last", "seconds_per_step", "saving", "peak_memory_mb",
+           "loss_variance", "noise_variance", "p")
+
+
+def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
+    """Per variant, mean ± standard error over the training seeds of each number in :data:`SUMMARY`.
+
+    ``saving`` is r = 1 - t / t_full, paired seed by seed; ``p`` is each run's
+    mean share over its sampling seeds; with one training seed, p's spread is
+    over the sampling seeds instead.
+    """
+    runs = results["runs"]
+    full = {r["seed"]: r["seconds_per_step"] for r in runs if r["variant"] == "full"}
+    values: dict[str, dict[str, list]] = {}
+    for r in runs:
+        row = values.setdefault(r["variant"], {key: [] for key in SUMMARY})
+        derived = {"eval_last": r["eval_loss"][-1], "train_last": statistics.fmean(r["loss"][-10:]),
+                   "saving": 1 - r["seconds_per_step"] / full[r["seed"]] if r["seed"] in full else None,
+                   "p": statistics.fmean(r["p"])}
+        for key in SUMMARY:
+            value = derived[key] if key in derived else r[key]
+            if value is not None:
+                row[key].append(value)
+    out = {}
+    for variant, row in values.items():
+        out[variant] = {k: spread(xs) if xs else None for k, xs in row.items()}
+        if len(row["p"]) == 1:
+            out[variant]["p"] = spread(next(r["p"] for r in runs if r["variant"] == variant))
+    return out
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _path(name: str) -> Path:
+    return Path(__file__).resolve().parents[1] / "book" / "data" / f"lesson04_{name}.json"
+
+
+def load_results(name: str = "gpu") -> dict:
+    """The stored results (``book/data/lesson04_<name>.json``), checked against :data:`CONFIGS` and the pretraining."""
+    path = _path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m course_lib.targeted_freezing --config {name}` on a GPU")
+    results = json.loads(path.read_text(encoding="utf-8"))
+    config = CONFIGS[name]
+    if results["config"] != json.loads(json.dumps(dataclasses.asdict(config))) or \
+            results["pretrain"] != json.loads(json.dumps(dataclasses.asdict(PRETRAIN[config.pretrain]))):
+        raise ValueError(f"{path} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
+    return results
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Run lesson 04's experiments and store the results as JSON.")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="gpu")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", type=Path, default=None, help="default: book/data/lesson04_<config>.json")
+    args = parser.parse_args(argv)
+    out = args.out or _path(args.config)
+    results = run_all(CONFIGS[args.config], args.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_rounded(results)), encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""course_lib.gpt, course_lib.corpus and course_lib.pretraining: the model, its text, its cached pretraining."""
+
+import dataclasses
+import os
+
+import pytest
+import torch
+
+from course_lib import pretraining
+from course_lib.callbacks import DataChecksum
+from course_lib.corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks,
+                               pretraining_texts, split_held_out, token_share, train_tokenizer)
+from course_lib.gpt import GPT, GPTConfig, from_hf, generate, lm_loss, parameter_count, to_hf
+from course_lib.training import train
+
+SMALL = GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=16)
+
+
+def small_model(seed=0, config=SMALL):
+    torch.manual_seed(seed)
+    return GPT(config)
+
+
+@pytest.mark.parametrize("config", [SMALL, GPTConfig(vocab_size=2048, block_size=64, n_layer=4, n_head=4, n_embd=128), GPTConfig()])
+def test_parameter_count_matches_the_formula(config):
+    with torch.device("meta"):
+        model = GPT(config)
+    assert sum(p.numel() for p in model.parameters()) == parameter_count(config)
+    if config == GPTConfig():
+        assert parameter_count(config) == 124_439_808  # GPT-2 small, as Hugging Face counts it
+
+
+def test_output_layer_and_token_embedding_are_one_tensor():
+    model = small_model()
+    assert model.lm_head.weight is model.transformer.wte.weight
+    assert len([n for n, _ in model.named_parameters() if n.endswith("wte.weight") or n == "lm_head.weight"]) == 1
+
+
+def test_a_token_does_not_see_later_tokens():
+    model = small_model().eval()
+    x = torch.randint(0, SMALL.vocab_size, (2, 12), generator=torch.Generator().manual_seed(1))
+    changed = x.clone()
+    changed[:, 7:] = (changed[:, 7:] + 1) % SMALL.vocab_size
+    a, b = model(x), model(changed)
+    assert torch.equal(a[:, :7], b[:, :7])
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+def test_hugging_face_gpt2_gives_the_same_logits_both_ways():
+    pytest.importorskip("transformers")
+    ours = small_model(3).eval()
+    hf = to_hf(ours)
+    x = torch.randint(0, SMALL.vocab_size, (3, SMALL.block_size), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(hf(x).logits, ours(x), rtol=1e-5, atol=1e-5)
+    back = from_hf(hf).eval()
+    torch.testing.assert_close(back(x), ours(x), rtol=0, atol=0)
+    assert back.lm_head.weight is back.transformer.wte.weight
+
+
+def test_from_hf_refuses_another_architecture():
+    transformers = pytest.importorskip("transformers")
+    bert = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    with pytest.raises(ValueError, match="GPT2LMHeadModel"):
+        from_hf(transformers.BertModel(bert))
+
+
+def test_the_loss_of_a_fresh_model_is_about_log_vocabulary():
+    model = small_model()
+    batch = torch.randint(0, SMALL.vocab_size, (8, SMALL.block_size + 1), generator=torch.Generator().manual_seed(0))
+    assert abs(lm_loss(model, batch).item() - torch.log(torch.tensor(SMALL.vocab_size)).item()) < 0.2
+
+
+def test_generation_is_seeded_and_leaves_the_global_random_state_alone():
+    model = small_model()
+    prompt = torch.zeros(2, 1, dtype=torch.long)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    a = generate(model, prompt, 20, seed=1, top_k=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a, generate(model, prompt, 20, seed=1, top_k=5))
+    assert not torch.equal(a, generate(model, prompt, 20, seed=2, top_k=5))
+    assert a.shape == (2, 21) and torch.equal(a[:, :1], prompt)
+
+
+def test_top_k_one_is_greedy_and_generation_runs_past_the_context():
+    model = small_model().eval()
+    prompt = torch.tensor([[3, 4]])
+    out = generate(model, prompt, SMALL.block_size + 4, top_k=1, seed=0)
+    x = out[:, :-1][:, -SMALL.block_size:]
+    assert out[0, -1].item() == model(x)[0, -1].argmax().item()
+
+
+def test_windows_are_a_pure_function_of_seed_and_index():
+    ids = torch.arange(500)
+    a, b = TokenWindows(ids, 4, 10, seed=3), TokenWindows(ids, 4, 10, seed=3)
+    assert torch.equal(a(7), b(7)) and not torch.equal(a(7), a(8))
+    assert not torch.equal(a(7), TokenWindows(ids, 4, 10, seed=4)(7))
+    batch = a(0)
+    assert batch.shape == (4, 11) and torch.equal(batch[:, 1:] - batch[:, :-1], torch.ones(4, 10, dtype=torch.long))
+
+
+def test_held_out_chunks_are_interleaved_and_disjoint():
+    ids = torch.arange(10_000)
+    train_ids, held = split_held_out(ids, chunk=100, every=10)
+    assert len(held) == 1000 and len(train_ids) == 9000
+    assert set(held.tolist()).isdisjoint(train_ids.tolist())
+    assert held[0].item() == 900 and held[-1].item() == 9999  # one chunk out of every ten, from start to end
+    blocks = held_out_blocks(held, 9, 32)
+    assert sum(len(b) for b in blocks) == 100 and blocks[0].shape[1] == 10
+
+
+def test_characteristic_tokens_and_their_share():
+    target = torch.tensor([1] * 5 + [2] * 4 + [3] * 3 + [9])
+    reference = torch.tensor([1] * 9 + [3] * 2 + [7])
+    assert characteristic_tokens(target, reference, k=3) == {2}
+    assert token_share(torch.tensor([[2, 2], [1, 5]]), {2}) == 0.5
+
+
+def test_checksum_sees_every_bit():
+    model = small_model()
+    same = small_model()
+    assert checksum(model) == checksum(same)
+    with torch.no_grad():
+        same.transformer.h[1].mlp.c_fc.bias[0] += 1e-7
+    assert checksum(model) != checksum(same)
+    assert checksum([torch.arange(3)]) != checksum([torch.arange(3).flip(0)])
+
+
+def test_two_runs_on_the_same_windows_consume_the_same_batches():
+    ids = torch.randint(0, SMALL.vocab_size, (400,), generator=torch.Generator().manual_seed(0))
+    digests = []
+    for seed in (0, 0, 1):
+        model = small_model()
+        probe = DataChecksum()
+        train(model, torch.optim.SGD(model.parameters(), lr=0.1), TokenWindows(ids, 2, SMALL.block_size, seed), lm_loss, 3,
+              callbacks=[probe], device="cpu")
+        digests.append(probe.hexdigest())
+    assert digests[0] == digests[1] != digests[2]
+
+
+def test_the_shipped_texts():
+    texts = pretraining_texts()
+    play = finetuning_text("offline")
+    assert len(texts) == 13_891 and all(texts)
+    assert play.startswith("ACT I") and "To be, or not to be" in play and len(play.split()) > 30_000
+
+
+def test_the_tokenizer_round_trips_and_is_deterministic():
+    texts = pretraining_texts()[:2000]
+    a, b = train_tokenizer(texts, 300), train_tokenizer(texts, 300)
+    sample = "HAMLET\nTo be, or not to be: that is the question: ñ"
+    assert a.decode(a.encode(sample)) == sample
+    assert a.to_json() == b.to_json() and a.vocab_size == 300
+
+
+def test_pretraining_is_cached_by_configuration_and_rebuilds_a_corrupt_file(tmp_path, monkeypatch):
+    config = pretraining.PretrainConfig("test", vocab_size=300, n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4,
+                                        steps=3, warmup=1)
+    monkeypatch.setattr(pretraining, "pretraining_texts", lambda: pretraining_texts()[:500])
+    model, tokenizer, info = pretraining.pretrained(config, cache=tmp_path, device="cpu")
+    path = pretraining.cache_path(config, tmp_path)
+    assert path.exists() and info["tokens"] > 0
+
+    calls = []
+    original = pretraining._pretrain
+    monkeypatch.setattr(pretraining, "_pretrain", lambda *a: calls.append(1) or original(*a))
+    again, _, _ = pretraining.pretrained(config, cache=tmp_path)
+    assert not calls and checksum(again) == checksum(model)  # loaded, not trained
+
+    other = dataclasses.replace(config, steps=4)
+    assert pretraining.cache_path(other, tmp_path) != path
+    pretraining.pretrained(other, cache=tmp_path, device="cpu")
+    assert len(calls) == 1  # a new configuration is trained
+
+    path.write_bytes(path.read_bytes()[:100])  # truncated: rebuilt, with a warning, to the same weights
+    with pytest.warns(UserWarning, match="did not load"):
+        rebuilt, _, _ = pretraining.pretrained(config, cache=tmp_path, device="cpu")
+    assert len(calls) == 2 and checksum(rebuilt) == checksum(model)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
