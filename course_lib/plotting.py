@@ -227,7 +227,7 @@ def plot_loss_scatter(a: Mapping, b: Mapping, lang: str) -> Figure:
 
 
 def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
-    """Lesson 04: |W_t - W_{t-1}|_F per step of each matrix that trains in B, in A (dashed) and in B (solid)."""
+    """Lesson 04: |W_t - W_{t-1}|_F per step of each matrix that trains in B, in A (dotted) and in B (solid)."""
     check_language(lang)
     names = sorted(b["weight_change"])
     if not names:
