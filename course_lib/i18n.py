@@ -418,3 +418,10 @@ def number_list(values, lang: str, digits: int = 3) -> str:
 def number(value: float, lang: str, digits: int = 3) -> str:
     """A number written the reader's way: Vietnamese uses a decimal comma."""
     return _formatted(value, lang, digits, 0, "f", "digits after the decimal mark")
+
+
+def count(value: int, lang: str) -> str:
+    """A whole number with thousands grouped the reader's way: 1,063,680 in English, 1.063.680 in Vietnamese."""
+    check_int("value", value, unit="units")
+    grouped = f"{value:,}"
+    return grouped.replace(",", ".") if check_language(lang) == "vi" else grouped

@@ -29,7 +29,7 @@ from course_lib.clipping import (
     norm_lost,
     threshold_at,
 )
-from course_lib.i18n import check_language, number, significant, text
+from course_lib.i18n import check_language, count, number, significant, text
 from course_lib.plotting import (
     plot_clip_directions,
     plot_clipping_runs,
@@ -177,6 +177,8 @@ CLIPPING = [
 ]
 
 I18N = [
+    pytest.param(lambda: count(1.5, "en"), TypeError, "value must be an int", id="count-float"),
+    pytest.param(lambda: count(3, "fr"), ValueError, "fr", id="count-language"),
     pytest.param(lambda: check_language("fr"), ValueError, "lang must be one of ('vi', 'en')", id="lang-unknown"),
     pytest.param(lambda: check_language(None), TypeError, "lang must be one of", id="lang-None"),
     pytest.param(lambda: text("stpe", "en"), KeyError, "no course string named 'stpe'; did you mean 'step'", id="text-unknown-key"),
