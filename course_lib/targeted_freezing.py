@@ -107,7 +107,7 @@ def setup(config: Config, device=None, callbacks=()) -> Setup:
         T = model.config.block_size if config.source == "offline" else PRETRAIN[config.pretrain].block_size
         play = finetuning_text(config.source)
         train_ids, held_ids = split_held_out(tokenizer.encode(play))
-        reference = torch.tensor(tokenizer.encode("\n".join(pretraining_texts()[:4000])))
+        reference = torch.tensor(tokenizer.encode("\n".join(pretraining_texts()[:4000])))  # S's reference: 4,000 snippets
         words = set(re.findall(r"[a-z]+", (play + " " + " ".join(pretraining_texts())).lower()))
         _SETUPS.clear()
         _SETUPS[key] = Setup({k: v.clone() for k, v in model.state_dict().items()}, model.config, tokenizer, train_ids,
