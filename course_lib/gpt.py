@@ -22,7 +22,7 @@ from torch import nn
 
 from ._checks import check_int, check_type, shown
 
-__all__ = ["GPTConfig", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count", "lm_loss", "generate",
+__all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count", "lm_loss", "generate",
            "from_hf", "to_hf", "TRANSPOSED"]
 
 
@@ -36,6 +36,8 @@ class GPTConfig:
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.0
+    attention: str = "sdpa"  # "sdpa": PyTorch's fused kernel; "naive": the formula written out (lesson 05 compares them)
+    tie_weights: bool = True  # the output layer shares the token embedding's matrix (GPT-2 does)
 
     def __post_init__(self) -> None:
         for name, unit in (("vocab_size", "tokens"), ("block_size", "positions"), ("n_layer", "layers"),
@@ -45,6 +47,9 @@ class GPTConfig:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be a probability in [0, 1), got {shown(self.dropout)}")
+        if self.attention not in ("sdpa", "naive"):
+            raise ValueError(f"attention must be 'sdpa' or 'naive', got {shown(self.attention)}")
+        check_type("tie_weights", self.tie_weights, bool, "True or False")
 
 
 class CausalSelfAttention(nn.Module):
@@ -59,6 +64,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_head = config.n_head
         self.dropout = config.dropout
+        self.naive = config.attention == "naive"
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -67,9 +73,19 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, heads, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        dropout = self.dropout if self.training else 0.0
+        y = naive_attention(q, k, v, dropout) if self.naive else F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+
+def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+    """softmax(QKᵀ/√d + causal mask) V, written out: it stores the (T x T) score matrix of every head in memory."""
+    T = q.size(-2)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    weights = F.dropout(scores.masked_fill(~mask, float("-inf")).softmax(dim=-1), dropout)
+    return weights @ v
 
 
 class MLP(nn.Module):
@@ -121,7 +137,8 @@ class GPT(nn.Module):
             ln_f=nn.LayerNorm(config.n_embd),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight
+        if config.tie_weights:
+            self.lm_head.weight = self.transformer.wte.weight
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2 * layers)
             if name.endswith("c_proj.weight"):
@@ -148,9 +165,9 @@ class GPT(nn.Module):
 
 
 def parameter_count(config: GPTConfig) -> int:
-    """Parameters of :class:`GPT` from the sizes alone: V·d + T·d + L·(12d² + 13d) + 2d (tied output layer)."""
+    """Parameters of :class:`GPT` from the sizes alone: V·d + T·d + L·(12d² + 13d) + 2d, plus V·d if the output layer is untied."""
     V, T, L, d = config.vocab_size, config.block_size, config.n_layer, config.n_embd
-    return V * d + T * d + L * (12 * d * d + 13 * d) + 2 * d
+    return V * d + T * d + L * (12 * d * d + 13 * d) + 2 * d + (0 if config.tie_weights else V * d)
 
 
 def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -222,6 +239,8 @@ def to_hf(model: GPT):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     c = model.config
+    if not c.tie_weights:
+        raise ValueError("to_hf needs tied output weights (tie_weights=True), as GPT2LMHeadModel has")
     hf = GPT2LMHeadModel(GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
                                     n_head=c.n_head, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
                                     attn_pdrop=0.0, bos_token_id=None, eos_token_id=None))

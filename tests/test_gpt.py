@@ -177,3 +177,20 @@ def test_pretraining_is_cached_by_configuration_and_rebuilds_a_corrupt_file(tmp_
         rebuilt, _, _ = pretraining.pretrained(config, cache=tmp_path, device="cpu")
     assert len(calls) == 2 and checksum(rebuilt) == checksum(model)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+
+
+def test_naive_attention_equals_the_fused_kernel():
+    fused = small_model(4).eval()
+    naive = GPT(dataclasses.replace(SMALL, attention="naive")).eval()
+    naive.load_state_dict(fused.state_dict())
+    x = torch.randint(0, SMALL.vocab_size, (2, SMALL.block_size), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(naive(x), fused(x), rtol=1e-5, atol=1e-5)
+
+
+def test_untied_output_layer_is_its_own_tensor_and_counted():
+    config = dataclasses.replace(SMALL, tie_weights=False)
+    model = small_model(0, config)
+    assert model.lm_head.weight is not model.transformer.wte.weight
+    assert sum(p.numel() for p in model.parameters()) == parameter_count(config) == parameter_count(SMALL) + 97 * 16
+    with pytest.raises(ValueError, match="tie_weights=True"):
+        to_hf(model)

@@ -1,0 +1,202 @@
+"""Measuring speed honestly: warm-up, synchronisation, repetitions, median and spread, tokens/s, memory, MFU.
+
+Everything the optimization-options lesson and the benchmark scripts time goes
+through :func:`time_it` (any callable) or :func:`train_speed` (steps of the
+course's one training loop).  Peak FLOP/s of the usual GPUs are in one table,
+:data:`PEAK_FLOPS`, looked up from the device's name.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ._checks import check_int, check_type
+from .data import pick_device
+
+__all__ = ["PEAK_FLOPS", "peak_flops", "Timing", "time_it", "gpt_flops_per_token", "mfu", "fused_adamw", "enable_tf32",
+           "train_speed", "synchronize"]
+
+TERA = 1e12
+
+# Dense peak FLOP/s per precision, from the vendors' data sheets (no sparsity).  tf32 is the rate of fp32
+# matrix multiplies with TF32 allowed; fp32 the plain vector rate.
+PEAK_FLOPS: dict[str, dict[str, float]] = {
+    "H200": {"bf16": 989 * TERA, "fp16": 989 * TERA, "tf32": 494.5 * TERA, "fp32": 67 * TERA},
+    "H100 SXM": {"bf16": 989 * TERA, "fp16": 989 * TERA, "tf32": 494.5 * TERA, "fp32": 67 * TERA},
+    "H100 PCIe": {"bf16": 756 * TERA, "fp16": 756 * TERA, "tf32": 378 * TERA, "fp32": 51 * TERA},
+    "A100": {"bf16": 312 * TERA, "fp16": 312 * TERA, "tf32": 156 * TERA, "fp32": 19.5 * TERA},
+    "L4": {"bf16": 121 * TERA, "fp16": 121 * TERA, "tf32": 60 * TERA, "fp32": 30.3 * TERA},
+    "A10": {"bf16": 125 * TERA, "fp16": 125 * TERA, "tf32": 62.5 * TERA, "fp32": 31.2 * TERA},
+    "V100": {"fp16": 125 * TERA, "fp32": 15.7 * TERA},
+    "T4": {"fp16": 65 * TERA, "fp32": 8.1 * TERA},
+}
+_NAMES = (("H200", "H200"), ("H100 PCIe", "H100 PCIe"), ("H100", "H100 SXM"), ("A100", "A100"), ("L4", "L4"),
+          ("A10", "A10"), ("V100", "V100"), ("T4", "T4"))
+
+
+def peak_flops(device=None, precision: str = "bf16") -> float | None:
+    """The device's dense peak FLOP/s for ``precision`` (bf16, fp16, tf32, fp32); None for a CPU or an unknown GPU."""
+    if precision not in ("bf16", "fp16", "tf32", "fp32"):
+        raise ValueError(f"precision must be one of bf16, fp16, tf32, fp32, got {precision!r}")
+    device = pick_device(device)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for fragment, key in _NAMES:  # "H100 PCIe" before "H100": the first match wins
+        if fragment in name:
+            return PEAK_FLOPS[key].get(precision)
+    return None
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work: a GPU runs asynchronously, so a clock read without this measures the launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: the median of the repetitions, and their lowest and highest value."""
+
+    median: float
+    low: float
+    high: float
+    samples: tuple[float, ...]
+
+    @property
+    def spread(self) -> float:
+        """(high - low) / median: the relative range of the repetitions."""
+        return (self.high - self.low) / self.median if self.median else math.nan
+
+
+def _timing(samples: list[float]) -> Timing:
+    return Timing(statistics.median(samples), min(samples), max(samples), tuple(samples))
+
+
+def time_it(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7, number: int = 1, device=None) -> Timing:
+    """Seconds per call of ``fn``: ``warmup`` calls untimed, then ``repeats`` timings of ``number`` calls each.
+
+    The GPU is synchronised before and after each timing, so queued work is
+    counted; the first calls (allocation, compilation, autotuning) are left out.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a function of no arguments, got {type(fn).__name__}")
+    check_int("warmup", warmup, 0, unit="calls")
+    check_int("repeats", repeats, 1, unit="timings")
+    check_int("number", number, 1, unit="calls per timing")
+    device = pick_device(device)
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        synchronize(device)
+        began = time.perf_counter()
+        for _ in range(number):
+            fn()
+        synchronize(device)
+        samples.append((time.perf_counter() - began) / number)
+    return _timing(samples)
+
+
+def gpt_flops_per_token(config, sequence_length: int | None = None) -> float:
+    """Training FLOPs per token of :class:`course_lib.gpt.GPT`: 6N + 12·L·d·T (PaLM's appendix B; nanoGPT's estimate).
+
+    N counts the weights of the matrix multiplies (the blocks and the output
+    layer; the position embedding is a look-up, not a multiply): 2N FLOPs per
+    token forward, 4N backward.  12·L·d·T is the attention's own work (the
+    scores QKᵀ and the weighted sum, forward and backward) at context T: it is
+    linear in T per token, so quadratic in T per sequence.
+    """
+    from .gpt import GPTConfig
+
+    check_type("config", config, GPTConfig, "a GPTConfig")
+    T = config.block_size if sequence_length is None else sequence_length
+    check_int("sequence_length", T, 1, unit="tokens")
+    d, L, V = config.n_embd, config.n_layer, config.vocab_size
+    N = L * 12 * d * d + V * d
+    return 6 * N + 12 * L * d * T
+
+
+def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> float | None:
+    """Model FLOPs utilisation: the FLOP/s the model's arithmetic needs at this speed, over the device's peak."""
+    if peak is None:
+        return None
+    if not (tokens_per_s > 0 and flops_per_token > 0 and peak > 0):
+        raise ValueError(f"tokens_per_s, flops_per_token and peak must be > 0, got {tokens_per_s}, {flops_per_token}, {peak}")
+    return tokens_per_s * flops_per_token / peak
+
+
+def fused_adamw(params, lr: float, **kwargs) -> torch.optim.AdamW:
+    """AdamW with one fused kernel for the whole update where the parameters are on a GPU, else the default (foreach)."""
+    params = list(params)
+    first = params[0]["params"][0] if params and isinstance(params[0], dict) else (params[0] if params else None)
+    fused = first is not None and first.device.type == "cuda"
+    return torch.optim.AdamW(params, lr=lr, fused=fused or None, **kwargs)
+
+
+def enable_tf32(enabled: bool = True) -> None:
+    """Let fp32 matrix multiplies and convolutions use TF32 tensor cores (Ampere and newer): 10-bit mantissa products."""
+    check_type("enabled", enabled, bool, "True or False")
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int = 3, rounds: int = 3,
+                precision: str = "fp32", accumulate: int = 1, device=None, flops_per_token: float | None = None) -> dict:
+    """Speed of the course's training loop on ``model``: ms per optimizer step, tokens/s, peak memory, MFU.
+
+    Runs :func:`course_lib.training.train` for ``warmup`` steps (untimed), then
+    ``rounds`` runs of ``steps`` steps, each timed as a whole between two
+    synchronisations (no per-step synchronisation: the loop's own one host
+    read per step is part of what is measured).  ``data(m)`` gives micro-batch
+    ``m``; tokens are counted from the batches' shapes.
+    """
+    from .callbacks import count_tokens
+    from .training import train
+
+    check_int("steps", steps, 1)
+    check_int("warmup", warmup, 0)
+    check_int("rounds", rounds, 1, unit="timed rounds")
+    device = pick_device(device)
+    model.to(device)
+    offset = [0]
+
+    def shifted(m: int):
+        return data(offset[0] + m)
+
+    def run(n: int) -> None:
+        train(model, optimizer, shifted, loss_fn, n, precision=precision, accumulate=accumulate, device=device,
+              log_every=n)
+        offset[0] += n * accumulate
+
+    if warmup:
+        run(warmup)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    tokens = sum(count_tokens(data(m)) for m in range(accumulate))
+    samples = []
+    for _ in range(rounds):
+        synchronize(device)
+        began = time.perf_counter()
+        run(steps)
+        synchronize(device)
+        samples.append((time.perf_counter() - began) / steps)
+    timing = _timing(samples)
+    tokens_per_s = tokens / timing.median
+    fp32_kind = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "fp32"  # TF32 multiplies run at the tensor cores' rate
+    peak = peak_flops(device, "bf16" if precision in ("bf16", "fp16") else fp32_kind)
+    return {
+        "ms_per_step": 1e3 * timing.median,
+        "ms_low": 1e3 * timing.low,
+        "ms_high": 1e3 * timing.high,
+        "tokens_per_step": tokens,
+        "tokens_per_s": tokens_per_s,
+        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "mfu": mfu(tokens_per_s, flops_per_token, peak) if flops_per_token else None,
+    }

@@ -1,0 +1,373 @@
+"""Lesson 05's measurements: each optimization option of pretraining, timed on the machine that runs it.
+
+Every function returns plain numbers (JSON-ready) measured with
+:mod:`course_lib.bench`.  The lesson runs the small CPU configuration live;
+``python -m course_lib.optimization_options --config gpu`` runs the larger
+one on a GPU and stores it in ``book/data/lesson05_gpu.json`` with its
+provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .bench import enable_tf32, fused_adamw, gpt_flops_per_token, synchronize, time_it, train_speed
+from .data import pick_device
+from .gpt import GPT, GPTConfig, lm_loss, naive_attention
+
+__all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_parameter", "precisions", "accumulation",
+           "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
+           "run_all", "load_results", "main"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of one configuration: the model, the batch sizes and lengths swept, and how long each timing runs."""
+
+    name: str
+    vocab_size: int = 2048
+    block_size: int = 64
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 128
+    batch_sizes: tuple[int, ...] = (62, 64, 120, 128)
+    vocabularies: tuple[int, ...] = (2000, 2048)
+    batch_size: int = 32
+    accumulate: int = 4
+    lengths: tuple[int, ...] = (64, 128, 256, 512)
+    heads: int = 4
+    head_dim: int = 32
+    attention_batch: int = 4
+    steps: int = 3
+    warmup: int = 2
+    rounds: int = 3
+    precisions: tuple[str, ...] = ("fp32", "bf16")
+    compile: bool = False
+    tying_steps: int = 150
+    tying_seeds: tuple[int, ...] = (0,)
+
+    def gpt(self, **changes) -> GPTConfig:
+        sizes = dict(vocab_size=self.vocab_size, block_size=self.block_size, n_layer=self.n_layer, n_head=self.n_head,
+                     n_embd=self.n_embd)
+        return GPTConfig(**{**sizes, **changes})
+
+
+CONFIGS = {
+    "cpu": Config("cpu"),
+    "gpu": Config("gpu", vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768,
+                  batch_sizes=(8, 10, 12, 14, 15, 16), vocabularies=(50257, 50304), batch_size=16, accumulate=4,
+                  lengths=(256, 512, 1024, 2048, 4096, 8192), heads=12, head_dim=64, attention_batch=8, steps=10,
+                  warmup=5, rounds=3, precisions=("fp32", "tf32", "bf16"), compile=True, tying_steps=600,
+                  tying_seeds=(0, 1, 2)),
+}
+
+
+def _windows(vocab: int, batch: int, length: int, seed: int = 0):
+    """Synthetic token batches: speed does not depend on what the tokens say."""
+    def data(m: int) -> torch.Tensor:
+        return torch.randint(0, vocab, (batch, length + 1), generator=torch.Generator().manual_seed(seed * 7919 + m))
+    return data
+
+
+def _speed(config: Config, device, *, batch: int | None = None, precision: str = "fp32", accumulate: int = 1,
+           gpt: GPTConfig | None = None, compile_model: bool = False, optimizer: str = "adamw") -> dict:
+    torch.manual_seed(0)
+    gpt = gpt or config.gpt()
+    model = GPT(gpt).to(device)
+    opt = fused_adamw(model.parameters(), lr=1e-4) if optimizer == "fused" else torch.optim.AdamW(
+        model.parameters(), lr=1e-4, foreach=optimizer != "loop")
+    if compile_model:
+        model = torch.compile(model)
+    result = train_speed(model, opt, _windows(gpt.vocab_size, batch or config.batch_size, gpt.block_size), lm_loss,
+                         steps=config.steps, warmup=config.warmup, rounds=config.rounds, precision=precision,
+                         accumulate=accumulate, device=device, flops_per_token=gpt_flops_per_token(gpt))
+    del model, opt
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def batch_sizes(config: Config, device=None) -> list[dict]:
+    """Time per sequence at each batch size (powers of two and their neighbours)."""
+    device = pick_device(device)
+    out = []
+    for b in config.batch_sizes:
+        r = _speed(config, device, batch=b, precision="bf16" if device.type == "cuda" else "fp32")
+        out.append({"batch": b, **r, "ms_per_sequence": r["ms_per_step"] / b})
+    return out
+
+
+def vocabulary_sizes(config: Config, device=None) -> list[dict]:
+    """Time per step at each vocabulary size: the output layer's width, padded to a multiple of 64 or not."""
+    device = pick_device(device)
+    return [{"vocab": v, **_speed(config, device, gpt=config.gpt(vocab_size=v),
+                                  precision="bf16" if device.type == "cuda" else "fp32")} for v in config.vocabularies]
+
+
+def memory_per_parameter() -> dict[str, dict[str, int]]:
+    """Bytes per parameter: the weight alone in each dtype, and training with AdamW (weight, gradient, two moments).
+
+    Mixed precision keeps fp32 weights, gradients and moments (16 bytes) and
+    computes in bf16; pure bf16 training stores everything in 2 bytes (8 in
+    all) but rounds small updates away.
+    """
+    size = {name: torch.tensor([], dtype=dtype).element_size()
+            for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16))}
+    return {
+        "weight": size,
+        "adamw_training": {"fp32": 4 * size["fp32"], "mixed bf16": 4 * size["fp32"], "pure bf16": 4 * size["bf16"]},
+    }
+
+
+def precisions(config: Config, device=None) -> list[dict]:
+    """Time per step and peak memory in each precision (fp32, tf32 on GPUs that have it, bf16 autocast)."""
+    device = pick_device(device)
+    out = []
+    for p in config.precisions:
+        enable_tf32(p == "tf32")
+        out.append({"precision": p, **_speed(config, device, precision="bf16" if p == "bf16" else "fp32")})
+    enable_tf32(False)
+    return out
+
+
+def accumulation(config: Config, device=None) -> dict:
+    """One batch of B sequences against k micro-batches of B/k: the same gradient, less memory, more time.
+
+    Returns the largest gradient difference (relative to the gradient's
+    largest entry) and the speed of both ways.
+    """
+    device = pick_device(device)
+    k, B = config.accumulate, config.batch_size
+    if B % k:
+        raise ValueError(f"batch_size {B} must be a multiple of accumulate {k}")
+    torch.manual_seed(0)
+    model = GPT(config.gpt()).to(device)
+    batch = _windows(config.vocab_size, B, config.block_size)(0).to(device)
+    lm_loss(model, batch).backward()
+    whole = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for part in batch.split(B // k):
+        (lm_loss(model, part) / k).backward()
+    diff = max((a - p.grad).abs().max().item() for a, p in zip(whole, model.parameters()))
+    scale = max(a.abs().max().item() for a in whole)
+    one = _speed(config, device, batch=B)
+    split = _speed(config, device, batch=B // k, accumulate=k)
+    return {"k": k, "batch": B, "max_relative_difference": diff / scale, "one_batch": one, "accumulated": split}
+
+
+def contiguity(device=None, n: int = 2048) -> dict:
+    """Summing the rows of an n x n matrix stored row by row (contiguous) or column by column (its transpose)."""
+    device = pick_device(device)
+    x = torch.randn(n, n, device=device)
+    t = x.t()  # a view: same memory, strides swapped, not contiguous
+    return {
+        "n": n,
+        "contiguous_ms": 1e3 * time_it(lambda: x.sum(dim=1), device=device).median,
+        "transposed_ms": 1e3 * time_it(lambda: t.sum(dim=1), device=device).median,
+        "copy_ms": 1e3 * time_it(lambda: t.contiguous(), device=device).median,
+        "is_contiguous": [x.is_contiguous(), t.is_contiguous()],
+    }
+
+
+def pinned_copies(device=None, megabytes: int = 256) -> dict | None:
+    """Host-to-GPU copy time from ordinary (pageable) and from pinned memory, and a non-blocking copy's launch time."""
+    device = pick_device(device)
+    if device.type != "cuda":
+        return None
+    n = megabytes * 2**20 // 4
+    pageable, pinned = torch.randn(n), torch.randn(n).pin_memory()
+    out = {"megabytes": megabytes}
+    for name, source in (("pageable", pageable), ("pinned", pinned)):
+        t = time_it(lambda: source.to(device), device=device).median
+        out[f"{name}_ms"], out[f"{name}_gb_per_s"] = 1e3 * t, megabytes / 1024 / t
+    began = time.perf_counter()
+    pinned.to(device, non_blocking=True)
+    out["non_blocking_return_ms"] = 1e3 * (time.perf_counter() - began)  # control returns before the copy ends
+    synchronize(device)
+    return out
+
+
+def attention_lengths(config: Config, device=None) -> list[dict]:
+    """Forward + backward time (and GPU memory) of causal attention, fused kernel against the formula, per length T."""
+    device = pick_device(device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    out = []
+    for T in config.lengths:
+        row = {"length": T}
+        for name, fn in (("fused", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
+                         ("naive", naive_attention)):
+            shape = (config.attention_batch, config.heads, T, config.head_dim)
+            q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
+
+            def step():
+                fn(q, k, v).sum().backward()
+
+            try:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                row[f"{name}_ms"] = 1e3 * time_it(step, warmup=1, repeats=5, device=device).median
+                row[f"{name}_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+            except torch.OutOfMemoryError:
+                row[f"{name}_ms"], row[f"{name}_memory_mb"] = None, None
+                torch.cuda.empty_cache()
+        out.append(row)
+    return out
+
+
+def compiled(config: Config, device=None) -> dict | None:
+    """Eager against ``torch.compile``d model, same step (bf16 on a GPU); None where the configuration skips it."""
+    if not config.compile:
+        return None
+    device = pick_device(device)
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    return {"eager": _speed(config, device, precision=precision, optimizer="fused"),
+            "compiled": _speed(config, device, precision=precision, optimizer="fused", compile_model=True)}
+
+
+def optimizers(config: Config, device=None) -> list[dict]:
+    """AdamW's update as a loop over tensors, as multi-tensor (foreach) kernels, and as one fused kernel (GPU)."""
+    device = pick_device(device)
+    kinds = ("loop", "adamw", "fused") if device.type == "cuda" else ("loop", "adamw")
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    return [{"optimizer": {"adamw": "foreach"}.get(k, k), **_speed(config, device, precision=precision, optimizer=k)}
+            for k in kinds]
+
+
+def weight_tying(config: Config, device=None) -> dict:
+    """Parameters and held-out loss of the same small GPT with the output layer tied to the embedding or not.
+
+    Trained from scratch on the review snippets of lesson 04 (a byte-level BPE
+    of 2,048 tokens; the last tenth of the text held out), same batches for
+    both, ``tying_steps`` steps per seed.  The model is the CPU configuration's
+    at any ``config``, so the live and stored numbers are comparable.
+    """
+    from .callbacks import evaluate
+    from .corpus import TokenWindows, held_out_blocks, pretraining_texts, train_tokenizer
+    from .schedules import ScheduledLR, cosine_with_warmup
+    from .training import train
+
+    device = pick_device(device)
+    texts = pretraining_texts()
+    tokenizer = train_tokenizer(texts, 2048)
+    ids = torch.tensor(tokenizer.encode("\n".join(texts)), dtype=torch.long)
+    cut = int(0.9 * len(ids))
+    small = CONFIGS["cpu"]
+    held_out = held_out_blocks(ids[cut:], small.block_size, 64)[:8]
+    out = {}
+    for tied in (True, False):
+        gpt = small.gpt(vocab_size=tokenizer.vocab_size, tie_weights=tied)
+        losses = []
+        for seed in config.tying_seeds:
+            torch.manual_seed(seed)
+            model = GPT(gpt)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
+            scheduler = ScheduledLR(optimizer, cosine_with_warmup(10, config.tying_steps))
+            train(model, optimizer, TokenWindows(ids[:cut], 16, small.block_size, seed), lm_loss, config.tying_steps,
+                  scheduler=scheduler, clip=1.0, device=device, log_every=config.tying_steps)
+            losses.append(evaluate(model, held_out, lm_loss, device=device)["eval_loss"])
+        out["tied" if tied else "untied"] = {"parameters": sum(p.numel() for p in model.parameters()), "eval_loss": losses}
+    return out
+
+
+def cost_terms(config: GPTConfig, lengths=(128, 1024, 4096, 8192)) -> list[dict]:
+    """Per token: the dense part 6N and the attention part 12·L·d·T of the training FLOPs, and which dominates."""
+    d, L, V = config.n_embd, config.n_layer, config.vocab_size
+    dense = 6 * (12 * L * d * d + V * d)
+    return [{"length": T, "dense": dense, "attention": 12 * L * d * T, "attention_share": 12 * L * d * T / (dense + 12 * L * d * T)}
+            for T in lengths]
+
+
+def cumulative_days(seconds_per_iteration: float, iterations: float) -> float:
+    """Days taken by ``iterations`` iterations of ``seconds_per_iteration`` seconds (the notes' calculator)."""
+    for name, value in (("seconds_per_iteration", seconds_per_iteration), ("iterations", iterations)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return seconds_per_iteration * iterations / 86400
+
+
+def run_all(config: Config, device=None, progress=print) -> dict:
+    """Every measurement of ``config``, with provenance (the stored results)."""
+    device = pick_device(device)
+    results = {}
+    for name, fn in (("batch_sizes", batch_sizes), ("vocabulary_sizes", vocabulary_sizes), ("precisions", precisions),
+                     ("accumulation", accumulation), ("attention_lengths", attention_lengths), ("optimizers", optimizers),
+                     ("compiled", compiled), ("weight_tying", weight_tying)):
+        progress(f"{config.name}: {name}")
+        results[name] = fn(config, device)
+    results["contiguity"] = contiguity(device, 8192 if device.type == "cuda" else 2048)
+    results["pinned_copies"] = pinned_copies(device)
+    return {
+        "config": dataclasses.asdict(config),
+        "provenance": {
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU",
+            "driver": _driver() if device.type == "cuda" else None,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "python": platform.python_version(),
+            "command": f"python -m course_lib.optimization_options --config {config.name}",
+        },
+        **results,
+    }
+
+
+def _driver() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=30).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _path(name: str) -> Path:
+    return Path(__file__).resolve().parents[1] / "book" / "data" / f"lesson05_{name}.json"
+
+
+def load_results(name: str = "gpu") -> dict:
+    """The stored results (``book/data/lesson05_<name>.json``), checked against :data:`CONFIGS`."""
+    path = _path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m course_lib.optimization_options --config {name}` on a GPU")
+    results = json.loads(path.read_text(encoding="utf-8"))
+    if results["config"] != json.loads(json.dumps(dataclasses.asdict(CONFIGS[name]))):
+        raise ValueError(f"{path} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
+    return results
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Measure lesson 05's optimization options and store the results as JSON.")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="gpu")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", type=Path, default=None, help="default: book/data/lesson05_<config>.json")
+    args = parser.parse_args(argv)
+    out = args.out or _path(args.config)
+    results = run_all(CONFIGS[args.config], args.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_rounded(results)), encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
