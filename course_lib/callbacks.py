@@ -26,7 +26,7 @@ from ._checks import check_int
 from .clipping import LayerGradNorms, global_norm
 from .freezing import set_trainable
 from .i18n import check_language, number, text
-from .data import is_main_process, pick_device, to_device
+from .data import ddp_wrapper, is_main_process, pick_device, to_device
 from .training import Callback, TrainState, autocast
 
 __all__ = [
@@ -234,6 +234,12 @@ class UnfreezeAt(Callback):
     Before that step they get no gradient, so the optimizer (built from all
     parameters) leaves them alone; from that step on they train.  A resumed
     run past ``step`` unfreezes them at the start.
+
+    Not for a ``DistributedDataParallel`` model, which is refused at the start
+    of the run: DDP averages over ranks only the parameters that were trainable
+    when it was built, so parameters unfrozen later would train on each rank's
+    own gradient and the ranks' weights would drift apart.  Train to ``step``,
+    unfreeze the bare model, wrap it again and resume from the checkpoint.
     """
 
     def __init__(self, step: int, pattern: str):
@@ -243,6 +249,13 @@ class UnfreezeAt(Callback):
         self.step, self.pattern = step, pattern
 
     def on_train_begin(self, state: TrainState) -> None:
+        if ddp_wrapper(state.model) is not None:
+            raise ValueError(
+                f"UnfreezeAt({self.step}, {self.pattern!r}) cannot unfreeze inside a DistributedDataParallel model: DDP "
+                "averages only the parameters that were trainable when it was built, so the ranks would drift apart. "
+                "Train to that step with a checkpoint, unfreeze the bare model (course_lib.freezing.unfreeze), wrap it "
+                "again (course_lib.distributed.wrap) and resume"
+            )
         if state.start_step > self.step:
             self._unfreeze(state)
 

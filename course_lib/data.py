@@ -3,7 +3,9 @@
 ``to_device`` moves any batch a lesson uses (tensors, dicts, Hugging Face's
 ``BatchEncoding``, namedtuples, dataclasses); ``make_loader`` builds a
 DataLoader whose order a resumed run can replay; under ``torchrun`` the
-device and the data shard come from the environment variables it sets.
+device and the data shard come from the environment variables it sets, and
+``ddp_wrapper`` tells the loop whether a model is data-parallel
+(:mod:`course_lib.distributed`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 
 from ._checks import check_int
 
-__all__ = ["pick_device", "is_main_process", "to_device", "make_loader", "MicroBatches"]
+__all__ = ["pick_device", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches"]
 
 Batch = Any
 _END = object()
@@ -28,6 +30,12 @@ EMPTY = "data is empty (a loader or iterable with no batches): nothing to train 
 def is_main_process() -> bool:
     """True except in processes of rank > 0 under ``torchrun`` (they write no checkpoint, no progress)."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def ddp_wrapper(model: torch.nn.Module) -> "torch.nn.parallel.DistributedDataParallel | None":
+    """The ``DistributedDataParallel`` wrapper that ``model`` is (also under ``torch.compile``), or None for a plain model."""
+    model = getattr(model, "_orig_mod", model)
+    return model if isinstance(model, torch.nn.parallel.DistributedDataParallel) else None
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

@@ -14,6 +14,10 @@ What a lesson needs *during* a run plugs in through callbacks
 (:mod:`course_lib.callbacks`): small objects with named moments, as in
 Hugging Face's ``TrainerCallback``.  The loop itself has no flags for them.
 
+Data parallelism needs no flag either: give the loop a model wrapped by
+:func:`course_lib.distributed.wrap` (``DistributedDataParallel``) and, on
+each rank, that rank's share of every batch.
+
 Host reads.  Records stay on the device and are read back together every
 ``log_every`` steps, as in nanoGPT.  One read per step is unavoidable: to
 decide whether step 5 may run, the loop reads one flag, "are the loss and the
@@ -34,11 +38,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+import torch.distributed as dist
 
 from ._checks import check_int
 from .checkpoints import load_checkpoint, save_checkpoint
 from .clipping import Threshold, clip_factor, clip_grad_norm, threshold_at
-from .data import MicroBatches, is_main_process, pick_device, to_device
+from .data import MicroBatches, ddp_wrapper, is_main_process, pick_device, to_device
 
 __all__ = ["History", "TrainState", "Callback", "train", "forward_backward", "autocast", "PRECISIONS"]
 
@@ -217,36 +222,59 @@ def forward_backward(
     Means are averaged (each micro-batch weighs the same).  With pairs the
     gradient is that of ``total sum / total count``, exactly the gradient of
     one large batch even when micro-batches hold different numbers of tokens.
+
+    Under ``DistributedDataParallel`` each rank passes its own share of the
+    global batch, and DDP averages the gradients over the ranks.  It does so
+    once per step, in the last micro-batch's backward: the earlier ones run
+    under ``model.no_sync()`` and only accumulate locally.  When every rank's
+    share holds as many examples, the average over ranks of the ranks' mean-loss
+    gradients is the gradient of the mean loss over the whole global batch.
+    Pairs are divided by the rank's own count after that average, so they give
+    the mean over all tokens only when every rank holds as many tokens.  The
+    returned loss is the mean over ranks, so every rank records the same loss
+    and makes the same decision to update or to skip.
     """
     device = next(model.parameters()).device
+    ddp = ddp_wrapper(model)
     sums, counts, means = [], [], []
-    for batch in micro_batches:
-        with autocast(device, precision):
-            out = loss_fn(model, batch)
-        if isinstance(out, tuple):
-            if len(out) != 2:
-                raise ValueError(f"loss_fn must return a loss tensor or a pair (sum, count), got a tuple of {len(out)}")
-            total, count = out
-            _check_loss_tensor(total)
-            sums.append(total.detach().float())
-            counts.append(count)
-            loss_to_backward = total
-        else:
-            _check_loss_tensor(out)
-            means.append(out.detach().float())
-            loss_to_backward = out / len(micro_batches)
-        if sums and means:
-            raise ValueError("loss_fn returned a mean for some micro-batches and a (sum, count) pair for others")
-        (scaler.scale(loss_to_backward) if scaler is not None else loss_to_backward).backward()
+    for i, batch in enumerate(micro_batches):
+        sync = ddp is None or i == len(micro_batches) - 1  # DDP: gradients stay local until the last backward
+        with contextlib.nullcontext() if sync else ddp.no_sync():  # around forward and backward, as DDP requires
+            with autocast(device, precision):
+                out = loss_fn(model, batch)
+            if isinstance(out, tuple):
+                if len(out) != 2:
+                    raise ValueError(f"loss_fn must return a loss tensor or a pair (sum, count), got a tuple of {len(out)}")
+                total, count = out
+                _check_loss_tensor(total)
+                sums.append(total.detach().float())
+                counts.append(count)
+                loss_to_backward = total
+            else:
+                _check_loss_tensor(out)
+                means.append(out.detach().float())
+                loss_to_backward = out / len(micro_batches)
+            if sums and means:
+                raise ValueError("loss_fn returned a mean for some micro-batches and a (sum, count) pair for others")
+            (scaler.scale(loss_to_backward) if scaler is not None else loss_to_backward).backward()
     if means:
-        return torch.stack(means).mean()
-    count = sum(counts)
-    if isinstance(count, (int, float)) and count <= 0:
-        raise ValueError(f"loss_fn's counts add up to {count}: the micro-batches hold nothing to average over")
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if grads:  # a Python number divides without a host-to-device copy
-        torch._foreach_div_(grads, float(count) if isinstance(count, (int, float)) else count.to(device, torch.float32))
-    return torch.stack(sums).sum() / count
+        loss = torch.stack(means).mean()
+    else:
+        count = sum(counts)
+        if isinstance(count, (int, float)) and count <= 0:
+            raise ValueError(f"loss_fn's counts add up to {count}: the micro-batches hold nothing to average over")
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads:  # a Python number divides without a host-to-device copy
+            torch._foreach_div_(grads, float(count) if isinstance(count, (int, float)) else count.to(device, torch.float32))
+        loss = torch.stack(sums).sum() / count
+    return loss if ddp is None else _mean_over_ranks(loss, ddp.process_group)
+
+
+def _mean_over_ranks(value: torch.Tensor, group) -> torch.Tensor:
+    """The mean of ``value`` over the ranks of ``group`` (a sum, then a division: gloo has no average)."""
+    value = value.clone()
+    dist.all_reduce(value, group=group)
+    return value / dist.get_world_size(group)
 
 
 def _check_loss_tensor(loss) -> None:
@@ -297,9 +325,16 @@ def train(
     skips that update and is recorded (``"skip"``).  With ``checkpoint`` a
     checkpoint is written every ``checkpoint_every`` steps and at the end
     (rank 0 only); ``resume=True`` continues from it when it exists.
+
+    A ``DistributedDataParallel`` model trains data-parallel: each rank's
+    ``data`` gives that rank's share of the batch (equal shares: see
+    :func:`forward_backward`), gradients and the recorded loss are averaged
+    over the ranks, and the device defaults to the one the model was wrapped on.
     """
     callbacks = _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, accumulate, precision,
                                  on_nonfinite, checkpoint, checkpoint_every, resume, log_every, callbacks)
+    if device is None and ddp_wrapper(model) is not None:
+        device = next(model.parameters()).device  # DDP cannot follow its module to another device
     device = pick_device(device)
     model.to(device)
     params = list(model.parameters())  # frozen ones get no gradient and are skipped; unfreezing needs no rebuild
