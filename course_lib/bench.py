@@ -148,14 +148,16 @@ def enable_tf32(enabled: bool = True) -> None:
 
 
 def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int = 3, rounds: int = 3,
-                precision: str = "fp32", accumulate: int = 1, device=None, flops_per_token: float | None = None) -> dict:
+                precision: str = "fp32", accumulate: int = 1, device=None, flops_per_token: float | None = None,
+                tokens: Callable | None = None) -> dict:
     """Speed of the course's training loop on ``model``: ms per optimizer step, tokens/s, peak memory, MFU.
 
     Runs :func:`course_lib.training.train` for ``warmup`` steps (untimed), then
     ``rounds`` runs of ``steps`` steps, each timed as a whole between two
     synchronisations (no per-step synchronisation: the loop's own one host
     read per step is part of what is measured).  ``data(m)`` gives micro-batch
-    ``m``; tokens are counted from the batches' shapes.
+    ``m``; ``tokens(batch)`` counts the tokens trained on (default: the
+    elements of the batch, from its shape).
     """
     from .callbacks import count_tokens
     from .training import train
@@ -179,7 +181,7 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
         run(warmup)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    tokens = sum(count_tokens(data(m)) for m in range(accumulate))
+    tokens = sum((tokens or count_tokens)(data(m)) for m in range(accumulate))
     samples = []
     for _ in range(rounds):
         synchronize(device)

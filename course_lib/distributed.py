@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -35,7 +37,7 @@ from .freezing import freeze
 from .gpt import GPT, GPTConfig, lm_loss
 from .training import train
 
-__all__ = ["setup", "wrap", "cleanup", "global_batch_slice", "main", "TINY_GPT"]
+__all__ = ["setup", "wrap", "cleanup", "global_batch_slice", "main", "launch", "collect", "compare_processes", "TINY_GPT"]
 
 TINY_GPT = GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32)
 
@@ -230,3 +232,44 @@ def _check_same_on_every_rank(value: str, what: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def launch(out: str | Path, processes: int, options: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Start this script on CPUs (gloo): one plain process, or ``processes`` ranks under torchrun; returns at once."""
+    check_int("processes", processes, 1, unit="processes")
+    script = ["-m", "course_lib.distributed", "--out", str(out), "--backend", "gloo", *options]
+    if processes > 1:
+        script = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), *script]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    repository = str(Path(__file__).resolve().parents[1])
+    env.update(PYTHONPATH=os.pathsep.join(p for p in (repository, os.environ.get("PYTHONPATH")) if p), OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, *script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def collect(process: subprocess.Popen, out: str | Path, processes: int) -> dict:
+    """Wait for a launched run; return what it wrote: final and initial weights, each rank's checksum, the record."""
+    output, _ = process.communicate(timeout=300)
+    if process.returncode != 0:
+        raise RuntimeError(f"the distributed run failed (exit {process.returncode}):\n{output[-2000:]}")
+    out = Path(out)
+    return {
+        "final": torch.load(out / "final.pt", weights_only=True),
+        "initial": torch.load(out / "initial.pt", weights_only=True),
+        "checksums": [(out / f"checksum-rank{r}.txt").read_text().strip() for r in range(processes)],
+        "record": json.loads((out / "run.json").read_text()),
+    }
+
+
+def compare_processes(folder: str | Path, processes: int = 2, steps: int = 10) -> dict:
+    """Train the tiny GPT as one process and as ``processes`` ranks with the same global batch; compare the results.
+
+    Returns each rank's weight checksum, the largest difference between the
+    two runs' final weights, and how far the weights moved.
+    """
+    folder = Path(folder)
+    runs = {n: (folder / f"{n}-process", launch(folder / f"{n}-process", n, ("--steps", str(steps)))) for n in (1, processes)}
+    one, many = (collect(p, out, n) for n, (out, p) in runs.items())
+    difference = max((one["final"][k] - many["final"][k]).abs().max().item() for k in one["final"])
+    moved = max((one["final"][k] - one["initial"][k]).abs().max().item() for k in one["final"])
+    return {"checksums": many["checksums"], "max_difference": difference, "largest_change": moved,
+            "loss": [one["record"]["loss"][0], one["record"]["loss"][-1]]}

@@ -350,6 +350,125 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "seed huấn luyện {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A ở {wins}/{n} seed lấy mẫu; tỉ số |ΔW| B/A từ {low} đến {high}",
         "en": "training seed {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A at {wins}/{n} sampling seeds; |ΔW| B/A from {low} to {high}",
     },
+    "options_provenance": {
+        "vi": "Kết quả đã lưu: đo ngày {date} trên {device} (driver {driver}), torch {torch}, CUDA {cuda}; lệnh: {command}",
+        "en": "Stored results: measured on {date} on {device} (driver {driver}), torch {torch}, CUDA {cuda}; command: {command}",
+    },
+    "gpt2_flops": {
+        "vi": "GPT-2 small (từ vựng đệm lên 50.304): {params} tham số, khoảng {flops} GFLOP huấn luyện cho mỗi token ở ngữ cảnh 1.024",
+        "en": "GPT-2 small (vocabulary padded to 50,304): {params} parameters, about {flops} GFLOP of training per token at context 1,024",
+    },
+    "peak_line": {"vi": "{gpu}: đỉnh {peak} TFLOP/s (dày đặc, độ chính xác 16 bit)", "en": "{gpu}: peak {peak} TFLOP/s (dense, 16-bit precision)"},
+    "col_length": {"vi": "Độ dài T (token)", "en": "Length T (tokens)"},
+    "col_dense": {"vi": "Phần dày đặc 6N (GFLOP/token)", "en": "Dense part 6N (GFLOP/token)"},
+    "col_attention": {"vi": "Phần attention 12·L·d·T (GFLOP/token)", "en": "Attention 12·L·d·T (GFLOP/token)"},
+    "col_share": {"vi": "Tỉ phần của attention (%)", "en": "Attention's share (%)"},
+    "col_batch": {"vi": "Kích thước lô B", "en": "Batch size B"},
+    "col_ms_step": {"vi": "ms mỗi bước", "en": "ms per step"},
+    "col_ms_sequence": {"vi": "ms mỗi chuỗi", "en": "ms per sequence"},
+    "col_tokens_s": {"vi": "token/s", "en": "tokens/s"},
+    "col_mfu": {"vi": "MFU (%)", "en": "MFU (%)"},
+    "col_vocab": {"vi": "Kích thước từ vựng V", "en": "Vocabulary size V"},
+    "col_precision": {"vi": "Độ chính xác", "en": "Precision"},
+    "col_memory": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
+    "col_way": {"vi": "Cách chạy", "en": "Way"},
+    "col_fused_ms": {"vi": "Hợp nhất (ms)", "en": "Fused (ms)"},
+    "col_naive_ms": {"vi": "Viết theo công thức (ms)", "en": "Written out (ms)"},
+    "col_fused_memory": {"vi": "Hợp nhất, bộ nhớ (MB)", "en": "Fused, memory (MB)"},
+    "col_naive_memory": {"vi": "Theo công thức, bộ nhớ (MB)", "en": "Written out, memory (MB)"},
+    "bytes_weight": {
+        "vi": "byte cho mỗi trọng số: fp32 {fp32}, bf16 {bf16}, fp16 {fp16}",
+        "en": "bytes per weight: fp32 {fp32}, bf16 {bf16}, fp16 {fp16}",
+    },
+    "bytes_training": {
+        "vi": "byte cho mỗi tham số khi huấn luyện bằng AdamW (trọng số, gradient, hai mô-men): fp32 {fp32}, "
+              "độ chính xác hỗn hợp bf16 {mixed_bf16}, bf16 thuần {pure_bf16}",
+        "en": "bytes per parameter when training with AdamW (weight, gradient, two moments): fp32 {fp32}, "
+              "mixed bf16 {mixed_bf16}, pure bf16 {pure_bf16}",
+    },
+    "gpt2_training_memory": {
+        "vi": "GPT-2 small: 16 byte × số tham số = {gb} GiB trước khi tính đến các activation",
+        "en": "GPT-2 small: 16 bytes × parameters = {gb} GiB before any activation",
+    },
+    "accumulation_same": {
+        "vi": "một lô {batch} chuỗi so với {k} lô nhỏ: cùng gradient trong phạm vi sai số làm tròn (< 10⁻⁵ tương đối): {same}",
+        "en": "one batch of {batch} sequences against {k} micro-batches: the same gradient within rounding (< 10⁻⁵ relative): {same}",
+    },
+    "accumulation_live": {
+        "vi": "trên máy này: sai khác tương đối lớn nhất {diff}; {one} ms mỗi bước với một lô, {split} ms khi tích lũy",
+        "en": "on this machine: largest relative difference {diff}; {one} ms per step as one batch, {split} ms accumulated",
+    },
+    "one_batch": {"vi": "một lô", "en": "one batch"},
+    "accumulated": {"vi": "tích lũy", "en": "accumulated"},
+    "contiguity_line": {
+        "vi": "trên máy này, tổng theo hàng của ma trận {n} × {n}: liên tục {a} ms, chuyển vị (không liên tục) {b} ms; "
+              "chép sang bộ nhớ liên tục {c} ms",
+        "en": "on this machine, row sums of an {n} × {n} matrix: contiguous {a} ms, transposed (not contiguous) {b} ms; "
+              "copying it to contiguous memory {c} ms",
+    },
+    "contiguity_stored": {
+        "vi": "trên H100 (đã lưu), ma trận {n} × {n}: liên tục {a} ms, chuyển vị {b} ms, chép {c} ms",
+        "en": "on the H100 (stored), a {n} × {n} matrix: contiguous {a} ms, transposed {b} ms, copy {c} ms",
+    },
+    "pinned_line": {
+        "vi": "chép từ bộ nhớ thường (pageable) {a} GB/s, từ bộ nhớ ghim (pinned) {b} GB/s; "
+              "một lần chép non_blocking trả lại quyền điều khiển sau {c} ms",
+        "en": "copying from ordinary (pageable) memory {a} GB/s, from pinned memory {b} GB/s; "
+              "a non_blocking copy returns control after {c} ms",
+    },
+    "eager": {"vi": "AdamW hợp nhất, không biên dịch", "en": "fused AdamW, eager"},
+    "compiled": {"vi": "AdamW hợp nhất + torch.compile", "en": "fused AdamW + torch.compile"},
+    "tied": {"vi": "dùng chung trọng số", "en": "tied"},
+    "untied": {"vi": "không dùng chung", "en": "untied"},
+    "tying_params": {
+        "vi": "GPT-2 small: {tied} tham số khi dùng chung trọng số, {untied} khi không",
+        "en": "GPT-2 small: {tied} parameters tied, {untied} untied",
+    },
+    "tying_loss": {
+        "vi": "mô hình nhỏ, {kind}: {params} tham số; mất mát giữ lại sau 600 bước: {losses} ({n} seed, đã lưu)",
+        "en": "small model, {kind}: {params} parameters; held-out loss after 600 steps: {losses} ({n} seeds, stored)",
+    },
+    "ddp_line": {
+        "vi": "2 tiến trình (gloo): trọng số cuối giống hệt nhau giữa hai tiến trình: {same}; "
+              "bằng lần chạy 1 tiến trình (sai khác < 10⁻⁶): {close}; mất mát {first} → {last}",
+        "en": "2 processes (gloo): final weights bit-identical on both: {same}; "
+              "equal to the 1-process run (difference < 10⁻⁶): {close}; loss {first} → {last}",
+    },
+    "calculator": {
+        "vi": "{s} s mỗi lần lặp × {n} lần lặp = {days} ngày",
+        "en": "{s} s per iteration × {n} iterations = {days} days",
+    },
+    "calculator_steps": {
+        "vi": "GPT-2 small trên 10 tỉ token, 0,5 triệu token mỗi bước: {steps} bước; tiết kiệm 0,05 s mỗi bước = {minutes} phút",
+        "en": "GPT-2 small on 10 billion tokens, 0.5 million tokens per step: {steps} steps; saving 0.05 s per step = {minutes} minutes",
+    },
+    "option": {"vi": "Tùy chọn", "en": "Option"},
+    "compared": {"vi": "So sánh", "en": "Compared"},
+    "speedup": {"vi": "Tăng tốc", "en": "Speed-up"},
+    "memory_col": {"vi": "Bộ nhớ GPU đỉnh", "en": "Peak GPU memory"},
+    "opt_batch": {"vi": "kích thước lô là lũy thừa của 2", "en": "power-of-two batch size"},
+    "cmp_batch": {"vi": "thời gian mỗi chuỗi, lô 15 → 16", "en": "time per sequence, batch 15 → 16"},
+    "opt_vocab": {"vi": "đệm từ vựng lên bội của 64", "en": "vocabulary padded to a multiple of 64"},
+    "cmp_vocab": {"vi": "V = {b} → {a}", "en": "V = {b} → {a}"},
+    "opt_bf16": {"vi": "độ chính xác hỗn hợp bf16", "en": "bf16 mixed precision"},
+    "cmp_bf16": {"vi": "fp32 → bf16 autocast", "en": "fp32 → bf16 autocast"},
+    "opt_tf32": {"vi": "TF32", "en": "TF32"},
+    "cmp_tf32": {"vi": "fp32 → phép nhân ma trận TF32", "en": "fp32 → TF32 matrix multiplies"},
+    "opt_accumulate": {"vi": "tích lũy gradient", "en": "gradient accumulation"},
+    "cmp_accumulate": {"vi": "một lô → {k} lô nhỏ (fp32)", "en": "one batch → {k} micro-batches (fp32)"},
+    "opt_attention": {"vi": "attention hợp nhất (FlashAttention)", "en": "fused attention (FlashAttention)"},
+    "cmp_attention": {"vi": "viết theo công thức → hợp nhất, một tầng, T = {T}", "en": "written out → fused, one layer, T = {T}"},
+    "opt_fused_adamw": {"vi": "AdamW hợp nhất", "en": "fused AdamW"},
+    "cmp_fused_adamw": {"vi": "vòng lặp theo tensor → một kernel", "en": "loop over tensors → one kernel"},
+    "opt_compile": {"vi": "torch.compile", "en": "torch.compile"},
+    "cmp_compile": {"vi": "eager → biên dịch", "en": "eager → compiled"},
+    "opt_pinned": {"vi": "bộ nhớ ghim (pinned)", "en": "pinned memory"},
+    "cmp_pinned": {"vi": "chép 256 MB lên GPU, pageable → pinned", "en": "256 MB copy to the GPU, pageable → pinned"},
+    "opt_tying": {"vi": "dùng chung trọng số", "en": "weight tying"},
+    "cmp_tying": {"vi": "tham số của GPT-2 small: −{pct}%; mất mát: không phân biệt được (3 seed)",
+                  "en": "GPT-2 small's parameters: −{pct}%; loss: no measurable difference (3 seeds)"},
+    "opt_ddp": {"vi": "song song dữ liệu (DDP)", "en": "data parallelism (DDP)"},
+    "cmp_ddp": {"vi": "nhiều GPU: đo ở một phần riêng của khóa học", "en": "several GPUs: measured in a separate part of the course"},
 }
 
 

@@ -21,7 +21,7 @@ from .i18n import number, plain, significant, text
 from .report import Table
 from .training import History
 
-__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table"]
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table"]
 
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -197,3 +197,75 @@ def gpt_freezing_table(results: dict, lang: str, timing: bool = True) -> Table:
     keep = [i for i, key in enumerate(keys) if timing or key not in ("ms_per_step", "gpt_saving", "peak_memory")]
     header = tuple(text(keys[i], lang, n=n) for i in keep)
     return Table(header, tuple(tuple(row[i] for i in keep) for row in rows))
+
+
+def measured_table(rows: Sequence[Mapping], columns: Sequence[tuple], lang: str) -> Table:
+    """Lesson 05: one row per measurement; ``columns`` are ``(key, label key, digits)`` or ``(key, label key, digits, scale)``.
+
+    A missing or None value (not measured on this device) is written "-".
+    """
+    header = tuple(text(column[1], lang) for column in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for key, _, digits, *scale in columns:
+            value = row.get(key)
+            if value is None:
+                cells.append("-")
+            elif isinstance(value, str):
+                cells.append(value)
+            elif isinstance(value, int) and not scale and digits == 0:
+                cells.append(str(value))
+            else:
+                cells.append(number(value * (scale[0] if scale else 1), lang, digits))
+        body.append(tuple(cells))
+    return Table(header, tuple(body))
+
+
+def options_table(results: dict, lang: str) -> Table:
+    """Lesson 05: the notes' qualitative table, measured: each option against its baseline, time and memory."""
+    def by(rows, key, value):
+        return next(r for r in rows if r[key] == value)
+
+    def times(a, b):
+        return f"×{number(a / b, lang, 2)}"
+
+    def memory(a, b):
+        return "-" if a is None or b is None else f"{number(a / 1024, lang, 1)} → {number(b / 1024, lang, 1)} GB"
+
+    r = results
+    v = {row["vocab"]: row for row in r["vocabulary_sizes"]}
+    small, large = sorted(v)
+    p = {row["precision"]: row for row in r["precisions"]}
+    acc = r["accumulation"]
+    att = by(r["attention_lengths"], "length", r["config"]["block_size"])
+    opt = {row["optimizer"]: row for row in r["optimizers"]}
+    comp = r["compiled"]
+    pin = r["pinned_copies"]
+    batches = r["batch_sizes"]
+    pow2 = by(batches, "batch", 16)
+    before = by(batches, "batch", 15)
+    from .gpt import GPTConfig, parameter_count
+
+    c = r["config"]
+    model = GPTConfig(vocab_size=c["vocab_size"], block_size=c["block_size"], n_layer=c["n_layer"], n_head=c["n_head"],
+                      n_embd=c["n_embd"])
+    saved = 1 - parameter_count(model) / parameter_count(GPTConfig(**{**model.__dict__, "tie_weights": False}))
+    rows = [
+        ("opt_batch", text("cmp_batch", lang), times(before["ms_per_sequence"], pow2["ms_per_sequence"]), "-"),
+        ("opt_vocab", text("cmp_vocab", lang, a=large, b=small), times(v[small]["ms_per_step"], v[large]["ms_per_step"]), "-"),
+        ("opt_bf16", text("cmp_bf16", lang), times(p["fp32"]["ms_per_step"], p["bf16"]["ms_per_step"]),
+         memory(p["fp32"]["peak_memory_mb"], p["bf16"]["peak_memory_mb"])),
+        ("opt_tf32", text("cmp_tf32", lang), times(p["fp32"]["ms_per_step"], p["tf32"]["ms_per_step"]), "-"),
+        ("opt_accumulate", text("cmp_accumulate", lang, k=acc["k"]), times(acc["one_batch"]["ms_per_step"], acc["accumulated"]["ms_per_step"]),
+         memory(acc["one_batch"]["peak_memory_mb"], acc["accumulated"]["peak_memory_mb"])),
+        ("opt_attention", text("cmp_attention", lang, T=att["length"]), times(att["naive_ms"], att["fused_ms"]),
+         memory(att["naive_memory_mb"], att["fused_memory_mb"])),
+        ("opt_fused_adamw", text("cmp_fused_adamw", lang), times(opt["loop"]["ms_per_step"], opt["fused"]["ms_per_step"]), "-"),
+        ("opt_compile", text("cmp_compile", lang), times(comp["eager"]["ms_per_step"], comp["compiled"]["ms_per_step"]), "-"),
+        ("opt_pinned", text("cmp_pinned", lang), times(pin["pageable_ms"], pin["pinned_ms"]), "-"),
+        ("opt_tying", text("cmp_tying", lang, pct=number(100 * saved, lang, 0)), "-", "-"),
+        ("opt_ddp", text("cmp_ddp", lang), "-", "-"),
+    ]
+    header = tuple(text(k, lang) for k in ("option", "compared", "speedup", "memory_col"))
+    return Table(header, tuple((text(key, lang), *rest) for key, *rest in rows))

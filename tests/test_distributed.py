@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from course_lib.callbacks import Evaluate, GradNorms, UnfreezeAt, WeightChange
 from course_lib.checkpoints import unwrap
 from course_lib.corpus import checksum
-from course_lib.distributed import TINY_GPT, cleanup, global_batch_slice, main, setup, wrap
+from course_lib.distributed import TINY_GPT, cleanup, collect, global_batch_slice, launch, main, setup, wrap
 from course_lib.gpt import GPT, lm_loss
 from course_lib.training import train
 
@@ -42,25 +42,11 @@ RUNS = {  # name: (processes, options of python -m course_lib.distributed)
 
 
 def start(out: Path, processes: int, options: tuple[str, ...]) -> subprocess.Popen:
-    """``python -m course_lib.distributed`` as one plain process, or under torchrun with ``processes`` ranks."""
-    script = ["-m", "course_lib.distributed", "--out", str(out), "--backend", "gloo", *options]  # CPUs, even beside a GPU
-    if processes > 1:
-        script = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), *script]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, *script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return launch(out, processes, options)
 
 
 def finish(process: subprocess.Popen, out: Path, processes: int) -> dict:
-    """Wait for a run; return what it wrote: final and initial weights, each rank's checksum, the record."""
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 0, output
-    return {
-        "final": torch.load(out / "final.pt", weights_only=True),
-        "initial": torch.load(out / "initial.pt", weights_only=True),
-        "checksums": [(out / f"checksum-rank{r}.txt").read_text().strip() for r in range(processes)],
-        "record": json.loads((out / "run.json").read_text()),
-    }
+    return collect(process, out, processes)
 
 
 @pytest.fixture(scope="module")
