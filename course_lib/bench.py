@@ -19,7 +19,7 @@ import torch
 from ._checks import check_int, check_type
 from .data import pick_device
 
-__all__ = ["PEAK_FLOPS", "peak_flops", "Timing", "time_it", "gpt_flops_per_token", "mfu", "fused_adamw", "enable_tf32",
+__all__ = ["PEAK_FLOPS", "peak_flops", "peak_for_name", "Timing", "time_it", "gpt_flops_per_token", "mfu", "fused_adamw", "enable_tf32",
            "train_speed", "synchronize"]
 
 TERA = 1e12
@@ -47,7 +47,11 @@ def peak_flops(device=None, precision: str = "bf16") -> float | None:
     device = pick_device(device)
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
+    return peak_for_name(torch.cuda.get_device_name(device), precision)
+
+
+def peak_for_name(name: str, precision: str) -> float | None:
+    """The peak of a GPU by its name as CUDA reports it ("NVIDIA H100 80GB HBM3"); None when not in the table."""
     for fragment, key in _NAMES:  # "H100 PCIe" before "H100": the first match wins
         if fragment in name:
             return PEAK_FLOPS[key].get(precision)

@@ -1,0 +1,120 @@
+"""course_lib.bench and course_lib.optimization_options: the timing harness, the FLOP and MFU arithmetic, lesson 05's measures."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from course_lib import bench
+from course_lib import optimization_options as oo
+from course_lib.gpt import GPT, GPTConfig, lm_loss
+from course_lib.tables import measured_table, options_table
+
+TINY = dataclasses.replace(oo.CONFIGS["cpu"], vocab_size=64, block_size=16, n_layer=1, n_embd=16, n_head=2,
+                           batch_sizes=(3, 4), vocabularies=(60, 64), batch_size=8, accumulate=4, lengths=(8, 16),
+                           heads=2, head_dim=8, attention_batch=2, steps=2, warmup=1, rounds=2)
+
+
+def test_time_it_warms_up_then_repeats():
+    calls = []
+    timing = bench.time_it(lambda: calls.append(1), warmup=3, repeats=4, number=2)
+    assert len(calls) == 3 + 4 * 2 and len(timing.samples) == 4
+    assert timing.low <= timing.median <= timing.high and timing.spread >= 0
+
+
+@pytest.mark.parametrize("name, precision, peak", [
+    ("NVIDIA H100 80GB HBM3", "bf16", 989e12), ("NVIDIA H100 PCIe", "bf16", 756e12), ("NVIDIA H200", "bf16", 989e12),
+    ("NVIDIA A100-SXM4-40GB", "tf32", 156e12), ("Tesla T4", "fp16", 65e12), ("Tesla T4", "bf16", None), ("Some GPU", "bf16", None),
+])
+def test_peaks_are_looked_up_by_name(name, precision, peak):
+    assert bench.peak_for_name(name, precision) == pytest.approx(peak) if peak else bench.peak_for_name(name, precision) is None
+
+
+def test_a_cpu_has_no_peak_and_mfu_is_then_none():
+    assert bench.peak_flops("cpu") is None and bench.mfu(1e5, 1e9, None) is None
+    assert bench.mfu(460_000, 855e6, 989e12) == pytest.approx(0.3977, abs=1e-4)
+
+
+def test_gpt2_flops_per_token():
+    config = GPTConfig(vocab_size=50304)
+    assert bench.gpt_flops_per_token(config) == 6 * (12 * 12 * 768**2 + 50304 * 768) + 12 * 12 * 768 * 1024
+    assert bench.gpt_flops_per_token(config, 2048) - bench.gpt_flops_per_token(config) == 12 * 12 * 768 * 1024
+
+
+def test_fused_adamw_is_fused_only_on_a_gpu():
+    model = torch.nn.Linear(2, 2)
+    assert not bench.fused_adamw(model.parameters(), lr=1e-3).defaults["fused"]
+
+
+def test_train_speed_counts_tokens_and_times_steps():
+    torch.manual_seed(0)
+    config = TINY.gpt()
+    model = GPT(config)
+    data = lambda m: torch.randint(0, 64, (4, 17), generator=torch.Generator().manual_seed(m))
+    result = bench.train_speed(model, torch.optim.SGD(model.parameters(), lr=0.1), data, lm_loss, steps=2, warmup=1, rounds=2,
+                               accumulate=2, tokens=lambda b: b[:, :-1].numel(), flops_per_token=1e6)
+    assert result["tokens_per_step"] == 2 * 4 * 16 and result["ms_per_step"] > 0 and result["mfu"] is None
+    assert result["ms_low"] <= result["ms_per_step"] <= result["ms_high"]
+
+
+def test_memory_per_parameter():
+    sizes = oo.memory_per_parameter()
+    assert sizes["weight"] == {"fp32": 4, "bf16": 2, "fp16": 2}
+    assert sizes["adamw_training"] == {"fp32": 16, "mixed bf16": 16, "pure bf16": 8}
+
+
+def test_cost_terms_cross_at_six_times_the_width():
+    config = GPTConfig(vocab_size=64, n_layer=2, n_embd=32, n_head=2)
+    rows = oo.cost_terms(config, lengths=(6 * 32,))
+    dense_blocks = 6 * 12 * 2 * 32 * 32
+    assert rows[0]["attention"] == dense_blocks  # 12·L·d·T = 72·L·d² at T = 6d
+    assert rows[0]["attention_share"] == pytest.approx(dense_blocks / (rows[0]["dense"] + dense_blocks))
+
+
+def test_cumulative_days():
+    assert oo.cumulative_days(0.05, 1e9) == pytest.approx(578.7, abs=0.05)
+    with pytest.raises(ValueError, match="seconds_per_iteration must be a finite number >= 0"):
+        oo.cumulative_days(-1, 10)
+    with pytest.raises(ValueError, match="iterations must be a finite number >= 0"):
+        oo.cumulative_days(1, float("inf"))
+
+
+def test_accumulation_gives_the_same_gradient():
+    result = oo.accumulation(TINY, "cpu")
+    assert result["max_relative_difference"] < 1e-5 and result["k"] == 4
+    with pytest.raises(ValueError, match="multiple of accumulate"):
+        oo.accumulation(dataclasses.replace(TINY, batch_size=6), "cpu")
+
+
+def test_the_live_measurements_run_and_fill_their_tables():
+    rows = oo.batch_sizes(TINY, "cpu")
+    assert [r["batch"] for r in rows] == [3, 4] and all(r["ms_per_sequence"] > 0 for r in rows)
+    assert [r["length"] for r in oo.attention_lengths(TINY, "cpu")] == [8, 16]
+    assert oo.contiguity("cpu", 64)["is_contiguous"] == [True, False]
+    assert oo.pinned_copies("cpu") is None and oo.compiled(TINY, "cpu") is None
+    table = measured_table(rows, [("batch", "col_batch", 0), ("ms_per_step", "col_ms_step", 1), ("mfu", "col_mfu", 1, 100)], "vi")
+    assert table.rows[0][0] == "3" and table.rows[0][2] == "-"
+
+
+def test_the_stored_gpu_results():
+    stored = oo.load_results("gpu")
+    assert "H100" in stored["provenance"]["device"] or "H200" in stored["provenance"]["device"]
+    assert [r["batch"] for r in stored["batch_sizes"]] == list(oo.CONFIGS["gpu"].batch_sizes)
+    assert stored["accumulation"]["max_relative_difference"] < 1e-4
+    for lang in ("vi", "en"):
+        assert len(options_table(stored, lang).rows) == 11
+    with pytest.raises(ValueError, match="another configuration"):
+        oo.CONFIGS["gpu"], saved = dataclasses.replace(oo.CONFIGS["gpu"], steps=1), oo.CONFIGS["gpu"]
+        try:
+            oo.load_results("gpu")
+        finally:
+            oo.CONFIGS["gpu"] = saved
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="fn must be a function"):
+        bench.time_it(3)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        bench.peak_flops("cpu", "fp8")
+    with pytest.raises(ValueError, match="must be > 0"):
+        bench.mfu(0, 1e9, 1e12)
