@@ -355,14 +355,14 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Stored results: measured on {date} on {device} (driver {driver}), torch {torch}, CUDA {cuda}; command: {command}",
     },
     "gpt2_flops": {
-        "vi": "GPT-2 small (từ vựng đệm lên 50.304): {params} tham số, khoảng {flops} GFLOP huấn luyện cho mỗi token ở ngữ cảnh 1.024",
+        "vi": "GPT-2 small (từ vựng đệm lên 50.304): {params} tham số, khoảng {flops} GFLOP cho mỗi token khi huấn luyện ở ngữ cảnh 1.024",
         "en": "GPT-2 small (vocabulary padded to 50,304): {params} parameters, about {flops} GFLOP of training per token at context 1,024",
     },
-    "peak_line": {"vi": "{gpu}: đỉnh {peak} TFLOP/s (dày đặc, độ chính xác 16 bit)", "en": "{gpu}: peak {peak} TFLOP/s (dense, 16-bit precision)"},
+    "peak_line": {"vi": "{gpu}: đỉnh {peak} TFLOP/s (ma trận dày đặc, độ chính xác 16 bit)", "en": "{gpu}: peak {peak} TFLOP/s (dense, 16-bit precision)"},
     "col_length": {"vi": "Độ dài T (token)", "en": "Length T (tokens)"},
     "col_dense": {"vi": "Phần dày đặc 6N (GFLOP/token)", "en": "Dense part 6N (GFLOP/token)"},
-    "col_attention": {"vi": "Phần attention 12·L·d·T (GFLOP/token)", "en": "Attention 12·L·d·T (GFLOP/token)"},
-    "col_share": {"vi": "Tỉ phần của attention (%)", "en": "Attention's share (%)"},
+    "col_attention": {"vi": "Phần chú ý 12·L·d·T (GFLOP/token)", "en": "Attention 12·L·d·T (GFLOP/token)"},
+    "col_share": {"vi": "Tỉ trọng của phần chú ý (%)", "en": "Attention's share (%)"},
     "col_batch": {"vi": "Kích thước lô B", "en": "Batch size B"},
     "col_ms_step": {"vi": "ms mỗi bước", "en": "ms per step"},
     "col_ms_sequence": {"vi": "ms mỗi chuỗi", "en": "ms per sequence"},
@@ -373,7 +373,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "col_memory": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
     "col_way": {"vi": "Cách chạy", "en": "Way"},
     "col_fused_ms": {"vi": "Hợp nhất (ms)", "en": "Fused (ms)"},
-    "col_naive_ms": {"vi": "Viết theo công thức (ms)", "en": "Written out (ms)"},
+    "col_naive_ms": {"vi": "Theo công thức (ms)", "en": "Written out (ms)"},
     "col_fused_memory": {"vi": "Hợp nhất, bộ nhớ (MB)", "en": "Fused, memory (MB)"},
     "col_naive_memory": {"vi": "Theo công thức, bộ nhớ (MB)", "en": "Written out, memory (MB)"},
     "bytes_weight": {
@@ -387,11 +387,11 @@ _STRINGS: dict[str, dict[str, str]] = {
               "mixed bf16 {mixed_bf16}, pure bf16 {pure_bf16}",
     },
     "gpt2_training_memory": {
-        "vi": "GPT-2 small: 16 byte × số tham số = {gb} GiB trước khi tính đến các activation",
+        "vi": "GPT-2 small: 16 byte × số tham số = {gb} GiB, chưa kể các giá trị kích hoạt",
         "en": "GPT-2 small: 16 bytes × parameters = {gb} GiB before any activation",
     },
     "accumulation_same": {
-        "vi": "một lô {batch} chuỗi so với {k} lô nhỏ: cùng gradient trong phạm vi sai số làm tròn (< 10⁻⁵ tương đối): {same}",
+        "vi": "một lô {batch} chuỗi so với {k} lô vi mô: cùng gradient, chỉ sai khác do làm tròn (tương đối < 10⁻⁵): {same}",
         "en": "one batch of {batch} sequences against {k} micro-batches: the same gradient within rounding (< 10⁻⁵ relative): {same}",
     },
     "accumulation_live": {
@@ -399,9 +399,9 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "on this machine: largest relative difference {diff}; {one} ms per step as one batch, {split} ms accumulated",
     },
     "one_batch": {"vi": "một lô", "en": "one batch"},
-    "accumulated": {"vi": "tích lũy", "en": "accumulated"},
+    "accumulated": {"vi": "tích lũy gradient", "en": "accumulated"},
     "contiguity_line": {
-        "vi": "trên máy này, tổng theo hàng của ma trận {n} × {n}: liên tục {a} ms, chuyển vị (không liên tục) {b} ms; "
+        "vi": "trên máy này, tổng từng hàng của ma trận {n} × {n}: liên tục {a} ms, chuyển vị (không liên tục) {b} ms; "
               "chép sang bộ nhớ liên tục {c} ms",
         "en": "on this machine, row sums of an {n} × {n} matrix: contiguous {a} ms, transposed (not contiguous) {b} ms; "
               "copying it to contiguous memory {c} ms",
@@ -419,9 +419,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     "eager": {"vi": "AdamW hợp nhất, không biên dịch", "en": "fused AdamW, eager"},
     "compiled": {"vi": "AdamW hợp nhất + torch.compile", "en": "fused AdamW + torch.compile"},
     "tied": {"vi": "dùng chung trọng số", "en": "tied"},
-    "untied": {"vi": "không dùng chung", "en": "untied"},
+    "untied": {"vi": "không dùng chung trọng số", "en": "untied"},
     "tying_params": {
-        "vi": "GPT-2 small: {tied} tham số khi dùng chung trọng số, {untied} khi không",
+        "vi": "GPT-2 small: {tied} tham số khi dùng chung trọng số, {untied} khi không dùng chung",
         "en": "GPT-2 small: {tied} parameters tied, {untied} untied",
     },
     "tying_loss": {
@@ -429,8 +429,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "small model, {kind}: {params} parameters; held-out loss after 600 steps: {losses} ({n} seeds, stored)",
     },
     "ddp_line": {
-        "vi": "2 tiến trình (gloo): trọng số cuối giống hệt nhau giữa hai tiến trình: {same}; "
-              "bằng lần chạy 1 tiến trình (sai khác < 10⁻⁶): {close}; mất mát {first} → {last}",
+        "vi": "2 tiến trình (gloo): trọng số cuối của hai tiến trình giống hệt nhau đến từng bit: {same}; "
+              "khớp với lần chạy 1 tiến trình (sai khác < 10⁻⁶): {close}; mất mát {first} → {last}",
         "en": "2 processes (gloo): final weights bit-identical on both: {same}; "
               "equal to the 1-process run (difference < 10⁻⁶): {close}; loss {first} → {last}",
     },
@@ -444,28 +444,28 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "option": {"vi": "Tùy chọn", "en": "Option"},
     "compared": {"vi": "So sánh", "en": "Compared"},
-    "speedup": {"vi": "Tăng tốc", "en": "Speed-up"},
+    "speedup": {"vi": "Hệ số tăng tốc", "en": "Speed-up"},
     "memory_col": {"vi": "Bộ nhớ GPU đỉnh", "en": "Peak GPU memory"},
     "opt_batch": {"vi": "kích thước lô là lũy thừa của 2", "en": "power-of-two batch size"},
     "cmp_batch": {"vi": "thời gian mỗi chuỗi, lô 15 → 16", "en": "time per sequence, batch 15 → 16"},
     "opt_vocab": {"vi": "đệm từ vựng lên bội của 64", "en": "vocabulary padded to a multiple of 64"},
     "cmp_vocab": {"vi": "V = {b} → {a}", "en": "V = {b} → {a}"},
     "opt_bf16": {"vi": "độ chính xác hỗn hợp bf16", "en": "bf16 mixed precision"},
-    "cmp_bf16": {"vi": "fp32 → bf16 autocast", "en": "fp32 → bf16 autocast"},
+    "cmp_bf16": {"vi": "fp32 → autocast bf16", "en": "fp32 → bf16 autocast"},
     "opt_tf32": {"vi": "TF32", "en": "TF32"},
     "cmp_tf32": {"vi": "fp32 → phép nhân ma trận TF32", "en": "fp32 → TF32 matrix multiplies"},
     "opt_accumulate": {"vi": "tích lũy gradient", "en": "gradient accumulation"},
-    "cmp_accumulate": {"vi": "một lô → {k} lô nhỏ (fp32)", "en": "one batch → {k} micro-batches (fp32)"},
-    "opt_attention": {"vi": "attention hợp nhất (FlashAttention)", "en": "fused attention (FlashAttention)"},
+    "cmp_accumulate": {"vi": "một lô → {k} lô vi mô (fp32)", "en": "one batch → {k} micro-batches (fp32)"},
+    "opt_attention": {"vi": "chú ý hợp nhất (FlashAttention)", "en": "fused attention (FlashAttention)"},
     "cmp_attention": {"vi": "viết theo công thức → hợp nhất, một tầng, T = {T}", "en": "written out → fused, one layer, T = {T}"},
     "opt_fused_adamw": {"vi": "AdamW hợp nhất", "en": "fused AdamW"},
-    "cmp_fused_adamw": {"vi": "vòng lặp theo tensor → một kernel", "en": "loop over tensors → one kernel"},
+    "cmp_fused_adamw": {"vi": "vòng lặp qua từng tensor → một kernel", "en": "loop over tensors → one kernel"},
     "opt_compile": {"vi": "torch.compile", "en": "torch.compile"},
-    "cmp_compile": {"vi": "eager → biên dịch", "en": "eager → compiled"},
+    "cmp_compile": {"vi": "eager (không biên dịch) → biên dịch", "en": "eager → compiled"},
     "opt_pinned": {"vi": "bộ nhớ ghim (pinned)", "en": "pinned memory"},
     "cmp_pinned": {"vi": "chép 256 MB lên GPU, pageable → pinned", "en": "256 MB copy to the GPU, pageable → pinned"},
     "opt_tying": {"vi": "dùng chung trọng số", "en": "weight tying"},
-    "cmp_tying": {"vi": "tham số của GPT-2 small: −{pct}%; mất mát: không phân biệt được (3 seed)",
+    "cmp_tying": {"vi": "tham số của GPT-2 small: −{pct}%; mất mát: không có khác biệt đo được (3 seed)",
                   "en": "GPT-2 small's parameters: −{pct}%; loss: no measurable difference (3 seeds)"},
     "opt_ddp": {"vi": "song song dữ liệu (DDP)", "en": "data parallelism (DDP)"},
     "cmp_ddp": {"vi": "nhiều GPU: đo ở một phần riêng của khóa học", "en": "several GPUs: measured in a separate part of the course"},

@@ -17,7 +17,7 @@ from .experiments import (
     layer_clipping,
     schedule_stats,
 )
-from .i18n import number, plain, significant, text
+from .i18n import count, number, plain, significant, text
 from .report import Table
 from .training import History
 
@@ -215,7 +215,7 @@ def measured_table(rows: Sequence[Mapping], columns: Sequence[tuple], lang: str)
             elif isinstance(value, str):
                 cells.append(value)
             elif isinstance(value, int) and not scale and digits == 0:
-                cells.append(str(value))
+                cells.append(count(value, lang))
             else:
                 cells.append(number(value * (scale[0] if scale else 1), lang, digits))
         body.append(tuple(cells))
@@ -253,13 +253,13 @@ def options_table(results: dict, lang: str) -> Table:
     saved = 1 - parameter_count(model) / parameter_count(GPTConfig(**{**model.__dict__, "tie_weights": False}))
     rows = [
         ("opt_batch", text("cmp_batch", lang), times(before["ms_per_sequence"], pow2["ms_per_sequence"]), "-"),
-        ("opt_vocab", text("cmp_vocab", lang, a=large, b=small), times(v[small]["ms_per_step"], v[large]["ms_per_step"]), "-"),
+        ("opt_vocab", text("cmp_vocab", lang, a=count(large, lang), b=count(small, lang)), times(v[small]["ms_per_step"], v[large]["ms_per_step"]), "-"),
         ("opt_bf16", text("cmp_bf16", lang), times(p["fp32"]["ms_per_step"], p["bf16"]["ms_per_step"]),
          memory(p["fp32"]["peak_memory_mb"], p["bf16"]["peak_memory_mb"])),
         ("opt_tf32", text("cmp_tf32", lang), times(p["fp32"]["ms_per_step"], p["tf32"]["ms_per_step"]), "-"),
         ("opt_accumulate", text("cmp_accumulate", lang, k=acc["k"]), times(acc["one_batch"]["ms_per_step"], acc["accumulated"]["ms_per_step"]),
          memory(acc["one_batch"]["peak_memory_mb"], acc["accumulated"]["peak_memory_mb"])),
-        ("opt_attention", text("cmp_attention", lang, T=att["length"]), times(att["naive_ms"], att["fused_ms"]),
+        ("opt_attention", text("cmp_attention", lang, T=count(att["length"], lang)), times(att["naive_ms"], att["fused_ms"]),
          memory(att["naive_memory_mb"], att["fused_memory_mb"])),
         ("opt_fused_adamw", text("cmp_fused_adamw", lang), times(opt["loop"]["ms_per_step"], opt["fused"]["ms_per_step"]), "-"),
         ("opt_compile", text("cmp_compile", lang), times(comp["eager"]["ms_per_step"], comp["compiled"]["ms_per_step"]), "-"),

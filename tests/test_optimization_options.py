@@ -94,6 +94,7 @@ def test_the_live_measurements_run_and_fill_their_tables():
     assert oo.pinned_copies("cpu") is None and oo.compiled(TINY, "cpu") is None
     table = measured_table(rows, [("batch", "col_batch", 0), ("ms_per_step", "col_ms_step", 1), ("mfu", "col_mfu", 1, 100)], "vi")
     assert table.rows[0][0] == "3" and table.rows[0][2] == "-"
+    assert measured_table([{"v": 50304}], [("v", "col_vocab", 0)], "vi").rows[0][0] == "50.304"
 
 
 def test_the_stored_gpu_results():
