@@ -469,6 +469,11 @@ _STRINGS: dict[str, dict[str, str]] = {
                   "en": "GPT-2 small's parameters: −{pct}%; loss: no measurable difference (3 seeds)"},
     "opt_ddp": {"vi": "song song dữ liệu (DDP)", "en": "data parallelism (DDP)"},
     "cmp_ddp": {"vi": "nhiều GPU: đo ở một phần riêng của khóa học", "en": "several GPUs: measured in a separate part of the course"},
+    "attn_time_axis": {"vi": "Thời gian lan truyền xuôi + ngược (ms)", "en": "Forward + backward time (ms)"},
+    "attn_memory_axis": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
+    "attn_fused": {"vi": "hợp nhất (scaled_dot_product_attention)", "en": "fused (scaled_dot_product_attention)"},
+    "attn_naive": {"vi": "viết theo công thức", "en": "written out"},
+    "attn_title": {"vi": "Một tầng chú ý trên H100 (đã lưu), thang log", "en": "One attention layer on the H100 (stored), log scales"},
 }
 
 

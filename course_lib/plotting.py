@@ -245,3 +245,26 @@ def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_attention_lengths(rows: Sequence[Mapping], lang: str) -> Figure:
+    """Lesson 05: time (left) and memory (right) of one attention layer against the length T, fused and written out, log-log."""
+    check_language(lang)
+    if not rows:
+        raise ValueError("rows is empty: pass the result of optimization_options.attention_lengths")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    lengths = [r["length"] for r in rows]
+    for ax, suffix, label in ((axes[0], "ms", "attn_time_axis"), (axes[1], "memory_mb", "attn_memory_axis")):
+        for kind, style in (("fused", "o-"), ("naive", "s--")):
+            values = [r.get(f"{kind}_{suffix}") for r in rows]
+            points = [(t, v) for t, v in zip(lengths, values) if v is not None]
+            if points:
+                ax.plot(*zip(*points), style, label=text(f"attn_{kind}", lang))
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set(xlabel=text("col_length", lang), ylabel=text(label, lang))
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize="small")
+    fig.suptitle(text("attn_title", lang))
+    fig.tight_layout()
+    return fig

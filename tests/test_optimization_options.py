@@ -119,3 +119,17 @@ def test_bad_arguments():
         bench.peak_flops("cpu", "fp8")
     with pytest.raises(ValueError, match="must be > 0"):
         bench.mfu(0, 1e9, 1e12)
+
+
+def test_attention_plot_is_labelled_in_both_languages():
+    import matplotlib.pyplot as plt
+
+    from course_lib.plotting import plot_attention_lengths
+
+    rows = oo.load_results("gpu")["attention_lengths"]
+    for lang, word in (("vi", "Thời gian"), ("en", "time")):
+        fig = plot_attention_lengths(rows, lang)
+        assert word in fig.axes[0].get_ylabel() and len(fig.axes[0].lines) == 2
+        plt.close(fig)
+    with pytest.raises(ValueError, match="rows is empty"):
+        plot_attention_lengths([], "en")
