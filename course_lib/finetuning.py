@@ -18,20 +18,16 @@ Results are plain numbers (JSON-ready), measured on held-out reviews.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
-import platform
 import statistics
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from .callbacks import Evaluate, GradNorms, evaluate
 from .clipping import delayed, norm_lost
+from . import stored
 from .data import pick_device
 from .freezing import freeze, param_groups, trainable_ratio
 from .schedules import Constant, ScheduledLR, linear_with_warmup
@@ -194,14 +190,8 @@ def run_all(config: Config, device=None, progress=print) -> dict:
 
     return {
         "config": dataclasses.asdict(config),
-        "provenance": {
-            "date": time.strftime("%Y-%m-%d", time.gmtime()),
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU",
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "python": platform.python_version(),
-            "command": f"python -m course_lib.finetuning --config {config.name}",
-        },
+        "provenance": stored.provenance(device, f"python -m course_lib.finetuning --config {config.name}",
+                                        transformers=transformers.__version__),
         "runs": runs,
     }
 
@@ -223,40 +213,14 @@ def summarize(results: dict) -> dict[str, dict]:
     return {v: {k: spread(xs) if xs else None for k, xs in values.items()} for v, values in out.items()}
 
 
-def _rounded(value):
-    """Floats to 6 significant digits (the stored file stays small; the lesson shows at most 4)."""
-    if isinstance(value, float):
-        return float(f"{value:.6g}")
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
-
-
 def load_results(name: str = "gpu") -> dict:
     """The stored results of a configuration (``book/data/lesson03_<name>.json``), checked against :data:`CONFIGS`."""
-    path = Path(__file__).resolve().parents[1] / "book" / "data" / f"lesson03_{name}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `python -m course_lib.finetuning --config {name}` on a GPU")
-    results = json.loads(path.read_text(encoding="utf-8"))
-    expected = json.loads(json.dumps(dataclasses.asdict(CONFIGS[name])))
-    if results["config"] != expected:
-        raise ValueError(f"{path} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
-    return results
+    return stored.load("03", name, "finetuning", {"config": CONFIGS[name]})
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Run lesson 03's experiments and store the results as JSON.")
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="gpu")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=None, help="default: book/data/lesson03_<config>.json")
-    args = parser.parse_args(argv)
-    out = args.out or Path(__file__).resolve().parents[1] / "book" / "data" / f"lesson03_{args.config}.json"
-    results = run_all(CONFIGS[args.config], args.device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_rounded(results)), encoding="utf-8")
-    print(f"wrote {out}")
+    stored.main(argv, lesson="03", description="Run lesson 03's experiments and store the results as JSON.",
+                configs=CONFIGS, run_all=run_all)
 
 
 if __name__ == "__main__":

@@ -9,19 +9,16 @@ provenance.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
-import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .bench import enable_tf32, fused_adamw, gpt_flops_per_token, synchronize, time_it, train_speed
+from . import stored
 from .data import pick_device
 from .gpt import GPT, GPTConfig, lm_loss, naive_attention
 
@@ -309,65 +306,19 @@ def run_all(config: Config, device=None, progress=print) -> dict:
     results["pinned_copies"] = pinned_copies(device)
     return {
         "config": dataclasses.asdict(config),
-        "provenance": {
-            "date": time.strftime("%Y-%m-%d", time.gmtime()),
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU",
-            "driver": _driver() if device.type == "cuda" else None,
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "python": platform.python_version(),
-            "command": f"python -m course_lib.optimization_options --config {config.name}",
-        },
+        "provenance": stored.provenance(device, f"python -m course_lib.optimization_options --config {config.name}"),
         **results,
     }
 
 
-def _driver() -> str | None:
-    import subprocess
-
-    try:
-        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                              text=True, timeout=30).stdout.strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        return None
-
-
-def _rounded(value):
-    if isinstance(value, float):
-        return float(f"{value:.5g}")
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_rounded(v) for v in value]
-    return value
-
-
-def _path(name: str) -> Path:
-    return Path(__file__).resolve().parents[1] / "book" / "data" / f"lesson05_{name}.json"
-
-
 def load_results(name: str = "gpu") -> dict:
     """The stored results (``book/data/lesson05_<name>.json``), checked against :data:`CONFIGS`."""
-    path = _path(name)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `python -m course_lib.optimization_options --config {name}` on a GPU")
-    results = json.loads(path.read_text(encoding="utf-8"))
-    if results["config"] != json.loads(json.dumps(dataclasses.asdict(CONFIGS[name]))):
-        raise ValueError(f"{path} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
-    return results
+    return stored.load("05", name, "optimization_options", {"config": CONFIGS[name]})
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Measure lesson 05's optimization options and store the results as JSON.")
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="gpu")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=None, help="default: book/data/lesson05_<config>.json")
-    args = parser.parse_args(argv)
-    out = args.out or _path(args.config)
-    results = run_all(CONFIGS[args.config], args.device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_rounded(results)), encoding="utf-8")
-    print(f"wrote {out}")
+    stored.main(argv, lesson="05", description="Measure lesson 05's optimization options and store the results as JSON.",
+                configs=CONFIGS, run_all=run_all)
 
 
 if __name__ == "__main__":

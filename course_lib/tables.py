@@ -6,6 +6,7 @@ with (a threshold of 0.01 is written from ``excess=0.01``, not typed in).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping, Sequence
 
 from .experiments import (
@@ -250,7 +251,7 @@ def options_table(results: dict, lang: str) -> Table:
     c = r["config"]
     model = GPTConfig(vocab_size=c["vocab_size"], block_size=c["block_size"], n_layer=c["n_layer"], n_head=c["n_head"],
                       n_embd=c["n_embd"])
-    saved = 1 - parameter_count(model) / parameter_count(GPTConfig(**{**model.__dict__, "tie_weights": False}))
+    saved = 1 - parameter_count(model) / parameter_count(dataclasses.replace(model, tie_weights=False))
     rows = [
         ("opt_batch", text("cmp_batch", lang), times(before["ms_per_sequence"], pow2["ms_per_sequence"]), "-"),
         ("opt_vocab", text("cmp_vocab", lang, a=count(large, lang), b=count(small, lang)), times(v[small]["ms_per_step"], v[large]["ms_per_step"]), "-"),

@@ -18,22 +18,18 @@ over several sampling seeds.  ``python -m course_lib.targeted_freezing
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
-import platform
 import re
 import statistics
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from .callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
 from .corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks, pretraining_texts,
                      split_held_out, token_share)
+from . import stored
 from .data import pick_device
 from .experiments import Spread, spread
 from .freezing import freeze, param_groups, select, trainable_ratio, unfreeze
@@ -42,8 +38,8 @@ from .pretraining import PRETRAIN, load_pretrained
 from .schedules import ScheduledLR, cosine_with_warmup
 from .training import train
 
-__all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION", "Setup", "setup", "prepare", "run", "run_all", "shares", "sample_text",
-           "word_rate", "flop_saving", "p_summary", "weight_change_ratio", "curve_gap", "summarize", "noise_variance", "probe_cost", "load_results", "main"]
+__all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION", "Setup", "setup", "prepare", "run", "run_all", "sample_measures", "sample_text",
+           "flop_saving", "p_summary", "weight_change_ratio", "curve_gap", "summarize", "noise_variance", "probe_cost", "load_results", "main"]
 
 ATTENTION = r"\.attn\.c_(attn|proj)\."
 VARIANTS = ("full", "targeted", "reversed")
@@ -135,18 +131,27 @@ def _windows(s: Setup, config: Config, seed: int) -> TokenWindows:
     return TokenWindows(s.train_ids, config.batch_size, s.info["block_size"], seed)
 
 
-def _samples(model: GPT, s: Setup, config: Config, seed: int, device, temperature: float | None = None) -> torch.Tensor:
+def _samples(model: GPT, s: Setup, config: Config, seed: int, device) -> torch.Tensor:
     prompt = torch.tensor([s.tokenizer.encode("\n")] * config.samples, device=device)
-    out = generate(model, prompt, config.sample_tokens, temperature=temperature or config.temperature, top_k=config.top_k,
-                   seed=seed)
+    out = generate(model, prompt, config.sample_tokens, temperature=config.temperature, top_k=config.top_k, seed=seed)
     return out[:, prompt.shape[1]:].cpu()
 
 
-def shares(model: GPT, s: Setup, config: Config, device=None) -> list[float]:
-    """p for each sampling seed: the share of generated tokens in S."""
+def sample_measures(model: GPT, s: Setup, config: Config, device=None) -> dict:
+    """From one set of samples per sampling seed: ``p`` (one share of tokens in S per seed) and ``word_rate``.
+
+    ``word_rate`` is the share of the generated words (letters only) that occur
+    in the two corpora: a crude measure of well-formed text.
+    """
     device = pick_device(device)
     model.to(device)
-    return [token_share(_samples(model, s, config, seed, device), s.S) for seed in config.sample_seeds]
+    p, words = [], []
+    for seed in config.sample_seeds:
+        tokens = _samples(model, s, config, seed, device)
+        p.append(token_share(tokens, s.S))
+        for row in tokens:
+            words += re.findall(r"[a-z]+", s.tokenizer.decode(row).lower())
+    return {"p": p, "word_rate": sum(w in s.words for w in words) / max(1, len(words))}
 
 
 def sample_text(model: GPT, s: Setup, config: Config, tokens: int = 40, seed: int = 0, device=None) -> str:
@@ -155,17 +160,6 @@ def sample_text(model: GPT, s: Setup, config: Config, tokens: int = 40, seed: in
     model.to(device)
     short = dataclasses.replace(config, samples=1, sample_tokens=tokens)
     return s.tokenizer.decode(_samples(model, s, short, seed, device)[0])
-
-
-def word_rate(model: GPT, s: Setup, config: Config, temperature: float, device=None) -> float:
-    """Share of the generated words (letters only) that occur in the two corpora: a crude measure of well-formed text."""
-    device = pick_device(device)
-    model.to(device)
-    words = []
-    for seed in config.sample_seeds:
-        for row in _samples(model, s, config, seed, device, temperature):
-            words += re.findall(r"[a-z]+", s.tokenizer.decode(row).lower())
-    return sum(w in s.words for w in words) / max(1, len(words))
 
 
 def noise_variance(losses: list[float]) -> float:
@@ -216,7 +210,7 @@ def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) 
     times = history.metric("seconds")
     changes = {name[len("weight_change/"):]: history.metric(name) for name in history.metric_names("weight_change/")}
     half = config.steps // 2
-    p = shares(model, s, config, device)
+    measures = sample_measures(model, s, config, device)
     return {
         "variant": variant,
         "seed": seed,
@@ -233,7 +227,7 @@ def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) 
         "loss_variance_late": statistics.variance(history.loss[half:]),
         "noise_variance": noise_variance(history.loss),
         "weight_change": changes,
-        "p": p,
+        **measures,
     }, model
 
 
@@ -271,18 +265,11 @@ def run_all(config: Config, device=None, progress=print) -> dict:
         "pretrain": dataclasses.asdict(PRETRAIN[config.pretrain]),
         "pretrain_info": s.info,
         "S_size": len(s.S),
-        "p_before": shares(before, s, config, device),
+        "p_before": sample_measures(before, s, config, device)["p"],
         "eval_before": evaluate(before, s.held_out, lm_loss, device=device, precision=config.precision)["eval_loss"],
         "sample_before": sample_text(before, s, config, device=device),
         "probe_cost": probe_cost(config, device=device),
-        "provenance": {
-            "date": time.strftime("%Y-%m-%d", time.gmtime()),
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU",
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "python": platform.python_version(),
-            "command": f"python -m course_lib.targeted_freezing --config {config.name}",
-        },
+        "provenance": stored.provenance(device, f"python -m course_lib.targeted_freezing --config {config.name}"),
         "runs": runs,
     }
 
@@ -343,44 +330,15 @@ def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
     return out
 
 
-def _rounded(value):
-    if isinstance(value, float):
-        return float(f"{value:.6g}")
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
-
-
-def _path(name: str) -> Path:
-    return Path(__file__).resolve().parents[1] / "book" / "data" / f"lesson04_{name}.json"
-
-
 def load_results(name: str = "gpu") -> dict:
     """The stored results (``book/data/lesson04_<name>.json``), checked against :data:`CONFIGS` and the pretraining."""
-    path = _path(name)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `python -m course_lib.targeted_freezing --config {name}` on a GPU")
-    results = json.loads(path.read_text(encoding="utf-8"))
     config = CONFIGS[name]
-    if results["config"] != json.loads(json.dumps(dataclasses.asdict(config))) or \
-            results["pretrain"] != json.loads(json.dumps(dataclasses.asdict(PRETRAIN[config.pretrain]))):
-        raise ValueError(f"{path} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
-    return results
+    return stored.load("04", name, "targeted_freezing", {"config": config, "pretrain": PRETRAIN[config.pretrain]})
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Run lesson 04's experiments and store the results as JSON.")
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="gpu")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=None, help="default: book/data/lesson04_<config>.json")
-    args = parser.parse_args(argv)
-    out = args.out or _path(args.config)
-    results = run_all(CONFIGS[args.config], args.device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_rounded(results)), encoding="utf-8")
-    print(f"wrote {out}")
+    stored.main(argv, lesson="04", description="Run lesson 04's experiments and store the results as JSON.",
+                configs=CONFIGS, run_all=run_all)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,6 @@
 """course_lib.distributed: torchrun with 2 CPU processes (gloo) against one plain process; the loop under DDP."""
 
-import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +14,6 @@ from course_lib.distributed import TINY_GPT, cleanup, collect, global_batch_slic
 from course_lib.gpt import GPT, lm_loss
 from course_lib.training import train
 
-REPO = Path(__file__).resolve().parents[1]
 needs_gloo = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),
     reason="this PyTorch build has no torch.distributed or no gloo backend, which these tests run on",
@@ -41,22 +35,14 @@ RUNS = {  # name: (processes, options of python -m course_lib.distributed)
 }
 
 
-def start(out: Path, processes: int, options: tuple[str, ...]) -> subprocess.Popen:
-    return launch(out, processes, options)
-
-
-def finish(process: subprocess.Popen, out: Path, processes: int) -> dict:
-    return collect(process, out, processes)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, dict]:
     """Every run of RUNS, started together: they spend most of their time importing torch (about 23 s in all on 2 cores)."""
     folder = tmp_path_factory.mktemp("runs")
     outs = {name: folder / name.replace(" ", "-") for name in RUNS}
-    started = {name: start(outs[name], *RUNS[name]) for name in RUNS}
+    started = {name: launch(outs[name], *RUNS[name]) for name in RUNS}
     try:
-        return {name: finish(started[name], outs[name], RUNS[name][0]) for name in RUNS}
+        return {name: collect(started[name], outs[name], RUNS[name][0]) for name in RUNS}
     finally:
         for process in started.values():
             if process.poll() is None:  # a run failed or hung: stop the others (torchrun stops its workers)

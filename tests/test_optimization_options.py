@@ -104,12 +104,12 @@ def test_the_stored_gpu_results():
     assert stored["accumulation"]["max_relative_difference"] < 1e-4
     for lang in ("vi", "en"):
         assert len(options_table(stored, lang).rows) == 11
+
+
+def test_stored_results_of_another_configuration_are_refused(monkeypatch):
+    monkeypatch.setitem(oo.CONFIGS, "gpu", dataclasses.replace(oo.CONFIGS["gpu"], steps=1))
     with pytest.raises(ValueError, match="another configuration"):
-        oo.CONFIGS["gpu"], saved = dataclasses.replace(oo.CONFIGS["gpu"], steps=1), oo.CONFIGS["gpu"]
-        try:
-            oo.load_results("gpu")
-        finally:
-            oo.CONFIGS["gpu"] = saved
+        oo.load_results("gpu")
 
 
 def test_bad_arguments():
@@ -133,3 +133,24 @@ def test_attention_plot_is_labelled_in_both_languages():
         plt.close(fig)
     with pytest.raises(ValueError, match="rows is empty"):
         plot_attention_lengths([], "en")
+
+
+def test_the_store_command_writes_rounded_results_that_load_back(tmp_path, monkeypatch):
+    from course_lib import stored
+
+    @dataclasses.dataclass(frozen=True)
+    class Sizes:
+        name: str
+        steps: int
+
+    configs = {"gpu": Sizes("gpu", 3)}
+    run_all = lambda config, device: {"config": dataclasses.asdict(config), "x": 1 / 3, "xs": (2 / 3, 1),
+                                      "provenance": stored.provenance(torch.device("cpu"), "cmd")}
+    monkeypatch.setattr(stored, "DATA", tmp_path)
+    stored.main(["--config", "gpu"], lesson="99", description="test", configs=configs, run_all=run_all)
+    results = stored.load("99", "gpu", "test", {"config": configs["gpu"]})
+    assert results["x"] == 0.333333 and results["xs"] == [0.666667, 1] and results["provenance"]["command"] == "cmd"
+    with pytest.raises(ValueError, match="another configuration"):
+        stored.load("99", "gpu", "test", {"config": Sizes("gpu", 4)})
+    with pytest.raises(FileNotFoundError, match="python -m course_lib.test --config cpu"):
+        stored.load("99", "cpu", "test", {})

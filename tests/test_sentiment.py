@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from course_lib import finetuning, sentiment
+from course_lib import finetuning, sentiment, stored
 from course_lib.finetuning import CONFIGS, load_results, summarize
 from course_lib.sentiment import (
     ReviewBatches,
@@ -109,8 +109,7 @@ def test_stored_results_of_another_configuration_are_refused(tmp_path, monkeypat
     results["config"]["steps"] = 7
     (tmp_path / "book" / "data").mkdir(parents=True)
     (tmp_path / "book" / "data" / "lesson03_gpu.json").write_text(json.dumps(results))
-    (tmp_path / "course_lib").mkdir()
-    monkeypatch.setattr(finetuning, "__file__", str(tmp_path / "course_lib" / "finetuning.py"))
+    monkeypatch.setattr(stored, "DATA", tmp_path / "book" / "data")
     with pytest.raises(ValueError, match="another configuration"):
         load_results("gpu")
 

@@ -67,6 +67,7 @@ def test_the_records_of_a_run(tiny):
     assert set(targeted["weight_change"]) == {f"transformer.h.{i}.attn.{m}.weight" for i in (0, 1) for m in ("c_attn", "c_proj")}
     assert len(full["weight_change"]) == 8 and all(len(v) == TINY.steps for v in full["weight_change"].values())
     assert len(full["p"]) == len(TINY.sample_seeds) and all(0 <= p <= 1 for p in full["p"])
+    assert 0 <= full["word_rate"] <= 1
     assert full["trainable"] == 1.0 and 0 < targeted["trainable"] < 0.5
 
 

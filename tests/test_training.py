@@ -3,7 +3,6 @@
 import collections
 import dataclasses
 import math
-import os
 
 import pytest
 import torch

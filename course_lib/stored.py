@@ -1,0 +1,90 @@
+"""The lessons' stored GPU results: provenance, the JSON files in ``book/data/``, and the command that writes them.
+
+Lessons 03-05 each have a ``run_all(config, device)`` that measures a
+configuration and a ``CONFIGS`` table; ``python -m course_lib.<module>
+--config gpu`` runs it (:func:`main`) and stores the numbers, rounded, with
+their provenance; the lesson loads them with :func:`load`, which refuses a
+file made with another configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+
+__all__ = ["provenance", "path", "load", "rounded", "main"]
+
+DATA = Path(__file__).resolve().parents[1] / "book" / "data"
+
+
+def _driver() -> str | None:
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=30).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(device: torch.device, command: str, **extra) -> dict:
+    """Where and when numbers were measured: date, device (and GPU driver), torch, CUDA, Python, the command."""
+    cuda = device.type == "cuda"
+    return {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or "CPU",
+        "driver": _driver() if cuda else None,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "command": command,
+        **extra,
+    }
+
+
+def path(lesson: str, name: str) -> Path:
+    """``book/data/lesson<lesson>_<name>.json``."""
+    return DATA / f"lesson{lesson}_{name}.json"
+
+
+def rounded(value):
+    """Floats to 6 significant digits, through dicts and lists (the stored file stays small; the lessons show at most 4)."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    return value
+
+
+def load(lesson: str, name: str, module: str, expected: Mapping[str, object]) -> dict:
+    """The stored results of configuration ``name``; each ``expected[key]`` (a dataclass) must equal the file's ``key``."""
+    file = path(lesson, name)
+    if not file.exists():
+        raise FileNotFoundError(f"{file} is missing: run `python -m course_lib.{module} --config {name}` on a GPU")
+    results = json.loads(file.read_text(encoding="utf-8"))
+    for key, config in expected.items():
+        if results[key] != json.loads(json.dumps(dataclasses.asdict(config))):
+            raise ValueError(f"{file} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
+    return results
+
+
+def main(argv, *, lesson: str, description: str, configs: Mapping, run_all: Callable) -> None:
+    """The command line of a lesson's module: ``--config``, ``--device``, ``--out``; runs and stores the results."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", choices=sorted(configs), default="gpu")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", type=Path, default=None, help=f"default: book/data/lesson{lesson}_<config>.json")
+    args = parser.parse_args(argv)
+    out = args.out or path(lesson, args.config)
+    results = run_all(configs[args.config], args.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rounded(results)), encoding="utf-8")
+    print(f"wrote {out}")
