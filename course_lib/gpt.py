@@ -38,6 +38,7 @@ class GPTConfig:
     dropout: float = 0.0
     attention: str = "sdpa"  # "sdpa": PyTorch's fused kernel; "naive": the formula written out (lesson 05 compares them)
     tie_weights: bool = True  # the output layer shares the token embedding's matrix (GPT-2 does)
+    bias: bool = True  # biases in the linear layers and LayerNorms, as GPT-2; nanoGPT's default is without
 
     def __post_init__(self) -> None:
         for name, unit in (("vocab_size", "tokens"), ("block_size", "positions"), ("n_layer", "layers"),
@@ -50,6 +51,7 @@ class GPTConfig:
         if self.attention not in ("sdpa", "naive"):
             raise ValueError(f"attention must be 'sdpa' or 'naive', got {shown(self.attention)}")
         check_type("tie_weights", self.tie_weights, bool, "True or False")
+        check_type("bias", self.bias, bool, "True or False")
 
 
 class CausalSelfAttention(nn.Module):
@@ -65,8 +67,8 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.dropout = config.dropout
         self.naive = config.attention == "naive"
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,9 +95,9 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.gelu = nn.GELU(approximate="tanh")
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,9 +109,9 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,7 +136,7 @@ class GPT(nn.Module):
             wpe=nn.Embedding(config.block_size, config.n_embd),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
@@ -165,9 +167,13 @@ class GPT(nn.Module):
 
 
 def parameter_count(config: GPTConfig) -> int:
-    """Parameters of :class:`GPT` from the sizes alone: V·d + T·d + L·(12d² + 13d) + 2d, plus V·d if the output layer is untied."""
+    """Parameters of :class:`GPT` from the sizes alone: V·d + T·d + L·(12d² + 13d) + 2d, plus V·d if the output layer is untied.
+
+    Without biases (``bias=False``) a block has 12d² + 2d (the LayerNorms' scales) and the final LayerNorm d.
+    """
     V, T, L, d = config.vocab_size, config.block_size, config.n_layer, config.n_embd
-    return V * d + T * d + L * (12 * d * d + 13 * d) + 2 * d + (0 if config.tie_weights else V * d)
+    blocks, final = (L * (12 * d * d + 13 * d), 2 * d) if config.bias else (L * (12 * d * d + 2 * d), d)
+    return V * d + T * d + blocks + final + (0 if config.tie_weights else V * d)
 
 
 def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -239,8 +245,8 @@ def to_hf(model: GPT):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     c = model.config
-    if not c.tie_weights:
-        raise ValueError("to_hf needs tied output weights (tie_weights=True), as GPT2LMHeadModel has")
+    if not c.tie_weights or not c.bias:
+        raise ValueError("to_hf needs tied output weights and biases (tie_weights=True, bias=True), as GPT2LMHeadModel has")
     hf = GPT2LMHeadModel(GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
                                     n_head=c.n_head, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
                                     attn_pdrop=0.0, bos_token_id=None, eos_token_id=None))

@@ -19,9 +19,15 @@ Data parallelism needs no flag either: give the loop a model wrapped by
 each rank, that rank's share of every batch.
 
 Host reads.  Records stay on the device and are read back together every
-``log_every`` steps, as in nanoGPT.  One read per step is unavoidable: to
-decide whether step 5 may run, the loop reads one flag, "are the loss and the
-gradient norm finite?"  (``torch.amp.GradScaler`` makes the same read.)
+``log_every`` steps, as in nanoGPT.  Step 5 needs to know "are the loss and
+the gradient norm finite?"  An optimizer that can skip its own update on the
+device (a fused one, ``fused=True``: its kernel takes a ``found_inf`` flag,
+as ``torch.amp.GradScaler`` uses it) is handed the flag and the loop reads
+nothing per step; a non-finite step is then found at the next read-back and
+raised there, naming the step, with its update skipped on the device (so
+the weights are the last finite ones).  Otherwise, and whenever a skipped
+step must be known at once (``on_nonfinite="skip"``, fp16's GradScaler: a
+skip must not advance the schedule), the loop reads that one flag every step.
 Nothing else synchronises unless a callback asks for it.
 """
 
@@ -339,6 +345,7 @@ def train(
     model.to(device)
     params = list(model.parameters())  # frozen ones get no gradient and are skipped; unfreezing needs no rebuild
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    on_device = on_nonfinite == "error" and scaler is None and getattr(optimizer, "_step_supports_amp_scaling", False)
 
     start, history = 0, History()
     if resume and Path(checkpoint).exists():
@@ -377,9 +384,13 @@ def train(
         state.threshold = threshold_at(clip, step)
         state.grad_norm = clip_grad_norm(params, state.threshold, error_if_nonfinite=False)
 
-        # 5-6. update and advance the schedule, unless the loss or the gradient is not finite (the one host read)
-        finite = bool(torch.isfinite(state.loss) & torch.isfinite(state.grad_norm))
-        if finite:
+        # 5-6. update and advance the schedule, unless the loss or the gradient is not finite
+        finite = torch.isfinite(state.loss) & torch.isfinite(state.grad_norm)
+        if on_device:  # the optimizer skips a non-finite step itself; found at the next read-back
+            _step_unless(optimizer, ~finite)
+            if scheduler is not None:
+                scheduler.step()
+        elif bool(finite):  # the one host read per step
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -399,7 +410,10 @@ def train(
         done = step + 1
         last = done == steps or state.should_stop
         if done % log_every == 0 or last or (checkpoint is not None and done % checkpoint_every == 0):
-            each("on_log", state.read_back())
+            logs = state.read_back()
+            if on_device:
+                _raise_if_nonfinite(history, state.window_steps, state.step, params)
+            each("on_log", logs)
         if checkpoint is not None and (done % checkpoint_every == 0 or last or state.should_stop) and is_main_process():
             save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
                             history=history.state_dict(), scaler=scaler)
@@ -408,6 +422,30 @@ def train(
     _check_weights_finite(params, state.step)
     each("on_train_end")
     return history
+
+
+def _step_unless(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
+    """``optimizer.step()``, skipped on the device where ``skip`` is true: a fused optimizer takes the flag as GradScaler passes it."""
+    optimizer.found_inf = skip.float()
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.found_inf
+
+
+def _raise_if_nonfinite(history: History, rows: int, step: int, params) -> None:
+    """After a read-back, where the optimizer skips on the device: raise for the window's first non-finite step, if any."""
+    window = zip(history.step[-rows:], history.loss[-rows:], history.grad_norm[-rows:]) if rows else ()
+    for s, loss, norm in window:
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            if not math.isfinite(loss):
+                _check_weights_finite(params, s - 1)  # the skipped updates left the weights as that step found them
+            what = f"loss is {loss}" if not math.isfinite(loss) else f"global gradient norm is {norm}"
+            raise FloatingPointError(
+                f"at step {s} the {what} (found at the read-back after step {step}; the optimizer skipped that "
+                "update on the device, so the weights are the last finite ones). Lower the learning rate, clip, "
+                "check the data, or pass on_nonfinite='skip' to skip such steps and record them"
+            )
 
 
 def _explain_nonfinite(state: TrainState, on_nonfinite: str, scaler, params) -> None:

@@ -418,6 +418,7 @@ LANGUAGE_MODEL = [
     pytest.param(lambda: GPTConfig(n_layer=0), ValueError, "n_layer must be >= 1", id="layers-zero"),
     pytest.param(lambda: GPTConfig(vocab_size=2.0), TypeError, "vocab_size must be an int", id="vocab-float"),
     pytest.param(lambda: GPTConfig(dropout=1.0), ValueError, "dropout must be a probability", id="dropout"),
+    pytest.param(lambda: GPTConfig(bias="no"), TypeError, "bias must be True or False", id="bias-str"),
     pytest.param(lambda: GPT({"n_layer": 2}), TypeError, "config must be a GPTConfig", id="config-dict"),
     pytest.param(lambda: _small_gpt()(torch.zeros(1, 17, dtype=torch.long)), ValueError, "longer than the model's block_size 16", id="too-long"),
     pytest.param(lambda: generate(_small_gpt(), torch.zeros(1, 1, dtype=torch.long), 0), ValueError, "max_new_tokens must be >= 1", id="no-tokens"),

@@ -187,6 +187,17 @@ def test_naive_attention_equals_the_fused_kernel():
     torch.testing.assert_close(naive(x), fused(x), rtol=1e-5, atol=1e-5)
 
 
+def test_a_model_without_biases_is_counted_and_refused_by_to_hf():
+    """nanoGPT's default (bias=False): no bias in the linear layers and LayerNorms; the count formula follows."""
+    config = dataclasses.replace(SMALL, bias=False)
+    model = small_model(0, config)
+    assert not any(name.endswith(".bias") for name, _ in model.named_parameters())
+    L, d = SMALL.n_layer, SMALL.n_embd
+    assert sum(p.numel() for p in model.parameters()) == parameter_count(config) == parameter_count(SMALL) - L * 11 * d - d
+    with pytest.raises(ValueError, match="bias=True"):
+        to_hf(model)
+
+
 def test_untied_output_layer_is_its_own_tensor_and_counted():
     config = dataclasses.replace(SMALL, tie_weights=False)
     model = small_model(0, config)

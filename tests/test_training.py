@@ -179,6 +179,49 @@ def test_non_finite_gradients_are_skipped_or_raise():
     assert history.lr[4] == history.lr[3]
 
 
+def test_a_fused_optimizer_skips_on_the_device_and_the_loop_reads_nothing_per_step(monkeypatch):
+    """With fused AdamW the finite check is a flag handed to the optimizer: no host read until the read-back."""
+    def bad_at_3(step):
+        x, y = batches(step)
+        return (x, y, torch.tensor(step == 3))
+
+    def loss_fn(model, batch):
+        x, y, bad = batch
+        loss = mse(model, (x, y))
+        return loss * torch.where(bad, float("inf"), 1.0)  # no Python `if` on a tensor: that would be a read
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    weights = []
+    record = type("Record", (Callback,), {"on_step_end": lambda self, state: weights.append(
+        [p.detach().clone() for p in model.parameters()])})()
+    reads = []
+    for name in ("__bool__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _o=original, _n=name, **k: (reads.append(_n), _o(self, *a, **k))[1])
+    with pytest.raises(FloatingPointError, match=r"at step 3 the loss is inf \(found at the read-back after step 4"):
+        train(model, optimizer, bad_at_3, loss_fn, 8, device="cpu", log_every=5, callbacks=[record])
+    assert reads == ["tolist", "__bool__"], f"5 steps, one read-back, then the error's weight check; got {reads}"
+    assert all(torch.equal(a, b) for a, b in zip(weights[2], weights[3])), "the non-finite step's update was skipped"
+    assert not all(torch.equal(a, b) for a, b in zip(weights[3], weights[4])), "the next one was not"
+    assert optimizer.state[model[0].weight]["step"] == 4, "a skipped step does not count in Adam's bias correction"
+    assert not hasattr(optimizer, "found_inf")
+
+
+def test_the_device_side_skip_gives_the_same_run_as_the_host_decision():
+    """Fused AdamW, finite steps: the same weights whichever way the loop decides (skip on the device or read)."""
+    finals = []
+    for on_nonfinite in ("error", "skip"):  # "skip" reads the flag on the host every step
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+        history = train(model, optimizer, batches, mse, 6, device="cpu", log_every=4, on_nonfinite=on_nonfinite, clip=0.5)
+        finals.append(([p.detach().clone() for p in model.parameters()], history.loss))
+    assert all(torch.equal(a, b) for a, b in zip(finals[0][0], finals[1][0]))
+    assert finals[0][1] == finals[1][1]
+
+
 def test_nan_loss_with_finite_gradients_stops_training():
     """A NaN that does not reach the gradients (here: an added constant) still stops the run."""
     model, optimizer, _ = setup(schedule=False)
