@@ -73,14 +73,18 @@ class Timing:
     high: float
     samples: tuple[float, ...]
 
+    @classmethod
+    def of(cls, samples) -> "Timing":
+        """The median, lowest and highest of measured seconds."""
+        samples = list(samples)
+        if not samples:
+            raise ValueError("Timing.of needs at least one measured time")
+        return cls(statistics.median(samples), min(samples), max(samples), tuple(samples))
+
     @property
     def spread(self) -> float:
         """(high - low) / median: the relative range of the repetitions."""
         return (self.high - self.low) / self.median if self.median else math.nan
-
-
-def _timing(samples: list[float]) -> Timing:
-    return Timing(statistics.median(samples), min(samples), max(samples), tuple(samples))
 
 
 def time_it(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7, number: int = 1, device=None) -> Timing:
@@ -105,7 +109,7 @@ def time_it(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7, numb
             fn()
         synchronize(device)
         samples.append((time.perf_counter() - began) / number)
-    return _timing(samples)
+    return Timing.of(samples)
 
 
 def gpt_flops_per_token(config, sequence_length: int | None = None) -> float:
@@ -193,7 +197,7 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
         run(steps)
         synchronize(device)
         samples.append((time.perf_counter() - began) / steps)
-    timing = _timing(samples)
+    timing = Timing.of(samples)
     tokens_per_s = tokens / timing.median
     fp32_kind = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "fp32"  # TF32 multiplies run at the tensor cores' rate
     peak = peak_flops(device, "bf16" if precision in ("bf16", "fp16") else fp32_kind)
