@@ -288,6 +288,17 @@ def table(rows: list[dict], ratio: str) -> str:
     return "\n".join(lines)
 
 
+def _commit(checkout: Path) -> str | None:
+    """The nanoGPT commit measured: the checkout's own git HEAD, or a COMMIT file beside its model.py."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        top = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True,
+                             text=True).stdout.split()
+        if len(top) == 2 and Path(top[0]).resolve() == checkout.resolve():  # not a repository that merely holds it
+            return top[1]
+    file = checkout / "COMMIT"
+    return file.read_text().strip() if file.exists() else None
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nanogpt", type=Path, help="a checkout of github.com/karpathy/nanoGPT (its model.py is imported)")
@@ -316,11 +327,7 @@ def main(argv=None) -> None:
         if args.nanogpt is None:
             parser.error("--nanogpt PATH is needed for the comparison (git clone https://github.com/karpathy/nanoGPT)")
         nano = load_nanogpt(args.nanogpt)
-    commit = None
-    if args.nanogpt is not None:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            commit = subprocess.run(["git", "-C", str(args.nanogpt), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or None
-        commit = commit or ((args.nanogpt / "COMMIT").read_text().strip() if (args.nanogpt / "COMMIT").exists() else None)
+    commit = _commit(args.nanogpt) if args.nanogpt is not None else None
     for part in parts:
         began = time.perf_counter()
         print(f"== {part}", flush=True)

@@ -23,7 +23,7 @@ from .data import pick_device
 from .gpt import GPT, GPTConfig, lm_loss
 from .schedules import ScheduledLR, cosine_with_warmup
 
-__all__ = ["Step", "FAST", "PLAIN", "ABLATIONS", "ATTENTION", "Built", "build", "synthetic_batches", "loss_curves",
+__all__ = ["Step", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION", "Built", "build", "synthetic_batches", "loss_curves",
            "curve_agreement"]
 
 ATTENTION = ("cudnn", "flash", "auto", "naive")
@@ -91,6 +91,7 @@ class Step:
         return self.micro_batch * self.accumulate * self.block_size
 
 
+SPEED_OPTIONS = ("precision", "tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "attention", "pinned")
 FAST = Step()
 PLAIN = Step(precision="fp32", tf32=False, compile=False, cuda_graphs=False, fused_optimizer=False, attention="auto", pinned=False)
 
@@ -180,7 +181,8 @@ def build(step: Step = FAST, device=None, *, data: Callable[[int], torch.Tensor]
         loss_fn = torch.compile(lm_loss, mode=step.compile_mode, dynamic=False)
     loss_fn = _attention_backend(loss_fn, step.attention if cuda else "auto")
     if data is None:
-        data = synthetic_batches(50257, step.micro_batch, step.block_size, pinned=step.pinned and cuda, seed=seed)
+        data = synthetic_batches(min(50257, step.vocab_size), step.micro_batch, step.block_size, pinned=step.pinned and cuda,
+                                 seed=seed)
     peak = peak_flops(device, "bf16" if step.precision == "bf16" else ("tf32" if step.tf32 else "fp32"))
     return Built(step, model, optimizer, scheduler, loss_fn, data, gpt_flops_per_token(config), peak)
 
@@ -206,6 +208,8 @@ def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, dev
                 vocab: int = 8192, progress=None) -> dict:
     """Train the same GPT-2 from the same weights on the same real text, batch by batch, with ``plain`` and ``fast``.
 
+    Only the speed options (:data:`SPEED_OPTIONS`) come from ``plain``; sizes, batches and rates are ``fast``'s.
+
     The text is lesson 04's (the Rotten Tomatoes snippets), tokenized by a
     byte-level BPE of ``vocab`` tokens; the model keeps ``fast``'s sizes.
     Returns both loss curves and :func:`curve_agreement`.
@@ -221,9 +225,7 @@ def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, dev
     windows = TokenWindows(ids, fast.micro_batch, fast.block_size, seed)
     curves = {}
     for name, step in (("plain", plain), ("fast", fast)):
-        step = dataclasses.replace(step, micro_batch=fast.micro_batch, accumulate=fast.accumulate,
-                                   block_size=fast.block_size, n_layer=fast.n_layer, n_head=fast.n_head, n_embd=fast.n_embd,
-                                   vocab_size=fast.vocab_size, bias=fast.bias)
+        step = dataclasses.replace(fast, **{f: getattr(step, f) for f in SPEED_OPTIONS})  # same model, batches, rates
         pinned = step.pinned and device.type == "cuda"
         built = build(step, device, data=(lambda m: windows(m).pin_memory()) if pinned else windows, seed=seed,
                       schedule_steps=steps, warmup_steps=max(1, steps // 10))

@@ -1,0 +1,97 @@
+"""The course's fast GPT-2 step (course_lib.fast_step): its options, what it builds, and the loss-curve check."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from course_lib import stored
+from course_lib.fast_step import ABLATIONS, FAST, PLAIN, Step, build, curve_agreement, loss_curves, synthetic_batches
+from course_lib.gpt import GPT
+from course_lib.training import train
+
+TINY = dict(micro_batch=2, block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_size=128, compile=False, cuda_graphs=False)
+
+
+def test_the_fast_step_has_every_option_on_and_plain_none():
+    assert (FAST.precision, FAST.compile, FAST.cuda_graphs, FAST.fused_optimizer, FAST.attention, FAST.pinned) == (
+        "bf16", True, True, True, "cudnn", True)
+    assert FAST.vocab_size % 64 == 0 and FAST.vocab_size >= 50257
+    assert FAST.compile_mode == "reduce-overhead"
+    assert (PLAIN.precision, PLAIN.tf32, PLAIN.compile, PLAIN.fused_optimizer, PLAIN.pinned) == ("fp32", False, False, False, False)
+    assert PLAIN.compile_mode is None
+    assert dataclasses.replace(FAST, autotune=True).compile_mode == "max-autotune"
+    assert dataclasses.replace(FAST, autotune=True, cuda_graphs=False).compile_mode == "max-autotune-no-cudagraphs"
+
+
+def test_each_ablation_removes_one_option_and_is_a_valid_step():
+    assert ABLATIONS["fast step"] == {}
+    for name, change in ABLATIONS.items():
+        step = dataclasses.replace(FAST, **change)  # validated by Step itself
+        assert step == FAST if not change else step != FAST, name
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(attention="xformers"), "attention must be one of"),
+    (dict(precision="fp16"), "precision must be 'fp32' or 'bf16'"),
+    (dict(compile=False), "cuda_graphs and autotune need compile=True"),
+    (dict(micro_batch=0), "micro_batch must be >= 1"),
+    (dict(pinned="yes"), "pinned must be True or False"),
+])
+def test_bad_steps_are_refused_with_the_field_named(change, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        dataclasses.replace(FAST, **change)
+
+
+def test_build_gives_what_the_loop_takes_and_it_trains():
+    step = dataclasses.replace(FAST, **TINY)
+    built = build(step, "cpu", schedule_steps=20, warmup_steps=2)
+    assert isinstance(built.model, GPT) and not built.model.config.bias
+    decay, no_decay = built.optimizer.param_groups
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.1, 0.0) and decay["fused"]
+    assert built.data(3).shape == (2, 17) and torch.equal(built.data(3), built.data(11)), "a pool of 8 blocks"
+    assert built.flops_per_token > 0 and built.peak_flops is None  # a CPU has no entry in the peak table
+    before = built.model.lm_head.weight.detach().clone()
+    history = train(built.model, built.optimizer, built.data, built.loss_fn, 6, device="cpu", **built.train_kwargs())
+    assert len(history.loss) == 6 and not history.skipped[-1] and not torch.equal(before, built.model.lm_head.weight)
+    assert history.lr[1] > history.lr[0], "the warm-up of the cosine schedule"
+
+
+def test_synthetic_batches_are_repeatable_and_in_range():
+    a, b = synthetic_batches(100, 3, 8, pinned=False, seed=1), synthetic_batches(100, 3, 8, pinned=False, seed=1)
+    assert all(torch.equal(a(m), b(m)) for m in range(10))
+    assert int(a(0).max()) < 100 and a(0).dtype == torch.int64
+
+
+def test_curve_agreement_measures_moving_average_gaps():
+    ref = [2.0] * 30
+    assert curve_agreement(ref, ref, window=10)["max_gap"] == 0.0
+    other = [2.0] * 20 + [2.2] * 10
+    result = curve_agreement(ref, other, window=10)
+    assert result["final_gap"] == pytest.approx(0.1) and result["max_gap"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="same length"):
+        curve_agreement(ref, ref[:-1])
+
+
+def test_loss_curves_train_both_steps_from_the_same_weights_on_real_text():
+    fast = dataclasses.replace(FAST, **{**TINY, "vocab_size": 320, "micro_batch": 4, "block_size": 32, "lr": 3e-3})
+    result = loss_curves(30, fast=fast, device="cpu", vocab=300)
+    assert result["plain"][0] == pytest.approx(result["fast"][0], rel=1e-2), "same weights, same first batch"
+    assert result["plain"][-1] < result["plain"][0] - 0.5 and result["fast"][-1] < result["fast"][0] - 0.5
+    assert result["agreement"]["max_gap"] < 0.02
+
+
+def test_the_stored_benchmark_holds_what_the_lesson_shows():
+    data = json.loads(stored.path("05", "nanogpt").read_text(encoding="utf-8"))
+    assert set(data) >= {"comparison", "ablation", "loss", "profile", "provenance"}
+    for part in ("comparison", "ablation", "loss", "profile"):
+        assert {"date", "device", "torch", "command"} <= set(data["provenance"][part])
+    rows = data["comparison"]["rows"]
+    assert {r["group"] for r in rows} == {"nanoGPT", "course"}
+    for row in rows:
+        assert row["tokens_per_s"] == pytest.approx(row["tokens_per_step"] / (row["ms_per_step"] / 1e3), rel=1e-4)
+        assert row["ms_low"] <= row["ms_per_step"] <= row["ms_high"]
+    assert {r["name"] for r in data["ablation"]["rows"]} == set(ABLATIONS)
+    assert len(data["loss"]["plain"]) == len(data["loss"]["fast"]) == data["loss"]["steps"]
