@@ -132,7 +132,7 @@ def nanogpt(module, micro_batch: int, loop: str, device: torch.device, size: dic
             loss.item()
 
     flops = gpt_flops_per_token(GPTConfig(vocab_size=50304, bias=False, **size))
-    return Contender(f"nanoGPT {loop}.py", "nanoGPT", micro_batch, micro_batch * size["block_size"], flops,
+    return Contender(f"nanogpt_{loop}", "nanoGPT", micro_batch, micro_batch * size["block_size"], flops,
                      run_train if loop == "train" else run_bench)
 
 
@@ -222,12 +222,12 @@ def comparison(args, device, nano) -> dict:
 
 def ablation(args, device) -> dict:
     base = dataclasses.replace(args.fast, micro_batch=args.ablation_batch)
-    changes = {**ABLATIONS, **args.extra} if not args.only_extra else {"fast step": {}, **args.extra}
+    changes = {**ABLATIONS, **args.extra} if not args.only_extra else {"fast": {}, **args.extra}
     makers = [labelled(name, lambda name=name, change=change: course(dataclasses.replace(base, **change), device, name, "ablation"))
               for name, change in changes.items()]
     rows = [summary(c, peak_flops(device, "bf16"))
             for c in measure(makers, device, warmup=args.warmup, steps=args.steps, rounds=args.rounds)]
-    fast = next(r for r in rows if r["name"] == "fast step")
+    fast = next(r for r in rows if r["name"] == "fast")
     for row in rows:
         if "tokens_per_s" in row:
             row["vs_fast"] = row["tokens_per_s"] / fast["tokens_per_s"]
@@ -241,7 +241,7 @@ def profile(args, device) -> dict:
     if device.type != "cuda":
         raise SystemExit("the profile part needs a CUDA GPU")
     step = dataclasses.replace(args.fast, micro_batch=args.ablation_batch)
-    contender = course(step, device, "fast step")
+    contender = course(step, device, "fast")
     contender.run(args.warmup)
     synchronize(device)
     steps = 10
@@ -249,18 +249,17 @@ def profile(args, device) -> dict:
         contender.run(steps)
         synchronize(device)
     kinds = {"attention": ("sdpa", "flash", "fmha", "attention", "cudnn::"),
-             "optimizer and clipping": ("multi_tensor_apply", "adam", "foreach", "reduce_kernel"),
-             "matrix multiplies": ("gemm", "cutlass", "nvjet", "cublas", "xmma", "triton_mm"),
-             "cross-entropy": ("log_softmax", "nll_loss"),
-             "host-device copies": ("memcpy", "memset")}
+             "optimizer": ("multi_tensor_apply", "adam", "foreach", "reduce_kernel"),
+             "matmul": ("gemm", "cutlass", "nvjet", "cublas", "xmma", "triton_mm"),
+             "cross_entropy": ("log_softmax", "nll_loss"),
+             "copies": ("memcpy", "memset")}
     rows, total = [], 0.0
     for event in prof.key_averages():
         ms = getattr(event, "device_time_total", 0.0) / 1e3 / steps
         if ms <= 0:
             continue
         name = event.key
-        kind = next((k for k, words in kinds.items() if any(w in name.lower() for w in words)),
-                    "other fused kernels (LayerNorm, GELU, residuals)")
+        kind = next((k for k, words in kinds.items() if any(w in name.lower() for w in words)), "fused_other")
         rows.append({"kernel": name[:90], "kind": kind, "ms_per_step": ms, "calls_per_step": event.count / steps})
         total += ms
     rows.sort(key=lambda r: -r["ms_per_step"])

@@ -11,7 +11,7 @@ does, on real text.
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,7 +24,7 @@ from .gpt import GPT, GPTConfig, lm_loss
 from .schedules import ScheduledLR, cosine_with_warmup
 
 __all__ = ["Step", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION", "Built", "build", "synthetic_batches", "loss_curves",
-           "curve_agreement"]
+           "curve_agreement", "load_results", "headline"]
 
 ATTENTION = ("cudnn", "flash", "auto", "naive")
 
@@ -95,17 +95,18 @@ SPEED_OPTIONS = ("precision", "tf32", "compile", "cuda_graphs", "autotune", "fus
 FAST = Step()
 PLAIN = Step(precision="fp32", tf32=False, compile=False, cuda_graphs=False, fused_optimizer=False, attention="auto", pinned=False)
 
-# One option removed at a time (the ablation of the benchmark); each entry changes the fast step this way.
+# One option removed at a time (the ablation of the benchmark): id -> the change to the fast step.
+# Their names in the reader's language are course_lib.i18n's "ablation_<id>".
 ABLATIONS: dict[str, dict] = {
-    "fast step": {},
-    "fp32 (TF32 matmuls) instead of bf16": {"precision": "fp32", "attention": "auto"},  # cuDNN's kernel has no fp32
-    "no torch.compile (nor CUDA graphs)": {"compile": False, "cuda_graphs": False},
-    "no CUDA graphs": {"cuda_graphs": False},
-    "foreach AdamW instead of fused": {"fused_optimizer": False},
-    "vocabulary 50,257 (not padded)": {"vocab_size": 50257},
-    "FlashAttention-2 instead of cuDNN": {"attention": "flash"},
-    "attention as the formula": {"attention": "naive"},
-    "pageable memory instead of pinned": {"pinned": False},
+    "fast": {},
+    "fp32": {"precision": "fp32", "attention": "auto"},  # TF32 matrix multiplies; cuDNN's attention has no fp32 kernel
+    "no_compile": {"compile": False, "cuda_graphs": False},
+    "no_cuda_graphs": {"cuda_graphs": False},
+    "foreach_adamw": {"fused_optimizer": False},
+    "vocab_50257": {"vocab_size": 50257},
+    "flash_attention": {"attention": "flash"},
+    "naive_attention": {"attention": "naive"},
+    "pageable": {"pinned": False},
 }
 
 
@@ -238,3 +239,30 @@ def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, dev
             torch.cuda.empty_cache()
     return {"steps": steps, "tokens": len(ids), "vocab": vocab, "plain": curves["plain"], "fast": curves["fast"],
             "agreement": curve_agreement(curves["plain"], curves["fast"])}
+
+
+def load_results() -> dict:
+    """The stored benchmark (``book/data/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
+    from . import stored
+
+    file = stored.path("05", "nanogpt")
+    if not file.exists():
+        raise FileNotFoundError(f"{file} is missing: run `python benchmarks/nanogpt_vs_course.py --nanogpt PATH` on a GPU")
+    results = json.loads(file.read_text(encoding="utf-8"))
+    expected = json.loads(json.dumps(dataclasses.asdict(FAST)))
+    for part, where in results["provenance"].items():
+        if where.get("step") != expected or (part == "ablation" and set(results["ablation"]["changes"]) != set(ABLATIONS)):
+            raise ValueError(f"{file} ({part}) was measured for another fast step than course_lib.fast_step.FAST: re-run "
+                             "benchmarks/nanogpt_vs_course.py")
+    return results
+
+
+def headline(results: dict) -> dict:
+    """The numbers the lesson states: the ratio at each micro-batch, each side's best micro-batch, the loss-curve gap."""
+    rows = results["comparison"]["rows"]
+    nano = [r for r in rows if r["group"] == "nanoGPT"]
+    ours = [r for r in rows if r["group"] == "course"]
+    best_nano, best_ours = max(nano, key=lambda r: r["tokens_per_s"]), max(ours, key=lambda r: r["tokens_per_s"])
+    ratios = {r["micro_batch"]: r["vs_nanogpt"] for r in ours}
+    return {"ratios": ratios, "smallest": min(ratios), "best_nanogpt": best_nano, "best_course": best_ours,
+            "best_ratio": best_ours["tokens_per_s"] / best_nano["tokens_per_s"], "loss": results["loss"]["agreement"]}

@@ -350,6 +350,59 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "seed huấn luyện {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A ở {wins}/{n} seed lấy mẫu; tỉ số |ΔW| B/A từ {low} đến {high}",
         "en": "training seed {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A at {wins}/{n} sampling seeds; |ΔW| B/A from {low} to {high}",
     },
+    "bench_provenance": {
+        "vi": "Kết quả đã lưu ({part}): đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}, nanoGPT {commit}; lệnh: {command}",
+        "en": "Stored results ({part}): measured on {date} on {device}, torch {torch}, CUDA {cuda}, nanoGPT {commit}; command: {command}",
+    },
+    "bench_nanogpt_train": {"vi": "nanoGPT, vòng lặp của train.py", "en": "nanoGPT, train.py's loop"},
+    "bench_nanogpt_bench": {"vi": "nanoGPT, vòng lặp của bench.py", "en": "nanoGPT, bench.py's loop"},
+    "bench_course": {"vi": "bước nhanh của khóa học", "en": "the course's fast step"},
+    "col_contender": {"vi": "Cách huấn luyện", "en": "Training step"},
+    "col_micro_batch": {"vi": "Micro-batch (chuỗi)", "en": "Micro-batch (sequences)"},
+    "col_ms_range": {"vi": "ms: thấp nhất–cao nhất", "en": "ms: lowest–highest"},
+    "col_memory_gb": {"vi": "Bộ nhớ đỉnh (GB)", "en": "Peak memory (GB)"},
+    "col_vs_nanogpt": {"vi": "So với nanoGPT", "en": "vs nanoGPT"},
+    "col_vs_fast": {"vi": "So với bước nhanh", "en": "vs the fast step"},
+    "col_removed": {"vi": "Bỏ đi một tùy chọn", "en": "One option removed"},
+    "col_kernels": {"vi": "Loại kernel", "en": "Kind of kernel"},
+    "col_time_share": {"vi": "Phần thời gian của bước (%)", "en": "Share of the step's time (%)"},
+    "ablation_fast": {"vi": "không bỏ gì (bước nhanh)", "en": "nothing (the fast step)"},
+    "ablation_fp32": {"vi": "fp32 (nhân ma trận TF32) thay cho bf16", "en": "fp32 (TF32 matmuls) instead of bf16"},
+    "ablation_no_compile": {"vi": "không torch.compile (và không CUDA graphs)", "en": "no torch.compile (nor CUDA graphs)"},
+    "ablation_no_cuda_graphs": {"vi": "không CUDA graphs", "en": "no CUDA graphs"},
+    "ablation_foreach_adamw": {"vi": "AdamW foreach thay cho bản hợp nhất (fused)", "en": "foreach AdamW instead of fused"},
+    "ablation_vocab_50257": {"vi": "từ vựng 50.257 (không đệm)", "en": "vocabulary 50,257 (not padded)"},
+    "ablation_flash_attention": {"vi": "FlashAttention-2 thay cho cuDNN", "en": "FlashAttention-2 instead of cuDNN"},
+    "ablation_naive_attention": {"vi": "attention viết theo công thức", "en": "attention written out"},
+    "ablation_pageable": {"vi": "bộ nhớ thường (pageable) thay cho bộ nhớ ghim (pinned)", "en": "pageable memory instead of pinned"},
+    "kernels_matmul": {"vi": "nhân ma trận", "en": "matrix multiplies"},
+    "kernels_attention": {"vi": "attention", "en": "attention"},
+    "kernels_optimizer": {"vi": "bộ tối ưu, chuẩn gradient, cắt gradient", "en": "optimizer, gradient norm, clipping"},
+    "kernels_cross_entropy": {"vi": "cross-entropy", "en": "cross-entropy"},
+    "kernels_fused_other": {"vi": "kernel hợp nhất khác (LayerNorm, GELU, cộng dư, ép kiểu)", "en": "other fused kernels (LayerNorm, GELU, residuals, casts)"},
+    "kernels_copies": {"vi": "chép host–GPU", "en": "host–GPU copies"},
+    "kernels_idle": {"vi": "GPU chờ (thời gian thực trừ tổng kernel)", "en": "GPU idle (wall time minus kernels)"},
+    "bench_summary": {
+        "vi": ("Cùng micro-batch: bước của khóa học nhanh gấp {ratios} lần nanoGPT (micro-batch {batches}). "
+               "Micro-batch tốt nhất của mỗi bên: nanoGPT {nano} token/s ở {nano_batch}, khóa học {ours} token/s ở {ours_batch} "
+               "(gấp {best} lần), MFU {mfu}%."),
+        "en": ("Same micro-batch: the course's step runs at {ratios} times nanoGPT's speed (micro-batches {batches}). "
+               "Each side's best micro-batch: nanoGPT {nano} tokens/s at {nano_batch}, the course {ours} tokens/s at {ours_batch} "
+               "({best} times), MFU {mfu}%."),
+    },
+    "bench_loss": {
+        "vi": ("Sau {steps} bước trên văn bản thật: trung bình trượt {window} bước của loss lệch nhau nhiều nhất {max_gap}% "
+               "(cuối cùng {final_gap}%: fp32 thường {ref}, bước nhanh {fast})."),
+        "en": ("After {steps} steps on real text: the {window}-step moving averages of the loss differ by at most {max_gap}% "
+               "(at the end {final_gap}%: plain fp32 {ref}, fast step {fast})."),
+    },
+    "bench_loss_title": {"vi": "Cùng trọng số ban đầu, cùng dữ liệu", "en": "Same initial weights, same data"},
+    "bench_plain": {"vi": "bước fp32 thường", "en": "plain fp32 step"},
+    "bench_fast": {"vi": "bước nhanh (bf16, compile, ...)", "en": "fast step (bf16, compiled, ...)"},
+    "bench_profile": {
+        "vi": "Mỗi bước (micro-batch {batch}): {kernels} ms chạy kernel, {wall} ms thời gian thực.",
+        "en": "Per step (micro-batch {batch}): {kernels} ms of kernels, {wall} ms of wall time.",
+    },
     "options_provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device} (driver {driver}), torch {torch}, CUDA {cuda}; lệnh: {command}",
         "en": "Stored results: measured on {date} on {device} (driver {driver}), torch {torch}, CUDA {cuda}; command: {command}",

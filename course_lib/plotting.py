@@ -268,3 +268,22 @@ def plot_attention_lengths(rows: Sequence[Mapping], lang: str) -> Figure:
     fig.suptitle(text("attn_title", lang))
     fig.tight_layout()
     return fig
+
+
+def plot_loss_curves(plain: Sequence[float], fast: Sequence[float], lang: str, window: int = 20) -> Figure:
+    """Lesson 05: the loss per step of the plain fp32 step and of the fast step, with their moving averages."""
+    check_language(lang)
+    if not plain or len(plain) != len(fast):
+        raise ValueError(f"plain and fast must be loss curves of the same length, got {len(plain)} and {len(fast)}")
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for values, color, key in ((plain, "tab:blue", "bench_plain"), (fast, "tab:orange", "bench_fast")):
+        curve = torch.tensor(values, dtype=torch.float64)
+        ax.plot(range(len(values)), values, color=color, linewidth=0.5, alpha=0.35)
+        if len(values) >= window:
+            smooth = curve.unfold(0, window, 1).mean(dim=1)
+            ax.plot(range(window - 1, len(values)), smooth.tolist(), color=color, linewidth=1.6, label=text(key, lang))
+    ax.set(xlabel=text("step", lang), ylabel=text("gpt_loss_axis", lang), title=text("bench_loss_title", lang))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

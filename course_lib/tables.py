@@ -22,7 +22,7 @@ from .i18n import count, number, plain, significant, text
 from .report import Table
 from .training import History
 
-__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table"]
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table", "benchmark_table", "ablation_table", "profile_table"]
 
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -270,3 +270,37 @@ def options_table(results: dict, lang: str) -> Table:
     ]
     header = tuple(text(k, lang) for k in ("option", "compared", "speedup", "memory_col"))
     return Table(header, tuple((text(key, lang), *rest) for key, *rest in rows))
+
+
+def _speed_columns(ratio: str) -> list[tuple]:
+    return [("ms_per_step", "col_ms_step", 2), ("ms_range", "col_ms_range", 0), ("tokens_per_s", "col_tokens_s", 0),
+            ("mfu", "col_mfu", 1, 100), ("peak_memory_mb", "col_memory_gb", 1, 1 / 1024), (ratio, ratio.replace("vs_", "col_vs_"), 3)]
+
+
+def _with_range(row: Mapping, lang: str) -> dict:
+    return dict(row, ms_range=f"{number(row['ms_low'], lang, 2)}–{number(row['ms_high'], lang, 2)}",
+                tokens_per_s=round(row["tokens_per_s"]))
+
+
+def benchmark_table(results: dict, lang: str) -> Table:
+    """Lesson 05: nanoGPT's loops and the course's step, each micro-batch (stored benchmark)."""
+    rows = [dict(_with_range(r, lang), contender=text(f"bench_{r['name']}", lang)) for r in results["comparison"]["rows"]]
+    columns = [("contender", "col_contender", 0), ("micro_batch", "col_micro_batch", 0), *_speed_columns("vs_nanogpt")]
+    return measured_table(rows, columns, lang)
+
+
+def ablation_table(results: dict, lang: str) -> Table:
+    """Lesson 05: the fast step with one option removed at a time (stored benchmark)."""
+    rows = [dict(_with_range(r, lang), removed=text(f"ablation_{r['name']}", lang)) for r in results["ablation"]["rows"]]
+    return measured_table(rows, [("removed", "col_removed", 0), *_speed_columns("vs_fast")], lang)
+
+
+def profile_table(results: dict, lang: str) -> Table:
+    """Lesson 05: where the fast step's GPU time goes, by kind of kernel, and the GPU's idle time."""
+    profile = results["profile"]
+    wall = profile["wall_ms_per_step"]
+    kinds = sorted(profile["by_kind"].items(), key=lambda kv: -kv[1])
+    rows = [{"kind": text(f"kernels_{k}", lang), "ms": ms, "share": ms / wall} for k, ms in kinds]
+    idle = wall - profile["gpu_ms_per_step"]
+    rows.append({"kind": text("kernels_idle", lang), "ms": idle, "share": idle / wall})
+    return measured_table(rows, [("kind", "col_kernels", 0), ("ms", "col_ms_step", 2), ("share", "col_time_share", 1, 100)], lang)

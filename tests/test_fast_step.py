@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from course_lib import stored
-from course_lib.fast_step import ABLATIONS, FAST, PLAIN, Step, build, curve_agreement, loss_curves, synthetic_batches
+from course_lib.fast_step import (ABLATIONS, FAST, PLAIN, Step, build, curve_agreement, headline, load_results, loss_curves,
+                                  synthetic_batches)
 from course_lib.gpt import GPT
 from course_lib.training import train
 
@@ -26,7 +27,7 @@ def test_the_fast_step_has_every_option_on_and_plain_none():
 
 
 def test_each_ablation_removes_one_option_and_is_a_valid_step():
-    assert ABLATIONS["fast step"] == {}
+    assert ABLATIONS["fast"] == {}
     for name, change in ABLATIONS.items():
         step = dataclasses.replace(FAST, **change)  # validated by Step itself
         assert step == FAST if not change else step != FAST, name
@@ -84,10 +85,9 @@ def test_loss_curves_train_both_steps_from_the_same_weights_on_real_text():
 
 
 def test_the_stored_benchmark_holds_what_the_lesson_shows():
-    data = json.loads(stored.path("05", "nanogpt").read_text(encoding="utf-8"))
-    assert set(data) >= {"comparison", "ablation", "loss", "profile", "provenance"}
+    data = load_results()
     for part in ("comparison", "ablation", "loss", "profile"):
-        assert {"date", "device", "torch", "command"} <= set(data["provenance"][part])
+        assert {"date", "device", "torch", "command", "step"} <= set(data["provenance"][part])
     rows = data["comparison"]["rows"]
     assert {r["group"] for r in rows} == {"nanoGPT", "course"}
     for row in rows:
@@ -95,3 +95,17 @@ def test_the_stored_benchmark_holds_what_the_lesson_shows():
         assert row["ms_low"] <= row["ms_per_step"] <= row["ms_high"]
     assert {r["name"] for r in data["ablation"]["rows"]} == set(ABLATIONS)
     assert len(data["loss"]["plain"]) == len(data["loss"]["fast"]) == data["loss"]["steps"]
+    top = headline(data)
+    assert top["best_ratio"] == pytest.approx(top["best_course"]["tokens_per_s"] / top["best_nanogpt"]["tokens_per_s"])
+    assert set(top["ratios"]) == {r["micro_batch"] for r in rows}
+
+
+def test_a_stored_benchmark_of_another_fast_step_is_refused(tmp_path, monkeypatch):
+    from course_lib import stored
+
+    data = json.loads(stored.path("05", "nanogpt").read_text(encoding="utf-8"))
+    data["provenance"]["ablation"]["step"]["micro_batch"] += 1
+    monkeypatch.setattr(stored, "DATA", tmp_path)
+    (tmp_path / "lesson05_nanogpt.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="another fast step"):
+        load_results()
