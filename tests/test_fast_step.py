@@ -12,6 +12,14 @@ from course_lib.fast_step import (ABLATIONS, FAST, PLAIN, Step, build, curve_agr
 from course_lib.gpt import GPT
 from course_lib.training import train
 
+@pytest.fixture(autouse=True)
+def tf32_restored():
+    """build() sets torch's global TF32 switches as the step asks: give later tests the switches they had."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 TINY = dict(micro_batch=2, block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_size=128, compile=False, cuda_graphs=False)
 
 
