@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LATEST := .venv-latest
 LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_distributed.py tests/test_notebooks.py
 
-.PHONY: site test browser latest notebooks restamp lesson clean
+.PHONY: install site test browser latest notebooks restamp lesson clean
 
 $(INSTALLED): requirements.txt requirements-data.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ $(INSTALLED): requirements.txt requirements-data.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -r requirements-data.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# The course's environment alone (what a student needs to run the lessons and nbval).
+install: $(INSTALLED)
 
 site: $(INSTALLED)
 	$(PY) book/tools/build_site.py
