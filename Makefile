@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LATEST := .venv-latest
 LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_fast_step.py tests/test_distributed.py tests/test_notebooks.py
 
-.PHONY: site test browser latest notebooks sync-repository clean
+.PHONY: install site test browser latest notebooks restamp lesson clean
 
 $(INSTALLED): requirements.txt requirements-data.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ $(INSTALLED): requirements.txt requirements-data.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -r requirements-data.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# The course's environment alone (what a student needs to run the lessons and nbval).
+install: $(INSTALLED)
 
 site: $(INSTALLED)
 	$(PY) book/tools/build_site.py
@@ -50,8 +53,13 @@ latest:
 notebooks: $(INSTALLED)
 	$(PY) book/tools/execute_notebooks.py
 
-sync-repository: $(INSTALLED)
-	$(PY) book/tools/sync_repository.py
+# A fork: after changing repository.url in _config.yml, rewrite every place that names the repository.
+restamp: $(INSTALLED)
+	$(PY) book/tools/restamp.py
+
+# A new lesson in both languages: make lesson NAME=06_topic TITLE_VI="…" TITLE_EN="…"
+lesson: $(INSTALLED)
+	$(PY) book/tools/new_lesson.py "$(NAME)" --title-vi "$(TITLE_VI)" --title-en "$(TITLE_EN)"
 
 clean:
 	rm -rf _build $(LATEST)

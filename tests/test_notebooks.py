@@ -78,7 +78,7 @@ def test_install_cell_points_at_the_configured_repository(source):
     for path in (source, source.with_suffix(".ipynb")):
         found = install_urls(path)
         assert found == [expected], (
-            f"{path.relative_to(ROOT)} installs from {found}, _config.yml says {expected}: run make sync-repository"
+            f"{path.relative_to(ROOT)} installs from {found}, _config.yml says {expected}: run make restamp"
         )
     first = code_cells(source)[0][0]
     assert "find_spec(\"course_lib\") is None" in first, "the first code cell must install course_lib only when missing"
