@@ -242,7 +242,7 @@ def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, dev
 
 
 def load_results() -> dict:
-    """The stored benchmark (``book/data/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
+    """The stored benchmark (``course_lib/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
     from . import stored
 
     file = stored.path("05", "nanogpt")

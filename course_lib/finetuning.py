@@ -214,7 +214,7 @@ def summarize(results: dict) -> dict[str, dict]:
 
 
 def load_results(name: str = "gpu") -> dict:
-    """The stored results of a configuration (``book/data/lesson03_<name>.json``), checked against :data:`CONFIGS`."""
+    """The stored results of a configuration (``course_lib/results/lesson03_<name>.json``), checked against :data:`CONFIGS`."""
     return stored.load("03", name, "finetuning", {"config": CONFIGS[name]})
 
 

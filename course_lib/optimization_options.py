@@ -3,7 +3,7 @@
 Every function returns plain numbers (JSON-ready) measured with
 :mod:`course_lib.bench`.  The lesson runs the small CPU configuration live;
 ``python -m course_lib.optimization_options --config gpu`` runs the larger
-one on a GPU and stores it in ``book/data/lesson05_gpu.json`` with its
+one on a GPU and stores it in ``course_lib/results/lesson05_gpu.json`` with its
 provenance.
 """
 
@@ -312,7 +312,7 @@ def run_all(config: Config, device=None, progress=print) -> dict:
 
 
 def load_results(name: str = "gpu") -> dict:
-    """The stored results (``book/data/lesson05_<name>.json``), checked against :data:`CONFIGS`."""
+    """The stored results (``course_lib/results/lesson05_<name>.json``), checked against :data:`CONFIGS`."""
     return stored.load("05", name, "optimization_options", {"config": CONFIGS[name]})
 
 

@@ -1,4 +1,4 @@
-"""The lessons' stored GPU results: provenance, the JSON files in ``book/data/``, and the command that writes them.
+"""The lessons' stored GPU results: provenance, the JSON files in ``course_lib/results/``, and the command that writes them.
 
 Lessons 03-05 each have a ``run_all(config, device)`` that measures a
 configuration and a ``CONFIGS`` table; ``python -m course_lib.<module>
@@ -22,7 +22,7 @@ import torch
 
 __all__ = ["provenance", "path", "load", "rounded", "main"]
 
-DATA = Path(__file__).resolve().parents[1] / "book" / "data"
+DATA = Path(__file__).resolve().parent / "results"  # shipped in the package: Colab installs it from git without the book
 
 
 def _driver() -> str | None:
@@ -49,7 +49,7 @@ def provenance(device: torch.device, command: str, **extra) -> dict:
 
 
 def path(lesson: str, name: str) -> Path:
-    """``book/data/lesson<lesson>_<name>.json``."""
+    """``course_lib/results/lesson<lesson>_<name>.json``."""
     return DATA / f"lesson{lesson}_{name}.json"
 
 
@@ -81,7 +81,7 @@ def main(argv, *, lesson: str, description: str, configs: Mapping, run_all: Call
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", choices=sorted(configs), default="gpu")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=None, help=f"default: book/data/lesson{lesson}_<config>.json")
+    parser.add_argument("--out", type=Path, default=None, help=f"default: course_lib/results/lesson{lesson}_<config>.json")
     args = parser.parse_args(argv)
     out = args.out or path(lesson, args.config)
     results = run_all(configs[args.config], args.device)

@@ -13,7 +13,7 @@ Measured per run: training and held-out loss, time per step, the Frobenius
 norm of each attention matrix's change per step |W_t - W_{t-1}|_F, and the
 share p of generated tokens in a set S of *Hamlet*'s characteristic tokens,
 over several sampling seeds.  ``python -m course_lib.targeted_freezing
---config gpu`` runs the larger configuration and stores it in ``book/data/``.
+--config gpu`` runs the larger configuration and stores it in ``course_lib/results/``.
 """
 
 from __future__ import annotations
@@ -331,7 +331,7 @@ def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
 
 
 def load_results(name: str = "gpu") -> dict:
-    """The stored results (``book/data/lesson04_<name>.json``), checked against :data:`CONFIGS` and the pretraining."""
+    """The stored results (``course_lib/results/lesson04_<name>.json``), checked against :data:`CONFIGS` and the pretraining."""
     config = CONFIGS[name]
     return stored.load("04", name, "targeted_freezing", {"config": config, "pretrain": PRETRAIN[config.pretrain]})
 

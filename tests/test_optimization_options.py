@@ -1,11 +1,12 @@
 """course_lib.bench and course_lib.optimization_options: the timing harness, the FLOP and MFU arithmetic, lesson 05's measures."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
 
-from course_lib import bench
+from course_lib import bench, stored
 from course_lib import optimization_options as oo
 from course_lib.gpt import GPT, GPTConfig, lm_loss
 from course_lib.tables import measured_table, options_table
@@ -154,3 +155,22 @@ def test_the_store_command_writes_rounded_results_that_load_back(tmp_path, monke
         stored.load("99", "gpu", "test", {"config": Sizes("gpu", 4)})
     with pytest.raises(FileNotFoundError, match="python -m course_lib.test --config cpu"):
         stored.load("99", "cpu", "test", {})
+
+
+def test_the_stored_results_ship_inside_the_package(tmp_path):
+    """Colab installs course_lib from git without the book: every stored result must be in the wheel."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ behind
+    shutil.copytree(root / "course_lib", source / "course_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source), "-w",
+                    str(tmp_path / "wheel")], check=True, capture_output=True)
+    wheel = next((tmp_path / "wheel").glob("*.whl"))
+    shipped = {Path(name).name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("course_lib/results/")}
+    assert shipped and shipped == {p.name for p in stored.DATA.glob("*.json")}
