@@ -1,6 +1,9 @@
 """course_lib.distributed: torchrun with 2 CPU processes (gloo) against one plain process; the loop under DDP."""
 
+import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,3 +250,21 @@ def test_bad_input_raises_a_clear_error(monkeypatch, call, error, names_argument
     with pytest.raises(error, match=re.escape(names_argument)) as raised:
         call(monkeypatch)
     assert type(raised.value) is error
+
+
+def test_the_scaling_benchmark_learns_the_same_on_two_processes_and_resumes_on_one(tmp_path):
+    """benchmarks/ddp_scaling.py on CPU processes: same curves for 1 and 2 ranks; a 2-rank checkpoint resumes on 1."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "ddp.json"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "ddp_scaling.py"), "--gpus", "2", "--size", "tiny",
+                           "--backend", "gloo", "--parts", "curves", "--global-batch", "8", "--curve-steps", "6",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    curves = json.loads(out.read_text())["curves"]
+    assert len(curves["one"]) == len(curves["many"]) == 6 and len(curves["resumed_one"]) == 6
+    assert curves["agreement"]["max_gap"] < 1e-4 and curves["resume_agreement"]["max_gap"] < 1e-4
+    assert curves["resumed_one"][0] < curves["one"][0], "the resumed runs start from the trained weights"
