@@ -12,9 +12,9 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 LATEST := .venv-latest
-LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_distributed.py tests/test_notebooks.py
+LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_distributed.py tests/test_notebooks.py tests/test_exercises.py
 
-.PHONY: site test browser latest notebooks sync-repository clean
+.PHONY: site test browser latest notebooks student sync-repository clean
 
 $(INSTALLED): requirements.txt requirements-data.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ latest:
 # After changing a lesson's .md or course_lib: re-execute the lessons and commit the .ipynb files.
 notebooks: $(INSTALLED)
 	$(PY) book/tools/execute_notebooks.py
+
+# The student edition: every lesson without the solutions of its exercises, in _build/student/notebooks/<lang>/.
+student: $(INSTALLED)
+	$(PY) book/tools/student_edition.py
 
 sync-repository: $(INSTALLED)
 	$(PY) book/tools/sync_repository.py
