@@ -127,7 +127,7 @@ def _read_number(value: object, arguments: tuple) -> float | _Odd:
 
 
 def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-12)
 
 
 def _show_number(value: float, other: object, lang: str) -> str:
