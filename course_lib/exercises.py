@@ -90,11 +90,11 @@ class _Odd:
         self.shown, self.hint = shown(value), hint
 
 
-def _call(*names: str, **shown_as: str) -> Callable[[tuple], Callable[[str, str], str]]:
-    """The call ``f(a=1, b=2)`` built from the argument names and values (repr, or ``shown_as[name]``)."""
+def _call(*names: str) -> Callable[[tuple], Callable[[str, str], str]]:
+    """The call ``f(a=1, b=2)`` built from the argument names and values."""
 
     def make(values: tuple) -> Callable[[str, str], str]:
-        parts = [f"{n}={shown_as.get(n, _short(v))}" for n, v in zip(names, values)]
+        parts = [f"{n}={_short(v)}" for n, v in zip(names, values)]
         return lambda name, lang: f"{name}({', '.join(parts)})"
 
     return make
@@ -157,9 +157,10 @@ def _check(
 
     ``read(value, arguments)`` turns a returned value into something ``same``
     can compare (or an :class:`_Odd`); ``show(value, other, lang)`` writes a
-    value where it differs from ``other``; ``mistakes`` pairs a typical wrong implementation with the
-    key of its hint, shown when ``fn`` returns what that mistake returns on
-    every input; ``errors`` maps an exception type to a hint.
+    value where it differs from ``other``; ``mistakes`` pairs a typical wrong
+    implementation with the key of its hint, shown when ``fn`` returns what
+    that mistake returns on every input; ``errors`` maps an exception type
+    to a hint.
     """
     _check_fn(fn, example)
     check_language(lang)
@@ -244,7 +245,7 @@ def check_warmup_cosine(fn: Callable, lang: str) -> Verdict:
     clock not restarted after the warm-up, the cosine run over T instead of
     T - T_warm, a full cosine cycle instead of half of one.
     """
-    reference = lambda t, w, n: cosine_with_warmup(w, n)(t)  # noqa: E731
+    reference = lambda t, w, n: cosine_with_warmup(w, n)(t)
     rows = [(t, 4, 20) for t in (0, 1, 3, 4, 5, 12, 19)] + [(t, 10, 100) for t in (0, 5, 9, 10, 55, 99)] + [(0, 0, 10), (5, 0, 10)]
     mistakes = (
         (lambda t, w, n: (t + 1) / w if t < w else reference(t, w, n), "ex_hint_warmup_ahead"),
@@ -263,7 +264,7 @@ def check_cosine_cycles(fn: Callable, lang: str) -> Verdict:
     Reference: :class:`course_lib.schedules.CosineDecay`.  Mistakes recognised:
     πCt/T for the angle (C counted in half cycles), cos without ½(1 + ·).
     """
-    reference = lambda t, n, c: CosineDecay(n, c)(t)  # noqa: E731
+    reference = lambda t, n, c: CosineDecay(n, c)(t)
     rows = [(t, 100, 0.5) for t in (0, 25, 50, 100)] + [(t, 100, 1.0) for t in (25, 50, 75)] + [(t, 100, 2.0) for t in (10, 25, 60)]
     rows.append((70, 100, 1.5))
     mistakes = (
@@ -413,7 +414,7 @@ class _TinyEncoder(torch.nn.Module):
         nn = torch.nn
         self.embeddings = nn.ModuleDict({"word_embeddings": nn.Embedding(50, width),
                                          "position_embeddings": nn.Embedding(16, width), "LayerNorm": nn.LayerNorm(width)})
-        attention = lambda: nn.ModuleDict({"query": nn.Linear(width, width), "key": nn.Linear(width, width),  # noqa: E731
+        attention = lambda: nn.ModuleDict({"query": nn.Linear(width, width), "key": nn.Linear(width, width),
                                            "value": nn.Linear(width, width), "output": nn.Linear(width, width)})
         self.encoder = nn.ModuleDict({"layer": nn.ModuleList(
             nn.ModuleDict({"attention": attention(), "intermediate": nn.Linear(width, 4 * width),
@@ -512,8 +513,8 @@ def check_optimizer_groups(fn: Callable, lang: str) -> Verdict:
     frozen parameters left in the groups, every parameter decayed, the two
     groups swapped.
     """
-    matrix = lambda n, p: p.ndim >= 2  # noqa: E731
-    trainable = lambda p: p.requires_grad  # noqa: E731
+    matrix = lambda n, p: p.ndim >= 2
+    trainable = lambda p: p.requires_grad
     mistakes = (
         (lambda m, wd: _groups(m, wd, lambda p: True, matrix), "ex_hint_frozen_in_groups"),
         (lambda m, wd: _groups(m, wd, trainable, lambda n, p: True), "ex_hint_decay_all"),
@@ -535,7 +536,7 @@ def check_parameter_count(fn: Callable, lang: str) -> Verdict:
     Mistakes recognised: the output layer counted again (untied), no position
     embedding, no biases and LayerNorms, 4d² per block, no final LayerNorm.
     """
-    reference = lambda v, t, n, d: parameter_count(GPTConfig(vocab_size=v, block_size=t, n_layer=n, n_head=1, n_embd=d))  # noqa: E731
+    reference = lambda v, t, n, d: parameter_count(GPTConfig(vocab_size=v, block_size=t, n_layer=n, n_head=1, n_embd=d))
     rows = [(50257, 1024, 12, 768), (2048, 64, 4, 64), (100, 8, 1, 16), (4096, 128, 6, 256)]
     mistakes = (
         (lambda v, t, n, d: reference(v, t, n, d) + v * d, "ex_hint_untied"),
@@ -559,7 +560,7 @@ def check_token_share(fn: Callable, lang: str) -> Verdict:
     Reference: :func:`course_lib.corpus.token_share`.  Mistakes recognised:
     distinct tokens counted instead of every occurrence, a division by |S|.
     """
-    reference = lambda tokens, S: token_share(torch.tensor(tokens), S)  # noqa: E731
+    reference = lambda tokens, S: token_share(torch.tensor(tokens), S)
     rows = [([5, 7, 5, 9, 2, 5], {5, 9}), ([1, 2, 3], {4}), ([3, 3, 3, 3], {3}), ([10, 11, 10, 12, 13, 14, 10, 11], {10, 11, 99})]
     mistakes = (
         (lambda tokens, S: len(set(tokens) & S) / len(set(tokens)), "ex_hint_distinct"),
@@ -628,7 +629,7 @@ def check_flops_per_token(fn: Callable, lang: str) -> Verdict:
     def reference(n, d, v, t):
         return gpt_flops_per_token(GPTConfig(vocab_size=v, block_size=t, n_layer=n, n_head=1, n_embd=d))
 
-    weights = lambda n, d, v: 12 * n * d * d + v * d  # noqa: E731
+    weights = lambda n, d, v: 12 * n * d * d + v * d
     rows = [(12, 768, 50304, 1024), (2, 128, 2048, 64), (12, 768, 50304, 8192), (24, 2048, 50304, 2048)]
     mistakes = (
         (lambda n, d, v, t: 6 * weights(n, d, v) + 12 * n * d * t * t, "ex_hint_per_sequence"),
@@ -649,7 +650,7 @@ def check_mfu(fn: Callable, lang: str) -> Verdict:
     (ms per step / 1000).  Mistakes recognised: milliseconds used as seconds,
     a percentage instead of a fraction, the ratio inverted.
     """
-    reference = lambda k, ms, f, peak: mfu(k / (ms / 1e3), f, peak)  # noqa: E731
+    reference = lambda k, ms, f, peak: mfu(k / (ms / 1e3), f, peak)
     rows = [(16384, 30.0, 8.55e8, 989e12), (4096, 120.0, 1.2e9, 312e12), (512, 2.5, 5e7, 65e12)]
     mistakes = (
         (lambda k, ms, f, peak: k / ms * f / peak, "ex_hint_milliseconds"),

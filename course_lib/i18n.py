@@ -683,7 +683,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "ex_gpt_unfrozen": {"vi": "model là cùng GPT ấy, không có gì bị đóng băng", "en": "model is the same GPT with nothing frozen"},
     "ex_gpt_all_frozen": {"vi": "model là cùng GPT ấy, đóng băng toàn bộ", "en": "model is the same GPT with everything frozen"},
     "ex_hint_all_flops": {
-        "vi": "đóng băng chỉ bỏ được gradient của chính trọng số bị đóng băng, 2 trong 6 FLOP mỗi token; lượt xuôi và gradient "
+        "vi": "đóng băng chỉ bỏ được gradient của chính trọng số bị đóng băng, 2 trong 6 FLOP mỗi token; lượt lan truyền xuôi (forward) và gradient "
               "truyền xuống tầng dưới vẫn phải tính: hãy chia cho 3 × tổng số trọng số của các ma trận.",
         "en": "freezing skips only a frozen weight's own gradient, 2 of its 6 FLOPs per token; the forward pass and the gradient "
               "passed down still run: divide by 3 × all the matrices' weights.",
@@ -705,8 +705,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "6N is the dense part only; add attention's own work, 12·L·d·T.",
     },
     "ex_hint_forward_only": {
-        "vi": "huấn luyện tốn 6 FLOP cho mỗi trọng số và mỗi token: 2 ở lượt xuôi, 4 ở lượt ngược (6N, không phải 2N).",
-        "en": "training costs 6 FLOPs per weight and token: 2 forward, 4 backward (6N, not 2N).",
+        "vi": "huấn luyện tốn 6 FLOP cho mỗi trọng số và mỗi token: 2 ở lượt lan truyền xuôi (forward), 4 ở lượt lan truyền ngược (backward): 6N, không phải 2N.",
+        "en": "training costs 6 FLOPs per weight and token: 2 forward, 4 backward: 6N, not 2N.",
     },
     "ex_hint_output_layer": {
         "vi": "N còn gồm tầng đầu ra, phép nhân với ma trận V × d: hãy cộng V·d (một lần, vì trọng số được dùng chung).",
