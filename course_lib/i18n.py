@@ -476,16 +476,16 @@ _STRINGS: dict[str, dict[str, str]] = {
     "attn_title": {"vi": "Một tầng chú ý trên H100 (đã lưu), thang log", "en": "One attention layer on the H100 (stored), log scales"},
     # The exercises' checks (course_lib/exercises.py) and the student edition (book/tools/student_edition.py).
     "ex_correct": {
-        "vi": "✅ Đúng rồi: {name} cho kết quả đúng với cả {n} đầu vào đã thử.",
-        "en": "✅ Correct: {name} gives the right result for all {n} inputs checked.",
+        "vi": "✓ Đúng rồi: {name} cho kết quả đúng với cả {n} đầu vào đã thử.",
+        "en": "✓ Correct: {name} gives the right result for all {n} inputs checked.",
     },
     "ex_wrong": {
-        "vi": "❌ Chưa đúng: mới đúng {right}/{n} đầu vào. Đầu vào sai đầu tiên:\n   {call}\n   trả về {got}, còn kết quả đúng là {expected}.",
-        "en": "❌ Not yet: {right} of {n} inputs right. The first that fails:\n   {call}\n   returned {got}; the right result is {expected}.",
+        "vi": "✗ Chưa đúng: mới đúng {right}/{n} đầu vào. Đầu vào sai đầu tiên:\n   {call}\n   trả về {got}, còn kết quả đúng là {expected}.",
+        "en": "✗ Not yet: {right} of {n} inputs right. The first that fails:\n   {call}\n   returned {got}; the right result is {expected}.",
     },
     "ex_raised": {
-        "vi": "❌ Chưa đúng: mới đúng {right}/{n} đầu vào. Đầu vào sai đầu tiên:\n   {call}\n   báo lỗi {error}: {detail}",
-        "en": "❌ Not yet: {right} of {n} inputs right. The first that fails:\n   {call}\n   raised {error}: {detail}",
+        "vi": "✗ Chưa đúng: mới đúng {right}/{n} đầu vào. Đầu vào sai đầu tiên:\n   {call}\n   báo lỗi {error}: {detail}",
+        "en": "✗ Not yet: {right} of {n} inputs right. The first that fails:\n   {call}\n   raised {error}: {detail}",
     },
     "ex_hint": {"vi": "   Gợi ý: {hint}", "en": "   Hint: {hint}"},
     "ex_not_done": {
