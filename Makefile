@@ -12,9 +12,9 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 LATEST := .venv-latest
-LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_fast_step.py tests/test_distributed.py tests/test_notebooks.py
+LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_fast_step.py tests/test_distributed.py tests/test_notebooks.py tests/test_exercises.py
 
-.PHONY: install site test browser latest notebooks restamp lesson clean
+.PHONY: install site test browser latest notebooks student restamp lesson clean
 
 $(INSTALLED): requirements.txt requirements-data.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ restamp: $(INSTALLED)
 # A new lesson in both languages: make lesson NAME=06_topic TITLE_VI="…" TITLE_EN="…"
 lesson: $(INSTALLED)
 	$(PY) book/tools/new_lesson.py "$(NAME)" --title-vi "$(TITLE_VI)" --title-en "$(TITLE_EN)"
+
+# The student edition: every lesson without the solutions of its exercises, in _build/student/notebooks/<lang>/.
+student: $(INSTALLED)
+	$(PY) book/tools/student_edition.py
 
 clean:
 	rm -rf _build $(LATEST)

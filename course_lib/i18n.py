@@ -527,6 +527,256 @@ _STRINGS: dict[str, dict[str, str]] = {
     "attn_fused": {"vi": "hợp nhất (scaled_dot_product_attention)", "en": "fused (scaled_dot_product_attention)"},
     "attn_naive": {"vi": "viết theo công thức", "en": "written out"},
     "attn_title": {"vi": "Một tầng chú ý trên H100 (đã lưu), thang log", "en": "One attention layer on the H100 (stored), log scales"},
+    # The exercises' checks (course_lib/exercises.py) and the student edition (book/tools/student_edition.py).
+    "ex_correct": {
+        "vi": "✓ Đúng rồi: {name} cho kết quả đúng với cả {n} đầu vào đã thử.",
+        "en": "✓ Correct: {name} gives the right result for all {n} inputs checked.",
+    },
+    "ex_wrong": {
+        "vi": "✗ Chưa đúng: mới đúng {right}/{n} đầu vào. Đầu vào sai đầu tiên:\n   {call}\n   trả về {got}, còn kết quả đúng là {expected}.",
+        "en": "✗ Not yet: {right} of {n} inputs right. The first that fails:\n   {call}\n   returned {got}; the right result is {expected}.",
+    },
+    "ex_raised": {
+        "vi": "✗ Chưa đúng: mới đúng {right}/{n} đầu vào. Đầu vào sai đầu tiên:\n   {call}\n   báo lỗi {error}: {detail}",
+        "en": "✗ Not yet: {right} of {n} inputs right. The first that fails:\n   {call}\n   raised {error}: {detail}",
+    },
+    "ex_hint": {"vi": "   Gợi ý: {hint}", "en": "   Hint: {hint}"},
+    "ex_not_done": {
+        "vi": "✏️ Chưa làm: {name} vẫn báo NotImplementedError. Hãy viết phần thân của hàm trong ô bài tập phía trên "
+              "(thay cho dòng raise NotImplementedError), chạy ô đó, rồi chạy lại ô kiểm tra này.",
+        "en": "✏️ Not answered yet: {name} still raises NotImplementedError. Write the body of the function in the exercise cell "
+              "above (in place of the line raise NotImplementedError), run that cell, then run this check again.",
+    },
+    "ex_placeholder": {"vi": "viết lời giải của bạn ở đây", "en": "your code here"},
+    "ex_where": {"vi": "{call}, trong đó {what}", "en": "{call}, where {what}"},
+    "ex_hint_none": {
+        "vi": "hàm trả về None: bạn có quên câu lệnh return không?",
+        "en": "the function returned None: did you forget the return statement?",
+    },
+    "ex_hint_not_number": {
+        "vi": "hàm phải trả về một con số (một float, hoặc một tensor chỉ có một phần tử).",
+        "en": "the function must return a number (a float, or a tensor holding one element).",
+    },
+    "ex_hint_warmup_ahead": {
+        "vi": "lịch của bạn đi trước một bước. t là số lần cập nhật đã thực hiện, nên lần cập nhật đầu tiên (t = 0) dùng tốc độ học 0, "
+              "và giá trị đỉnh chỉ đến ở t = T_warm: hệ số khởi động là t/T_warm, không phải (t + 1)/T_warm.",
+        "en": "your schedule is one step ahead. t counts the updates already taken, so the first update (t = 0) uses rate 0 and "
+              "the peak comes at t = T_warm: the warm-up multiplier is t/T_warm, not (t + 1)/T_warm.",
+    },
+    "ex_hint_clock": {
+        "vi": "sau giai đoạn khởi động, đồng hồ của đường cosin phải bắt đầu lại từ 0: tiến độ của nó là "
+              "(t − T_warm)/(T − T_warm), không phải t/T.",
+        "en": "after the warm-up the cosine's clock starts again from 0: its progress is (t − T_warm)/(T − T_warm), not t/T.",
+    },
+    "ex_hint_decay_length": {
+        "vi": "đường cosin chạy trên T − T_warm bước còn lại sau giai đoạn khởi động, không phải trên T bước: hãy chia cho T − T_warm.",
+        "en": "the cosine runs over the T − T_warm steps left after the warm-up, not over T: divide by T − T_warm.",
+    },
+    "ex_hint_half_cosine": {
+        "vi": "lịch mặc định chỉ là nửa chu kỳ cosin: góc đi từ 0 đến π, nên hệ số là ½(1 + cos(π · tiến độ)), không phải 2π.",
+        "en": "the default schedule is half a cosine cycle: the angle goes from 0 to π, so the multiplier is "
+              "½(1 + cos(π · progress)), not 2π.",
+    },
+    "ex_hint_cycles_pi": {
+        "vi": "C đếm số chu kỳ trọn vẹn (đi xuống rồi lên lại), nên góc là 2πCt/T. Với πCt/T, C = 1 của bạn chỉ là nửa chu kỳ cosin.",
+        "en": "C counts whole cycles (down and back up), so the angle is 2πCt/T. With πCt/T your C = 1 is only the half cosine.",
+    },
+    "ex_hint_cos_range": {
+        "vi": "cos đi từ −1 đến 1, còn hệ số nhân phải đi từ 0 đến 1: hãy dùng ½(1 + cos(…)).",
+        "en": "cos goes from −1 to 1, but the multiplier must go from 0 to 1: use ½(1 + cos(…)).",
+    },
+    "ex_hint_smooth_cycles": {
+        "vi": "đây là các chu kỳ liên tục của bài tập 2. Với khởi động lại cứng (hard restart), cuối mỗi chu kỳ tốc độ học nhảy "
+              "thẳng về giá trị đỉnh, nên trong một chu kỳ nó chỉ đi xuống: ½(1 + cos(π · phần lẻ của Ct/T)).",
+        "en": "these are the smooth cycles of exercise 2. With hard restarts the rate jumps straight back to the peak at the end of "
+              "each cycle, so within a cycle it only goes down: ½(1 + cos(π · fractional part of Ct/T)).",
+    },
+    "ex_hint_restart_half": {
+        "vi": "trong một chu kỳ, tốc độ học đi từ đỉnh xuống 0 theo nửa chu kỳ cosin (góc từ 0 đến π), chứ không đi xuống rồi lên lại.",
+        "en": "within one cycle the rate falls from the peak to 0 along half a cosine (angle 0 to π); it does not come back up.",
+    },
+    "ex_hint_no_restart": {
+        "vi": "tốc độ học không bao giờ khởi động lại: mỗi chu kỳ phải bắt đầu lại từ đỉnh, nên hãy lấy phần lẻ "
+              "của C·t/T, tức (C * t / T) % 1.",
+        "en": "the rate never restarts: each cycle must begin again at the peak, so take the fractional part of C·t/T, "
+              "(C * t / T) % 1.",
+    },
+    "ex_hint_scales_up": {
+        "vi": "khi |g| < c thì không được thay đổi gì (hệ số bằng 1). c/|g| khi đó lớn hơn 1 và sẽ phóng to gradient lên; "
+              "hãy dùng c / max(|g|, c).",
+        "en": "when |g| < c nothing must change (the factor is 1). c/|g| is then above 1 and scales the gradient up; "
+              "use c / max(|g|, c).",
+    },
+    "ex_hint_clipped_norm": {
+        "vi": "min(|g|, c) là chuẩn sau khi cắt; hàm phải trả về hệ số mà gradient được nhân với, c / max(|g|, c).",
+        "en": "min(|g|, c) is the norm after clipping; the function must return the factor the gradient is multiplied by, "
+              "c / max(|g|, c).",
+    },
+    "ex_hint_inverted": {
+        "vi": "hệ số của bạn bị đảo ngược: cắt gradient nhân g với một số không vượt quá 1, c / max(|g|, c).",
+        "en": "your factor is upside down: clipping multiplies g by a number no larger than 1, c / max(|g|, c).",
+    },
+    "ex_hint_zero_norm": {
+        "vi": "một gradient có thể bằng 0 đúng tuyệt đối; c / max(|g|, c) không bao giờ chia cho 0.",
+        "en": "a gradient can be exactly zero; c / max(|g|, c) never divides by zero.",
+    },
+    "ex_hint_tensor_list": {
+        "vi": "hàm phải trả về một list các tensor, mỗi gradient một tensor, theo đúng thứ tự đầu vào.",
+        "en": "the function must return a list of tensors, one per gradient, in the order they came in.",
+    },
+    "ex_hint_per_tensor": {
+        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của nó. Cắt theo chuẩn toàn cục (global norm) nhân mọi tensor với cùng "
+              "một hệ số, c / max(|g|, c), trong đó |g| là chuẩn của tất cả các tensor gộp lại.",
+        "en": "you clipped each tensor by its own norm. Clipping by the global norm multiplies every tensor by one factor, "
+              "c / max(|g|, c), with |g| the norm of all of them together.",
+    },
+    "ex_hint_sum_of_norms": {
+        "vi": "chuẩn toàn cục là căn bậc hai của tổng bình phương các chuẩn, √(Σ|g_i|²), không phải tổng các chuẩn.",
+        "en": "the global norm is the square root of the sum of the squared norms, √(Σ|g_i|²), not the sum of the norms.",
+    },
+    "ex_hint_square_root": {
+        "vi": "Σ|g_i|² là bình phương của chuẩn toàn cục: hãy lấy căn bậc hai.",
+        "en": "Σ|g_i|² is the square of the global norm: take its square root.",
+    },
+    "ex_encoder_recipe": {
+        "vi": "model là một bộ mã hóa nhỏ có cấu trúc như BERT, các phần của công thức (tầng nhúng và tầng chú ý) bị đóng băng",
+        "en": "model is a small BERT-shaped encoder with the recipe's parts frozen (embeddings and attention)",
+    },
+    "ex_encoder_unfrozen": {
+        "vi": "model là cùng bộ mã hóa nhỏ ấy, không có tham số nào bị đóng băng",
+        "en": "model is the same small encoder with nothing frozen",
+    },
+    "ex_encoder_head_only": {
+        "vi": "model là cùng bộ mã hóa nhỏ ấy, đóng băng mọi thứ trừ đầu phân loại",
+        "en": "model is the same small encoder with everything frozen but the classifier head",
+    },
+    "ex_hint_counted_frozen": {
+        "vi": "bạn đã đếm các tham số bị đóng băng (requires_grad = False); R đếm những tham số được huấn luyện.",
+        "en": "you counted the frozen parameters (requires_grad = False); R counts the trainable ones.",
+    },
+    "ex_hint_counted_all": {
+        "vi": "R = 1 nghĩa là mọi tham số đều được tính là được huấn luyện, kể cả tham số bị đóng băng: ở tử số chỉ giữ "
+              "những p có p.requires_grad.",
+        "en": "R = 1 means every parameter was counted as trainable, the frozen ones too: in the numerator keep only the p "
+              "with p.requires_grad.",
+    },
+    "ex_hint_tensors": {
+        "vi": "hãy đếm các con số (p.numel()), không đếm các tensor: một ma trận nhúng nặng hơn nhiều so với một bias.",
+        "en": "count numbers (p.numel()), not tensors: an embedding matrix weighs far more than a bias.",
+    },
+    "ex_group_decay": {"vi": "'{name}' trong nhóm có weight_decay = {decay}", "en": "'{name}' in a group with weight_decay = {decay}"},
+    "ex_group_none": {"vi": "'{name}' không nằm trong nhóm nào", "en": "'{name}' in no group"},
+    "ex_groups_summary": {
+        "vi": "các nhóm chứa {decayed} tensor có weight_decay = {decay} và {plain} tensor có weight_decay = 0",
+        "en": "groups holding {decayed} tensors with weight_decay = {decay} and {plain} with weight_decay = 0",
+    },
+    "ex_hint_group_shape": {
+        "vi": "hàm phải trả về một list các dict, mỗi dict có dạng {{'params': [...], 'weight_decay': ...}}, như torch.optim.AdamW nhận.",
+        "en": "the function must return a list of dicts {{'params': [...], 'weight_decay': ...}}, as torch.optim.AdamW takes them.",
+    },
+    "ex_hint_group_twice": {
+        "vi": "có một tham số nằm trong hai nhóm (hoặc không thuộc mô hình): mỗi tham số chỉ được ở một nhóm, "
+              "nếu không PyTorch sẽ báo lỗi.",
+        "en": "a parameter is in two groups (or is not the model's): each may be in one group only, or PyTorch raises an error.",
+    },
+    "ex_hint_frozen_in_groups": {
+        "vi": "hãy để các tham số bị đóng băng (requires_grad = False) ra ngoài mọi nhóm: bộ tối ưu không được đụng đến chúng, "
+              "kể cả qua suy giảm trọng số (weight decay), và cũng không cần lưu trạng thái cho chúng.",
+        "en": "leave the frozen parameters (requires_grad = False) out of every group: the optimizer must never touch them, "
+              "weight decay included, and needs no state for them.",
+    },
+    "ex_hint_decay_all": {
+        "vi": "bias và trọng số của LayerNorm (các tensor một chiều, p.ndim < 2) vào nhóm có weight_decay = 0: suy giảm trọng số "
+              "sẽ kéo chúng về 0, điều không ai muốn.",
+        "en": "biases and LayerNorm weights (the 1-d tensors, p.ndim < 2) go in a group with weight_decay = 0: decay would pull "
+              "them towards 0, which nobody wants.",
+    },
+    "ex_hint_groups_swapped": {
+        "vi": "hai nhóm bị đổi chỗ: các ma trận (p.ndim >= 2) nhận weight_decay, còn bias và LayerNorm nhận 0.",
+        "en": "the two groups are swapped: the matrices (p.ndim >= 2) get the weight decay, biases and LayerNorms get 0.",
+    },
+    "ex_hint_untied": {
+        "vi": "tầng đầu ra dùng chung ma trận với tầng nhúng token (dùng chung trọng số, weight tying): V·d chỉ được đếm một lần.",
+        "en": "the output layer shares the token embedding's matrix (weight tying): count V·d once.",
+    },
+    "ex_hint_position": {
+        "vi": "đừng quên tầng nhúng vị trí: T·d tham số, mỗi vị trí trong ngữ cảnh một véc-tơ độ rộng d.",
+        "en": "do not forget the position embedding: T·d parameters, one vector of width d per position of the context.",
+    },
+    "ex_hint_biases": {
+        "vi": "mỗi khối còn có 13d tham số ngoài các ma trận: bias của bốn ma trận (3d + d + 4d + d) và hai LayerNorm (2d mỗi cái); "
+              "thêm 2d cho LayerNorm cuối cùng.",
+        "en": "each block also holds 13d parameters besides its matrices: the biases of its four matrices (3d + d + 4d + d) and two "
+              "LayerNorms (2d each); add 2d for the final LayerNorm.",
+    },
+    "ex_hint_block_matrices": {
+        "vi": "bốn ma trận của một khối có 12d² tham số: 3d² + d² trong tầng chú ý, 4d² + 4d² trong MLP.",
+        "en": "a block's four matrices hold 12d² parameters: 3d² + d² in attention, 4d² + 4d² in the MLP.",
+    },
+    "ex_hint_final_norm": {
+        "vi": "đừng quên LayerNorm cuối cùng (ln_f) sau khối cuối: 2d tham số.",
+        "en": "do not forget the final LayerNorm (ln_f) after the last block: 2d parameters.",
+    },
+    "ex_hint_distinct": {
+        "vi": "hãy đếm mọi lần xuất hiện: p tính trên M token sinh ra, kể cả các token lặp lại, chứ không trên các token khác nhau.",
+        "en": "count every occurrence: p is a share of the M generated tokens, repeats included, not of the distinct ones.",
+    },
+    "ex_hint_divide_by_s": {
+        "vi": "hãy chia cho M, số token được sinh ra, không chia cho |S|, kích thước của tập S.",
+        "en": "divide by M, the number of generated tokens, not by |S|, the size of the set.",
+    },
+    "ex_gpt_targeted": {
+        "vi": "model là một GPT gồm 2 khối độ rộng 16, đóng băng mọi thứ trừ tầng chú ý của khối 0 (lựa chọn của mô hình B)",
+        "en": "model is a GPT of 2 blocks of width 16 with everything frozen but the attention of block 0 (model B's choice)",
+    },
+    "ex_gpt_reversed": {
+        "vi": "model là cùng GPT ấy, chỉ đóng băng tầng chú ý của khối 1 (cấu hình đảo ngược)",
+        "en": "model is the same GPT with only the attention of block 1 frozen (the reversed setup)",
+    },
+    "ex_gpt_unfrozen": {"vi": "model là cùng GPT ấy, không có gì bị đóng băng", "en": "model is the same GPT with nothing frozen"},
+    "ex_gpt_all_frozen": {"vi": "model là cùng GPT ấy, đóng băng toàn bộ", "en": "model is the same GPT with everything frozen"},
+    "ex_hint_all_flops": {
+        "vi": "đóng băng chỉ bỏ được gradient của chính trọng số bị đóng băng, 2 trong 6 FLOP mỗi token; lượt lan truyền xuôi (forward) và gradient "
+              "truyền xuống tầng dưới vẫn phải tính: hãy chia cho 3 × tổng số trọng số của các ma trận.",
+        "en": "freezing skips only a frozen weight's own gradient, 2 of its 6 FLOPs per token; the forward pass and the gradient "
+              "passed down still run: divide by 3 × all the matrices' weights.",
+    },
+    "ex_hint_only_matrices": {
+        "vi": "chỉ đếm trọng số của các phép nhân ma trận: các tensor hai chiều (p.ndim == 2), không đếm bias và LayerNorm.",
+        "en": "count only the weights of the matrix multiplies: the 2-d tensors (p.ndim == 2), not biases and LayerNorms.",
+    },
+    "ex_hint_position_lookup": {
+        "vi": "tầng nhúng vị trí (wpe) là một phép tra bảng, không phải phép nhân ma trận: đừng đếm nó.",
+        "en": "the position embedding (wpe) is a look-up, not a matrix multiply: leave it out.",
+    },
+    "ex_hint_per_sequence": {
+        "vi": "tính trên mỗi token, phần chú ý tuyến tính theo T: 12·L·d·T. T² là chi phí trên mỗi chuỗi.",
+        "en": "per token, attention is linear in T: 12·L·d·T. T² is the cost per sequence.",
+    },
+    "ex_hint_attention_missing": {
+        "vi": "6N chỉ là phần dày đặc; hãy cộng thêm phần việc riêng của cơ chế chú ý, 12·L·d·T.",
+        "en": "6N is the dense part only; add attention's own work, 12·L·d·T.",
+    },
+    "ex_hint_forward_only": {
+        "vi": "huấn luyện tốn 6 FLOP cho mỗi trọng số và mỗi token: 2 ở lượt lan truyền xuôi (forward), 4 ở lượt lan truyền ngược (backward): 6N, không phải 2N.",
+        "en": "training costs 6 FLOPs per weight and token: 2 forward, 4 backward: 6N, not 2N.",
+    },
+    "ex_hint_output_layer": {
+        "vi": "N còn gồm tầng đầu ra, phép nhân với ma trận V × d: hãy cộng V·d (một lần, vì trọng số được dùng chung).",
+        "en": "N also holds the output layer, the multiply by the V × d matrix: add V·d (once: the weights are tied).",
+    },
+    "ex_hint_milliseconds": {
+        "vi": "thời gian mỗi bước tính bằng mili giây: số token mỗi giây là tokens_per_step / (ms_per_step / 1000).",
+        "en": "the step time is in milliseconds: tokens per second are tokens_per_step / (ms_per_step / 1000).",
+    },
+    "ex_hint_percent": {
+        "vi": "hãy trả về một phân số như 0.4, không phải phần trăm như 40.",
+        "en": "return a fraction such as 0.4, not a percentage such as 40.",
+    },
+    "ex_hint_mfu_inverted": {
+        "vi": "MFU là số FLOP mỗi giây mà mô hình cần chia cho mức đỉnh của thiết bị, không phải ngược lại.",
+        "en": "MFU is the FLOP/s the model needs divided by the device's peak, not the other way round.",
+    },
 }
 
 

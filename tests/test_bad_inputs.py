@@ -55,6 +55,7 @@ from course_lib.schedules import (
 from course_lib.callbacks import Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
 from course_lib.checkpoints import load_checkpoint
 from course_lib.data import make_loader, pick_device
+from course_lib.exercises import check_clip_coefficient, check_mfu, check_optimizer_groups, check_warmup_cosine
 from course_lib.experiments import integral_law_holds_until, paired_difference, spread
 from course_lib.freezing import freeze, trainable_ratio
 from course_lib.toy import train_softmax_toy
@@ -439,6 +440,15 @@ LANGUAGE_MODEL = [
 ]
 
 
+EXERCISES = [
+    pytest.param(lambda: check_clip_coefficient("clip_coefficient", "en"), TypeError, "fn must be the function you wrote", id="fn-str"),
+    pytest.param(lambda: check_mfu(0.4, "vi"), TypeError, "fn must be the function you wrote, as in check_mfu(model_flops_utilization, LANG)",
+                 id="fn-result-not-function"),
+    pytest.param(lambda: check_warmup_cosine(lambda t, w, n: 0.0, "fr"), ValueError, "lang must be one of ('vi', 'en')", id="lang-unknown"),
+    pytest.param(lambda: check_optimizer_groups(lambda model, wd: [], None), TypeError, "lang must be one of", id="lang-None"),
+]
+
+
 def _torch_bytes(obj) -> bytes:
     import io
 
@@ -457,6 +467,7 @@ TABLES = {
     "widgets": WIDGETS,
     "training": TRAINING,
     "gpt": LANGUAGE_MODEL,
+    "exercises": EXERCISES,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 

@@ -22,6 +22,8 @@ import pytest
 import yaml
 from playwright.sync_api import sync_playwright
 
+from course_lib.i18n import text
+
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
@@ -276,6 +278,34 @@ def test_widget_cell_shows_its_still_figure(reader, lang):
     image = cell.locator(".cell_output img")
     assert image.count() == 1
     assert image.evaluate("img => img.complete && img.naturalWidth") > 300
+
+
+SOLUTION_PROMPTS = {"vi": ("Xem lời giải", "Ẩn lời giải"), "en": ("Show solution", "Hide solution")}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_exercise_solutions_are_folded_until_opened(reader, lang, lesson):
+    """Every exercise's solution is folded under the language's "show solution", its check's verdict shows below it,
+    and a click opens the solution; the first lesson's first exercise is kept as a screenshot, opened."""
+    show, hide = SOLUTION_PROMPTS[lang]
+    exercises = (ROOT / "notebooks" / lang / f"{lesson}.md").read_text(encoding="utf-8").count("\n# ✏️ EXERCISE")
+    page = reader.visit(f"{lang}/notebooks/{lang}/{lesson}.html")
+    folded = page.locator("details.hide.above-input", has=page.locator("summary", has_text=show))
+    assert exercises >= 2 and folded.count() == exercises
+    verdicts = page.locator(".cell_output", has_text=re.compile(re.escape(text("ex_correct", lang, name="", n=0).split(":")[0])))
+    assert verdicts.count() == exercises and verdicts.first.is_visible()
+    first = folded.first
+    solution = first.locator("pre", has_text="BEGIN SOLUTION")
+    assert first.locator("summary").inner_text().strip() == show and not solution.is_visible()
+    first.locator("summary").click()
+    assert solution.is_visible() and first.locator("summary").inner_text().strip() == hide
+    if lesson == LESSONS[0]:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        first.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)  # the theme fades an opened block in
+        page.screenshot(path=str(SHOTS / f"exercise-{lang}.png"))
+    assert not reader.errors and not reader.outside
 
 
 def visible_width(page) -> tuple[int, int]:

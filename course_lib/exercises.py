@@ -1,0 +1,661 @@
+"""The lessons' exercises: one check per exercise, which runs the reader's function and says what is wrong.
+
+Each lesson ends with exercises.  The reader writes a small function in a cell
+marked ``# ✏️ EXERCISE``, then runs the check cell below it,
+``check_...(fn, LANG)``.  A check calls ``fn`` on a few inputs, compares each
+result with course_lib's own implementation (the one the lesson teaches) and
+prints a verdict in the reader's language: correct; or the first input that
+failed, the value expected and the value returned, and a hint when the answer
+matches a typical mistake (a warm-up one step ahead, the clipping factor
+c/|g| applied below the threshold, R counting frozen parameters, ...).
+
+A function that raises is a failed check that names the exception, never a
+traceback.  One that still raises ``NotImplementedError``, the placeholder of
+the student edition (``book/tools/student_edition.py``), has not been answered
+yet and is told so.  Every check returns a :class:`Verdict`, true when the
+answer is right; wrong arguments to a check (not a function, an unknown
+language) raise a TypeError or ValueError that names the argument.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ._checks import shown
+from .bench import gpt_flops_per_token, mfu
+from .clipping import clip_factor, global_norm
+from .corpus import token_share
+from .finetuning import RECIPE
+from .freezing import freeze, param_groups, trainable_ratio, unfreeze
+from .gpt import GPT, GPTConfig, parameter_count
+from .i18n import check_language, text
+from .schedules import CosineDecay, cosine_with_warmup
+from .targeted_freezing import ATTENTION, flop_saving
+
+__all__ = [
+    "Verdict",
+    "check_warmup_cosine",
+    "check_cosine_cycles",
+    "check_hard_restarts",
+    "check_clip_coefficient",
+    "check_clip_by_global_norm",
+    "check_trainable_share",
+    "check_optimizer_groups",
+    "check_parameter_count",
+    "check_token_share",
+    "check_frozen_flop_share",
+    "check_flops_per_token",
+    "check_mfu",
+    "hard_restarts_factor",
+]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check found.  ``status``: "correct", "wrong", "raised" or "not_done"; ``message`` is what it printed."""
+
+    exercise: str
+    status: str
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "correct"
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def _ipython_display_(self) -> None:
+        """Nothing more to show in a notebook: the check has printed its message."""
+
+
+# ------------------------------------------------------------------------------------------------ the checking engine
+
+
+@dataclass(frozen=True)
+class _Case:
+    arguments: Callable[[], tuple]  # fresh arguments for every call: a function may change its inputs
+    shown: Callable[[str, str], str]  # (function name, lang) -> the call as the reader reads it
+
+
+class _Odd:
+    """A returned value that cannot be compared (None, a string, a list of the wrong length...)."""
+
+    def __init__(self, value: object, hint: str | None):
+        self.shown, self.hint = shown(value), hint
+
+
+def _call(*names: str) -> Callable[[tuple], Callable[[str, str], str]]:
+    """The call ``f(a=1, b=2)`` built from the argument names and values."""
+
+    def make(values: tuple) -> Callable[[str, str], str]:
+        parts = [f"{n}={_short(v)}" for n, v in zip(names, values)]
+        return lambda name, lang: f"{name}({', '.join(parts)})"
+
+    return make
+
+
+def _short(value: object) -> str:
+    """An argument as the reader would type it: a set in sorted order, a very large or small float in e-notation."""
+    if isinstance(value, set):
+        return "{" + ", ".join(map(repr, sorted(value))) + "}"
+    if isinstance(value, float) and value and not 1e-4 <= abs(value) < 1e6:
+        return f"{value:.6g}"
+    return repr(value)
+
+
+def _cases(make_call, rows) -> list[_Case]:
+    """One case per row of plain values (numbers, lists, sets: rebuilt by each call, so nothing is shared)."""
+    return [_Case(lambda row=row: tuple(_copy(v) for v in row), make_call(row)) for row in rows]
+
+
+def _copy(value):
+    return type(value)(value) if isinstance(value, (list, set)) else value
+
+
+def _read_number(value: object, arguments: tuple) -> float | _Odd:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.item())
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return _Odd(value, "ex_hint_none" if value is None else "ex_hint_not_number")
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-12)
+
+
+def _show_number(value: float, other: object, lang: str) -> str:
+    return f"{value:.6g}"
+
+
+def _check_fn(fn: object, example: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"fn must be the function you wrote, as in {example} (the function itself, not its result), "
+                        f"got {shown(fn)}")
+
+
+def _check(
+    fn: Callable,
+    lang: str,
+    example: str,
+    cases: list[_Case],
+    reference: Callable,
+    mistakes: tuple[tuple[Callable, str], ...] = (),
+    *,
+    read: Callable = _read_number,
+    same: Callable = _close,
+    show: Callable = _show_number,
+    errors: dict[type, str] | None = None,
+) -> Verdict:
+    """Run ``fn`` on every case, compare with ``reference``, print the verdict and return it.
+
+    ``read(value, arguments)`` turns a returned value into something ``same``
+    can compare (or an :class:`_Odd`); ``show(value, other, lang)`` writes a
+    value where it differs from ``other``; ``mistakes`` pairs a typical wrong
+    implementation with the key of its hint, shown when ``fn`` returns what
+    that mistake returns on every input; ``errors`` maps an exception type
+    to a hint.
+    """
+    _check_fn(fn, example)
+    check_language(lang)
+    name = getattr(fn, "__name__", type(fn).__name__)
+    expected = []
+    for case in cases:
+        arguments = case.arguments()
+        expected.append(read(reference(*arguments), arguments))
+    outcomes = []
+    for case in cases:
+        arguments = case.arguments()
+        try:
+            value = fn(*arguments)
+        except NotImplementedError:
+            return _verdict(name, "not_done", text("ex_not_done", lang, name=name))
+        except Exception as error:  # the reader's code may raise anything: report it, never a traceback
+            outcomes.append(error)
+            continue
+        outcomes.append(read(value, arguments))
+    wrong = [i for i, (got, want) in enumerate(zip(outcomes, expected)) if _failed(got, want, same)]
+    if not wrong:
+        return _verdict(name, "correct", text("ex_correct", lang, name=name, n=len(cases)))
+    first, right = wrong[0], len(cases) - len(wrong)
+    got, call = outcomes[first], cases[first].shown(name, lang)
+    if isinstance(got, Exception):
+        detail = (str(got).strip().splitlines() or ["-"])[0][:200]
+        message = text("ex_raised", lang, call=call, error=type(got).__name__, detail=detail, right=right, n=len(cases))
+        hint = next((key for kind, key in (errors or {}).items() if isinstance(got, kind)), None)
+        return _verdict(name, "raised", _with_hint(message, hint, lang))
+    if isinstance(got, _Odd):
+        message = text("ex_wrong", lang, call=call, got=got.shown, expected=show(expected[first], None, lang), right=right,
+                       n=len(cases))
+        return _verdict(name, "wrong", _with_hint(message, got.hint, lang))
+    want = expected[first]
+    message = text("ex_wrong", lang, call=call, got=show(got, want, lang), expected=show(want, got, lang), right=right, n=len(cases))
+    hint = next((key for mistake, key in mistakes if _matches(mistake, cases, outcomes, first, read, same)), None)
+    return _verdict(name, "wrong", _with_hint(message, hint, lang))
+
+
+def _failed(got, want, same) -> bool:
+    return isinstance(got, (Exception, _Odd)) or not same(got, want)
+
+
+def _matches(mistake: Callable, cases: list[_Case], outcomes: list, first: int, read: Callable, same: Callable) -> bool:
+    """Whether ``mistake`` returns what the reader's function returned, at the first failure and wherever both return."""
+    for i, (case, got) in enumerate(zip(cases, outcomes)):
+        if isinstance(got, (Exception, _Odd)):
+            continue
+        arguments = case.arguments()
+        try:
+            value = read(mistake(*arguments), arguments)
+        except Exception:  # e.g. c / |g| at |g| = 0: no verdict from this input
+            if i == first:
+                return False
+            continue
+        if isinstance(value, _Odd) or not same(got, value):
+            return False
+    return True
+
+
+def _with_hint(message: str, hint: str | None, lang: str) -> str:
+    return message if hint is None else message + "\n" + text("ex_hint", lang, hint=text(hint, lang))
+
+
+def _verdict(name: str, status: str, message: str) -> Verdict:
+    print(message)
+    return Verdict(name, status, message)
+
+
+# ------------------------------------------------------------------------------------------------ lesson 01: schedules
+
+
+def _half_cosine(progress: float) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def check_warmup_cosine(fn: Callable, lang: str) -> Verdict:
+    """Lesson 01: ``fn(t, num_warmup_steps, num_training_steps)``, the multiplier of warm-up + half cosine.
+
+    Reference: :func:`course_lib.schedules.cosine_with_warmup`.  Mistakes
+    recognised: a warm-up (or the whole schedule) one step ahead, the cosine's
+    clock not restarted after the warm-up, the cosine run over T instead of
+    T - T_warm, a full cosine cycle instead of half of one.
+    """
+    reference = lambda t, w, n: cosine_with_warmup(w, n)(t)
+    rows = [(t, 4, 20) for t in (0, 1, 3, 4, 5, 12, 19)] + [(t, 10, 100) for t in (0, 5, 9, 10, 55, 99)] + [(0, 0, 10), (5, 0, 10)]
+    mistakes = (
+        (lambda t, w, n: (t + 1) / w if t < w else reference(t, w, n), "ex_hint_warmup_ahead"),
+        (lambda t, w, n: reference(t + 1, w, n), "ex_hint_warmup_ahead"),
+        (lambda t, w, n: t / w if t < w else _half_cosine(t / n), "ex_hint_clock"),
+        (lambda t, w, n: t / w if t < w else _half_cosine((t - w) / n), "ex_hint_decay_length"),
+        (lambda t, w, n: t / w if t < w else _half_cosine(2 * (t - w) / (n - w)), "ex_hint_half_cosine"),
+    )
+    make = _call("t", "num_warmup_steps", "num_training_steps")
+    return _check(fn, lang, "check_warmup_cosine(warmup_cosine_factor, LANG)", _cases(make, rows), reference, mistakes)
+
+
+def check_cosine_cycles(fn: Callable, lang: str) -> Verdict:
+    """Lesson 01: ``fn(t, num_steps, num_cycles)`` = ½(1 + cos(2πCt/T)), the cosine with C smooth cycles.
+
+    Reference: :class:`course_lib.schedules.CosineDecay`.  Mistakes recognised:
+    πCt/T for the angle (C counted in half cycles), cos without ½(1 + ·).
+    """
+    reference = lambda t, n, c: CosineDecay(n, c)(t)
+    rows = [(t, 100, 0.5) for t in (0, 25, 50, 100)] + [(t, 100, 1.0) for t in (25, 50, 75)] + [(t, 100, 2.0) for t in (10, 25, 60)]
+    rows.append((70, 100, 1.5))
+    mistakes = (
+        (lambda t, n, c: _half_cosine(c * t / n), "ex_hint_cycles_pi"),
+        (lambda t, n, c: math.cos(2 * math.pi * c * t / n), "ex_hint_cos_range"),
+    )
+    make = _call("t", "num_steps", "num_cycles")
+    return _check(fn, lang, "check_cosine_cycles(cosine_cycles_factor, LANG)", _cases(make, rows), reference, mistakes)
+
+
+def hard_restarts_factor(t: int, num_steps: int, num_cycles: int) -> float:
+    """Cosine with C hard restarts, without warm-up: ½(1 + cos(π · frac(C t / T))), and 0 from t = T on.
+
+    Each of the C cycles falls from the peak to 0 along half a cosine, then
+    jumps straight back to the peak (SGDR's restarts; transformers'
+    ``get_cosine_with_hard_restarts_schedule_with_warmup`` with no warm-up,
+    which the tests compare it with).  The course's schedules do not restart;
+    lesson 01's exercise contrasts the two.
+    """
+    progress = t / max(1, num_steps)
+    if progress >= 1.0:
+        return 0.0
+    return max(0.0, _half_cosine((num_cycles * progress) % 1.0))
+
+
+def check_hard_restarts(fn: Callable, lang: str) -> Verdict:
+    """Lesson 01: ``fn(t, num_steps, num_cycles)``, the cosine with C hard restarts, for 0 ≤ t < T.
+
+    Reference: :func:`hard_restarts_factor`.  Mistakes recognised: the smooth
+    cycles of :class:`course_lib.schedules.CosineDecay`, a full cosine within
+    each cycle, no restart at all (the fractional part forgotten).
+    """
+    rows = [(t, 100, 1) for t in (0, 50, 99)] + [(t, 100, 2) for t in (0, 25, 49, 50, 75)] + [(t, 100, 3) for t in (20, 34, 67, 90)]
+    mistakes = (
+        (lambda t, n, c: CosineDecay(n, c)(t), "ex_hint_smooth_cycles"),
+        (lambda t, n, c: _half_cosine(2 * ((c * t / n) % 1.0)), "ex_hint_restart_half"),
+        (lambda t, n, c: _half_cosine(c * t / n), "ex_hint_no_restart"),
+    )
+    make = _call("t", "num_steps", "num_cycles")
+    return _check(fn, lang, "check_hard_restarts(hard_restarts_factor, LANG)", _cases(make, rows), hard_restarts_factor, mistakes)
+
+
+# ------------------------------------------------------------------------------------------------ lesson 02: clipping
+
+
+def check_clip_coefficient(fn: Callable, lang: str) -> Verdict:
+    """Lesson 02: ``fn(norm, max_norm)`` = c / max(|g|, c), the factor that clipping by norm multiplies g by.
+
+    Reference: :func:`course_lib.clipping.clip_factor`.  Mistakes recognised:
+    c/|g| also below the threshold (which scales small gradients up), the
+    clipped norm min(|g|, c) instead of the factor, the factor inverted.
+    """
+    rows = [(3.0, 1.0), (0.5, 1.0), (1.0, 1.0), (0.0, 1.0), (10.0, 2.5), (2.0, 5.0), (1e6, 1.0)]
+    mistakes = (
+        (lambda g, c: c / g, "ex_hint_scales_up"),
+        (lambda g, c: min(g, c), "ex_hint_clipped_norm"),
+        (lambda g, c: max(g, c) / c, "ex_hint_inverted"),
+    )
+    make = _call("norm", "max_norm")
+    return _check(fn, lang, "check_clip_coefficient(clip_coefficient, LANG)", _cases(make, rows), clip_factor, mistakes,
+                  errors={ZeroDivisionError: "ex_hint_zero_norm"})
+
+
+def _clip_global(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
+    factor = clip_factor(float(global_norm(grads)), max_norm)
+    return [g * factor for g in grads]
+
+
+def _read_tensors(value: object, arguments: tuple) -> list[torch.Tensor] | _Odd:
+    if value is None:
+        return _Odd(value, "ex_hint_none")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, torch.Tensor) for v in value) or (
+            len(value) != len(arguments[0])):
+        return _Odd(value, "ex_hint_tensor_list")
+    return [v.detach().to(torch.float64) for v in value]
+
+
+def _same_tensors(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and torch.allclose(x, y, rtol=1e-5, atol=1e-7) for x, y in zip(a, b))
+
+
+def _show_tensors(value: list[torch.Tensor], other: object, lang: str) -> str:
+    rounded = [torch.round(v, decimals=4).tolist() for v in value]
+    return "[" + ", ".join(_nested(r) for r in rounded) + "]"
+
+
+def _nested(values) -> str:
+    return "[" + ", ".join(_nested(v) for v in values) + "]" if isinstance(values, list) else f"{values:.4g}"
+
+
+def _per_tensor(grads, c):
+    return [g * clip_factor(float(g.norm()), c) for g in grads]
+
+
+def _sum_of_norms(grads, c):
+    return [g * clip_factor(float(sum(g.norm() for g in grads)), c) for g in grads]
+
+
+def _no_square_root(grads, c):
+    return [g * clip_factor(float(sum(g.norm() ** 2 for g in grads)), c) for g in grads]
+
+
+def _always_scaled(grads, c):
+    return [g * (c / float(global_norm(grads))) for g in grads]
+
+
+def check_clip_by_global_norm(fn: Callable, lang: str) -> Verdict:
+    """Lesson 02: ``fn(grads, max_norm)`` returns the gradients clipped by their global norm, one factor for all.
+
+    Reference: :func:`course_lib.clipping.global_norm` and ``clip_factor``, as
+    :func:`course_lib.clipping.clip_grad_norm` applies them.  Mistakes
+    recognised: each tensor clipped by its own norm, the sum of the norms (or
+    of their squares) taken as |g|, c/|g| also below the threshold.
+    """
+    rows = [
+        ([[3.0, 0.0], [[0.0, 4.0]]], 1.0),
+        ([[0.6, 0.8], [0.0, 0.5]], 1.0),
+        ([[0.3, 0.4]], 1.0),
+        ([[1.0, 2.0, 2.0], [4.0], [[0.0]]], 2.5),
+        ([[0.4, 0.3], [1.2]], 1.0),
+    ]
+
+    def case(row) -> _Case:
+        values, c = row
+        listed = "[" + ", ".join(f"tensor({v})" for v in values) + "]"
+        return _Case(lambda: ([torch.tensor(v) for v in values], c),
+                     lambda name, lang: f"{name}(grads={listed}, max_norm={c})")
+
+    mistakes = (
+        (_per_tensor, "ex_hint_per_tensor"),
+        (_sum_of_norms, "ex_hint_sum_of_norms"),
+        (_no_square_root, "ex_hint_square_root"),
+        (_always_scaled, "ex_hint_scales_up"),
+    )
+    return _check(fn, lang, "check_clip_by_global_norm(clip_by_global_norm, LANG)", [case(r) for r in rows], _clip_global,
+                  mistakes, read=_read_tensors, same=_same_tensors, show=_show_tensors)
+
+
+# ------------------------------------------------------------------------------------------------ lesson 03: freezing
+
+
+class _TinyEncoder(torch.nn.Module):
+    """A BERT-shaped encoder of width 8 with BERT's parameter names, small enough to count in an instant."""
+
+    def __init__(self, layers: int = 2, width: int = 8):
+        super().__init__()
+        nn = torch.nn
+        self.embeddings = nn.ModuleDict({"word_embeddings": nn.Embedding(50, width),
+                                         "position_embeddings": nn.Embedding(16, width), "LayerNorm": nn.LayerNorm(width)})
+        attention = lambda: nn.ModuleDict({"query": nn.Linear(width, width), "key": nn.Linear(width, width),
+                                           "value": nn.Linear(width, width), "output": nn.Linear(width, width)})
+        self.encoder = nn.ModuleDict({"layer": nn.ModuleList(
+            nn.ModuleDict({"attention": attention(), "intermediate": nn.Linear(width, 4 * width),
+                           "output": nn.Linear(4 * width, width), "LayerNorm": nn.LayerNorm(width)})
+            for _ in range(layers))})
+        self.classifier = nn.Linear(width, 2)
+
+
+def _encoder(frozen: str | None) -> torch.nn.Module:
+    """The tiny encoder with the parameters matching ``frozen`` frozen; the global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        model = _TinyEncoder()
+    if frozen is not None:
+        freeze(model, frozen)
+    return model
+
+
+_ENCODERS = (("ex_encoder_recipe", RECIPE), ("ex_encoder_unfrozen", None), ("ex_encoder_head_only", r"^(embeddings|encoder)\."))
+
+
+def _model_cases(build, choices, call: str, extra: tuple = ()) -> list[_Case]:
+    """One case per (description key, choice): a fresh model from ``build(choice)``, then ``extra`` arguments."""
+    return [_Case(lambda choice=choice, more=more: (build(choice), *more),
+                  lambda name, lang, key=key, more=more: text("ex_where", lang, call=f"{name}({call.format(*more)})",
+                                                              what=text(key, lang)))
+            for (key, choice), more in zip(choices, extra or [()] * len(choices))]
+
+
+def _numel(model, keep) -> int:
+    return sum(p.numel() for p in model.parameters() if keep(p))
+
+
+def check_trainable_share(fn: Callable, lang: str) -> Verdict:
+    """Lesson 03: ``fn(model)`` = R, the share of the model's numbers that train (requires_grad), counted in numbers.
+
+    Reference: :func:`course_lib.freezing.trainable_ratio`.  Mistakes
+    recognised: the frozen share 1 - R, every parameter counted (R = 1),
+    tensors counted instead of numbers.
+    """
+    mistakes = (
+        (lambda m: _numel(m, lambda p: not p.requires_grad) / _numel(m, lambda p: True), "ex_hint_counted_frozen"),
+        (lambda m: 1.0, "ex_hint_counted_all"),
+        (lambda m: sum(p.requires_grad for p in m.parameters()) / len(list(m.parameters())), "ex_hint_tensors"),
+    )
+    return _check(fn, lang, "check_trainable_share(trainable_share, LANG)", _model_cases(_encoder, _ENCODERS, "model"),
+                  trainable_ratio, mistakes)
+
+
+def _read_groups(value: object, arguments: tuple) -> dict[str, float] | _Odd:
+    """{parameter name: its weight decay} over the groups returned; an _Odd for anything an optimizer would refuse."""
+    if value is None:
+        return _Odd(value, "ex_hint_none")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(g, dict) and "params" in g and "weight_decay" in g for g in value):
+        return _Odd(value, "ex_hint_group_shape")
+    names = {id(p): n for n, p in arguments[0].named_parameters()}
+    decay: dict[str, float] = {}
+    for group in value:
+        for p in group["params"]:
+            if id(p) not in names or names[id(p)] in decay:
+                return _Odd(value, "ex_hint_group_twice")
+            decay[names[id(p)]] = float(group["weight_decay"])
+    return decay
+
+
+def _same_groups(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+
+
+def _differing(a: dict[str, float], b: dict[str, float]) -> str:
+    return next(k for k in [*a, *b] if k not in a or k not in b or not _close(a[k], b[k]))
+
+
+def _show_groups(value: dict[str, float], other: object, lang: str) -> str:
+    """The first parameter on which ``value`` and ``other`` disagree, and where ``value`` puts it."""
+    if not isinstance(other, dict):
+        decayed = sum(1 for decay in value.values() if decay > 0)
+        return text("ex_groups_summary", lang, decayed=decayed, plain=len(value) - decayed,
+                    decay=f"{max(value.values(), default=0.0):g}")
+    name = _differing(value, other)
+    if name in value:
+        return text("ex_group_decay", lang, name=name, decay=f"{value[name]:g}")
+    return text("ex_group_none", lang, name=name)
+
+
+def _groups(model, weight_decay, keep, decayed):
+    params = [(n, p) for n, p in model.named_parameters() if keep(p)]
+    return [{"params": [p for n, p in params if decayed(n, p)], "weight_decay": weight_decay},
+            {"params": [p for n, p in params if not decayed(n, p)], "weight_decay": 0.0}]
+
+
+def check_optimizer_groups(fn: Callable, lang: str) -> Verdict:
+    """Lesson 03: ``fn(model, weight_decay)`` returns the optimizer's parameter groups: trainable parameters only,
+    matrices with ``weight_decay``, biases and LayerNorm weights with 0.
+
+    Reference: :func:`course_lib.freezing.param_groups`.  Mistakes recognised:
+    frozen parameters left in the groups, every parameter decayed, the two
+    groups swapped.
+    """
+    matrix = lambda n, p: p.ndim >= 2
+    trainable = lambda p: p.requires_grad
+    mistakes = (
+        (lambda m, wd: _groups(m, wd, lambda p: True, matrix), "ex_hint_frozen_in_groups"),
+        (lambda m, wd: _groups(m, wd, trainable, lambda n, p: True), "ex_hint_decay_all"),
+        (lambda m, wd: _groups(m, wd, trainable, lambda n, p: p.ndim < 2), "ex_hint_groups_swapped"),
+    )
+    choices = (_ENCODERS[0], _ENCODERS[1])
+    cases = _model_cases(_encoder, choices, "model, weight_decay={}", extra=((0.01,), (0.1,)))
+    return _check(fn, lang, "check_optimizer_groups(optimizer_groups, LANG)", cases, param_groups, mistakes,
+                  read=_read_groups, same=_same_groups, show=_show_groups)
+
+
+# ------------------------------------------------------------------------------------------------ lesson 04: a GPT
+
+
+def check_parameter_count(fn: Callable, lang: str) -> Verdict:
+    """Lesson 04: ``fn(vocab_size, block_size, n_layer, n_embd)``, the parameters of the course's GPT (tied output layer).
+
+    Reference: :func:`course_lib.gpt.parameter_count` = V·d + T·d + L·(12d² + 13d) + 2d.
+    Mistakes recognised: the output layer counted again (untied), no position
+    embedding, no biases and LayerNorms, 4d² per block, no final LayerNorm.
+    """
+    reference = lambda v, t, n, d: parameter_count(GPTConfig(vocab_size=v, block_size=t, n_layer=n, n_head=1, n_embd=d))
+    rows = [(50257, 1024, 12, 768), (2048, 64, 4, 64), (100, 8, 1, 16), (4096, 128, 6, 256)]
+    mistakes = (
+        (lambda v, t, n, d: reference(v, t, n, d) + v * d, "ex_hint_untied"),
+        (lambda v, t, n, d: reference(v, t, n, d) - t * d, "ex_hint_position"),
+        (lambda v, t, n, d: v * d + t * d + n * 12 * d * d, "ex_hint_biases"),
+        (lambda v, t, n, d: reference(v, t, n, d) - n * 8 * d * d, "ex_hint_block_matrices"),
+        (lambda v, t, n, d: reference(v, t, n, d) - 2 * d, "ex_hint_final_norm"),
+    )
+    make = _call("vocab_size", "block_size", "n_layer", "n_embd")
+    return _check(fn, lang, "check_parameter_count(gpt_parameter_count, LANG)", _cases(make, rows), reference, mistakes,
+                  show=_show_count)
+
+
+def _show_count(value: float, other: object, lang: str) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.6g}"
+
+
+def check_token_share(fn: Callable, lang: str) -> Verdict:
+    """Lesson 04: ``fn(tokens, S)`` = p, the share of the generated tokens (a list of ids) that are in the set S.
+
+    Reference: :func:`course_lib.corpus.token_share`.  Mistakes recognised:
+    distinct tokens counted instead of every occurrence, a division by |S|.
+    """
+    reference = lambda tokens, S: token_share(torch.tensor(tokens), S)
+    rows = [([5, 7, 5, 9, 2, 5], {5, 9}), ([1, 2, 3], {4}), ([3, 3, 3, 3], {3}), ([10, 11, 10, 12, 13, 14, 10, 11], {10, 11, 99})]
+    mistakes = (
+        (lambda tokens, S: len(set(tokens) & S) / len(set(tokens)), "ex_hint_distinct"),
+        (lambda tokens, S: sum(t in S for t in tokens) / len(S), "ex_hint_divide_by_s"),
+        (lambda tokens, S: len(set(tokens) & S) / len(S), "ex_hint_divide_by_s"),
+    )
+    make = _call("tokens", "S")
+    return _check(fn, lang, "check_token_share(play_token_share, LANG)", _cases(make, rows), reference, mistakes)
+
+
+def _gpt(frozen: str) -> GPT:
+    """A GPT of 2 blocks of width 16 with ``frozen`` (a lesson 04 setup) frozen; the global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=16))
+    if frozen == "targeted":
+        freeze(model, ".")
+        unfreeze(model, ATTENTION, layers=[0])
+    elif frozen == "reversed":
+        freeze(model, ATTENTION, layers=[1])
+    elif frozen == "all":
+        freeze(model, ".")
+    return model
+
+
+def _matrices(model, keep_position: bool = False):
+    return [p for n, p in model.named_parameters() if p.ndim == 2 and (keep_position or not n.endswith("wpe.weight"))]
+
+
+def _frozen_share(params, divide: int) -> float:
+    params = list(params)
+    return sum(p.numel() for p in params if not p.requires_grad) / (divide * sum(p.numel() for p in params))
+
+
+def check_frozen_flop_share(fn: Callable, lang: str) -> Verdict:
+    """Lesson 04: ``fn(model)``, the share of a step's matrix-multiply FLOPs that the frozen weights save.
+
+    Reference: :func:`course_lib.targeted_freezing.flop_saving` = frozen matrix
+    weights / (3 × all matrix weights), the position embedding left out (a
+    look-up).  Mistakes recognised: no division by 3 (as if freezing saved
+    all six FLOPs per weight), biases and LayerNorms counted, the position
+    embedding counted, tensors counted instead of numbers.
+    """
+    choices = (("ex_gpt_targeted", "targeted"), ("ex_gpt_reversed", "reversed"), ("ex_gpt_unfrozen", "none"),
+               ("ex_gpt_all_frozen", "all"))
+    mistakes = (
+        (lambda m: _frozen_share(_matrices(m), 1), "ex_hint_all_flops"),
+        (lambda m: _frozen_share(m.parameters(), 3), "ex_hint_only_matrices"),
+        (lambda m: _frozen_share(_matrices(m, keep_position=True), 3), "ex_hint_position_lookup"),
+        (lambda m: sum(not p.requires_grad for p in _matrices(m)) / (3 * len(_matrices(m))), "ex_hint_tensors"),
+    )
+    return _check(fn, lang, "check_frozen_flop_share(frozen_flop_share, LANG)", _model_cases(_gpt, choices, "model"),
+                  flop_saving, mistakes)
+
+
+# ------------------------------------------------------------------------------------------------ lesson 05: speed
+
+
+def check_flops_per_token(fn: Callable, lang: str) -> Verdict:
+    """Lesson 05: ``fn(n_layer, n_embd, vocab_size, context)`` = 6N + 12·L·d·T, N = 12·L·d² + V·d.
+
+    Reference: :func:`course_lib.bench.gpt_flops_per_token`.  Mistakes
+    recognised: attention counted per sequence (T²), attention left out, 2
+    FLOPs per weight (the forward pass only), the position embedding counted
+    in N, the output layer left out of N.
+    """
+    def reference(n, d, v, t):
+        return gpt_flops_per_token(GPTConfig(vocab_size=v, block_size=t, n_layer=n, n_head=1, n_embd=d))
+
+    weights = lambda n, d, v: 12 * n * d * d + v * d
+    rows = [(12, 768, 50304, 1024), (2, 128, 2048, 64), (12, 768, 50304, 8192), (24, 2048, 50304, 2048)]
+    mistakes = (
+        (lambda n, d, v, t: 6 * weights(n, d, v) + 12 * n * d * t * t, "ex_hint_per_sequence"),
+        (lambda n, d, v, t: 6 * weights(n, d, v), "ex_hint_attention_missing"),
+        (lambda n, d, v, t: 2 * weights(n, d, v) + 12 * n * d * t, "ex_hint_forward_only"),
+        (lambda n, d, v, t: 2 * weights(n, d, v) + 4 * n * d * t, "ex_hint_forward_only"),
+        (lambda n, d, v, t: 6 * (weights(n, d, v) + t * d) + 12 * n * d * t, "ex_hint_position_lookup"),
+        (lambda n, d, v, t: 6 * 12 * n * d * d + 12 * n * d * t, "ex_hint_output_layer"),
+    )
+    make = _call("n_layer", "n_embd", "vocab_size", "context")
+    return _check(fn, lang, "check_flops_per_token(training_flops_per_token, LANG)", _cases(make, rows), reference, mistakes)
+
+
+def check_mfu(fn: Callable, lang: str) -> Verdict:
+    """Lesson 05: ``fn(tokens_per_step, ms_per_step, flops_per_token, peak_flops)``, MFU as a fraction.
+
+    Reference: :func:`course_lib.bench.mfu` at tokens/s = tokens per step /
+    (ms per step / 1000).  Mistakes recognised: milliseconds used as seconds,
+    a percentage instead of a fraction, the ratio inverted.
+    """
+    reference = lambda k, ms, f, peak: mfu(k / (ms / 1e3), f, peak)
+    rows = [(16384, 30.0, 8.55e8, 989e12), (4096, 120.0, 1.2e9, 312e12), (512, 2.5, 5e7, 65e12)]
+    mistakes = (
+        (lambda k, ms, f, peak: k / ms * f / peak, "ex_hint_milliseconds"),
+        (lambda k, ms, f, peak: 100 * reference(k, ms, f, peak), "ex_hint_percent"),
+        (lambda k, ms, f, peak: 1 / reference(k, ms, f, peak), "ex_hint_mfu_inverted"),
+    )
+    make = _call("tokens_per_step", "ms_per_step", "flops_per_token", "peak_flops")
+    return _check(fn, lang, "check_mfu(model_flops_utilization, LANG)", _cases(make, rows), reference, mistakes)

@@ -1,0 +1,365 @@
+"""The lessons' exercises: each check passes the reference solution, fails the typical wrong answers with a
+useful message in both languages, and the student edition holds no solution."""
+
+import importlib.util
+import inspect
+import math
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+import torch
+
+from course_lib import exercises
+from course_lib.i18n import LANGUAGES, text
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = sorted(p.stem for p in (ROOT / "notebooks" / "en").glob("*.md"))
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("student_edition", ROOT / "book" / "tools" / "student_edition.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["student_edition"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+student_edition = _tool()
+
+
+def exercise_cells(notebook) -> list[tuple]:
+    """(exercise cell, the check cell after it) for every exercise of a notebook, solved or not."""
+    cells = [c for c in notebook.cells if c.cell_type == "code"]
+    return [(cell, cells[i + 1]) for i, cell in enumerate(cells) if cell.source.startswith(student_edition.EXERCISE)]
+
+
+def defined(source: str) -> str:
+    return re.search(r"^def (\w+)\(", source, re.M).group(1)
+
+
+def run_cell(source: str, namespace: dict):
+    """Execute a cell; return the value of its last line when that is an expression (as a notebook shows it)."""
+    *body, last = source.rstrip().splitlines()
+    exec("\n".join(body), namespace)
+    try:
+        return eval(last, namespace)
+    except SyntaxError:
+        exec(last, namespace)
+
+
+EXERCISES = [(lesson, cell, check) for lesson in LESSONS
+             for cell, check in exercise_cells(jupytext.read(ROOT / "notebooks" / "en" / f"{lesson}.md"))]
+
+
+def test_every_lesson_has_at_least_two_exercises_in_each_language():
+    for lesson in LESSONS:
+        counts = {lang: len(exercise_cells(jupytext.read(ROOT / "notebooks" / lang / f"{lesson}.md"))) for lang in LANGUAGES}
+        assert counts["vi"] == counts["en"] >= 2, (lesson, counts)
+
+
+@pytest.mark.parametrize("lesson, cell, check", EXERCISES, ids=lambda v: v if isinstance(v, str) else "")
+def test_exercise_cell_is_marked_folded_and_followed_by_its_check(lesson, cell, check):
+    assert student_edition.is_exercise(cell) and student_edition.is_check(check)
+    assert cell.metadata["tags"] == ["hide-input"], "the book folds the solution's input and keeps its output"
+    assert set(cell.metadata["mystnb"]) == {"code_prompt_show", "code_prompt_hide"}
+    name = defined(cell.source)
+    assert re.fullmatch(rf"from course_lib\.exercises import (check_\w+)\n\n\1\({name}, LANG\)", check.source), check.source
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson, cell, check", EXERCISES, ids=lambda v: v if isinstance(v, str) else "")
+def test_reference_solution_passes(lesson, cell, check, lang, capsys):
+    namespace = {"LANG": lang}
+    run_cell(cell.source, namespace)
+    verdict = run_cell(check.source, namespace)
+    assert isinstance(verdict, exercises.Verdict) and verdict and verdict.status == "correct"
+    assert capsys.readouterr().out == verdict.message + "\n"
+    before, after = text("ex_correct", lang, name=defined(cell.source), n="\0").split("\0")
+    assert verdict.message.startswith(before) and verdict.message.endswith(after)
+    assert int(verdict.message[len(before):-len(after)]) >= 2, "a check tries several inputs"
+
+
+def test_checks_leave_the_random_state_alone():
+    """A check builds its models without drawing from the global generator: the lesson's later numbers stay seeded."""
+    before = torch.get_rng_state()
+    exercises.check_trainable_share(lambda model: 0.5, "en")
+    exercises.check_frozen_flop_share(lambda model: 0.5, "en")
+    exercises.check_optimizer_groups(lambda model, weight_decay: [], "en")
+    assert torch.equal(before, torch.get_rng_state())
+
+
+def test_hard_restarts_reference_matches_transformers():
+    from transformers import get_cosine_with_hard_restarts_schedule_with_warmup
+
+    for steps, cycles in ((100, 1), (100, 2), (90, 3), (7, 2)):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = get_cosine_with_hard_restarts_schedule_with_warmup(optimizer, 0, steps, cycles)
+        for t in range(steps + 3):
+            assert math.isclose(exercises.hard_restarts_factor(t, steps, cycles), scheduler.lr_lambdas[0](t), abs_tol=1e-12)
+
+
+# Typical wrong answers: (check, wrong function, the failing call, expected, returned, key of the hint); a value
+# written differently in each language is given as (key of the course string, its fields).
+
+
+def warmup_one_step_ahead(t, num_warmup_steps, num_training_steps):
+    if t < num_warmup_steps:
+        return (t + 1) / num_warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (t - num_warmup_steps) / (num_training_steps - num_warmup_steps)))
+
+
+def cosine_clock_not_restarted(t, num_warmup_steps, num_training_steps):
+    return t / num_warmup_steps if t < num_warmup_steps else 0.5 * (1 + math.cos(math.pi * t / num_training_steps))
+
+
+def cycles_with_pi(t, num_steps, num_cycles):
+    return 0.5 * (1 + math.cos(math.pi * num_cycles * t / num_steps))
+
+
+def smooth_instead_of_restarts(t, num_steps, num_cycles):
+    return 0.5 * (1 + math.cos(2 * math.pi * num_cycles * t / num_steps))
+
+
+def factor_scales_up(norm, max_norm):
+    return max_norm / norm
+
+
+def clipped_norm_not_factor(norm, max_norm):
+    return min(norm, max_norm)
+
+
+def clip_each_tensor(grads, max_norm):
+    return [g * max_norm / max(float(g.norm()), max_norm) for g in grads]
+
+
+def clip_by_sum_of_norms(grads, max_norm):
+    norm = sum(float(g.norm()) for g in grads)
+    return [g * max_norm / max(norm, max_norm) for g in grads]
+
+
+def ratio_of_frozen(model):
+    return sum(p.numel() for p in model.parameters() if not p.requires_grad) / sum(p.numel() for p in model.parameters())
+
+
+def ratio_counting_frozen_too(model):
+    return sum(p.numel() for p in model.parameters()) / sum(p.numel() for p in model.parameters())
+
+
+def ratio_of_tensors(model):
+    return sum(p.requires_grad for p in model.parameters()) / len(list(model.parameters()))
+
+
+def groups_with_frozen(model, weight_decay):
+    return [{"params": [p for p in model.parameters() if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in model.parameters() if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def groups_decay_everything(model, weight_decay):
+    return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+
+
+def count_untied(vocab_size, block_size, n_layer, n_embd):
+    d = n_embd
+    return 2 * vocab_size * d + block_size * d + n_layer * (12 * d * d + 13 * d) + 2 * d
+
+
+def share_of_distinct_tokens(tokens, S):
+    return len(set(tokens) & S) / len(set(tokens))
+
+
+def flops_without_the_third(model):
+    matrices = [p for name, p in model.named_parameters() if p.ndim == 2 and not name.endswith("wpe.weight")]
+    return sum(p.numel() for p in matrices if not p.requires_grad) / sum(p.numel() for p in matrices)
+
+
+def attention_per_sequence(n_layer, n_embd, vocab_size, context):
+    return 6 * (12 * n_layer * n_embd**2 + vocab_size * n_embd) + 12 * n_layer * n_embd * context**2
+
+
+def mfu_in_percent(tokens_per_step, ms_per_step, flops_per_token, peak_flops):
+    return 100 * tokens_per_step / (ms_per_step / 1000) * flops_per_token / peak_flops
+
+
+def mfu_with_milliseconds(tokens_per_step, ms_per_step, flops_per_token, peak_flops):
+    return tokens_per_step / ms_per_step * flops_per_token / peak_flops
+
+
+RECIPE_MODEL = "(model), "
+WRONG = [
+    pytest.param(exercises.check_warmup_cosine, warmup_one_step_ahead, "(t=0, num_warmup_steps=4, num_training_steps=20)",
+                 "0", "0.25", "ex_hint_warmup_ahead", id="warmup-off-by-one"),
+    pytest.param(exercises.check_warmup_cosine, cosine_clock_not_restarted, "(t=4, num_warmup_steps=4, num_training_steps=20)",
+                 "1", "0.904508", "ex_hint_clock", id="cosine-clock-not-restarted"),
+    pytest.param(exercises.check_cosine_cycles, cycles_with_pi, "(t=25, num_steps=100, num_cycles=0.5)",
+                 "0.853553", "0.96194", "ex_hint_cycles_pi", id="cycles-pi-not-2pi"),
+    pytest.param(exercises.check_hard_restarts, smooth_instead_of_restarts, "(t=50, num_steps=100, num_cycles=1)",
+                 "0.5", "0", "ex_hint_smooth_cycles", id="restarts-smooth"),
+    pytest.param(exercises.check_clip_coefficient, factor_scales_up, "(norm=0.5, max_norm=1.0)", "1", "2",
+                 "ex_hint_scales_up", id="clip-c-over-g-below-threshold"),
+    pytest.param(exercises.check_clip_coefficient, clipped_norm_not_factor, "(norm=3.0, max_norm=1.0)", "0.333333", "1",
+                 "ex_hint_clipped_norm", id="clip-norm-not-factor"),
+    pytest.param(exercises.check_clip_by_global_norm, clip_each_tensor, "(grads=[tensor([3.0, 0.0]), tensor([[0.0, 4.0]])], max_norm=1.0)",
+                 "[[0.6, 0], [[0, 0.8]]]", "[[1, 0], [[0, 1]]]", "ex_hint_per_tensor", id="clip-per-tensor"),
+    pytest.param(exercises.check_clip_by_global_norm, clip_by_sum_of_norms, "max_norm=1.0)",
+                 "[[0.6, 0], [[0, 0.8]]]", "[[0.4286, 0], [[0, 0.5714]]]", "ex_hint_sum_of_norms", id="clip-sum-of-norms"),
+    pytest.param(exercises.check_trainable_share, ratio_of_frozen, RECIPE_MODEL, "0.507476", "0.492524",
+                 "ex_hint_counted_frozen", id="R-frozen-share"),
+    pytest.param(exercises.check_trainable_share, ratio_counting_frozen_too, RECIPE_MODEL, "0.507476", "1",
+                 "ex_hint_counted_all", id="R-counting-frozen"),
+    pytest.param(exercises.check_trainable_share, ratio_of_tensors, RECIPE_MODEL, "0.507476", "0.411765",
+                 "ex_hint_tensors", id="R-tensors"),
+    pytest.param(exercises.check_optimizer_groups, groups_with_frozen, "(model, weight_decay=0.01)",
+                 ("ex_group_none", {"name": "embeddings.word_embeddings.weight"}),
+                 ("ex_group_decay", {"name": "embeddings.word_embeddings.weight", "decay": "0.01"}),
+                 "ex_hint_frozen_in_groups", id="groups-frozen-decayed"),
+    pytest.param(exercises.check_optimizer_groups, groups_decay_everything, "(model, weight_decay=0.01)",
+                 ("ex_group_decay", {"name": "encoder.layer.0.intermediate.bias", "decay": "0"}),
+                 ("ex_group_decay", {"name": "encoder.layer.0.intermediate.bias", "decay": "0.01"}),
+                 "ex_hint_decay_all", id="groups-biases-decayed"),
+    pytest.param(exercises.check_parameter_count, count_untied, "(vocab_size=50257, block_size=1024, n_layer=12, n_embd=768)",
+                 "124,439,808", "163,037,184", "ex_hint_untied", id="parameters-untied"),
+    pytest.param(exercises.check_token_share, share_of_distinct_tokens, "(tokens=[5, 7, 5, 9, 2, 5], S={5, 9})",
+                 "0.666667", "0.5", "ex_hint_distinct", id="p-distinct-tokens"),
+    pytest.param(exercises.check_frozen_flop_share, flops_without_the_third, RECIPE_MODEL, "0.285714", "0.857143",
+                 "ex_hint_all_flops", id="flops-no-third"),
+    pytest.param(exercises.check_flops_per_token, attention_per_sequence, "(n_layer=12, n_embd=768, vocab_size=50304, context=1024)",
+                 "8.54655e+08", "1.16706e+11", "ex_hint_per_sequence", id="flops-attention-squared"),
+    pytest.param(exercises.check_mfu, mfu_in_percent, "(tokens_per_step=16384, ms_per_step=30.0, flops_per_token=8.55e+08, "
+                 "peak_flops=9.89e+14)", "0.472138", "47.2138", "ex_hint_percent", id="mfu-percent"),
+    pytest.param(exercises.check_mfu, mfu_with_milliseconds, "ms_per_step=30.0", "0.472138", "0.000472138",
+                 "ex_hint_milliseconds", id="mfu-milliseconds"),
+]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("check, wrong, call, expected, got, hint", WRONG)
+def test_typical_wrong_answer_fails_with_input_expected_got_and_hint(check, wrong, call, expected, got, hint, lang, capsys):
+    verdict = check(wrong, lang)
+    assert not verdict and verdict.status == "wrong"
+    message = verdict.message
+    assert capsys.readouterr().out == message + "\n", "the check prints its verdict"
+    assert message.startswith(text("ex_wrong", lang, call="", got="", expected="", right=0, n=0).split(":")[0])
+    assert "Traceback" not in message
+    line = next(line for line in message.splitlines() if call in line)
+    assert line.strip().startswith(wrong.__name__), "the failing call names the reader's function"
+    result = message.splitlines()[message.splitlines().index(line) + 1]
+    got, expected = (text(v[0], lang, **v[1]) if isinstance(v, tuple) else v for v in (got, expected))
+    assert result in text("ex_wrong", lang, call=call, got=got, expected=expected, right=0, n=0).splitlines(), result
+    assert text("ex_hint", lang, hint=text(hint, lang)) in message
+
+
+ALL_CHECKS = [getattr(exercises, name) for name in exercises.__all__ if name.startswith("check_")]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
+def test_a_function_that_raises_is_reported_not_propagated(check, lang):
+    def broken(*arguments):
+        raise ValueError("the reader's own message")
+
+    verdict = check(broken, lang)
+    assert not verdict and verdict.status == "raised"
+    assert "ValueError: the reader's own message" in verdict.message
+    assert "broken(" in verdict.message and "Traceback" not in verdict.message
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
+def test_placeholder_is_reported_as_not_answered(check, lang):
+    def my_answer(*arguments):
+        raise NotImplementedError
+
+    verdict = check(my_answer, lang)
+    assert not verdict and verdict.status == "not_done"
+    assert verdict.message == text("ex_not_done", lang, name="my_answer")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_odd_return_values_get_a_hint(lang):
+    forgot_return = exercises.check_clip_coefficient(lambda norm, max_norm: None, lang)
+    assert not forgot_return and "None" in forgot_return.message
+    assert text("ex_hint_none", lang) in forgot_return.message
+    a_string = exercises.check_cosine_cycles(lambda t, num_steps, num_cycles: "0.5", lang)
+    assert "'0.5' (str)" in a_string.message and text("ex_hint_not_number", lang) in a_string.message
+    not_groups = exercises.check_optimizer_groups(lambda model, weight_decay: list(model.parameters()), lang)
+    assert text("ex_hint_group_shape", lang) in not_groups.message
+    division = exercises.check_clip_coefficient(lambda norm, max_norm: min(1.0, max_norm / norm), lang)
+    assert division.status == "raised" and "ZeroDivisionError" in division.message
+    assert text("ex_hint_zero_norm", lang) in division.message
+
+
+def test_answers_in_other_forms_pass():
+    """A tensor for a number, torch's clip_grad_norm_ factor c / (|g| + 1e-6), gradients changed in place."""
+    assert exercises.check_clip_coefficient(lambda norm, max_norm: torch.tensor(min(1.0, max_norm / (norm + 1e-6))), "en")
+
+    def in_place(grads, max_norm):
+        params = []
+        for g in grads:
+            p = torch.nn.Parameter(torch.zeros_like(g))
+            p.grad = g
+            params.append(p)
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return grads
+
+    assert exercises.check_clip_by_global_norm(in_place, "en")
+
+
+# The student edition (book/tools/student_edition.py).
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    written = student_edition.write_edition(out)
+    assert len(written) == 2 * 2 * len(LESSONS)
+    return out
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_student_edition_has_no_solution(edition, lesson, lang, capsys):
+    original = jupytext.read(ROOT / "notebooks" / lang / f"{lesson}.ipynb")
+    student = jupytext.read(edition / "notebooks" / lang / f"{lesson}.ipynb")
+    assert [(c.cell_type, c.source) for c in jupytext.read(edition / "notebooks" / lang / f"{lesson}.md").cells] == \
+        [(c.cell_type, c.source) for c in student.cells], "the .md and the .ipynb of the edition agree"
+    everything = "\n".join(c.source for c in student.cells)
+    assert student_edition.BEGIN not in everything and student_edition.END not in everything
+    assert not any("solution" in c.metadata.get("tags", []) for c in student.cells)
+    solved = [c for c in original.cells if "solution" in c.metadata.get("tags", [])]
+    assert solved, "each lesson has a sentence pointing at the folded solutions, tagged solution"
+    for cell in solved:
+        assert cell.source not in everything
+    pairs, originals = exercise_cells(student), exercise_cells(original)
+    assert len(pairs) == len(originals) >= 2
+    for (cell, check), (solution, _) in zip(pairs, originals):
+        body = solution.source.split(student_edition.BEGIN)[1].split(student_edition.END)[0]
+        for line in body.strip().splitlines()[:-1]:
+            assert line.strip() not in cell.source, f"solution line left in the student edition: {line!r}"
+        assert f"raise NotImplementedError  # {text('ex_placeholder', lang)}" in cell.source
+        assert cell.outputs == [] and check.outputs == [] and cell.execution_count is None
+        assert "tags" not in cell.metadata and "mystnb" not in cell.metadata, "the student sees the cell unfolded"
+        namespace = {"LANG": lang}
+        exec(cell.source, namespace)
+        function = namespace[defined(cell.source)]
+        with pytest.raises(NotImplementedError):
+            function(*[None] * len(inspect.signature(function).parameters))
+        capsys.readouterr()
+        verdict = run_cell(check.source, namespace)
+        assert verdict.status == "not_done"
+        assert capsys.readouterr().out == text("ex_not_done", lang, name=function.__name__) + "\n"
+    kept = [c for c in original.cells if "solution" not in c.metadata.get("tags", [])]
+    for before, after in zip(kept, student.cells):
+        if after.cell_type == "code" and not (student_edition.is_check(after) or after.source.startswith(student_edition.EXERCISE)):
+            assert after.outputs == before.outputs, "the lesson's other outputs are kept"
+
+
+def test_strip_solution_keeps_the_indentation_and_refuses_unbalanced_markers():
+    source = "# ✏️ EXERCISE 1\ndef f(x):\n    # BEGIN SOLUTION\n    y = x + 1\n    return y\n    # END SOLUTION\n"
+    assert student_edition.strip_solution(source, "en") == (
+        "# ✏️ EXERCISE 1\ndef f(x):\n    raise NotImplementedError  # " + text("ex_placeholder", "en"))
+    for broken in ("# BEGIN SOLUTION\nx = 1\n", "x = 1\n# END SOLUTION\n", "# BEGIN SOLUTION\n# BEGIN SOLUTION\n"):
+        with pytest.raises(ValueError, match="SOLUTION"):
+            student_edition.strip_solution(broken, "vi")
