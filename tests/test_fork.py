@@ -215,3 +215,9 @@ def test_new_lesson_passes_the_lesson_tests_once_executed(tmp_path):
                    for o in cell.get("outputs", [])]
         assert any("image/png" in o.get("data", {}) for o in outputs)
         assert any('<table class="course-table">' in "".join(o.get("data", {}).get("text/html", "")) for o in outputs)
+
+    student = run(copy, "book/tools/student_edition.py", "--out", str(tmp_path / "student"))
+    assert student.returncode == 0, student.stderr[-3000:]
+    for lang in ("vi", "en"):  # the template's exercise follows the lessons' format: its solution is left out
+        edition = (tmp_path / "student" / "notebooks" / lang / f"{name}.md").read_text(encoding="utf-8")
+        assert "BEGIN SOLUTION" not in edition and "math.cos" not in edition and "NotImplementedError" in edition
