@@ -3,7 +3,7 @@
     git clone https://github.com/karpathy/nanoGPT /tmp/nanoGPT      # brought for the run, never committed
     python benchmarks/nanogpt_vs_course.py --nanogpt /tmp/nanoGPT    # writes course_lib/results/lesson05_nanogpt.json
 
-Three parts (``--parts``, default all; each part's results go into the same file):
+Four parts (``--parts``, default all; each part's results go into the same file):
 
 * ``comparison``: nanoGPT's model (``model.py`` of the checkout: GPT-2 124M,
   block 1,024, vocabulary 50,304, no biases, compiled, bf16 autocast, fused
@@ -16,6 +16,7 @@ Three parts (``--parts``, default all; each part's results go into the same file
   step for all).  Synthetic tokens from pinned memory for all.
 * ``ablation``: the course's step with one option removed at a time
   (:data:`course_lib.fast_step.ABLATIONS`), at ``--ablation-batch``.
+* ``profile``: where the fast step's GPU time goes, by kind of kernel (PyTorch's profiler), and its idle time.
 * ``loss``: the fast step and the plain fp32 step trained on real text from the
   same weights (:func:`course_lib.fast_step.loss_curves`).
 
@@ -301,7 +302,7 @@ def _commit(checkout: Path) -> str | None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nanogpt", type=Path, help="a checkout of github.com/karpathy/nanoGPT (its model.py is imported)")
-    parser.add_argument("--parts", default="comparison,ablation,loss")
+    parser.add_argument("--parts", default="comparison,profile,ablation,loss")
     parser.add_argument("--micro-batches", default="12,32,48", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--ablation-batch", type=int, default=12)
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per timed round")

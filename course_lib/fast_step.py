@@ -24,7 +24,7 @@ from .gpt import GPT, GPTConfig, lm_loss
 from .schedules import ScheduledLR, cosine_with_warmup
 
 __all__ = ["Step", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION", "Built", "build", "synthetic_batches", "loss_curves",
-           "curve_agreement", "load_results", "headline"]
+           "curve_agreement", "load_results", "headline", "matmul_rate"]
 
 ATTENTION = ("cudnn", "flash", "auto", "naive")
 
@@ -264,5 +264,17 @@ def headline(results: dict) -> dict:
     ours = [r for r in rows if r["group"] == "course"]
     best_nano, best_ours = max(nano, key=lambda r: r["tokens_per_s"]), max(ours, key=lambda r: r["tokens_per_s"])
     ratios = {r["micro_batch"]: r["vs_nanogpt"] for r in ours}
-    return {"ratios": ratios, "smallest": min(ratios), "best_nanogpt": best_nano, "best_course": best_ours,
+    return {"ratios": ratios, "best_nanogpt": best_nano, "best_course": best_ours,
             "best_ratio": best_ours["tokens_per_s"] / best_nano["tokens_per_s"], "loss": results["loss"]["agreement"]}
+
+
+def matmul_rate(results: dict) -> tuple[float, float | None]:
+    """The profiled step's matrix multiplies: FLOP/s (6N per token over their kernel time) and the share of the GPU's bf16 peak."""
+    from .bench import peak_for_name
+
+    config = FAST.gpt()
+    profile = results["profile"]
+    per_token = gpt_flops_per_token(config) - 12 * config.n_layer * config.n_embd * config.block_size  # 6N: no attention
+    rate = per_token * profile["micro_batch"] * config.block_size / (profile["by_kind"]["matmul"] / 1e3)
+    peak = peak_for_name(results["provenance"]["profile"]["device"], "bf16")
+    return rate, (rate / peak if peak else None)

@@ -400,8 +400,10 @@ _STRINGS: dict[str, dict[str, str]] = {
     "bench_plain": {"vi": "bước fp32 thường", "en": "plain fp32 step"},
     "bench_fast": {"vi": "bước nhanh (bf16, compile, ...)", "en": "fast step (bf16, compiled, ...)"},
     "bench_profile": {
-        "vi": "Mỗi bước (micro-batch {batch}): {kernels} ms chạy kernel, {wall} ms thời gian thực.",
-        "en": "Per step (micro-batch {batch}): {kernels} ms of kernels, {wall} ms of wall time.",
+        "vi": ("Mỗi bước (micro-batch {batch}): {kernels} ms chạy kernel, {wall} ms thời gian thực. Các phép nhân ma trận "
+               "chạy ở {tflops} TFLOP/s, {share}% đỉnh bf16 của GPU."),
+        "en": ("Per step (micro-batch {batch}): {kernels} ms of kernels, {wall} ms of wall time. The matrix multiplies run "
+               "at {tflops} TFLOP/s, {share}% of the GPU's bf16 peak."),
     },
     "options_provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device} (driver {driver}), torch {torch}, CUDA {cuda}; lệnh: {command}",

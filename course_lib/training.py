@@ -23,11 +23,12 @@ Host reads.  Records stay on the device and are read back together every
 the gradient norm finite?"  An optimizer that can skip its own update on the
 device (a fused one, ``fused=True``: its kernel takes a ``found_inf`` flag,
 as ``torch.amp.GradScaler`` uses it) is handed the flag and the loop reads
-nothing per step; a non-finite step is then found at the next read-back and
-raised there, naming the step, with its update skipped on the device (so
-the weights are the last finite ones).  Otherwise, and whenever a skipped
-step must be known at once (``on_nonfinite="skip"``, fp16's GradScaler: a
-skip must not advance the schedule), the loop reads that one flag every step.
+nothing per step; a non-finite step is then found at the next read-back
+(up to ``log_every`` steps later) and raised there, naming the step: its own
+update was skipped on the device, the steps after it were taken, and the
+schedule went on.  Otherwise, and whenever a skipped step must be known at
+once (``on_nonfinite="skip"``, fp16's GradScaler: a skip must not advance
+the schedule), the loop reads that one flag every step.
 Nothing else synchronises unless a callback asks for it.
 """
 
@@ -328,7 +329,8 @@ def train(
     ``"bf16"`` (autocast) or ``"fp16"`` (autocast with a ``GradScaler``, whose
     skipped steps are recorded and do not advance the schedule).
     ``on_nonfinite``: a NaN/inf loss or gradient norm raises (``"error"``) or
-    skips that update and is recorded (``"skip"``).  With ``checkpoint`` a
+    skips that update and is recorded (``"skip"``); with a fused optimizer,
+    ``"error"`` is raised at the next read-back (see the module's "Host reads").  With ``checkpoint`` a
     checkpoint is written every ``checkpoint_every`` steps and at the end
     (rank 0 only); ``resume=True`` continues from it when it exists.
 
@@ -438,12 +440,11 @@ def _raise_if_nonfinite(history: History, rows: int, step: int, params) -> None:
     window = zip(history.step[-rows:], history.loss[-rows:], history.grad_norm[-rows:]) if rows else ()
     for s, loss, norm in window:
         if not (math.isfinite(loss) and math.isfinite(norm)):
-            if not math.isfinite(loss):
-                _check_weights_finite(params, s - 1)  # the skipped updates left the weights as that step found them
+            _check_weights_finite(params, s - 1 if not math.isfinite(loss) else step)  # an update that wrote NaN is named
             what = f"loss is {loss}" if not math.isfinite(loss) else f"global gradient norm is {norm}"
             raise FloatingPointError(
                 f"at step {s} the {what} (found at the read-back after step {step}; the optimizer skipped that "
-                "update on the device, so the weights are the last finite ones). Lower the learning rate, clip, "
+                "step's update on the device and took the later ones). Lower the learning rate, clip, "
                 "check the data, or pass on_nonfinite='skip' to skip such steps and record them"
             )
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from course_lib import stored
-from course_lib.fast_step import (ABLATIONS, FAST, PLAIN, Step, build, curve_agreement, headline, load_results, loss_curves,
-                                  synthetic_batches)
+from course_lib.fast_step import (ABLATIONS, FAST, PLAIN, build, curve_agreement, headline, load_results, loss_curves,
+                                  matmul_rate, synthetic_batches)
 from course_lib.gpt import GPT
 from course_lib.training import train
 
@@ -108,9 +108,35 @@ def test_the_stored_benchmark_holds_what_the_lesson_shows():
     assert set(top["ratios"]) == {r["micro_batch"] for r in rows}
 
 
-def test_a_stored_benchmark_of_another_fast_step_is_refused(tmp_path, monkeypatch):
-    from course_lib import stored
+def test_the_stored_benchmark_supports_what_lesson_05_says():
+    """Each sentence of lesson 05 §14 that reads the stored numbers, as an assertion (a re-run must keep them true)."""
+    data = load_results()
+    top = headline(data)
+    ratios = [top["ratios"][b] for b in sorted(top["ratios"])]
+    assert 1.0 < ratios[0] < 1.1, "faster than nanoGPT at its micro-batch, short of the 1.1 goal"
+    assert ratios == sorted(ratios, reverse=True), "the lead shrinks as the micro-batch grows"
+    assert top["best_ratio"] > 1.0, "more than nanoGPT at its best micro-batch"
+    rows = data["comparison"]["rows"]
+    for b in top["ratios"]:
+        ours = next(r for r in rows if r["group"] == "course" and r["micro_batch"] == b)
+        assert all(ours["peak_memory_mb"] < r["peak_memory_mb"] for r in rows if r["group"] == "nanoGPT" and r["micro_batch"] == b)
+    ablation = {r["name"]: r for r in data["ablation"]["rows"]}
+    nano12 = min((r for r in rows if r["group"] == "nanoGPT" and r["micro_batch"] == 12), key=lambda r: r["ms_per_step"])
+    assert abs(ablation["no_cuda_graphs"]["ms_per_step"] / nano12["ms_per_step"] - 1) < 0.01, "without CUDA graphs: nanoGPT's time"
+    order = sorted((r["vs_fast"] for name, r in ablation.items() if name != "fast"))
+    assert order[0] == ablation["fp32"]["vs_fast"], "bf16 is the largest single gain"
+    fast = ablation["fast"]
+    for name in ("flash_attention", "pageable"):  # within the spread of the rounds
+        assert abs(ablation[name]["ms_per_step"] - fast["ms_per_step"]) < fast["ms_high"] - fast["ms_low"]
+    assert 0.15 < 1 / ablation["foreach_adamw"]["vs_fast"] - 1 < 0.17
+    assert all(0.05 <= 1 / ablation[n]["vs_fast"] - 1 <= 0.07 for n in ("no_cuda_graphs", "vocab_50257"))
+    rate, share = matmul_rate(data)
+    assert 0.4 < data["profile"]["by_kind"]["matmul"] / data["profile"]["wall_ms_per_step"] < 0.6, "about half of the step"
+    assert 0 < share < 1
+    assert data["loss"]["agreement"]["max_gap"] < 0.004 and data["loss"]["agreement"]["other_final"] < data["loss"]["agreement"]["reference_final"]
 
+
+def test_a_stored_benchmark_of_another_fast_step_is_refused(tmp_path, monkeypatch):
     data = json.loads(stored.path("05", "nanogpt").read_text(encoding="utf-8"))
     data["provenance"]["ablation"]["step"]["micro_batch"] += 1
     monkeypatch.setattr(stored, "DATA", tmp_path)
