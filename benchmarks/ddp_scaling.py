@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,8 +34,8 @@ import torch
 import torch.distributed as dist
 
 from course_lib import stored
-from course_lib.bench import Timing, synchronize
-from course_lib.distributed import cleanup, global_batch_slice, setup, wrap
+from course_lib.bench import Timing, loop_steps, synchronize
+from course_lib.distributed import child_environment, cleanup, global_batch_slice, setup, wrap
 from course_lib.fast_step import FAST, build, curve_agreement, synthetic_batches
 from course_lib.training import train
 
@@ -64,14 +63,8 @@ def speed(args, rank: int, world: int, device) -> dict:
     step = _step(args, args.micro_batch)
     built = build(step, device, data=synthetic_batches(min(50257, step.vocab_size), step.micro_batch, step.block_size,
                                                        pinned=device.type == "cuda", seed=rank))
-    model = wrap(built.model, device)
-    offset = [0]
-
-    def run(n: int) -> None:
-        start = offset[0]
-        train(model, built.optimizer, lambda m: built.data(start + m), built.loss_fn, n, device=device, **built.train_kwargs())
-        offset[0] += n
-
+    run = loop_steps(wrap(built.model, device), built.optimizer, built.data, built.loss_fn, device=device,
+                     **built.train_kwargs())
     run(args.warmup)
     samples = []
     for _ in range(args.rounds):
@@ -89,11 +82,10 @@ def speed(args, rank: int, world: int, device) -> dict:
 
 def curve(args, rank: int, world: int, device) -> dict:
     """Train on the same global batches of real text (each rank its slice); checkpoint at the end, or resume from one."""
-    from course_lib.corpus import TokenWindows, pretraining_texts, train_tokenizer
+    from course_lib.corpus import TokenWindows, encode_texts, pretraining_texts
 
     step = _step(args, args.global_batch // world)
-    texts = pretraining_texts()
-    ids = torch.tensor(train_tokenizer(texts, min(8192, step.vocab_size)).encode("\n".join(texts)), dtype=torch.long)
+    _, ids = encode_texts(pretraining_texts(), min(8192, step.vocab_size))
     windows = TokenWindows(ids, args.global_batch, step.block_size, 0)
     built = build(step, device, data=lambda m: global_batch_slice(windows(m), rank, world),
                   schedule_steps=2 * args.curve_steps, warmup_steps=max(1, args.curve_steps // 10))
@@ -123,11 +115,7 @@ def _torchrun(args, processes: int, options: list[str]) -> dict:
             command += ["--backend", args.backend]
         if args.no_cuda_graphs:
             command.append("--no-cuda-graphs")
-        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-        env.update(NO_MULTICAST, PYTHONPATH=os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[1]),
-                                                                          os.environ.get("PYTHONPATH")))))
-        if args.backend == "gloo":
-            env["OMP_NUM_THREADS"] = "1"
+        env = child_environment(**NO_MULTICAST, **({"OMP_NUM_THREADS": "1"} if args.backend == "gloo" else {}))
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"torchrun with {processes} process(es) failed:\n{(done.stdout + done.stderr)[-3000:]}")

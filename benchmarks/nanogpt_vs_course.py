@@ -44,12 +44,11 @@ from pathlib import Path
 import torch
 
 from course_lib import stored
-from course_lib.bench import Timing, gpt_flops_per_token, mfu, peak_flops, synchronize
+from course_lib.bench import Timing, gpt_flops_per_token, loop_steps, mfu, peak_flops, synchronize
 from course_lib.callbacks import Throughput
 from course_lib.data import pick_device
 from course_lib.fast_step import ABLATIONS, FAST, Step, build, loss_curves, synthetic_batches
 from course_lib.gpt import GPTConfig
-from course_lib.training import train
 
 OUT = stored.path("05", "nanogpt")
 SIZES = {  # n_layer, n_head, n_embd, block_size; "tiny" only checks that the script runs (on a CPU too)
@@ -142,14 +141,8 @@ def course(step: Step, device: torch.device, name: str, group: str = "course") -
     built = build(step, device)
     probe = Throughput(tokens=lambda batch: batch[:, :-1].numel(), flops_per_token=built.flops_per_token,
                        peak_flops=built.peak_flops)
-    offset = [0]
-
-    def run(n: int) -> None:
-        start = offset[0]
-        train(built.model, built.optimizer, lambda m: built.data(start + m), built.loss_fn, n, device=device,
-              callbacks=[probe], **built.train_kwargs())
-        offset[0] += n * step.accumulate
-
+    run = loop_steps(built.model, built.optimizer, built.data, built.loss_fn, device=device, callbacks=[probe],
+                     **built.train_kwargs())
     return Contender(name, group, step.micro_batch, step.tokens_per_step, built.flops_per_token, run)
 
 

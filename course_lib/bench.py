@@ -20,7 +20,7 @@ from ._checks import check_int, check_type
 from .data import pick_device
 
 __all__ = ["PEAK_FLOPS", "peak_flops", "peak_for_name", "Timing", "time_it", "gpt_flops_per_token", "mfu", "fused_adamw", "enable_tf32",
-           "train_speed", "synchronize"]
+           "train_speed", "loop_steps", "synchronize"]
 
 TERA = 1e12
 
@@ -155,6 +155,25 @@ def enable_tf32(enabled: bool = True) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
+def loop_steps(model, optimizer, data, loss_fn, **train_kwargs) -> Callable[[int], None]:
+    """``run(n)``: ``n`` more optimizer steps of :func:`course_lib.training.train`, the data going on where the last call stopped.
+
+    What timing code calls between two synchronisations (:func:`train_speed`,
+    the benchmarks).  ``data(m)`` gives micro-batch ``m``; ``train_kwargs``
+    go to ``train`` (``log_every`` defaults to ``n``: one read-back per call).
+    """
+    from .training import train
+
+    done = [0]  # micro-batches used so far
+
+    def run(n: int) -> None:
+        start = done[0]
+        train(model, optimizer, lambda m: data(start + m), loss_fn, n, **{"log_every": n, **train_kwargs})
+        done[0] += n * train_kwargs.get("accumulate", 1)
+
+    return run
+
+
 def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int = 3, rounds: int = 3,
                 precision: str = "fp32", accumulate: int = 1, device=None, flops_per_token: float | None = None,
                 tokens: Callable | None = None) -> dict:
@@ -162,29 +181,19 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
 
     Runs :func:`course_lib.training.train` for ``warmup`` steps (untimed), then
     ``rounds`` runs of ``steps`` steps, each timed as a whole between two
-    synchronisations (no per-step synchronisation: the loop's own one host
-    read per step is part of what is measured).  ``data(m)`` gives micro-batch
+    synchronisations (no per-step synchronisation: whatever the loop itself
+    reads back is part of what is measured).  ``data(m)`` gives micro-batch
     ``m``; ``tokens(batch)`` counts the tokens trained on (default: the
     elements of the batch, from its shape).
     """
     from .callbacks import count_tokens
-    from .training import train
 
     check_int("steps", steps, 1)
     check_int("warmup", warmup, 0)
     check_int("rounds", rounds, 1, unit="timed rounds")
     device = pick_device(device)
     model.to(device)
-    offset = [0]
-
-    def shifted(m: int):
-        return data(offset[0] + m)
-
-    def run(n: int) -> None:
-        train(model, optimizer, shifted, loss_fn, n, precision=precision, accumulate=accumulate, device=device,
-              log_every=n)
-        offset[0] += n * accumulate
-
+    run = loop_steps(model, optimizer, data, loss_fn, precision=precision, accumulate=accumulate, device=device)
     if warmup:
         run(warmup)
     if device.type == "cuda":

@@ -23,7 +23,7 @@ import torch
 from ._checks import check_int, check_type, shown
 from .sentiment import OFFLINE_DATA, _check_source, _package_dir
 
-__all__ = ["pretraining_texts", "finetuning_text", "TextTokenizer", "train_tokenizer", "gpt2_tokenizer", "split_held_out",
+__all__ = ["pretraining_texts", "finetuning_text", "TextTokenizer", "train_tokenizer", "encode_texts", "gpt2_tokenizer", "split_held_out",
            "TokenWindows", "held_out_blocks", "characteristic_tokens", "token_share", "checksum", "ONLINE_BOOK"]
 
 ONLINE_BOOK = "https://www.gutenberg.org/cache/epub/1524/pg1524.txt"  # Hamlet, Project Gutenberg, public domain
@@ -100,6 +100,12 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> TextTokenizer:
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, show_progress=False)
     return TextTokenizer(bpe._tokenizer, "byte-level BPE")
+
+
+def encode_texts(texts: list[str], vocab_size: int) -> tuple[TextTokenizer, torch.Tensor]:
+    """A BPE of ``vocab_size`` trained on ``texts``, and the texts (joined by newlines) as one stream of token ids."""
+    tokenizer = train_tokenizer(texts, vocab_size)
+    return tokenizer, torch.tensor(tokenizer.encode("\n".join(texts)), dtype=torch.long)
 
 
 def gpt2_tokenizer() -> TextTokenizer:

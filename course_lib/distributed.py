@@ -37,7 +37,7 @@ from .freezing import freeze
 from .gpt import GPT, GPTConfig, lm_loss
 from .training import train
 
-__all__ = ["setup", "wrap", "cleanup", "global_batch_slice", "main", "launch", "collect", "compare_processes", "TINY_GPT"]
+__all__ = ["setup", "wrap", "cleanup", "global_batch_slice", "main", "launch", "child_environment", "collect", "compare_processes", "TINY_GPT"]
 
 TINY_GPT = GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32)
 
@@ -230,20 +230,23 @@ def _check_same_on_every_rank(value: str, what: str) -> None:
         raise RuntimeError(f"the {what} differ between ranks ({values}): seed every rank the same way before building the model")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def launch(out: str | Path, processes: int, options: tuple[str, ...] = ()) -> subprocess.Popen:
     """Start this script on CPUs (gloo): one plain process, or ``processes`` ranks under torchrun; returns at once."""
     check_int("processes", processes, 1, unit="processes")
     script = ["-m", "course_lib.distributed", "--out", str(out), "--backend", "gloo", *options]
     if processes > 1:
         script = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), *script]
+    return subprocess.Popen([sys.executable, *script], env=child_environment(OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """This process's environment for a new (torchrun) run: without the rank variables of a run it may be part of,
+    with this repository first on ``PYTHONPATH``, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     repository = str(Path(__file__).resolve().parents[1])
-    env.update(PYTHONPATH=os.pathsep.join(p for p in (repository, os.environ.get("PYTHONPATH")) if p), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, *script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env.update(PYTHONPATH=os.pathsep.join(p for p in (repository, os.environ.get("PYTHONPATH")) if p), **extra)
+    return env
 
 
 def collect(process: subprocess.Popen, out: str | Path, processes: int) -> dict:
@@ -273,3 +276,7 @@ def compare_processes(folder: str | Path, processes: int = 2, steps: int = 10) -
     moved = max((one["final"][k] - one["initial"][k]).abs().max().item() for k in one["final"])
     return {"checksums": many["checksums"], "max_difference": difference, "largest_change": moved,
             "loss": [one["record"]["loss"][0], one["record"]["loss"][-1]]}
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ import torch
 from ._checks import check_int, check_type
 from .bench import gpt_flops_per_token, peak_flops
 from .data import pick_device
+from .freezing import param_groups
 from .gpt import GPT, GPTConfig, lm_loss
 from .schedules import ScheduledLR, cosine_with_warmup
 
@@ -171,10 +172,7 @@ def build(step: Step = FAST, device=None, *, data: Callable[[int], torch.Tensor]
     torch.manual_seed(seed)
     config = step.gpt()
     model = GPT(config).to(device)
-    matrices = [p for p in model.parameters() if p.ndim >= 2]
-    others = [p for p in model.parameters() if p.ndim < 2]
-    groups = [{"params": matrices, "weight_decay": step.weight_decay}, {"params": others, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=step.lr, betas=(0.9, 0.95), fused=step.fused_optimizer or None,
+    optimizer = torch.optim.AdamW(param_groups(model, step.weight_decay), lr=step.lr, betas=(0.9, 0.95), fused=step.fused_optimizer or None,
                                   foreach=None if step.fused_optimizer else True)
     scheduler = ScheduledLR(optimizer, cosine_with_warmup(warmup_steps, schedule_steps, min_lr_ratio=0.1))
     loss_fn = lm_loss
@@ -215,14 +213,12 @@ def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, dev
     byte-level BPE of ``vocab`` tokens; the model keeps ``fast``'s sizes.
     Returns both loss curves and :func:`curve_agreement`.
     """
-    from .corpus import TokenWindows, pretraining_texts, train_tokenizer
+    from .corpus import TokenWindows, encode_texts, pretraining_texts
     from .training import train
 
     check_int("steps", steps, 1)
     device = pick_device(device)
-    texts = pretraining_texts()
-    tokenizer = train_tokenizer(texts, vocab)
-    ids = torch.tensor(tokenizer.encode("\n".join(texts)), dtype=torch.long)
+    _, ids = encode_texts(pretraining_texts(), vocab)
     windows = TokenWindows(ids, fast.micro_batch, fast.block_size, seed)
     curves = {}
     for name, step in (("plain", plain), ("fast", fast)):

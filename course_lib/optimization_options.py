@@ -250,14 +250,12 @@ def weight_tying(config: Config, device=None) -> dict:
     at any ``config``, so the live and stored numbers are comparable.
     """
     from .callbacks import evaluate
-    from .corpus import TokenWindows, held_out_blocks, pretraining_texts, train_tokenizer
+    from .corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
     from .schedules import ScheduledLR, cosine_with_warmup
     from .training import train
 
     device = pick_device(device)
-    texts = pretraining_texts()
-    tokenizer = train_tokenizer(texts, 2048)
-    ids = torch.tensor(tokenizer.encode("\n".join(texts)), dtype=torch.long)
+    tokenizer, ids = encode_texts(pretraining_texts(), 2048)
     cut = int(0.9 * len(ids))
     small = CONFIGS["cpu"]
     held_out = held_out_blocks(ids[cut:], small.block_size, 64)[:8]

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ._checks import check_int, check_type
-from .corpus import TextTokenizer, TokenWindows, gpt2_tokenizer, pretraining_texts, train_tokenizer
+from .corpus import TextTokenizer, TokenWindows, encode_texts, gpt2_tokenizer, pretraining_texts
 from .data import pick_device
 from .freezing import param_groups
 from .gpt import GPT, GPTConfig, from_hf, lm_loss
@@ -98,8 +98,7 @@ def _load(path: Path, config: PretrainConfig):
 
 def _pretrain(config: PretrainConfig, device, callbacks):
     texts = pretraining_texts()
-    tokenizer = train_tokenizer(texts, config.vocab_size)
-    ids = torch.tensor(tokenizer.encode("\n".join(texts)), dtype=torch.long)
+    tokenizer, ids = encode_texts(texts, config.vocab_size)
     torch.manual_seed(config.seed)
     model = GPT(config.gpt_config())
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))

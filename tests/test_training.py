@@ -155,22 +155,24 @@ def test_layer_norms_and_weight_changes_are_recorded_per_step():
         assert history.metric("weight_change/0.weight")[t] <= history.metric("update_norm")[t] + 1e-7
 
 
+def bad_at_3(step):
+    """The batches of ``batches``, with a flag that makes step 3's loss infinite (see ``infinite_when_flagged``)."""
+    x, y = batches(step)
+    return (x, y, torch.tensor(step == 3))
+
+
+def infinite_when_flagged(model, batch):
+    x, y, bad = batch
+    return mse(model, (x, y)) * torch.where(bad, float("inf"), 1.0)  # no Python `if` on a tensor: that would be a read
+
+
 def test_non_finite_gradients_are_skipped_or_raise():
-    def bad_at_3(step):
-        x, y = batches(step)
-        return (x, y, torch.tensor(step == 3))
-
-    def loss_fn(model, batch):
-        x, y, bad = batch
-        loss = mse(model, (x, y))
-        return loss * float("inf") if bad else loss
-
     model, optimizer, _ = setup(momentum=0.0, schedule=False)
     with pytest.raises(FloatingPointError, match="at step 3"):
-        train(model, optimizer, bad_at_3, loss_fn, 5, device="cpu")
+        train(model, optimizer, bad_at_3, infinite_when_flagged, 5, device="cpu")
 
     model, optimizer, scheduler = setup(momentum=0.0, schedule=True)
-    history = train(model, optimizer, bad_at_3, loss_fn, 5, scheduler=scheduler, device="cpu", on_nonfinite="skip",
+    history = train(model, optimizer, bad_at_3, infinite_when_flagged, 5, scheduler=scheduler, device="cpu", on_nonfinite="skip",
                     callbacks=[WeightChange(model.named_parameters())])
     assert history.skipped == [False, False, False, True, False]
     assert history.metric("update_norm")[3] == 0.0 and history.metric("update_norm")[4] > 0.0
@@ -181,15 +183,6 @@ def test_non_finite_gradients_are_skipped_or_raise():
 
 def test_a_fused_optimizer_skips_on_the_device_and_the_loop_reads_nothing_per_step(monkeypatch):
     """With fused AdamW the finite check is a flag handed to the optimizer: no host read until the read-back."""
-    def bad_at_3(step):
-        x, y = batches(step)
-        return (x, y, torch.tensor(step == 3))
-
-    def loss_fn(model, batch):
-        x, y, bad = batch
-        loss = mse(model, (x, y))
-        return loss * torch.where(bad, float("inf"), 1.0)  # no Python `if` on a tensor: that would be a read
-
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
@@ -201,7 +194,7 @@ def test_a_fused_optimizer_skips_on_the_device_and_the_loop_reads_nothing_per_st
         original = getattr(torch.Tensor, name)
         monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _o=original, _n=name, **k: (reads.append(_n), _o(self, *a, **k))[1])
     with pytest.raises(FloatingPointError, match=r"at step 3 the loss is inf \(found at the read-back after step 4"):
-        train(model, optimizer, bad_at_3, loss_fn, 8, device="cpu", log_every=5, callbacks=[record])
+        train(model, optimizer, bad_at_3, infinite_when_flagged, 8, device="cpu", log_every=5, callbacks=[record])
     assert reads == ["tolist", "__bool__"], f"5 steps, one read-back, then the error's weight check; got {reads}"
     assert all(torch.equal(a, b) for a, b in zip(weights[2], weights[3])), "the non-finite step's update was skipped"
     assert not all(torch.equal(a, b) for a, b in zip(weights[3], weights[4])), "the next one was not"
