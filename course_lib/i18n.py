@@ -351,8 +351,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "training seed {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A at {wins}/{n} sampling seeds; |ΔW| B/A from {low} to {high}",
     },
     "bench_provenance": {
-        "vi": "Kết quả đã lưu ({part}): đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}, nanoGPT {commit}; lệnh: {command}",
-        "en": "Stored results ({part}): measured on {date} on {device}, torch {torch}, CUDA {cuda}, nanoGPT {commit}; command: {command}",
+        "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}, nanoGPT {commit}; lệnh: {command}",
+        "en": "Stored results: measured on {date} on {device}, torch {torch}, CUDA {cuda}, nanoGPT {commit}; command: {command}",
     },
     "bench_nanogpt_train": {"vi": "nanoGPT, vòng lặp của train.py", "en": "nanoGPT, train.py's loop"},
     "bench_nanogpt_bench": {"vi": "nanoGPT, vòng lặp của bench.py", "en": "nanoGPT, bench.py's loop"},
@@ -391,7 +391,7 @@ _STRINGS: dict[str, dict[str, str]] = {
                "({best} times), MFU {mfu}%."),
     },
     "bench_loss": {
-        "vi": ("Sau {steps} bước trên văn bản thật: trung bình trượt {window} bước của loss lệch nhau nhiều nhất {max_gap}% "
+        "vi": ("Sau {steps} bước trên văn bản thật: trung bình trượt {window} bước của mất mát lệch nhau nhiều nhất {max_gap}% "
                "(cuối cùng {final_gap}%: fp32 thường {ref}, bước nhanh {fast})."),
         "en": ("After {steps} steps on real text: the {window}-step moving averages of the loss differ by at most {max_gap}% "
                "(at the end {final_gap}%: plain fp32 {ref}, fast step {fast})."),
