@@ -171,6 +171,11 @@ class Throughput(Callback):
         self._count = 0
 
 
+def _wide(value: torch.Tensor) -> torch.Tensor:
+    """At least float32 (a bf16 loss is summed in float32), float64 kept: an fp64 run's evaluation stays in float64."""
+    return value.to(torch.promote_types(value.dtype, torch.float32))
+
+
 @torch.no_grad()
 def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, precision: str = "fp32") -> dict[str, float]:
     """``eval_loss`` and ``eval_<name>`` for each of ``metrics(model, batch)``, means over all examples.
@@ -190,7 +195,7 @@ def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, preci
             size = batch_size(batch)
             with autocast(device, precision):
                 out = loss_fn(model, batch)
-                values = {"loss": (out[0].float(), out[1]) if isinstance(out, tuple) else (out.float() * size, size)}
+                values = {"loss": (_wide(out[0]), out[1]) if isinstance(out, tuple) else (_wide(out) * size, size)}
                 if metrics is not None:
                     values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(device) * size, size)
                                    for k, v in metrics(model, batch).items()})

@@ -10,6 +10,7 @@ device and the data shard come from the environment variables it sets, and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -20,11 +21,30 @@ import torch
 
 from ._checks import check_int
 
-__all__ = ["pick_device", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches"]
+__all__ = ["pick_device", "default_dtype", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches"]
 
 Batch = Any
 _END = object()
 EMPTY = "data is empty (a loader or iterable with no batches): nothing to train on"
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    """Create floating tensors and modules in ``dtype`` inside the block (``torch.set_default_dtype``, restored after).
+
+    A model meant to train in float64 is built in float64, not built in float32
+    and converted: its random initial weights are then drawn in float64 too,
+    which every CPU draws alike (float32 ``normal_`` has a vector path that
+    differs from the scalar one in the last bit).
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def is_main_process() -> bool:

@@ -32,7 +32,7 @@ from .data import pick_device
 from .freezing import freeze, param_groups, trainable_ratio
 from .schedules import Constant, ScheduledLR, linear_with_warmup
 from .sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
-from .training import train
+from .training import train, weight_dtype
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "clipping_effect", "norm_summary", "paired_gap", "load_results", "summarize", "main"]
 
@@ -59,6 +59,7 @@ class Config:
     eval_size: int | None = None
     source: str = "offline"
     variants: tuple[str, ...] = VARIANTS
+    precision: str = "fp32"
 
     @property
     def warmup(self) -> int:
@@ -67,7 +68,7 @@ class Config:
 
 CONFIGS = {
     "cpu": Config("cpu", steps=40, declared=60, seeds=(0,), max_length=32, lr=3e-4, eval_size=256, delay=5,
-                  variants=("frozen", "full")),
+                  variants=("frozen", "full"), precision="fp64"),  # float64: every CPU prints the same digits
     "gpu": Config("gpu", steps=300, declared=450, seeds=(0, 1, 2, 3, 4), max_length=64, delay=30),
 }
 
@@ -75,7 +76,7 @@ CONFIGS = {
 def _setup(config: Config, variant: str, seed: int):
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    model, tokenizer = load_classifier(config.source, seed=seed)
+    model, tokenizer = load_classifier(config.source, seed=seed, dtype=weight_dtype(config.precision))
     if variant != "full":
         freeze(model, RECIPE)
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr)
@@ -113,7 +114,7 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
         torch.cuda.reset_peak_memory_stats(device)
     history = train(model, optimizer, batches, classification_loss, config.steps, scheduler=scheduler, clip=clip,
                     callbacks=[GradNorms(model.named_parameters(), TRACKED), Evaluate(held_out, config.steps, accuracy), *callbacks], device=device,
-                    log_every=10)
+                    precision=config.precision, log_every=10)
     windows = history.metric("seconds_per_step")  # one per 10 steps; the first holds the warm-up, the last the evaluation
     seconds = statistics.median(windows[1:-1] if len(windows) > 2 else windows)
     half = config.steps // 2

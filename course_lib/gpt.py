@@ -180,7 +180,12 @@ def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy of a batch of token blocks (batch, T + 1): inputs ``[:, :-1]``, targets ``[:, 1:]``."""
     x, y = batch[:, :-1], batch[:, 1:]
     logits = model(x)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
+    return F.cross_entropy(_upcast(logits.reshape(-1, logits.size(-1))), y.reshape(-1))
+
+
+def _upcast(logits: torch.Tensor) -> torch.Tensor:
+    """bf16 and fp16 logits to float32 for the softmax; float32 and float64 stay as they are."""
+    return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
 
 
 @torch.no_grad()
@@ -207,7 +212,7 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, *, temperature:
     model.eval()
     idx = idx.to(device)
     for _ in range(max_new_tokens):
-        logits = model(idx[:, -model.config.block_size:])[:, -1, :].float() / temperature
+        logits = _upcast(model(idx[:, -model.config.block_size:])[:, -1, :]) / temperature
         if top_k is not None:
             kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))

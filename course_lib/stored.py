@@ -71,9 +71,23 @@ def load(lesson: str, name: str, module: str, expected: Mapping[str, object]) ->
         raise FileNotFoundError(f"{file} is missing: run `python -m course_lib.{module} --config {name}` on a GPU")
     results = json.loads(file.read_text(encoding="utf-8"))
     for key, config in expected.items():
-        if results[key] != json.loads(json.dumps(dataclasses.asdict(config))):
+        if results[key] != _as_stored(config, results[key]):
             raise ValueError(f"{file} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
     return results
+
+
+def _as_stored(config, stored: Mapping) -> dict:
+    """``config`` as JSON, less the fields added since ``stored`` was written that still hold their default.
+
+    A field added later (say ``precision``, default ``"fp32"``) leaves a file
+    made before it valid as long as the configuration keeps the default: the run
+    it describes used that default.
+    """
+    out = json.loads(json.dumps(dataclasses.asdict(config)))
+    for field in dataclasses.fields(config):
+        if field.name not in stored and getattr(config, field.name) == field.default:
+            out.pop(field.name)
+    return out
 
 
 def main(argv, *, lesson: str, description: str, configs: Mapping, run_all: Callable) -> None:

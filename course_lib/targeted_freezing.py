@@ -30,13 +30,13 @@ from .callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
 from .corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks, pretraining_texts,
                      split_held_out, token_share)
 from . import stored
-from .data import pick_device
+from .data import default_dtype, pick_device
 from .experiments import Spread, spread
 from .freezing import freeze, param_groups, select, trainable_ratio, unfreeze
 from .gpt import GPT, generate, lm_loss
 from .pretraining import PRETRAIN, load_pretrained
 from .schedules import ScheduledLR, cosine_with_warmup
-from .training import train
+from .training import train, weight_dtype
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION", "Setup", "setup", "prepare", "run", "run_all", "sample_measures", "sample_text",
            "flop_saving", "p_summary", "weight_change_ratio", "curve_gap", "summarize", "noise_variance", "probe_cost", "load_results", "main"]
@@ -71,7 +71,7 @@ class Config:
 
 
 CONFIGS = {
-    "cpu": Config("cpu"),
+    "cpu": Config("cpu", precision="fp64"),  # float64: every CPU prints the same digits (training.weight_dtype)
     "gpu": Config("gpu", pretrain="gpu", steps=120, batch_size=16, lr=3e-4, warmup=10, seeds=(0, 1, 2, 3, 4),
                   sample_seeds=tuple(range(20)), samples=16, sample_tokens=64, precision="bf16"),
 }
@@ -112,12 +112,13 @@ def setup(config: Config, device=None, callbacks=()) -> Setup:
     return _SETUPS[key]
 
 
-def prepare(s: Setup, variant: str) -> GPT:
-    """A fresh copy of the pretrained model with ``variant``'s freezing applied."""
+def prepare(s: Setup, variant: str, precision: str = "fp32") -> GPT:
+    """A fresh copy of the pretrained model, its weights in ``precision``'s dtype, with ``variant``'s freezing applied."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    model = GPT(s.model_config)
-    model.load_state_dict(s.base)
+    with default_dtype(weight_dtype(precision)):
+        model = GPT(s.model_config)
+    model.load_state_dict(s.base)  # the pretrained weights, converted exactly (float32 -> float64) where they differ
     L = s.model_config.n_layer
     if variant == "targeted":
         freeze(model, r".")
@@ -195,7 +196,7 @@ def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) 
     """One fine-tuning run of ``variant``; returns (numbers, trained model)."""
     device = pick_device(device)
     s = setup(config, device)
-    model = prepare(s, variant)
+    model = prepare(s, variant, config.precision)
     initial = checksum(model)
     optimizer, scheduler = _optimizer(model, config)
     torch.manual_seed(seed)
@@ -238,7 +239,7 @@ def probe_cost(config: Config, steps: int = 20, rounds: int = 3, device=None) ->
     times = {True: [], False: []}
     for _ in range(rounds):
         for probed in (False, True):
-            model = prepare(s, "full")
+            model = prepare(s, "full", config.precision)
             optimizer, scheduler = _optimizer(model, config)
             probes = [WeightChange(_attention_params(model), per_matrix=True)] if probed else []
             history = train(model, optimizer, _windows(s, config, 0), lm_loss, steps, scheduler=scheduler, clip=config.clip,
@@ -251,8 +252,7 @@ def run_all(config: Config, device=None, progress=print) -> dict:
     """Every variant over every seed of ``config``, with p before training and provenance (the stored results)."""
     device = pick_device(device)
     s = setup(config, device)
-    before = GPT(s.model_config)
-    before.load_state_dict(s.base)
+    before = prepare(s, "full", config.precision)
     runs = []
     for seed in config.seeds:
         for variant in config.variants:

@@ -52,11 +52,11 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .clipping import Threshold, clip_factor, clip_grad_norm, threshold_at
 from .data import MicroBatches, ddp_wrapper, is_main_process, pick_device, to_device
 
-__all__ = ["History", "TrainState", "Callback", "train", "forward_backward", "autocast", "PRECISIONS"]
+__all__ = ["History", "TrainState", "Callback", "train", "forward_backward", "autocast", "weight_dtype", "PRECISIONS"]
 
 Batch = Any
 LossFn = Callable[[torch.nn.Module, Batch], "torch.Tensor | tuple[torch.Tensor, Any]"]
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "fp64")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -208,11 +208,23 @@ class Callback:
 
 
 def autocast(device: torch.device, precision: str):
-    """The autocast context of a precision: bf16 or fp16 autocast, a no-op for fp32."""
-    if precision == "fp32":
+    """The autocast context of a precision: bf16 or fp16 autocast, a no-op for fp32 and fp64."""
+    if precision in ("fp32", "fp64"):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def weight_dtype(precision: str) -> torch.dtype:
+    """The dtype a model's weights have under ``precision``: float64 for ``"fp64"``, else float32 (autocast keeps fp32 weights).
+
+    ``"fp64"`` is what the lessons' live CPU runs use: every CPU, vector width
+    and thread count then prints the same digits (float32 sums in another order
+    differ in the last bit, and a few hundred training steps amplify that).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return torch.float64 if precision == "fp64" else torch.float32
 
 
 def forward_backward(
@@ -327,7 +339,8 @@ def train(
     step uses ``accumulate`` micro-batches.  ``clip`` is the threshold ``c(t)``:
     a number, a function of the step, or None.  ``precision``: ``"fp32"``,
     ``"bf16"`` (autocast) or ``"fp16"`` (autocast with a ``GradScaler``, whose
-    skipped steps are recorded and do not advance the schedule).
+    skipped steps are recorded and do not advance the schedule), or ``"fp64"``
+    (no autocast; the model must have been built in float64, see :func:`weight_dtype`).
     ``on_nonfinite``: a NaN/inf loss or gradient norm raises (``"error"``) or
     skips that update and is recorded (``"skip"``); with a fused optimizer,
     ``"error"`` is raised at the next read-back (see the module's "Host reads").  With ``checkpoint`` a
@@ -501,6 +514,9 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
     check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp64" and any(p.is_floating_point() and p.dtype != torch.float64 for p in model.parameters()):
+        raise ValueError("precision='fp64' needs a model whose weights are float64: build it under "
+                         "torch.set_default_dtype(torch.float64) (or call model.double()) before creating the optimizer")
     if on_nonfinite not in ("error", "skip"):
         raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
     check_int("checkpoint_every", checkpoint_every, 0)

@@ -364,6 +364,7 @@ TRAINING = [
     pytest.param(lambda: _train(data=iter([])), ValueError, "data is empty", id="data-empty-iterator"),
     pytest.param(lambda: _train(steps=3, data=iter([_batch(0)])), ValueError, "data ran out after 1 batches", id="data-runs-out"),
     pytest.param(lambda: _train(precision="fp8"), ValueError, "precision must be one of", id="precision"),
+    pytest.param(lambda: _train(precision="fp64"), ValueError, "precision='fp64' needs a model whose weights are float64", id="precision-fp64-float32-model"),
     pytest.param(lambda: _train(on_nonfinite="ignore"), ValueError, "on_nonfinite must be 'error' or 'skip'", id="on-nonfinite"),
     pytest.param(lambda: _train(accumulate=0), ValueError, "accumulate must be >= 1", id="accumulate-zero"),
     pytest.param(lambda: _train(log_every=0), ValueError, "log_every must be >= 1", id="log-every-zero"),
@@ -436,6 +437,7 @@ LANGUAGE_MODEL = [
     pytest.param(lambda: train_tokenizer(["a b"], 100), ValueError, "vocab_size must be >= 257", id="tokenizer-small"),
     pytest.param(lambda: finetuning_text("web"), ValueError, "source must be one of", id="source"),
     pytest.param(lambda: pretraining.cache_path("cpu"), TypeError, "config must be a PretrainConfig", id="cache-config"),
+    pytest.param(lambda: pretraining.PretrainConfig("x", precision="fp128"), ValueError, "precision must be one of", id="pretrain-precision"),
     pytest.param(lambda: pretraining.PretrainConfig("x", n_embd=10, n_head=4), ValueError, "n_embd (10) must be a multiple", id="pretrain-heads"),
 ]
 

@@ -205,3 +205,64 @@ def test_untied_output_layer_is_its_own_tensor_and_counted():
     assert sum(p.numel() for p in model.parameters()) == parameter_count(config) == parameter_count(SMALL) + 97 * 16
     with pytest.raises(ValueError, match="tie_weights=True"):
         to_hf(model)
+
+
+def test_the_cache_key_follows_the_code_the_pretraining_runs(tmp_path, monkeypatch):
+    """code_digest covers pretraining.py and every course_lib module it imports, transitively, and nothing else."""
+    import shutil
+
+    copy = tmp_path / "course_lib"
+    shutil.copytree(pretraining.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "results"))
+    monkeypatch.setattr(pretraining, "PACKAGE", copy)
+    config = pretraining.PRETRAIN["cpu"]
+    before, path = pretraining.code_digest(), pretraining.cache_path(config, tmp_path)
+    with open(copy / "widgets.py", "a") as handle:  # not imported by the pretraining: same key
+        handle.write("\n# a change elsewhere\n")
+    assert pretraining.code_digest() == before
+    with open(copy / "clipping.py", "a") as handle:  # imported through training.py: a new key
+        handle.write("\n# a change in the loop's clipping\n")
+    assert pretraining.code_digest() != before and pretraining.cache_path(config, tmp_path) != path
+    assert pretraining.cache_path(dataclasses.replace(config, precision="fp32"), tmp_path) != pretraining.cache_path(config, tmp_path)
+
+
+def test_lm_loss_keeps_float64_and_upcasts_half_precision():
+    torch.manual_seed(0)
+    model = small_model().double()
+    x = torch.randint(0, SMALL.vocab_size, (2, SMALL.block_size + 1))
+    assert lm_loss(model, x).dtype == torch.float64
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert lm_loss(small_model(), x).dtype == torch.float32
+
+
+_FP64_RUN = """
+import torch
+from course_lib.data import default_dtype
+from course_lib.gpt import GPT, GPTConfig, lm_loss
+from course_lib.corpus import TokenWindows
+from course_lib.training import train
+torch.manual_seed(0)
+with default_dtype(torch.{dtype}):
+    model = GPT(GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=64))
+ids = torch.randint(0, 97, (4000,), generator=torch.Generator().manual_seed(1))
+optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+history = train(model, optimizer, TokenWindows(ids, 16, 16, 0), lm_loss, 60, precision="{precision}", device="cpu", clip=1.0)
+print(" ".join(f"{{x:.6f}}" for x in history.loss))
+"""
+
+
+def _fp64_losses(**env):
+    import subprocess
+    import sys
+
+    script = _FP64_RUN.format(dtype="float64", precision="fp64")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore", **env})
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_an_fp64_run_prints_the_same_digits_under_another_code_path_and_one_thread():
+    """What the lessons rely on, at a small size: the printed losses of an fp64 run do not depend on the CPU's path."""
+    native = _fp64_losses()
+    assert native == _fp64_losses(ATEN_CPU_CAPABILITY="default", OMP_NUM_THREADS="1")
+    assert native == _fp64_losses(ATEN_CPU_CAPABILITY="avx2", OMP_NUM_THREADS="1")

@@ -1,6 +1,7 @@
 """course_lib.bench and course_lib.optimization_options: the timing harness, the FLOP and MFU arithmetic, lesson 05's measures."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,23 @@ def test_the_store_command_writes_rounded_results_that_load_back(tmp_path, monke
         stored.load("99", "gpu", "test", {"config": Sizes("gpu", 4)})
     with pytest.raises(FileNotFoundError, match="python -m course_lib.test --config cpu"):
         stored.load("99", "cpu", "test", {})
+
+
+def test_a_field_added_after_the_results_were_stored_must_hold_its_default(tmp_path, monkeypatch):
+    """A file made before a configuration gained a field (say ``precision``) stays valid only while the field keeps its default."""
+    from course_lib import stored
+
+    @dataclasses.dataclass(frozen=True)
+    class Sizes:
+        name: str
+        steps: int
+        precision: str = "fp32"
+
+    monkeypatch.setattr(stored, "DATA", tmp_path)
+    stored.path("99", "gpu").write_text(json.dumps({"config": {"name": "gpu", "steps": 3}}), encoding="utf-8")
+    assert stored.load("99", "gpu", "test", {"config": Sizes("gpu", 3)})["config"]["steps"] == 3
+    with pytest.raises(ValueError, match="another configuration"):
+        stored.load("99", "gpu", "test", {"config": Sizes("gpu", 3, precision="fp64")})
 
 
 def test_the_stored_results_ship_inside_the_package(tmp_path):

@@ -369,6 +369,41 @@ def test_fp16_tracks_fp32_on_the_steps_it_takes(device):
         assert abs(mixed.loss[t] - reference.loss[j]) <= 0.005 * reference.loss[j]
 
 
+def test_fp64_trains_a_float64_model_and_keeps_its_dtype():
+    """precision='fp64' runs without autocast; weights, gradients and the recorded norm stay float64."""
+    from course_lib.data import default_dtype
+    from course_lib.training import weight_dtype
+
+    assert weight_dtype("fp64") == torch.float64 and weight_dtype("bf16") == torch.float32
+    torch.manual_seed(0)
+    with default_dtype(weight_dtype("fp64")):
+        model = torch.nn.Sequential(torch.nn.Linear(6, 64), torch.nn.GELU(), torch.nn.Linear(64, 1))
+    assert torch.get_default_dtype() == torch.float32  # restored after the block
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    data = lambda m: tuple(t.double() for t in batches(m))
+    history = train(model, optimizer, data, mse, 40, precision="fp64", device="cpu", clip=1.0)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert history.loss[-1] < 0.2 * history.loss[0]
+    torch.manual_seed(0)
+    start = torch.nn.Sequential(torch.nn.Linear(6, 64), torch.nn.GELU(), torch.nn.Linear(64, 1))
+    model, reference = start.double(), _precision_run("fp32", "cpu")  # the same start, exactly, in float64
+    history = train(model, torch.optim.AdamW(model.parameters(), lr=3e-3), data, mse, 40, precision="fp64", device="cpu", clip=1.0)
+    for a, b in zip(history.loss, reference.loss):  # float32 rounding is all that separates them (measured: < 1e-5)
+        assert abs(a - b) <= 1e-4 * b
+
+
+def test_default_dtype_refuses_other_dtypes_and_restores_after_an_error():
+    from course_lib.data import default_dtype
+
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
+        with default_dtype(torch.float16):
+            pass
+    with pytest.raises(RuntimeError):
+        with default_dtype(torch.float64):
+            raise RuntimeError
+    assert torch.get_default_dtype() == torch.float32
+
+
 def test_fp16_scaler_skips_overflowing_steps_without_advancing_the_schedule():
     """An fp16 backward that overflows: the GradScaler halves its scale, the step is skipped and recorded."""
     torch.manual_seed(0)
