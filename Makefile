@@ -33,8 +33,9 @@ site: $(INSTALLED)
 
 # The lessons' committed outputs must not depend on the machine: after the full run, the lessons that
 # train run again (one language: the code cells of both are the same) as on an AVX2-only Intel CPU
-# (ATen's and MKL's AVX2 kernels: another code path on a CPU with AVX-512), with one thread and an
-# empty pretraining cache.  A printed number that depends on the CPU fails here, on any machine.
+# (ATen's and MKL's AVX2 kernels: another code path on a CPU with AVX-512, the same on an AVX2-only
+# one), with one thread and an empty pretraining cache, so a printed number that depends on the
+# thread count or, on an AVX-512 machine, on the kernels fails here rather than on the next machine.
 # Two one-thread processes share the cores: lesson 04 (its pretraining is the long part) and the others.
 PORTABLE_LONG := notebooks/en/04_*.ipynb
 PORTABLE_REST := notebooks/en/01_*.ipynb notebooks/en/02_*.ipynb notebooks/en/03_*.ipynb
@@ -45,11 +46,13 @@ test: site browser
 	$(MAKE) --no-print-directory portable
 
 portable: $(INSTALLED)
-	@cache=$$(mktemp -d) && echo "the lessons again: $(PORTABLE_ENV), empty cache $$cache" && \
+	@cache=$$(mktemp -d) && long= && \
+	trap 'kill $$long 2>/dev/null; rm -rf $$cache' EXIT && trap 'exit 130' INT TERM && \
+	echo "the lessons again: $(PORTABLE_ENV), empty cache $$cache" && \
 	export COURSE_CACHE=$$cache $(PORTABLE_ENV) && \
 	{ $(PY) -m pytest $(PORTABLE_LONG) > $$cache/long.log 2>&1 & long=$$!; } && \
 	$(PY) -m pytest $(PORTABLE_REST); rest=$$?; wait $$long; long_status=$$?; \
-	cat $$cache/long.log; rm -rf $$cache; [ $$rest = 0 ] && [ $$long_status = 0 ]
+	cat $$cache/long.log; [ $$rest = 0 ] && [ $$long_status = 0 ]
 
 # The browser tests drive a system Chromium (no browser download): Debian's, or COURSE_CHROMIUM.
 browser:
