@@ -26,7 +26,7 @@ from ._checks import check_int
 from .clipping import LayerGradNorms, global_norm
 from .freezing import set_trainable
 from .i18n import check_language, number, text
-from .data import ddp_wrapper, is_main_process, pick_device, to_device
+from .data import at_least_float32, ddp_wrapper, is_main_process, pick_device, to_device
 from .training import Callback, TrainState, autocast
 
 __all__ = [
@@ -171,11 +171,6 @@ class Throughput(Callback):
         self._count = 0
 
 
-def _wide(value: torch.Tensor) -> torch.Tensor:
-    """At least float32 (a bf16 loss is summed in float32), float64 kept: an fp64 run's evaluation stays in float64."""
-    return value.to(torch.promote_types(value.dtype, torch.float32))
-
-
 @torch.no_grad()
 def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, precision: str = "fp32") -> dict[str, float]:
     """``eval_loss`` and ``eval_<name>`` for each of ``metrics(model, batch)``, means over all examples.
@@ -195,7 +190,7 @@ def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, preci
             size = batch_size(batch)
             with autocast(device, precision):
                 out = loss_fn(model, batch)
-                values = {"loss": (_wide(out[0]), out[1]) if isinstance(out, tuple) else (_wide(out) * size, size)}
+                values = {"loss": (at_least_float32(out[0]), out[1]) if isinstance(out, tuple) else (at_least_float32(out) * size, size)}
                 if metrics is not None:
                     values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(device) * size, size)
                                    for k, v in metrics(model, batch).items()})

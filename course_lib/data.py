@@ -21,7 +21,7 @@ import torch
 
 from ._checks import check_int
 
-__all__ = ["pick_device", "default_dtype", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches"]
+__all__ = ["pick_device", "default_dtype", "at_least_float32", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches"]
 
 Batch = Any
 _END = object()
@@ -45,6 +45,11 @@ def default_dtype(dtype: torch.dtype):
         yield
     finally:
         torch.set_default_dtype(before)
+
+
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """bf16 and fp16 to float32 (a softmax or a sum of losses needs it); float32 and float64 unchanged."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 def is_main_process() -> bool:

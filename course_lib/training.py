@@ -512,9 +512,8 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
     if not callable(clip):
         threshold_at(clip, 0)  # a number or None: checked once here, with the argument's name
     check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp64" and any(p.is_floating_point() and p.dtype != torch.float64 for p in model.parameters()):
+    if weight_dtype(precision) == torch.float64 and any(p.is_floating_point() and p.dtype != torch.float64
+                                                         for p in model.parameters()):
         raise ValueError("precision='fp64' needs a model whose weights are float64: build it under "
                          "torch.set_default_dtype(torch.float64) (or call model.double()) before creating the optimizer")
     if on_nonfinite not in ("error", "skip"):

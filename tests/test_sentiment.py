@@ -67,6 +67,9 @@ def test_offline_classifier_encodes_and_batches(splits):
     assert logits.shape == (8, 2)
     head = load_classifier("offline", seed=0)[0].classifier.weight
     assert torch.equal(head, model.classifier.weight)  # the seed fixes the new head
+    wide = load_classifier("offline", seed=0, precision="fp64")[0]
+    assert all(p.dtype == torch.float64 for p in wide.parameters())
+    assert not torch.equal(wide.classifier.weight.float().double(), wide.classifier.weight)  # the head drawn in float64
 
 
 def test_bert_base_ratio_is_counted_without_weights():
@@ -88,6 +91,8 @@ def test_online_source_without_network_gives_a_clear_error(monkeypatch):
         load_classifier("online")
     with pytest.raises(ValueError, match="source must be one of"):
         load_reviews("web")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        load_classifier("offline", precision="fp128")
 
 
 def test_stored_gpu_results_match_the_configuration_the_command_runs():

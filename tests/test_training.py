@@ -370,7 +370,7 @@ def test_fp16_tracks_fp32_on_the_steps_it_takes(device):
 
 
 def test_fp64_trains_a_float64_model_and_keeps_its_dtype():
-    """precision='fp64' runs without autocast; weights, gradients and the recorded norm stay float64."""
+    """precision='fp64' trains a model built in float64 and keeps it float64; it tracks the fp32 run from the same start."""
     from course_lib.data import default_dtype
     from course_lib.training import weight_dtype
 
