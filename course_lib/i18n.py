@@ -187,8 +187,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "positive share of the training reviews: {positive}%; always answering the commoner label scores {baseline}% on the test reviews",
     },
     "ratios": {
-        "vi": "R đo trên MiniLM: {minilm}; R của bert-base-uncased, đếm từ cấu hình của nó: {base}",
-        "en": "R measured on MiniLM: {minilm}; R of bert-base-uncased, counted from its configuration: {base}",
+        "vi": "R đo trên {model}: {measured}; R của bert-base-uncased, đếm từ cấu hình của nó: {base}",
+        "en": "R measured on {model}: {measured}; R of bert-base-uncased, counted from its configuration: {base}",
     },
     "clip_stats": {
         "vi": "seed {seed}: cắt ở {pct}% số bước ({first} trong 50 bước đầu); |g| toàn cục trung bình {early} (30 bước đầu), {late} (30 bước cuối); "
@@ -207,8 +207,8 @@ _STRINGS: dict[str, dict[str, str]] = {
               "clipping each part by its own norm would have multiplied it by {own}",
     },
     "selected": {
-        "vi": "tensor tham số được chọn: mẫu của công thức {recipe}, mọi LayerNorm {norms}, tầng cuối (số 5) {last}",
-        "en": "parameter tensors chosen: the recipe's pattern {recipe}, every LayerNorm {norms}, the last layer (number 5) {last}",
+        "vi": "tensor tham số được chọn: mẫu của công thức {recipe}, mọi LayerNorm {norms}, tầng cuối (số {index}) {last}",
+        "en": "parameter tensors chosen: the recipe's pattern {recipe}, every LayerNorm {norms}, the last layer (number {index}) {last}",
     },
     "reviews_split_hub": {
         "vi": "{train} câu huấn luyện, {validation} câu kiểm định, {test} câu kiểm tra (cách chia sẵn có của Hub)",
@@ -221,6 +221,27 @@ _STRINGS: dict[str, dict[str, str]] = {
     "provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, transformers {transformers}; lệnh: {command}",
         "en": "Stored results: measured on {date} on {device}, torch {torch}, transformers {transformers}; command: {command}",
+    },
+    "live_baseline": {
+        "vi": "{n} câu kiểm tra của lần chạy trực tiếp: {positive}% tích cực; luôn đoán nhãn phổ biến nhất của tập huấn luyện cho độ chính xác {baseline}% trên chúng",
+        "en": "the live run's {n} test reviews: {positive}% positive; always answering the commoner training label scores {baseline}% on them",
+    },
+    "online_on_cpu": {
+        "vi": "Không có GPU: trên CPU này GPT-2 (124 triệu tham số) mất vài giây mỗi bước, cả bài sẽ chạy hàng giờ. "
+              "Thay vào đó, chạy một cấu hình rút gọn: {steps} bước với lô {batch}, {seeds} seed lấy mẫu; các con số của nó "
+              "chỉ cho thấy đường đi của mã, không phải kết quả của bài. Để chạy đầy đủ: Runtime → Change runtime type → chọn GPU, "
+              "rồi đặt DEVICE = None; hoặc đặt SOURCE = \"offline\".",
+        "en": "No GPU: on this CPU GPT-2 (124M) takes seconds per step, and the whole lesson would take hours. "
+              "Running a cut configuration instead: {steps} steps at batch {batch}, {seeds} sampling seeds; its numbers show "
+              "the code path, not the lesson's results. For the full run: Runtime → Change runtime type → a GPU, "
+              "then DEVICE = None; or SOURCE = \"offline\".",
+    },
+    "unreachable": {
+        "vi": "không kết nối được tới {what} tại {address} ({reason}). Nhánh trực tuyến (SOURCE = \"online\") cần Internet. "
+              "Để chạy bài này với dữ liệu và mô hình đi kèm khóa học, hãy đặt SOURCE = \"offline\" ở ô mã có dòng SOURCE rồi chạy lại notebook.",
+        "en": "could not reach {what} at {address} ({reason}). The online path (SOURCE = \"online\") needs the internet. "
+              "To run this lesson with the data and model that ship with the course, set SOURCE = \"offline\" in the code cell "
+              "that sets SOURCE and run the notebook again.",
     },
     "live_timing": {
         "vi": "trên máy này: {frozen} ms mỗi bước khi đóng băng, {full} ms khi tinh chỉnh toàn bộ",

@@ -35,6 +35,7 @@ from .corpus import TextTokenizer, TokenWindows, encode_texts, gpt2_tokenizer, p
 from .data import default_dtype, pick_device
 from .freezing import param_groups
 from .gpt import GPT, GPTConfig, from_hf, lm_loss
+from .online import HUB, hub
 from .schedules import ScheduledLR, cosine_with_warmup
 from .sentiment import OFFLINE_DATA, _check_source
 from .training import train, weight_dtype
@@ -183,13 +184,17 @@ def pretrained(config: PretrainConfig, *, device=None, cache: str | Path | None 
     return model, tokenizer, info
 
 
-def load_pretrained(source: str = "offline", config: PretrainConfig = PRETRAIN["cpu"], *, device=None, callbacks=()):
-    """(model, tokenizer, info): offline, :func:`pretrained` (``config``); online, GPT-2 (124M) from the Hub, as a :class:`GPT`."""
+def load_pretrained(source: str = "offline", config: PretrainConfig = PRETRAIN["cpu"], *, device=None, callbacks=(), lang: str = "en"):
+    """(model, tokenizer, info): offline, :func:`pretrained` (``config``); online, GPT-2 (124M) from the Hub, as a :class:`GPT`.
+
+    ``lang`` is the language of the message when the Hub cannot be reached.
+    """
     if _check_source(source) == "offline":
         return pretrained(config, device=device, callbacks=callbacks)
     try:
         from transformers import GPT2LMHeadModel
     except ModuleNotFoundError:
         raise ModuleNotFoundError("the online path needs Hugging Face transformers: run `pip install transformers`") from None
-    model = from_hf(GPT2LMHeadModel.from_pretrained("gpt2"))
-    return model, gpt2_tokenizer(), {"model": "gpt2", "source": "Hugging Face Hub"}
+    with hub("gpt2", lang):
+        model = from_hf(GPT2LMHeadModel.from_pretrained("gpt2"))
+    return model, gpt2_tokenizer(lang), {"model": "gpt2", "source": HUB}

