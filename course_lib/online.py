@@ -65,7 +65,13 @@ def unreachable_reason(error: BaseException, limit: int = 200) -> str:
 
 
 def _connect(url: str, timeout: float) -> str | None:
-    """None if a TCP connection to ``url``'s host opens within ``timeout`` seconds, else why not."""
+    """None if a TCP connection to ``url``'s host opens within ``timeout`` seconds, else why not.
+
+    Behind a proxy (``HTTPS_PROXY`` and the like) a direct connection may fail where the
+    download would work, so there the test is skipped and the download's own error speaks.
+    """
+    if urllib.request.getproxies():
+        return None
     parts = urllib.parse.urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:

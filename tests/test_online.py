@@ -11,6 +11,7 @@ are the stand-ins', so only what the online path must get right is checked.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -23,7 +24,7 @@ import nbclient
 import pytest
 
 import hub_standins
-from course_lib import corpus
+from course_lib import corpus, online
 from course_lib.online import HUB, Unreachable, download_text, unreachable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,13 +57,14 @@ def _python(code: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 
 
+PROXIES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
 def _env(monkeypatch, **variables) -> dict:
-    for name in ("HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE"):
+    for name in ("HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE", *PROXIES):
         monkeypatch.delenv(name, raising=False)
     for name, value in variables.items():
         monkeypatch.setenv(name, str(value))
-    import os
-
     return dict(os.environ)
 
 
@@ -106,6 +108,7 @@ def test_the_reason_is_cut_at_a_word_not_mid_word():
 
 
 def test_gutenberg_text_from_a_server_and_a_clear_error_without_one(monkeypatch):
+    _env(monkeypatch)
     hamlet = "ACT I\nSCENE I. Elsinore.\nBER. Who's there?"
     with hub_standins.serve({BOOK: hub_standins.gutenberg_book(hamlet)}) as url:
         monkeypatch.setattr(corpus, "ONLINE_BOOK", url + BOOK)
@@ -143,6 +146,15 @@ for load in (lambda: load_reviews("online", lang="vi"), lambda: load_classifier(
         assert float(seconds) < 5
         assert f"{endpoint}/{address} (ConnectionRefusedError" in message
     assert lines[0].split(" ", 1)[1].startswith("không kết nối được tới Hugging Face Hub")
+
+
+def test_behind_a_proxy_the_download_speaks_not_the_connection_test(monkeypatch):
+    """A direct connection may fail where the proxy would carry the download: no false alarm there."""
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    _env(monkeypatch)
+    assert "ConnectionRefusedError" in online._connect(closed, 1)
+    _env(monkeypatch, HTTPS_PROXY="http://127.0.0.1:9")
+    assert online._connect(closed, 1) is None
 
 
 def test_an_empty_offline_cache_gives_the_same_message(monkeypatch, tmp_path):
