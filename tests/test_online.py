@@ -99,6 +99,12 @@ def test_unreachable_is_one_line_in_the_readers_language():
     assert 'set SOURCE = "offline"' in str(Unreachable(HUB, "https://huggingface.co/gpt2", "x"))
     with pytest.raises(ValueError, match="lang must be one of"):
         Unreachable(HUB, "a", "b", "fr")
+    from course_lib.pretraining import load_pretrained
+    from course_lib.sentiment import load_classifier, load_reviews
+
+    for load in (load_reviews, load_classifier, corpus.finetuning_text, load_pretrained):  # checked offline too
+        with pytest.raises(ValueError, match="lang must be one of"):
+            load("offline", lang="fr")
 
 
 def test_the_reason_is_cut_at_a_word_not_mid_word():
