@@ -8,15 +8,20 @@ message that names what could not be reached and how to take the offline path.
 Nothing falls back to the offline data silently: a student must know which data
 produced the numbers.
 
-``HF_HUB_OFFLINE=1`` (Hugging Face's own switch) skips the Hub's connection test,
-so that a filled local cache serves the online path without a network; the
-course's tests run the online path that way.
+``HF_HUB_OFFLINE=1`` (Hugging Face's own switch: the local cache only) skips
+the connection test: files downloaded earlier then load without a network,
+which is how the course's tests run the online path.  Without it, an
+unreachable Hub stops the run even where the cache holds the files (the
+libraries would otherwise spend minutes retrying before they fall back to it).  Only errors that say the network is
+missing become :class:`Unreachable`; a 404 or a full disk passes through as it is.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +29,7 @@ from contextlib import contextmanager
 
 from .i18n import check_language, text
 
-__all__ = ["Unreachable", "HUB", "hub_endpoint", "hub_offline", "unreachable_reason", "hub", "download_text"]
+__all__ = ["Unreachable", "HUB", "hub_endpoint", "hub_offline", "unreachable_reason", "network_failure", "hub", "download_text"]
 
 HUB = "Hugging Face Hub"
 TIMEOUT = 10.0  # seconds: a reachable host answers a connection in well under a second
@@ -51,8 +56,9 @@ def hub_endpoint() -> str:
 
 
 def hub_offline() -> bool:
-    """Whether Hugging Face's ``HF_HUB_OFFLINE`` asks for the local cache only."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+    """Whether Hugging Face's ``HF_HUB_OFFLINE`` (or the older ``TRANSFORMERS_OFFLINE``) asks for the local cache only."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
 def unreachable_reason(error: BaseException, limit: int = 200) -> str:
@@ -64,26 +70,64 @@ def unreachable_reason(error: BaseException, limit: int = 200) -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
-def _connect(url: str, timeout: float) -> str | None:
-    """None if a TCP connection to ``url``'s host opens within ``timeout`` seconds, else why not.
+_NETWORK_ERRORS = {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectError", "ConnectTimeout", "TimeoutException"}
 
-    Behind a proxy (``HTTPS_PROXY`` and the like) a direct connection may fail where the
-    download would work, so there the test is skipped and the download's own error speaks.
+
+def network_failure(error: BaseException) -> bool:
+    """Whether ``error``, or an error that led to it, says the network is missing; not a 404, a full disk or a bad token."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)) or type(error).__name__ in _NETWORK_ERRORS:
+            return True
+        if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _proxied(url: str) -> bool:
+    """Whether ``url`` would go through a proxy (``HTTPS_PROXY`` and the like, less ``NO_PROXY``)."""
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(parts.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def _connect(url: str, timeout: float) -> str | None:
+    """None if a TCP connection to ``url``'s host opens within ``timeout`` seconds in all, else why not.
+
+    Behind a proxy a direct connection may fail where the download would work,
+    so there the test is skipped and the download's own error speaks.
     """
-    if urllib.request.getproxies():
+    if _proxied(url):
         return None
     parts = urllib.parse.urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
-            return None
+        addresses = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except OSError as error:
         return unreachable_reason(error)
+    failure: OSError = TimeoutError(f"no answer within {timeout:g} s")
+    for family, kind, protocol, _, address in addresses:  # IPv6 and IPv4, one deadline for all
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        with socket.socket(family, kind, protocol) as connection:
+            connection.settimeout(left)
+            try:
+                connection.connect(address)
+                return None
+            except OSError as error:
+                failure = error
+    return unreachable_reason(failure)
 
 
 @contextmanager
 def hub(what: str, lang: str = "en", timeout: float = TIMEOUT) -> Iterator[None]:
-    """Runs a download from the Hub; raises :class:`Unreachable` at once if the Hub cannot be reached, or if the download fails."""
+    """Runs a download from the Hub; raises :class:`Unreachable` at once if the Hub cannot be reached, or if the
+    download fails for want of a network.  Other errors (a 404, a full disk) pass through unchanged.
+    """
     address = f"{hub_endpoint()}/{what}"
     if not hub_offline():
         failure = _connect(hub_endpoint(), timeout)
@@ -91,8 +135,10 @@ def hub(what: str, lang: str = "en", timeout: float = TIMEOUT) -> Iterator[None]
             raise Unreachable(HUB, address, failure, lang)
     try:
         yield
-    except OSError as error:  # transformers raises OSError, datasets ConnectionError (an OSError), both for a missing network
-        raise Unreachable(HUB, address, unreachable_reason(error), lang) from error
+    except Exception as error:
+        if network_failure(error):
+            raise Unreachable(HUB, address, unreachable_reason(error), lang) from error
+        raise
 
 
 def download_text(what: str, url: str, lang: str = "en", timeout: float = 60.0) -> str:
@@ -104,4 +150,6 @@ def download_text(what: str, url: str, lang: str = "en", timeout: float = 60.0) 
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.read().decode("utf-8-sig")
     except OSError as error:
-        raise Unreachable(what, url, unreachable_reason(error), lang) from error
+        if network_failure(error):
+            raise Unreachable(what, url, unreachable_reason(error), lang) from error
+        raise

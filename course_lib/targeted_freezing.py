@@ -73,8 +73,8 @@ class Config:
 CONFIGS = {
     "cpu": Config("cpu", precision="fp64"),  # float64: every CPU prints the same digits (training.weight_dtype)
     # GPT-2 (124M) online without a GPU: seconds per step on a CPU, so a short run that shows the code path
-    "online-cpu": Config("online-cpu", source="online", steps=20, batch_size=4, warmup=2, eval_every=5, sample_seeds=(0, 1),
-                         samples=4, sample_tokens=32),
+    "online-cpu": Config("online-cpu", source="online", steps=10, batch_size=4, warmup=1, eval_every=10, sample_seeds=(0, 1),
+                         samples=2, sample_tokens=24),
     "gpu": Config("gpu", pretrain="gpu", steps=120, batch_size=16, lr=3e-4, warmup=10, seeds=(0, 1, 2, 3, 4),
                   sample_seeds=tuple(range(20)), samples=16, sample_tokens=64, precision="bf16"),
 }

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import urllib.error
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 import jupytext
 import nbclient
 import pytest
+import torch
 
 import hub_standins
 from course_lib import corpus, online
@@ -57,11 +59,11 @@ def _python(code: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 
 
-PROXIES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+PROXIES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
 def _env(monkeypatch, **variables) -> dict:
-    for name in ("HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE", *PROXIES):
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE", *PROXIES):
         monkeypatch.delenv(name, raising=False)
     for name, value in variables.items():
         monkeypatch.setenv(name, str(value))
@@ -119,13 +121,13 @@ def test_gutenberg_text_from_a_server_and_a_clear_error_without_one(monkeypatch)
     with hub_standins.serve({BOOK: hub_standins.gutenberg_book(hamlet)}) as url:
         monkeypatch.setattr(corpus, "ONLINE_BOOK", url + BOOK)
         assert corpus.finetuning_text("online") == hamlet  # BOM, header, footer and CRs gone
-        with pytest.raises(Unreachable, match=r"Project Gutenberg at http://127\.0\.0\.1:\d+/missing \(HTTPError: HTTP Error 404"):
+        with pytest.raises(urllib.error.HTTPError, match="404"):  # the server answered: not a missing network
             download_text("Project Gutenberg", url + "/missing")
     monkeypatch.setattr(corpus, "ONLINE_BOOK", f"http://127.0.0.1:{_closed_port()}{BOOK}")
     start = time.perf_counter()
     with pytest.raises(Unreachable, match=r"Project Gutenberg .*ConnectionRefusedError"):
         corpus.finetuning_text("online", lang="vi")
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 10
 
 
 def test_an_unreachable_hub_fails_at_once_with_one_message(monkeypatch):
@@ -149,7 +151,7 @@ for load in (lambda: load_reviews("online", lang="vi"), lambda: load_classifier(
     assert len(lines) == 3, result.stdout + result.stderr
     for line, address in zip(lines, ("datasets/rotten_tomatoes", "bert-base-uncased", "gpt2")):
         seconds, message = line.split(" ", 1)
-        assert float(seconds) < 5
+        assert float(seconds) < 10  # the import of datasets or transformers included; retries would take 25-30 s
         assert f"{endpoint}/{address} (ConnectionRefusedError" in message
     assert lines[0].split(" ", 1)[1].startswith("không kết nối được tới Hugging Face Hub")
 
@@ -159,8 +161,28 @@ def test_behind_a_proxy_the_download_speaks_not_the_connection_test(monkeypatch)
     closed = f"http://127.0.0.1:{_closed_port()}"
     _env(monkeypatch)
     assert "ConnectionRefusedError" in online._connect(closed, 1)
-    _env(monkeypatch, HTTPS_PROXY="http://127.0.0.1:9")
+    _env(monkeypatch, NO_PROXY="localhost")  # no proxy at all, only a list of hosts to bypass one
+    assert "ConnectionRefusedError" in online._connect(closed, 1)
+    _env(monkeypatch, HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1")  # this host bypasses the proxy
+    assert "ConnectionRefusedError" in online._connect(closed, 1)
+    _env(monkeypatch, HTTP_PROXY="http://127.0.0.1:9")
     assert online._connect(closed, 1) is None
+
+
+def test_only_a_missing_network_becomes_unreachable():
+    import urllib.error
+
+    assert online.network_failure(urllib.error.URLError(ConnectionRefusedError(111, "refused")))
+    assert online.network_failure(socket.gaierror(-2, "Name or service not known"))
+    try:
+        try:
+            raise TimeoutError("read timed out")
+        except TimeoutError as cause:
+            raise OSError("We couldn't connect to 'https://huggingface.co' to load the files") from cause
+    except OSError as wrapped:  # transformers' way: an OSError whose cause is the network's
+        assert online.network_failure(wrapped)
+    assert not online.network_failure(urllib.error.HTTPError("https://x", 404, "Not Found", None, None))
+    assert not online.network_failure(OSError(28, "No space left on device"))
 
 
 def test_an_empty_offline_cache_gives_the_same_message(monkeypatch, tmp_path):
@@ -218,8 +240,8 @@ def test_lesson_04_runs_online_from_a_local_cache_and_says_it_cut_the_run(monkey
     with hub_standins.serve({BOOK: hub_standins.gutenberg_book(hamlet)}) as url:
         printed, errors = _run_lesson("notebooks/en/04_targeted_freezing_gpt.md", url + BOOK)
     assert not errors, errors
-    assert "No GPU: on this CPU GPT-2 (124M) takes seconds per step" in printed
-    assert "Running a cut configuration instead: 20 steps at batch 4, 2 sampling seeds" in printed
+    assert ("There is a GPU, but DEVICE" if torch.cuda.is_available() else "No GPU: on this CPU GPT-2 (124M)") in printed
+    assert "So the notebook runs a cut configuration: 10 steps at batch 4, 2 sampling seeds" in printed
 
 
 @pytest.mark.parametrize("path, address, first_words", [
