@@ -1,6 +1,6 @@
 """Installing course_lib in Colab changes none of Colab's preinstalled packages.
 
-The lessons' first cell runs ``pip install git+…`` in Colab. A requirement above what Colab preinstalls
+The lessons' install cell runs ``pip install git+…`` in Colab. A requirement above what Colab preinstalls
 (``ipython>=8`` once) makes pip upgrade a pinned package and Colab ask for a restart. This test builds
 course_lib's wheel from this checkout, makes a throwaway environment that holds the packages of Colab's
 GPU runtime (``tests/colab/pip-freeze.txt``) as installed metadata only, and asks pip, offline, what

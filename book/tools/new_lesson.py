@@ -4,8 +4,8 @@
     make lesson NAME=06_weight_decay TITLE_VI="Suy giảm trọng số" TITLE_EN="Weight decay"
 
 Writes ``notebooks/{vi,en}/NN_slug.md`` from ``book/tools/templates/``: the
-install cell (pointing at the repository of _config.yml), the ``parameters``
-cell with ``LANG``, the imports and the seed, a formula, a plot, a table and an
+``parameters`` cell with ``LANG``, the install cell (pointing at the repository
+of _config.yml), the imports and the seed, a formula, a plot, a table and an
 exercise, so that the new pair passes every lesson test once executed.  Then it
 registers the lesson, in number order, in
 
