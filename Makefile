@@ -74,13 +74,14 @@ latest:
 
 # The oldest releases course_lib declares: each `name>=X` of pyproject.toml's dependencies and of its
 # transformers extra (the tests compare with it) installed as `name==X` in a fresh environment, then
-# the unit tests (not the site's, the browser's or the fork's, which need the site's tools) and lesson
-# 01 (outputs not compared: --nbval-lax).  numpy<2: matplotlib 3.7's wheels are built against numpy 1;
+# the unit tests (not the site's, the browser's or the fork's, which need the site's tools, nor the
+# online path's, which needs the online extra's datasets: `make latest` runs it) and lesson 01
+# (outputs not compared: --nbval-lax).  numpy<2: matplotlib 3.7's wheels are built against numpy 1;
 # setuptools from [build-system]: a test builds the wheel.  Use Python 3.11 (matplotlib 3.7 has no
 # wheel for 3.12).  Not part of `make test`; CI runs it weekly (.github/workflows/latest.yml).
 FLOORS := _build/venv-floors
 FLOORS_EXTRAS := transformers
-FLOORS_TESTS := $(filter-out tests/test_browser.py tests/test_site.py tests/test_fork.py,$(sort $(wildcard tests/test_*.py)))
+FLOORS_TESTS := $(filter-out tests/test_browser.py tests/test_site.py tests/test_fork.py tests/test_online.py,$(sort $(wildcard tests/test_*.py)))
 define FLOORS_LIST
 import re, tomllib
 toml = tomllib.load(open("pyproject.toml", "rb"))
