@@ -77,8 +77,8 @@ latest:
 # the unit tests (not the site's, the browser's or the fork's, which need the site's tools, nor the
 # online path's, which needs the online extra's datasets: `make latest` runs it) and lesson 01
 # (outputs not compared: --nbval-lax).  numpy<2: matplotlib 3.7's wheels are built against numpy 1;
-# setuptools from [build-system]: a test builds the wheel.  Use Python 3.11 (matplotlib 3.7 has no
-# wheel for 3.12).  Not part of `make test`; CI runs it weekly (.github/workflows/latest.yml).
+# setuptools from [build-system]: a test builds the wheel.  Use Python 3.11 (matplotlib 3.7.0 has no
+# wheel for 3.12; 3.7.3 is the first).  Not part of `make test`; CI runs it weekly (.github/workflows/latest.yml).
 FLOORS := _build/venv-floors
 FLOORS_EXTRAS := transformers
 FLOORS_TESTS := $(filter-out tests/test_browser.py tests/test_site.py tests/test_fork.py tests/test_online.py,$(sort $(wildcard tests/test_*.py)))
