@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LATEST := .venv-latest
 LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_fast_step.py tests/test_distributed.py tests/test_notebooks.py tests/test_exercises.py tests/test_online.py
 
-.PHONY: install site test portable browser latest notebooks student restamp lesson clean
+.PHONY: install site test portable browser latest floors notebooks student restamp lesson clean
 
 $(INSTALLED): requirements.txt requirements-data.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,38 @@ latest:
 	$(LATEST)/bin/python -m pip install --quiet --no-deps -r requirements-data.txt
 	mkdir -p _build && $(LATEST)/bin/python -m pip list --format=freeze > _build/latest-versions.txt
 	$(LATEST)/bin/python -m pytest -p no:cacheprovider -o addopts="" --nbval-lax --nbval-current-env notebooks $(LATEST_TESTS)
+
+# The oldest releases course_lib declares: each `name>=X` of pyproject.toml's dependencies and of its
+# transformers extra (the tests compare with it) installed as `name==X` in a fresh environment, then
+# the unit tests (not the site's, the browser's or the fork's, which need the site's tools, nor the
+# online path's, which needs the online extra's datasets: `make latest` runs it) and lesson 01
+# (outputs not compared: --nbval-lax).  numpy<2: matplotlib 3.7's wheels are built against numpy 1;
+# setuptools from [build-system]: a test builds the wheel.  Use Python 3.11 (matplotlib 3.7.0 has no
+# wheel for 3.12; 3.7.3 is the first).  Not part of `make test`; CI runs it weekly (.github/workflows/latest.yml).
+FLOORS := _build/venv-floors
+FLOORS_EXTRAS := transformers
+FLOORS_TESTS := $(filter-out tests/test_browser.py tests/test_site.py tests/test_fork.py tests/test_online.py,$(sort $(wildcard tests/test_*.py)))
+define FLOORS_LIST
+import re, tomllib
+toml = tomllib.load(open("pyproject.toml", "rb"))
+wanted = toml["project"]["dependencies"] + [d for e in "$(FLOORS_EXTRAS)".split() for d in toml["project"]["optional-dependencies"][e]]
+for requirement in dict.fromkeys(wanted):
+    floor = re.fullmatch(r"([A-Za-z0-9_.-]+) *>= *([0-9][0-9.]*)", requirement)
+    assert floor, f"pyproject.toml: {requirement!r} is not name>=version, the floor that make floors installs"
+    print(f"{floor[1]}=={floor[2]}")
+print(*toml["build-system"]["requires"], sep="\n")
+endef
+export FLOORS_LIST
+
+floors:
+	rm -rf $(FLOORS) && $(PYTHON) -m venv $(FLOORS)
+	$(FLOORS)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOORS)/bin/python -c "$$FLOORS_LIST" > $(FLOORS)/floors.txt && cat $(FLOORS)/floors.txt
+	$(FLOORS)/bin/python -m pip install --quiet -r $(FLOORS)/floors.txt "numpy<2" nbval pytest pytest-timeout jupytext nbclient ipykernel pyyaml
+	$(FLOORS)/bin/python -m pip install --quiet --no-deps -r requirements-data.txt
+	$(FLOORS)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(FLOORS)/bin/python -m pip list --format=freeze > _build/floors-versions.txt
+	$(FLOORS)/bin/python -m pytest -p no:cacheprovider -o addopts="" --nbval-lax --nbval-current-env $(FLOORS_TESTS) notebooks/en/01_*.ipynb
 
 # After changing a lesson's .md or course_lib: re-execute the lessons and commit the .ipynb files.
 notebooks: $(INSTALLED)

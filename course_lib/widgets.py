@@ -25,6 +25,7 @@ _CYCLES = (0.25, 4.0)
 _ETA_MIN = (0.0, 1.0)
 _DPI = 150  # twice the pixels of the width shown, so the still image stays sharp on a phone's screen
 _WIDTH = 560  # the width at which Jupyter, Colab and the site show it, in CSS pixels
+_VIEW = "application/vnd.jupyter.widget-view+json"  # the live widget's entry of a display bundle
 
 
 def figure_png(fig: Figure) -> bytes:
@@ -100,9 +101,21 @@ class ScheduleExplorer(widgets.VBox):
             self._still = self.image.value
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        # ipywidgets 8 builds the live view here; 7 (older Colab) displays through _ipython_display_ instead
+        # ipywidgets 8 builds the live view here; 7 (Colab's 7.7.1) has no such method: the same entry is made here
         parent = getattr(super(), "_repr_mimebundle_", None)
         bundle = (parent(**kwargs) if parent else None) or {}
+        if parent is None and self._view_name is not None:
+            bundle[_VIEW] = {"version_major": 2, "version_minor": 0, "model_id": self._model_id}
         bundle["image/png"] = base64.b64encode(self._still).decode("ascii")
         bundle["text/plain"] = text("explorer_text", self.lang)
         return bundle, {"image/png": {"width": _WIDTH}}
+
+    if hasattr(widgets.Widget, "_ipython_display_"):  # ipywidgets 7: IPython displays through this, not the bundle
+
+        def _ipython_display_(self, **kwargs) -> None:
+            from IPython.display import display
+
+            bundle, metadata = self._repr_mimebundle_()
+            display(bundle, metadata=metadata, raw=True)
+            if _VIEW in bundle:
+                self._handle_displayed(**kwargs)
