@@ -90,23 +90,26 @@ _ENCODED: dict[tuple, tuple] = {}
 
 
 def _data(config: Config, tokenizer, seed: int):
-    """Training batches (shuffled with ``seed``), held-out chunks and the majority baseline; encoded once per size."""
+    """Training batches (shuffled with ``seed``), held-out chunks, and what the held-out reviews are: how many, the
+    positive share and the majority baseline on them; encoded once per size."""
     key = (config.source, config.max_length, config.eval_size)
     if key not in _ENCODED:
         splits = load_reviews(config.source)
         test = splits["test"][: config.eval_size] if config.eval_size else splits["test"]
         held_out = ReviewBatches(encode(test, tokenizer, config.max_length), min(64, len(test))).chunks()
+        facts = {"baseline": majority_baseline(splits["train"], test), "eval_reviews": len(test),
+                 "eval_positive": sum(r.label for r in test) / len(test)}
         _ENCODED.clear()
-        _ENCODED[key] = (encode(splits["train"], tokenizer, config.max_length), held_out, majority_baseline(splits["train"], test))
-    train_set, held_out, baseline = _ENCODED[key]
-    return ReviewBatches(train_set, config.batch_size, seed=seed), held_out, baseline
+        _ENCODED[key] = (encode(splits["train"], tokenizer, config.max_length), held_out, facts)
+    train_set, held_out, facts = _ENCODED[key]
+    return ReviewBatches(train_set, config.batch_size, seed=seed), held_out, facts
 
 
 def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> dict:
     """One fine-tuning run; returns held-out accuracy before and after, timing, memory, norms, clipping, losses."""
     device = pick_device(device)
     model, tokenizer, optimizer, scheduler, clip = _setup(config, variant, seed)
-    batches, held_out, baseline = _data(config, tokenizer, seed)
+    batches, held_out, facts = _data(config, tokenizer, seed)
     torch.manual_seed(seed)  # dropout's masks: the same run gives the same numbers, whatever ran before it
     model.to(device)
     before = evaluate(model, held_out, classification_loss, metrics=accuracy, device=device)["eval_accuracy"]
@@ -125,7 +128,7 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
         "trainable": trainable_ratio(model),
         "accuracy_before": before,
         "accuracy_after": history.metric("eval_accuracy")[-1],
-        "baseline": baseline,
+        **facts,  # baseline, eval_reviews, eval_positive
         "seconds_per_step": seconds,
         "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "loss": history.loss,

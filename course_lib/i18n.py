@@ -226,25 +226,22 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "{n} câu kiểm tra của lần chạy trực tiếp: {positive}% tích cực; luôn đoán nhãn phổ biến nhất của tập huấn luyện cho độ chính xác {baseline}% trên {n} câu này",
         "en": "the live run's {n} test reviews: {positive}% positive; always answering the commoner training label scores {baseline}% on them",
     },
-    "online_on_cpu": {
-        "vi": "Không có GPU: trên CPU này GPT-2 (124 triệu tham số) mất vài giây mỗi bước, cả bài sẽ chạy hàng giờ. "
-              "Vì vậy, notebook sẽ chạy một cấu hình rút gọn: {steps} bước với lô {batch}, {seeds} seed lấy mẫu; các con số của nó "
-              "chỉ cho thấy đường đi của mã, không phải kết quả của bài. Để chạy đầy đủ: Runtime → Change runtime type → chọn GPU, "
-              "rồi đặt DEVICE = None; hoặc đặt SOURCE = \"offline\".",
-        "en": "No GPU: on this CPU GPT-2 (124M) takes seconds per step, and the whole lesson would take hours. "
-              "So the notebook runs a cut configuration: {steps} steps at batch {batch}, {seeds} sampling seeds; its numbers show "
-              "the code path, not the lesson's results. For the full run: Runtime → Change runtime type → a GPU, "
-              "then DEVICE = None; or SOURCE = \"offline\".",
+    "online_no_gpu": {
+        "vi": "Không có GPU. Để chạy đầy đủ: Runtime → Change runtime type → chọn GPU, rồi đặt DEVICE = None; hoặc đặt SOURCE = \"offline\".",
+        "en": "No GPU. For the full run: Runtime → Change runtime type → a GPU, then DEVICE = None; or SOURCE = \"offline\".",
     },
     "online_gpu_unused": {
-        "vi": "Máy có GPU, nhưng DEVICE = \"cpu\": trên CPU, GPT-2 (124 triệu tham số) mất vài giây mỗi bước, cả bài sẽ chạy hàng giờ. "
-              "Vì vậy, notebook sẽ chạy một cấu hình rút gọn: {steps} bước với lô {batch}, {seeds} seed lấy mẫu; các con số của nó "
-              "chỉ cho thấy đường đi của mã, không phải kết quả của bài. Để chạy đầy đủ trên GPU, hãy đặt DEVICE = None ở ô mã "
-              "có dòng SOURCE rồi chạy lại notebook.",
-        "en": "There is a GPU, but DEVICE = \"cpu\": on the CPU GPT-2 (124M) takes seconds per step, and the whole lesson would "
-              "take hours. So the notebook runs a cut configuration: {steps} steps at batch {batch}, {seeds} sampling seeds; its "
-              "numbers show the code path, not the lesson's results. For the full run on the GPU, set DEVICE = None in the code "
-              "cell that sets SOURCE and run the notebook again.",
+        "vi": "Máy có GPU, nhưng DEVICE = \"cpu\". Để chạy đầy đủ trên GPU, hãy đặt DEVICE = None ở ô mã có dòng SOURCE rồi chạy lại notebook.",
+        "en": "There is a GPU, but DEVICE = \"cpu\". For the full run on the GPU, set DEVICE = None in the code cell that sets SOURCE "
+              "and run the notebook again.",
+    },
+    "online_cut": {
+        "vi": "Trên CPU, GPT-2 (124 triệu tham số) mất vài giây mỗi bước, cả bài sẽ chạy hàng giờ. Vì vậy, notebook sẽ chạy một cấu hình "
+              "rút gọn: {steps} bước với lô {batch}, {seeds} seed lấy mẫu; các con số của nó chỉ cho thấy đường đi của mã, không phải "
+              "kết quả của bài.",
+        "en": "On the CPU GPT-2 (124M) takes seconds per step, and the whole lesson would take hours. So the notebook runs a cut "
+              "configuration: {steps} steps at batch {batch}, {seeds} sampling seeds; its numbers show the code path, not the "
+              "lesson's results.",
     },
     "unreachable": {
         "vi": "không kết nối được tới {what} tại {address} ({reason}). Nhánh trực tuyến (SOURCE = \"online\") cần Internet. "

@@ -12,8 +12,9 @@ produced the numbers.
 the connection test: files downloaded earlier then load without a network,
 which is how the course's tests run the online path.  Without it, an
 unreachable Hub stops the run even where the cache holds the files (the
-libraries would otherwise spend minutes retrying before they fall back to it).  Only errors that say the network is
-missing become :class:`Unreachable`; a 404 or a full disk passes through as it is.
+libraries would otherwise spend minutes retrying before they fall back to it).
+Only errors that say the network is missing become :class:`Unreachable`; a 404
+or a full disk passes through as it is.
 """
 
 from __future__ import annotations
@@ -124,32 +125,29 @@ def _connect(url: str, timeout: float) -> str | None:
 
 
 @contextmanager
-def hub(what: str, lang: str = "en", timeout: float = TIMEOUT) -> Iterator[None]:
-    """Runs a download from the Hub; raises :class:`Unreachable` at once if the Hub cannot be reached, or if the
-    download fails for want of a network.  Other errors (a 404, a full disk) pass through unchanged.
-    """
-    address = f"{hub_endpoint()}/{what}"
-    if not hub_offline():
-        failure = _connect(hub_endpoint(), timeout)
-        if failure:
-            raise Unreachable(HUB, address, failure, lang)
+def _reach(what: str, address: str, lang: str, probe: str | None, timeout: float = TIMEOUT) -> Iterator[None]:
+    """Runs a download of ``address``: :class:`Unreachable` at once if ``probe`` (a URL) takes no connection, or if the
+    download fails for want of a network.  Other errors (a 404, a full disk) pass through unchanged."""
+    failure = _connect(probe, timeout) if probe else None
+    if failure:
+        raise Unreachable(what, address, failure, lang)
     try:
         yield
     except Exception as error:
         if network_failure(error):
-            raise Unreachable(HUB, address, unreachable_reason(error), lang) from error
+            raise Unreachable(what, address, unreachable_reason(error), lang) from error
         raise
+
+
+def hub(what: str, lang: str = "en"):
+    """A context for a download of ``what`` (a model's or ``datasets/<name>``) from the Hub; see :func:`_reach`.
+
+    With ``HF_HUB_OFFLINE`` set there is no connection test: the libraries read their cache.
+    """
+    return _reach(HUB, f"{hub_endpoint()}/{what}", lang, None if hub_offline() else hub_endpoint())
 
 
 def download_text(what: str, url: str, lang: str = "en", timeout: float = 60.0) -> str:
     """The text at ``url`` (UTF-8, a byte-order mark dropped), or :class:`Unreachable` naming ``what``."""
-    failure = _connect(url, min(timeout, TIMEOUT))
-    if failure:
-        raise Unreachable(what, url, failure, lang)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read().decode("utf-8-sig")
-    except OSError as error:
-        if network_failure(error):
-            raise Unreachable(what, url, unreachable_reason(error), lang) from error
-        raise
+    with _reach(what, url, lang, url, min(timeout, TIMEOUT)), urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read().decode("utf-8-sig")

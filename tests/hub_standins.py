@@ -20,12 +20,34 @@ code that runs is the online path's.
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
+import socket
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 REVISION = "0" * 40  # the snapshot's commit: any 40 hex digits
+
+# What decides where the online path connects: Hugging Face's switches and caches, and the proxies.
+NETWORK_SETTINGS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE",
+                    "http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def network_settings(monkeypatch, **variables) -> dict:
+    """Clears :data:`NETWORK_SETTINGS`, sets ``variables``; returns the environment a subprocess should get."""
+    for name in NETWORK_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, str(value))
+    return dict(os.environ)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _snapshot(hub: Path, repo: str) -> Path:

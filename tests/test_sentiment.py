@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+import hub_standins
+
 from course_lib import finetuning, sentiment, stored
 from course_lib.finetuning import CONFIGS, load_results, summarize
 from course_lib.sentiment import (
@@ -86,14 +88,7 @@ def test_missing_offline_package_says_what_to_install(monkeypatch):
 
 def test_online_source_without_network_gives_a_clear_error(monkeypatch):
     """The Hub out of reach (a closed port here): the online model fails at once, with one message."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    hub_standins.network_settings(monkeypatch, HF_ENDPOINT=f"http://127.0.0.1:{hub_standins.closed_port()}")
     with pytest.raises(ConnectionError, match='could not reach Hugging Face Hub at .*set SOURCE = "offline"'):
         load_classifier("online")
     with pytest.raises(ValueError, match="source must be one of"):
