@@ -6,7 +6,7 @@
 Every run is ``torchrun --standalone`` over this script in worker mode, with
 NVLink multicast off (``NCCL_NVLS_ENABLE=0``, ``TORCH_SYMM_MEM_DISABLE_MULTICAST=1``,
 ``NVSHMEM_DISABLE_NVLS=1``).  The model, optimizer and loss are
-:data:`course_lib.fast_step.FAST`'s, wrapped by :func:`course_lib.distributed.wrap`
+:data:`course_lib.models.fast_step.FAST`'s, wrapped by :func:`course_lib.engine.distributed.wrap`
 and trained by the one loop.
 
 * ``speed``: 1 process, then N, the same micro-batch per GPU on synthetic
@@ -15,7 +15,7 @@ and trained by the one loop.
 * ``curves``: the same global batch of real text (lesson 04's reviews) on 1
   process and on N, ``--curve-steps`` steps from the same weights; then the
   N-process checkpoint resumed for as many steps on N processes and on 1.
-  Compared with :func:`course_lib.fast_step.curve_agreement`.
+  Compared with :func:`course_lib.models.fast_step.curve_agreement`.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from course_lib import stored
-from course_lib.bench import Timing, loop_steps, synchronize
-from course_lib.distributed import child_environment, cleanup, global_batch_slice, setup, wrap
-from course_lib.fast_step import FAST, build, curve_agreement, synthetic_batches
-from course_lib.training import train
+from course_lib.lessons import stored
+from course_lib.engine.timing import Timing, loop_steps, synchronize
+from course_lib.engine.distributed import child_environment, cleanup, global_batch_slice, setup, wrap
+from course_lib.models.fast_step import FAST, build, curve_agreement, synthetic_batches
+from course_lib.engine.training import train
 
 OUT = stored.path("05", "ddp")
 SIZES = {"gpt2": {}, "tiny": dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=512, compile=False,
@@ -82,7 +82,7 @@ def speed(args, rank: int, world: int, device) -> dict:
 
 def curve(args, rank: int, world: int, device) -> dict:
     """Train on the same global batches of real text (each rank its slice); checkpoint at the end, or resume from one."""
-    from course_lib.corpus import TokenWindows, encode_texts, pretraining_texts
+    from course_lib.lessons.corpus import TokenWindows, encode_texts, pretraining_texts
 
     step = _step(args, args.global_batch // world)
     _, ids = encode_texts(pretraining_texts(), min(8192, step.vocab_size))

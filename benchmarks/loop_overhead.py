@@ -5,7 +5,7 @@
 Trains the same decoder-only transformer on the same token batches three ways:
 
 * ``plain``: forward, backward, ``torch.nn.utils.clip_grad_norm_``, ``optimizer.step()``;
-* ``course``: ``course_lib.training.train`` with clipping and ``log_every=10``;
+* ``course``: ``course_lib.engine.training.train`` with clipping and ``log_every=10``;
 * ``course+probes``: the same with per-layer gradient norms (``GradNorms``) recorded.
 
 Each round runs every variant for ``--steps`` steps, in alternating order,
@@ -24,9 +24,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from course_lib.callbacks import GradNorms
-from course_lib.data import pick_device
-from course_lib.training import train
+from course_lib.engine.callbacks import GradNorms
+from course_lib.engine.data import pick_device
+from course_lib.engine.training import train
 
 SIZES = {  # width, layers, heads, vocabulary
     "10M": (256, 8, 4, 8192),

@@ -9,22 +9,22 @@ Four parts (``--parts``, default all; each part's results go into the same file)
   block 1,024, vocabulary 50,304, no biases, compiled, bf16 autocast, fused
   AdamW) in its two loops, ``train.py``'s (clipping at 1.0, a host read every
   10 steps) and ``bench.py``'s (a ``loss.item()`` every step), against the
-  course's step (:mod:`course_lib.fast_step`, run by
-  :func:`course_lib.training.train` with its loss and gradient-norm records
+  course's step (:mod:`course_lib.models.fast_step`, run by
+  :func:`course_lib.engine.training.train` with its loss and gradient-norm records
   and the ``Throughput`` probe, ``log_every=10``), at each micro-batch of
   ``--micro-batches``, one optimizer step per micro-batch (same tokens per
   step for all).  Synthetic tokens from pinned memory for all.
 * ``ablation``: the course's step with one option removed at a time
-  (:data:`course_lib.fast_step.ABLATIONS`), at ``--ablation-batch``.
+  (:data:`course_lib.models.fast_step.ABLATIONS`), at ``--ablation-batch``.
 * ``profile``: where the fast step's GPU time goes, by kind of kernel (PyTorch's profiler), and its idle time.
 * ``loss``: the fast step and the plain fp32 step trained on real text from the
-  same weights (:func:`course_lib.fast_step.loss_curves`).
+  same weights (:func:`course_lib.models.fast_step.loss_curves`).
 
 Timing: every contender is built and warmed up (compiled) first, then
 ``--rounds`` rounds run each contender for ``--steps`` optimizer steps in
 turn (interleaved), each round timed between two synchronisations.  Printed:
 median ms/step with the lowest and highest round, tokens/s, peak memory (its
-own, measured while it warmed up), MFU (:mod:`course_lib.bench`) and the
+own, measured while it warmed up), MFU (:mod:`course_lib.engine.timing`) and the
 ratio to the fastest nanoGPT loop at the same micro-batch.
 """
 
@@ -43,12 +43,12 @@ from pathlib import Path
 
 import torch
 
-from course_lib import stored
-from course_lib.bench import Timing, gpt_flops_per_token, loop_steps, mfu, peak_flops, synchronize
-from course_lib.callbacks import Throughput
-from course_lib.data import pick_device
-from course_lib.fast_step import ABLATIONS, FAST, Step, build, loss_curves, synthetic_batches
-from course_lib.gpt import GPTConfig
+from course_lib.lessons import stored
+from course_lib.engine.timing import Timing, gpt_flops_per_token, loop_steps, mfu, peak_flops, synchronize
+from course_lib.engine.callbacks import Throughput
+from course_lib.engine.data import pick_device
+from course_lib.models.fast_step import ABLATIONS, FAST, Step, build, loss_curves, synthetic_batches
+from course_lib.models.gpt import GPTConfig
 
 OUT = stored.path("05", "nanogpt")
 SIZES = {  # n_layer, n_head, n_embd, block_size; "tiny" only checks that the script runs (on a CPU too)

@@ -3,7 +3,7 @@
     python benchmarks/tracking_overhead.py [--device cuda] [--steps 60] [--layers 6]
 
 Trains the same small transformer encoder, with the same data, three ways:
-without per-layer tracking, with ``course_lib.callbacks.GradNorms`` (one
+without per-layer tracking, with ``course_lib.engine.callbacks.GradNorms`` (one
 fused ``torch._foreach_norm`` call per step, read back with the loop's own
 read every ``log_every`` steps), and with a naive tracker that calls
 ``.norm()`` on every parameter tensor and reads each value back.  Each step is
@@ -20,10 +20,10 @@ import statistics
 
 import torch
 
-from course_lib.callbacks import GradNorms, StepTimer
-from course_lib.clipping import LayerGradNorms
-from course_lib.data import pick_device
-from course_lib.training import Callback, train
+from course_lib.engine.callbacks import GradNorms, StepTimer
+from course_lib.engine.clipping import LayerGradNorms
+from course_lib.engine.data import pick_device
+from course_lib.engine.training import Callback, train
 
 
 class NaiveLayerNorms(Callback):

@@ -10,7 +10,7 @@ import difflib
 import math
 import string
 
-from ._checks import check_int, check_number, check_type
+from course_lib.engine._checks import check_int, check_number, check_type
 
 LANGUAGES = ("vi", "en")
 

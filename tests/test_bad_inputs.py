@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import StepLR
 
-from course_lib.clipping import (
+from course_lib.engine.clipping import (
     LayerGradNorms,
     by_module,
     clip_factor,
@@ -30,18 +30,18 @@ from course_lib.clipping import (
     threshold_at,
 )
 from course_lib.i18n import check_language, count, number, significant, text
-from course_lib.plotting import (
+from course_lib.show.plotting import (
     plot_clip_directions,
     plot_clipping_runs,
     plot_excess_loss,
     plot_integral_law,
     plot_rates,
 )
-from course_lib.report import Table
-from course_lib import pretraining
-from course_lib.corpus import TokenWindows, finetuning_text, held_out_blocks, split_held_out, token_share, train_tokenizer
-from course_lib.gpt import GPT, GPTConfig, generate
-from course_lib.schedules import (
+from course_lib.show.report import Table
+from course_lib.lessons import pretraining
+from course_lib.lessons.corpus import TokenWindows, finetuning_text, held_out_blocks, split_held_out, token_share, train_tokenizer
+from course_lib.models.gpt import GPT, GPTConfig, generate
+from course_lib.engine.schedules import (
     Constant,
     CosineDecay,
     LinearDecay,
@@ -52,15 +52,15 @@ from course_lib.schedules import (
     cosine_with_warmup,
     linear_with_warmup,
 )
-from course_lib.callbacks import Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
-from course_lib.checkpoints import load_checkpoint
-from course_lib.data import make_loader, pick_device
-from course_lib.exercises import check_clip_coefficient, check_mfu, check_optimizer_groups, check_warmup_cosine
-from course_lib.experiments import integral_law_holds_until, paired_difference, spread
-from course_lib.freezing import freeze, trainable_ratio
-from course_lib.toy import train_softmax_toy
-from course_lib.training import Callback, History, train
-from course_lib.widgets import ScheduleExplorer, explorer_figure, figure_png
+from course_lib.engine.callbacks import Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
+from course_lib.engine.checkpoints import load_checkpoint
+from course_lib.engine.data import make_loader, pick_device
+from course_lib.show.exercises import check_clip_coefficient, check_mfu, check_optimizer_groups, check_warmup_cosine
+from course_lib.lessons.experiments import integral_law_holds_until, paired_difference, spread
+from course_lib.engine.freezing import freeze, trainable_ratio
+from course_lib.models.toy import train_softmax_toy
+from course_lib.engine.training import Callback, History, train
+from course_lib.show.widgets import ScheduleExplorer, explorer_figure, figure_png
 
 matplotlib.use("Agg")
 

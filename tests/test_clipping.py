@@ -1,11 +1,11 @@
-"""course_lib.clipping: equal to torch's clipping, non-finite handling, per-layer norms, thresholds."""
+"""course_lib.engine.clipping: equal to torch's clipping, non-finite handling, per-layer norms, thresholds."""
 
 import math
 
 import pytest
 import torch
 
-from course_lib.clipping import (
+from course_lib.engine.clipping import (
     LayerGradNorms,
     by_module,
     clip_factor,

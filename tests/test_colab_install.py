@@ -196,8 +196,8 @@ def test_installing_course_lib_in_colab_changes_nothing(wheel, colab_env, extras
 def test_wheel_ships_the_stored_results_and_builds_without_warnings(wheel):
     path, log = wheel
     with zipfile.ZipFile(path) as archive:
-        shipped = {name for name in archive.namelist() if name.startswith("course_lib/results/")}
-    expected = {f"course_lib/results/{file.name}" for file in (ROOT / "course_lib" / "results").glob("*.json")}
-    assert expected and shipped == expected, f"the wheel ships {sorted(shipped)}, course_lib/results/ holds {sorted(expected)}"
+        shipped = {name for name in archive.namelist() if name.startswith("course_lib/lessons/results/")}
+    expected = {f"course_lib/lessons/results/{file.name}" for file in (ROOT / "course_lib" / "lessons" / "results").glob("*.json")}
+    assert expected and shipped == expected, f"the wheel ships {sorted(shipped)}, course_lib/lessons/results/ holds {sorted(expected)}"
     warnings = [line.strip() for line in log.splitlines() if re.search(r"Warning\b|absent from the `packages`", line)]
     assert not warnings, "setuptools warns while building course_lib:\n" + "\n".join(warnings)

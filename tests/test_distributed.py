@@ -1,4 +1,4 @@
-"""course_lib.distributed: torchrun with 2 CPU processes (gloo) against one plain process; the loop under DDP."""
+"""course_lib.engine.distributed: torchrun with 2 CPU processes (gloo) against one plain process; the loop under DDP."""
 
 import json
 import os
@@ -10,12 +10,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from course_lib.callbacks import Evaluate, GradNorms, UnfreezeAt, WeightChange
-from course_lib.checkpoints import unwrap
-from course_lib.corpus import checksum
-from course_lib.distributed import TINY_GPT, cleanup, collect, global_batch_slice, launch, main, setup, wrap
-from course_lib.gpt import GPT, lm_loss
-from course_lib.training import train
+from course_lib.engine.callbacks import Evaluate, GradNorms, UnfreezeAt, WeightChange
+from course_lib.engine.checkpoints import unwrap
+from course_lib.lessons.corpus import checksum
+from course_lib.engine.distributed import TINY_GPT, cleanup, collect, global_batch_slice, launch, main, setup, wrap
+from course_lib.models.gpt import GPT, lm_loss
+from course_lib.engine.training import train
 
 needs_gloo = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),
@@ -29,7 +29,7 @@ TOLERANCE = dict(atol=1e-6, rtol=1e-5)
 FROZEN = r"^transformer\.(wpe|h\.0)\."  # the position embedding and the first block
 
 
-RUNS = {  # name: (processes, options of python -m course_lib.distributed)
+RUNS = {  # name: (processes, options of python -m course_lib.engine.distributed)
     "one": (1, ()),
     "two": (2, ()),
     "two accumulating": (2, ("--accumulate", "2")),

@@ -12,7 +12,7 @@ import jupytext
 import pytest
 import torch
 
-from course_lib import exercises
+from course_lib.show import exercises
 from course_lib.i18n import LANGUAGES, text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def test_exercise_cell_is_marked_folded_and_followed_by_its_check(lesson, cell, 
     assert cell.metadata["tags"] == ["hide-input"], "the book folds the solution's input and keeps its output"
     assert set(cell.metadata["mystnb"]) == {"code_prompt_show", "code_prompt_hide"}
     name = defined(cell.source)
-    assert re.fullmatch(rf"from course_lib\.exercises import (check_\w+)\n\n\1\({name}, LANG\)", check.source), check.source
+    assert re.fullmatch(rf"from course_lib\.show\.exercises import (check_\w+)\n\n\1\({name}, LANG\)", check.source), check.source
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

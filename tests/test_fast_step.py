@@ -1,4 +1,4 @@
-"""The course's fast GPT-2 step (course_lib.fast_step): its options, what it builds, and the loss-curve check."""
+"""The course's fast GPT-2 step (course_lib.models.fast_step): its options, what it builds, and the loss-curve check."""
 
 import dataclasses
 import json
@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from course_lib import stored
-from course_lib.fast_step import (ABLATIONS, FAST, PLAIN, build, curve_agreement, headline, load_results, loss_curves,
+from course_lib.lessons import stored
+from course_lib.models.fast_step import (ABLATIONS, FAST, PLAIN, build, curve_agreement, headline, load_results, loss_curves,
                                   matmul_rate, synthetic_batches)
-from course_lib.gpt import GPT
-from course_lib.training import train
+from course_lib.models.gpt import GPT
+from course_lib.engine.training import train
 
 @pytest.fixture(autouse=True)
 def tf32_restored():

@@ -1,12 +1,12 @@
-"""course_lib.freezing: choosing parameters, frozen ones never move, R, parameter groups, the report."""
+"""course_lib.engine.freezing: choosing parameters, frozen ones never move, R, parameter groups, the report."""
 
 import pytest
 import torch
 
-from course_lib.callbacks import UnfreezeAt, WeightChange
-from course_lib.freezing import freeze, freezing_report, param_groups, select, trainable_ratio, unfreeze
+from course_lib.engine.callbacks import UnfreezeAt, WeightChange
+from course_lib.engine.freezing import freeze, freezing_report, param_groups, select, trainable_ratio, unfreeze
 from course_lib.i18n import text
-from course_lib.training import train
+from course_lib.engine.training import train
 
 transformers = pytest.importorskip("transformers")
 

@@ -1,4 +1,4 @@
-"""course_lib.gpt, course_lib.corpus and course_lib.pretraining: the model, its text, its cached pretraining."""
+"""course_lib.models.gpt, course_lib.lessons.corpus and course_lib.lessons.pretraining: the model, its text, its cached pretraining."""
 
 import dataclasses
 import os
@@ -6,12 +6,12 @@ import os
 import pytest
 import torch
 
-from course_lib import pretraining
-from course_lib.callbacks import DataChecksum
-from course_lib.corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks,
+from course_lib.lessons import pretraining
+from course_lib.engine.callbacks import DataChecksum
+from course_lib.lessons.corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks,
                                pretraining_texts, split_held_out, token_share, train_tokenizer)
-from course_lib.gpt import GPT, GPTConfig, from_hf, generate, lm_loss, parameter_count, to_hf
-from course_lib.training import train
+from course_lib.models.gpt import GPT, GPTConfig, from_hf, generate, lm_loss, parameter_count, to_hf
+from course_lib.engine.training import train
 
 SMALL = GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=16)
 
@@ -216,10 +216,10 @@ def test_the_cache_key_follows_the_code_the_pretraining_runs(tmp_path, monkeypat
     monkeypatch.setattr(pretraining, "PACKAGE", copy)
     config = pretraining.PRETRAIN["cpu"]
     before, path = pretraining.code_digest(), pretraining.cache_path(config, tmp_path)
-    with open(copy / "widgets.py", "a") as handle:  # not imported by the pretraining: same key
+    with open(copy / "show" / "widgets.py", "a") as handle:  # not imported by the pretraining: same key
         handle.write("\n# a change elsewhere\n")
     assert pretraining.code_digest() == before
-    with open(copy / "clipping.py", "a") as handle:  # imported through training.py: a new key
+    with open(copy / "engine" / "clipping.py", "a") as handle:  # imported through training.py: a new key
         handle.write("\n# a change in the loop's clipping\n")
     assert pretraining.code_digest() != before and pretraining.cache_path(config, tmp_path) != path
     assert pretraining.cache_path(dataclasses.replace(config, precision="fp32"), tmp_path) != pretraining.cache_path(config, tmp_path)
@@ -236,10 +236,10 @@ def test_lm_loss_keeps_float64_and_upcasts_half_precision():
 
 _FP64_RUN = """
 import torch
-from course_lib.data import default_dtype
-from course_lib.gpt import GPT, GPTConfig, lm_loss
-from course_lib.corpus import TokenWindows
-from course_lib.training import train
+from course_lib.engine.data import default_dtype
+from course_lib.models.gpt import GPT, GPTConfig, lm_loss
+from course_lib.lessons.corpus import TokenWindows
+from course_lib.engine.training import train
 torch.manual_seed(0)
 with default_dtype(torch.{dtype}):
     model = GPT(GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=64))

@@ -25,8 +25,9 @@ import pytest
 import torch
 
 import hub_standins
-from course_lib import corpus, online
-from course_lib.online import HUB, Unreachable, download_text, unreachable_reason
+from course_lib.lessons import corpus
+from course_lib.lessons import online
+from course_lib.lessons.online import HUB, Unreachable, download_text, unreachable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = "/cache/epub/1524/pg1524.txt"
@@ -35,8 +36,8 @@ BOOK = "/cache/epub/1524/pg1524.txt"
 @pytest.fixture(scope="module")
 def standins(tmp_path_factory):
     """HF_HOME with the Hub stand-ins, and the text of Project Gutenberg's *Hamlet* stand-in."""
-    from course_lib.pretraining import PRETRAIN, pretrained
-    from course_lib.sentiment import load_reviews
+    from course_lib.lessons.pretraining import PRETRAIN, pretrained
+    from course_lib.lessons.sentiment import load_reviews
 
     home = tmp_path_factory.mktemp("hf")
     hub_standins.bert_standin(home / "hub")
@@ -60,7 +61,7 @@ def _run_lesson(path: str, book_url: str | None = None) -> tuple[str, list[dict]
     cell = next(i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and 'SOURCE = "offline"' in c.source)
     notebook.cells[cell].source = notebook.cells[cell].source.replace('SOURCE = "offline"', 'SOURCE = "online"')
     if book_url:
-        patch = jupytext.reads(f"import course_lib.corpus\ncourse_lib.corpus.ONLINE_BOOK = {book_url!r}\n", fmt="py:percent")
+        patch = jupytext.reads(f"import course_lib.lessons.corpus\ncourse_lib.corpus.ONLINE_BOOK = {book_url!r}\n", fmt="py:percent")
         notebook.cells.insert(cell + 1, patch.cells[0])
     client = nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
                                      resources={"metadata": {"path": str((ROOT / path).parent)}})
@@ -82,8 +83,8 @@ def test_unreachable_is_one_line_in_the_readers_language():
     assert 'set SOURCE = "offline"' in str(Unreachable(HUB, "https://huggingface.co/gpt2", "x"))
     with pytest.raises(ValueError, match="lang must be one of"):
         Unreachable(HUB, "a", "b", "fr")
-    from course_lib.pretraining import load_pretrained
-    from course_lib.sentiment import load_classifier, load_reviews
+    from course_lib.lessons.pretraining import load_pretrained
+    from course_lib.lessons.sentiment import load_classifier, load_reviews
 
     for load in (load_reviews, load_classifier, corpus.finetuning_text, load_pretrained):  # checked offline too
         with pytest.raises(ValueError, match="lang must be one of"):
@@ -117,9 +118,9 @@ def test_an_unreachable_hub_fails_at_once_with_one_message(monkeypatch):
     env = hub_standins.network_settings(monkeypatch, HF_ENDPOINT=endpoint)
     code = f"""
 import time
-from course_lib.online import Unreachable
-from course_lib.sentiment import load_classifier, load_reviews
-from course_lib.pretraining import load_pretrained
+from course_lib.lessons.online import Unreachable
+from course_lib.lessons.sentiment import load_classifier, load_reviews
+from course_lib.lessons.pretraining import load_pretrained
 for load in (lambda: load_reviews("online", lang="vi"), lambda: load_classifier("online"), lambda: load_pretrained("online")):
     start = time.perf_counter()
     try:
@@ -167,8 +168,8 @@ def test_only_a_missing_network_becomes_unreachable():
 def test_an_empty_offline_cache_gives_the_same_message(monkeypatch, tmp_path):
     env = hub_standins.network_settings(monkeypatch, HF_HUB_OFFLINE=1, HF_HOME=tmp_path)
     code = """
-from course_lib.online import Unreachable
-from course_lib.sentiment import load_classifier, load_reviews
+from course_lib.lessons.online import Unreachable
+from course_lib.lessons.sentiment import load_classifier, load_reviews
 for load in (lambda: load_reviews("online"), lambda: load_classifier("online")):
     try:
         load()
@@ -186,7 +187,7 @@ def test_online_reviews_are_shuffled_before_any_slice(monkeypatch, standins):
     env = hub_standins.network_settings(monkeypatch, HF_HUB_OFFLINE=1, HF_HOME=home)
     code = """
 import json
-from course_lib.sentiment import load_reviews
+from course_lib.lessons.sentiment import load_reviews
 a, b, c = load_reviews("online"), load_reviews("online"), load_reviews("online", seed=1)
 print(json.dumps({"sizes": [len(a[s]) for s in ("train", "validation", "test")],
                   "positive_first_256": sum(r.label for r in a["test"][:256]),

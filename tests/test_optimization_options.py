@@ -1,4 +1,4 @@
-"""course_lib.bench and course_lib.optimization_options: the timing harness, the FLOP and MFU arithmetic, lesson 05's measures."""
+"""course_lib.engine.timing and course_lib.lessons.optimization_options: the timing harness, the FLOP and MFU arithmetic, lesson 05's measures."""
 
 import dataclasses
 import json
@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import bench, stored
-from course_lib import optimization_options as oo
-from course_lib.gpt import GPT, GPTConfig, lm_loss
-from course_lib.tables import measured_table, options_table
+from course_lib.engine import timing as bench
+from course_lib.lessons import stored
+from course_lib.lessons import optimization_options as oo
+from course_lib.models.gpt import GPT, GPTConfig, lm_loss
+from course_lib.show.tables import measured_table, options_table
 
 TINY = dataclasses.replace(oo.CONFIGS["cpu"], vocab_size=64, block_size=16, n_layer=1, n_embd=16, n_head=2,
                            batch_sizes=(3, 4), vocabularies=(60, 64), batch_size=8, accumulate=4, lengths=(8, 16),
@@ -126,7 +127,7 @@ def test_bad_arguments():
 def test_attention_plot_is_labelled_in_both_languages():
     import matplotlib.pyplot as plt
 
-    from course_lib.plotting import plot_attention_lengths
+    from course_lib.show.plotting import plot_attention_lengths
 
     rows = oo.load_results("gpu")["attention_lengths"]
     for lang, word in (("vi", "Thời gian"), ("en", "time")):
@@ -138,7 +139,7 @@ def test_attention_plot_is_labelled_in_both_languages():
 
 
 def test_the_store_command_writes_rounded_results_that_load_back(tmp_path, monkeypatch):
-    from course_lib import stored
+    from course_lib.lessons import stored
 
     @dataclasses.dataclass(frozen=True)
     class Sizes:
@@ -160,7 +161,7 @@ def test_the_store_command_writes_rounded_results_that_load_back(tmp_path, monke
 
 def test_a_field_added_after_the_results_were_stored_must_hold_its_default(tmp_path, monkeypatch):
     """A file made before a configuration gained a field (say ``precision``) stays valid only while the field keeps its default."""
-    from course_lib import stored
+    from course_lib.lessons import stored
 
     @dataclasses.dataclass(frozen=True)
     class Sizes:
@@ -174,21 +175,3 @@ def test_a_field_added_after_the_results_were_stored_must_hold_its_default(tmp_p
     with pytest.raises(ValueError, match="another configuration"):
         stored.load("99", "gpu", "test", {"config": Sizes("gpu", 3, precision="fp64")})
 
-
-def test_the_stored_results_ship_inside_the_package(tmp_path):
-    """Colab installs course_lib from git without the book: every stored result must be in the wheel."""
-    import shutil
-    import subprocess
-    import sys
-    import zipfile
-
-    root = Path(__file__).resolve().parents[1]
-    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ behind
-    shutil.copytree(root / "course_lib", source / "course_lib", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(root / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source), "-w",
-                    str(tmp_path / "wheel")], check=True, capture_output=True)
-    wheel = next((tmp_path / "wheel").glob("*.whl"))
-    shipped = {Path(name).name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("course_lib/results/")}
-    assert shipped and shipped == {p.name for p in stored.DATA.glob("*.json")}

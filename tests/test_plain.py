@@ -1,13 +1,13 @@
-"""course_lib.plain: lesson 01's toy in plain PyTorch gives exactly what course_lib's loop gives."""
+"""course_lib.lessons.plain: lesson 01's toy in plain PyTorch gives exactly what course_lib's loop gives."""
 
 import pytest
 import torch
 import transformers
 
-from course_lib.experiments import late_excess
-from course_lib.plain import plain_history, train_toy_plain, warmup_cosine
-from course_lib.schedules import cosine_with_warmup
-from course_lib.toy import train_softmax_toy
+from course_lib.lessons.experiments import late_excess
+from course_lib.lessons.plain import plain_history, train_toy_plain, warmup_cosine
+from course_lib.engine.schedules import cosine_with_warmup
+from course_lib.models.toy import train_softmax_toy
 
 
 def lambda_lr(warmup, total):

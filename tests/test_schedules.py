@@ -1,4 +1,4 @@
-"""course_lib.schedules: values, conventions, torch and transformers agreement, resume, errors."""
+"""course_lib.engine.schedules: values, conventions, torch and transformers agreement, resume, errors."""
 
 import math
 import pickle
@@ -8,7 +8,7 @@ import torch
 import transformers
 from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR
 
-from course_lib.schedules import (
+from course_lib.engine.schedules import (
     Constant,
     CosineDecay,
     LinearDecay,

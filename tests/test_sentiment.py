@@ -1,4 +1,4 @@
-"""course_lib.sentiment and course_lib.finetuning: the real offline data and model, the split, the stored results."""
+"""course_lib.lessons.sentiment and course_lib.lessons.finetuning_bert: the real offline data and model, the split, the stored results."""
 
 import dataclasses
 import json
@@ -9,9 +9,11 @@ import torch
 
 import hub_standins
 
-from course_lib import finetuning, sentiment, stored
-from course_lib.finetuning import CONFIGS, load_results, summarize
-from course_lib.sentiment import (
+from course_lib.lessons import finetuning_bert as finetuning
+from course_lib.lessons import sentiment
+from course_lib.lessons import stored
+from course_lib.lessons.finetuning_bert import CONFIGS, load_results, summarize
+from course_lib.lessons.sentiment import (
     ReviewBatches,
     Review,
     bert_base_ratio,

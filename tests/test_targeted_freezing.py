@@ -1,4 +1,4 @@
-"""course_lib.targeted_freezing: lesson 04's runs on a tiny pretrained GPT, its measures, and the stored GPU results."""
+"""course_lib.lessons.targeted_freezing_gpt: lesson 04's runs on a tiny pretrained GPT, its measures, and the stored GPU results."""
 
 import dataclasses
 import math
@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 
-from course_lib import pretraining, targeted_freezing as tf
-from course_lib.corpus import checksum, pretraining_texts
-from course_lib.tables import gpt_freezing_table
+from course_lib.lessons import pretraining
+from course_lib.lessons import targeted_freezing_gpt as tf
+from course_lib.lessons.corpus import checksum, pretraining_texts
+from course_lib.show.tables import gpt_freezing_table
 
 TINY_PRETRAIN = pretraining.PretrainConfig("tiny", vocab_size=300, n_layer=4, n_head=2, n_embd=16, block_size=16,
                                            batch_size=4, steps=4, warmup=1)

@@ -1,4 +1,4 @@
-"""course_lib.toy, experiments, tables, i18n, report, plotting and widgets: the pieces the lessons' experiments use."""
+"""course_lib.models.toy, experiments, tables, i18n, report, plotting and widgets: the pieces the lessons' experiments use."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from course_lib.experiments import (
+from course_lib.lessons.experiments import (
     accumulated_rate,
     integral_law_holds_until,
     integral_prediction,
@@ -19,19 +19,19 @@ from course_lib.experiments import (
     spread,
 )
 from course_lib.i18n import LANGUAGES, number, number_list, plain, text
-from course_lib.plotting import (
+from course_lib.show.plotting import (
     plot_clip_directions,
     plot_clipping_runs,
     plot_excess_loss,
     plot_integral_law,
     plot_rates,
 )
-from course_lib.report import Table
-from course_lib.schedules import Constant, cosine_with_warmup, linear_with_warmup
-from course_lib.tables import compare_clipping, compare_layer_clipping, compare_schedules, integral_law_table
-from course_lib.toy import best_loss, expected_loss, train_quadratic, train_softmax_toy
-from course_lib.training import History
-from course_lib.widgets import ScheduleExplorer, explorer_figure
+from course_lib.show.report import Table
+from course_lib.engine.schedules import Constant, cosine_with_warmup, linear_with_warmup
+from course_lib.show.tables import compare_clipping, compare_layer_clipping, compare_schedules, integral_law_table
+from course_lib.models.toy import best_loss, expected_loss, train_quadratic, train_softmax_toy
+from course_lib.engine.training import History
+from course_lib.show.widgets import ScheduleExplorer, explorer_figure
 
 
 def test_expected_loss_is_cross_entropy_of_softmax():
@@ -237,8 +237,8 @@ def test_plain_pytorch_loop_gives_the_courses_numbers(clip, decay):
     Loss, norm before clipping and weights before the update.  Without clipping they are identical.  With
     clipping torch divides by |g| + 1e-6 where course_lib divides by |g|: about 1e-6 relative per clipped step.
     """
-    from course_lib.toy import train_quadratic_plain  # here, not at the top: the lesson-01 imports stay untouched
-    from course_lib.training import Callback
+    from course_lib.models.toy import train_quadratic_plain  # here, not at the top: the lesson-01 imports stay untouched
+    from course_lib.engine.training import Callback
 
     class Weights(Callback):
         def __init__(self):
@@ -263,7 +263,7 @@ def test_plain_pytorch_loop_gives_the_courses_numbers(clip, decay):
 
 
 def test_plain_pytorch_loop_writes_nan_where_the_course_skips():
-    from course_lib.toy import train_quadratic_plain
+    from course_lib.models.toy import train_quadratic_plain
 
     course = train_quadratic(1.5, 100)
     _, norm, w = train_quadratic_plain(1.5, 100)
@@ -298,7 +298,7 @@ def test_clipping_figures_are_labelled(lang):
 
 
 def test_initialization_and_layernorm_keep_values_in_range():
-    from course_lib.experiments import value_ranges
+    from course_lib.lessons.experiments import value_ranges
 
     r = value_ranges(depth=16, width=128)
     assert r[("normal", False)]["output_rms"] > 1e10 and not math.isfinite(r[("normal", False)]["first_grad_norm"])

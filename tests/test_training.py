@@ -1,4 +1,4 @@
-"""course_lib.training and its callbacks: order of operations, records, precision, accumulation, data, resume."""
+"""course_lib.engine.training and its callbacks: order of operations, records, precision, accumulation, data, resume."""
 
 import collections
 import dataclasses
@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from course_lib.callbacks import Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
-from course_lib.checkpoints import load_checkpoint, unwrap
-from course_lib.clipping import delayed
-from course_lib.data import make_loader, pick_device, to_device
-from course_lib.schedules import ScheduledLR, cosine_with_warmup, linear_with_warmup
-from course_lib.training import Callback, History, forward_backward, train
+from course_lib.engine.callbacks import Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
+from course_lib.engine.checkpoints import load_checkpoint, unwrap
+from course_lib.engine.clipping import delayed
+from course_lib.engine.data import make_loader, pick_device, to_device
+from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup, linear_with_warmup
+from course_lib.engine.training import Callback, History, forward_backward, train
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # the GPU CI job runs both
 
@@ -371,8 +371,8 @@ def test_fp16_tracks_fp32_on_the_steps_it_takes(device):
 
 def test_fp64_trains_a_float64_model_and_keeps_its_dtype():
     """precision='fp64' trains a model built in float64 and keeps it float64; it tracks the fp32 run from the same start."""
-    from course_lib.data import default_dtype
-    from course_lib.training import weight_dtype
+    from course_lib.engine.data import default_dtype
+    from course_lib.engine.training import weight_dtype
 
     assert weight_dtype("fp64") == torch.float64 and weight_dtype("bf16") == torch.float32
     torch.manual_seed(0)
@@ -393,7 +393,7 @@ def test_fp64_trains_a_float64_model_and_keeps_its_dtype():
 
 
 def test_default_dtype_refuses_other_dtypes_and_restores_after_an_error():
-    from course_lib.data import default_dtype
+    from course_lib.engine.data import default_dtype
 
     with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
         with default_dtype(torch.float16):

@@ -10,7 +10,7 @@ Each lesson's executed notebook (``notebooks/<lang>/NN_topic.ipynb``) becomes
   ``raise NotImplementedError  # your code here`` (the comment in the lesson's
   language), indented as the solution was; the cell loses its output and its
   folding, so the student sees the function to complete;
-* the check cell (``from course_lib.exercises import ...``) loses its output,
+* the check cell (``from course_lib.show.exercises import ...``) loses its output,
   so it shows nothing until the student runs it;
 * cells tagged ``solution`` (worked answers to the open questions, the
   sentence that points at the folded solutions) are left out.
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 EXERCISE = "# ✏️ EXERCISE"
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
-CHECK = "from course_lib.exercises import"
+CHECK = "from course_lib.show.exercises import"
 SOLUTION_TAG = "solution"
 FOLDING = ("hide-input", "hide-cell", "hide-output")
 

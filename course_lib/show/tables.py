@@ -1,4 +1,4 @@
-"""The lessons' result tables, in the reader's language, from the numbers of :mod:`course_lib.experiments`.
+"""The lessons' result tables, in the reader's language, from the numbers of :mod:`course_lib.lessons.experiments`.
 
 Headers take their numbers from the parameters the numbers were measured
 with (a threshold of 0.01 is written from ``excess=0.01``, not typed in).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Sequence
 
-from .experiments import (
+from course_lib.lessons.experiments import (
     value_ranges,
     Spread,
     accumulated_rate,
@@ -18,9 +18,9 @@ from .experiments import (
     layer_clipping,
     schedule_stats,
 )
-from .i18n import count, number, plain, significant, text
-from .report import Table
-from .training import History
+from course_lib.i18n import count, number, plain, significant, text
+from course_lib.show.report import Table
+from course_lib.engine.training import History
 
 __all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table", "benchmark_table", "ablation_table", "profile_table"]
 
@@ -130,7 +130,7 @@ def finetune_table(results: dict, lang: str, variants: Sequence[str] | None = No
     ``timing=False`` leaves out time and memory, which change from run to run
     (a notebook check compares the printed table).
     """
-    from .finetuning import summarize
+    from course_lib.lessons.finetuning_bert import summarize
 
     summary = summarize(results)
     rows = []
@@ -175,7 +175,7 @@ def gpt_freezing_table(results: dict, lang: str, timing: bool = True) -> Table:
     ``timing=False`` leaves out time, saving and memory, which change from
     run to run (a notebook check compares the printed table).
     """
-    from .targeted_freezing import summarize
+    from course_lib.lessons.targeted_freezing_gpt import summarize
 
     summary = summarize(results)
     n = len({r["seed"] for r in results["runs"]})
@@ -246,7 +246,7 @@ def options_table(results: dict, lang: str) -> Table:
     batches = r["batch_sizes"]
     pow2 = by(batches, "batch", 16)
     before = by(batches, "batch", 15)
-    from .gpt import GPTConfig, parameter_count
+    from course_lib.models.gpt import GPTConfig, parameter_count
 
     c = r["config"]
     model = GPTConfig(vocab_size=c["vocab_size"], block_size=c["block_size"], n_layer=c["n_layer"], n_head=c["n_head"],

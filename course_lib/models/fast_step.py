@@ -2,7 +2,7 @@
 
 :class:`Step` names each option as a field, so that an ablation removes one
 at a time (:data:`ABLATIONS`); :func:`build` turns a ``Step`` into what
-:func:`course_lib.training.train` takes (model, optimizer, schedule, loss,
+:func:`course_lib.engine.training.train` takes (model, optimizer, schedule, loss,
 data).  ``benchmarks/nanogpt_vs_course.py`` times it beside nanoGPT's loop;
 :func:`loss_curves` checks that the fast step learns as the plain fp32 step
 does, on real text.
@@ -17,12 +17,12 @@ from typing import Callable
 
 import torch
 
-from ._checks import check_int, check_type
-from .bench import gpt_flops_per_token, peak_flops
-from .data import pick_device
-from .freezing import param_groups
-from .gpt import GPT, GPTConfig, lm_loss
-from .schedules import ScheduledLR, cosine_with_warmup
+from course_lib.engine._checks import check_int, check_type
+from course_lib.engine.timing import gpt_flops_per_token, peak_flops
+from course_lib.engine.data import pick_device
+from course_lib.engine.freezing import param_groups
+from course_lib.models.gpt import GPT, GPTConfig, lm_loss
+from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 
 __all__ = ["Step", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION", "Built", "build", "synthetic_batches", "loss_curves",
            "curve_agreement", "load_results", "headline", "matmul_rate"]
@@ -113,7 +113,7 @@ ABLATIONS: dict[str, dict] = {
 
 @dataclass
 class Built:
-    """What :func:`course_lib.training.train` takes for a :class:`Step`, and the numbers for MFU."""
+    """What :func:`course_lib.engine.training.train` takes for a :class:`Step`, and the numbers for MFU."""
 
     step: Step
     model: GPT
@@ -164,7 +164,7 @@ def build(step: Step = FAST, device=None, *, data: Callable[[int], torch.Tensor]
     say).  cuDNN attention and pinned memory need a GPU: on a CPU the step
     falls back to PyTorch's own attention choice and pageable memory.
     """
-    check_type("step", step, Step, "a course_lib.fast_step.Step")
+    check_type("step", step, Step, "a course_lib.models.fast_step.Step")
     device = pick_device(device)
     cuda = device.type == "cuda"
     torch.backends.cuda.matmul.allow_tf32 = step.tf32
@@ -213,8 +213,8 @@ def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, dev
     byte-level BPE of ``vocab`` tokens; the model keeps ``fast``'s sizes.
     Returns both loss curves and :func:`curve_agreement`.
     """
-    from .corpus import TokenWindows, encode_texts, pretraining_texts
-    from .training import train
+    from course_lib.lessons.corpus import TokenWindows, encode_texts, pretraining_texts
+    from course_lib.engine.training import train
 
     check_int("steps", steps, 1)
     device = pick_device(device)
@@ -239,7 +239,7 @@ def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, dev
 
 def load_results() -> dict:
     """The stored benchmark (``course_lib/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
-    from . import stored
+    from course_lib.lessons import stored
 
     file = stored.path("05", "nanogpt")
     if not file.exists():
@@ -248,7 +248,7 @@ def load_results() -> dict:
     expected = json.loads(json.dumps(dataclasses.asdict(FAST)))
     for part, where in results["provenance"].items():
         if where.get("step") != expected or (part == "ablation" and set(results["ablation"]["changes"]) != set(ABLATIONS)):
-            raise ValueError(f"{file} ({part}) was measured for another fast step than course_lib.fast_step.FAST: re-run "
+            raise ValueError(f"{file} ({part}) was measured for another fast step than course_lib.models.fast_step.FAST: re-run "
                              "benchmarks/nanogpt_vs_course.py")
     return results
 
@@ -266,7 +266,7 @@ def headline(results: dict) -> dict:
 
 def matmul_rate(results: dict) -> tuple[float, float | None]:
     """The profiled step's matrix multiplies: FLOP/s (6N per token over their kernel time) and the share of the GPU's bf16 peak."""
-    from .bench import peak_for_name
+    from course_lib.engine.timing import peak_for_name
 
     config = FAST.gpt()
     profile = results["profile"]

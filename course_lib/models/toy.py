@@ -11,7 +11,7 @@ reachable expected loss is the entropy ``H(q)``, reached at
 Lesson 02: the quadratic ``L(w) = sum w_i^2`` and a small "pretrained body +
 new head" whose gradients the clipping lesson compares.
 
-Both return the loop's :class:`~course_lib.training.History`.  The softmax
+Both return the loop's :class:`~course_lib.engine.training.History`.  The softmax
 toy also records ``w1``, ``w2`` and ``excess_loss`` (expected loss minus
 H(q)); their entry ``t`` is the state after ``t`` updates, from ``t = 0``
 (the start, recorded at step -1) to ``t = num_steps``.
@@ -24,9 +24,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .callbacks import WeightChange
-from .schedules import Schedule, ScheduledLR
-from .training import Callback, History, TrainState, train
+from course_lib.engine.callbacks import WeightChange
+from course_lib.engine.schedules import Schedule, ScheduledLR
+from course_lib.engine.training import Callback, History, TrainState, train
 
 __all__ = [
     "expected_loss",
@@ -86,7 +86,7 @@ def train_softmax_toy(
     batch_size: int = 8,
     seed: int = 0,
 ) -> History:
-    """Train the toy with SGD for ``num_steps`` updates, on the CPU, through :func:`~course_lib.training.train`.
+    """Train the toy with SGD for ``num_steps`` updates, on the CPU, through :func:`~course_lib.engine.training.train`.
 
     The labels come from a generator seeded with ``seed``, so two schedules
     run with the same seed see exactly the same mini-batches.

@@ -1,4 +1,4 @@
-"""The measurements lessons 01 and 02 report, as numbers (``course_lib.tables`` formats them).
+"""The measurements lessons 01 and 02 report, as numbers (``course_lib.show.tables`` formats them).
 
 Convention for the softmax toy: ``t`` counts updates done, so ``w1[t]`` is
 the weight after ``t`` updates and ``tau[t] = eta_0 + ... + eta_{t-1}``.
@@ -16,11 +16,11 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from ._checks import check_int
-from .clipping import LayerGradNorms, clip_grad_norm, clip_grad_norm_per_layer, norm_lost
-from .schedules import Schedule
-from .toy import body_and_head, train_softmax_toy
-from .training import History
+from course_lib.engine._checks import check_int
+from course_lib.engine.clipping import LayerGradNorms, clip_grad_norm, clip_grad_norm_per_layer, norm_lost
+from course_lib.engine.schedules import Schedule
+from course_lib.models.toy import body_and_head, train_softmax_toy
+from course_lib.engine.training import History
 
 __all__ = [
     "Spread",
@@ -190,7 +190,7 @@ def clipping_stats(history: History, target: float = 1e-3, blown_up: float = 1e6
 
 
 def layer_clipping(max_norm: float, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Global vs per-layer clipping of the same gradients of :func:`~course_lib.toy.body_and_head`.
+    """Global vs per-layer clipping of the same gradients of :func:`~course_lib.models.toy.body_and_head`.
 
     Per layer: its norm before clipping, after global clipping and after
     per-layer clipping, and the two factors.

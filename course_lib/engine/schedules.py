@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from ._checks import check_between, check_int as _check_int, check_number, check_type
+from course_lib.engine._checks import check_between, check_int as _check_int, check_number, check_type
 
 __all__ = [
     "Schedule",
@@ -206,7 +206,7 @@ class ScheduledLR(LRScheduler):
 
     def __init__(self, optimizer: torch.optim.Optimizer, schedule: Schedule, last_epoch: int = -1):
         check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer: ScheduledLR(optimizer, schedule)")
-        check_type("schedule", schedule, Schedule, "a course_lib.schedules.Schedule, e.g. cosine_with_warmup(10, 100)")
+        check_type("schedule", schedule, Schedule, "a course_lib.engine.schedules.Schedule, e.g. cosine_with_warmup(10, 100)")
         _check_int("last_epoch", last_epoch, minimum=-1)
         self.schedule = schedule
         super().__init__(optimizer, last_epoch)

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_int, check_type, shown
-from .data import at_least_float32
+from course_lib.engine._checks import check_int, check_type, shown
+from course_lib.engine.data import at_least_float32
 
 __all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count", "lm_loss", "generate",
            "from_hf", "to_hf", "TRANSPOSED"]

@@ -14,11 +14,11 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from ._checks import check_between, check_int, check_type
-from .i18n import check_language, number, text
-from .plotting import plot_rates
-from .schedules import _check_eta_max, cosine_with_warmup
-from .toy import train_softmax_toy
+from course_lib.engine._checks import check_between, check_int, check_type
+from course_lib.i18n import check_language, number, text
+from course_lib.show.plotting import plot_rates
+from course_lib.engine.schedules import _check_eta_max, cosine_with_warmup
+from course_lib.models.toy import train_softmax_toy
 
 _TOTAL = (20, 1000)  # the sliders' ranges
 _CYCLES = (0.25, 4.0)

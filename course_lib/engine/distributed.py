@@ -6,13 +6,13 @@ process holds a full copy of the model, computes the gradient of its share of
 the global batch, and ``DistributedDataParallel`` (DDP) averages the
 gradients over the processes during the backward pass, so every copy takes
 the same optimizer step and the copies stay identical.  The training loop is
-the course's one loop (:func:`course_lib.training.train`): given a DDP model
+the course's one loop (:func:`course_lib.engine.training.train`): given a DDP model
 it averages over the ranks once per step, with no flag.
 
 Run as a script, it trains a tiny GPT and writes the final weights::
 
-    python -m course_lib.distributed --out run1                          # one plain process
-    torchrun --standalone --nproc_per_node 2 -m course_lib.distributed --out run2   # 2 ranks, same global batch
+    python -m course_lib.engine.distributed --out run1                          # one plain process
+    torchrun --standalone --nproc_per_node 2 -m course_lib.engine.distributed --out run2   # 2 ranks, same global batch
 
 The two runs end with the same weights, up to float rounding (``tests/test_distributed.py``).
 """
@@ -30,12 +30,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from ._checks import check_int, check_type
-from .checkpoints import unwrap
-from .corpus import TokenWindows, checksum
-from .freezing import freeze
-from .gpt import GPT, GPTConfig, lm_loss
-from .training import train
+from course_lib.engine._checks import check_int, check_type
+from course_lib.engine.checkpoints import unwrap
+from course_lib.lessons.corpus import TokenWindows, checksum
+from course_lib.engine.freezing import freeze
+from course_lib.models.gpt import GPT, GPTConfig, lm_loss
+from course_lib.engine.training import train
 
 __all__ = ["setup", "wrap", "cleanup", "global_batch_slice", "main", "launch", "child_environment", "collect", "compare_processes", "TINY_GPT"]
 
@@ -92,11 +92,11 @@ def wrap(model: torch.nn.Module, device: str | torch.device, find_unused_paramet
     """``model`` on ``device``, wrapped in ``DistributedDataParallel`` when more than one process runs; else unchanged.
 
     Build the optimizer from the bare model's parameters (the same tensors
-    DDP trains) and save ``course_lib.checkpoints.unwrap(model)``.
+    DDP trains) and save ``course_lib.engine.checkpoints.unwrap(model)``.
 
     Frozen parameters: DDP registers only the parameters that require a
     gradient when it is built, so parameters frozen *before* wrapping
-    (``course_lib.freezing.freeze``) are simply left out of the gradient
+    (``course_lib.engine.freezing.freeze``) are simply left out of the gradient
     averaging; freezing does not need ``find_unused_parameters``.  Set it
     only when a *trainable* parameter may get no gradient in some step (a
     branch of the model not taken, a head not used by this batch): without
@@ -104,7 +104,7 @@ def wrap(model: torch.nn.Module, device: str | torch.device, find_unused_paramet
     walks the autograd graph after every forward pass to find such
     parameters, which costs time.  Unfreezing mid-run is not seen by a DDP
     already built: its parameters would train on each rank's own gradient
-    and the ranks would drift apart (``course_lib.callbacks.UnfreezeAt``
+    and the ranks would drift apart (``course_lib.engine.callbacks.UnfreezeAt``
     refuses a DDP model).  Unfreeze the bare model and wrap it again.
     """
     check_type("model", model, torch.nn.Module, "a torch.nn.Module")
@@ -132,7 +132,7 @@ def global_batch_slice(batch: torch.Tensor, rank: int, world_size: int) -> torch
     """Rank ``rank``'s equal share of a global batch: rows ``[rank * n, (rank + 1) * n)`` with ``n = len(batch) / world_size``.
 
     Equal shares make DDP's average over ranks equal to the mean over the
-    global batch (see :func:`course_lib.training.forward_backward`).
+    global batch (see :func:`course_lib.engine.training.forward_backward`).
     """
     check_type("batch", batch, torch.Tensor, "a tensor whose first dimension is the batch")
     if batch.ndim == 0:
@@ -148,7 +148,7 @@ def global_batch_slice(batch: torch.Tensor, rank: int, world_size: int) -> torch
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.distributed",
+        prog="python -m course_lib.engine.distributed",
         description="Train a tiny GPT data-parallel (or in one plain process) and write its final weights.",
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for weights, checksums and the run's record")
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Every rank builds the same initial weights from ``--seed`` (checked;
     DDP would also broadcast rank 0's).  Step ``s`` trains on global batch
-    ``s`` of a :class:`~course_lib.corpus.TokenWindows`, the same on every
+    ``s`` of a :class:`~course_lib.lessons.corpus.TokenWindows`, the same on every
     rank and for any number of ranks; each rank takes its slice, cut into
     ``--accumulate`` micro-batches.
     """
@@ -233,7 +233,7 @@ def _check_same_on_every_rank(value: str, what: str) -> None:
 def launch(out: str | Path, processes: int, options: tuple[str, ...] = ()) -> subprocess.Popen:
     """Start this script on CPUs (gloo): one plain process, or ``processes`` ranks under torchrun; returns at once."""
     check_int("processes", processes, 1, unit="processes")
-    script = ["-m", "course_lib.distributed", "--out", str(out), "--backend", "gloo", *options]
+    script = ["-m", "course_lib.engine.distributed", "--out", str(out), "--backend", "gloo", *options]
     if processes > 1:
         script = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), *script]
     return subprocess.Popen([sys.executable, *script], env=child_environment(OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
@@ -244,7 +244,7 @@ def child_environment(**extra: str) -> dict[str, str]:
     """This process's environment for a new (torchrun) run: without the rank variables of a run it may be part of,
     with this repository first on ``PYTHONPATH``, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    repository = str(Path(__file__).resolve().parents[1])
+    repository = str(Path(__file__).resolve().parents[2])
     env.update(PYTHONPATH=os.pathsep.join(p for p in (repository, os.environ.get("PYTHONPATH")) if p), **extra)
     return env
 

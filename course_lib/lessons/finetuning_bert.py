@@ -1,8 +1,8 @@
 """Lesson 03's experiments: fine-tuning a pretrained BERT classifier with freezing, clipping and a schedule.
 
-Every run goes through :func:`course_lib.training.train`.  A :class:`Config`
+Every run goes through :func:`course_lib.engine.training.train`.  A :class:`Config`
 fixes the sizes (the live CPU configuration of the notebook, or the larger
-one run on a GPU by ``python -m course_lib.finetuning --config gpu``); a
+one run on a GPU by ``python -m course_lib.lessons.finetuning_bert --config gpu``); a
 variant fixes what is compared:
 
 * ``frozen``: the notes' recipe: embeddings and attention frozen, MLP + pooler +
@@ -25,14 +25,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .callbacks import Evaluate, GradNorms, evaluate
-from .clipping import delayed, norm_lost
-from . import stored
-from .data import pick_device
-from .freezing import freeze, param_groups, trainable_ratio
-from .schedules import Constant, ScheduledLR, linear_with_warmup
-from .sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
-from .training import train
+from course_lib.engine.callbacks import Evaluate, GradNorms, evaluate
+from course_lib.engine.clipping import delayed, norm_lost
+from course_lib.lessons import stored
+from course_lib.engine.data import pick_device
+from course_lib.engine.freezing import freeze, param_groups, trainable_ratio
+from course_lib.engine.schedules import Constant, ScheduledLR, linear_with_warmup
+from course_lib.lessons.sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
+from course_lib.engine.training import train
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "clipping_effect", "norm_summary", "paired_gap", "load_results", "summarize", "main"]
 
@@ -144,8 +144,8 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
 
 
 def paired_gap(results: dict, a: str, b: str, key: str = "accuracy_after"):
-    """``key`` of variant ``b`` minus variant ``a``, seed by seed (same seeds): a :class:`~course_lib.experiments.Spread`."""
-    from .experiments import spread
+    """``key`` of variant ``b`` minus variant ``a``, seed by seed (same seeds): a :class:`~course_lib.lessons.experiments.Spread`."""
+    from course_lib.lessons.experiments import spread
 
     by_seed = {(r["variant"], r["seed"]): r[key] for r in results["runs"]}
     seeds = sorted(seed for variant, seed in by_seed if variant == a)
@@ -194,7 +194,7 @@ def run_all(config: Config, device=None, progress=print) -> dict:
 
     return {
         "config": dataclasses.asdict(config),
-        "provenance": stored.provenance(device, f"python -m course_lib.finetuning --config {config.name}",
+        "provenance": stored.provenance(device, f"python -m course_lib.lessons.finetuning_bert --config {config.name}",
                                         transformers=transformers.__version__),
         "runs": runs,
     }
@@ -206,7 +206,7 @@ SUMMARY = ("accuracy_before", "accuracy_after", "seconds_per_step", "peak_memory
 
 def summarize(results: dict) -> dict[str, dict]:
     """Per variant: mean ± standard error over the seeds of each number in :data:`SUMMARY` (None where not measured)."""
-    from .experiments import spread
+    from course_lib.lessons.experiments import spread
 
     out: dict[str, dict] = {}
     for r in results["runs"]:

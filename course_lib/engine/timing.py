@@ -16,8 +16,8 @@ from typing import Callable
 
 import torch
 
-from ._checks import check_int, check_type
-from .data import pick_device
+from course_lib.engine._checks import check_int, check_type
+from course_lib.engine.data import pick_device
 
 __all__ = ["PEAK_FLOPS", "peak_flops", "peak_for_name", "Timing", "time_it", "gpt_flops_per_token", "mfu", "fused_adamw", "enable_tf32",
            "train_speed", "loop_steps", "synchronize"]
@@ -113,7 +113,7 @@ def time_it(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7, numb
 
 
 def gpt_flops_per_token(config, sequence_length: int | None = None) -> float:
-    """Training FLOPs per token of :class:`course_lib.gpt.GPT`: 6N + 12·L·d·T (PaLM's appendix B; nanoGPT's estimate).
+    """Training FLOPs per token of :class:`course_lib.models.gpt.GPT`: 6N + 12·L·d·T (PaLM's appendix B; nanoGPT's estimate).
 
     N counts the weights of the matrix multiplies (the blocks and the output
     layer; the position embedding is a look-up, not a multiply): 2N FLOPs per
@@ -121,7 +121,7 @@ def gpt_flops_per_token(config, sequence_length: int | None = None) -> float:
     scores QKᵀ and the weighted sum, forward and backward) at context T: it is
     linear in T per token, so quadratic in T per sequence.
     """
-    from .gpt import GPTConfig
+    from course_lib.models.gpt import GPTConfig
 
     check_type("config", config, GPTConfig, "a GPTConfig")
     T = config.block_size if sequence_length is None else sequence_length
@@ -156,13 +156,13 @@ def enable_tf32(enabled: bool = True) -> None:
 
 
 def loop_steps(model, optimizer, data, loss_fn, **train_kwargs) -> Callable[[int], None]:
-    """``run(n)``: ``n`` more optimizer steps of :func:`course_lib.training.train`, the data going on where the last call stopped.
+    """``run(n)``: ``n`` more optimizer steps of :func:`course_lib.engine.training.train`, the data going on where the last call stopped.
 
     What timing code calls between two synchronisations (:func:`train_speed`,
     the benchmarks).  ``data(m)`` gives micro-batch ``m``; ``train_kwargs``
     go to ``train`` (``log_every`` defaults to ``n``: one read-back per call).
     """
-    from .training import train
+    from course_lib.engine.training import train
 
     done = [0]  # micro-batches used so far
 
@@ -179,14 +179,14 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
                 tokens: Callable | None = None) -> dict:
     """Speed of the course's training loop on ``model``: ms per optimizer step, tokens/s, peak memory, MFU.
 
-    Runs :func:`course_lib.training.train` for ``warmup`` steps (untimed), then
+    Runs :func:`course_lib.engine.training.train` for ``warmup`` steps (untimed), then
     ``rounds`` runs of ``steps`` steps, each timed as a whole between two
     synchronisations (no per-step synchronisation: whatever the loop itself
     reads back is part of what is measured).  ``data(m)`` gives micro-batch
     ``m``; ``tokens(batch)`` counts the tokens trained on (default: the
     elements of the batch, from its shape).
     """
-    from .callbacks import count_tokens
+    from course_lib.engine.callbacks import count_tokens
 
     check_int("steps", steps, 1)
     check_int("warmup", warmup, 0)

@@ -5,7 +5,7 @@ clipping ignores it, and the optimizer, even one built from all parameters,
 leaves it untouched (AdamW skips parameters without a gradient, weight decay
 included).  Build the optimizer from :func:`param_groups` to give it only the
 trainable ones.  Unfreezing mid-run needs no new optimizer if it was built
-from all parameters (``course_lib.callbacks.UnfreezeAt``).
+from all parameters (``course_lib.engine.callbacks.UnfreezeAt``).
 
 Parameters are chosen by name pattern (``re.search``), by module type
 (``torch.nn.LayerNorm``), or by layer index (the ``N`` in ``encoder.layer.N.``
@@ -19,9 +19,9 @@ from typing import Iterable
 
 import torch
 
-from ._checks import check_type, shown
-from .i18n import check_language, text
-from .report import Table
+from course_lib.engine._checks import check_type, shown
+from course_lib.i18n import check_language, text
+from course_lib.show.report import Table
 
 __all__ = ["select", "set_trainable", "freeze", "unfreeze", "trainable_ratio", "freezing_report", "param_groups"]
 

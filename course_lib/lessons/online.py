@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .i18n import check_language, text
+from course_lib.i18n import check_language, text
 
 __all__ = ["Unreachable", "HUB", "hub_endpoint", "hub_offline", "unreachable_reason", "network_failure", "hub", "download_text"]
 

@@ -11,11 +11,11 @@ One optimizer step, in the order the lessons teach:
 6. advance the schedule: ``scheduler.step()``, only after a real update.
 
 What a lesson needs *during* a run plugs in through callbacks
-(:mod:`course_lib.callbacks`): small objects with named moments, as in
+(:mod:`course_lib.engine.callbacks`): small objects with named moments, as in
 Hugging Face's ``TrainerCallback``.  The loop itself has no flags for them.
 
 Data parallelism needs no flag either: give the loop a model wrapped by
-:func:`course_lib.distributed.wrap` (``DistributedDataParallel``) and, on
+:func:`course_lib.engine.distributed.wrap` (``DistributedDataParallel``) and, on
 each rank, that rank's share of every batch.
 
 Host reads.  Records stay on the device and are read back together every
@@ -47,10 +47,10 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.distributed as dist
 
-from ._checks import check_int
-from .checkpoints import load_checkpoint, save_checkpoint
-from .clipping import Threshold, clip_factor, clip_grad_norm, threshold_at
-from .data import MicroBatches, ddp_wrapper, is_main_process, pick_device, to_device
+from course_lib.engine._checks import check_int
+from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
+from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm, threshold_at
+from course_lib.engine.data import MicroBatches, ddp_wrapper, is_main_process, pick_device, to_device
 
 __all__ = ["History", "TrainState", "Callback", "train", "forward_backward", "autocast", "weight_dtype", "PRECISIONS"]
 
@@ -191,7 +191,7 @@ class TrainState:
 
 
 class Callback:
-    """Named moments of the loop; override the ones you need.  See :mod:`course_lib.callbacks`."""
+    """Named moments of the loop; override the ones you need.  See :mod:`course_lib.engine.callbacks`."""
 
     def on_train_begin(self, state: TrainState) -> None: ...
     def on_step_begin(self, state: TrainState) -> None: ...
@@ -538,7 +538,7 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
     callbacks = list(callbacks)
     for callback in callbacks:
         if not isinstance(callback, Callback):
-            raise TypeError(f"callbacks must hold Callback objects (course_lib.callbacks), got {callback!r}")
+            raise TypeError(f"callbacks must hold Callback objects (course_lib.engine.callbacks), got {callback!r}")
     named = list(model.named_parameters())
     if not any(p.requires_grad for _, p in named) and not callbacks:
         raise ValueError("model has no trainable parameter (every requires_grad is False): unfreeze some before training")

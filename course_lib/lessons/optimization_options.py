@@ -1,8 +1,8 @@
 """Lesson 05's measurements: each optimization option of pretraining, timed on the machine that runs it.
 
 Every function returns plain numbers (JSON-ready) measured with
-:mod:`course_lib.bench`.  The lesson runs the small CPU configuration live;
-``python -m course_lib.optimization_options --config gpu`` runs the larger
+:mod:`course_lib.engine.timing`.  The lesson runs the small CPU configuration live;
+``python -m course_lib.lessons.optimization_options --config gpu`` runs the larger
 one on a GPU and stores it in ``course_lib/results/lesson05_gpu.json`` with its
 provenance.
 """
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .bench import enable_tf32, fused_adamw, gpt_flops_per_token, synchronize, time_it, train_speed
-from . import stored
-from .data import pick_device
-from .gpt import GPT, GPTConfig, lm_loss, naive_attention
+from course_lib.engine.timing import enable_tf32, fused_adamw, gpt_flops_per_token, synchronize, time_it, train_speed
+from course_lib.lessons import stored
+from course_lib.engine.data import pick_device
+from course_lib.models.gpt import GPT, GPTConfig, lm_loss, naive_attention
 
 __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_parameter", "precisions", "accumulation",
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
@@ -249,10 +249,10 @@ def weight_tying(config: Config, device=None) -> dict:
     both, ``tying_steps`` steps per seed.  The model is the CPU configuration's
     at any ``config``, so the live and stored numbers are comparable.
     """
-    from .callbacks import evaluate
-    from .corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
-    from .schedules import ScheduledLR, cosine_with_warmup
-    from .training import train
+    from course_lib.engine.callbacks import evaluate
+    from course_lib.lessons.corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
+    from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+    from course_lib.engine.training import train
 
     device = pick_device(device)
     tokenizer, ids = encode_texts(pretraining_texts(), 2048)
@@ -304,7 +304,7 @@ def run_all(config: Config, device=None, progress=print) -> dict:
     results["pinned_copies"] = pinned_copies(device)
     return {
         "config": dataclasses.asdict(config),
-        "provenance": stored.provenance(device, f"python -m course_lib.optimization_options --config {config.name}"),
+        "provenance": stored.provenance(device, f"python -m course_lib.lessons.optimization_options --config {config.name}"),
         **results,
     }
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_int, check_type, shown
-from .i18n import check_language
-from .online import download_text, hub
-from .sentiment import OFFLINE_DATA, _check_source, _package_dir
+from course_lib.engine._checks import check_int, check_type, shown
+from course_lib.i18n import check_language
+from course_lib.lessons.online import download_text, hub
+from course_lib.lessons.sentiment import OFFLINE_DATA, _check_source, _package_dir
 
 __all__ = ["pretraining_texts", "finetuning_text", "TextTokenizer", "train_tokenizer", "encode_texts", "gpt2_tokenizer", "split_held_out",
            "TokenWindows", "held_out_blocks", "characteristic_tokens", "token_share", "checksum", "ONLINE_BOOK"]

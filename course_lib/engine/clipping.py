@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_number, check_type, shown
+from course_lib.engine._checks import check_int, check_number, check_type, shown
 
 __all__ = [
     "global_norm",

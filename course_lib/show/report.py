@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from ._checks import check_type
+from course_lib.engine._checks import check_type
 
 
 def _check_cells(name: str, cells: tuple[str, ...], header: tuple[str, ...] = ()) -> None:

@@ -1,6 +1,6 @@
 """What a lesson measures or does during a run, as small objects the loop calls (callbacks).
 
-The loop (:func:`course_lib.training.train`) calls each callback at named
+The loop (:func:`course_lib.engine.training.train`) calls each callback at named
 moments: ``on_train_begin``, ``on_step_begin``, ``on_after_backward``
 (gradients unscaled, not yet clipped), ``on_step_end`` (after the update),
 ``on_evaluate``, ``on_log`` (every ``log_every`` steps, with host values) and
@@ -22,12 +22,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from ._checks import check_int
-from .clipping import LayerGradNorms, global_norm
-from .freezing import set_trainable
-from .i18n import check_language, number, text
-from .data import at_least_float32, ddp_wrapper, is_main_process, pick_device, to_device
-from .training import Callback, TrainState, autocast
+from course_lib.engine._checks import check_int
+from course_lib.engine.clipping import LayerGradNorms, global_norm
+from course_lib.engine.freezing import set_trainable
+from course_lib.i18n import check_language, number, text
+from course_lib.engine.data import at_least_float32, ddp_wrapper, is_main_process, pick_device, to_device
+from course_lib.engine.training import Callback, TrainState, autocast
 
 __all__ = [
     "GradNorms",
@@ -44,7 +44,7 @@ __all__ = [
 class GradNorms(Callback):
     """Gradient norm per layer before clipping, recorded as ``grad_norm/<layer>`` (one fused norm call).
 
-    ``group_by`` is as in :class:`~course_lib.clipping.LayerGradNorms`: a
+    ``group_by`` is as in :class:`~course_lib.engine.clipping.LayerGradNorms`: a
     function of the parameter name, or ``{layer: regex}``.
     """
 
@@ -253,8 +253,8 @@ class UnfreezeAt(Callback):
             raise ValueError(
                 f"UnfreezeAt({self.step}, {self.pattern!r}) cannot unfreeze inside a DistributedDataParallel model: DDP "
                 "averages only the parameters that were trainable when it was built, so the ranks would drift apart. "
-                "Train to that step with a checkpoint, unfreeze the bare model (course_lib.freezing.unfreeze), wrap it "
-                "again (course_lib.distributed.wrap) and resume"
+                "Train to that step with a checkpoint, unfreeze the bare model (course_lib.engine.freezing.unfreeze), wrap it "
+                "again (course_lib.engine.distributed.wrap) and resume"
             )
         if state.start_step > self.step:
             self._unfreeze(state)

@@ -1,8 +1,8 @@
 """Lesson 04's experiments: a pretrained GPT fine-tuned on *Hamlet* with everything trained or most of it frozen.
 
 Every run starts from the same pretrained weights and sees the same batches
-in the same order (:func:`course_lib.corpus.checksum` proves both), through
-:func:`course_lib.training.train`.  The variants:
+in the same order (:func:`course_lib.lessons.corpus.checksum` proves both), through
+:func:`course_lib.engine.training.train`.  The variants:
 
 * ``full`` (model A): every parameter trains;
 * ``targeted`` (model B): only the attention layers (``c_attn``, ``c_proj``)
@@ -12,7 +12,7 @@ in the same order (:func:`course_lib.corpus.checksum` proves both), through
 Measured per run: training and held-out loss, time per step, the Frobenius
 norm of each attention matrix's change per step |W_t - W_{t-1}|_F, and the
 share p of generated tokens in a set S of *Hamlet*'s characteristic tokens,
-over several sampling seeds.  ``python -m course_lib.targeted_freezing
+over several sampling seeds.  ``python -m course_lib.lessons.targeted_freezing_gpt
 --config gpu`` runs the larger configuration and stores it in ``course_lib/results/``.
 """
 
@@ -26,17 +26,17 @@ from dataclasses import dataclass
 
 import torch
 
-from .callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
-from .corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks, pretraining_texts,
+from course_lib.engine.callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
+from course_lib.lessons.corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks, pretraining_texts,
                      split_held_out, token_share)
-from . import stored
-from .data import default_dtype, pick_device
-from .experiments import Spread, spread
-from .freezing import freeze, param_groups, select, trainable_ratio, unfreeze
-from .gpt import GPT, generate, lm_loss
-from .pretraining import PRETRAIN, load_pretrained
-from .schedules import ScheduledLR, cosine_with_warmup
-from .training import train, weight_dtype
+from course_lib.lessons import stored
+from course_lib.engine.data import default_dtype, pick_device
+from course_lib.lessons.experiments import Spread, spread
+from course_lib.engine.freezing import freeze, param_groups, select, trainable_ratio, unfreeze
+from course_lib.models.gpt import GPT, generate, lm_loss
+from course_lib.lessons.pretraining import PRETRAIN, load_pretrained
+from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+from course_lib.engine.training import train, weight_dtype
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION", "Setup", "setup", "prepare", "run", "run_all", "sample_measures", "sample_text",
            "flop_saving", "p_summary", "weight_change_ratio", "curve_gap", "summarize", "noise_variance", "probe_cost", "load_results", "main"]
@@ -275,7 +275,7 @@ def run_all(config: Config, device=None, progress=print) -> dict:
         "eval_before": evaluate(before, s.held_out, lm_loss, device=device, precision=config.precision)["eval_loss"],
         "sample_before": sample_text(before, s, config, device=device),
         "probe_cost": probe_cost(config, device=device),
-        "provenance": stored.provenance(device, f"python -m course_lib.targeted_freezing --config {config.name}"),
+        "provenance": stored.provenance(device, f"python -m course_lib.lessons.targeted_freezing_gpt --config {config.name}"),
         "runs": runs,
     }
 

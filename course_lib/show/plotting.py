@@ -10,11 +10,11 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ._checks import check_number, check_type, shown
-from .clipping import clip_grad_norm, clip_grad_value
-from .i18n import check_language, text
-from .experiments import accumulated_rate, integral_prediction
-from .training import History
+from course_lib.engine._checks import check_number, check_type, shown
+from course_lib.engine.clipping import clip_grad_norm, clip_grad_value
+from course_lib.i18n import check_language, text
+from course_lib.lessons.experiments import accumulated_rate, integral_prediction
+from course_lib.engine.training import History
 
 
 def _check_entries(name: str, entries: Mapping, ok: Callable[[object], bool], allowed: str) -> None:

@@ -11,7 +11,7 @@ Lee's 2005 set: the same kind of snippets, balanced, with its own
 train/validation/test split, each sorted by label, so shuffled here before any
 slice is taken) through ``datasets``, and ``bert-base-uncased`` through
 ``from_pretrained``.  Without a network it raises
-:class:`course_lib.online.Unreachable`, in the reader's language.
+:class:`course_lib.lessons.online.Unreachable`, in the reader's language.
 
 Either way the result is the same kinds of objects: lists of
 :class:`Review`, a ``transformers`` ``BertForSequenceClassification`` with
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
-from ._checks import check_int, check_type
-from .i18n import check_language
-from .online import hub
-from .training import weight_dtype
+from course_lib.engine._checks import check_int, check_type
+from course_lib.i18n import check_language
+from course_lib.lessons.online import hub
+from course_lib.engine.training import weight_dtype
 
 __all__ = [
     "SOURCES",
@@ -179,7 +179,7 @@ def load_classifier(source: str = "offline", *, seed: int = 0, precision: str = 
 
 def bert_base_ratio(pattern: str = r"embeddings|attention") -> float:
     """R of the notes' recipe for bert-base-uncased, counted on the meta device: no weights are downloaded."""
-    from .freezing import freeze, trainable_ratio
+    from course_lib.engine.freezing import freeze, trainable_ratio
 
     transformers = _quiet_transformers()
     with torch.device("meta"):

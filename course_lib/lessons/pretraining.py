@@ -1,7 +1,7 @@
 """A pretrained GPT for lesson 04: trained here on shipped text (offline), or GPT-2 from the Hub (online).
 
 No GPT-2 weights ship in any package, so the offline path pretrains the
-course's own small GPT (:mod:`course_lib.gpt`) on the Rotten Tomatoes
+course's own small GPT (:mod:`course_lib.models.gpt`) on the Rotten Tomatoes
 snippets with a byte-level BPE tokenizer trained on the same text, through
 the course's one training loop.  On the CPU it runs in float64
 (``precision="fp64"``), so that every CPU, vector width and thread count
@@ -30,20 +30,20 @@ from pathlib import Path
 
 import torch
 
-from ._checks import check_int, check_type
-from .corpus import TextTokenizer, TokenWindows, encode_texts, gpt2_tokenizer, pretraining_texts
-from .data import default_dtype, pick_device
-from .freezing import param_groups
-from .gpt import GPT, GPTConfig, from_hf, lm_loss
-from .i18n import check_language
-from .online import HUB, hub
-from .schedules import ScheduledLR, cosine_with_warmup
-from .sentiment import OFFLINE_DATA, _check_source
-from .training import train, weight_dtype
+from course_lib.engine._checks import check_int, check_type
+from course_lib.lessons.corpus import TextTokenizer, TokenWindows, encode_texts, gpt2_tokenizer, pretraining_texts
+from course_lib.engine.data import default_dtype, pick_device
+from course_lib.engine.freezing import param_groups
+from course_lib.models.gpt import GPT, GPTConfig, from_hf, lm_loss
+from course_lib.i18n import check_language
+from course_lib.lessons.online import HUB, hub
+from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+from course_lib.lessons.sentiment import OFFLINE_DATA, _check_source
+from course_lib.engine.training import train, weight_dtype
 
 __all__ = ["PretrainConfig", "PRETRAIN", "pretrained", "load_pretrained", "cache_path", "code_digest"]
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # course_lib/
 
 
 @dataclass(frozen=True)
@@ -88,18 +88,23 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "course_lib")
 
 
+def _source(module: str) -> Path:
+    """The file of ``module``, a dotted name inside course_lib (``"engine.training"``)."""
+    return PACKAGE.joinpath(*module.split(".")).with_suffix(".py")
+
+
 def _imports(module: str) -> set[str]:
-    """The course_lib modules that ``module`` imports (relative imports, read from its source, not executed)."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    """The course_lib modules that ``module`` imports (``from course_lib.x.y import ...``, read from its source, not executed)."""
+    tree = ast.parse(_source(module).read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            names = [node.module] if node.module else [alias.name for alias in node.names]
-            found.update(name.split(".")[0] for name in names if (PACKAGE / f"{name.split('.')[0]}.py").exists())
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("course_lib."):
+            name = node.module.removeprefix("course_lib.")
+            found.update(n for n in [name, *(f"{name}.{alias.name}" for alias in node.names)] if _source(n).exists())
     return found
 
 
-def code_digest(module: str = "pretraining") -> str:
+def code_digest(module: str = "lessons.pretraining") -> str:
     """SHA-256 (16 hex digits) of the source files of ``module`` and every course_lib module it imports, transitively.
 
     The pretraining cache's key holds it, so that any change to the code that
@@ -114,7 +119,7 @@ def code_digest(module: str = "pretraining") -> str:
             todo.extend(_imports(name) - seen)
     digest = hashlib.sha256()
     for name in sorted(seen):
-        digest.update(name.encode() + b"\0" + (PACKAGE / f"{name}.py").read_bytes())
+        digest.update(name.encode() + b"\0" + _source(name).read_bytes())
     return digest.hexdigest()[:16]
 
 

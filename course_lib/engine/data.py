@@ -5,7 +5,7 @@
 DataLoader whose order a resumed run can replay; under ``torchrun`` the
 device and the data shard come from the environment variables it sets, and
 ``ddp_wrapper`` tells the loop whether a model is data-parallel
-(:mod:`course_lib.distributed`).
+(:mod:`course_lib.engine.distributed`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from ._checks import check_int
+from course_lib.engine._checks import check_int
 
 __all__ = ["pick_device", "default_dtype", "at_least_float32", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches"]
 
@@ -233,6 +233,6 @@ def _check_resumable_order(data) -> None:
     if isinstance(sampler, torch.utils.data.RandomSampler):
         raise ValueError(
             "data is a DataLoader with shuffle=True (a RandomSampler), whose order cannot be replayed on resume: "
-            "build it with course_lib.data.make_loader(dataset, batch_size, seed=...) or pass a function of "
+            "build it with course_lib.engine.data.make_loader(dataset, batch_size, seed=...) or pass a function of "
             "the batch index"
         )

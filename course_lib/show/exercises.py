@@ -26,16 +26,16 @@ from typing import Callable
 
 import torch
 
-from ._checks import shown
-from .bench import gpt_flops_per_token, mfu
-from .clipping import clip_factor, global_norm
-from .corpus import token_share
-from .finetuning import RECIPE
-from .freezing import freeze, param_groups, trainable_ratio, unfreeze
-from .gpt import GPT, GPTConfig, parameter_count
-from .i18n import check_language, text
-from .schedules import CosineDecay, cosine_with_warmup
-from .targeted_freezing import ATTENTION, flop_saving
+from course_lib.engine._checks import shown
+from course_lib.engine.timing import gpt_flops_per_token, mfu
+from course_lib.engine.clipping import clip_factor, global_norm
+from course_lib.lessons.corpus import token_share
+from course_lib.lessons.finetuning_bert import RECIPE
+from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
+from course_lib.models.gpt import GPT, GPTConfig, parameter_count
+from course_lib.i18n import check_language, text
+from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
+from course_lib.lessons.targeted_freezing_gpt import ATTENTION, flop_saving
 
 __all__ = [
     "Verdict",
@@ -240,7 +240,7 @@ def _half_cosine(progress: float) -> float:
 def check_warmup_cosine(fn: Callable, lang: str) -> Verdict:
     """Lesson 01: ``fn(t, num_warmup_steps, num_training_steps)``, the multiplier of warm-up + half cosine.
 
-    Reference: :func:`course_lib.schedules.cosine_with_warmup`.  Mistakes
+    Reference: :func:`course_lib.engine.schedules.cosine_with_warmup`.  Mistakes
     recognised: a warm-up (or the whole schedule) one step ahead, the cosine's
     clock not restarted after the warm-up, the cosine run over T instead of
     T - T_warm, a full cosine cycle instead of half of one.
@@ -261,7 +261,7 @@ def check_warmup_cosine(fn: Callable, lang: str) -> Verdict:
 def check_cosine_cycles(fn: Callable, lang: str) -> Verdict:
     """Lesson 01: ``fn(t, num_steps, num_cycles)`` = ½(1 + cos(2πCt/T)), the cosine with C smooth cycles.
 
-    Reference: :class:`course_lib.schedules.CosineDecay`.  Mistakes recognised:
+    Reference: :class:`course_lib.engine.schedules.CosineDecay`.  Mistakes recognised:
     πCt/T for the angle (C counted in half cycles), cos without ½(1 + ·).
     """
     reference = lambda t, n, c: CosineDecay(n, c)(t)
@@ -294,7 +294,7 @@ def check_hard_restarts(fn: Callable, lang: str) -> Verdict:
     """Lesson 01: ``fn(t, num_steps, num_cycles)``, the cosine with C hard restarts, for 0 ≤ t < T.
 
     Reference: :func:`hard_restarts_factor`.  Mistakes recognised: the smooth
-    cycles of :class:`course_lib.schedules.CosineDecay`, a full cosine within
+    cycles of :class:`course_lib.engine.schedules.CosineDecay`, a full cosine within
     each cycle, no restart at all (the fractional part forgotten).
     """
     rows = [(t, 100, 1) for t in (0, 50, 99)] + [(t, 100, 2) for t in (0, 25, 49, 50, 75)] + [(t, 100, 3) for t in (20, 34, 67, 90)]
@@ -313,7 +313,7 @@ def check_hard_restarts(fn: Callable, lang: str) -> Verdict:
 def check_clip_coefficient(fn: Callable, lang: str) -> Verdict:
     """Lesson 02: ``fn(norm, max_norm)`` = c / max(|g|, c), the factor that clipping by norm multiplies g by.
 
-    Reference: :func:`course_lib.clipping.clip_factor`.  Mistakes recognised:
+    Reference: :func:`course_lib.engine.clipping.clip_factor`.  Mistakes recognised:
     c/|g| also below the threshold (which scales small gradients up), the
     clipped norm min(|g|, c) instead of the factor, the factor inverted.
     """
@@ -374,8 +374,8 @@ def _always_scaled(grads, c):
 def check_clip_by_global_norm(fn: Callable, lang: str) -> Verdict:
     """Lesson 02: ``fn(grads, max_norm)`` returns the gradients clipped by their global norm, one factor for all.
 
-    Reference: :func:`course_lib.clipping.global_norm` and ``clip_factor``, as
-    :func:`course_lib.clipping.clip_grad_norm` applies them.  Mistakes
+    Reference: :func:`course_lib.engine.clipping.global_norm` and ``clip_factor``, as
+    :func:`course_lib.engine.clipping.clip_grad_norm` applies them.  Mistakes
     recognised: each tensor clipped by its own norm, the sum of the norms (or
     of their squares) taken as |g|, c/|g| also below the threshold.
     """
@@ -450,7 +450,7 @@ def _numel(model, keep) -> int:
 def check_trainable_share(fn: Callable, lang: str) -> Verdict:
     """Lesson 03: ``fn(model)`` = R, the share of the model's numbers that train (requires_grad), counted in numbers.
 
-    Reference: :func:`course_lib.freezing.trainable_ratio`.  Mistakes
+    Reference: :func:`course_lib.engine.freezing.trainable_ratio`.  Mistakes
     recognised: the frozen share 1 - R, every parameter counted (R = 1),
     tensors counted instead of numbers.
     """
@@ -509,7 +509,7 @@ def check_optimizer_groups(fn: Callable, lang: str) -> Verdict:
     """Lesson 03: ``fn(model, weight_decay)`` returns the optimizer's parameter groups: trainable parameters only,
     matrices with ``weight_decay``, biases and LayerNorm weights with 0.
 
-    Reference: :func:`course_lib.freezing.param_groups`.  Mistakes recognised:
+    Reference: :func:`course_lib.engine.freezing.param_groups`.  Mistakes recognised:
     frozen parameters left in the groups, every parameter decayed, the two
     groups swapped.
     """
@@ -532,7 +532,7 @@ def check_optimizer_groups(fn: Callable, lang: str) -> Verdict:
 def check_parameter_count(fn: Callable, lang: str) -> Verdict:
     """Lesson 04: ``fn(vocab_size, block_size, n_layer, n_embd)``, the parameters of the course's GPT (tied output layer).
 
-    Reference: :func:`course_lib.gpt.parameter_count` = V·d + T·d + L·(12d² + 13d) + 2d.
+    Reference: :func:`course_lib.models.gpt.parameter_count` = V·d + T·d + L·(12d² + 13d) + 2d.
     Mistakes recognised: the output layer counted again (untied), no position
     embedding, no biases and LayerNorms, 4d² per block, no final LayerNorm.
     """
@@ -557,7 +557,7 @@ def _show_count(value: float, other: object, lang: str) -> str:
 def check_token_share(fn: Callable, lang: str) -> Verdict:
     """Lesson 04: ``fn(tokens, S)`` = p, the share of the generated tokens (a list of ids) that are in the set S.
 
-    Reference: :func:`course_lib.corpus.token_share`.  Mistakes recognised:
+    Reference: :func:`course_lib.lessons.corpus.token_share`.  Mistakes recognised:
     distinct tokens counted instead of every occurrence, a division by |S|.
     """
     reference = lambda tokens, S: token_share(torch.tensor(tokens), S)
@@ -597,7 +597,7 @@ def _frozen_share(params, divide: int) -> float:
 def check_frozen_flop_share(fn: Callable, lang: str) -> Verdict:
     """Lesson 04: ``fn(model)``, the share of a step's matrix-multiply FLOPs that the frozen weights save.
 
-    Reference: :func:`course_lib.targeted_freezing.flop_saving` = frozen matrix
+    Reference: :func:`course_lib.lessons.targeted_freezing_gpt.flop_saving` = frozen matrix
     weights / (3 × all matrix weights), the position embedding left out (a
     look-up).  Mistakes recognised: no division by 3 (as if freezing saved
     all six FLOPs per weight), biases and LayerNorms counted, the position
@@ -621,7 +621,7 @@ def check_frozen_flop_share(fn: Callable, lang: str) -> Verdict:
 def check_flops_per_token(fn: Callable, lang: str) -> Verdict:
     """Lesson 05: ``fn(n_layer, n_embd, vocab_size, context)`` = 6N + 12·L·d·T, N = 12·L·d² + V·d.
 
-    Reference: :func:`course_lib.bench.gpt_flops_per_token`.  Mistakes
+    Reference: :func:`course_lib.engine.timing.gpt_flops_per_token`.  Mistakes
     recognised: attention counted per sequence (T²), attention left out, 2
     FLOPs per weight (the forward pass only), the position embedding counted
     in N, the output layer left out of N.
@@ -646,7 +646,7 @@ def check_flops_per_token(fn: Callable, lang: str) -> Verdict:
 def check_mfu(fn: Callable, lang: str) -> Verdict:
     """Lesson 05: ``fn(tokens_per_step, ms_per_step, flops_per_token, peak_flops)``, MFU as a fraction.
 
-    Reference: :func:`course_lib.bench.mfu` at tokens/s = tokens per step /
+    Reference: :func:`course_lib.engine.timing.mfu` at tokens/s = tokens per step /
     (ms per step / 1000).  Mistakes recognised: milliseconds used as seconds,
     a percentage instead of a fraction, the ratio inverted.
     """

@@ -1,7 +1,7 @@
 """Lesson 01's toy in plain PyTorch: the loop a practitioner writes, with no course_lib in it.
 
 :func:`train_toy_plain` trains the same two-logit model as
-:func:`course_lib.toy.train_softmax_toy`, on the same mini-batches, with an
+:func:`course_lib.models.toy.train_softmax_toy`, on the same mini-batches, with an
 SGD optimizer, a scheduler built by ``make_scheduler(optimizer)`` (a
 ``torch.optim.lr_scheduler.LambdaLR`` over :func:`warmup_cosine`, or
 transformers' ``get_cosine_schedule_with_warmup``, which returns one) and the
@@ -27,8 +27,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .toy import add_excess_loss
-from .training import History
+from course_lib.models.toy import add_excess_loss
+from course_lib.engine.training import History
 
 __all__ = ["warmup_cosine", "train_toy_plain", "plain_history"]
 
@@ -62,8 +62,8 @@ def train_toy_plain(make_scheduler, eta_max, num_steps, *, target_prob=1.0, batc
 
 
 def plain_history(rates: list[float], weights: list[list[float]], target_prob: float = 1.0) -> History:
-    """The result of :func:`train_toy_plain` as the :class:`~course_lib.training.History` that
-    :func:`~course_lib.toy.train_softmax_toy` returns, so that course_lib's measurements apply to it."""
+    """The result of :func:`train_toy_plain` as the :class:`~course_lib.engine.training.History` that
+    :func:`~course_lib.models.toy.train_softmax_toy` returns, so that course_lib's measurements apply to it."""
     if len(weights) != len(rates) + 1:
         raise ValueError(
             f"weights must hold one entry more than rates (the start, then one per update), got {len(weights)} and {len(rates)}"
