@@ -15,7 +15,7 @@ and trained by the one loop.
 * ``curves``: the same global batch of real text (lesson 04's reviews) on 1
   process and on N, ``--curve-steps`` steps from the same weights; then the
   N-process checkpoint resumed for as many steps on N processes and on 1.
-  Compared with :func:`course_lib.models.fast_step.curve_agreement`.
+  Compared with :func:`course_lib.engine.stats.curve_agreement`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ import torch.distributed as dist
 from course_lib.lessons import stored
 from course_lib.engine.timing import Timing, loop_steps, synchronize
 from course_lib.engine.distributed import child_environment, cleanup, global_batch_slice, setup, wrap
-from course_lib.models.fast_step import FAST, build, curve_agreement, synthetic_batches
+from course_lib.engine.stats import curve_agreement
+from course_lib.models.fast_step import FAST, build, synthetic_batches
 from course_lib.engine.training import train
 
 OUT = stored.path("05", "ddp")

@@ -18,7 +18,7 @@ Four parts (``--parts``, default all; each part's results go into the same file)
   (:data:`course_lib.models.fast_step.ABLATIONS`), at ``--ablation-batch``.
 * ``profile``: where the fast step's GPU time goes, by kind of kernel (PyTorch's profiler), and its idle time.
 * ``loss``: the fast step and the plain fp32 step trained on real text from the
-  same weights (:func:`course_lib.models.fast_step.loss_curves`).
+  same weights (:func:`course_lib.lessons.optimization_options.loss_curves`).
 
 Timing: every contender is built and warmed up (compiled) first, then
 ``--rounds`` rounds run each contender for ``--steps`` optimizer steps in
@@ -47,7 +47,8 @@ from course_lib.lessons import stored
 from course_lib.engine.timing import Timing, gpt_flops_per_token, loop_steps, mfu, peak_flops, synchronize
 from course_lib.engine.callbacks import Throughput
 from course_lib.engine.data import pick_device
-from course_lib.models.fast_step import ABLATIONS, FAST, Step, build, loss_curves, synthetic_batches
+from course_lib.lessons.optimization_options import loss_curves
+from course_lib.models.fast_step import ABLATIONS, FAST, Step, build, synthetic_batches
 from course_lib.models.gpt import GPTConfig
 
 OUT = stored.path("05", "nanogpt")

@@ -52,11 +52,13 @@ from course_lib.engine.schedules import (
     cosine_with_warmup,
     linear_with_warmup,
 )
+from course_lib.show.widgets import progress_bar
 from course_lib.engine.callbacks import Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
 from course_lib.engine.checkpoints import load_checkpoint
 from course_lib.engine.data import make_loader, pick_device
 from course_lib.show.exercises import check_clip_coefficient, check_mfu, check_optimizer_groups, check_warmup_cosine
-from course_lib.lessons.experiments import integral_law_holds_until, paired_difference, spread
+from course_lib.engine.stats import spread
+from course_lib.lessons.lr_schedules import integral_law_holds_until, paired_difference
 from course_lib.engine.freezing import freeze, trainable_ratio
 from course_lib.models.toy import train_softmax_toy
 from course_lib.engine.training import Callback, History, train
@@ -399,7 +401,9 @@ TRAINING = [
     pytest.param(lambda: _train(callbacks=[UnfreezeAt(0, "^encoder")]), ValueError, "no parameter matches pattern='^encoder'", id="unfreeze-matches-nothing"),
     pytest.param(lambda: freeze(_setup()[0], "(["), ValueError, "is not a valid regular expression", id="freeze-bad-regex"),
     pytest.param(lambda: trainable_ratio(torch.nn.ReLU()), ValueError, "model has no parameters", id="ratio-no-parameters"),
-    pytest.param(lambda: Progress("fr"), ValueError, "lang must be one of", id="progress-lang"),
+    pytest.param(lambda: progress_bar("fr"), ValueError, "lang must be one of", id="progress-lang"),
+    pytest.param(lambda: Progress(loss="loss"), TypeError, "loss must be a function", id="progress-loss"),
+    pytest.param(lambda: Progress(description=3), TypeError, "description must be a string", id="progress-description"),
     pytest.param(lambda: make_loader([1, 2, 3], batch_size=0), ValueError, "batch_size must be >= 1", id="loader-batch-size"),
     pytest.param(lambda: make_loader([1, 2, 3], batch_size=2, seed=-1), TypeError, "seed must be an int >= 0", id="loader-seed"),
     pytest.param(lambda: train_softmax_toy(Constant(), 0.1, 10, target_prob=0.4), ValueError, "target_prob must be a number in (0.5, 1]", id="toy-target-prob"),

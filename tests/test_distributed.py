@@ -13,7 +13,8 @@ from torch.nn.parallel import DistributedDataParallel
 from course_lib.engine.callbacks import Evaluate, GradNorms, UnfreezeAt, WeightChange
 from course_lib.engine.checkpoints import unwrap
 from course_lib.lessons.corpus import checksum
-from course_lib.engine.distributed import TINY_GPT, cleanup, collect, global_batch_slice, launch, main, setup, wrap
+from course_lib.engine.distributed import cleanup, global_batch_slice, setup, wrap
+from course_lib.lessons.data_parallel import TINY_GPT, collect, launch, main
 from course_lib.models.gpt import GPT, lm_loss
 from course_lib.engine.training import train
 
@@ -29,7 +30,7 @@ TOLERANCE = dict(atol=1e-6, rtol=1e-5)
 FROZEN = r"^transformer\.(wpe|h\.0)\."  # the position embedding and the first block
 
 
-RUNS = {  # name: (processes, options of python -m course_lib.engine.distributed)
+RUNS = {  # name: (processes, options of python -m course_lib.lessons.data_parallel)
     "one": (1, ()),
     "two": (2, ()),
     "two accumulating": (2, ("--accumulate", "2")),

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from course_lib.lessons import stored
-from course_lib.models.fast_step import (ABLATIONS, FAST, PLAIN, build, curve_agreement, headline, load_results, loss_curves,
-                                  matmul_rate, synthetic_batches)
+from course_lib.engine.stats import curve_agreement
+from course_lib.lessons.optimization_options import headline, load_benchmark, loss_curves, matmul_rate
+from course_lib.models.fast_step import ABLATIONS, FAST, PLAIN, build, synthetic_batches
 from course_lib.models.gpt import GPT
 from course_lib.engine.training import train
 
@@ -93,7 +94,7 @@ def test_loss_curves_train_both_steps_from_the_same_weights_on_real_text():
 
 
 def test_the_stored_benchmark_holds_what_the_lesson_shows():
-    data = load_results()
+    data = load_benchmark()
     for part in ("comparison", "ablation", "loss", "profile"):
         assert {"date", "device", "torch", "command", "step"} <= set(data["provenance"][part])
     rows = data["comparison"]["rows"]
@@ -110,7 +111,7 @@ def test_the_stored_benchmark_holds_what_the_lesson_shows():
 
 def test_the_stored_benchmark_supports_what_lesson_05_says():
     """Each sentence of lesson 05 §14 that reads the stored numbers, as an assertion (a re-run must keep them true)."""
-    data = load_results()
+    data = load_benchmark()
     top = headline(data)
     ratios = [top["ratios"][b] for b in sorted(top["ratios"])]
     assert 1.0 < ratios[0] < 1.1, "faster than nanoGPT at its micro-batch, short of the 1.1 goal"
@@ -142,4 +143,4 @@ def test_a_stored_benchmark_of_another_fast_step_is_refused(tmp_path, monkeypatc
     monkeypatch.setattr(stored, "DATA", tmp_path)
     (tmp_path / "lesson05_nanogpt.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ValueError, match="another fast step"):
-        load_results()
+        load_benchmark()

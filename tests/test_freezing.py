@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from course_lib.engine.callbacks import UnfreezeAt, WeightChange
-from course_lib.engine.freezing import freeze, freezing_report, param_groups, select, trainable_ratio, unfreeze
+from course_lib.engine.freezing import freeze, param_groups, select, trainable_ratio, unfreeze
+from course_lib.show.tables import freezing_table
 from course_lib.i18n import text
 from course_lib.engine.training import train
 
@@ -102,7 +103,7 @@ def test_unfreezing_mid_run_trains_the_unfrozen_part_from_that_step():
 def test_report_lists_each_part_and_r(lang):
     model = tiny_bert()
     freeze(model, RECIPE)
-    table = freezing_report(model, lang)
+    table = freezing_table(model, lang)
     rows = {row[0]: row for row in table.rows}
     assert rows["bert.encoder.layer.*.attention"][2] == text("frozen", lang)
     assert rows["bert.encoder.layer.*.intermediate"][2] == text("trainable", lang)

@@ -2,13 +2,11 @@
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from course_lib.engine import timing as bench
-from course_lib.lessons import stored
 from course_lib.lessons import optimization_options as oo
 from course_lib.models.gpt import GPT, GPTConfig, lm_loss
 from course_lib.show.tables import measured_table, options_table

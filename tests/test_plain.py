@@ -4,7 +4,7 @@ import pytest
 import torch
 import transformers
 
-from course_lib.lessons.experiments import late_excess
+from course_lib.lessons.lr_schedules import late_excess
 from course_lib.lessons.plain import plain_history, train_toy_plain, warmup_cosine
 from course_lib.engine.schedules import cosine_with_warmup
 from course_lib.models.toy import train_softmax_toy

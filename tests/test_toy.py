@@ -8,16 +8,8 @@ import torch
 
 matplotlib.use("Agg")
 
-from course_lib.lessons.experiments import (
-    accumulated_rate,
-    integral_law_holds_until,
-    integral_prediction,
-    late_excess,
-    paired_difference,
-    run_seeds,
-    settled_step,
-    spread,
-)
+from course_lib.engine.stats import spread
+from course_lib.lessons.lr_schedules import accumulated_rate, integral_law_holds_until, integral_prediction, late_excess, paired_difference, run_seeds, settled_step
 from course_lib.i18n import LANGUAGES, number, number_list, plain, text
 from course_lib.show.plotting import (
     plot_clip_directions,
@@ -298,7 +290,7 @@ def test_clipping_figures_are_labelled(lang):
 
 
 def test_initialization_and_layernorm_keep_values_in_range():
-    from course_lib.lessons.experiments import value_ranges
+    from course_lib.lessons.gradient_clipping import value_ranges
 
     r = value_ranges(depth=16, width=128)
     assert r[("normal", False)]["output_rms"] > 1e10 and not math.isfinite(r[("normal", False)]["first_grad_norm"])

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from course_lib.engine.callbacks import Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
+from course_lib.show.widgets import progress_bar
+from course_lib.engine.callbacks import Evaluate, GradNorms, Throughput, UnfreezeAt, WeightChange
 from course_lib.engine.checkpoints import load_checkpoint, unwrap
 from course_lib.engine.clipping import delayed
 from course_lib.engine.data import make_loader, pick_device, to_device
@@ -499,7 +500,7 @@ def test_wrapped_models_save_bare_state_dicts(tmp_path):
 @pytest.mark.parametrize("lang, words", [("vi", ("Huấn luyện", "bước/s", "mất mát")), ("en", ("Training", "step/s", "loss"))])
 def test_progress_shows_rate_time_left_and_loss_in_the_readers_language(capsys, lang, words):
     model, optimizer, _ = setup(schedule=False)
-    train(model, optimizer, batches, mse, 20, device="cpu", callbacks=[Progress(lang)], log_every=5)
+    train(model, optimizer, batches, mse, 20, device="cpu", callbacks=[progress_bar(lang)], log_every=5)
     err = capsys.readouterr().err
     assert all(word in err for word in words) and "20/20" in err and "<" in err  # tqdm's "elapsed<left"
     train(model, optimizer, batches, mse, 20, device="cpu")

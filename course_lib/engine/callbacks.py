@@ -22,10 +22,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from course_lib.engine._checks import check_int
+from course_lib.engine._checks import check_int, check_type
 from course_lib.engine.clipping import LayerGradNorms, global_norm
 from course_lib.engine.freezing import set_trainable
-from course_lib.i18n import check_language, number, text
 from course_lib.engine.data import at_least_float32, ddp_wrapper, is_main_process, pick_device, to_device
 from course_lib.engine.training import Callback, TrainState, autocast
 
@@ -276,15 +275,21 @@ class UnfreezeAt(Callback):
 
 
 class Progress(Callback):
-    """A progress bar with the loss, the rate and the time left, in the reader's language.
+    """A progress bar with the loss, the rate and the time left.
 
     ``tqdm.auto``: a widget in Jupyter and Colab, text lines elsewhere (the
     bar Hugging Face's Trainer uses).  Updated every ``log_every`` steps from
-    the values the loop reads anyway; shown only by the main process.
+    the values the loop reads anyway; shown only by the main process.  The
+    words and the loss's format are arguments, so a page shows them in its
+    own language (:func:`course_lib.show.widgets.progress_bar`).
     """
 
-    def __init__(self, lang: str = "en"):
-        self.lang = check_language(lang)
+    def __init__(self, description: str = "Training", unit: str = " step", loss: Callable[[float], str] = "loss {:.4f}".format):
+        check_type("description", description, str, "a string")
+        check_type("unit", unit, str, "a string")
+        if not callable(loss):
+            raise TypeError(f"loss must be a function from the loss to the text shown, got {type(loss).__name__}")
+        self.description, self.unit, self.loss = description, unit, loss
         self.bar = None
 
     def on_train_begin(self, state: TrainState) -> None:
@@ -293,8 +298,7 @@ class Progress(Callback):
         from tqdm.auto import tqdm
 
         self.bar = tqdm(
-            total=state.steps, initial=state.start_step, desc=text("progress_desc", self.lang),
-            unit=text("progress_unit", self.lang), dynamic_ncols=True,
+            total=state.steps, initial=state.start_step, desc=self.description, unit=self.unit, dynamic_ncols=True,
         )
 
     def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
@@ -302,7 +306,7 @@ class Progress(Callback):
             return
         self.bar.update(state.step + 1 - self.bar.n)
         if "loss" in logs and math.isfinite(logs["loss"]):
-            self.bar.set_postfix_str(f"{text('progress_loss', self.lang)} {number(logs['loss'], self.lang, 4)}", refresh=False)
+            self.bar.set_postfix_str(self.loss(logs["loss"]), refresh=False)
 
     def on_train_end(self, state: TrainState) -> None:
         if self.bar is not None:

@@ -20,10 +20,8 @@ from typing import Iterable
 import torch
 
 from course_lib.engine._checks import check_type, shown
-from course_lib.i18n import check_language, text
-from course_lib.show.report import Table
 
-__all__ = ["select", "set_trainable", "freeze", "unfreeze", "trainable_ratio", "freezing_report", "param_groups"]
+__all__ = ["select", "set_trainable", "freeze", "unfreeze", "trainable_ratio", "param_groups"]
 
 _LAYER = r"(?:^|\.)(?:layer|layers|h|blocks)\.({})\."
 
@@ -99,33 +97,6 @@ def trainable_ratio(model: torch.nn.Module) -> float:
     if total == 0:
         raise ValueError("model has no parameters")
     return sum(p.numel() for p in model.parameters() if p.requires_grad) / total
-
-
-def _group(name: str) -> str:
-    """'bert.encoder.layer.3.attention.self.query.weight' -> 'bert.encoder.layer.*.attention'."""
-    parts = re.sub(r"\.\d+\.", ".*.", name).split(".")
-    if "*" in parts:
-        return ".".join(parts[: parts.index("*") + 2])
-    return ".".join(parts[:-1]) if len(parts) > 2 else parts[0]
-
-
-def freezing_report(model: torch.nn.Module, lang: str) -> Table:
-    """One row per part of the model (layers with the same role together): parameters, trainable or frozen; then R."""
-    check_language(lang)
-    rows: dict[str, list[int]] = {}
-    for name, p in model.named_parameters():
-        counts = rows.setdefault(_group(name), [0, 0])
-        counts[0] += p.numel()
-        counts[1] += p.numel() if p.requires_grad else 0
-    body = []
-    for group, (total, trainable) in rows.items():
-        status = "trainable" if trainable == total else "frozen" if trainable == 0 else "partly_trainable"
-        body.append((group, f"{total:,}".replace(",", "." if lang == "vi" else ","), text(status, lang)))
-    ratio = trainable_ratio(model)
-    total = sum(p.numel() for p in model.parameters())
-    body.append((text("total", lang), f"{total:,}".replace(",", "." if lang == "vi" else ","),
-                 text("ratio_r", lang, r=f"{ratio:.3f}".replace(".", "," if lang == "vi" else "."))))
-    return Table((text("part", lang), text("parameters", lang), text("status", lang)), tuple(body))
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

@@ -10,6 +10,7 @@ provenance.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -17,14 +18,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib.engine.timing import enable_tf32, fused_adamw, gpt_flops_per_token, synchronize, time_it, train_speed
-from course_lib.lessons import stored
+from course_lib.engine._checks import check_int
+from course_lib.engine.callbacks import evaluate
 from course_lib.engine.data import pick_device
+from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+from course_lib.engine.stats import curve_agreement
+from course_lib.engine.timing import enable_tf32, fused_adamw, gpt_flops_per_token, peak_for_name, synchronize, time_it, train_speed
+from course_lib.engine.training import train
+from course_lib.lessons import stored
+from course_lib.lessons.corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
+from course_lib.models.fast_step import ABLATIONS, FAST, PLAIN, SPEED_OPTIONS, Step, build
 from course_lib.models.gpt import GPT, GPTConfig, lm_loss, naive_attention
 
 __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_parameter", "precisions", "accumulation",
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
-           "run_all", "load_results", "main"]
+           "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate"]
 
 
 @dataclass(frozen=True)
@@ -249,10 +257,6 @@ def weight_tying(config: Config, device=None) -> dict:
     both, ``tying_steps`` steps per seed.  The model is the CPU configuration's
     at any ``config``, so the live and stored numbers are comparable.
     """
-    from course_lib.engine.callbacks import evaluate
-    from course_lib.lessons.corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
-    from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
-    from course_lib.engine.training import train
 
     device = pick_device(device)
     tokenizer, ids = encode_texts(pretraining_texts(), 2048)
@@ -321,3 +325,72 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------------------------------------- the fast step (benchmarks/nanogpt_vs_course.py)
+
+
+def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, device=None, seed: int = 0,
+                vocab: int = 8192, progress=None) -> dict:
+    """Train the same GPT-2 from the same weights on the same real text, batch by batch, with ``plain`` and ``fast``.
+
+    Only the speed options (:data:`SPEED_OPTIONS`) come from ``plain``; sizes, batches and rates are ``fast``'s.
+
+    The text is lesson 04's (the Rotten Tomatoes snippets), tokenized by a
+    byte-level BPE of ``vocab`` tokens; the model keeps ``fast``'s sizes.
+    Returns both loss curves and :func:`curve_agreement`.
+    """
+    check_int("steps", steps, 1)
+    device = pick_device(device)
+    _, ids = encode_texts(pretraining_texts(), vocab)
+    windows = TokenWindows(ids, fast.micro_batch, fast.block_size, seed)
+    curves = {}
+    for name, step in (("plain", plain), ("fast", fast)):
+        step = dataclasses.replace(fast, **{f: getattr(step, f) for f in SPEED_OPTIONS})  # same model, batches, rates
+        pinned = step.pinned and device.type == "cuda"
+        built = build(step, device, data=(lambda m: windows(m).pin_memory()) if pinned else windows, seed=seed,
+                      schedule_steps=steps, warmup_steps=max(1, steps // 10))
+        history = train(built.model, built.optimizer, built.data, built.loss_fn, steps, device=device, **built.train_kwargs())
+        curves[name] = history.loss
+        if progress:
+            progress(f"{name}: loss {history.loss[0]:.3f} -> {history.loss[-1]:.3f}")
+        del built
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return {"steps": steps, "tokens": len(ids), "vocab": vocab, "plain": curves["plain"], "fast": curves["fast"],
+            "agreement": curve_agreement(curves["plain"], curves["fast"])}
+
+
+def load_benchmark() -> dict:
+    """The stored benchmark (``course_lib/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
+    file = stored.path("05", "nanogpt")
+    if not file.exists():
+        raise FileNotFoundError(f"{file} is missing: run `python benchmarks/nanogpt_vs_course.py --nanogpt PATH` on a GPU")
+    results = json.loads(file.read_text(encoding="utf-8"))
+    expected = json.loads(json.dumps(dataclasses.asdict(FAST)))
+    for part, where in results["provenance"].items():
+        if where.get("step") != expected or (part == "ablation" and set(results["ablation"]["changes"]) != set(ABLATIONS)):
+            raise ValueError(f"{file} ({part}) was measured for another fast step than course_lib.models.fast_step.FAST: re-run "
+                             "benchmarks/nanogpt_vs_course.py")
+    return results
+
+
+def headline(results: dict) -> dict:
+    """The numbers the lesson states: the ratio at each micro-batch, each side's best micro-batch, the loss-curve gap."""
+    rows = results["comparison"]["rows"]
+    nano = [r for r in rows if r["group"] == "nanoGPT"]
+    ours = [r for r in rows if r["group"] == "course"]
+    best_nano, best_ours = max(nano, key=lambda r: r["tokens_per_s"]), max(ours, key=lambda r: r["tokens_per_s"])
+    ratios = {r["micro_batch"]: r["vs_nanogpt"] for r in ours}
+    return {"ratios": ratios, "best_nanogpt": best_nano, "best_course": best_ours,
+            "best_ratio": best_ours["tokens_per_s"] / best_nano["tokens_per_s"], "loss": results["loss"]["agreement"]}
+
+
+def matmul_rate(results: dict) -> tuple[float, float | None]:
+    """The profiled step's matrix multiplies: FLOP/s (6N per token over their kernel time) and the share of the GPU's bf16 peak."""
+    config = FAST.gpt()
+    profile = results["profile"]
+    per_token = gpt_flops_per_token(config) - 12 * config.n_layer * config.n_embd * config.block_size  # 6N: no attention
+    rate = per_token * profile["micro_batch"] * config.block_size / (profile["by_kind"]["matmul"] / 1e3)
+    peak = peak_for_name(results["provenance"]["profile"]["device"], "bf16")
+    return rate, (rate / peak if peak else None)

@@ -31,7 +31,7 @@ from course_lib.lessons.corpus import (TokenWindows, characteristic_tokens, chec
                      split_held_out, token_share)
 from course_lib.lessons import stored
 from course_lib.engine.data import default_dtype, pick_device
-from course_lib.lessons.experiments import Spread, spread
+from course_lib.engine.stats import Spread, spread
 from course_lib.engine.freezing import freeze, param_groups, select, trainable_ratio, unfreeze
 from course_lib.models.gpt import GPT, generate, lm_loss
 from course_lib.lessons.pretraining import PRETRAIN, load_pretrained

@@ -4,14 +4,12 @@
 at a time (:data:`ABLATIONS`); :func:`build` turns a ``Step`` into what
 :func:`course_lib.engine.training.train` takes (model, optimizer, schedule, loss,
 data).  ``benchmarks/nanogpt_vs_course.py`` times it beside nanoGPT's loop;
-:func:`loss_curves` checks that the fast step learns as the plain fp32 step
-does, on real text.
+lesson 05's :func:`~course_lib.lessons.optimization_options.loss_curves`
+checks that the fast step learns as the plain fp32 step does, on real text.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,8 +22,7 @@ from course_lib.engine.freezing import param_groups
 from course_lib.models.gpt import GPT, GPTConfig, lm_loss
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 
-__all__ = ["Step", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION", "Built", "build", "synthetic_batches", "loss_curves",
-           "curve_agreement", "load_results", "headline", "matmul_rate"]
+__all__ = ["Step", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION", "Built", "build", "synthetic_batches"]
 
 ATTENTION = ("cudnn", "flash", "auto", "naive")
 
@@ -184,93 +181,3 @@ def build(step: Step = FAST, device=None, *, data: Callable[[int], torch.Tensor]
                                  seed=seed)
     peak = peak_flops(device, "bf16" if step.precision == "bf16" else ("tf32" if step.tf32 else "fp32"))
     return Built(step, model, optimizer, scheduler, loss_fn, data, gpt_flops_per_token(config), peak)
-
-
-def curve_agreement(reference: list[float], other: list[float], window: int = 20) -> dict:
-    """How far ``other``'s loss curve is from ``reference``'s: relative gaps of their ``window``-step moving averages.
-
-    Returns the largest gap over the run (``max_gap``, after the first window)
-    and the gap of the last window's means (``final_gap``).
-    """
-    check_int("window", window, 1)
-    if len(reference) != len(other) or len(reference) < window:
-        raise ValueError(f"the curves must have the same length, at least window={window}: got {len(reference)} and {len(other)}")
-    ref, oth = torch.tensor(reference, dtype=torch.float64), torch.tensor(other, dtype=torch.float64)
-    kernel = torch.ones(1, 1, window, dtype=torch.float64) / window
-    smooth = lambda x: torch.nn.functional.conv1d(x.view(1, 1, -1), kernel).view(-1)
-    gaps = (smooth(oth) - smooth(ref)).abs() / smooth(ref)
-    return {"window": window, "max_gap": float(gaps.max()), "final_gap": float(gaps[-1]),
-            "reference_final": float(smooth(ref)[-1]), "other_final": float(smooth(oth)[-1])}
-
-
-def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, device=None, seed: int = 0,
-                vocab: int = 8192, progress=None) -> dict:
-    """Train the same GPT-2 from the same weights on the same real text, batch by batch, with ``plain`` and ``fast``.
-
-    Only the speed options (:data:`SPEED_OPTIONS`) come from ``plain``; sizes, batches and rates are ``fast``'s.
-
-    The text is lesson 04's (the Rotten Tomatoes snippets), tokenized by a
-    byte-level BPE of ``vocab`` tokens; the model keeps ``fast``'s sizes.
-    Returns both loss curves and :func:`curve_agreement`.
-    """
-    from course_lib.lessons.corpus import TokenWindows, encode_texts, pretraining_texts
-    from course_lib.engine.training import train
-
-    check_int("steps", steps, 1)
-    device = pick_device(device)
-    _, ids = encode_texts(pretraining_texts(), vocab)
-    windows = TokenWindows(ids, fast.micro_batch, fast.block_size, seed)
-    curves = {}
-    for name, step in (("plain", plain), ("fast", fast)):
-        step = dataclasses.replace(fast, **{f: getattr(step, f) for f in SPEED_OPTIONS})  # same model, batches, rates
-        pinned = step.pinned and device.type == "cuda"
-        built = build(step, device, data=(lambda m: windows(m).pin_memory()) if pinned else windows, seed=seed,
-                      schedule_steps=steps, warmup_steps=max(1, steps // 10))
-        history = train(built.model, built.optimizer, built.data, built.loss_fn, steps, device=device, **built.train_kwargs())
-        curves[name] = history.loss
-        if progress:
-            progress(f"{name}: loss {history.loss[0]:.3f} -> {history.loss[-1]:.3f}")
-        del built
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    return {"steps": steps, "tokens": len(ids), "vocab": vocab, "plain": curves["plain"], "fast": curves["fast"],
-            "agreement": curve_agreement(curves["plain"], curves["fast"])}
-
-
-def load_results() -> dict:
-    """The stored benchmark (``course_lib/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
-    from course_lib.lessons import stored
-
-    file = stored.path("05", "nanogpt")
-    if not file.exists():
-        raise FileNotFoundError(f"{file} is missing: run `python benchmarks/nanogpt_vs_course.py --nanogpt PATH` on a GPU")
-    results = json.loads(file.read_text(encoding="utf-8"))
-    expected = json.loads(json.dumps(dataclasses.asdict(FAST)))
-    for part, where in results["provenance"].items():
-        if where.get("step") != expected or (part == "ablation" and set(results["ablation"]["changes"]) != set(ABLATIONS)):
-            raise ValueError(f"{file} ({part}) was measured for another fast step than course_lib.models.fast_step.FAST: re-run "
-                             "benchmarks/nanogpt_vs_course.py")
-    return results
-
-
-def headline(results: dict) -> dict:
-    """The numbers the lesson states: the ratio at each micro-batch, each side's best micro-batch, the loss-curve gap."""
-    rows = results["comparison"]["rows"]
-    nano = [r for r in rows if r["group"] == "nanoGPT"]
-    ours = [r for r in rows if r["group"] == "course"]
-    best_nano, best_ours = max(nano, key=lambda r: r["tokens_per_s"]), max(ours, key=lambda r: r["tokens_per_s"])
-    ratios = {r["micro_batch"]: r["vs_nanogpt"] for r in ours}
-    return {"ratios": ratios, "best_nanogpt": best_nano, "best_course": best_ours,
-            "best_ratio": best_ours["tokens_per_s"] / best_nano["tokens_per_s"], "loss": results["loss"]["agreement"]}
-
-
-def matmul_rate(results: dict) -> tuple[float, float | None]:
-    """The profiled step's matrix multiplies: FLOP/s (6N per token over their kernel time) and the share of the GPU's bf16 peak."""
-    from course_lib.engine.timing import peak_for_name
-
-    config = FAST.gpt()
-    profile = results["profile"]
-    per_token = gpt_flops_per_token(config) - 12 * config.n_layer * config.n_embd * config.block_size  # 6N: no attention
-    rate = per_token * profile["micro_batch"] * config.block_size / (profile["by_kind"]["matmul"] / 1e3)
-    peak = peak_for_name(results["provenance"]["profile"]["device"], "bf16")
-    return rate, (rate / peak if peak else None)

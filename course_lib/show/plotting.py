@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from course_lib.engine._checks import check_number, check_type, shown
 from course_lib.engine.clipping import clip_grad_norm, clip_grad_value
 from course_lib.i18n import check_language, text
-from course_lib.lessons.experiments import accumulated_rate, integral_prediction
+from course_lib.lessons.lr_schedules import accumulated_rate, integral_prediction
 from course_lib.engine.training import History
 
 

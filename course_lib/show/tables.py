@@ -1,4 +1,4 @@
-"""The lessons' result tables, in the reader's language, from the numbers of :mod:`course_lib.lessons.experiments`.
+"""The lessons' result tables, in the reader's language, from the numbers the lessons measure (:mod:`course_lib.lessons`).
 
 Headers take their numbers from the parameters the numbers were measured
 with (a threshold of 0.01 is written from ``excess=0.01``, not typed in).
@@ -7,22 +7,20 @@ with (a threshold of 0.01 is written from ``excess=0.01``, not typed in).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Mapping, Sequence
 
-from course_lib.lessons.experiments import (
-    value_ranges,
-    Spread,
-    accumulated_rate,
-    clipping_stats,
-    integral_law_holds_until,
-    layer_clipping,
-    schedule_stats,
-)
-from course_lib.i18n import count, number, plain, significant, text
+import torch
+
+from course_lib.engine.stats import Spread
+from course_lib.lessons.gradient_clipping import clipping_stats, layer_clipping, value_ranges
+from course_lib.lessons.lr_schedules import accumulated_rate, integral_law_holds_until, schedule_stats
+from course_lib.i18n import check_language, count, number, plain, significant, text
 from course_lib.show.report import Table
+from course_lib.engine.freezing import trainable_ratio
 from course_lib.engine.training import History
 
-__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table", "benchmark_table", "ablation_table", "profile_table"]
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table"]
 
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -304,3 +302,29 @@ def profile_table(results: dict, lang: str) -> Table:
     idle = wall - profile["gpu_ms_per_step"]
     rows.append({"kind": text("kernels_idle", lang), "ms": idle, "share": idle / wall})
     return measured_table(rows, [("kind", "col_kernels", 0), ("ms", "col_ms_step", 2), ("share", "col_time_share", 1, 100)], lang)
+
+
+def _part(name: str) -> str:
+    """'bert.encoder.layer.3.attention.self.query.weight' -> 'bert.encoder.layer.*.attention'."""
+    parts = re.sub(r"\.\d+\.", ".*.", name).split(".")
+    if "*" in parts:
+        return ".".join(parts[: parts.index("*") + 2])
+    return ".".join(parts[:-1]) if len(parts) > 2 else parts[0]
+
+
+def freezing_table(model: torch.nn.Module, lang: str) -> Table:
+    """One row per part of the model (layers with the same role together): parameters, trainable or frozen; then R."""
+    check_language(lang)
+    rows: dict[str, list[int]] = {}
+    for name, p in model.named_parameters():
+        counts = rows.setdefault(_part(name), [0, 0])
+        counts[0] += p.numel()
+        counts[1] += p.numel() if p.requires_grad else 0
+    body = []
+    for group, (total, trainable) in rows.items():
+        status = "trainable" if trainable == total else "frozen" if trainable == 0 else "partly_trainable"
+        body.append((group, count(total, lang), text(status, lang)))
+    ratio = trainable_ratio(model)
+    total = sum(p.numel() for p in model.parameters())
+    body.append((text("total", lang), count(total, lang), text("ratio_r", lang, r=number(ratio, lang, 3))))
+    return Table((text("part", lang), text("parameters", lang), text("status", lang)), tuple(body))

@@ -1,4 +1,4 @@
-"""The schedule explorer: sliders in Jupyter and Colab, a still figure on the static site.
+"""The schedule explorer (sliders in Jupyter and Colab, a still figure on the static site) and the progress bar in the reader's language.
 
 The explorer's display bundle carries both the live widget and a PNG of the
 figure at the default slider values.  Jupyter and Colab draw the widget; the
@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from course_lib.engine._checks import check_between, check_int, check_type
+from course_lib.engine.callbacks import Progress
 from course_lib.i18n import check_language, number, text
 from course_lib.show.plotting import plot_rates
 from course_lib.engine.schedules import _check_eta_max, cosine_with_warmup
@@ -119,3 +120,10 @@ class ScheduleExplorer(widgets.VBox):
             display(bundle, metadata=metadata, raw=True)
             if _VIEW in bundle:
                 self._handle_displayed(**kwargs)
+
+
+def progress_bar(lang: str) -> Progress:
+    """The loop's progress bar (:class:`~course_lib.engine.callbacks.Progress`) with its words and numbers in ``lang``."""
+    check_language(lang)
+    return Progress(text("progress_desc", lang), text("progress_unit", lang),
+                    lambda loss: f"{text('progress_loss', lang)} {number(loss, lang, 4)}")

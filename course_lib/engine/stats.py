@@ -1,0 +1,49 @@
+"""Numbers over seeds (the mean, its standard error and how many seeds, so a comparison can be read against its
+uncertainty) and the distance between two loss curves."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from course_lib.engine._checks import check_int
+
+__all__ = ["Spread", "spread", "curve_agreement"]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean over seeds, its standard error (sample std / sqrt(n); 0 for one seed) and the number of seeds."""
+
+    mean: float
+    sem: float
+    n: int
+
+
+def spread(values: Sequence[float]) -> Spread:
+    values = list(values)
+    if not values:
+        raise ValueError("spread needs at least one value")
+    sem = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return Spread(statistics.fmean(values), sem, len(values))
+
+
+def curve_agreement(reference: list[float], other: list[float], window: int = 20) -> dict:
+    """How far ``other``'s loss curve is from ``reference``'s: relative gaps of their ``window``-step moving averages.
+
+    Returns the largest gap over the run (``max_gap``, after the first window)
+    and the gap of the last window's means (``final_gap``).
+    """
+    check_int("window", window, 1)
+    if len(reference) != len(other) or len(reference) < window:
+        raise ValueError(f"the curves must have the same length, at least window={window}: got {len(reference)} and {len(other)}")
+    ref, oth = torch.tensor(reference, dtype=torch.float64), torch.tensor(other, dtype=torch.float64)
+    kernel = torch.ones(1, 1, window, dtype=torch.float64) / window
+    smooth = lambda x: torch.nn.functional.conv1d(x.view(1, 1, -1), kernel).view(-1)
+    gaps = (smooth(oth) - smooth(ref)).abs() / smooth(ref)
+    return {"window": window, "max_gap": float(gaps.max()), "final_gap": float(gaps[-1]),
+            "reference_final": float(smooth(ref)[-1]), "other_final": float(smooth(oth)[-1])}

@@ -1,0 +1,151 @@
+"""Lesson 05's data-parallel script: a tiny GPT trained by 1 process, N CPU processes (gloo) or N GPUs (NCCL).
+
+Run as a script, it trains the tiny GPT and writes the final weights::
+
+    python -m course_lib.lessons.data_parallel --out run1                          # one plain process
+    torchrun --standalone --nproc_per_node 2 -m course_lib.lessons.data_parallel --out run2   # 2 ranks, same global batch
+
+The two runs end with the same weights, up to float rounding
+(``tests/test_distributed.py``).  The data-parallel pieces are the engine's
+(:mod:`course_lib.engine.distributed`); the loop is the course's one loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from course_lib.engine._checks import check_int
+from course_lib.engine.checkpoints import unwrap
+from course_lib.engine.distributed import check_same_on_every_rank, child_environment, cleanup, global_batch_slice, setup, wrap
+from course_lib.engine.freezing import freeze
+from course_lib.engine.training import train
+from course_lib.lessons.corpus import TokenWindows, checksum
+from course_lib.models.gpt import GPT, GPTConfig, lm_loss
+
+__all__ = ["TINY_GPT", "main", "launch", "collect", "compare_processes"]
+
+TINY_GPT = GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.lessons.data_parallel",
+        description="Train a tiny GPT data-parallel (or in one plain process) and write its final weights.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for weights, checksums and the run's record")
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps")
+    parser.add_argument("--global-batch", type=int, default=8, help="sequences per optimizer step, over all ranks")
+    parser.add_argument("--accumulate", type=int, default=1, help="micro-batches per step on each rank")
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+                        help="sgd (default): its step is linear in the gradient, so 1 and N processes agree to float "
+                             "rounding; adamw divides by sqrt(v) and magnifies rounding in near-zero gradients")
+    parser.add_argument("--lr", type=float, default=0.1, help="fixed learning rate")
+    parser.add_argument("--freeze", metavar="PATTERN", help="freeze the parameters whose names match this regex")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and of the data")
+    parser.add_argument("--backend", help="torch.distributed backend (default: nccl with CUDA, else gloo)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train :data:`TINY_GPT` on seeded random tokens; write ``final.pt``, ``initial.pt``, ``run.json`` and one checksum per rank.
+
+    Every rank builds the same initial weights from ``--seed`` (checked;
+    DDP would also broadcast rank 0's).  Step ``s`` trains on global batch
+    ``s`` of a :class:`~course_lib.lessons.corpus.TokenWindows`, the same on every
+    rank and for any number of ranks; each rank takes its slice, cut into
+    ``--accumulate`` micro-batches.
+    """
+    args = _parse(argv)
+    check_int("--steps", args.steps, 1)
+    check_int("--accumulate", args.accumulate, 1, unit="micro-batches per step")
+    check_int("--global-batch", args.global_batch, 1, unit="sequences")
+    check_int("--seed", args.seed, 0, unit="seed units")
+    rank, world_size, device = setup(args.backend)
+    try:
+        if args.global_batch % (world_size * args.accumulate):
+            raise ValueError(f"--global-batch {args.global_batch} must be a multiple of world size x --accumulate = "
+                             f"{world_size} x {args.accumulate}, so that every micro-batch has the same size")
+        torch.manual_seed(args.seed)
+        model = GPT(TINY_GPT)
+        if args.freeze:
+            freeze(model, args.freeze)
+        initial = {name: t.clone() for name, t in model.state_dict().items()}
+        check_same_on_every_rank(checksum(model), "initial weights")
+        phrase = torch.randint(TINY_GPT.vocab_size, (64,), generator=torch.Generator().manual_seed(args.seed))  # repeated: learnable
+        windows = TokenWindows(phrase.repeat(64), batch_size=args.global_batch, length=TINY_GPT.block_size, seed=args.seed)
+
+        def micro_batch(m: int) -> torch.Tensor:
+            step, part = divmod(m, args.accumulate)
+            return global_batch_slice(global_batch_slice(windows(step), rank, world_size), part, args.accumulate)
+
+        ddp = wrap(model, device)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = (torch.optim.SGD(trainable, lr=args.lr) if args.optimizer == "sgd"
+                     else torch.optim.AdamW(trainable, lr=args.lr))
+        history = train(ddp, optimizer, micro_batch, lm_loss, args.steps, accumulate=args.accumulate,
+                        device=device, log_every=args.steps)
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        final = {name: t.detach().cpu() for name, t in unwrap(ddp).state_dict().items()}
+        (args.out / f"checksum-rank{rank}.txt").write_text(checksum(final) + "\n")
+        if rank == 0:
+            torch.save(final, args.out / "final.pt")
+            torch.save(initial, args.out / "initial.pt")
+            record = {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                      "world_size": world_size, "backend": dist.get_backend() if dist.is_initialized() else None,
+                      "device": str(device), "loss": history.loss, "checksum": checksum(final)}
+            (args.out / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+            print(f"{world_size} process(es), {args.steps} steps: loss {history.loss[0]:.4f} -> {history.loss[-1]:.4f}, "
+                  f"weights {record['checksum']}")
+    finally:
+        cleanup()
+
+
+def launch(out: str | Path, processes: int, options: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Start this script on CPUs (gloo): one plain process, or ``processes`` ranks under torchrun; returns at once."""
+    check_int("processes", processes, 1, unit="processes")
+    script = ["-m", "course_lib.lessons.data_parallel", "--out", str(out), "--backend", "gloo", *options]
+    if processes > 1:
+        script = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), *script]
+    return subprocess.Popen([sys.executable, *script], env=child_environment(OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def collect(process: subprocess.Popen, out: str | Path, processes: int) -> dict:
+    """Wait for a launched run; return what it wrote: final and initial weights, each rank's checksum, the record."""
+    output, _ = process.communicate(timeout=300)
+    if process.returncode != 0:
+        raise RuntimeError(f"the distributed run failed (exit {process.returncode}):\n{output[-2000:]}")
+    out = Path(out)
+    return {
+        "final": torch.load(out / "final.pt", weights_only=True),
+        "initial": torch.load(out / "initial.pt", weights_only=True),
+        "checksums": [(out / f"checksum-rank{r}.txt").read_text().strip() for r in range(processes)],
+        "record": json.loads((out / "run.json").read_text()),
+    }
+
+
+def compare_processes(folder: str | Path, processes: int = 2, steps: int = 10) -> dict:
+    """Train the tiny GPT as one process and as ``processes`` ranks with the same global batch; compare the results.
+
+    Returns each rank's weight checksum, the largest difference between the
+    two runs' final weights, and how far the weights moved.
+    """
+    folder = Path(folder)
+    runs = {n: (folder / f"{n}-process", launch(folder / f"{n}-process", n, ("--steps", str(steps)))) for n in (1, processes)}
+    one, many = (collect(p, out, n) for n, (out, p) in runs.items())
+    difference = max((one["final"][k] - many["final"][k]).abs().max().item() for k in one["final"])
+    moved = max((one["final"][k] - one["initial"][k]).abs().max().item() for k in one["final"])
+    return {"checksums": many["checksums"], "max_difference": difference, "largest_change": moved,
+            "loss": [one["record"]["loss"][0], one["record"]["loss"][-1]]}
+
+
+if __name__ == "__main__":
+    main()

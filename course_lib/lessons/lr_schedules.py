@@ -1,0 +1,138 @@
+"""Lesson 01's experiments (notebooks/*/01_lr_schedules): the softmax toy under different schedules, as numbers.
+
+Convention for the softmax toy: ``t`` counts updates done, so ``w1[t]`` is
+the weight after ``t`` updates and ``tau[t] = eta_0 + ... + eta_{t-1}``.
+Comparisons over seeds return a :class:`~course_lib.engine.stats.Spread`
+(mean, standard error of the mean, number of seeds), so every ranking the
+lesson states can be checked against its uncertainty; the reader-facing
+tables are :mod:`course_lib.show.tables`'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from course_lib.engine.schedules import Schedule
+from course_lib.engine.stats import Spread, spread
+from course_lib.engine.training import History
+from course_lib.models.toy import train_softmax_toy
+
+__all__ = [
+    "accumulated_rate",
+    "integral_prediction",
+    "integral_law_holds_until",
+    "run_seeds",
+    "settled_step",
+    "late_excess",
+    "late_jitter",
+    "ScheduleStats",
+    "schedule_stats",
+    "PairedDifference",
+    "paired_difference",
+]
+
+
+def accumulated_rate(history: History) -> list[float]:
+    """tau[t] = eta_0 + ... + eta_{t-1}, for t = 0 .. number of updates: the "time" gradient flow sees."""
+    out, total = [0.0], 0.0
+    for rate in history.lr:
+        total += rate
+        out.append(total)
+    return out
+
+
+def integral_prediction(history: History, target_prob: float = 1.0) -> list[float]:
+    """w1[t] predicted by "weights grow like the integral of the rate".
+
+    At the start p = (1/2, 1/2), so the expected gradient of w1 is
+    -(q - 1/2); if it stayed constant, w1[t] = (q - 1/2) * tau[t].
+    """
+    return [(target_prob - 0.5) * tau for tau in accumulated_rate(history)]
+
+
+def integral_law_holds_until(history: History, tolerance: float = 0.1, target_prob: float = 1.0) -> int | None:
+    """Last t at which w1[t] is within ``tolerance`` (relative) of the prediction; None if always."""
+    if not 0 < tolerance < 1:
+        raise ValueError(f"tolerance must be in (0, 1) (a relative error), got {tolerance!r}")
+    for t, (actual, guess) in enumerate(zip(history.metric("w1"), integral_prediction(history, target_prob))):
+        if guess > 0 and abs(actual - guess) > tolerance * guess:
+            return t - 1
+    return None
+
+
+def run_seeds(schedule: Schedule, eta_max: float, num_steps: int, seeds: Sequence[int], **toy: object) -> list[History]:
+    """The same experiment over several label draws (one run per seed)."""
+    if len(seeds) < 1:
+        raise ValueError(f"seeds must hold at least one seed, got {seeds!r}")
+    return [train_softmax_toy(schedule, eta_max, num_steps, seed=seed, **toy) for seed in seeds]
+
+
+def settled_step(history: History, excess: float) -> int | None:
+    """First t after which the excess loss stays below ``excess`` to the end (None if it ends above)."""
+    values = history.metric("excess_loss")
+    if values[-1] >= excess:
+        return None
+    t = len(values) - 1
+    while t > 0 and values[t - 1] < excess:
+        t -= 1
+    return t
+
+
+def _last_quarter(values: list[float]) -> list[float]:
+    return values[-max(1, (len(values) - 1) // 4):]
+
+
+def late_excess(history: History) -> float:
+    """Mean excess loss over the last quarter of training."""
+    values = _last_quarter(history.metric("excess_loss"))
+    return sum(values) / len(values)
+
+
+def late_jitter(history: History) -> float:
+    """Mean |change of w1 - w2| per update over the last quarter of training."""
+    gap = [a - b for a, b in zip(history.metric("w1"), history.metric("w2"))]
+    start = max(1, int(len(gap) * 0.75))
+    moves = [abs(gap[t] - gap[t - 1]) for t in range(start, len(gap))]
+    return sum(moves) / len(moves)
+
+
+@dataclass(frozen=True)
+class ScheduleStats:
+    """One schedule over its seeds: late excess loss, settling step (of the seeds that settle), jitter, final rate."""
+
+    late_excess: Spread
+    settled: Spread | None
+    never_settled: int
+    jitter: Spread
+    final_lr: float
+
+
+def schedule_stats(runs: Mapping[str, Sequence[History]], excess: float = 0.01) -> dict[str, ScheduleStats]:
+    out = {}
+    for name, group in runs.items():
+        settled = [s for s in (settled_step(h, excess) for h in group) if s is not None]
+        out[name] = ScheduleStats(
+            late_excess=spread(late_excess(h) for h in group),
+            settled=spread(settled) if settled else None,
+            never_settled=len(group) - len(settled),
+            jitter=spread(late_jitter(h) for h in group),
+            final_lr=group[0].lr[-1],
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Per seed, a - b: its mean and standard error, and in how many seeds a < b."""
+
+    difference: Spread
+    a_lower: int
+
+
+def paired_difference(a: Sequence[History], b: Sequence[History], measure: Callable[[History], float] = late_excess) -> PairedDifference:
+    """Compare two schedules seed by seed (they saw the same mini-batches), not only on average."""
+    if len(a) != len(b):
+        raise ValueError(f"a and b must hold runs of the same seeds, got {len(a)} and {len(b)} runs")
+    pairs = [(measure(x), measure(y)) for x, y in zip(a, b)]
+    return PairedDifference(spread(x - y for x, y in pairs), sum(x < y for x, y in pairs))
