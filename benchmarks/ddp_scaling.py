@@ -37,17 +37,20 @@ from course_lib.lessons import stored
 from course_lib.engine.timing import Timing, loop_steps, synchronize
 from course_lib.engine.distributed import child_environment, cleanup, global_batch_slice, setup, wrap
 from course_lib.engine.stats import curve_agreement
-from course_lib.models.fast_step import FAST, build, synthetic_batches
+from course_lib.models.fast_step import FAST, StepOptions, build, synthetic_batches
 from course_lib.engine.training import train
 
 OUT = stored.path("05", "ddp")
-SIZES = {"gpt2": {}, "tiny": dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=512, compile=False,
-                                  cuda_graphs=False)}
+SIZES = {  # (changes to the model's sizes, changes to the other options)
+    "gpt2": ({}, {}),
+    "tiny": (dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=512), dict(compile=False, cuda_graphs=False)),
+}
 NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
 
-def _step(args, micro_batch: int):
-    changes = dict(SIZES[args.size], micro_batch=micro_batch)
+def _options(args, micro_batch: int) -> StepOptions:
+    model, options = SIZES[args.size]
+    changes = dict(options, micro_batch=micro_batch, model=dataclasses.replace(FAST.model, **model))
     if args.no_cuda_graphs:
         changes["cuda_graphs"] = False
     return dataclasses.replace(FAST, **changes)
@@ -61,8 +64,8 @@ def _barrier(device) -> None:
 
 def speed(args, rank: int, world: int, device) -> dict:
     """Global tokens/s of the fast step, each rank on its own synthetic tokens."""
-    step = _step(args, args.micro_batch)
-    built = build(step, device, data=synthetic_batches(min(50257, step.vocab_size), step.micro_batch, step.block_size,
+    options = _options(args, args.micro_batch)
+    built = build(options, device, data=synthetic_batches(min(50257, options.model.vocab_size), options.micro_batch, options.model.block_size,
                                                        pinned=device.type == "cuda", seed=rank))
     run = loop_steps(wrap(built.model, device), built.optimizer, built.data, built.loss_fn, device=device,
                      **built.train_kwargs())
@@ -75,8 +78,8 @@ def speed(args, rank: int, world: int, device) -> dict:
         _barrier(device)
         samples.append((time.perf_counter() - began) / args.steps)
     timing = Timing.of(samples)
-    tokens = world * step.tokens_per_step
-    return {"world_size": world, "micro_batch": step.micro_batch, "ms_per_step": 1e3 * timing.median,
+    tokens = world * options.tokens_per_step
+    return {"world_size": world, "micro_batch": options.micro_batch, "ms_per_step": 1e3 * timing.median,
             "ms_low": 1e3 * timing.low, "ms_high": 1e3 * timing.high, "tokens_per_s": tokens / timing.median,
             "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None}
 
@@ -85,10 +88,10 @@ def curve(args, rank: int, world: int, device) -> dict:
     """Train on the same global batches of real text (each rank its slice); checkpoint at the end, or resume from one."""
     from course_lib.lessons.corpus import TokenWindows, encode_texts, pretraining_texts
 
-    step = _step(args, args.global_batch // world)
-    _, ids = encode_texts(pretraining_texts(), min(8192, step.vocab_size))
-    windows = TokenWindows(ids, args.global_batch, step.block_size, 0)
-    built = build(step, device, data=lambda m: global_batch_slice(windows(m), rank, world),
+    options = _options(args, args.global_batch // world)
+    _, ids = encode_texts(pretraining_texts(), min(8192, options.model.vocab_size))
+    windows = TokenWindows(ids, args.global_batch, options.model.block_size, 0)
+    built = build(options, device, data=lambda m: global_batch_slice(windows(m), rank, world),
                   schedule_steps=2 * args.curve_steps, warmup_steps=max(1, args.curve_steps // 10))
     model = wrap(built.model, device)
     history = train(model, built.optimizer, built.data, built.loss_fn, args.until, device=device, checkpoint=args.checkpoint,

@@ -48,7 +48,7 @@ from course_lib.engine.timing import Timing, gpt_flops_per_token, loop_steps, mf
 from course_lib.engine.callbacks import Throughput
 from course_lib.engine.data import pick_device
 from course_lib.lessons.optimization_options import loss_curves
-from course_lib.models.fast_step import ABLATIONS, FAST, Step, build, synthetic_batches
+from course_lib.models.fast_step import ABLATIONS, FAST, StepOptions, build, synthetic_batches
 from course_lib.models.gpt import GPTConfig
 
 OUT = stored.path("05", "nanogpt")
@@ -137,14 +137,14 @@ def nanogpt(module, micro_batch: int, loop: str, device: torch.device, size: dic
                      run_train if loop == "train" else run_bench)
 
 
-def course(step: Step, device: torch.device, name: str, group: str = "course") -> Contender:
+def course(options: StepOptions, device: torch.device, name: str, group: str = "course") -> Contender:
     """The course's step, run by the course's loop with its records and the Throughput probe."""
-    built = build(step, device)
+    built = build(options, device)
     probe = Throughput(tokens=lambda batch: batch[:, :-1].numel(), flops_per_token=built.flops_per_token,
                        peak_flops=built.peak_flops)
     run = loop_steps(built.model, built.optimizer, built.data, built.loss_fn, device=device, callbacks=[probe],
                      **built.train_kwargs())
-    return Contender(name, group, step.micro_batch, step.tokens_per_step, built.flops_per_token, run)
+    return Contender(name, group, options.micro_batch, options.tokens_per_step, built.flops_per_token, run)
 
 
 def measure(makers, device: torch.device, *, warmup: int, steps: int, rounds: int, progress=print) -> list[Contender]:
@@ -215,10 +215,21 @@ def comparison(args, device, nano) -> dict:
     return {"rows": rows, "steps": args.steps, "rounds": args.rounds, "warmup": args.warmup}
 
 
+def changed(options: StepOptions, change: dict) -> StepOptions:
+    """``options`` with ``change``; a ``"model"`` entry (a GPTConfig, or a dict of its fields from --extra) changes the model's sizes."""
+    model = change.get("model", options.model)
+    model = dataclasses.replace(options.model, **model) if isinstance(model, dict) else model
+    return dataclasses.replace(options, **{**change, "model": model})
+
+
+def as_json(change: dict) -> dict:
+    return {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in change.items()}
+
+
 def ablation(args, device) -> dict:
     base = dataclasses.replace(args.fast, micro_batch=args.ablation_batch)
     changes = {**ABLATIONS, **args.extra} if not args.only_extra else {"fast": {}, **args.extra}
-    makers = [labelled(name, lambda name=name, change=change: course(dataclasses.replace(base, **change), device, name, "ablation"))
+    makers = [labelled(name, lambda name=name, change=change: course(changed(base, change), device, name, "ablation"))
               for name, change in changes.items()]
     rows = [summary(c, peak_flops(device, "bf16"))
             for c in measure(makers, device, warmup=args.warmup, steps=args.steps, rounds=args.rounds)]
@@ -226,7 +237,8 @@ def ablation(args, device) -> dict:
     for row in rows:
         if "tokens_per_s" in row:
             row["vs_fast"] = row["tokens_per_s"] / fast["tokens_per_s"]
-    return {"micro_batch": args.ablation_batch, "changes": changes, "rows": rows, "steps": args.steps, "rounds": args.rounds}
+    return {"micro_batch": args.ablation_batch, "changes": {name: as_json(change) for name, change in changes.items()}, "rows": rows,
+            "steps": args.steps, "rounds": args.rounds}
 
 
 def profile(args, device) -> dict:
@@ -235,8 +247,7 @@ def profile(args, device) -> dict:
 
     if device.type != "cuda":
         raise SystemExit("the profile part needs a CUDA GPU")
-    step = dataclasses.replace(args.fast, micro_batch=args.ablation_batch)
-    contender = course(step, device, "fast")
+    contender = course(dataclasses.replace(args.fast, micro_batch=args.ablation_batch), device, "fast")
     contender.run(args.warmup)
     synchronize(device)
     steps = 10
@@ -266,7 +277,7 @@ def profile(args, device) -> dict:
     contender.run(steps)
     synchronize(device)
     wall = 1e3 * (time.perf_counter() - began) / steps
-    return {"micro_batch": step.micro_batch, "gpu_ms_per_step": total, "wall_ms_per_step": wall, "by_kind": by_kind,
+    return {"micro_batch": args.ablation_batch, "gpu_ms_per_step": total, "wall_ms_per_step": wall, "by_kind": by_kind,
             "top": rows[:25]}
 
 
@@ -305,12 +316,12 @@ def main(argv=None) -> None:
     parser.add_argument("--loss-steps", type=int, default=300)
     parser.add_argument("--out", type=Path, default=OUT, help="the results file; parts already in it are kept")
     parser.add_argument("--size", choices=sorted(SIZES), default="gpt2")
-    parser.add_argument("--extra", type=json.loads, default={}, help='more ablation rows: {"name": {"field": value}}')
+    parser.add_argument("--extra", type=json.loads, default={}, help='more ablation rows: {"name": {"field": value}}; model sizes as {"name": {"model": {"n_layer": 6}}}')
     parser.add_argument("--only-extra", action="store_true", help="the ablation runs the fast step and --extra only")
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
-    args.fast = dataclasses.replace(FAST, **SIZES[args.size])
+    args.fast = dataclasses.replace(FAST, model=dataclasses.replace(FAST.model, **SIZES[args.size]))
     args.size = SIZES[args.size]
     torch._dynamo.config.cache_size_limit = 64  # every contender is its own compiled graph
     parts = args.parts.split(",")

@@ -442,7 +442,7 @@ LANGUAGE_MODEL = [
     pytest.param(lambda: finetuning_text("web"), ValueError, "source must be one of", id="source"),
     pytest.param(lambda: pretraining.cache_path("cpu"), TypeError, "config must be a PretrainConfig", id="cache-config"),
     pytest.param(lambda: pretraining.PretrainConfig("x", precision="fp128"), ValueError, "precision must be one of", id="pretrain-precision"),
-    pytest.param(lambda: pretraining.PretrainConfig("x", n_embd=10, n_head=4), ValueError, "n_embd (10) must be a multiple", id="pretrain-heads"),
+    pytest.param(lambda: pretraining.PretrainConfig("x", model=(2048, 64)), TypeError, "model must be a course_lib.models.gpt.GPTConfig", id="pretrain-model"),
 ]
 
 

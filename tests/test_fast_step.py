@@ -21,13 +21,15 @@ def tf32_restored():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-TINY = dict(micro_batch=2, block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_size=128, compile=False, cuda_graphs=False)
+TINY_MODEL = dict(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_size=128)
+TINY = dict(micro_batch=2, model=dataclasses.replace(FAST.model, **TINY_MODEL), compile=False, cuda_graphs=False)
 
 
 def test_the_fast_step_has_every_option_on_and_plain_none():
-    assert (FAST.precision, FAST.compile, FAST.cuda_graphs, FAST.fused_optimizer, FAST.attention, FAST.pinned) == (
+    assert (FAST.precision, FAST.compile, FAST.cuda_graphs, FAST.fused_optimizer, FAST.attention_kernel, FAST.pinned) == (
         "bf16", True, True, True, "cudnn", True)
-    assert FAST.vocab_size % 64 == 0 and FAST.vocab_size >= 50257
+    assert FAST.model.vocab_size % 64 == 0 and FAST.model.vocab_size >= 50257 and FAST.gpt() is FAST.model
+    assert dataclasses.replace(FAST, attention_kernel="naive").gpt() == dataclasses.replace(FAST.model, attention="naive")
     assert FAST.compile_mode == "reduce-overhead"
     assert (PLAIN.precision, PLAIN.tf32, PLAIN.compile, PLAIN.fused_optimizer, PLAIN.pinned) == ("fp32", False, False, False, False)
     assert PLAIN.compile_mode is None
@@ -38,13 +40,15 @@ def test_the_fast_step_has_every_option_on_and_plain_none():
 def test_each_ablation_removes_one_option_and_is_a_valid_step():
     assert ABLATIONS["fast"] == {}
     for name, change in ABLATIONS.items():
-        step = dataclasses.replace(FAST, **change)  # validated by Step itself
-        assert step == FAST if not change else step != FAST, name
+        options = dataclasses.replace(FAST, **change)  # validated by StepOptions itself
+        assert options == FAST if not change else options != FAST, name
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(attention="xformers"), "attention must be one of"),
-    (dict(precision="fp16"), "precision must be 'fp32' or 'bf16'"),
+    (dict(attention_kernel="xformers"), "attention_kernel must be one of 'cudnn', 'flash', 'auto', 'naive'"),
+    (dict(precision="fp16"), "precision must be one of 'fp32', 'bf16'"),
+    (dict(model=dataclasses.replace(FAST.model, attention="naive")), "model.attention must stay 'sdpa'"),
+    (dict(model={"n_layer": 2}), "model must be a course_lib.models.gpt.GPTConfig"),
     (dict(compile=False), "cuda_graphs and autotune need compile=True"),
     (dict(micro_batch=0), "micro_batch must be >= 1"),
     (dict(pinned="yes"), "pinned must be True or False"),
@@ -55,8 +59,7 @@ def test_bad_steps_are_refused_with_the_field_named(change, message):
 
 
 def test_build_gives_what_the_loop_takes_and_it_trains():
-    step = dataclasses.replace(FAST, **TINY)
-    built = build(step, "cpu", schedule_steps=20, warmup_steps=2)
+    built = build(dataclasses.replace(FAST, **TINY), "cpu", schedule_steps=20, warmup_steps=2)
     assert isinstance(built.model, GPT) and not built.model.config.bias
     decay, no_decay = built.optimizer.param_groups
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
@@ -86,7 +89,8 @@ def test_curve_agreement_measures_moving_average_gaps():
 
 
 def test_loss_curves_train_both_steps_from_the_same_weights_on_real_text():
-    fast = dataclasses.replace(FAST, **{**TINY, "vocab_size": 320, "micro_batch": 4, "block_size": 32, "lr": 3e-3})
+    fast = dataclasses.replace(FAST, **{**TINY, "model": dataclasses.replace(TINY["model"], vocab_size=320, block_size=32), "micro_batch": 4,
+                                        "lr": 3e-3})
     result = loss_curves(30, fast=fast, device="cpu", vocab=300)
     assert result["plain"][0] == pytest.approx(result["fast"][0], rel=1e-2), "same weights, same first batch"
     assert result["plain"][-1] < result["plain"][0] - 0.5 and result["fast"][-1] < result["fast"][0] - 0.5

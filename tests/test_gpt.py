@@ -154,8 +154,8 @@ def test_the_tokenizer_round_trips_and_is_deterministic():
 
 
 def test_pretraining_is_cached_by_configuration_and_rebuilds_a_corrupt_file(tmp_path, monkeypatch):
-    config = pretraining.PretrainConfig("test", vocab_size=300, n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4,
-                                        steps=3, warmup=1)
+    config = pretraining.PretrainConfig("test", GPTConfig(vocab_size=300, n_layer=1, n_head=2, n_embd=16, block_size=16),
+                                        batch_size=4, steps=3, warmup=1)
     monkeypatch.setattr(pretraining, "pretraining_texts", lambda: pretraining_texts()[:500])
     model, tokenizer, info = pretraining.pretrained(config, cache=tmp_path, device="cpu")
     path = pretraining.cache_path(config, tmp_path)

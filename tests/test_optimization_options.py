@@ -11,7 +11,7 @@ from course_lib.lessons import optimization_options as oo
 from course_lib.models.gpt import GPT, GPTConfig, lm_loss
 from course_lib.show.tables import measured_table, options_table
 
-TINY = dataclasses.replace(oo.CONFIGS["cpu"], vocab_size=64, block_size=16, n_layer=1, n_embd=16, n_head=2,
+TINY = dataclasses.replace(oo.CONFIGS["cpu"], model=GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_embd=16, n_head=2),
                            batch_sizes=(3, 4), vocabularies=(60, 64), batch_size=8, accumulate=4, lengths=(8, 16),
                            heads=2, head_dim=8, attention_batch=2, steps=2, warmup=1, rounds=2)
 

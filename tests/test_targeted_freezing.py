@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from course_lib.lessons import pretraining
+from course_lib.models.gpt import GPTConfig
 from course_lib.lessons import targeted_freezing_gpt as tf
 from course_lib.lessons.corpus import checksum, pretraining_texts
 from course_lib.show.tables import gpt_freezing_table
 
-TINY_PRETRAIN = pretraining.PretrainConfig("tiny", vocab_size=300, n_layer=4, n_head=2, n_embd=16, block_size=16,
+TINY_PRETRAIN = pretraining.PretrainConfig("tiny", GPTConfig(vocab_size=300, n_layer=4, n_head=2, n_embd=16, block_size=16),
                                            batch_size=4, steps=4, warmup=1)
 TINY = tf.Config("tiny", pretrain="tiny", steps=6, batch_size=2, warmup=1, eval_every=3, sample_seeds=(0, 1, 2), samples=2,
                  sample_tokens=6, k=20)

@@ -54,3 +54,10 @@ def check_number(name: str, value: float, allowed: str, ok: Callable[[float], bo
 def check_between(name: str, value: float, low: float, high: float, why: str) -> float:
     """A real number in ``[low, high]``; ``why`` explains the range."""
     return check_number(name, value, f"in [{low}, {high}] ({why})", lambda v: low <= v <= high)
+
+
+def check_choice(name: str, value: object, choices: tuple, why: str = "") -> None:
+    """ValueError unless ``value`` is one of ``choices`` (compared with ``==``; a bool is never 0 or 1 here)."""
+    if isinstance(value, bool) and not any(isinstance(c, bool) for c in choices) or value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}{f' ({why})' if why else ''}, got {shown(value)}")

@@ -27,7 +27,7 @@ from course_lib.engine.timing import enable_tf32, fused_adamw, gpt_flops_per_tok
 from course_lib.engine.training import train
 from course_lib.lessons import stored
 from course_lib.lessons.corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
-from course_lib.models.fast_step import ABLATIONS, FAST, PLAIN, SPEED_OPTIONS, Step, build
+from course_lib.models.fast_step import ABLATIONS, FAST, PLAIN, SPEED_OPTIONS, StepOptions, build
 from course_lib.models.gpt import GPT, GPTConfig, lm_loss, naive_attention
 
 __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_parameter", "precisions", "accumulation",
@@ -40,11 +40,7 @@ class Config:
     """Sizes of one configuration: the model, the batch sizes and lengths swept, and how long each timing runs."""
 
     name: str
-    vocab_size: int = 2048
-    block_size: int = 64
-    n_layer: int = 2
-    n_head: int = 4
-    n_embd: int = 128
+    model: GPTConfig = GPTConfig(vocab_size=2048, block_size=64, n_layer=2, n_head=4, n_embd=128)
     batch_sizes: tuple[int, ...] = (62, 64, 120, 128)
     vocabularies: tuple[int, ...] = (2000, 2048)
     batch_size: int = 32
@@ -62,14 +58,13 @@ class Config:
     tying_seeds: tuple[int, ...] = (0,)
 
     def gpt(self, **changes) -> GPTConfig:
-        sizes = dict(vocab_size=self.vocab_size, block_size=self.block_size, n_layer=self.n_layer, n_head=self.n_head,
-                     n_embd=self.n_embd)
-        return GPTConfig(**{**sizes, **changes})
+        """The model, with ``changes`` (``vocab_size=50257``, ``tie_weights=False``)."""
+        return dataclasses.replace(self.model, **changes)
 
 
 CONFIGS = {
     "cpu": Config("cpu"),
-    "gpu": Config("gpu", vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768,
+    "gpu": Config("gpu", GPTConfig(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768),
                   batch_sizes=(8, 10, 12, 14, 15, 16), vocabularies=(50257, 50304), batch_size=16, accumulate=4,
                   lengths=(256, 512, 1024, 2048, 4096, 8192), heads=12, head_dim=64, attention_batch=8, steps=10,
                   warmup=5, rounds=3, precisions=("fp32", "tf32", "bf16"), compile=True, tying_steps=600,
@@ -158,7 +153,7 @@ def accumulation(config: Config, device=None) -> dict:
         raise ValueError(f"batch_size {B} must be a multiple of accumulate {k}")
     torch.manual_seed(0)
     model = GPT(config.gpt()).to(device)
-    batch = _windows(config.vocab_size, B, config.block_size)(0).to(device)
+    batch = _windows(config.model.vocab_size, B, config.model.block_size)(0).to(device)
     lm_loss(model, batch).backward()
     whole = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
@@ -262,7 +257,7 @@ def weight_tying(config: Config, device=None) -> dict:
     tokenizer, ids = encode_texts(pretraining_texts(), 2048)
     cut = int(0.9 * len(ids))
     small = CONFIGS["cpu"]
-    held_out = held_out_blocks(ids[cut:], small.block_size, 64)[:8]
+    held_out = held_out_blocks(ids[cut:], small.model.block_size, 64)[:8]
     out = {}
     for tied in (True, False):
         gpt = small.gpt(vocab_size=tokenizer.vocab_size, tie_weights=tied)
@@ -272,7 +267,7 @@ def weight_tying(config: Config, device=None) -> dict:
             model = GPT(gpt)
             optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
             scheduler = ScheduledLR(optimizer, cosine_with_warmup(10, config.tying_steps))
-            train(model, optimizer, TokenWindows(ids[:cut], 16, small.block_size, seed), lm_loss, config.tying_steps,
+            train(model, optimizer, TokenWindows(ids[:cut], 16, small.model.block_size, seed), lm_loss, config.tying_steps,
                   scheduler=scheduler, clip=1.0, device=device, log_every=config.tying_steps)
             losses.append(evaluate(model, held_out, lm_loss, device=device)["eval_loss"])
         out["tied" if tied else "untied"] = {"parameters": sum(p.numel() for p in model.parameters()), "eval_loss": losses}
@@ -330,7 +325,7 @@ if __name__ == "__main__":
 # ---------------------------------------------------------------------------------------------- the fast step (benchmarks/nanogpt_vs_course.py)
 
 
-def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, device=None, seed: int = 0,
+def loss_curves(steps: int = 300, *, fast: StepOptions = FAST, plain: StepOptions = PLAIN, device=None, seed: int = 0,
                 vocab: int = 8192, progress=None) -> dict:
     """Train the same GPT-2 from the same weights on the same real text, batch by batch, with ``plain`` and ``fast``.
 
@@ -343,12 +338,12 @@ def loss_curves(steps: int = 300, *, fast: Step = FAST, plain: Step = PLAIN, dev
     check_int("steps", steps, 1)
     device = pick_device(device)
     _, ids = encode_texts(pretraining_texts(), vocab)
-    windows = TokenWindows(ids, fast.micro_batch, fast.block_size, seed)
+    windows = TokenWindows(ids, fast.micro_batch, fast.model.block_size, seed)
     curves = {}
-    for name, step in (("plain", plain), ("fast", fast)):
-        step = dataclasses.replace(fast, **{f: getattr(step, f) for f in SPEED_OPTIONS})  # same model, batches, rates
-        pinned = step.pinned and device.type == "cuda"
-        built = build(step, device, data=(lambda m: windows(m).pin_memory()) if pinned else windows, seed=seed,
+    for name, speed in (("plain", plain), ("fast", fast)):
+        options = dataclasses.replace(fast, **{f: getattr(speed, f) for f in SPEED_OPTIONS})  # same model, batches, rates
+        pinned = options.pinned and device.type == "cuda"
+        built = build(options, device, data=(lambda m: windows(m).pin_memory()) if pinned else windows, seed=seed,
                       schedule_steps=steps, warmup_steps=max(1, steps // 10))
         history = train(built.model, built.optimizer, built.data, built.loss_fn, steps, device=device, **built.train_kwargs())
         curves[name] = history.loss

@@ -48,14 +48,10 @@ PACKAGE = Path(__file__).resolve().parents[1]  # course_lib/
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """The model's size, the tokenizer's vocabulary and the pretraining run, all of which the cache key covers."""
+    """The model (its sizes; its ``vocab_size`` is also the tokenizer's) and the pretraining run, all of which the cache key covers."""
 
     name: str
-    vocab_size: int = 2048
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    block_size: int = 64
+    model: GPTConfig = GPTConfig(vocab_size=2048, block_size=64, n_layer=4, n_head=4, n_embd=128)
     batch_size: int = 32
     steps: int = 300
     lr: float = 3e-3
@@ -67,19 +63,15 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         check_type("name", self.name, str, "a string")
-        for field in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "steps", "warmup", "seed"):
+        check_type("model", self.model, GPTConfig, "a course_lib.models.gpt.GPTConfig")
+        for field in ("batch_size", "steps", "warmup", "seed"):
             check_int(field, getattr(self, field), 0 if field in ("warmup", "seed") else 1, unit="units")
         weight_dtype(self.precision)  # one of training.PRECISIONS
-        self.gpt_config()
-
-    def gpt_config(self) -> GPTConfig:
-        return GPTConfig(vocab_size=self.vocab_size, block_size=self.block_size, n_layer=self.n_layer, n_head=self.n_head,
-                         n_embd=self.n_embd)
 
 
 PRETRAIN = {
     "cpu": PretrainConfig("cpu", precision="fp64"),  # float64: the same digits on every CPU (see training.weight_dtype)
-    "gpu": PretrainConfig("gpu", vocab_size=4096, n_layer=6, n_head=4, n_embd=256, block_size=128, batch_size=32,
+    "gpu": PretrainConfig("gpu", GPTConfig(vocab_size=4096, block_size=128, n_layer=6, n_head=4, n_embd=256), batch_size=32,
                           steps=600, lr=1e-3, warmup=30, precision="bf16"),
 }
 
@@ -144,21 +136,21 @@ def _load(path: Path, config: PretrainConfig):
     if saved.get("config") != dataclasses.asdict(config):
         raise ValueError("the cached file holds another configuration")
     with default_dtype(weight_dtype(config.precision)):
-        model = GPT(config.gpt_config())
+        model = GPT(config.model)
     model.load_state_dict(saved["model"])
     return model, TextTokenizer.from_json(saved["tokenizer"]), saved["info"]
 
 
 def _pretrain(config: PretrainConfig, device, callbacks):
     texts = pretraining_texts()
-    tokenizer, ids = encode_texts(texts, config.vocab_size)
+    tokenizer, ids = encode_texts(texts, config.model.vocab_size)
     torch.manual_seed(config.seed)
     with default_dtype(weight_dtype(config.precision)):  # built in float64, not converted: see data.default_dtype
-        model = GPT(config.gpt_config())
+        model = GPT(config.model)
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
     scheduler = ScheduledLR(optimizer, cosine_with_warmup(config.warmup, config.steps))
     began = time.perf_counter()
-    history = train(model, optimizer, TokenWindows(ids, config.batch_size, config.block_size, config.seed), lm_loss,
+    history = train(model, optimizer, TokenWindows(ids, config.batch_size, config.model.block_size, config.seed), lm_loss,
                     config.steps, scheduler=scheduler, clip=config.clip, precision=config.precision, device=device,
                     callbacks=callbacks, log_every=50)
     seconds = time.perf_counter() - began

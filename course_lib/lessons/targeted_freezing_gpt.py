@@ -38,10 +38,10 @@ from course_lib.lessons.pretraining import PRETRAIN, load_pretrained
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.training import train, weight_dtype
 
-__all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION", "Setup", "setup", "prepare", "run", "run_all", "sample_measures", "sample_text",
+__all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION_WEIGHTS", "Setup", "setup", "prepare", "run", "run_all", "sample_measures", "sample_text",
            "flop_saving", "p_summary", "weight_change_ratio", "curve_gap", "summarize", "noise_variance", "probe_cost", "load_results", "main"]
 
-ATTENTION = r"\.attn\.c_(attn|proj)\."
+ATTENTION_WEIGHTS = r"\.attn\.c_(attn|proj)\."
 VARIANTS = ("full", "targeted", "reversed")
 
 
@@ -106,7 +106,7 @@ def setup(config: Config, device=None, callbacks=(), lang: str = "en") -> Setup:
     key = (config.source, config.pretrain, config.k)
     if key not in _SETUPS:
         model, tokenizer, info = load_pretrained(config.source, PRETRAIN[config.pretrain], device=device, callbacks=callbacks, lang=lang)
-        T = model.config.block_size if config.source == "offline" else PRETRAIN[config.pretrain].block_size
+        T = model.config.block_size if config.source == "offline" else PRETRAIN[config.pretrain].model.block_size
         play = finetuning_text(config.source, lang)
         train_ids, held_ids = split_held_out(tokenizer.encode(play))
         reference = torch.tensor(tokenizer.encode("\n".join(pretraining_texts()[:4000])))  # S's reference: 4,000 snippets
@@ -128,9 +128,9 @@ def prepare(s: Setup, variant: str, precision: str = "fp32") -> GPT:
     L = s.model_config.n_layer
     if variant == "targeted":
         freeze(model, r".")
-        unfreeze(model, ATTENTION, layers=range(L // 2))
+        unfreeze(model, ATTENTION_WEIGHTS, layers=range(L // 2))
     elif variant == "reversed":
-        freeze(model, ATTENTION, layers=range(L // 2, L))
+        freeze(model, ATTENTION_WEIGHTS, layers=range(L // 2, L))
     return model
 
 
@@ -189,7 +189,7 @@ def flop_saving(model: GPT) -> float:
 
 
 def _attention_params(model: GPT):
-    names = set(select(model, ATTENTION))
+    names = set(select(model, ATTENTION_WEIGHTS))
     return [(n, p) for n, p in model.named_parameters() if n in names]
 
 

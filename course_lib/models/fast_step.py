@@ -1,7 +1,7 @@
 """The course's fast GPT-2 training step: every option of lesson 05 at once, in the one training loop.
 
-:class:`Step` names each option as a field, so that an ablation removes one
-at a time (:data:`ABLATIONS`); :func:`build` turns a ``Step`` into what
+:class:`StepOptions` names each option as a field, so that an ablation removes
+one at a time (:data:`ABLATIONS`); :func:`build` turns them into what
 :func:`course_lib.engine.training.train` takes (model, optimizer, schedule, loss,
 data).  ``benchmarks/nanogpt_vs_course.py`` times it beside nanoGPT's loop;
 lesson 05's :func:`~course_lib.lessons.optimization_options.loss_curves`
@@ -10,51 +10,53 @@ checks that the fast step learns as the plain fp32 step does, on real text.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from course_lib.engine._checks import check_int, check_type
+from course_lib.engine._checks import check_choice, check_int, check_type
 from course_lib.engine.timing import gpt_flops_per_token, peak_flops
 from course_lib.engine.data import pick_device
 from course_lib.engine.freezing import param_groups
 from course_lib.models.gpt import GPT, GPTConfig, lm_loss
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 
-__all__ = ["Step", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION", "Built", "build", "synthetic_batches"]
+__all__ = ["StepOptions", "GPT2_SMALL", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION_KERNELS", "Built", "build",
+           "synthetic_batches"]
 
-ATTENTION = ("cudnn", "flash", "auto", "naive")
+ATTENTION_KERNELS = ("cudnn", "flash", "auto", "naive")  # scaled_dot_product_attention's kernel, or the formula written out
+
+GPT2_SMALL = GPTConfig(vocab_size=50304, bias=False)  # GPT-2's 50,257 tokens padded to a multiple of 64; no biases, as nanoGPT's benchmark
 
 
 @dataclass(frozen=True)
-class Step:
+class StepOptions:
     """One way to run GPT-2's training step.  The defaults are the fast step; :data:`PLAIN` turns every option off.
 
-    ``micro_batch`` sequences of ``block_size`` tokens per forward pass,
-    ``accumulate`` of them per optimizer step.  ``compile``: the loss
+    ``model`` holds the GPT's sizes (one :class:`~course_lib.models.gpt.GPTConfig`);
+    ``micro_batch`` sequences of ``model.block_size`` tokens per forward
+    pass, ``accumulate`` of them per optimizer step.  ``compile``: the loss
     function (model and cross-entropy in one graph) through
     ``torch.compile``; ``cuda_graphs``: its ``"reduce-overhead"`` mode,
-    which replays the kernels as CUDA graphs.  ``attention``: the backend of
-    ``scaled_dot_product_attention`` (cuDNN's or FlashAttention-2's kernel,
-    PyTorch's own choice, or the formula written out).
+    which replays the kernels as CUDA graphs.  ``attention_kernel``: the
+    kernel of ``scaled_dot_product_attention`` (cuDNN's or
+    FlashAttention-2's, PyTorch's own choice) or ``"naive"``, the formula
+    written out (the model's ``attention="naive"``).
     """
 
+    model: GPTConfig = GPT2_SMALL
     micro_batch: int = 12
     accumulate: int = 1
-    block_size: int = 1024
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    vocab_size: int = 50304  # GPT-2's 50,257 padded up to a multiple of 64
-    bias: bool = False  # as nanoGPT's benchmark
     precision: str = "bf16"
     tf32: bool = True
     compile: bool = True
     cuda_graphs: bool = True
     autotune: bool = False
     fused_optimizer: bool = True
-    attention: str = "cudnn"
+    attention_kernel: str = "cudnn"
     pinned: bool = True
     clip: float | None = 1.0
     lr: float = 6e-4
@@ -62,20 +64,21 @@ class Step:
     log_every: int = 10
 
     def __post_init__(self) -> None:
+        check_type("model", self.model, GPTConfig, "a course_lib.models.gpt.GPTConfig")
+        if self.model.attention != "sdpa":
+            raise ValueError("model.attention must stay 'sdpa': choose the formula written out with attention_kernel='naive'")
         for name in ("micro_batch", "accumulate", "log_every"):
             check_int(name, getattr(self, name), 1)
-        if self.attention not in ATTENTION:
-            raise ValueError(f"attention must be one of {ATTENTION}, got {self.attention!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        check_choice("attention_kernel", self.attention_kernel, ATTENTION_KERNELS)
+        check_choice("precision", self.precision, ("fp32", "bf16"))
         if (self.cuda_graphs or self.autotune) and not self.compile:
             raise ValueError("cuda_graphs and autotune need compile=True: they are modes of torch.compile")
-        for name in ("tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "pinned", "bias"):
+        for name in ("tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "pinned"):
             check_type(name, getattr(self, name), bool, "True or False")
 
     def gpt(self) -> GPTConfig:
-        return GPTConfig(vocab_size=self.vocab_size, block_size=self.block_size, n_layer=self.n_layer, n_head=self.n_head,
-                         n_embd=self.n_embd, bias=self.bias, attention="naive" if self.attention == "naive" else "sdpa")
+        """The model this step trains: ``model``, with the formula written out when ``attention_kernel="naive"``."""
+        return dataclasses.replace(self.model, attention="naive") if self.attention_kernel == "naive" else self.model
 
     @property
     def compile_mode(self) -> str | None:
@@ -86,33 +89,34 @@ class Step:
 
     @property
     def tokens_per_step(self) -> int:
-        return self.micro_batch * self.accumulate * self.block_size
+        return self.micro_batch * self.accumulate * self.model.block_size
 
 
-SPEED_OPTIONS = ("precision", "tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "attention", "pinned")
-FAST = Step()
-PLAIN = Step(precision="fp32", tf32=False, compile=False, cuda_graphs=False, fused_optimizer=False, attention="auto", pinned=False)
+SPEED_OPTIONS = ("precision", "tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "attention_kernel", "pinned")
+FAST = StepOptions()
+PLAIN = StepOptions(precision="fp32", tf32=False, compile=False, cuda_graphs=False, fused_optimizer=False, attention_kernel="auto",
+                    pinned=False)
 
 # One option removed at a time (the ablation of the benchmark): id -> the change to the fast step.
 # Their names in the reader's language are course_lib.i18n's "ablation_<id>".
 ABLATIONS: dict[str, dict] = {
     "fast": {},
-    "fp32": {"precision": "fp32", "attention": "auto"},  # TF32 matrix multiplies; cuDNN's attention has no fp32 kernel
+    "fp32": {"precision": "fp32", "attention_kernel": "auto"},  # TF32 matrix multiplies; cuDNN's attention has no fp32 kernel
     "no_compile": {"compile": False, "cuda_graphs": False},
     "no_cuda_graphs": {"cuda_graphs": False},
     "foreach_adamw": {"fused_optimizer": False},
-    "vocab_50257": {"vocab_size": 50257},
-    "flash_attention": {"attention": "flash"},
-    "naive_attention": {"attention": "naive"},
+    "vocab_50257": {"model": dataclasses.replace(GPT2_SMALL, vocab_size=50257)},
+    "flash_attention": {"attention_kernel": "flash"},
+    "naive_attention": {"attention_kernel": "naive"},
     "pageable": {"pinned": False},
 }
 
 
 @dataclass
 class Built:
-    """What :func:`course_lib.engine.training.train` takes for a :class:`Step`, and the numbers for MFU."""
+    """What :func:`course_lib.engine.training.train` takes for a :class:`StepOptions`, and the numbers for MFU."""
 
-    step: Step
+    options: StepOptions
     model: GPT
     optimizer: torch.optim.Optimizer
     scheduler: ScheduledLR
@@ -122,8 +126,8 @@ class Built:
     peak_flops: float | None
 
     def train_kwargs(self) -> dict:
-        return dict(scheduler=self.scheduler, clip=self.step.clip, accumulate=self.step.accumulate,
-                    precision=self.step.precision, log_every=self.step.log_every)
+        return dict(scheduler=self.scheduler, clip=self.options.clip, accumulate=self.options.accumulate,
+                    precision=self.options.precision, log_every=self.options.log_every)
 
 
 def synthetic_batches(vocab_size: int, micro_batch: int, block_size: int, *, pinned: bool, pool: int = 8,
@@ -136,13 +140,11 @@ def synthetic_batches(vocab_size: int, micro_batch: int, block_size: int, *, pin
     return lambda m: blocks[m % pool]
 
 
-def _attention_backend(loss_fn: Callable, attention: str) -> Callable:
-    """``loss_fn`` with scaled_dot_product_attention limited to one backend (the choice is made when it is compiled)."""
-    if attention in ("auto", "naive"):
+def _attention_kernel(loss_fn: Callable, kernel: str) -> Callable:
+    """``loss_fn`` with scaled_dot_product_attention limited to one kernel (the choice is made when it is compiled)."""
+    if kernel in ("auto", "naive"):
         return loss_fn
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    backend = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}[attention]
+    backend = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}[kernel]
 
     def loss(model, batch):
         with sdpa_kernel([backend]):
@@ -151,33 +153,33 @@ def _attention_backend(loss_fn: Callable, attention: str) -> Callable:
     return loss
 
 
-def build(step: Step = FAST, device=None, *, data: Callable[[int], torch.Tensor] | None = None, seed: int = 0,
+def build(options: StepOptions = FAST, device=None, *, data: Callable[[int], torch.Tensor] | None = None, seed: int = 0,
           schedule_steps: int = 600_000, warmup_steps: int = 2000) -> Built:
-    """The model, AdamW (decay on matrices only, as GPT-2 and nanoGPT), cosine schedule, loss and data of ``step``.
+    """The model, AdamW (decay on matrices only, as GPT-2 and nanoGPT), cosine schedule, loss and data of ``options``.
 
-    Sets torch's TF32 switches as ``step.tf32`` says (they are global).
+    Sets torch's TF32 switches as ``options.tf32`` says (they are global).
 
     ``data`` defaults to synthetic tokens (speed does not depend on what they
     say).  cuDNN attention and pinned memory need a GPU: on a CPU the step
     falls back to PyTorch's own attention choice and pageable memory.
     """
-    check_type("step", step, Step, "a course_lib.models.fast_step.Step")
+    check_type("options", options, StepOptions, "a course_lib.models.fast_step.StepOptions")
     device = pick_device(device)
     cuda = device.type == "cuda"
-    torch.backends.cuda.matmul.allow_tf32 = step.tf32
-    torch.backends.cudnn.allow_tf32 = step.tf32
+    torch.backends.cuda.matmul.allow_tf32 = options.tf32
+    torch.backends.cudnn.allow_tf32 = options.tf32
     torch.manual_seed(seed)
-    config = step.gpt()
+    config = options.gpt()
     model = GPT(config).to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, step.weight_decay), lr=step.lr, betas=(0.9, 0.95), fused=step.fused_optimizer or None,
-                                  foreach=None if step.fused_optimizer else True)
+    optimizer = torch.optim.AdamW(param_groups(model, options.weight_decay), lr=options.lr, betas=(0.9, 0.95), fused=options.fused_optimizer or None,
+                                  foreach=None if options.fused_optimizer else True)
     scheduler = ScheduledLR(optimizer, cosine_with_warmup(warmup_steps, schedule_steps, min_lr_ratio=0.1))
     loss_fn = lm_loss
-    if step.compile:
-        loss_fn = torch.compile(lm_loss, mode=step.compile_mode, dynamic=False)
-    loss_fn = _attention_backend(loss_fn, step.attention if cuda else "auto")
+    if options.compile:
+        loss_fn = torch.compile(lm_loss, mode=options.compile_mode, dynamic=False)
+    loss_fn = _attention_kernel(loss_fn, options.attention_kernel if cuda else "auto")
     if data is None:
-        data = synthetic_batches(min(50257, step.vocab_size), step.micro_batch, step.block_size, pinned=step.pinned and cuda,
+        data = synthetic_batches(min(50257, config.vocab_size), options.micro_batch, config.block_size, pinned=options.pinned and cuda,
                                  seed=seed)
-    peak = peak_flops(device, "bf16" if step.precision == "bf16" else ("tf32" if step.tf32 else "fp32"))
-    return Built(step, model, optimizer, scheduler, loss_fn, data, gpt_flops_per_token(config), peak)
+    peak = peak_flops(device, "bf16" if options.precision == "bf16" else ("tf32" if options.tf32 else "fp32"))
+    return Built(options, model, optimizer, scheduler, loss_fn, data, gpt_flops_per_token(config), peak)

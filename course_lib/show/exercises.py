@@ -35,7 +35,7 @@ from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, un
 from course_lib.models.gpt import GPT, GPTConfig, parameter_count
 from course_lib.i18n import check_language, text
 from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
-from course_lib.lessons.targeted_freezing_gpt import ATTENTION, flop_saving
+from course_lib.lessons.targeted_freezing_gpt import ATTENTION_WEIGHTS, flop_saving
 
 __all__ = [
     "Verdict",
@@ -577,9 +577,9 @@ def _gpt(frozen: str) -> GPT:
         model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=16))
     if frozen == "targeted":
         freeze(model, ".")
-        unfreeze(model, ATTENTION, layers=[0])
+        unfreeze(model, ATTENTION_WEIGHTS, layers=[0])
     elif frozen == "reversed":
-        freeze(model, ATTENTION, layers=[1])
+        freeze(model, ATTENTION_WEIGHTS, layers=[1])
     elif frozen == "all":
         freeze(model, ".")
     return model

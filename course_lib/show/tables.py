@@ -19,6 +19,7 @@ from course_lib.i18n import check_language, count, number, plain, significant, t
 from course_lib.show.report import Table
 from course_lib.engine.freezing import trainable_ratio
 from course_lib.engine.training import History
+from course_lib.models.gpt import GPTConfig, parameter_count
 
 __all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table"]
 
@@ -237,18 +238,14 @@ def options_table(results: dict, lang: str) -> Table:
     small, large = sorted(v)
     p = {row["precision"]: row for row in r["precisions"]}
     acc = r["accumulation"]
-    att = by(r["attention_lengths"], "length", r["config"]["block_size"])
+    att = by(r["attention_lengths"], "length", r["config"]["model"]["block_size"])
     opt = {row["optimizer"]: row for row in r["optimizers"]}
     comp = r["compiled"]
     pin = r["pinned_copies"]
     batches = r["batch_sizes"]
     pow2 = by(batches, "batch", 16)
     before = by(batches, "batch", 15)
-    from course_lib.models.gpt import GPTConfig, parameter_count
-
-    c = r["config"]
-    model = GPTConfig(vocab_size=c["vocab_size"], block_size=c["block_size"], n_layer=c["n_layer"], n_head=c["n_head"],
-                      n_embd=c["n_embd"])
+    model = GPTConfig(**r["config"]["model"])
     saved = 1 - parameter_count(model) / parameter_count(dataclasses.replace(model, tie_weights=False))
     rows = [
         ("opt_batch", text("cmp_batch", lang), times(before["ms_per_sequence"], pow2["ms_per_sequence"]), "-"),
