@@ -1,6 +1,6 @@
 """Data parallelism of the course's fast GPT-2 step: tokens/s on 1 and N GPUs, the loss curves, resuming on 1 GPU.
 
-    python benchmarks/ddp_scaling.py --gpus 2          # one host, 2 GPUs: writes course_lib/results/lesson05_ddp.json
+    python benchmarks/ddp_scaling.py --gpus 2          # one host, 2 GPUs: writes course_lib/lessons/results/lesson05_ddp.json
     python benchmarks/ddp_scaling.py --gpus 2 --size tiny --backend gloo --out /tmp/ddp.json   # CPU processes
 
 Every run is ``torchrun --standalone`` over this script in worker mode, with

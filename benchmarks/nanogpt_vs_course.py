@@ -1,7 +1,7 @@
 """The course's GPT-2 (124M) training step against nanoGPT's, side by side in one process on one GPU.
 
     git clone https://github.com/karpathy/nanoGPT /tmp/nanoGPT      # brought for the run, never committed
-    python benchmarks/nanogpt_vs_course.py --nanogpt /tmp/nanoGPT    # writes course_lib/results/lesson05_nanogpt.json
+    python benchmarks/nanogpt_vs_course.py --nanogpt /tmp/nanoGPT    # writes course_lib/lessons/results/lesson05_nanogpt.json
 
 Four parts (``--parts``, default all; each part's results go into the same file):
 

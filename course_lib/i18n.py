@@ -557,7 +557,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "attn_fused": {"vi": "hợp nhất (scaled_dot_product_attention)", "en": "fused (scaled_dot_product_attention)"},
     "attn_naive": {"vi": "viết theo công thức", "en": "written out"},
     "attn_title": {"vi": "Một tầng chú ý trên H100 (đã lưu), thang log", "en": "One attention layer on the H100 (stored), log scales"},
-    # The exercises' checks (course_lib/exercises.py) and the student edition (book/tools/student_edition.py).
+    # The exercises' checks (course_lib/show/exercises.py) and the student edition (book/tools/student_edition.py).
     "ex_correct": {
         "vi": "✓ Đúng rồi: {name} cho kết quả đúng với cả {n} đầu vào đã thử.",
         "en": "✓ Correct: {name} gives the right result for all {n} inputs checked.",

@@ -8,6 +8,7 @@ import torch
 
 from course_lib.engine import timing as bench
 from course_lib.lessons import optimization_options as oo
+from course_lib.lessons import stored
 from course_lib.models.gpt import GPT, GPTConfig, lm_loss
 from course_lib.show.tables import measured_table, options_table
 
@@ -99,12 +100,12 @@ def test_the_live_measurements_run_and_fill_their_tables():
 
 
 def test_the_stored_gpu_results():
-    stored = oo.load_results("gpu")
-    assert "H100" in stored["provenance"]["device"] or "H200" in stored["provenance"]["device"]
-    assert [r["batch"] for r in stored["batch_sizes"]] == list(oo.CONFIGS["gpu"].batch_sizes)
-    assert stored["accumulation"]["max_relative_difference"] < 1e-4
+    results = oo.load_results("gpu")
+    assert "H100" in results["provenance"]["device"] or "H200" in results["provenance"]["device"]
+    assert [r["batch"] for r in results["batch_sizes"]] == list(oo.CONFIGS["gpu"].batch_sizes)
+    assert results["accumulation"]["max_relative_difference"] < 1e-4
     for lang in ("vi", "en"):
-        assert len(options_table(stored, lang).rows) == 11
+        assert len(options_table(results, lang).rows) == 11
 
 
 def test_stored_results_of_another_configuration_are_refused(monkeypatch):
@@ -137,7 +138,6 @@ def test_attention_plot_is_labelled_in_both_languages():
 
 
 def test_the_store_command_writes_rounded_results_that_load_back(tmp_path, monkeypatch):
-    from course_lib.lessons import stored
 
     @dataclasses.dataclass(frozen=True)
     class Sizes:
@@ -153,13 +153,12 @@ def test_the_store_command_writes_rounded_results_that_load_back(tmp_path, monke
     assert results["x"] == 0.333333 and results["xs"] == [0.666667, 1] and results["provenance"]["command"] == "cmd"
     with pytest.raises(ValueError, match="another configuration"):
         stored.load("99", "gpu", "test", {"config": Sizes("gpu", 4)})
-    with pytest.raises(FileNotFoundError, match="python -m course_lib.test --config cpu"):
+    with pytest.raises(FileNotFoundError, match="run `test` on a GPU"):
         stored.load("99", "cpu", "test", {})
 
 
 def test_a_field_added_after_the_results_were_stored_must_hold_its_default(tmp_path, monkeypatch):
     """A file made before a configuration gained a field (say ``precision``) stays valid only while the field keeps its default."""
-    from course_lib.lessons import stored
 
     @dataclasses.dataclass(frozen=True)
     class Sizes:
@@ -173,3 +172,17 @@ def test_a_field_added_after_the_results_were_stored_must_hold_its_default(tmp_p
     with pytest.raises(ValueError, match="another configuration"):
         stored.load("99", "gpu", "test", {"config": Sizes("gpu", 3, precision="fp64")})
 
+
+
+@pytest.mark.parametrize("lesson", ["finetuning_bert", "targeted_freezing_gpt", "optimization_options"])
+def test_a_missing_stored_file_names_a_command_that_exists(tmp_path, monkeypatch, lesson):
+    """The message names `python -m <module> --config gpu`, and that module exists and has the command line."""
+    import importlib
+    import re
+
+    module = importlib.import_module(f"course_lib.lessons.{lesson}")
+    monkeypatch.setattr(stored, "DATA", tmp_path)
+    with pytest.raises(FileNotFoundError) as missing:
+        module.load_results("gpu")
+    named = re.search(r"`python -m ([\w.]+) --config gpu`", str(missing.value)).group(1)
+    assert callable(importlib.import_module(named).main)

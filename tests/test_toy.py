@@ -229,7 +229,7 @@ def test_plain_pytorch_loop_gives_the_courses_numbers(clip, decay):
     Loss, norm before clipping and weights before the update.  Without clipping they are identical.  With
     clipping torch divides by |g| + 1e-6 where course_lib divides by |g|: about 1e-6 relative per clipped step.
     """
-    from course_lib.models.toy import train_quadratic_plain  # here, not at the top: the lesson-01 imports stay untouched
+    from course_lib.lessons.plain import train_quadratic_plain
     from course_lib.engine.training import Callback
 
     class Weights(Callback):
@@ -255,7 +255,7 @@ def test_plain_pytorch_loop_gives_the_courses_numbers(clip, decay):
 
 
 def test_plain_pytorch_loop_writes_nan_where_the_course_skips():
-    from course_lib.models.toy import train_quadratic_plain
+    from course_lib.lessons.plain import train_quadratic_plain
 
     course = train_quadratic(1.5, 100)
     _, norm, w = train_quadratic_plain(1.5, 100)

@@ -218,8 +218,8 @@ def summarize(results: dict) -> dict[str, dict]:
 
 
 def load_results(name: str = "gpu") -> dict:
-    """The stored results of a configuration (``course_lib/results/lesson03_<name>.json``), checked against :data:`CONFIGS`."""
-    return stored.load("03", name, "finetuning", {"config": CONFIGS[name]})
+    """The stored results of a configuration (``course_lib/lessons/results/lesson03_<name>.json``), checked against :data:`CONFIGS`."""
+    return stored.load("03", name, f"python -m {__name__} --config {name}", {"config": CONFIGS[name]})
 
 
 def main(argv=None) -> None:

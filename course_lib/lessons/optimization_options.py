@@ -3,7 +3,7 @@
 Every function returns plain numbers (JSON-ready) measured with
 :mod:`course_lib.engine.timing`.  The lesson runs the small CPU configuration live;
 ``python -m course_lib.lessons.optimization_options --config gpu`` runs the larger
-one on a GPU and stores it in ``course_lib/results/lesson05_gpu.json`` with its
+one on a GPU and stores it in ``course_lib/lessons/results/lesson05_gpu.json`` with its
 provenance.
 """
 
@@ -309,8 +309,8 @@ def run_all(config: Config, device=None, progress=print) -> dict:
 
 
 def load_results(name: str = "gpu") -> dict:
-    """The stored results (``course_lib/results/lesson05_<name>.json``), checked against :data:`CONFIGS`."""
-    return stored.load("05", name, "optimization_options", {"config": CONFIGS[name]})
+    """The stored results (``course_lib/lessons/results/lesson05_<name>.json``), checked against :data:`CONFIGS`."""
+    return stored.load("05", name, f"python -m {__name__} --config {name}", {"config": CONFIGS[name]})
 
 
 def main(argv=None) -> None:
@@ -357,11 +357,9 @@ def loss_curves(steps: int = 300, *, fast: StepOptions = FAST, plain: StepOption
 
 
 def load_benchmark() -> dict:
-    """The stored benchmark (``course_lib/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
+    """The stored benchmark (``course_lib/lessons/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
+    results = stored.load("05", "nanogpt", "python benchmarks/nanogpt_vs_course.py --nanogpt PATH")
     file = stored.path("05", "nanogpt")
-    if not file.exists():
-        raise FileNotFoundError(f"{file} is missing: run `python benchmarks/nanogpt_vs_course.py --nanogpt PATH` on a GPU")
-    results = json.loads(file.read_text(encoding="utf-8"))
     expected = json.loads(json.dumps(dataclasses.asdict(FAST)))
     for part, where in results["provenance"].items():
         if where.get("step") != expected or (part == "ablation" and set(results["ablation"]["changes"]) != set(ABLATIONS)):

@@ -1,4 +1,6 @@
-"""Lesson 01's toy in plain PyTorch: the loop a practitioner writes, with no course_lib in it.
+"""The lessons' reference loops in plain PyTorch: the loops a practitioner writes, with no course_lib in them.
+
+Lesson 01's toy:
 
 :func:`train_toy_plain` trains the same two-logit model as
 :func:`course_lib.models.toy.train_softmax_toy`, on the same mini-batches, with an
@@ -16,8 +18,13 @@ it gives exactly the rates and weights of course_lib's loop at every step
 the number of updates per epoch reproduces a loop that steps the scheduler
 once per epoch, the mistake lesson 01 measures.
 
-Lesson 01 shows these two functions as they are (a literalinclude), so they
-carry no comments: the lesson explains them in the reader's language.
+Lesson 02's quadratic: :func:`train_quadratic_plain` gives
+:func:`course_lib.models.toy.train_quadratic`'s numbers where the norm is
+finite (``tests/test_toy.py``).
+
+Lessons 01 and 02 show these functions as they are (a literalinclude), so
+:func:`warmup_cosine` and :func:`train_toy_plain` carry no comments: the
+lesson explains them in the reader's language.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import torch.nn.functional as F
 from course_lib.models.toy import add_excess_loss
 from course_lib.engine.training import History
 
-__all__ = ["warmup_cosine", "train_toy_plain", "plain_history"]
+__all__ = ["warmup_cosine", "train_toy_plain", "plain_history", "train_quadratic_plain"]
 
 
 def warmup_cosine(num_warmup_steps, num_training_steps):
@@ -73,3 +80,33 @@ def plain_history(rates: list[float], weights: list[list[float]], target_prob: f
         history.add("w1", step, w1)
         history.add("w2", step, w2)
     return add_excess_loss(history, target_prob)
+
+
+def train_quadratic_plain(eta_max, num_steps, max_norm=math.inf, decay_steps=None):
+    """Lesson 02's quadratic with PyTorch alone: the loop a practitioner writes.
+
+    SGD at peak rate ``eta_max``; clipping by global norm with
+    ``torch.nn.utils.clip_grad_norm_`` (``max_norm=inf`` only measures the
+    norm); with ``decay_steps``, the rate decays linearly to 0 over that
+    many optimizer steps through ``LambdaLR``.  Returns, per step, the loss,
+    the norm before clipping and the weights before the update.  Where the
+    norm is finite it gives :func:`train_quadratic`'s numbers (the tests
+    check it); the course's loop in addition skips a step whose norm is
+    ``inf``, where ``clip_grad_norm_`` writes NaN into the gradients.
+    """
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = torch.optim.SGD([w], lr=eta_max)
+    decay = (lambda t: max(0.0, (decay_steps - t) / decay_steps)) if decay_steps else (lambda t: 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+    losses, norms, weights = [], [], []
+    for step in range(num_steps):
+        optimizer.zero_grad()
+        loss = (w**2).sum()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_([w], max_norm)  # the norm before clipping
+        losses.append(loss.item())
+        norms.append(norm.item())
+        weights.append(w.tolist())
+        optimizer.step()  # first the update with this step's rate,
+        scheduler.step()  # then the rate of the next step
+    return losses, norms, weights

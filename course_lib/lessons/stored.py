@@ -1,7 +1,7 @@
-"""The lessons' stored GPU results: provenance, the JSON files in ``course_lib/results/``, and the command that writes them.
+"""The lessons' stored GPU results: provenance, the JSON files in ``course_lib/lessons/results/``, and the command that writes them.
 
 Lessons 03-05 each have a ``run_all(config, device)`` that measures a
-configuration and a ``CONFIGS`` table; ``python -m course_lib.<module>
+configuration and a ``CONFIGS`` table; ``python -m course_lib.lessons.<module>
 --config gpu`` runs it (:func:`main`) and stores the numbers, rounded, with
 their provenance; the lesson loads them with :func:`load`, which refuses a
 file made with another configuration.
@@ -49,7 +49,7 @@ def provenance(device: torch.device, command: str, **extra) -> dict:
 
 
 def path(lesson: str, name: str) -> Path:
-    """``course_lib/results/lesson<lesson>_<name>.json``."""
+    """``course_lib/lessons/results/lesson<lesson>_<name>.json``."""
     return DATA / f"lesson{lesson}_{name}.json"
 
 
@@ -64,11 +64,15 @@ def rounded(value):
     return value
 
 
-def load(lesson: str, name: str, module: str, expected: Mapping[str, object]) -> dict:
-    """The stored results of configuration ``name``; each ``expected[key]`` (a dataclass) must equal the file's ``key``."""
+def load(lesson: str, name: str, command: str, expected: Mapping[str, object] = {}) -> dict:
+    """The stored results ``lesson<lesson>_<name>.json``; each ``expected[key]`` (a dataclass) must equal the file's ``key``.
+
+    ``command`` is what writes the file (said when it is missing), e.g.
+    ``"python -m course_lib.lessons.finetuning_bert --config gpu"``.
+    """
     file = path(lesson, name)
     if not file.exists():
-        raise FileNotFoundError(f"{file} is missing: run `python -m course_lib.{module} --config {name}` on a GPU")
+        raise FileNotFoundError(f"{file} is missing: run `{command}` on a GPU")
     results = json.loads(file.read_text(encoding="utf-8"))
     for key, config in expected.items():
         if results[key] != _as_stored(config, results[key]):
@@ -95,7 +99,7 @@ def main(argv, *, lesson: str, description: str, configs: Mapping, run_all: Call
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", choices=sorted(configs), default="gpu")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=None, help=f"default: course_lib/results/lesson{lesson}_<config>.json")
+    parser.add_argument("--out", type=Path, default=None, help=f"default: course_lib/lessons/results/lesson{lesson}_<config>.json")
     args = parser.parse_args(argv)
     out = args.out or path(lesson, args.config)
     results = run_all(configs[args.config], args.device)

@@ -13,7 +13,7 @@ Measured per run: training and held-out loss, time per step, the Frobenius
 norm of each attention matrix's change per step |W_t - W_{t-1}|_F, and the
 share p of generated tokens in a set S of *Hamlet*'s characteristic tokens,
 over several sampling seeds.  ``python -m course_lib.lessons.targeted_freezing_gpt
---config gpu`` runs the larger configuration and stores it in ``course_lib/results/``.
+--config gpu`` runs the larger configuration and stores it in ``course_lib/lessons/results/``.
 """
 
 from __future__ import annotations
@@ -337,9 +337,9 @@ def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
 
 
 def load_results(name: str = "gpu") -> dict:
-    """The stored results (``course_lib/results/lesson04_<name>.json``), checked against :data:`CONFIGS` and the pretraining."""
+    """The stored results (``course_lib/lessons/results/lesson04_<name>.json``), checked against :data:`CONFIGS` and the pretraining."""
     config = CONFIGS[name]
-    return stored.load("04", name, "targeted_freezing", {"config": config, "pretrain": PRETRAIN[config.pretrain]})
+    return stored.load("04", name, f"python -m {__name__} --config {name}", {"config": config, "pretrain": PRETRAIN[config.pretrain]})
 
 
 def main(argv=None) -> None:

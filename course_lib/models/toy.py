@@ -36,7 +36,6 @@ __all__ = [
     "add_excess_loss",
     "QuadraticToy",
     "train_quadratic",
-    "train_quadratic_plain",
     "body_and_head",
 ]
 
@@ -147,36 +146,6 @@ def train_quadratic(
         callbacks=[WeightChange(model.named_parameters()), *callbacks], on_nonfinite="skip", device="cpu",
         log_every=100,
     )
-
-
-def train_quadratic_plain(eta_max, num_steps, max_norm=math.inf, decay_steps=None):
-    """Lesson 02's quadratic with PyTorch alone: the loop a practitioner writes.
-
-    SGD at peak rate ``eta_max``; clipping by global norm with
-    ``torch.nn.utils.clip_grad_norm_`` (``max_norm=inf`` only measures the
-    norm); with ``decay_steps``, the rate decays linearly to 0 over that
-    many optimizer steps through ``LambdaLR``.  Returns, per step, the loss,
-    the norm before clipping and the weights before the update.  Where the
-    norm is finite it gives :func:`train_quadratic`'s numbers (the tests
-    check it); the course's loop in addition skips a step whose norm is
-    ``inf``, where ``clip_grad_norm_`` writes NaN into the gradients.
-    """
-    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
-    optimizer = torch.optim.SGD([w], lr=eta_max)
-    decay = (lambda t: max(0.0, (decay_steps - t) / decay_steps)) if decay_steps else (lambda t: 1.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
-    losses, norms, weights = [], [], []
-    for step in range(num_steps):
-        optimizer.zero_grad()
-        loss = (w**2).sum()
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_([w], max_norm)  # the norm before clipping
-        losses.append(loss.item())
-        norms.append(norm.item())
-        weights.append(w.tolist())
-        optimizer.step()  # first the update with this step's rate,
-        scheduler.step()  # then the rate of the next step
-    return losses, norms, weights
 
 
 def body_and_head(seed: int = 0) -> torch.nn.Sequential:
