@@ -138,7 +138,7 @@ def test_numbers_are_written_the_readers_way():
 def test_bad_toy_arguments():
     with pytest.raises(ValueError, match="target_prob"):
         train_softmax_toy(Constant(), 0.1, 10, target_prob=0.4)
-    with pytest.raises(ValueError, match="num_steps must be an int >= 1"):
+    with pytest.raises(ValueError, match="num_steps must be >= 1"):
         train_softmax_toy(Constant(), 0.1, 0)
 
 

@@ -150,8 +150,7 @@ def make_loader(
     from torch.utils.data.distributed import DistributedSampler
 
     check_int("batch_size", batch_size, 1, unit="examples")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise TypeError(f"seed must be an int >= 0 (it fixes the shuffling order), got {seed!r}")
+    check_int("seed", seed, 0, unit="seed units (it fixes the shuffling order)")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)

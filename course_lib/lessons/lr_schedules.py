@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
+from course_lib.engine._checks import check_number, check_type
 from course_lib.engine.schedules import Schedule
 from course_lib.engine.stats import Spread, spread
 from course_lib.engine.training import History
@@ -53,8 +54,7 @@ def integral_prediction(history: History, target_prob: float = 1.0) -> list[floa
 
 def integral_law_holds_until(history: History, tolerance: float = 0.1, target_prob: float = 1.0) -> int | None:
     """Last t at which w1[t] is within ``tolerance`` (relative) of the prediction; None if always."""
-    if not 0 < tolerance < 1:
-        raise ValueError(f"tolerance must be in (0, 1) (a relative error), got {tolerance!r}")
+    check_number("tolerance", tolerance, "in (0, 1) (a relative error)", lambda v: 0 < v < 1)
     for t, (actual, guess) in enumerate(zip(history.metric("w1"), integral_prediction(history, target_prob))):
         if guess > 0 and abs(actual - guess) > tolerance * guess:
             return t - 1
@@ -63,6 +63,7 @@ def integral_law_holds_until(history: History, tolerance: float = 0.1, target_pr
 
 def run_seeds(schedule: Schedule, eta_max: float, num_steps: int, seeds: Sequence[int], **toy: object) -> list[History]:
     """The same experiment over several label draws (one run per seed)."""
+    check_type("seeds", seeds, (list, tuple, range), "a list of seeds (ints)")
     if len(seeds) < 1:
         raise ValueError(f"seeds must hold at least one seed, got {seeds!r}")
     return [train_softmax_toy(schedule, eta_max, num_steps, seed=seed, **toy) for seed in seeds]

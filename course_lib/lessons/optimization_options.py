@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib.engine._checks import check_int
+from course_lib.engine._checks import check_int, check_number
 from course_lib.engine.callbacks import evaluate
 from course_lib.engine.data import pick_device
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
@@ -285,8 +285,7 @@ def cost_terms(config: GPTConfig, lengths=(128, 1024, 4096, 8192)) -> list[dict]
 def cumulative_days(seconds_per_iteration: float, iterations: float) -> float:
     """Days taken by ``iterations`` iterations of ``seconds_per_iteration`` seconds (the notes' calculator)."""
     for name, value in (("seconds_per_iteration", seconds_per_iteration), ("iterations", iterations)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_number(name, value, "a finite number >= 0", lambda v: 0 <= v < math.inf)
     return seconds_per_iteration * iterations / 86400
 
 

@@ -24,6 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from course_lib.engine._checks import check_int, check_number
 from course_lib.engine.callbacks import WeightChange
 from course_lib.engine.schedules import Schedule, ScheduledLR
 from course_lib.engine.training import Callback, History, TrainState, train
@@ -90,11 +91,10 @@ def train_softmax_toy(
     The labels come from a generator seeded with ``seed``, so two schedules
     run with the same seed see exactly the same mini-batches.
     """
-    if isinstance(target_prob, bool) or not isinstance(target_prob, (int, float)) or not 0.5 < target_prob <= 1.0:
-        raise ValueError(f"target_prob must be a number in (0.5, 1] so that w1 > w2 is the goal, got {target_prob!r}")
-    for name, value in (("num_steps", num_steps), ("batch_size", batch_size), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
-            raise ValueError(f"{name} must be an int >= {0 if name == 'seed' else 1}, got {value!r}")
+    check_number("target_prob", target_prob, "in (0.5, 1] so that w1 > w2 is the goal", lambda q: 0.5 < q <= 1.0)
+    check_int("num_steps", num_steps, 1)
+    check_int("batch_size", batch_size, 1, unit="examples")
+    check_int("seed", seed, 0, unit="seed units")
     generator = torch.Generator().manual_seed(seed)
     labels = (torch.rand(num_steps, batch_size, generator=generator) >= target_prob).long()
 
