@@ -31,6 +31,7 @@ from course_lib.lessons import stored
 from course_lib.engine.data import pick_device
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio
 from course_lib.engine.schedules import Constant, ScheduledLR, linear_with_warmup
+from course_lib.engine.stats import spread
 from course_lib.lessons.sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
 from course_lib.engine.training import train
 
@@ -145,7 +146,6 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
 
 def paired_gap(results: dict, a: str, b: str, key: str = "accuracy_after"):
     """``key`` of variant ``b`` minus variant ``a``, seed by seed (same seeds): a :class:`~course_lib.engine.stats.Spread`."""
-    from course_lib.engine.stats import spread
 
     by_seed = {(r["variant"], r["seed"]): r[key] for r in results["runs"]}
     seeds = sorted(seed for variant, seed in by_seed if variant == a)
@@ -206,7 +206,6 @@ SUMMARY = ("accuracy_before", "accuracy_after", "seconds_per_step", "peak_memory
 
 def summarize(results: dict) -> dict[str, dict]:
     """Per variant: mean ± standard error over the seeds of each number in :data:`SUMMARY` (None where not measured)."""
-    from course_lib.engine.stats import spread
 
     out: dict[str, dict] = {}
     for r in results["runs"]:

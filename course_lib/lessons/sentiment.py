@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from course_lib.engine._checks import check_int, check_type
+from course_lib.engine.freezing import freeze, trainable_ratio
 from course_lib.i18n import check_language
 from course_lib.lessons.online import hub
 from course_lib.engine.training import weight_dtype
@@ -179,7 +180,6 @@ def load_classifier(source: str = "offline", *, seed: int = 0, precision: str = 
 
 def bert_base_ratio(pattern: str = r"embeddings|attention") -> float:
     """R of the notes' recipe for bert-base-uncased, counted on the meta device: no weights are downloaded."""
-    from course_lib.engine.freezing import freeze, trainable_ratio
 
     transformers = _quiet_transformers()
     with torch.device("meta"):

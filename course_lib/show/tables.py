@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import torch
 
 from course_lib.engine.stats import Spread
+from course_lib.lessons import finetuning_bert, targeted_freezing_gpt
 from course_lib.lessons.gradient_clipping import clipping_stats, layer_clipping, value_ranges
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_law_holds_until, schedule_stats
 from course_lib.i18n import check_language, count, number, plain, significant, text
@@ -129,9 +130,7 @@ def finetune_table(results: dict, lang: str, variants: Sequence[str] | None = No
     ``timing=False`` leaves out time and memory, which change from run to run
     (a notebook check compares the printed table).
     """
-    from course_lib.lessons.finetuning_bert import summarize
-
-    summary = summarize(results)
+    summary = finetuning_bert.summarize(results)
     rows = []
     for variant in variants or list(summary):
         s = summary[variant]
@@ -174,9 +173,7 @@ def gpt_freezing_table(results: dict, lang: str, timing: bool = True) -> Table:
     ``timing=False`` leaves out time, saving and memory, which change from
     run to run (a notebook check compares the printed table).
     """
-    from course_lib.lessons.targeted_freezing_gpt import summarize
-
-    summary = summarize(results)
+    summary = targeted_freezing_gpt.summarize(results)
     n = len({r["seed"] for r in results["runs"]})
     rows = []
     for variant, s in summary.items():
