@@ -86,3 +86,18 @@ def test_the_check_catches_a_wrong_way_import(tmp_path, layer_name, line, caught
     body = f"def f():\n{line}\n" if line.startswith(" ") else f"{line}\n"
     (folder / "probe.py").write_text(body)
     assert bool(wrong_way(tmp_path / "course_lib")) is caught
+
+
+def test_the_readme_layout_table_names_every_layer_and_module():
+    """README's layout table has a row per layer folder, and that row names each of the folder's modules."""
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines() if line.startswith("| `course_lib/")}
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        folder = path.parent.relative_to(PACKAGE.parent).as_posix() + "/"
+        row = rows.get(folder) if folder != "course_lib/" else rows.get(path.relative_to(PACKAGE.parent).as_posix())
+        if row is None or (folder != "course_lib/" and f"`{path.name}`" not in row):
+            missing.append(path.relative_to(PACKAGE.parent).as_posix())
+    assert missing == [], "README.md's layout table does not name these modules in their folder's row"
