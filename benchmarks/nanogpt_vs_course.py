@@ -140,8 +140,7 @@ def nanogpt(module, micro_batch: int, loop: str, device: torch.device, size: dic
 def course(options: StepOptions, device: torch.device, name: str, group: str = "course") -> Contender:
     """The course's step, run by the course's loop with its records and the Throughput probe."""
     built = build(options, device)
-    probe = Throughput(tokens=lambda batch: batch[:, :-1].numel(), flops_per_token=built.flops_per_token,
-                       peak_flops=built.peak_flops)
+    probe = Throughput(flops_per_token=built.flops_per_token, peak_flops=built.peak_flops)
     run = loop_steps(built.model, built.optimizer, built.data, built.loss_fn, device=device, callbacks=[probe],
                      **built.train_kwargs())
     return Contender(name, group, options.micro_batch, options.tokens_per_step, built.flops_per_token, run)

@@ -20,9 +20,9 @@ from course_lib.engine.clipping import (
     LayerGradNorms,
     by_module,
     clip_factor,
-    clip_grad_norm,
-    clip_grad_norm_per_layer,
-    clip_grad_value,
+    clip_grad_norm_,
+    clip_grad_norm_per_layer_,
+    clip_grad_value_,
     delayed,
     global_grad_norm,
     global_norm,
@@ -53,7 +53,7 @@ from course_lib.engine.schedules import (
     linear_with_warmup,
 )
 from course_lib.show.widgets import progress_bar
-from course_lib.engine.callbacks import Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
+from course_lib.engine.callbacks import DataChecksum, Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
 from course_lib.engine.checkpoints import load_checkpoint
 from course_lib.engine.data import make_loader, pick_device
 from course_lib.show.exercises import check_clip_coefficient, check_mfu, check_optimizer_groups, check_warmup_cosine
@@ -124,29 +124,29 @@ SCHEDULES = [
 ]
 
 CLIPPING = [
-    pytest.param(lambda: clip_grad_norm(MODEL.parameters(), "1.0"), TypeError, "max_norm must be a real number", id="max-norm-str"),
-    pytest.param(lambda: clip_grad_norm(MODEL.parameters(), True), TypeError, "max_norm must be a real number", id="max-norm-bool"),
-    pytest.param(lambda: clip_grad_norm(MODEL.parameters(), None), TypeError, "max_norm must be a real number", id="max-norm-None"),
-    pytest.param(lambda: clip_grad_norm(MODEL.parameters(), -math.inf), ValueError, "max_norm must be > 0", id="max-norm-minus-inf"),
-    pytest.param(lambda: clip_grad_norm(MODEL, 1.0), TypeError, "parameters must be an iterable of tensors", id="norm-of-model"),
-    pytest.param(lambda: clip_grad_norm(MODEL.named_parameters(), 1.0), TypeError, "pass model.parameters()", id="norm-of-named"),
+    pytest.param(lambda: clip_grad_norm_(MODEL.parameters(), "1.0"), TypeError, "max_norm must be a real number", id="max-norm-str"),
+    pytest.param(lambda: clip_grad_norm_(MODEL.parameters(), True), TypeError, "max_norm must be a real number", id="max-norm-bool"),
+    pytest.param(lambda: clip_grad_norm_(MODEL.parameters(), None), TypeError, "max_norm must be a real number", id="max-norm-None"),
+    pytest.param(lambda: clip_grad_norm_(MODEL.parameters(), -math.inf), ValueError, "max_norm must be > 0", id="max-norm-minus-inf"),
+    pytest.param(lambda: clip_grad_norm_(MODEL, 1.0), TypeError, "parameters must be an iterable of tensors", id="norm-of-model"),
+    pytest.param(lambda: clip_grad_norm_(MODEL.named_parameters(), 1.0), TypeError, "pass model.parameters()", id="norm-of-named"),
     pytest.param(
-        lambda: clip_grad_norm(MODEL.parameters(), 1.0, error_if_nonfinite="skip"),
+        lambda: clip_grad_norm_(MODEL.parameters(), 1.0, error_if_nonfinite="skip"),
         TypeError, "error_if_nonfinite must be True or False", id="error-if-nonfinite-str",
     ),
-    pytest.param(lambda: clip_grad_value(MODEL.parameters(), True), TypeError, "clip_value must be a real number", id="clip-value-bool"),
-    pytest.param(lambda: clip_grad_value(MODEL.parameters(), "0.5"), TypeError, "clip_value must be a real number", id="clip-value-str"),
+    pytest.param(lambda: clip_grad_value_(MODEL.parameters(), True), TypeError, "clip_value must be a real number", id="clip-value-bool"),
+    pytest.param(lambda: clip_grad_value_(MODEL.parameters(), "0.5"), TypeError, "clip_value must be a real number", id="clip-value-str"),
     pytest.param(lambda: global_grad_norm(None), TypeError, "parameters must be an iterable of tensors", id="global-grad-norm-None"),
     pytest.param(lambda: global_norm([1.0, 2.0]), TypeError, "tensors must be an iterable of tensors", id="global-norm-floats"),
     pytest.param(
-        lambda: clip_grad_norm_per_layer(list(MODEL.parameters()), 1.0),
+        lambda: clip_grad_norm_per_layer_(list(MODEL.parameters()), 1.0),
         TypeError, "layers must be a mapping {layer name: parameters}", id="per-layer-list",
     ),
     pytest.param(
-        lambda: clip_grad_norm_per_layer({"first": MODEL[0].named_parameters()}, 1.0),
+        lambda: clip_grad_norm_per_layer_({"first": MODEL[0].named_parameters()}, 1.0),
         TypeError, "layers['first'] must be an iterable of tensors", id="per-layer-named",
     ),
-    pytest.param(lambda: clip_grad_norm_per_layer({}, 0.0), ValueError, "max_norm must be > 0", id="per-layer-zero"),
+    pytest.param(lambda: clip_grad_norm_per_layer_({}, 0.0), ValueError, "max_norm must be > 0", id="per-layer-zero"),
     pytest.param(lambda: clip_factor(-1.0, 1.0), ValueError, "norm must be >= 0", id="clip-factor-negative"),
     pytest.param(lambda: clip_factor(math.nan, 1.0), ValueError, "norm must be >= 0", id="clip-factor-nan"),
     pytest.param(lambda: clip_factor(2.0, 0.0), ValueError, "max_norm must be > 0", id="clip-factor-zero-threshold"),
@@ -289,10 +289,19 @@ def _broken(name, content: bytes | None):
     return path
 
 
-def _resume(path, model_opt=None, steps=6, schedule="default"):
+def _resume(path, model_opt=None, steps=6, schedule="default", **kwargs):
     schedule = linear_with_warmup(1, 10) if schedule == "default" else schedule
     model_opt = model_opt or _setup(schedule=schedule)
-    return _train(steps, model_opt, checkpoint=path, checkpoint_every=2, resume=True)
+    return _train(steps, model_opt, checkpoint=path, checkpoint_every=2, resume=True, **kwargs)
+
+
+def _older_format(name):
+    """A real checkpoint relabelled with the format before this one (2: no clip, accumulate or callbacks' states)."""
+    path = _TMP / f"{name}.pt"
+    state = torch.load(_checkpoint("whole"), weights_only=True)
+    state["format"] = 2
+    torch.save(state, path)
+    return path
 
 
 def _frozen():
@@ -385,6 +394,15 @@ TRAINING = [
     pytest.param(lambda: _resume(_checkpoint("step-lr"), model_opt=_step_lr()), ValueError, "another scheduler", id="resume-other-torch-scheduler"),
     pytest.param(lambda: _resume(_checkpoint("other-model", width=5)), ValueError, "another model (parameter names and shapes)", id="resume-other-model"),
     pytest.param(lambda: _resume(_checkpoint("other-optimizer", optimizer="AdamW")), ValueError, "another optimizer type: saved 'AdamW', now 'SGD'", id="resume-other-optimizer"),
+    pytest.param(lambda: _resume(_checkpoint("no-clip"), clip=1), ValueError, "another clipping threshold (clip): saved None, now '1.0'",
+                 id="resume-other-clip"),
+    pytest.param(lambda: _resume(_checkpoint("one-micro-batch"), accumulate=2), ValueError,
+                 "another accumulate (micro-batches per step): saved 1, now 2", id="resume-other-accumulate"),
+    pytest.param(lambda: _resume(_checkpoint("no-callbacks"), callbacks=[DataChecksum()]), ValueError,
+                 "holds the states of the callbacks [], but this run passes callbacks that keep state ['DataChecksum[0]']",
+                 id="resume-other-callbacks"),
+    pytest.param(lambda: _resume(_older_format("format-2")), ValueError, "has format 2, written by another version of course_lib",
+                 id="resume-older-format"),
     pytest.param(lambda: _resume(_broken("empty", b"")), ValueError, "cannot be read", id="checkpoint-empty"),
     pytest.param(lambda: _resume(_broken("truncated", None)), ValueError, "cannot be read", id="checkpoint-truncated"),
     pytest.param(lambda: _resume(_broken("corrupt", b"not a checkpoint at all" * 10)), ValueError, "cannot be read", id="checkpoint-corrupt"),
@@ -496,17 +514,17 @@ def test_infinite_threshold_only_measures():
     assert threshold_at(math.inf, 0) == math.inf
     assert threshold_at(2, 0) == 2.0 and isinstance(threshold_at(2, 0), float)
     assert delayed(math.inf, 0)(5) == math.inf
-    norm = clip_grad_norm(model.parameters(), math.inf)
-    clip_grad_value(model.parameters(), math.inf)
+    norm = clip_grad_norm_(model.parameters(), math.inf)
+    clip_grad_value_(model.parameters(), math.inf)
     assert all(torch.equal(a, p.grad) for a, p in zip(before, model.parameters()))
     assert norm.item() == pytest.approx(global_grad_norm(model.parameters()).item())
-    assert clip_grad_norm([], 1.0).item() == 0.0 and clip_grad_norm_per_layer({}, 1.0) == {}
+    assert clip_grad_norm_([], 1.0).item() == 0.0 and clip_grad_norm_per_layer_({}, 1.0) == {}
 
 
 def test_measures_accept_zero_inf_and_tensor_norms():
     assert clip_factor(0.0, 1.0) == 1.0 and clip_factor(math.inf, 1.0) == 0.0 and clip_factor(3, math.inf) == 1.0
     assert norm_lost(math.inf, 1.0) == math.inf and norm_lost(0, 2) == 0.0
-    norm = clip_grad_norm(model_with_grads().parameters(), math.inf)
+    norm = clip_grad_norm_(model_with_grads().parameters(), math.inf)
     assert float(clip_factor(norm, 0.1)) == pytest.approx(0.1 / norm.item())
 
 
@@ -526,7 +544,7 @@ def test_scheduler_state_carries_the_schedule_and_loads_with_weights_only(tmp_pa
         first.step()
     torch.save(first.state_dict(), tmp_path / "scheduler.pt")
     state = torch.load(tmp_path / "scheduler.pt", weights_only=True)
-    assert state["schedule_repr"] == repr(schedule)
+    assert state["schedule_fingerprint"] == repr(schedule)
     second = ScheduledLR(optimizer(), cosine_with_warmup(2, 10, num_cycles=1.5, min_lr_ratio=0.1))  # equal, not the same object
     second.load_state_dict(state)
     assert second.last_epoch == 4 and second.get_last_lr() == first.get_last_lr()
@@ -538,7 +556,7 @@ def test_scheduler_state_of_a_schedule_without_its_own_repr():
             return 0.5**step
 
     state = scheduler_state(Halving())
-    assert "object at" not in state["schedule_repr"]
+    assert state["schedule_fingerprint"] == "test_scheduler_state_of_a_schedule_without_its_own_repr.<locals>.Halving()"
     ScheduledLR(optimizer(), Halving()).load_state_dict(state)
     with pytest.raises(ValueError, match="state_dict was saved by a ScheduledLR over"):
         ScheduledLR(optimizer(), Constant()).load_state_dict(state)

@@ -5,13 +5,14 @@ import math
 import pytest
 import torch
 
+from course_lib.engine import clipping
 from course_lib.engine.clipping import (
     LayerGradNorms,
     by_module,
     clip_factor,
-    clip_grad_norm,
-    clip_grad_norm_per_layer,
-    clip_grad_value,
+    clip_grad_norm_,
+    clip_grad_norm_per_layer_,
+    clip_grad_value_,
     delayed,
     global_grad_norm,
     norm_lost,
@@ -39,7 +40,7 @@ def grads(model):
 @pytest.mark.parametrize("scale", [1.0, 50.0])
 def test_clip_grad_norm_equals_torch(max_norm, scale):
     ours, theirs = twins(scale=scale)
-    norm = clip_grad_norm(ours.parameters(), max_norm)
+    norm = clip_grad_norm_(ours.parameters(), max_norm)
     expected = torch.nn.utils.clip_grad_norm_(theirs.parameters(), max_norm)
     assert norm.item() == pytest.approx(expected.item(), rel=1e-6)
     for a, b in zip(grads(ours), grads(theirs)):
@@ -49,7 +50,7 @@ def test_clip_grad_norm_equals_torch(max_norm, scale):
 def test_norm_after_clipping_is_min_of_norm_and_threshold():
     for max_norm in (0.1, 1.0, 1e3):
         model = model_with_grads(scale=10.0)
-        before = clip_grad_norm(model.parameters(), max_norm).item()
+        before = clip_grad_norm_(model.parameters(), max_norm).item()
         after = global_grad_norm(model.parameters()).item()
         assert after == pytest.approx(min(before, max_norm), rel=1e-6)
 
@@ -57,7 +58,7 @@ def test_norm_after_clipping_is_min_of_norm_and_threshold():
 def test_direction_is_kept():
     model = model_with_grads(scale=30.0)
     flat_before = torch.cat([g.flatten() for g in grads(model)])
-    clip_grad_norm(model.parameters(), 0.5)
+    clip_grad_norm_(model.parameters(), 0.5)
     flat_after = torch.cat([g.flatten() for g in grads(model)])
     assert torch.nn.functional.cosine_similarity(flat_before, flat_after, dim=0).item() == pytest.approx(1.0, abs=1e-6)
 
@@ -68,7 +69,7 @@ def test_several_param_groups_and_parameters_without_gradients():
         model[3].weight.grad = None  # e.g. a frozen or unused parameter
     opt = torch.optim.SGD([{"params": ours[0].parameters()}, {"params": list(ours[2].parameters()) + list(ours[3].parameters()), "lr": 0.1}], lr=1.0)
     params = [p for group in opt.param_groups for p in group["params"]]
-    norm = clip_grad_norm(params, 1.0)
+    norm = clip_grad_norm_(params, 1.0)
     expected = torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
     assert norm.item() == pytest.approx(expected.item(), rel=1e-6)
     assert ours[3].weight.grad is None
@@ -78,7 +79,7 @@ def test_several_param_groups_and_parameters_without_gradients():
 
 def test_no_gradients_at_all_gives_zero_norm():
     model = torch.nn.Linear(2, 2)
-    assert clip_grad_norm(model.parameters(), 1.0).item() == 0.0
+    assert clip_grad_norm_(model.parameters(), 1.0).item() == 0.0
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
@@ -87,8 +88,8 @@ def test_non_finite_gradients_raise_by_default_and_are_left_untouched(bad):
     model[0].weight.grad[0, 0] = bad
     untouched = grads(model)
     with pytest.raises(FloatingPointError, match="global gradient norm is (nan|inf)"):
-        clip_grad_norm(model.parameters(), 1.0)
-    norm = clip_grad_norm(model.parameters(), 1.0, error_if_nonfinite=False)
+        clip_grad_norm_(model.parameters(), 1.0)
+    norm = clip_grad_norm_(model.parameters(), 1.0, error_if_nonfinite=False)
     assert not math.isfinite(norm.item())
     for a, b in zip(grads(model), untouched):
         torch.testing.assert_close(a, b, equal_nan=True)
@@ -107,27 +108,27 @@ def test_torch_default_would_write_nan_silently():
 def test_bad_thresholds(bad):
     model = model_with_grads()
     with pytest.raises(ValueError, match="max_norm must be > 0"):
-        clip_grad_norm(model.parameters(), bad)
+        clip_grad_norm_(model.parameters(), bad)
     with pytest.raises(ValueError, match="clip_value must be > 0"):
-        clip_grad_value(model.parameters(), bad)
+        clip_grad_value_(model.parameters(), bad)
 
 
 def test_clip_grad_value_equals_torch_and_changes_direction():
     ours, theirs = twins(scale=5.0)
-    clip_grad_value(ours.parameters(), 0.3)
+    clip_grad_value_(ours.parameters(), 0.3)
     torch.nn.utils.clip_grad_value_(theirs.parameters(), 0.3)
     for a, b in zip(grads(ours), grads(theirs)):
         torch.testing.assert_close(a, b)
     g = torch.nn.Parameter(torch.zeros(2))
     g.grad = torch.tensor([3.0, 0.5])
-    clip_grad_value([g], 1.0)
+    clip_grad_value_([g], 1.0)
     assert g.grad.tolist() == [1.0, 0.5]
 
 
 def test_per_layer_clipping_bounds_each_layer():
     model = model_with_grads(scale=20.0)
     layers = {"first": model[0].parameters(), "second": model[2].parameters(), "third": model[3].parameters()}
-    before = clip_grad_norm_per_layer(layers, 1.0)
+    before = clip_grad_norm_per_layer_(layers, 1.0)
     after = LayerGradNorms(model.named_parameters(), {"first": r"^0\.", "second": r"^2\.", "third": r"^3\."})()
     for name in before:
         assert after[name].item() == pytest.approx(min(before[name].item(), 1.0), rel=1e-6)
@@ -174,3 +175,9 @@ def test_thresholds_and_measures():
         delayed(1.0, -1)
     assert clip_factor(4.0, 1.0) == 0.25 and clip_factor(0.5, 1.0) == 1.0 and clip_factor(9.0, math.inf) == 1.0
     assert norm_lost(4.0, 1.0) == 3.0 and norm_lost(0.5, 1.0) == 0.0
+
+
+def test_functions_that_change_gradients_in_place_end_in_an_underscore():
+    """torch's convention (clip_grad_norm_, clip_grad_value_), with no alias under the old names."""
+    for name in ("clip_grad_norm", "clip_grad_value", "clip_grad_norm_per_layer"):
+        assert not hasattr(clipping, name) and name + "_" in clipping.__all__

@@ -55,12 +55,20 @@ def test_select_by_pattern_module_type_and_layer_index():
         select(model)
 
 
-@pytest.mark.parametrize("groups", [False, True], ids=["optimizer-of-all-parameters", "param_groups"])
+PARAMETERS = {
+    "optimizer-of-all-parameters": lambda model: model.parameters(),
+    "param_groups": lambda model: param_groups(model, 0.1),
+    "param_groups-include-frozen": lambda model: param_groups(model, 0.1, include_frozen=True),
+}
+
+
+@pytest.mark.parametrize("groups", PARAMETERS)
 def test_frozen_parameters_are_bitwise_unchanged_with_adamw_and_weight_decay(groups):
+    """AdamW skips a parameter whose .grad is None: no update, no weight decay, no state, even when it holds it."""
     model = tiny_bert()
     frozen = set(freeze(model, RECIPE))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    parameters = param_groups(model, 0.1) if groups else model.parameters()
+    parameters = PARAMETERS[groups](model)
     optimizer = torch.optim.AdamW(parameters, lr=1e-2, weight_decay=0.1)
     train(model, optimizer, batches, loss_fn, 5, clip=1.0, device="cpu")
     for name, p in model.named_parameters():
@@ -84,6 +92,55 @@ def test_param_groups_hold_trainable_parameters_and_spare_biases_and_norms():
     model.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameter"):
         param_groups(model, 0.01)
+
+
+def test_param_groups_can_hold_frozen_parameters_in_their_decay_groups():
+    model = tiny_bert()
+    freeze(model, RECIPE)
+    decay, no_decay = param_groups(model, 0.01, include_frozen=True)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {id(p) for p in decay["params"] + no_decay["params"]} == set(names)
+    assert all(p.ndim >= 2 and "LayerNorm" not in names[id(p)] for p in decay["params"])
+    assert any(not p.requires_grad for p in no_decay["params"]) and any(not p.requires_grad for p in decay["params"])
+    assert [len(g["params"]) for g in param_groups(model, 0.01)] == [
+        sum(p.requires_grad for p in g["params"]) for g in (decay, no_decay)]
+    model.requires_grad_(False)
+    assert len(param_groups(model, 0.01, include_frozen=True)) == 2
+    with pytest.raises(TypeError, match="include_frozen must be True or False"):
+        param_groups(model, 0.01, include_frozen=1)
+
+
+def test_frozen_parameters_in_the_optimizer_change_nothing_until_unfrozen():
+    """The same run, bit for bit, with or without the frozen parameters in AdamW; then UnfreezeAt trains them."""
+    runs = {}
+    for include_frozen in (False, True):
+        model = tiny_bert()
+        freeze(model, RECIPE)
+        optimizer = torch.optim.AdamW(param_groups(model, 0.1, include_frozen=include_frozen), lr=1e-2)
+        runs[include_frozen] = train(model, optimizer, batches, loss_fn, 4, clip=1.0, device="cpu").loss, model
+    assert runs[False][0] == runs[True][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[False][1].parameters(), runs[True][1].parameters()))
+
+    model = tiny_bert()
+    freeze(model, RECIPE)
+    optimizer = torch.optim.AdamW(param_groups(model, 0.1, include_frozen=True), lr=1e-2)
+    history = train(model, optimizer, batches, loss_fn, 4, clip=1.0, device="cpu",
+                    callbacks=[UnfreezeAt(2, r"layer\.1\.attention"), WeightChange(model.named_parameters(), per_matrix=True)])
+    assert history.loss[:2] == runs[True][0][:2]
+    assert history.metric_steps("weight_change/bert.encoder.layer.1.attention.self.query.weight") == [2, 3]
+    norm = model.get_parameter("bert.encoder.layer.1.attention.output.LayerNorm.weight")
+    assert next(g for g in optimizer.param_groups if any(p is norm for p in g["params"]))["weight_decay"] == 0.0
+
+
+def test_unfreeze_at_refuses_an_optimizer_without_the_frozen_parameters_before_any_step():
+    model = tiny_bert()
+    freeze(model, RECIPE)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-2)
+    with pytest.raises(ValueError, match=r"would unfreeze 'bert\.encoder\.layer\.1\.attention\.self\.query\.weight' and 9 more, .*"
+                                         r"param_groups\(model, weight_decay, include_frozen=True\)"):
+        train(model, optimizer, batches, loss_fn, 6, device="cpu", callbacks=[UnfreezeAt(3, r"layer\.1\.attention")])
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
 
 
 def test_unfreezing_mid_run_trains_the_unfrozen_part_from_that_step():

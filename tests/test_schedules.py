@@ -18,6 +18,7 @@ from course_lib.engine.schedules import (
     constant_with_warmup,
     cosine_with_warmup,
     linear_with_warmup,
+    schedule_fingerprint,
 )
 
 
@@ -239,3 +240,37 @@ def test_non_integer_steps_raise_type_error():
 def test_base_class_is_abstract():
     with pytest.raises(NotImplementedError):
         Schedule()(0)
+
+
+class Halving(Schedule):
+    """A schedule with a plain __init__: its default repr holds a memory address."""
+
+    def __init__(self, every, floor=0.0):
+        self.every, self.floor = every, floor
+        self._calls = 0  # private: not part of what the schedule is
+
+    def factor(self, step):
+        return max(self.floor, 0.5 ** (step // self.every))
+
+
+def test_fingerprint_names_parameters_not_addresses():
+    assert schedule_fingerprint(cosine_with_warmup(3, 40)) == repr(cosine_with_warmup(3, 40))
+    assert schedule_fingerprint(Halving(3)) == schedule_fingerprint(Halving(3)) == "Halving(every=3, floor=0.0)"
+    assert schedule_fingerprint(Halving(3)) != schedule_fingerprint(Halving(4))
+    assert schedule_fingerprint(Warmup(2, Halving(3))) == "Warmup(num_warmup_steps=2, then=Halving(every=3, floor=0.0))"
+
+    def threshold(start):
+        return lambda step: math.inf if step < start else 1.0
+
+    assert schedule_fingerprint(threshold(5)) == schedule_fingerprint(threshold(5)) != schedule_fingerprint(threshold(6))
+    assert "0x" not in schedule_fingerprint(threshold(5))
+    with pytest.raises(TypeError, match="schedule must be a Schedule or a function of the step"):
+        schedule_fingerprint(0.5)
+
+
+def test_scheduler_state_of_a_plain_schedule_class_loads_into_an_equal_one():
+    optimizer = optimizer_with_groups(0.1)
+    state = ScheduledLR(optimizer, Halving(3)).state_dict()
+    ScheduledLR(optimizer_with_groups(0.1), Halving(3)).load_state_dict(state)
+    with pytest.raises(ValueError, match=r"over Halving\(every=3, floor=0.0\), but this ScheduledLR runs Halving\(every=2"):
+        ScheduledLR(optimizer_with_groups(0.1), Halving(2)).load_state_dict(state)

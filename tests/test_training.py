@@ -3,16 +3,26 @@
 import collections
 import dataclasses
 import math
+import re
 
 import pytest
 import torch
 
 from course_lib.show.widgets import progress_bar
-from course_lib.engine.callbacks import Evaluate, GradNorms, Throughput, UnfreezeAt, WeightChange
+from course_lib.engine.callbacks import (
+    DataChecksum,
+    Evaluate,
+    GradNorms,
+    Throughput,
+    UnfreezeAt,
+    WeightChange,
+    count_tokens,
+    evaluate,
+)
 from course_lib.engine.checkpoints import load_checkpoint, unwrap
 from course_lib.engine.clipping import delayed
 from course_lib.engine.data import make_loader, pick_device, to_device
-from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup, linear_with_warmup
+from course_lib.engine.schedules import Schedule, ScheduledLR, cosine_with_warmup, linear_with_warmup
 from course_lib.engine.training import Callback, History, forward_backward, train
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # the GPU CI job runs both
@@ -535,3 +545,136 @@ def test_evaluation_weighs_every_example_and_leaves_the_run_unchanged(tmp_path):
     resumed = train(model, optimizer, batches, mse, 12, device="cpu", callbacks=[Evaluate(held_out, every=4)],
                     checkpoint=ckpt, checkpoint_every=6, resume=True)
     assert resumed.loss == full.loss  # dropout draws the same masks: evaluation took nothing from the random state
+
+
+class Halving(Schedule):
+    """A user's schedule with a plain __init__ (not a dataclass): its repr holds a memory address."""
+
+    def __init__(self, every):
+        self.every = every
+
+    def factor(self, step):
+        return 0.5 ** (step // self.every)
+
+
+def test_a_run_with_a_plain_schedule_class_resumes(tmp_path):
+    ckpt = tmp_path / "halving.pt"
+    model, optimizer, _ = setup(schedule=False)
+    full = train(model, optimizer, batches, mse, 8, scheduler=ScheduledLR(optimizer, Halving(3)), device="cpu")
+    model, optimizer, _ = setup(schedule=False)
+    train(model, optimizer, batches, mse, 4, scheduler=ScheduledLR(optimizer, Halving(3)), device="cpu", checkpoint=ckpt,
+          checkpoint_every=4)
+    model, optimizer, _ = setup(schedule=False)
+    resumed = train(model, optimizer, batches, mse, 8, scheduler=ScheduledLR(optimizer, Halving(3)), device="cpu",
+                    checkpoint=ckpt, checkpoint_every=4, resume=True)
+    assert resumed.loss == full.loss and resumed.lr == full.lr
+    model, optimizer, _ = setup(schedule=False)
+    with pytest.raises(ValueError, match=r"another schedule: saved '.*Halving\(every=3\)', now '.*Halving\(every=2\)'"):
+        train(model, optimizer, batches, mse, 8, scheduler=ScheduledLR(optimizer, Halving(2)), device="cpu",
+              checkpoint=ckpt, checkpoint_every=4, resume=True)
+
+
+def test_resuming_with_another_clip_or_accumulate_is_refused_and_the_same_resumes(tmp_path):
+    ckpt = tmp_path / "clip.pt"
+    model, optimizer, _ = setup(schedule=False)
+    train(model, optimizer, batches, mse, 4, clip=delayed(1.0, 2), accumulate=2, device="cpu", checkpoint=ckpt,
+          checkpoint_every=4)
+    for clip, accumulate, message in [
+        (delayed(1.0, 3), 2, "another clipping threshold (clip): saved '_Delayed(max_norm=1.0, start_step=2)', "
+                             "now '_Delayed(max_norm=1.0, start_step=3)'"),
+        (1.0, 2, "another clipping threshold (clip): saved '_Delayed(max_norm=1.0, start_step=2)', now '1.0'"),
+        (delayed(1.0, 2), 1, "another accumulate (micro-batches per step): saved 2, now 1"),
+    ]:
+        model, optimizer, _ = setup(schedule=False)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            train(model, optimizer, batches, mse, 8, clip=clip, accumulate=accumulate, device="cpu", checkpoint=ckpt,
+                  checkpoint_every=4, resume=True)
+    model, optimizer, _ = setup(schedule=False)
+    resumed = train(model, optimizer, batches, mse, 8, clip=delayed(1.0, 2), accumulate=2, device="cpu", checkpoint=ckpt,
+                    checkpoint_every=4, resume=True)
+    assert resumed.step == list(range(8)) and resumed.threshold[:2] == [math.inf, math.inf]
+
+
+class StopAt(Callback):
+    """Stops the run after step ``step``, as a killed job would stop (its last checkpoint written at that step)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, state):
+        state.should_stop = state.step + 1 == self.step
+
+
+def test_a_stopped_and_resumed_run_counts_the_same_data_and_tokens(tmp_path):
+    """Callbacks that count across steps (DataChecksum, Throughput) continue from the checkpoint."""
+    model, optimizer, scheduler = setup()
+    probes = [DataChecksum(), Throughput()]
+    train(model, optimizer, batches, mse, 12, scheduler=scheduler, accumulate=2, device="cpu", callbacks=probes)
+    reference = probes[0].hexdigest(), probes[1].total_tokens
+    assert reference[1] == 12 * 2 * 8 * 6
+
+    ckpt = tmp_path / "stopped.pt"
+    model, optimizer, scheduler = setup()
+    train(model, optimizer, batches, mse, 12, scheduler=scheduler, accumulate=2, device="cpu",
+          callbacks=[DataChecksum(), Throughput(), StopAt(5)], checkpoint=ckpt, checkpoint_every=4)
+    model, optimizer, scheduler = setup()
+    probes = [DataChecksum(), Throughput()]
+    resumed = train(model, optimizer, batches, mse, 12, scheduler=scheduler, accumulate=2, device="cpu", callbacks=probes,
+                    checkpoint=ckpt, checkpoint_every=4, resume=True)
+    assert resumed.step == list(range(12))
+    assert (probes[0].hexdigest(), probes[1].total_tokens) == reference
+    model, optimizer, scheduler = setup()
+    train(model, optimizer, batches, mse, 12, scheduler=scheduler, accumulate=2, device="cpu", callbacks=probes)
+    assert (probes[0].hexdigest(), probes[1].total_tokens) == reference  # reused from step 0: counted afresh
+
+    model, optimizer, scheduler = setup()
+    with pytest.raises(ValueError, match=re.escape("holds the states of the callbacks ['DataChecksum[0]', 'Throughput[0]'], "
+                                                   "but this run passes callbacks that keep state ['Throughput[0]']")):
+        train(model, optimizer, batches, mse, 12, scheduler=scheduler, accumulate=2, device="cpu", callbacks=[Throughput()],
+              checkpoint=ckpt, checkpoint_every=4, resume=True)
+
+
+def test_a_reused_throughput_probe_starts_afresh():
+    """A run that failed mid-window leaves tokens counted; the next run with the same probe must not count them."""
+    class Fail(Callback):
+        def on_step_end(self, state):
+            if state.step == 3:
+                raise RuntimeError("interrupted")
+
+    probe = Throughput()
+    model, optimizer, _ = setup(schedule=False)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        train(model, optimizer, batches, mse, 10, device="cpu", callbacks=[probe, Fail()], log_every=10)
+    windows = []
+
+    class Window(Callback):
+        def on_log(self, state, logs):
+            windows.append((state.window_steps, logs["tokens_per_s"] * state.window_seconds))
+
+    model, optimizer, _ = setup(schedule=False)
+    train(model, optimizer, batches, mse, 4, device="cpu", callbacks=[probe, Window()], log_every=2)
+    assert [steps for steps, _ in windows] == [2, 2]
+    assert [tokens for _, tokens in windows] == pytest.approx([2 * 8 * 6] * 2)
+    assert probe.total_tokens == 4 * 8 * 6
+
+
+def test_count_tokens_counts_the_predictions_of_language_model_blocks():
+    blocks = torch.randint(0, 50, (4, 17))
+    assert count_tokens(blocks) == 4 * 16  # inputs [:, :-1], targets [:, 1:]
+    assert count_tokens((blocks[:, :-1], blocks[:, 1:])) == 4 * 16  # an (x, y) pair: the inputs
+    assert count_tokens({"input_ids": torch.zeros(8, 12, dtype=torch.long), "labels": torch.zeros(8)}) == 96
+    assert count_tokens(torch.zeros(8, 6)) == 48 and count_tokens(batches(0)) == 48  # not tokens: elements
+    assert count_tokens(torch.zeros(8, 6, dtype=torch.bool)) == 48 and count_tokens("text") == 0
+
+
+def test_evaluate_restores_the_training_mode_when_the_loss_raises():
+    model, _, _ = setup(schedule=False)
+
+    def broken(model, batch):
+        raise RuntimeError("the loss failed")
+
+    for mode in (True, False):
+        model.train(mode)
+        with pytest.raises(RuntimeError, match="the loss failed"):
+            evaluate(model, [batches(0)], broken, device="cpu")
+        assert model.training is mode and all(m.training is mode for m in model.modules())

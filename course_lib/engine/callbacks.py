@@ -12,10 +12,16 @@ no host synchronisation of its own unless it says so (``StepTimer``,
 Measuring: :class:`GradNorms` (per layer), :class:`WeightChange` (update
 size, per matrix), :class:`StepTimer`, :class:`Throughput` (tokens/s, MFU),
 :class:`Evaluate`, :class:`DataChecksum`.  Acting: :class:`UnfreezeAt`.  Showing: :class:`Progress`.
+
+A callback that counts across steps (``Throughput``'s tokens,
+``DataChecksum``'s hash chain) returns its count from ``state_dict()``;
+checkpoints keep it and a resumed run continues it, as Lightning's
+callbacks do.  The others hold nothing from one step to the next.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -24,7 +30,7 @@ import torch
 
 from course_lib.engine._checks import check_int, check_type
 from course_lib.engine.clipping import LayerGradNorms, global_norm
-from course_lib.engine.freezing import set_trainable
+from course_lib.engine.freezing import select, set_trainable
 from course_lib.engine.data import at_least_float32, ddp_wrapper, is_main_process, pick_device, to_device
 from course_lib.engine.training import Callback, TrainState, autocast
 
@@ -123,7 +129,17 @@ def _first_tensor(batch: Any, prefer: str | None = None) -> torch.Tensor | None:
 
 
 def count_tokens(batch: Any) -> int:
-    """Tokens in a batch: the elements of ``input_ids`` if there is one, else of the first tensor found (from shapes)."""
+    """Tokens a micro-batch trains on, from shapes (no synchronisation).
+
+    A batch that is one 2-D integer tensor is read as language-model blocks
+    of shape (B, T + 1), as ``lm_loss`` reads them: inputs ``[:, :-1]``,
+    targets ``[:, 1:]``, so B·T predictions are counted.  Otherwise: the
+    elements of ``input_ids`` if the batch is a mapping that has it, else of
+    the first tensor found (inputs come first in an ``(x, y)`` pair).
+    """
+    if isinstance(batch, torch.Tensor) and batch.ndim == 2 and not (batch.is_floating_point() or batch.is_complex()
+                                                                    or batch.dtype == torch.bool):
+        return batch.shape[0] * max(0, batch.shape[1] - 1)
     found = _first_tensor(batch, "input_ids")
     return 0 if found is None else found.numel()
 
@@ -141,7 +157,9 @@ class Throughput(Callback):
     from shapes, no synchronisation).  With ``flops_per_token`` (e.g. 6N plus
     attention) and ``peak_flops`` of the device, also ``mfu``: achieved FLOP/s
     over peak.  The window time comes from the loop's own read every
-    ``log_every`` steps.
+    ``log_every`` steps.  ``total_tokens`` counts every token of the run; a
+    run from step 0 starts it at 0 (a reused probe starts afresh), a resumed
+    run continues it from the checkpoint.
     """
 
     def __init__(self, tokens: Callable[[Any], int] = count_tokens, flops_per_token: float | None = None,
@@ -152,10 +170,18 @@ class Throughput(Callback):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
                 raise ValueError(f"{name} must be a number > 0 or None, got {value!r}")
         self.tokens, self.flops_per_token, self.peak_flops = tokens, flops_per_token, peak_flops
+        self.total_tokens = 0
         self._count = 0
 
+    def on_train_begin(self, state: TrainState) -> None:
+        self._count = 0  # the loop's window clock starts now
+        if state.start_step == 0:
+            self.total_tokens = 0
+
     def on_step_begin(self, state: TrainState) -> None:
-        self._count += sum(self.tokens(batch) for batch in state.batches)
+        tokens = sum(self.tokens(batch) for batch in state.batches)
+        self._count += tokens
+        self.total_tokens += tokens
 
     def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
         if state.window_seconds <= 0:
@@ -168,6 +194,12 @@ class Throughput(Callback):
             state.history.add("mfu", state.step, mfu)
             logs["mfu"] = mfu
         self._count = 0
+
+    def state_dict(self) -> dict:
+        return {"total_tokens": self.total_tokens}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.total_tokens = state["total_tokens"]
 
 
 @torch.no_grad()
@@ -183,20 +215,23 @@ def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, preci
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     weights: dict[str, float | torch.Tensor] = {}
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        for batch in data:
-            batch = to_device(batch, device)
-            size = batch_size(batch)
-            with autocast(device, precision):
-                out = loss_fn(model, batch)
-                values = {"loss": (at_least_float32(out[0]), out[1]) if isinstance(out, tuple) else (at_least_float32(out) * size, size)}
-                if metrics is not None:
-                    values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(device) * size, size)
-                                   for k, v in metrics(model, batch).items()})
-            for key, (total, weight) in values.items():
-                sums[key] = sums.get(key, 0) + total.to(device)
-                weights[key] = weights.get(key, 0) + weight
-    model.train(was_training)
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            for batch in data:
+                batch = to_device(batch, device)
+                size = batch_size(batch)
+                with autocast(device, precision):
+                    out = loss_fn(model, batch)
+                    values = {"loss": (at_least_float32(out[0]), out[1]) if isinstance(out, tuple)
+                              else (at_least_float32(out) * size, size)}
+                    if metrics is not None:
+                        values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(device) * size, size)
+                                       for k, v in metrics(model, batch).items()})
+                for key, (total, weight) in values.items():
+                    sums[key] = sums.get(key, 0) + total.to(device)
+                    weights[key] = weights.get(key, 0) + weight
+    finally:
+        model.train(was_training)
     if not sums:
         raise ValueError("the evaluation data holds no batch")
     means = torch.stack([sums[k] / weights[k] for k in sums]).tolist()
@@ -230,9 +265,12 @@ class Evaluate(Callback):
 class UnfreezeAt(Callback):
     """Unfreeze the parameters whose names match ``pattern`` (a regex) at step ``step``.
 
-    Before that step they get no gradient, so the optimizer (built from all
-    parameters) leaves them alone; from that step on they train.  A resumed
-    run past ``step`` unfreezes them at the start.
+    The optimizer must hold them from the start: build it from
+    ``param_groups(model, weight_decay, include_frozen=True)`` (or from
+    ``model.parameters()``).  Before ``step`` they get no gradient, so AdamW
+    leaves them alone (no update, no weight decay, no state); from that step
+    on they train.  An optimizer that does not hold them is refused when the
+    run starts.  A resumed run past ``step`` unfreezes them at the start.
 
     Not for a ``DistributedDataParallel`` model, which is refused at the start
     of the run: DDP averages over ranks only the parameters that were trainable
@@ -255,23 +293,23 @@ class UnfreezeAt(Callback):
                 "Train to that step with a checkpoint, unfreeze the bare model (course_lib.engine.freezing.unfreeze), wrap it "
                 "again (course_lib.engine.distributed.wrap) and resume"
             )
+        held = {id(p) for group in state.optimizer.param_groups for p in group["params"]}
+        params = dict(state.model.named_parameters())
+        missing = [name for name in select(state.model, self.pattern) if id(params[name]) not in held]
+        if missing:
+            raise ValueError(
+                f"UnfreezeAt({self.step}, {self.pattern!r}) would unfreeze {missing[0]!r} and {len(missing) - 1} more, "
+                "which the optimizer does not hold, so they could never train: build the optimizer from "
+                "param_groups(model, weight_decay, include_frozen=True) (course_lib.engine.freezing) or from "
+                "model.parameters(); frozen parameters get no gradient, so AdamW leaves them untouched until they "
+                "are unfrozen"
+            )
         if state.start_step > self.step:
-            self._unfreeze(state)
+            set_trainable(state.model, self.pattern, True)
 
     def on_step_begin(self, state: TrainState) -> None:
         if state.step == self.step:
-            self._unfreeze(state)
-
-    def _unfreeze(self, state: TrainState) -> None:
-        names = set_trainable(state.model, self.pattern, True)
-        held = {id(p) for group in state.optimizer.param_groups for p in group["params"]}
-        params = dict(state.model.named_parameters())
-        missing = [name for name in names if id(params[name]) not in held]
-        if missing:
-            raise ValueError(
-                f"UnfreezeAt({self.step}, {self.pattern!r}) unfroze {missing[0]!r} and {len(missing) - 1} more, which the "
-                "optimizer does not hold: build the optimizer from all parameters (frozen ones get no gradient and stay put)"
-            )
+            set_trainable(state.model, self.pattern, True)
 
 
 class Progress(Callback):
@@ -315,22 +353,36 @@ class Progress(Callback):
 
 
 class DataChecksum(Callback):
-    """A SHA-256 over every micro-batch the loop consumed, in order: two runs with equal ``hexdigest()`` saw the same data.
+    """A hash chain over every micro-batch the loop consumed, in order: two runs with equal ``hexdigest()`` saw the same data.
 
+    After each micro-batch, h <- SHA-256(h || the bytes of its first tensor),
+    from h = 32 zero bytes.  The 32 bytes of h are its whole state, so a
+    resumed run continues the chain from its checkpoint and ends with the
+    digest of the uninterrupted run; a run from step 0 starts a new chain.
     Reads each batch to the host once (it is small next to a step); use it to
     prove a comparison fair, not in a run timed to the millisecond.
     """
 
     def __init__(self):
-        import hashlib
+        self._chain = bytes(32)
 
-        self._digest = hashlib.sha256()
+    def on_train_begin(self, state: TrainState) -> None:
+        if state.start_step == 0:
+            self._chain = bytes(32)
 
     def on_step_begin(self, state: TrainState) -> None:
         for batch in state.batches:
             found = _first_tensor(batch)
             if found is not None:
-                self._digest.update(found.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+                link = hashlib.sha256(self._chain)
+                link.update(found.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+                self._chain = link.digest()
 
     def hexdigest(self, digits: int = 12) -> str:
-        return self._digest.hexdigest()[:digits]
+        return self._chain.hex()[:digits]
+
+    def state_dict(self) -> dict:
+        return {"chain": self._chain.hex()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._chain = bytes.fromhex(state["chain"])

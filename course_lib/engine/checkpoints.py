@@ -2,24 +2,27 @@
 
 A checkpoint holds the model (without the ``module.`` / ``_orig_mod.``
 prefixes of DDP and ``torch.compile``), the optimizer, the scheduler, the
-fp16 GradScaler, the step, the history, the random-number states, and a
-fingerprint of what made it (model shapes, optimizer type, schedule).  It
+fp16 GradScaler, the step, the history, the random-number states, the
+callbacks' states, and a fingerprint of what made it (model shapes,
+optimizer type, schedule, clipping threshold, micro-batches per step).  It
 loads with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import random
 from pathlib import Path
 
 import torch
 
+from course_lib.engine._checks import check_int
+from course_lib.engine.schedules import schedule_fingerprint
+
 __all__ = ["save_checkpoint", "load_checkpoint", "fingerprint", "unwrap", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = 2
-
-
+CHECKPOINT_FORMAT = 3  # 3: the clipping threshold, accumulate and the callbacks' states joined format 2
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -33,8 +36,9 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def fingerprint(model, optimizer, scheduler) -> dict:
-    """What a checkpoint was made with: model shapes, optimizer type, schedule."""
+def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1) -> dict:
+    """What a checkpoint was made with: model shapes, optimizer type, schedule, clipping threshold, micro-batches per step."""
+    check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
     shapes = ";".join(f"{name}:{tuple(t.shape)}" for name, t in unwrap(model).state_dict().items())
     schedule = getattr(scheduler, "schedule", None)
     return {
@@ -42,8 +46,25 @@ def fingerprint(model, optimizer, scheduler) -> dict:
         "parameters": sum(t.numel() for t in unwrap(model).state_dict().values()),
         "optimizer": type(optimizer).__name__,
         "scheduler": None if scheduler is None else type(scheduler).__name__,
-        "schedule": None if schedule is None else repr(schedule),
+        "schedule": None if schedule is None else schedule_fingerprint(schedule),
+        "clip": schedule_fingerprint(clip) if callable(clip) else None if clip is None else repr(float(clip)),
+        "accumulate": accumulate,
     }
+
+
+def _keyed(callbacks) -> dict:
+    """The callbacks keyed by class name and rank among the callbacks of that class: ``Throughput[0]``."""
+    keyed, seen = {}, collections.Counter()
+    for callback in callbacks:
+        name = type(callback).__qualname__
+        keyed[f"{name}[{seen[name]}]"] = callback
+        seen[name] += 1
+    return keyed
+
+
+def _callback_states(callbacks) -> dict:
+    """The states of the callbacks that keep one (a non-empty ``state_dict()``), by :func:`_keyed` key."""
+    return {key: state for key, callback in _keyed(callbacks).items() if (state := callback.state_dict())}
 
 
 def _rng_state() -> dict:
@@ -60,13 +81,18 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: dict, scaler=None) -> None:
-    """Everything a run needs to continue exactly after ``step`` completed steps (wrapper prefixes removed)."""
+def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: dict, scaler=None, clip=None,
+                    accumulate: int = 1, callbacks=()) -> None:
+    """Everything a run needs to continue exactly after ``step`` completed steps (wrapper prefixes removed).
+
+    ``clip`` and ``accumulate`` join the fingerprint; ``callbacks`` that keep
+    state (a non-empty ``state_dict()``) have it saved.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": CHECKPOINT_FORMAT,
-        "fingerprint": fingerprint(model, optimizer, scheduler),
+        "fingerprint": fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate),
         "step": step,
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -74,17 +100,28 @@ def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: di
         "scaler": scaler.state_dict() if scaler is not None else None,
         "history": history,
         "rng": _rng_state(),
+        "callbacks": _callback_states(callbacks),
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
 
 
-def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None) -> tuple[int, dict]:
-    """Restore a checkpoint into existing objects; return (completed steps, the history's state dict).
+_FINGERPRINTED = (
+    ("model", "model (parameter names and shapes)"), ("optimizer", "optimizer type"), ("scheduler", "scheduler"),
+    ("schedule", "schedule"), ("clip", "clipping threshold (clip)"), ("accumulate", "accumulate (micro-batches per step)"),
+)
 
-    Refuses, with a message, a file that is not a readable course checkpoint
-    and a checkpoint made with another model, optimizer or schedule.
+
+def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip=None, accumulate: int = 1,
+                    callbacks=()) -> tuple[int, dict]:
+    """Restore a checkpoint into existing objects and callbacks; return (completed steps, the history's state dict).
+
+    Refuses, with a message and before changing anything, a file that is not
+    a readable course checkpoint of this format, a checkpoint made with
+    another model, optimizer, schedule, clipping threshold or ``accumulate``,
+    and callbacks that do not match the saved callbacks' states (by class name
+    and rank among the callbacks of that class).
     """
     path = Path(path)
     try:
@@ -96,11 +133,17 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None) -> t
             f"checkpoint {str(path)!r} cannot be read ({type(error).__name__}: {str(error)[:200]}): the file is "
             "empty, truncated or not a checkpoint. Delete it to start afresh, or pass resume=False"
         ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(state, dict) or "fingerprint" not in state or not isinstance(state.get("format"), int):
         raise ValueError(f"checkpoint {str(path)!r} is not a course_lib checkpoint (format {CHECKPOINT_FORMAT})")
-    saved, now = state["fingerprint"], fingerprint(model, optimizer, scheduler)
-    for key, what in (("model", "model (parameter names and shapes)"), ("optimizer", "optimizer type"),
-                      ("scheduler", "scheduler"), ("schedule", "schedule")):
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"checkpoint {str(path)!r} has format {state['format']}, written by another version of course_lib; this "
+            f"one reads format {CHECKPOINT_FORMAT} (format 3 added the clipping threshold, accumulate and the "
+            "callbacks' states), so the run cannot continue exactly. Start a new run: delete the file, or pass "
+            "another checkpoint path"
+        )
+    saved, now = state["fingerprint"], fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate)
+    for key, what in _FINGERPRINTED:
         if saved[key] != now[key]:
             if key == "scheduler" and now[key] is None:
                 raise ValueError(
@@ -114,11 +157,22 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None) -> t
                 f"checkpoint {str(path)!r} was made with another {what}: {detail}. Resume with the same setup, "
                 "or start a new run with another checkpoint path"
             )
+    keyed = _keyed(callbacks)
+    stored = state["callbacks"]
+    fresh = set(_callback_states(callbacks))
+    if set(stored) - set(keyed) or fresh - set(stored):
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds the states of the callbacks {sorted(stored)}, but this run passes "
+            f"callbacks that keep state {sorted(fresh | (set(stored) & set(keyed)))}: pass the callbacks the run was "
+            "saved with (same classes; several of one class in the same order), or their counts would not continue"
+        )
     unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
+    for key, callback_state in stored.items():
+        keyed[key].load_state_dict(callback_state)
     _set_rng_state(state["rng"])
     return state["step"], state["history"]

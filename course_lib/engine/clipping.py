@@ -15,7 +15,8 @@ the gradients.
 Also here, for contrast and measurement: clipping each element by value,
 clipping each layer by its own norm, per-layer gradient norms computed with
 one fused ``torch._foreach_norm`` call, the norm lost to clipping, and
-thresholds that change with the step (delayed clipping).
+thresholds that change with the step (delayed clipping).  As in torch, the
+functions that change gradients in place end in ``_``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from course_lib.engine._checks import check_int, check_number, check_type, shown
 __all__ = [
     "global_norm",
     "global_grad_norm",
-    "clip_grad_norm",
-    "clip_grad_value",
-    "clip_grad_norm_per_layer",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "clip_grad_norm_per_layer_",
     "clip_factor",
     "norm_lost",
     "delayed",
@@ -112,7 +113,7 @@ def norm_lost(norm: float, max_norm: float) -> float:
 
 
 @torch.no_grad()
-def clip_grad_norm(
+def clip_grad_norm_(
     parameters: Iterable[torch.nn.Parameter] | Tensor,
     max_norm: float,
     *,
@@ -145,7 +146,7 @@ def clip_grad_norm(
 
 
 @torch.no_grad()
-def clip_grad_value(parameters: Iterable[torch.nn.Parameter] | Tensor, clip_value: float) -> Tensor:
+def clip_grad_value_(parameters: Iterable[torch.nn.Parameter] | Tensor, clip_value: float) -> Tensor:
     """Clamp every gradient element to [-v, v]; return the global norm before clipping.
 
     Unlike clipping by norm, this changes the direction of the gradient.
@@ -160,15 +161,15 @@ def clip_grad_value(parameters: Iterable[torch.nn.Parameter] | Tensor, clip_valu
 
 
 @torch.no_grad()
-def clip_grad_norm_per_layer(
+def clip_grad_norm_per_layer_(
     layers: Mapping[str, Iterable[torch.nn.Parameter]], max_norm: float, *, error_if_nonfinite: bool = True
 ) -> dict[str, Tensor]:
     """Clip each layer's gradient to norm <= c on its own; return each layer's norm before clipping."""
     check_type("layers", layers, Mapping, "a mapping {layer name: parameters}, e.g. {'body': model[0].parameters()} "
-               "(for one global threshold use clip_grad_norm)")
+               "(for one global threshold use clip_grad_norm_)")
     _check_threshold("max_norm", max_norm)
     return {
-        name: clip_grad_norm(_tensors(f"layers[{name!r}]", params), max_norm, error_if_nonfinite=error_if_nonfinite)
+        name: clip_grad_norm_(_tensors(f"layers[{name!r}]", params), max_norm, error_if_nonfinite=error_if_nonfinite)
         for name, params in layers.items()
     }
 

@@ -2,10 +2,12 @@
 
 A frozen parameter has ``requires_grad = False``: it gets no gradient, so
 clipping ignores it, and the optimizer, even one built from all parameters,
-leaves it untouched (AdamW skips parameters without a gradient, weight decay
-included).  Build the optimizer from :func:`param_groups` to give it only the
-trainable ones.  Unfreezing mid-run needs no new optimizer if it was built
-from all parameters (``course_lib.engine.callbacks.UnfreezeAt``).
+leaves it untouched (AdamW skips parameters whose ``.grad`` is None: no
+update, no weight decay, no state).  Build the optimizer from
+:func:`param_groups`: by default it holds the trainable parameters only; a
+run that unfreezes mid-way (``course_lib.engine.callbacks.UnfreezeAt``) builds
+it with ``include_frozen=True``, and the same optimizer trains them, in the
+right weight-decay group, once they are unfrozen.
 
 Parameters are chosen by name pattern (``re.search``), by module type
 (``torch.nn.LayerNorm``), or by layer index (the ``N`` in ``encoder.layer.N.``
@@ -99,16 +101,20 @@ def trainable_ratio(model: torch.nn.Module) -> float:
     return sum(p.numel() for p in model.parameters() if p.requires_grad) / total
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Optimizer groups of the trainable parameters only: matrices with ``weight_decay``, biases and norms without.
+def param_groups(model: torch.nn.Module, weight_decay: float, *, include_frozen: bool = False) -> list[dict]:
+    """Optimizer groups: matrices with ``weight_decay``, biases and norms without; frozen parameters left out unless asked.
 
     Decaying a LayerNorm gain or a bias pulls it towards 0, which is not a
-    regularisation anyone wants; frozen parameters are left out entirely, so
-    no optimizer state is kept for them.
+    regularisation anyone wants.  With ``include_frozen=True`` frozen
+    parameters join their groups too, for a run that unfreezes them later
+    (``UnfreezeAt``): while frozen they get no gradient, and AdamW skips a
+    parameter whose ``.grad`` is None (no update, no decay, no state), so the
+    run is the same as without them until they are unfrozen.
     """
     check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
         raise ValueError(f"weight_decay must be a number >= 0, got {shown(weight_decay)}")
+    check_type("include_frozen", include_frozen, bool, "True or False")
     norms = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
     no_decay_ids = {
         id(p) for module in model.modules() if isinstance(module, norms)
@@ -116,9 +122,11 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     }
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not (p.requires_grad or include_frozen):
             continue
         (no_decay if p.ndim < 2 or id(p) in no_decay_ids or name.endswith("bias") else decay).append(p)
     if not decay and not no_decay:
-        raise ValueError("model has no trainable parameter: unfreeze some before building the optimizer")
+        raise ValueError("model has no parameters" if include_frozen else
+                         "model has no trainable parameter: unfreeze some before building the optimizer, or pass "
+                         "include_frozen=True for a run that unfreezes them later (UnfreezeAt)")
     return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]

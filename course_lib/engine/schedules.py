@@ -25,8 +25,11 @@ warm-up + cosine schedule; ``cosine_with_warmup`` builds exactly that.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import types
 from dataclasses import dataclass
+
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -42,10 +45,11 @@ __all__ = [
     "linear_with_warmup",
     "cosine_with_warmup",
     "ScheduledLR",
+    "schedule_fingerprint",
 ]
 
 
-_FINGERPRINT = "schedule_repr"  # the key under which ScheduledLR.state_dict() records its schedule
+_FINGERPRINT = "schedule_fingerprint"  # the key under which ScheduledLR.state_dict() records its schedule
 
 
 def _check_ratio(value: float) -> None:
@@ -56,10 +60,50 @@ def _check_eta_max(value: float) -> None:
     check_number("eta_max", value, "> 0 and finite (the peak learning rate)", lambda v: 0 < v < math.inf)
 
 
-def _fingerprint(schedule: Schedule) -> str:
-    """The schedule's repr (its parameters, for the dataclasses), or its class where repr holds only an address."""
-    kind = type(schedule)
-    return repr(schedule) if kind.__repr__ is not object.__repr__ else f"{kind.__module__}.{kind.__qualname__}"
+def schedule_fingerprint(schedule) -> str:
+    """What a schedule is, as a string that equal schedules share and that holds no memory address.
+
+    ScheduledLR's state and checkpoints compare it to refuse continuing another
+    schedule.  A dataclass (the course's schedules) is written as its repr
+    would be, ``Warmup(num_warmup_steps=3, then=Constant())``; any other object
+    as its class name and public attributes, ``Halving(every=3)``; a function
+    as its name and the values it closes over (a changed lambda body under the
+    same name goes unseen).  Also takes any function of the step, such as a
+    clipping threshold ``c(t)``.
+    """
+    if not callable(schedule):
+        raise TypeError(f"schedule must be a Schedule or a function of the step, got {type(schedule).__name__}")
+    return _describe(schedule)
+
+
+def _describe(value, path: frozenset = frozenset()) -> str:
+    """``value`` as text without memory addresses: numbers and strings as repr, objects by class name and attributes."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    if id(value) in path:
+        return "..."  # an object that holds itself
+    path = path | {id(value)}
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_describe(v, path) for v in value) + ("," if isinstance(value, tuple) and len(value) == 1 else "")
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_describe(k, path)}: {_describe(v, path)}" for k, v in value.items()) + "}"
+    if isinstance(value, types.FunctionType):
+        code = value.__code__
+        named = dict(zip(code.co_freevars, (cell.cell_contents for cell in value.__closure__ or ())))
+        if value.__defaults__:
+            named.update(zip(code.co_varnames[: code.co_argcount][-len(value.__defaults__):], value.__defaults__))
+        return _call(value.__qualname__, named, path)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.repr}
+        return _call(type(value).__qualname__, fields, path)
+    if hasattr(value, "__dict__"):
+        return _call(type(value).__qualname__, {k: v for k, v in sorted(vars(value).items()) if not k.startswith("_")}, path)
+    return type(value).__qualname__
+
+
+def _call(name: str, arguments: dict, path: frozenset) -> str:
+    return f"{name}({', '.join(f'{k}={_describe(v, path)}' for k, v in arguments.items())})"
 
 
 class Schedule:
@@ -196,11 +240,11 @@ class ScheduledLR(LRScheduler):
 
     Every parameter group gets ``its initial lr * schedule(t)``.  Call
     ``step()`` after ``optimizer.step()``.  ``state_dict()`` holds the
-    position (``last_epoch``), the base rates and the schedule's repr as a
-    plain string, not the schedule itself, so it loads with
-    ``torch.load(weights_only=True)``; build the scheduler with the same
-    schedule, load the state, and the rate sequence continues exactly where
-    it stopped.  Loading the state of another schedule, or of another torch
+    position (``last_epoch``), the base rates and the schedule's
+    :func:`schedule_fingerprint` (a string, not the schedule itself, so it
+    loads with ``torch.load(weights_only=True)``); build the scheduler with
+    an equal schedule, load the state, and the rate sequence continues
+    exactly where it stopped.  Loading the state of another schedule, or of another torch
     scheduler, raises a ValueError.
     """
 
@@ -220,7 +264,7 @@ class ScheduledLR(LRScheduler):
 
     def state_dict(self) -> dict:
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "schedule")}
-        state[_FINGERPRINT] = _fingerprint(self.schedule)
+        state[_FINGERPRINT] = schedule_fingerprint(self.schedule)
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -230,7 +274,7 @@ class ScheduledLR(LRScheduler):
                 f"state_dict is not the state of a ScheduledLR (it has no {_FINGERPRINT!r}; its keys are "
                 f"{list(state_dict)}): it was saved by another scheduler, so it cannot continue this schedule"
             )
-        saved, mine = state_dict[_FINGERPRINT], _fingerprint(self.schedule)
+        saved, mine = state_dict[_FINGERPRINT], schedule_fingerprint(self.schedule)
         if saved != mine:
             raise ValueError(
                 f"state_dict was saved by a ScheduledLR over {saved}, but this ScheduledLR runs {mine}: "

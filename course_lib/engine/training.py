@@ -49,7 +49,7 @@ import torch.distributed as dist
 
 from course_lib.engine._checks import check_int
 from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
-from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm, threshold_at
+from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
 from course_lib.engine.data import MicroBatches, ddp_wrapper, is_main_process, pick_device, to_device
 
 __all__ = ["History", "TrainState", "Callback", "train", "forward_backward", "autocast", "weight_dtype", "PRECISIONS"]
@@ -200,6 +200,8 @@ class Callback:
     def on_evaluate(self, state: TrainState) -> None: ...  # state.eval_results was just filled
     def on_log(self, state: TrainState, logs: dict[str, float]) -> None: ...  # host values, every log_every
     def on_train_end(self, state: TrainState) -> None: ...
+    def state_dict(self) -> dict: return {}  # what a callback that counts across steps keeps in checkpoints
+    def load_state_dict(self, state: dict) -> None: ...  # restored before on_train_begin of a resumed run
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,7 +366,8 @@ def train(
 
     start, history = 0, History()
     if resume and Path(checkpoint).exists():
-        start, saved = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+        start, saved = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                                       clip=clip, accumulate=accumulate, callbacks=callbacks)
         history = History.from_state_dict(saved)
         if start > steps:
             raise ValueError(
@@ -397,7 +400,7 @@ def train(
 
         # 3-4. measure the global gradient norm and clip to the threshold c(t)
         state.threshold = threshold_at(clip, step)
-        state.grad_norm = clip_grad_norm(params, state.threshold, error_if_nonfinite=False)
+        state.grad_norm = clip_grad_norm_(params, state.threshold, error_if_nonfinite=False)
 
         # 5-6. update and advance the schedule, unless the loss or the gradient is not finite
         finite = torch.isfinite(state.loss) & torch.isfinite(state.grad_norm)
@@ -431,7 +434,8 @@ def train(
             each("on_log", logs)
         if checkpoint is not None and (done % checkpoint_every == 0 or last or state.should_stop) and is_main_process():
             save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
-                            history=history.state_dict(), scaler=scaler)
+                            history=history.state_dict(), scaler=scaler, clip=clip, accumulate=accumulate,
+                            callbacks=callbacks)
         if state.should_stop:
             break
     _check_weights_finite(params, state.step)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from course_lib.engine._checks import check_int
-from course_lib.engine.clipping import LayerGradNorms, clip_grad_norm, clip_grad_norm_per_layer, norm_lost
+from course_lib.engine.clipping import LayerGradNorms, clip_grad_norm_, clip_grad_norm_per_layer_, norm_lost
 from course_lib.engine.training import History
 from course_lib.models.toy import body_and_head
 
@@ -48,10 +48,10 @@ def layer_clipping(max_norm: float, seed: int = 0) -> dict[str, dict[str, float]
 
     raw = norms(body_and_head(seed))
     model = body_and_head(seed)
-    clip_grad_norm(model.parameters(), max_norm)
+    clip_grad_norm_(model.parameters(), max_norm)
     after_global = norms(model)
     model = body_and_head(seed)
-    clip_grad_norm_per_layer({"body": model[0].parameters(), "head": model[1].parameters()}, max_norm)
+    clip_grad_norm_per_layer_({"body": model[0].parameters(), "head": model[1].parameters()}, max_norm)
     after_layer = norms(model)
     return {
         name: {

@@ -90,8 +90,7 @@ def _speed(config: Config, device, *, batch: int | None = None, precision: str =
         model = torch.compile(model)
     result = train_speed(model, opt, _windows(gpt.vocab_size, batch or config.batch_size, gpt.block_size), lm_loss,
                          steps=config.steps, warmup=config.warmup, rounds=config.rounds, precision=precision,
-                         accumulate=accumulate, device=device, flops_per_token=gpt_flops_per_token(gpt),
-                         tokens=lambda batch: batch[:, :-1].numel())  # a block of T + 1 tokens trains on T predictions
+                         accumulate=accumulate, device=device, flops_per_token=gpt_flops_per_token(gpt))
     del model, opt
     if device.type == "cuda":
         torch.cuda.empty_cache()

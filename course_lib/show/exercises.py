@@ -375,7 +375,7 @@ def check_clip_by_global_norm(fn: Callable, lang: str) -> Verdict:
     """Lesson 02: ``fn(grads, max_norm)`` returns the gradients clipped by their global norm, one factor for all.
 
     Reference: :func:`course_lib.engine.clipping.global_norm` and ``clip_factor``, as
-    :func:`course_lib.engine.clipping.clip_grad_norm` applies them.  Mistakes
+    :func:`course_lib.engine.clipping.clip_grad_norm_` applies them.  Mistakes
     recognised: each tensor clipped by its own norm, the sum of the norms (or
     of their squares) taken as |g|, c/|g| also below the threshold.
     """

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from course_lib.engine._checks import check_number, check_type, shown
-from course_lib.engine.clipping import clip_grad_norm, clip_grad_value
+from course_lib.engine.clipping import clip_grad_norm_, clip_grad_value_
 from course_lib.i18n import check_language, text
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_prediction
 from course_lib.engine.training import History
@@ -109,7 +109,7 @@ def plot_clip_directions(gradient: Sequence[float], max_norm: float, lang: str) 
     check_number("max_norm", max_norm, "> 0 and finite (the radius of the ball drawn)", lambda v: 0 < v < math.inf)
     g = torch.nn.Parameter(torch.zeros(2))
     clipped = {}
-    for key, clip in (("by_norm", clip_grad_norm), ("by_value", clip_grad_value)):
+    for key, clip in (("by_norm", clip_grad_norm_), ("by_value", clip_grad_value_)):
         g.grad = torch.tensor(gradient, dtype=torch.float32)
         clip([g], max_norm)
         clipped[key] = g.grad.tolist()
