@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib.engine.timing import enable_tf32, fused_adamw, gpt_flops_per_token, synchronize, time_it, train_speed
+from course_lib.engine.timing import PeakMemory, enable_tf32, fused_adamw, gpt_flops_per_token, synchronize, time_it, train_speed
 from course_lib.lessons import stored
 from course_lib.engine.data import pick_device
 from course_lib.models.gpt import GPT, GPTConfig, lm_loss, naive_attention
@@ -211,10 +211,9 @@ def attention_lengths(config: Config, device=None) -> list[dict]:
                 fn(q, k, v).sum().backward()
 
             try:
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
+                peak = PeakMemory(device)
                 row[f"{name}_ms"] = 1e3 * time_it(step, warmup=1, repeats=5, device=device).median
-                row[f"{name}_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+                row[f"{name}_memory_mb"] = peak.mb
             except torch.OutOfMemoryError:
                 row[f"{name}_ms"], row[f"{name}_memory_mb"] = None, None
                 torch.cuda.empty_cache()
