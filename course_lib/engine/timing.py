@@ -202,7 +202,8 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
     ``data(m)`` gives micro-batch ``m``; ``tokens(batch)`` counts the tokens
     trained on (default: the elements of the batch, from its shape).
     """
-    from course_lib.engine.callbacks import count_tokens  # callbacks imports this module (synchronize)
+    # here, not at the top: callbacks imports this module (synchronize)
+    from course_lib.engine.callbacks import count_tokens
 
     check_int("steps", steps, 1)
     check_int("warmup", warmup, 0)

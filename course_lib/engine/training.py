@@ -386,7 +386,7 @@ def start(
     checkpoint_every: int = 0,
     resume: bool = False,
     log_every: int = 10,
-) -> "Run":
+) -> Run:
     """Set a run up once and return it: train it with ``run.steps(n)``, as often as needed, and end it with ``run.finish()``.
 
     What a run does once happens here, as in the setup of Hugging Face's
