@@ -5,7 +5,8 @@
 Trains the same decoder-only transformer on the same token batches three ways:
 
 * ``plain``: forward, backward, ``torch.nn.utils.clip_grad_norm_``, ``optimizer.step()``;
-* ``course``: ``course_lib.engine.training.train`` with clipping and ``log_every=10``;
+* ``course``: the course's loop (one run set up once by ``course_lib.engine.timing.loop_steps``, then stepped)
+  with clipping and ``log_every=10``;
 * ``course+probes``: the same with per-layer gradient norms (``GradNorms``) recorded.
 
 Each round runs every variant for ``--steps`` steps, in alternating order,
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import torch
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from course_lib.engine.callbacks import GradNorms
 from course_lib.engine.data import pick_device
-from course_lib.engine.training import train
+from course_lib.engine.timing import Timing, loop_steps, synchronize
 
 SIZES = {  # width, layers, heads, vocabulary
     "10M": (256, 8, 4, 8192),
@@ -57,16 +57,24 @@ def lm_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
 
-def plain_loop(model, optimizer, batches, steps, start, device, precision):
+def plain_loop(model, optimizer, batches, device, precision):
+    """``run(n)``: ``n`` more steps of the plain loop, the data going on where the last call stopped (as ``loop_steps``)."""
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else torch.autocast(device.type, enabled=False)
-    for step in range(start, start + steps):
-        batch = batches(step).to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            loss = lm_loss(model, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+    done = 0
+
+    def run(n: int) -> None:
+        nonlocal done
+        for step in range(done, done + n):
+            batch = batches(step).to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                loss = lm_loss(model, batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+        done += n
+
+    return run
 
 
 def main() -> None:
@@ -100,33 +108,30 @@ def main() -> None:
         for variant in ("plain", "course", "course+probes"):
             model, optimizer = build()
             if variant == "plain":
-                runners[variant] = (lambda m, o: lambda start: plain_loop(m, o, batches, args.steps, start, device, precision))(model, optimizer)
+                runners[variant] = plain_loop(model, optimizer, batches, device, precision)
             else:
                 probes = [GradNorms(model.named_parameters())] if variant == "course+probes" else []
-                runners[variant] = (lambda m, o, p: lambda start: train(
-                    m, o, lambda i: batches(start + i), lm_loss, args.steps, clip=1.0, callbacks=p,
-                    precision=precision, device=device, log_every=10))(model, optimizer, probes)
+                runners[variant] = loop_steps(model, optimizer, batches, lm_loss, clip=1.0, callbacks=probes,
+                                              precision=precision, device=device, log_every=10)
         n_params = sum(p.numel() for p in build()[0].parameters())
 
         times: dict[str, list[float]] = {v: [] for v in runners}
         for round_ in range(args.rounds + 1):
             order = list(runners) if round_ % 2 == 0 else list(reversed(runners))
             for variant in order:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                synchronize(device)
                 began = time.perf_counter()
-                runners[variant](round_ * args.steps)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                runners[variant](args.steps)
+                synchronize(device)
                 if round_:
                     times[variant].append((time.perf_counter() - began) / args.steps * 1e3)
 
-        base = statistics.median(times["plain"])
+        timings = {variant: Timing.of(values) for variant, values in times.items()}
+        base = timings["plain"].median
         print(f"\n{size} model: {n_params / 1e6:.1f} M parameters ({layers} layers, width {width})")
         print(f"  {'variant':15s} {'median ms/step':>15s} {'min-max':>19s} {'vs plain':>9s}")
-        for variant, values in times.items():
-            median = statistics.median(values)
-            print(f"  {variant:15s} {median:15.2f} {min(values):9.2f}-{max(values):<9.2f} {median / base:9.3f}")
+        for variant, t in timings.items():
+            print(f"  {variant:15s} {t.median:15.2f} {t.low:9.2f}-{t.high:<9.2f} {t.median / base:9.3f}")
 
 
 if __name__ == "__main__":

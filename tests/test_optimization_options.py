@@ -59,6 +59,51 @@ def test_train_speed_counts_tokens_and_times_steps():
     assert result["ms_low"] <= result["ms_per_step"] <= result["ms_high"]
 
 
+def test_train_speed_times_the_steps_of_one_run_with_time_it(monkeypatch):
+    """The run is set up and checked once (not once per round); time_it times the rounds, ``steps`` steps a call."""
+    from course_lib.engine import training
+
+    checks, timed = [], []
+    original_check, original_time_it = training._check_arguments, bench.time_it
+    monkeypatch.setattr(training, "_check_arguments", lambda *a, **k: (checks.append(1), original_check(*a, **k))[1])
+    monkeypatch.setattr(bench, "time_it", lambda fn, **k: (timed.append(k), original_time_it(fn, **k))[1])
+    torch.manual_seed(0)
+    model = GPT(TINY.gpt())
+    data = lambda m: torch.randint(0, 64, (4, 17), generator=torch.Generator().manual_seed(m))
+    result = bench.train_speed(model, torch.optim.SGD(model.parameters(), lr=0.1), data, lm_loss, steps=2, warmup=1, rounds=3)
+    assert checks == [1] and timed == [{"warmup": 0, "repeats": 3, "device": torch.device("cpu")}]
+    assert result["peak_memory_mb"] is None
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_peak_memory_counts_from_when_it_is_made(device):
+    """None on a CPU; on a GPU the peak since it was made, not an earlier one."""
+    if device == "cuda":
+        big = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
+        del big
+    peak = bench.PeakMemory(device)
+    held = torch.empty(64 * 2**20, dtype=torch.uint8, device=device)
+    if device == "cpu":
+        assert peak.mb is None
+    else:
+        assert 64 <= peak.mb < 256
+    del held
+
+
+def test_step_timer_waits_for_the_gpu_with_the_timing_module(monkeypatch):
+    """One synchronize for the engine: StepTimer calls timing.synchronize, before and after every step."""
+    from course_lib.engine import callbacks
+    from course_lib.engine.training import train
+
+    assert callbacks.synchronize is bench.synchronize
+    waits = []
+    monkeypatch.setattr(callbacks, "synchronize", lambda device: waits.append(device.type))
+    model = torch.nn.Linear(2, 1)
+    train(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m: torch.ones(3, 2), lambda model, x: model(x).pow(2).mean(),
+          3, callbacks=[callbacks.StepTimer()], device="cpu")
+    assert waits == ["cpu"] * 6
+
+
 def test_memory_per_parameter():
     sizes = oo.memory_per_parameter()
     assert sizes["weight"] == {"fp32": 4, "bf16": 2, "fp16": 2}

@@ -678,3 +678,95 @@ def test_evaluate_restores_the_training_mode_when_the_loss_raises():
         with pytest.raises(RuntimeError, match="the loss failed"):
             evaluate(model, [batches(0)], broken, device="cpu")
         assert model.training is mode and all(m.training is mode for m in model.modules())
+
+
+# ---------------------------------------------------------------------------------------------- the runner: set up once, stepped on
+
+
+def _without_timings(history):
+    state = history.state_dict()
+    state["metrics"] = {name: series for name, series in state["metrics"].items() if name != "seconds_per_step"}
+    return state
+
+
+def _same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_a_run_stepped_3_then_4_times_trains_as_train_does_in_7():
+    """start(), steps(3), steps(4), finish(): bitwise the weights, the optimizer's state and the history of train(..., 7)."""
+    from course_lib.engine.training import start
+
+    settings = dict(clip=0.5, accumulate=2, device="cpu", log_every=2)
+    model, optimizer, scheduler = setup()
+    expected = train(model, optimizer, batches, mse, 7, scheduler=scheduler, callbacks=[Seen()], **settings)
+    stepped, stepped_optimizer, stepped_scheduler = setup()
+    run = start(stepped, stepped_optimizer, batches, mse, 7, scheduler=stepped_scheduler, callbacks=[Seen()], **settings)
+    run.steps(3)
+    assert run.done == 3 and len(run.history.loss) == 3  # read back at the end of the call
+    run.steps(4)
+    history = run.finish()
+    assert _without_timings(history) == _without_timings(expected) and history.step == list(range(7))
+    assert _same_weights(stepped, model)
+    momenta = lambda opt: [s["momentum_buffer"] for s in opt.state.values()]
+    assert all(torch.equal(a, b) for a, b in zip(momenta(stepped_optimizer), momenta(optimizer), strict=True))
+    assert stepped_scheduler.last_epoch == scheduler.last_epoch == 7
+
+
+def test_a_run_is_set_up_and_checked_once_however_often_it_is_stepped(monkeypatch):
+    """The argument checks and the finiteness check of the weights run once per run, not once per steps() call."""
+    from course_lib.engine import training
+
+    calls = collections.Counter()
+    for name in ("_check_arguments", "_check_weights_finite"):
+        original = getattr(training, name)
+        monkeypatch.setattr(training, name, lambda *a, _o=original, _n=name, **k: (calls.update([_n]), _o(*a, **k))[1])
+    began = []
+    begin = type("Begin", (Callback,), {"on_train_begin": lambda self, state: began.append(state.step)})
+    model, optimizer, _ = setup()
+    run = training.start(model, optimizer, batches, mse, callbacks=[begin()], device="cpu")
+    for _ in range(4):
+        run.steps(2)
+    assert calls == {"_check_arguments": 1} and began == [0]
+    run.finish()
+    assert calls == {"_check_arguments": 1, "_check_weights_finite": 1} and len(run.history.loss) == 8
+
+
+def test_a_run_refuses_steps_past_its_length_or_its_end_and_stops_when_told():
+    from course_lib.engine.training import start
+
+    model, optimizer, _ = setup()
+    run = start(model, optimizer, batches, mse, 5, device="cpu")
+    run.steps(4)
+    with pytest.raises(ValueError, match=r"2 more steps would take the run past its length, steps=5 \(4 done\)"):
+        run.steps(2)
+    with pytest.raises(TypeError, match="n must be an int"):
+        run.steps(1.0)
+    run.steps(1)
+    run.finish()
+    with pytest.raises(RuntimeError, match="this run was finished"):
+        run.steps(0)
+
+    stop = type("Stop", (Callback,), {"on_step_end": lambda self, state: setattr(state, "should_stop", state.step == 1)})
+    model, optimizer, _ = setup()
+    run = start(model, optimizer, batches, mse, callbacks=[stop()], device="cpu")
+    assert run.steps(5).step == [0, 1] and run.steps(5).step == [0, 1] and run.done == 2
+
+
+def test_loop_steps_keeps_one_grad_scaler_across_calls():
+    """fp16 whose steps overflow at the initial scale 2^16: the scale the GradScaler lowered carries over, so 3 + 4 steps train as 7 do."""
+    from course_lib.engine.timing import loop_steps
+
+    def build():
+        torch.manual_seed(0)
+        model = torch.nn.Linear(6, 1)
+        return model, torch.optim.SGD(model.parameters(), lr=0.01)
+
+    model, optimizer = build()
+    expected = train(model, optimizer, batches, mse, 7, precision="fp16", device="cpu")
+    assert expected.skipped[0] and not all(expected.skipped)
+    stepped, stepped_optimizer = build()
+    run = loop_steps(stepped, stepped_optimizer, batches, mse, precision="fp16", device="cpu")
+    run(3)
+    run(4)
+    assert _same_weights(stepped, model)

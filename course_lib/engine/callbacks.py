@@ -32,6 +32,7 @@ from course_lib.engine._checks import check_int, check_type
 from course_lib.engine.clipping import LayerGradNorms, global_norm
 from course_lib.engine.freezing import select, set_trainable
 from course_lib.engine.data import at_least_float32, ddp_wrapper, is_main_process, pick_device, to_device
+from course_lib.engine.timing import synchronize
 from course_lib.engine.training import Callback, TrainState, autocast
 
 __all__ = [
@@ -100,17 +101,12 @@ class StepTimer(Callback):
     """Wall time of every step, as ``seconds``.  Synchronises the GPU twice per step: use it to measure, not to train."""
 
     def on_step_begin(self, state: TrainState) -> None:
-        _synchronize(state.device)
+        synchronize(state.device)
         self._began = time.perf_counter()
 
     def on_step_end(self, state: TrainState) -> None:
-        _synchronize(state.device)
+        synchronize(state.device)
         state.log("seconds", time.perf_counter() - self._began)
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _first_tensor(batch: Any, prefer: str | None = None) -> torch.Tensor | None:

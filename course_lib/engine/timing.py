@@ -1,8 +1,10 @@
 """Measuring speed honestly: warm-up, synchronisation, repetitions, median and spread, tokens/s, memory, MFU.
 
 Everything the optimization-options lesson and the benchmark scripts time goes
-through :func:`time_it` (any callable) or :func:`train_speed` (steps of the
-course's one training loop).  Peak FLOP/s of the usual GPUs are in one table,
+through :func:`time_it` (any callable; :func:`train_speed` times steps of the
+course's one training loop with it).  The GPU is waited for by
+:func:`synchronize` and its peak memory read by :class:`PeakMemory`, here and
+wherever the course measures.  Peak FLOP/s of the usual GPUs are in one table,
 :data:`PEAK_FLOPS`, looked up from the device's name.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -18,9 +21,10 @@ import torch
 
 from course_lib.engine._checks import check_int, check_type
 from course_lib.engine.data import pick_device
+from course_lib.engine.training import History, start
 
 __all__ = ["PEAK_FLOPS", "peak_flops", "peak_for_name", "Timing", "time_it", "gpt_flops_per_token", "mfu", "fused_adamw", "enable_tf32",
-           "train_speed", "loop_steps", "synchronize"]
+           "train_speed", "loop_steps", "synchronize", "PeakMemory"]
 
 TERA = 1e12
 
@@ -62,6 +66,23 @@ def synchronize(device: torch.device) -> None:
     """Wait for the GPU's queued work: a GPU runs asynchronously, so a clock read without this measures the launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """The most memory the GPU's tensors held from the moment this is made: ``PeakMemory(device).mb``, None on a CPU.
+
+    Made, it resets torch's peak counter of the device; ``mb`` reads it in MiB.
+    torch keeps one counter per device, so one measurement at a time.
+    """
+
+    def __init__(self, device=None):
+        self.device = pick_device(device)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    @property
+    def mb(self) -> float | None:
+        return torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
 
 
 @dataclass(frozen=True)
@@ -155,23 +176,18 @@ def enable_tf32(enabled: bool = True) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
-def loop_steps(model, optimizer, data, loss_fn, **train_kwargs) -> Callable[[int], None]:
-    """``run(n)``: ``n`` more optimizer steps of :func:`course_lib.engine.training.train`, the data going on where the last call stopped.
+def loop_steps(model, optimizer, data, loss_fn, **start_kwargs) -> Callable[[int], History]:
+    """``run(n)``: ``n`` more optimizer steps of one run of the course's loop, set up once (:func:`~course_lib.engine.training.start`).
 
     What timing code calls between two synchronisations (:func:`train_speed`,
-    the benchmarks).  ``data(m)`` gives micro-batch ``m``; ``train_kwargs``
-    go to ``train`` (``log_every`` defaults to ``n``: one read-back per call).
+    the benchmarks): each call goes on where the last stopped (weights,
+    GradScaler, history, data position), and the argument checks, the device
+    move and ``on_train_begin`` are done once, here, not in the timings.
+    ``start_kwargs`` go to ``start``; ``log_every`` defaults to no read-back
+    inside a call, only the one that ends each call.
     """
-    from course_lib.engine.training import train
-
-    done = [0]  # micro-batches used so far
-
-    def run(n: int) -> None:
-        start = done[0]
-        train(model, optimizer, lambda m: data(start + m), loss_fn, n, **{"log_every": n, **train_kwargs})
-        done[0] += n * train_kwargs.get("accumulate", 1)
-
-    return run
+    start_kwargs.setdefault("log_every", sys.maxsize)
+    return start(model, optimizer, data, loss_fn, **start_kwargs).steps
 
 
 def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int = 3, rounds: int = 3,
@@ -179,43 +195,35 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
                 tokens: Callable | None = None) -> dict:
     """Speed of the course's training loop on ``model``: ms per optimizer step, tokens/s, peak memory, MFU.
 
-    Runs :func:`course_lib.engine.training.train` for ``warmup`` steps (untimed), then
-    ``rounds`` runs of ``steps`` steps, each timed as a whole between two
-    synchronisations (no per-step synchronisation: whatever the loop itself
-    reads back is part of what is measured).  ``data(m)`` gives micro-batch
-    ``m``; ``tokens(batch)`` counts the tokens trained on (default: the
-    elements of the batch, from its shape).
+    One run of the loop (:func:`loop_steps`) takes ``warmup`` steps
+    (untimed), then :func:`time_it` times ``rounds`` calls of ``steps`` steps,
+    each as a whole between two synchronisations (no per-step synchronisation:
+    whatever the loop itself reads back is part of what is measured).
+    ``data(m)`` gives micro-batch ``m``; ``tokens(batch)`` counts the tokens
+    trained on (default: the elements of the batch, from its shape).
     """
+    # here, not at the top: callbacks imports this module (synchronize)
     from course_lib.engine.callbacks import count_tokens
 
     check_int("steps", steps, 1)
     check_int("warmup", warmup, 0)
     check_int("rounds", rounds, 1, unit="timed rounds")
     device = pick_device(device)
-    model.to(device)
     run = loop_steps(model, optimizer, data, loss_fn, precision=precision, accumulate=accumulate, device=device)
-    if warmup:
-        run(warmup)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    run(warmup)
+    peak = PeakMemory(device)
     tokens = sum((tokens or count_tokens)(data(m)) for m in range(accumulate))
-    samples = []
-    for _ in range(rounds):
-        synchronize(device)
-        began = time.perf_counter()
-        run(steps)
-        synchronize(device)
-        samples.append((time.perf_counter() - began) / steps)
-    timing = Timing.of(samples)
+    per_call = time_it(lambda: run(steps), warmup=0, repeats=rounds, device=device)
+    timing = Timing.of(seconds / steps for seconds in per_call.samples)
     tokens_per_s = tokens / timing.median
     fp32_kind = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "fp32"  # TF32 multiplies run at the tensor cores' rate
-    peak = peak_flops(device, "bf16" if precision in ("bf16", "fp16") else fp32_kind)
+    flops_peak = peak_flops(device, "bf16" if precision in ("bf16", "fp16") else fp32_kind)
     return {
         "ms_per_step": 1e3 * timing.median,
         "ms_low": 1e3 * timing.low,
         "ms_high": 1e3 * timing.high,
         "tokens_per_step": tokens,
         "tokens_per_s": tokens_per_s,
-        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-        "mfu": mfu(tokens_per_s, flops_per_token, peak) if flops_per_token else None,
+        "peak_memory_mb": peak.mb,
+        "mfu": mfu(tokens_per_s, flops_per_token, flops_peak) if flops_per_token else None,
     }

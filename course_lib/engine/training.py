@@ -18,6 +18,11 @@ Data parallelism needs no flag either: give the loop a model wrapped by
 :func:`course_lib.engine.distributed.wrap` (``DistributedDataParallel``) and, on
 each rank, that rank's share of every batch.
 
+Set up once, then stepped: :func:`train` is :func:`start` (argument checks,
+device, GradScaler, resume, ``on_train_begin``), one ``run.steps(n)`` (the
+loop), then ``run.finish()``.  A benchmark keeps the :class:`Run` and times its
+``steps`` calls, so the setup is not in its numbers.
+
 Host reads.  Records stay on the device and are read back together every
 ``log_every`` steps, as in nanoGPT.  Step 5 needs to know "are the loss and
 the gradient norm finite?"  An optimizer that can skip its own update on the
@@ -52,7 +57,7 @@ from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
 from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
 from course_lib.engine.data import MicroBatches, ddp_wrapper, is_main_process, pick_device, to_device
 
-__all__ = ["History", "TrainState", "Callback", "train", "forward_backward", "autocast", "weight_dtype", "PRECISIONS"]
+__all__ = ["History", "TrainState", "Callback", "train", "start", "Run", "forward_backward", "autocast", "weight_dtype", "PRECISIONS"]
 
 Batch = Any
 LossFn = Callable[[torch.nn.Module, Batch], "torch.Tensor | tuple[torch.Tensor, Any]"]
@@ -132,7 +137,7 @@ class TrainState:
     scheduler: Any
     loss_fn: LossFn
     device: torch.device
-    steps: int
+    steps: int | None  # the run's length; None for a run of open length (see start)
     precision: str
     history: History
     step: int = 0
@@ -311,7 +316,7 @@ def _check_loss_tensor(loss) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# The loop
+# The loop: set up once (start), then steps, then the end (finish)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -353,6 +358,47 @@ def train(
     ``data`` gives that rank's share of the batch (equal shares: see
     :func:`forward_backward`), gradients and the recorded loss are averaged
     over the ranks, and the device defaults to the one the model was wrapped on.
+
+    ``train`` is :func:`start`, one :meth:`Run.steps` call to the run's end,
+    then :meth:`Run.finish`.
+    """
+    check_int("steps", steps, 1)  # start() also takes None (a run of open length); train's run has one
+    run = start(model, optimizer, data, loss_fn, steps, scheduler=scheduler, clip=clip, callbacks=callbacks,
+                accumulate=accumulate, precision=precision, on_nonfinite=on_nonfinite, device=device,
+                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, log_every=log_every)
+    run.steps(steps - run.done)
+    return run.finish()
+
+
+def start(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data,
+    loss_fn: LossFn,
+    steps: int | None = None,
+    *,
+    scheduler=None,
+    clip: Threshold = None,
+    callbacks: Iterable[Callback] = (),
+    accumulate: int = 1,
+    precision: str = "fp32",
+    on_nonfinite: str = "error",
+    device: str | torch.device | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    log_every: int = 10,
+) -> Run:
+    """Set a run up once and return it: train it with ``run.steps(n)``, as often as needed, and end it with ``run.finish()``.
+
+    What a run does once happens here, as in the setup of Hugging Face's
+    ``Trainer`` before its loop: the arguments are checked, the model moves to
+    its device, fp16's ``GradScaler`` is made, a checkpoint is resumed, the
+    model is put in training mode and the callbacks' ``on_train_begin`` is
+    called.  ``steps`` is the run's length when it has one (``Evaluate`` and
+    ``Progress`` use it, and a resumed checkpoint must not be past it); None
+    leaves it open, for a runner that a benchmark steps on.  The other
+    arguments are :func:`train`'s.
     """
     callbacks = _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, accumulate, precision,
                                  on_nonfinite, checkpoint, checkpoint_every, resume, log_every, callbacks)
@@ -360,87 +406,140 @@ def train(
         device = next(model.parameters()).device  # DDP cannot follow its module to another device
     device = pick_device(device)
     model.to(device)
-    params = list(model.parameters())  # frozen ones get no gradient and are skipped; unfreezing needs no rebuild
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    on_device = on_nonfinite == "error" and scaler is None and getattr(optimizer, "_step_supports_amp_scaling", False)
 
-    start, history = 0, History()
+    done, history = 0, History()
     if resume and Path(checkpoint).exists():
-        start, saved = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                                       clip=clip, accumulate=accumulate, callbacks=callbacks)
+        done, saved = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                                      clip=clip, accumulate=accumulate, callbacks=callbacks)
         history = History.from_state_dict(saved)
-        if start > steps:
+        if steps is not None and done > steps:
             raise ValueError(
-                f"checkpoint {str(checkpoint)!r} holds {start} completed steps, more than steps={steps}: "
-                f"ask for at least {start} steps, or start a new run"
+                f"checkpoint {str(checkpoint)!r} holds {done} completed steps, more than steps={steps}: "
+                f"ask for at least {done} steps, or start a new run"
             )
-    micro = MicroBatches(data, start * accumulate)
-    state = TrainState(model, optimizer, scheduler, loss_fn, device, steps, precision, history, step=start, start_step=start)
-
-    def each(moment: str, *args) -> None:
-        for callback in callbacks:
-            getattr(callback, moment)(state, *args)
-
+    state = TrainState(model, optimizer, scheduler, loss_fn, device, steps, precision, history, step=done, start_step=done)
+    run = Run(state, callbacks, MicroBatches(data, done * accumulate), scaler, clip=clip, accumulate=accumulate,
+              on_nonfinite=on_nonfinite, checkpoint=checkpoint, checkpoint_every=checkpoint_every, log_every=log_every)
     model.train()
-    each("on_train_begin")
-    state._window_start = time.perf_counter()
-    for step in range(start, steps):
-        state.step, state.skipped, state.eval_results = step, False, None
-        state.batches = [to_device(micro.next(), device) for _ in range(accumulate)]
-        each("on_step_begin")
-        _check_rates(optimizer, step)
-        lr = float(optimizer.param_groups[0]["lr"])
+    run._each("on_train_begin")
+    return run
 
-        # 1-2. forward and backward over the micro-batches; fp16 gradients are unscaled before anyone reads them
-        model.zero_grad(set_to_none=True)  # every parameter, not only the optimizer's: no stale gradient is ever clipped
-        state.loss = forward_backward(model, state.batches, loss_fn, precision=precision, scaler=scaler)
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        each("on_after_backward")
 
-        # 3-4. measure the global gradient norm and clip to the threshold c(t)
-        state.threshold = threshold_at(clip, step)
-        state.grad_norm = clip_grad_norm_(params, state.threshold, error_if_nonfinite=False)
+class Run:
+    """A run that :func:`start` set up: ``steps(n)`` trains ``n`` more optimizer steps, ``finish()`` ends it.
 
-        # 5-6. update and advance the schedule, unless the loss or the gradient is not finite
-        finite = torch.isfinite(state.loss) & torch.isfinite(state.grad_norm)
-        if on_device:  # the optimizer skips a non-finite step itself; found at the next read-back
-            _step_unless(optimizer, ~finite)
-            if scheduler is not None:
-                scheduler.step()
-        elif bool(finite):  # the one host read per step
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-        else:
-            state.skipped = True
-            _explain_nonfinite(state, on_nonfinite, scaler, params)
-        if scaler is not None:
-            scaler.update()
+    Each ``steps`` call goes on where the last one stopped: the weights, the
+    optimizer and its schedule, the GradScaler, the history and the position
+    in the data carry over, and nothing of the setup is done again.  So a
+    timing of ``run.steps(n)`` measures the steps alone, and ``steps(3)`` then
+    ``steps(4)`` trains exactly as ``steps(7)`` does.
+    """
 
-        # record on the device; read back every log_every steps (and before a checkpoint)
-        state._rows.append((step, lr, state.threshold, state.skipped))
-        state.log("loss", state.loss)
-        state.log("grad_norm", state.grad_norm)
-        each("on_step_end")
-        if state.eval_results is not None:
-            each("on_evaluate")
-        done = step + 1
-        last = done == steps or state.should_stop
-        if done % log_every == 0 or last or (checkpoint is not None and done % checkpoint_every == 0):
-            logs = state.read_back()
-            if on_device:
-                _raise_if_nonfinite(history, state.window_steps, state.step, params)
-            each("on_log", logs)
-        if checkpoint is not None and (done % checkpoint_every == 0 or last or state.should_stop) and is_main_process():
-            save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
-                            history=history.state_dict(), scaler=scaler, clip=clip, accumulate=accumulate,
-                            callbacks=callbacks)
-        if state.should_stop:
-            break
-    _check_weights_finite(params, state.step)
-    each("on_train_end")
-    return history
+    def __init__(self, state: TrainState, callbacks: list[Callback], micro: MicroBatches, scaler, *, clip: Threshold,
+                 accumulate: int, on_nonfinite: str, checkpoint, checkpoint_every: int, log_every: int):
+        self.state, self.callbacks, self.micro, self.scaler = state, callbacks, micro, scaler
+        self.clip, self.accumulate, self.on_nonfinite, self.log_every = clip, accumulate, on_nonfinite, log_every
+        self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
+        self.params = list(state.model.parameters())  # frozen ones get no gradient and are skipped; unfreezing needs no rebuild
+        self.on_device = (on_nonfinite == "error" and scaler is None
+                          and getattr(state.optimizer, "_step_supports_amp_scaling", False))
+        self.done = state.start_step  # optimizer steps completed
+        self.finished = False
+
+    @property
+    def history(self) -> History:
+        return self.state.history
+
+    def _each(self, moment: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, moment)(self.state, *args)
+
+    def steps(self, n: int) -> History:
+        """Train ``n`` more optimizer steps and return the history.
+
+        The records are read back every ``log_every`` steps and at the end of
+        the call, so the history is complete when it returns; with a
+        checkpoint, one is also written at the end of the call.  A callback
+        that sets ``state.should_stop`` ends the call after that step, and
+        later calls train nothing.
+        """
+        check_int("n", n, 0)
+        if self.finished:
+            raise RuntimeError("this run was finished (run.finish()): start a new one to train on")
+        state = self.state
+        if state.steps is not None and self.done + n > state.steps:
+            raise ValueError(f"{n} more steps would take the run past its length, steps={state.steps} ({self.done} done)")
+        model, optimizer, scheduler, history = state.model, state.optimizer, state.scheduler, state.history
+        if state.should_stop:  # a callback ended the run
+            return history
+        scaler, params, on_device, checkpoint = self.scaler, self.params, self.on_device, self.checkpoint
+        until = self.done + n
+        state._window_start = time.perf_counter()
+        for step in range(self.done, until):
+            state.step, state.skipped, state.eval_results = step, False, None
+            state.batches = [to_device(self.micro.next(), state.device) for _ in range(self.accumulate)]
+            self._each("on_step_begin")
+            _check_rates(optimizer, step)
+            lr = float(optimizer.param_groups[0]["lr"])
+
+            # 1-2. forward and backward over the micro-batches; fp16 gradients are unscaled before anyone reads them
+            model.zero_grad(set_to_none=True)  # every parameter, not only the optimizer's: no stale gradient is ever clipped
+            state.loss = forward_backward(model, state.batches, state.loss_fn, precision=state.precision, scaler=scaler)
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            self._each("on_after_backward")
+
+            # 3-4. measure the global gradient norm and clip to the threshold c(t)
+            state.threshold = threshold_at(self.clip, step)
+            state.grad_norm = clip_grad_norm_(params, state.threshold, error_if_nonfinite=False)
+
+            # 5-6. update and advance the schedule, unless the loss or the gradient is not finite
+            finite = torch.isfinite(state.loss) & torch.isfinite(state.grad_norm)
+            if on_device:  # the optimizer skips a non-finite step itself; found at the next read-back
+                _step_unless(optimizer, ~finite)
+                if scheduler is not None:
+                    scheduler.step()
+            elif bool(finite):  # the one host read per step
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+            else:
+                state.skipped = True
+                _explain_nonfinite(state, self.on_nonfinite, scaler, params)
+            if scaler is not None:
+                scaler.update()
+
+            # record on the device; read back every log_every steps, at the end of the call (and before a checkpoint)
+            state._rows.append((step, lr, state.threshold, state.skipped))
+            state.log("loss", state.loss)
+            state.log("grad_norm", state.grad_norm)
+            self._each("on_step_end")
+            if state.eval_results is not None:
+                self._each("on_evaluate")
+            self.done = done = step + 1
+            last = done == until or state.should_stop
+            if done % self.log_every == 0 or last or (checkpoint is not None and done % self.checkpoint_every == 0):
+                logs = state.read_back()
+                if on_device:
+                    _raise_if_nonfinite(history, state.window_steps, state.step, params)
+                self._each("on_log", logs)
+            if checkpoint is not None and (done % self.checkpoint_every == 0 or last) and is_main_process():
+                save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
+                                history=history.state_dict(), scaler=scaler, clip=self.clip, accumulate=self.accumulate,
+                                callbacks=self.callbacks)
+            if state.should_stop:
+                break
+        return history
+
+    def finish(self) -> History:
+        """End the run: check that the weights are finite, call the callbacks' ``on_train_end``; return the history."""
+        if self.finished:
+            raise RuntimeError("this run was already finished")
+        self.finished = True
+        _check_weights_finite(self.params, self.state.step)
+        self._each("on_train_end")
+        return self.state.history
 
 
 def _step_unless(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
@@ -508,7 +607,8 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
         )
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function (model, batch) -> loss, got {loss_fn!r}")
-    check_int("steps", steps, 1)
+    if steps is not None:
+        check_int("steps", steps, 1)
     if scheduler is not None and not hasattr(scheduler, "step"):
         raise TypeError(f"scheduler must be a torch LR scheduler (with .step()) or None, got {type(scheduler).__name__}")
     if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:

@@ -33,6 +33,7 @@ from course_lib.engine.freezing import freeze, param_groups, trainable_ratio
 from course_lib.engine.schedules import Constant, ScheduledLR, linear_with_warmup
 from course_lib.engine.stats import spread
 from course_lib.lessons.sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
+from course_lib.engine.timing import PeakMemory
 from course_lib.engine.training import train
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "clipping_effect", "norm_summary", "paired_gap", "load_results", "summarize", "main"]
@@ -114,8 +115,7 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
     torch.manual_seed(seed)  # dropout's masks: the same run gives the same numbers, whatever ran before it
     model.to(device)
     before = evaluate(model, held_out, classification_loss, metrics=accuracy, device=device)["eval_accuracy"]
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    peak = PeakMemory(device)
     history = train(model, optimizer, batches, classification_loss, config.steps, scheduler=scheduler, clip=clip,
                     callbacks=[GradNorms(model.named_parameters(), TRACKED), Evaluate(held_out, config.steps, accuracy), *callbacks], device=device,
                     precision=config.precision, log_every=10)
@@ -131,7 +131,7 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
         "accuracy_after": history.metric("eval_accuracy")[-1],
         **facts,  # baseline, eval_reviews, eval_positive
         "seconds_per_step": seconds,
-        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "peak_memory_mb": peak.mb,
         "loss": history.loss,
         "loss_variance_late": statistics.variance(history.loss[half:]) if config.steps - half > 1 else math.nan,
         "grad_norm": history.grad_norm,

@@ -23,7 +23,8 @@ from course_lib.engine.callbacks import evaluate
 from course_lib.engine.data import pick_device
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import curve_agreement
-from course_lib.engine.timing import enable_tf32, fused_adamw, gpt_flops_per_token, peak_for_name, synchronize, time_it, train_speed
+from course_lib.engine.timing import (PeakMemory, enable_tf32, fused_adamw, gpt_flops_per_token, peak_for_name, synchronize, time_it,
+                                      train_speed)
 from course_lib.engine.training import train
 from course_lib.lessons import stored
 from course_lib.lessons.corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
@@ -213,10 +214,9 @@ def attention_lengths(config: Config, device=None) -> list[dict]:
                 fn(q, k, v).sum().backward()
 
             try:
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
+                peak = PeakMemory(device)
                 row[f"{name}_ms"] = 1e3 * time_it(step, warmup=1, repeats=5, device=device).median
-                row[f"{name}_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+                row[f"{name}_memory_mb"] = peak.mb
             except torch.OutOfMemoryError:
                 row[f"{name}_ms"], row[f"{name}_memory_mb"] = None, None
                 torch.cuda.empty_cache()

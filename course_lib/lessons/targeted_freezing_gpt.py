@@ -36,6 +36,7 @@ from course_lib.engine.freezing import freeze, param_groups, select, trainable_r
 from course_lib.models.gpt import GPT, generate, lm_loss
 from course_lib.lessons.pretraining import PRETRAIN, load_pretrained
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+from course_lib.engine.timing import PeakMemory
 from course_lib.engine.training import train, weight_dtype
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION_WEIGHTS", "Setup", "setup", "prepare", "run", "run_all", "sample_measures", "sample_text",
@@ -207,8 +208,7 @@ def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) 
     optimizer, scheduler = _optimizer(model, config)
     torch.manual_seed(seed)
     model.to(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    peak = PeakMemory(device)
     data = DataChecksum()
     history = train(model, optimizer, _windows(s, config, seed), lm_loss, config.steps, scheduler=scheduler, clip=config.clip,
                     precision=config.precision, device=device, log_every=config.eval_every,
@@ -229,7 +229,7 @@ def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) 
         "eval_steps": history.metric_steps("eval_loss"),
         "eval_loss": history.metric("eval_loss"),
         "seconds_per_step": statistics.median(times[3:] if len(times) > 6 else times),
-        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "peak_memory_mb": peak.mb,
         "loss_variance": statistics.variance(history.loss),
         "loss_variance_late": statistics.variance(history.loss[half:]),
         "noise_variance": noise_variance(history.loss),
