@@ -40,7 +40,7 @@ from course_lib.show.plotting import (
 from course_lib.show.report import Table
 from course_lib.lessons import pretraining
 from course_lib.lessons.corpus import TokenWindows, finetuning_text, held_out_blocks, split_held_out, token_share, train_tokenizer
-from course_lib.models.gpt import GPT, GPTConfig, generate
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, generate
 from course_lib.engine.schedules import (
     Constant,
     CosineDecay,
@@ -439,6 +439,8 @@ LANGUAGE_MODEL = [
     pytest.param(lambda: pretraining.cache_path("cpu"), TypeError, "config must be a PretrainConfig", id="cache-config"),
     pytest.param(lambda: pretraining.PretrainConfig("x", precision="fp128"), ValueError, "precision must be one of", id="pretrain-precision"),
     pytest.param(lambda: pretraining.PretrainConfig("x", n_embd=10, n_head=4), ValueError, "n_embd (10) must be a multiple", id="pretrain-heads"),
+    pytest.param(lambda: flops_per_token({"n_layer": 12}), TypeError, "config must be a GPTConfig", id="flops-config"),
+    pytest.param(lambda: flops_per_token(GPTConfig(), 0), ValueError, "sequence_length must be >= 1", id="flops-length"),
 ]
 
 

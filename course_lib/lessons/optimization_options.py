@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib.engine.timing import enable_tf32, fused_adamw, gpt_flops_per_token, synchronize, time_it, train_speed
+from course_lib.engine.timing import enable_tf32, fused_adamw, synchronize, time_it, train_speed
 from course_lib.lessons import stored
 from course_lib.engine.data import pick_device
-from course_lib.models.gpt import GPT, GPTConfig, lm_loss, naive_attention
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss, naive_attention
 
 __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_parameter", "precisions", "accumulation",
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
@@ -87,7 +87,7 @@ def _speed(config: Config, device, *, batch: int | None = None, precision: str =
         model = torch.compile(model)
     result = train_speed(model, opt, _windows(gpt.vocab_size, batch or config.batch_size, gpt.block_size), lm_loss,
                          steps=config.steps, warmup=config.warmup, rounds=config.rounds, precision=precision,
-                         accumulate=accumulate, device=device, flops_per_token=gpt_flops_per_token(gpt),
+                         accumulate=accumulate, device=device, flops_per_token=flops_per_token(gpt),
                          tokens=lambda batch: batch[:, :-1].numel())  # a block of T + 1 tokens trains on T predictions
     del model, opt
     if device.type == "cuda":

@@ -18,10 +18,10 @@ from typing import Callable
 import torch
 
 from course_lib.engine._checks import check_int, check_type
-from course_lib.engine.timing import gpt_flops_per_token, peak_flops
+from course_lib.engine.timing import peak_flops
 from course_lib.engine.data import pick_device
 from course_lib.engine.freezing import param_groups
-from course_lib.models.gpt import GPT, GPTConfig, lm_loss
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 
 __all__ = ["Step", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION", "Built", "build", "synthetic_batches", "loss_curves",
@@ -183,7 +183,7 @@ def build(step: Step = FAST, device=None, *, data: Callable[[int], torch.Tensor]
         data = synthetic_batches(min(50257, step.vocab_size), step.micro_batch, step.block_size, pinned=step.pinned and cuda,
                                  seed=seed)
     peak = peak_flops(device, "bf16" if step.precision == "bf16" else ("tf32" if step.tf32 else "fp32"))
-    return Built(step, model, optimizer, scheduler, loss_fn, data, gpt_flops_per_token(config), peak)
+    return Built(step, model, optimizer, scheduler, loss_fn, data, flops_per_token(config), peak)
 
 
 def curve_agreement(reference: list[float], other: list[float], window: int = 20) -> dict:
@@ -270,7 +270,7 @@ def matmul_rate(results: dict) -> tuple[float, float | None]:
 
     config = FAST.gpt()
     profile = results["profile"]
-    per_token = gpt_flops_per_token(config) - 12 * config.n_layer * config.n_embd * config.block_size  # 6N: no attention
+    per_token = flops_per_token(config) - 12 * config.n_layer * config.n_embd * config.block_size  # 6N: no attention
     rate = per_token * profile["micro_batch"] * config.block_size / (profile["by_kind"]["matmul"] / 1e3)
     peak = peak_for_name(results["provenance"]["profile"]["device"], "bf16")
     return rate, (rate / peak if peak else None)
