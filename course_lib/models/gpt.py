@@ -207,11 +207,11 @@ def flops_per_token(config: GPTConfig, sequence_length: int | None = None) -> fl
 def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy of a batch of token blocks (batch, T + 1): inputs ``[:, :-1]``, targets ``[:, 1:]``.
 
-    The softmax runs in float32 or wider without a float32 copy of the logits
-    made here: fp32 and fp64 logits are used as they are; under autocast,
-    autocast's own rule runs the softmax in float32 (from fp16 on a GPU without
-    a copy, as nanoGPT relies on); only the logits of a model held in bf16 or
-    fp16 without autocast are upcast first.
+    The softmax runs in float32 or wider.  fp32 and fp64 logits are used as
+    they are; under autocast, autocast's rule for the softmax upcasts, as
+    nanoGPT relies on (for fp16 on a GPU inside the kernel, with no float32
+    copy of the logits); only the logits of a model held in bf16 or fp16
+    without autocast are upcast here.
     """
     x, y = batch[:, :-1], batch[:, 1:]
     logits = model(x)
