@@ -44,12 +44,12 @@ from pathlib import Path
 import torch
 
 from course_lib.lessons import stored
-from course_lib.engine.timing import Timing, gpt_flops_per_token, loop_steps, mfu, peak_flops, synchronize
+from course_lib.engine.timing import Timing, loop_steps, mfu, peak_flops, synchronize
 from course_lib.engine.callbacks import Throughput
 from course_lib.engine.data import pick_device
 from course_lib.lessons.optimization_options import loss_curves
 from course_lib.models.fast_step import ABLATIONS, FAST, StepOptions, build, synthetic_batches
-from course_lib.models.gpt import GPTConfig
+from course_lib.models.gpt import GPTConfig, flops_per_token
 
 OUT = stored.path("05", "nanogpt")
 SIZES = {  # n_layer, n_head, n_embd, block_size; "tiny" only checks that the script runs (on a CPU too)
@@ -132,7 +132,7 @@ def nanogpt(module, micro_batch: int, loop: str, device: torch.device, size: dic
             optimizer.step()
             loss.item()
 
-    flops = gpt_flops_per_token(GPTConfig(vocab_size=50304, bias=False, **size))
+    flops = flops_per_token(GPTConfig(vocab_size=50304, bias=False, **size))
     return Contender(f"nanogpt_{loop}", "nanoGPT", micro_batch, micro_batch * size["block_size"], flops,
                      run_train if loop == "train" else run_bench)
 

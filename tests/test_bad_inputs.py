@@ -40,7 +40,7 @@ from course_lib.show.plotting import (
 from course_lib.show.report import Table
 from course_lib.lessons import pretraining
 from course_lib.lessons.corpus import TokenWindows, finetuning_text, held_out_blocks, split_held_out, token_share, train_tokenizer
-from course_lib.models.gpt import GPT, GPTConfig, generate
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, generate
 from course_lib.engine.schedules import (
     Constant,
     CosineDecay,
@@ -463,6 +463,8 @@ LANGUAGE_MODEL = [
     pytest.param(lambda: pretraining.cache_path("cpu"), TypeError, "config must be a PretrainConfig", id="cache-config"),
     pytest.param(lambda: pretraining.PretrainConfig("x", precision="fp128"), ValueError, "precision must be one of", id="pretrain-precision"),
     pytest.param(lambda: pretraining.PretrainConfig("x", model=(2048, 64)), TypeError, "model must be a course_lib.models.gpt.GPTConfig", id="pretrain-model"),
+    pytest.param(lambda: flops_per_token({"n_layer": 12}), TypeError, "config must be a GPTConfig", id="flops-config"),
+    pytest.param(lambda: flops_per_token(GPTConfig(), 0), ValueError, "sequence_length must be >= 1", id="flops-length"),
 ]
 
 

@@ -10,7 +10,11 @@ from course_lib.lessons import pretraining
 from course_lib.engine.callbacks import DataChecksum
 from course_lib.lessons.corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks,
                                pretraining_texts, split_held_out, token_share, train_tokenizer)
-from course_lib.models.gpt import GPT, GPTConfig, from_hf, generate, lm_loss, parameter_count, to_hf
+import torch.nn.functional as F
+
+from course_lib.engine.data import at_least_float32
+from course_lib.models.gpt import (GPT, CausalSelfAttention, GPTConfig, flops_per_token, from_hf, generate, lm_loss,
+                                   parameter_count, to_hf)
 from course_lib.engine.training import train
 
 SMALL = GPTConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=16)
@@ -266,3 +270,121 @@ def test_an_fp64_run_prints_the_same_digits_under_another_code_path_and_one_thre
     native = _fp64_losses()
     assert native == _fp64_losses(ATEN_CPU_CAPABILITY="default", OMP_NUM_THREADS="1")
     assert native == _fp64_losses(ATEN_CPU_CAPABILITY="avx2", OMP_NUM_THREADS="1")
+
+
+def _full_logits_sample(model, idx, max_new_tokens, *, temperature=1.0, top_k=None, seed=0):
+    """generate written the plain way: the logits of every position, then the last one's."""
+    generator = torch.Generator().manual_seed(seed)
+    model.eval()
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits = at_least_float32(model(idx[:, -model.config.block_size:])[:, -1, :]) / temperature
+            if top_k is not None:
+                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            idx = torch.cat((idx, torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)), dim=1)
+    return idx
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_generate_runs_the_output_layer_on_the_last_position_only_and_samples_as_before(dtype):
+    model = small_model().to(dtype)
+    shapes = []
+    model.lm_head.register_forward_hook(lambda module, args, out: shapes.append(tuple(args[0].shape)))
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    for kwargs in ({"seed": 1}, {"seed": 2, "top_k": 5, "temperature": 0.7}):
+        shapes.clear()
+        out = generate(model, prompt, SMALL.block_size + 5, **kwargs)  # past the context: the window slides
+        assert shapes and set(shapes) == {(2, 1, SMALL.n_embd)}
+        assert torch.equal(out, _full_logits_sample(model, prompt, SMALL.block_size + 5, **kwargs))
+    x = torch.randint(0, SMALL.vocab_size, (3, 10), generator=torch.Generator().manual_seed(0))
+    last = model(x, last_only=True)
+    assert last.shape == (3, 1, SMALL.vocab_size)
+    torch.testing.assert_close(last, model(x)[:, -1:])
+
+
+def _old_lm_loss(model, batch):
+    logits = model(batch[:, :-1])
+    return F.cross_entropy(at_least_float32(logits.reshape(-1, logits.size(-1))), batch[:, 1:].reshape(-1))
+
+
+@pytest.mark.parametrize("dtype, autocast", [(torch.float32, False), (torch.float64, False), (torch.float32, True)])
+def test_lm_loss_and_its_gradients_are_bitwise_those_of_the_former_formula(dtype, autocast):
+    """The lessons' printed losses do not move: fp32, fp64 and CPU bf16 autocast give the same bits as the explicit upcast."""
+    batch = torch.randint(0, SMALL.vocab_size, (4, SMALL.block_size + 1), generator=torch.Generator().manual_seed(0))
+    results = []
+    for loss_fn in (lm_loss, _old_lm_loss):
+        model = small_model(1).to(dtype)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = loss_fn(model, batch)
+        loss.backward()
+        results.append([loss.detach()] + [p.grad for p in model.parameters()])
+    assert results[0][0].dtype == (torch.float32 if autocast else dtype)
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+def test_lm_loss_upcasts_the_logits_of_a_model_held_in_half_precision():
+    model = small_model().to(torch.bfloat16)
+    batch = torch.randint(0, SMALL.vocab_size, (2, SMALL.block_size + 1), generator=torch.Generator().manual_seed(0))
+    loss = lm_loss(model, batch)
+    assert loss.dtype == torch.float32 and torch.equal(loss, _old_lm_loss(model, batch))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast's softmax without a float32 copy is a CUDA kernel")
+def test_lm_loss_under_fp16_autocast_makes_no_float32_copy_of_the_logits():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Copies(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.sizes = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.ops.aten._to_copy.default:
+                self.sizes.append(out.numel())
+            return out
+
+    model = small_model().cuda()
+    batch = torch.randint(0, SMALL.vocab_size, (4, SMALL.block_size + 1), device="cuda")
+    with torch.autocast("cuda", dtype=torch.float16):
+        logits_size = model(batch[:, :-1]).numel()
+        with Copies() as copies:
+            loss = lm_loss(model, batch)
+    assert loss.dtype == torch.float32 and logits_size not in copies.sizes
+
+
+@pytest.mark.parametrize("attention", ["naive", "sdpa"])
+def test_attention_dropout_follows_the_training_flag(attention):
+    config = dataclasses.replace(SMALL, attention=attention, dropout=0.5)
+    torch.manual_seed(0)
+    layer, plain = CausalSelfAttention(config), CausalSelfAttention(dataclasses.replace(config, dropout=0.0))
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 8, SMALL.n_embd, generator=torch.Generator().manual_seed(1))
+    layer.eval()
+    assert torch.equal(layer(x), layer(x)) and torch.equal(layer(x), plain(x))
+    layer.train()
+    assert not torch.equal(layer(x), layer(x))
+
+
+def test_generate_restores_the_training_mode_when_it_fails():
+    model = small_model().train()
+
+    def broken(idx, **kwargs):
+        raise RuntimeError("out of memory, say")
+
+    model.forward = broken
+    with pytest.raises(RuntimeError, match="out of memory"):
+        generate(model, torch.zeros(1, 1, dtype=torch.long), 3)
+    assert all(m.training for m in model.modules())
+
+
+def test_flops_per_token_counts_the_weights_the_model_multiplies():
+    """N in 6N is the model's linear layers' weights (the tied output layer once); look-ups, LayerNorms and biases are not in it."""
+    for config in (SMALL, GPTConfig(vocab_size=50304, bias=False), dataclasses.replace(SMALL, tie_weights=False)):
+        with torch.device("meta"):
+            model = GPT(config)
+        N = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+        L, d, T = config.n_layer, config.n_embd, config.block_size
+        assert flops_per_token(config) == 6 * N + 12 * L * d * T
+        assert flops_per_token(config, 1) == 6 * N + 12 * L * d

@@ -9,7 +9,7 @@ import torch
 from course_lib.engine import timing as bench
 from course_lib.lessons import optimization_options as oo
 from course_lib.lessons import stored
-from course_lib.models.gpt import GPT, GPTConfig, lm_loss
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
 from course_lib.show.tables import measured_table, options_table
 
 TINY = dataclasses.replace(oo.CONFIGS["cpu"], model=GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_embd=16, n_head=2),
@@ -39,8 +39,8 @@ def test_a_cpu_has_no_peak_and_mfu_is_then_none():
 
 def test_gpt2_flops_per_token():
     config = GPTConfig(vocab_size=50304)
-    assert bench.gpt_flops_per_token(config) == 6 * (12 * 12 * 768**2 + 50304 * 768) + 12 * 12 * 768 * 1024
-    assert bench.gpt_flops_per_token(config, 2048) - bench.gpt_flops_per_token(config) == 12 * 12 * 768 * 1024
+    assert flops_per_token(config) == 6 * (12 * 12 * 768**2 + 50304 * 768) + 12 * 12 * 768 * 1024
+    assert flops_per_token(config, 2048) - flops_per_token(config) == 12 * 12 * 768 * 1024
 
 
 def test_fused_adamw_is_fused_only_on_a_gpu():

@@ -23,7 +23,7 @@ from course_lib.engine._checks import check_int, check_type
 from course_lib.engine.data import pick_device
 from course_lib.engine.training import History, start
 
-__all__ = ["PEAK_FLOPS", "peak_flops", "peak_for_name", "Timing", "time_it", "gpt_flops_per_token", "mfu", "fused_adamw", "enable_tf32",
+__all__ = ["PEAK_FLOPS", "peak_flops", "peak_for_name", "Timing", "time_it", "mfu", "fused_adamw", "enable_tf32",
            "train_speed", "loop_steps", "synchronize", "PeakMemory"]
 
 TERA = 1e12
@@ -131,25 +131,6 @@ def time_it(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7, numb
         synchronize(device)
         samples.append((time.perf_counter() - began) / number)
     return Timing.of(samples)
-
-
-def gpt_flops_per_token(config, sequence_length: int | None = None) -> float:
-    """Training FLOPs per token of :class:`course_lib.models.gpt.GPT`: 6N + 12·L·d·T (PaLM's appendix B; nanoGPT's estimate).
-
-    N counts the weights of the matrix multiplies (the blocks and the output
-    layer; the position embedding is a look-up, not a multiply): 2N FLOPs per
-    token forward, 4N backward.  12·L·d·T is the attention's own work (the
-    scores QKᵀ and the weighted sum, forward and backward) at context T: it is
-    linear in T per token, so quadratic in T per sequence.
-    """
-    from course_lib.models.gpt import GPTConfig
-
-    check_type("config", config, GPTConfig, "a GPTConfig")
-    T = config.block_size if sequence_length is None else sequence_length
-    check_int("sequence_length", T, 1, unit="tokens")
-    d, L, V = config.n_embd, config.n_layer, config.vocab_size
-    N = L * 12 * d * d + V * d
-    return 6 * N + 12 * L * d * T
 
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> float | None:

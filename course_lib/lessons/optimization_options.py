@@ -23,13 +23,12 @@ from course_lib.engine.callbacks import evaluate
 from course_lib.engine.data import pick_device
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import curve_agreement
-from course_lib.engine.timing import (PeakMemory, enable_tf32, fused_adamw, gpt_flops_per_token, peak_for_name, synchronize, time_it,
-                                      train_speed)
+from course_lib.engine.timing import PeakMemory, enable_tf32, fused_adamw, peak_for_name, synchronize, time_it, train_speed
 from course_lib.engine.training import train
 from course_lib.lessons import stored
 from course_lib.lessons.corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
 from course_lib.models.fast_step import ABLATIONS, FAST, PLAIN, SPEED_OPTIONS, StepOptions, build
-from course_lib.models.gpt import GPT, GPTConfig, lm_loss, naive_attention
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss, naive_attention
 
 __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_parameter", "precisions", "accumulation",
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
@@ -91,7 +90,7 @@ def _speed(config: Config, device, *, batch: int | None = None, precision: str =
         model = torch.compile(model)
     result = train_speed(model, opt, _windows(gpt.vocab_size, batch or config.batch_size, gpt.block_size), lm_loss,
                          steps=config.steps, warmup=config.warmup, rounds=config.rounds, precision=precision,
-                         accumulate=accumulate, device=device, flops_per_token=gpt_flops_per_token(gpt))
+                         accumulate=accumulate, device=device, flops_per_token=flops_per_token(gpt))
     del model, opt
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -381,7 +380,7 @@ def matmul_rate(results: dict) -> tuple[float, float | None]:
     """The profiled step's matrix multiplies: FLOP/s (6N per token over their kernel time) and the share of the GPU's bf16 peak."""
     config = FAST.gpt()
     profile = results["profile"]
-    per_token = gpt_flops_per_token(config) - 12 * config.n_layer * config.n_embd * config.block_size  # 6N: no attention
+    per_token = flops_per_token(config) - 12 * config.n_layer * config.n_embd * config.block_size  # 6N: no attention
     rate = per_token * profile["micro_batch"] * config.block_size / (profile["by_kind"]["matmul"] / 1e3)
     peak = peak_for_name(results["provenance"]["profile"]["device"], "bf16")
     return rate, (rate / peak if peak else None)

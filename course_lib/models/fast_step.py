@@ -18,10 +18,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from course_lib.engine._checks import check_choice, check_int, check_type
-from course_lib.engine.timing import gpt_flops_per_token, peak_flops
+from course_lib.engine.timing import peak_flops
 from course_lib.engine.data import pick_device
 from course_lib.engine.freezing import param_groups
-from course_lib.models.gpt import GPT, GPTConfig, lm_loss
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 
 __all__ = ["StepOptions", "GPT2_SMALL", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION_KERNELS", "Built", "build",
@@ -182,4 +182,4 @@ def build(options: StepOptions = FAST, device=None, *, data: Callable[[int], tor
         data = synthetic_batches(min(50257, config.vocab_size), options.micro_batch, config.block_size, pinned=options.pinned and cuda,
                                  seed=seed)
     peak = peak_flops(device, "bf16" if options.precision == "bf16" else ("tf32" if options.tf32 else "fp32"))
-    return Built(options, model, optimizer, scheduler, loss_fn, data, gpt_flops_per_token(config), peak)
+    return Built(options, model, optimizer, scheduler, loss_fn, data, flops_per_token(config), peak)

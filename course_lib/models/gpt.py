@@ -7,8 +7,9 @@ where Hugging Face keeps ``Conv1D`` weights (in x out):
 :func:`from_hf` and :func:`to_hf` transpose them, so GPT-2's pretrained
 weights run in this model and this model's weights run in Hugging Face's.
 
-Also here: :func:`lm_loss` (the loss the training loop calls) and
-:func:`generate` (temperature, top-k, seeded sampling).
+Also here: :func:`lm_loss` (the loss the training loop calls),
+:func:`generate` (temperature, top-k, seeded sampling) and
+:func:`flops_per_token` (the arithmetic of a training step, for MFU).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from torch import nn
 from course_lib.engine._checks import check_int, check_type, shown
 from course_lib.engine.data import at_least_float32
 
-__all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count", "lm_loss", "generate",
-           "from_hf", "to_hf", "TRANSPOSED"]
+__all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count", "flops_per_token",
+           "lm_loss", "generate", "from_hf", "to_hf", "TRANSPOSED"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,11 @@ class CausalSelfAttention(nn.Module):
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
-    """softmax(QKᵀ/√d + causal mask) V, written out: it stores the (T x T) score matrix of every head in memory."""
+    """softmax(QKᵀ/√d + causal mask) V, written out: it stores the (T x T) score matrix of every head in memory.
+
+    ``dropout`` is applied as given, like ``scaled_dot_product_attention``'s
+    ``dropout_p``: :class:`CausalSelfAttention` passes 0 in eval mode.
+    """
     T = q.size(-2)
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
     mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
@@ -125,7 +130,10 @@ class GPT(nn.Module):
 
     The output layer ``lm_head`` shares its weight with the token embedding
     ``wte`` (weight tying, as in GPT-2): one tensor, counted once.
-    ``forward(idx)`` returns the logits, shape (batch, time, vocab).
+    ``forward(idx)`` returns the logits, shape (batch, time, vocab);
+    ``forward(idx, last_only=True)`` those of the last position only, shape
+    (batch, 1, vocab), as nanoGPT does when sampling: the output layer, the
+    largest matrix multiply, then runs on one position instead of T.
     """
 
     def __init__(self, config: GPTConfig):
@@ -156,7 +164,7 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, *, last_only: bool = False) -> torch.Tensor:
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"a sequence of {T} tokens is longer than the model's block_size {self.config.block_size}")
@@ -164,7 +172,8 @@ class GPT(nn.Module):
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
             x = block(x)
-        return self.lm_head(self.transformer.ln_f(x))
+        x = self.transformer.ln_f(x)
+        return self.lm_head(x[:, [-1], :] if last_only else x)
 
 
 def parameter_count(config: GPTConfig) -> int:
@@ -177,11 +186,38 @@ def parameter_count(config: GPTConfig) -> int:
     return V * d + T * d + blocks + final + (0 if config.tie_weights else V * d)
 
 
+def flops_per_token(config: GPTConfig, sequence_length: int | None = None) -> float:
+    """Training FLOPs per token of :class:`GPT`: 6N + 12·L·d·T (PaLM's appendix B; nanoGPT's estimate).
+
+    N counts the weights of the matrix multiplies (the blocks and the output
+    layer; the position embedding is a look-up, not a multiply): 2N FLOPs per
+    token forward, 4N backward.  12·L·d·T is the attention's own work (the
+    scores QKᵀ and the weighted sum, forward and backward) at context T
+    (``sequence_length``, by default ``block_size``): it is linear in T per
+    token, so quadratic in T per sequence.
+    """
+    check_type("config", config, GPTConfig, "a GPTConfig")
+    T = config.block_size if sequence_length is None else sequence_length
+    check_int("sequence_length", T, 1, unit="tokens")
+    d, L, V = config.n_embd, config.n_layer, config.vocab_size
+    N = L * 12 * d * d + V * d
+    return 6 * N + 12 * L * d * T
+
+
 def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy of a batch of token blocks (batch, T + 1): inputs ``[:, :-1]``, targets ``[:, 1:]``."""
+    """Next-token cross-entropy of a batch of token blocks (batch, T + 1): inputs ``[:, :-1]``, targets ``[:, 1:]``.
+
+    The softmax runs in float32 or wider.  fp32 and fp64 logits are used as
+    they are; under autocast, autocast's rule for the softmax upcasts, as
+    nanoGPT relies on (for fp16 on a GPU inside the kernel, with no float32
+    copy of the logits); only the logits of a model held in bf16 or fp16
+    without autocast are upcast here.
+    """
     x, y = batch[:, :-1], batch[:, 1:]
     logits = model(x)
-    return F.cross_entropy(at_least_float32(logits.reshape(-1, logits.size(-1))), y.reshape(-1))
+    if not torch.is_autocast_enabled(logits.device.type):
+        logits = at_least_float32(logits)
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten())
 
 
 @torch.no_grad()
@@ -206,15 +242,17 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, *, temperature:
     generator = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
     model.eval()
-    idx = idx.to(device)
-    for _ in range(max_new_tokens):
-        logits = at_least_float32(model(idx[:, -model.config.block_size:])[:, -1, :]) / temperature
-        if top_k is not None:
-            kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        nxt = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1, generator=generator)
-        idx = torch.cat((idx, nxt), dim=1)
-    model.train(was_training)
+    try:
+        idx = idx.to(device)
+        for _ in range(max_new_tokens):
+            logits = at_least_float32(model(idx[:, -model.config.block_size:], last_only=True)[:, -1, :]) / temperature
+            if top_k is not None:
+                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            nxt = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1, generator=generator)
+            idx = torch.cat((idx, nxt), dim=1)
+    finally:
+        model.train(was_training)
     return idx
 
 

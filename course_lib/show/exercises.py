@@ -27,12 +27,12 @@ from typing import Callable
 import torch
 
 from course_lib.engine._checks import shown
-from course_lib.engine.timing import gpt_flops_per_token, mfu
+from course_lib.engine.timing import mfu
 from course_lib.engine.clipping import clip_factor, global_norm
 from course_lib.lessons.corpus import token_share
 from course_lib.lessons.finetuning_bert import RECIPE
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
-from course_lib.models.gpt import GPT, GPTConfig, parameter_count
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, parameter_count
 from course_lib.i18n import check_language, text
 from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
 from course_lib.lessons.targeted_freezing_gpt import ATTENTION_WEIGHTS, flop_saving
@@ -621,13 +621,13 @@ def check_frozen_flop_share(fn: Callable, lang: str) -> Verdict:
 def check_flops_per_token(fn: Callable, lang: str) -> Verdict:
     """Lesson 05: ``fn(n_layer, n_embd, vocab_size, context)`` = 6N + 12·L·d·T, N = 12·L·d² + V·d.
 
-    Reference: :func:`course_lib.engine.timing.gpt_flops_per_token`.  Mistakes
+    Reference: :func:`course_lib.models.gpt.flops_per_token`.  Mistakes
     recognised: attention counted per sequence (T²), attention left out, 2
     FLOPs per weight (the forward pass only), the position embedding counted
     in N, the output layer left out of N.
     """
     def reference(n, d, v, t):
-        return gpt_flops_per_token(GPTConfig(vocab_size=v, block_size=t, n_layer=n, n_head=1, n_embd=d))
+        return flops_per_token(GPTConfig(vocab_size=v, block_size=t, n_layer=n, n_head=1, n_embd=d))
 
     weights = lambda n, d, v: 12 * n * d * d + v * d
     rows = [(12, 768, 50304, 1024), (2, 128, 2048, 64), (12, 768, 50304, 8192), (24, 2048, 50304, 2048)]
