@@ -59,7 +59,7 @@ from course_lib.engine.data import make_loader, pick_device
 from course_lib.show.exercises import check_clip_coefficient, check_mfu, check_optimizer_groups, check_warmup_cosine
 from course_lib.engine.stats import spread
 from course_lib.lessons.lr_schedules import integral_law_holds_until, paired_difference
-from course_lib.engine.freezing import freeze, trainable_ratio
+from course_lib.engine.freezing import freeze, param_groups, trainable_ratio
 from course_lib.models.toy import train_softmax_toy
 from course_lib.engine.training import Callback, History, train
 from course_lib.show.widgets import ScheduleExplorer, explorer_figure, figure_png
@@ -413,8 +413,11 @@ TRAINING = [
     pytest.param(lambda: Evaluate(_batch, every=2), TypeError, "data must be an iterable of batches", id="evaluate-function"),
     pytest.param(lambda: Evaluate([_batch(0)], every=0), ValueError, "every must be >= 1", id="evaluate-every-zero"),
     pytest.param(lambda: _train(callbacks=[Evaluate([], every=1)]), ValueError, "the evaluation data holds no batch", id="evaluate-empty"),
-    pytest.param(lambda: Throughput(flops_per_token=-1), ValueError, "flops_per_token must be a number > 0", id="throughput-flops"),
+    pytest.param(lambda: Throughput(flops_per_token=-1), ValueError, "flops_per_token must be > 0", id="throughput-flops"),
+    pytest.param(lambda: Throughput(peak_flops="1e15"), TypeError, "peak_flops must be a real number", id="throughput-peak-str"),
     pytest.param(lambda: UnfreezeAt(1.5, "0"), TypeError, "step must be an int", id="unfreeze-step-float"),
+    pytest.param(lambda: param_groups(torch.nn.Linear(2, 2), -0.1), ValueError, "weight_decay must be >= 0", id="groups-decay-negative"),
+    pytest.param(lambda: param_groups(torch.nn.Linear(2, 2), "0.1"), TypeError, "weight_decay must be a real number", id="groups-decay-str"),
     pytest.param(lambda: UnfreezeAt(1, 0), TypeError, "pattern must be a regular expression", id="unfreeze-pattern-int"),
     pytest.param(lambda: _train(callbacks=[UnfreezeAt(0, "^encoder")]), ValueError, "no parameter matches pattern='^encoder'", id="unfreeze-matches-nothing"),
     pytest.param(lambda: freeze(_setup()[0], "(["), ValueError, "is not a valid regular expression", id="freeze-bad-regex"),
@@ -444,6 +447,7 @@ LANGUAGE_MODEL = [
     pytest.param(lambda: GPTConfig(n_layer=0), ValueError, "n_layer must be >= 1", id="layers-zero"),
     pytest.param(lambda: GPTConfig(vocab_size=2.0), TypeError, "vocab_size must be an int", id="vocab-float"),
     pytest.param(lambda: GPTConfig(dropout=1.0), ValueError, "dropout must be a probability", id="dropout"),
+    pytest.param(lambda: GPTConfig(dropout="0.1"), TypeError, "dropout must be a real number", id="dropout-str"),
     pytest.param(lambda: GPTConfig(bias="no"), TypeError, "bias must be True or False", id="bias-str"),
     pytest.param(lambda: GPT({"n_layer": 2}), TypeError, "config must be a GPTConfig", id="config-dict"),
     pytest.param(lambda: _small_gpt()(torch.zeros(1, 17, dtype=torch.long)), ValueError, "longer than the model's block_size 16", id="too-long"),

@@ -231,3 +231,14 @@ def test_a_missing_stored_file_names_a_command_that_exists(tmp_path, monkeypatch
         module.load_results("gpu")
     named = re.search(r"`python -m ([\w.]+) --config gpu`", str(missing.value)).group(1)
     assert callable(importlib.import_module(named).main)
+
+
+@pytest.mark.parametrize("lesson", ["finetuning_bert", "targeted_freezing_gpt", "optimization_options"])
+def test_the_stored_command_a_lesson_prints_still_runs(lesson):
+    """The provenance the lesson prints names a module that exists today (a rename keeps what ran as command_as_run)."""
+    import importlib
+    import re
+
+    module = importlib.import_module(f"course_lib.lessons.{lesson}")
+    command = module.load_results("gpu")["provenance"]["command"]
+    assert re.fullmatch(rf"python -m {re.escape(module.__name__)} --config gpu", command), command

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from course_lib.engine._checks import check_int, check_type
+from course_lib.engine._checks import check_int, check_number, check_type
 from course_lib.engine.clipping import LayerGradNorms, global_norm
 from course_lib.engine.freezing import select, set_trainable
 from course_lib.engine.data import at_least_float32, ddp_wrapper, is_main_process, pick_device, to_device
@@ -163,8 +163,8 @@ class Throughput(Callback):
         if not callable(tokens):
             raise TypeError(f"tokens must be a function batch -> number of tokens, got {tokens!r}")
         for name, value in (("flops_per_token", flops_per_token), ("peak_flops", peak_flops)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-                raise ValueError(f"{name} must be a number > 0 or None, got {value!r}")
+            if value is not None:
+                check_number(name, value, "> 0 (or None)", lambda v: v > 0)
         self.tokens, self.flops_per_token, self.peak_flops = tokens, flops_per_token, peak_flops
         self.total_tokens = 0
         self._count = 0

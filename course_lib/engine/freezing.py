@@ -21,7 +21,7 @@ from typing import Iterable
 
 import torch
 
-from course_lib.engine._checks import check_type, shown
+from course_lib.engine._checks import check_number, check_type, shown
 
 __all__ = ["select", "set_trainable", "freeze", "unfreeze", "trainable_ratio", "param_groups"]
 
@@ -112,8 +112,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float, *, include_frozen:
     run is the same as without them until they are unfrozen.
     """
     check_type("model", model, torch.nn.Module, "a torch.nn.Module")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be a number >= 0, got {shown(weight_decay)}")
+    check_number("weight_decay", weight_decay, ">= 0", lambda v: v >= 0)
     check_type("include_frozen", include_frozen, bool, "True or False")
     norms = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
     no_decay_ids = {

@@ -52,7 +52,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.distributed as dist
 
-from course_lib.engine._checks import check_int
+from course_lib.engine._checks import check_int, check_type
 from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
 from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
 from course_lib.engine.data import MicroBatches, ddp_wrapper, is_main_process, pick_device, to_device
@@ -632,8 +632,7 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
             "checkpoint is given but checkpoint_every=0, so nothing would ever be written: pass checkpoint_every=k "
             "(a checkpoint every k steps and at the end)"
         )
-    if not isinstance(resume, bool):
-        raise TypeError(f"resume must be True or False, got {resume!r}")
+    check_type("resume", resume, bool, "True or False")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path to resume from: pass checkpoint=...")
     check_int("log_every", log_every, 1)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.engine._checks import check_int, check_type, shown
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type
 from course_lib.engine.data import at_least_float32
 
 __all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count", "flops_per_token",
@@ -48,10 +48,8 @@ class GPTConfig:
             check_int(name, getattr(self, name), 1, unit=unit)
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {shown(self.dropout)}")
-        if self.attention not in ("sdpa", "naive"):
-            raise ValueError(f"attention must be 'sdpa' or 'naive', got {shown(self.attention)}")
+        check_number("dropout", self.dropout, "a probability in [0, 1)", lambda p: 0 <= p < 1)
+        check_choice("attention", self.attention, ("sdpa", "naive"))
         check_type("tie_weights", self.tie_weights, bool, "True or False")
         check_type("bias", self.bias, bool, "True or False")
 
@@ -233,8 +231,7 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, *, temperature:
     if idx.ndim != 2 or idx.shape[1] == 0 or idx.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"idx must be a non-empty (batch, time) tensor of integer token ids, got shape {tuple(idx.shape)} {idx.dtype}")
     check_int("max_new_tokens", max_new_tokens, 1, unit="tokens")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
-        raise ValueError(f"temperature must be a finite number > 0, got {shown(temperature)}")
+    check_number("temperature", temperature, "a finite number > 0", lambda t: 0 < t < math.inf)
     if top_k is not None:
         check_int("top_k", top_k, 1, unit="tokens")
     check_int("seed", seed, 0, unit="seed units")
