@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from course_lib.lessons import stored
-from course_lib.engine.timing import Timing, loop_steps, synchronize
 from course_lib.engine.distributed import child_environment, cleanup, global_batch_slice, setup, wrap
 from course_lib.engine.stats import curve_agreement
-from course_lib.models.fast_step import FAST, StepOptions, build, synthetic_batches
+from course_lib.engine.timing import Timing, loop_steps, synchronize
 from course_lib.engine.training import train
+from course_lib.lessons import stored
+from course_lib.models.fast_step import FAST, StepOptions, build, synthetic_batches
 
 OUT = stored.path("05", "ddp")
 SIZES = {  # (changes to the model's sizes, changes to the other options)

@@ -43,10 +43,10 @@ from pathlib import Path
 
 import torch
 
-from course_lib.lessons import stored
-from course_lib.engine.timing import Timing, loop_steps, mfu, peak_flops, synchronize
 from course_lib.engine.callbacks import Throughput
 from course_lib.engine.data import pick_device
+from course_lib.engine.timing import Timing, loop_steps, mfu, peak_flops, synchronize
+from course_lib.lessons import stored
 from course_lib.lessons.optimization_options import loss_curves
 from course_lib.models.fast_step import ABLATIONS, FAST, StepOptions, build, synthetic_batches
 from course_lib.models.gpt import GPTConfig, flops_per_token
@@ -242,7 +242,8 @@ def ablation(args, device) -> dict:
 
 def profile(args, device) -> dict:
     """Where the fast step's time goes: CUDA time per kernel over a few steps, grouped by kind."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     if device.type != "cuda":
         raise SystemExit("the profile part needs a CUDA GPU")

@@ -30,8 +30,8 @@ import torch
 
 from course_lib.engine._checks import check_int, check_number, check_type
 from course_lib.engine.clipping import LayerGradNorms, global_norm
-from course_lib.engine.freezing import select, set_trainable
 from course_lib.engine.data import at_least_float32, ddp_wrapper, is_main_process, pick_device, to_device
+from course_lib.engine.freezing import select, set_trainable
 from course_lib.engine.timing import synchronize
 from course_lib.engine.training import Callback, TrainState, autocast
 

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from course_lib.engine._checks import check_between, check_int as _check_int, check_number, check_type
+from course_lib.engine._checks import check_between, check_number, check_type
+from course_lib.engine._checks import check_int as _check_int
 
 __all__ = [
     "Schedule",

@@ -27,14 +27,22 @@ import torch
 
 from course_lib.engine.callbacks import Evaluate, GradNorms, evaluate
 from course_lib.engine.clipping import delayed, norm_lost
-from course_lib.lessons import stored
 from course_lib.engine.data import pick_device
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio
 from course_lib.engine.schedules import Constant, ScheduledLR, linear_with_warmup
 from course_lib.engine.stats import spread
-from course_lib.lessons.sentiment import ReviewBatches, accuracy, classification_loss, encode, load_classifier, load_reviews, majority_baseline
 from course_lib.engine.timing import PeakMemory
 from course_lib.engine.training import train
+from course_lib.lessons import stored
+from course_lib.lessons.sentiment import (
+    ReviewBatches,
+    accuracy,
+    classification_loss,
+    encode,
+    load_classifier,
+    load_reviews,
+    majority_baseline,
+)
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "clipping_effect", "norm_summary", "paired_gap", "load_results", "summarize", "main"]
 

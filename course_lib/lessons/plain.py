@@ -34,8 +34,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_lib.models.toy import add_excess_loss
 from course_lib.engine.training import History
+from course_lib.models.toy import add_excess_loss
 
 __all__ = ["warmup_cosine", "train_toy_plain", "plain_history", "train_quadratic_plain"]
 

@@ -31,15 +31,15 @@ from pathlib import Path
 import torch
 
 from course_lib.engine._checks import check_int, check_type
-from course_lib.lessons.corpus import TextTokenizer, TokenWindows, encode_texts, gpt2_tokenizer, pretraining_texts
 from course_lib.engine.data import default_dtype, pick_device
 from course_lib.engine.freezing import param_groups
-from course_lib.models.gpt import GPT, GPTConfig, from_hf, lm_loss
-from course_lib.i18n import check_language
-from course_lib.lessons.online import HUB, hub
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
-from course_lib.lessons.sentiment import OFFLINE_DATA, _check_source
 from course_lib.engine.training import train, weight_dtype
+from course_lib.i18n import check_language
+from course_lib.lessons.corpus import TextTokenizer, TokenWindows, encode_texts, gpt2_tokenizer, pretraining_texts
+from course_lib.lessons.online import HUB, hub
+from course_lib.lessons.sentiment import OFFLINE_DATA, _check_source
+from course_lib.models.gpt import GPT, GPTConfig, from_hf, lm_loss
 
 __all__ = ["PretrainConfig", "PRETRAIN", "pretrained", "load_pretrained", "cache_path", "code_digest"]
 

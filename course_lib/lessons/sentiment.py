@@ -32,9 +32,9 @@ import torch
 
 from course_lib.engine._checks import check_int, check_type
 from course_lib.engine.freezing import freeze, trainable_ratio
+from course_lib.engine.training import weight_dtype
 from course_lib.i18n import check_language
 from course_lib.lessons.online import hub
-from course_lib.engine.training import weight_dtype
 
 __all__ = [
     "SOURCES",

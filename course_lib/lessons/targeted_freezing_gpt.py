@@ -27,17 +27,25 @@ from dataclasses import dataclass
 import torch
 
 from course_lib.engine.callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
-from course_lib.lessons.corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks, pretraining_texts,
-                     split_held_out, token_share)
-from course_lib.lessons import stored
 from course_lib.engine.data import default_dtype, pick_device
-from course_lib.engine.stats import Spread, spread
 from course_lib.engine.freezing import freeze, param_groups, select, trainable_ratio, unfreeze
-from course_lib.models.gpt import GPT, generate, lm_loss
-from course_lib.lessons.pretraining import PRETRAIN, load_pretrained
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+from course_lib.engine.stats import Spread, spread
 from course_lib.engine.timing import PeakMemory
 from course_lib.engine.training import train, weight_dtype
+from course_lib.lessons import stored
+from course_lib.lessons.corpus import (
+    TokenWindows,
+    characteristic_tokens,
+    checksum,
+    finetuning_text,
+    held_out_blocks,
+    pretraining_texts,
+    split_held_out,
+    token_share,
+)
+from course_lib.lessons.pretraining import PRETRAIN, load_pretrained
+from course_lib.models.gpt import GPT, generate, lm_loss
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION_WEIGHTS", "Setup", "setup", "prepare", "run", "run_all", "sample_measures", "sample_text",
            "flop_saving", "p_summary", "weight_change_ratio", "curve_gap", "summarize", "noise_variance", "probe_cost", "load_results", "main"]

@@ -18,11 +18,11 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from course_lib.engine._checks import check_choice, check_int, check_type
-from course_lib.engine.timing import peak_flops
 from course_lib.engine.data import pick_device
 from course_lib.engine.freezing import param_groups
-from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+from course_lib.engine.timing import peak_flops
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
 
 __all__ = ["StepOptions", "GPT2_SMALL", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION_KERNELS", "Built", "build",
            "synthetic_batches"]

@@ -27,15 +27,15 @@ from typing import Callable
 import torch
 
 from course_lib.engine._checks import shown
-from course_lib.engine.timing import mfu
 from course_lib.engine.clipping import clip_factor, global_norm
+from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
+from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
+from course_lib.engine.timing import mfu
+from course_lib.i18n import check_language, text
 from course_lib.lessons.corpus import token_share
 from course_lib.lessons.finetuning_bert import RECIPE
-from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
-from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, parameter_count
-from course_lib.i18n import check_language, text
-from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
 from course_lib.lessons.targeted_freezing_gpt import ATTENTION_WEIGHTS, flop_saving
+from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, parameter_count
 
 __all__ = [
     "Verdict",

@@ -12,9 +12,9 @@ from matplotlib.figure import Figure
 
 from course_lib.engine._checks import check_number, check_type, shown
 from course_lib.engine.clipping import clip_grad_norm_, clip_grad_value_
+from course_lib.engine.training import History
 from course_lib.i18n import check_language, text
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_prediction
-from course_lib.engine.training import History
 
 
 def _check_entries(name: str, entries: Mapping, ok: Callable[[object], bool], allowed: str) -> None:

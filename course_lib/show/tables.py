@@ -12,15 +12,15 @@ from typing import Mapping, Sequence
 
 import torch
 
+from course_lib.engine.freezing import trainable_ratio
 from course_lib.engine.stats import Spread
+from course_lib.engine.training import History
+from course_lib.i18n import check_language, count, number, plain, significant, text
 from course_lib.lessons import finetuning_bert, targeted_freezing_gpt
 from course_lib.lessons.gradient_clipping import clipping_stats, layer_clipping, value_ranges
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_law_holds_until, schedule_stats
-from course_lib.i18n import check_language, count, number, plain, significant, text
-from course_lib.show.report import Table
-from course_lib.engine.freezing import trainable_ratio
-from course_lib.engine.training import History
 from course_lib.models.gpt import GPTConfig, parameter_count
+from course_lib.show.report import Table
 
 __all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table"]
 

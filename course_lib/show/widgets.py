@@ -16,10 +16,10 @@ from matplotlib.figure import Figure
 
 from course_lib.engine._checks import check_between, check_int, check_type
 from course_lib.engine.callbacks import Progress
-from course_lib.i18n import check_language, number, text
-from course_lib.show.plotting import plot_rates
 from course_lib.engine.schedules import _check_eta_max, cosine_with_warmup
+from course_lib.i18n import check_language, number, text
 from course_lib.models.toy import train_softmax_toy
+from course_lib.show.plotting import plot_rates
 
 _TOTAL = (20, 1000)  # the sliders' ranges
 _CYCLES = (0.25, 4.0)
