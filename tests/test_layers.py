@@ -8,6 +8,7 @@ show     tables, plots, widgets, checks imports: anything in course_lib
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,7 @@ def test_the_check_catches_a_wrong_way_import(tmp_path, layer_name, line, caught
 
 
 def test_the_readme_layout_table_names_every_layer_and_module():
-    """README's layout table has a row per layer folder, and that row names each of the folder's modules."""
+    """README's layout table has a row per layer folder, which names each of the folder's modules and no other."""
     readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines() if line.startswith("| `course_lib/")}
     missing = []
@@ -101,3 +102,6 @@ def test_the_readme_layout_table_names_every_layer_and_module():
         if row is None or (folder != "course_lib/" and f"`{path.name}`" not in row):
             missing.append(path.relative_to(PACKAGE.parent).as_posix())
     assert missing == [], "README.md's layout table does not name these modules in their folder's row"
+    stale = [f"{folder}{name}" for folder, row in rows.items() if folder.endswith("/")
+             for name in re.findall(r"`([a-z0-9_]+\.py)`", row) if not (PACKAGE.parent / folder / name).exists()]
+    assert stale == [], "README.md's layout table names modules that are not in the folder of its row"

@@ -61,7 +61,7 @@ def _run_lesson(path: str, book_url: str | None = None) -> tuple[str, list[dict]
     cell = next(i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and 'SOURCE = "offline"' in c.source)
     notebook.cells[cell].source = notebook.cells[cell].source.replace('SOURCE = "offline"', 'SOURCE = "online"')
     if book_url:
-        patch = jupytext.reads(f"import course_lib.lessons.corpus\ncourse_lib.corpus.ONLINE_BOOK = {book_url!r}\n", fmt="py:percent")
+        patch = jupytext.reads(f"import course_lib.lessons.corpus\ncourse_lib.lessons.corpus.ONLINE_BOOK = {book_url!r}\n", fmt="py:percent")
         notebook.cells.insert(cell + 1, patch.cells[0])
     client = nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
                                      resources={"metadata": {"path": str((ROOT / path).parent)}})

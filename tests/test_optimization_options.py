@@ -242,3 +242,21 @@ def test_the_stored_command_a_lesson_prints_still_runs(lesson):
     module = importlib.import_module(f"course_lib.lessons.{lesson}")
     command = module.load_results("gpu")["provenance"]["command"]
     assert re.fullmatch(rf"python -m {re.escape(module.__name__)} --config gpu", command), command
+
+
+def test_a_field_added_to_a_nested_configuration_keeps_older_files_valid(tmp_path, monkeypatch):
+    """A GPTConfig field added after a file was stored (so absent from its 'model') is fine while it holds its default."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Sizes:
+        name: str
+        model: GPTConfig = GPTConfig(n_layer=2)
+
+    monkeypatch.setattr(stored, "DATA", tmp_path)
+    old_model = {k: v for k, v in dataclasses.asdict(GPTConfig(n_layer=2)).items() if k != "bias"}  # written before `bias`
+    stored.path("99", "gpu").write_text(json.dumps({"config": {"name": "gpu", "model": old_model}}), encoding="utf-8")
+    assert stored.load("99", "gpu", "test", {"config": Sizes("gpu")})["config"]["model"]["n_layer"] == 2
+    with pytest.raises(ValueError, match="another configuration"):
+        stored.load("99", "gpu", "test", {"config": Sizes("gpu", GPTConfig(n_layer=2, bias=False))})
+    with pytest.raises(ValueError, match="another configuration"):
+        stored.load("99", "gpu", "test", {"config": Sizes("gpu", GPTConfig(n_layer=3))})

@@ -274,3 +274,29 @@ def test_scheduler_state_of_a_plain_schedule_class_loads_into_an_equal_one():
     ScheduledLR(optimizer_with_groups(0.1), Halving(3)).load_state_dict(state)
     with pytest.raises(ValueError, match=r"over Halving\(every=3, floor=0.0\), but this ScheduledLR runs Halving\(every=2"):
         ScheduledLR(optimizer_with_groups(0.1), Halving(2)).load_state_dict(state)
+
+
+class _Threshold:
+    def __init__(self, value):
+        self.value = value
+
+    def at(self, step):
+        return self.value
+
+
+def test_fingerprint_tells_apart_partials_methods_tensors_and_lambda_bodies():
+    """Values a run can be built from that hold their parameters out of sight: each difference shows in the fingerprint."""
+    import functools
+
+    pairs = [
+        (functools.partial(min, 1.0), functools.partial(min, 2.0)),
+        (_Threshold(1.0).at, _Threshold(2.0).at),
+        (Halving(torch.tensor([3.0])), Halving(torch.tensor([4.0]))),
+        (lambda step: 0.5 ** step, lambda step: 0.25 ** step),
+    ]
+    for a, b in pairs:
+        fa, fb = schedule_fingerprint(a), schedule_fingerprint(b)
+        assert fa != fb and "0x" not in fa + fb, (fa, fb)
+    assert schedule_fingerprint(functools.partial(min, 1.0)) == schedule_fingerprint(functools.partial(min, 1.0))
+    assert schedule_fingerprint(_Threshold(1.0).at) == schedule_fingerprint(_Threshold(1.0).at)
+    assert schedule_fingerprint(Halving(torch.tensor([3.0]))) == schedule_fingerprint(Halving(torch.tensor([3.0])))

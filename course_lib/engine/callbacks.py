@@ -30,7 +30,7 @@ import torch
 
 from course_lib.engine._checks import check_int, check_number, check_type
 from course_lib.engine.clipping import LayerGradNorms, global_norm
-from course_lib.engine.data import at_least_float32, ddp_wrapper, is_main_process, pick_device, to_device
+from course_lib.engine.data import at_least_float32, batch_size, count_tokens, ddp_wrapper, first_tensor, is_main_process, pick_device, to_device
 from course_lib.engine.freezing import select, set_trainable
 from course_lib.engine.timing import synchronize
 from course_lib.engine.training import Callback, TrainState, autocast
@@ -107,43 +107,6 @@ class StepTimer(Callback):
     def on_step_end(self, state: TrainState) -> None:
         synchronize(state.device)
         state.log("seconds", time.perf_counter() - self._began)
-
-
-def _first_tensor(batch: Any, prefer: str | None = None) -> torch.Tensor | None:
-    """The tensor ``batch[prefer]`` if the batch is a mapping that has it, else the first tensor found, depth first."""
-    if isinstance(batch, torch.Tensor):
-        return batch
-    if isinstance(batch, Mapping):
-        if prefer in batch:
-            return batch[prefer]
-        batch = list(batch.values())
-    for item in batch if isinstance(batch, (list, tuple)) else ():
-        found = _first_tensor(item, prefer)
-        if found is not None:
-            return found
-    return None
-
-
-def count_tokens(batch: Any) -> int:
-    """Tokens a micro-batch trains on, from shapes (no synchronisation).
-
-    A batch that is one 2-D integer tensor is read as language-model blocks
-    of shape (B, T + 1), as ``lm_loss`` reads them: inputs ``[:, :-1]``,
-    targets ``[:, 1:]``, so B·T predictions are counted.  Otherwise: the
-    elements of ``input_ids`` if the batch is a mapping that has it, else of
-    the first tensor found (inputs come first in an ``(x, y)`` pair).
-    """
-    if isinstance(batch, torch.Tensor) and batch.ndim == 2 and not (batch.is_floating_point() or batch.is_complex()
-                                                                    or batch.dtype == torch.bool):
-        return batch.shape[0] * max(0, batch.shape[1] - 1)
-    found = _first_tensor(batch, "input_ids")
-    return 0 if found is None else found.numel()
-
-
-def batch_size(batch: Any) -> int:
-    """Examples in a batch: the first dimension of the first tensor found (from shapes, no synchronisation)."""
-    found = _first_tensor(batch)
-    return 0 if found is None else (found.shape[0] if found.ndim else 1)
 
 
 class Throughput(Callback):
@@ -368,7 +331,7 @@ class DataChecksum(Callback):
 
     def on_step_begin(self, state: TrainState) -> None:
         for batch in state.batches:
-            found = _first_tensor(batch)
+            found = first_tensor(batch)
             if found is not None:
                 link = hashlib.sha256(self._chain)
                 link.update(found.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -21,7 +21,8 @@ import torch
 
 from course_lib.engine._checks import check_int
 
-__all__ = ["pick_device", "default_dtype", "at_least_float32", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches"]
+__all__ = ["pick_device", "default_dtype", "at_least_float32", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches",
+           "first_tensor", "count_tokens", "batch_size"]
 
 Batch = Any
 _END = object()
@@ -235,3 +236,40 @@ def _check_resumable_order(data) -> None:
             "build it with course_lib.engine.data.make_loader(dataset, batch_size, seed=...) or pass a function of "
             "the batch index"
         )
+
+
+def first_tensor(batch: Any, prefer: str | None = None) -> torch.Tensor | None:
+    """The tensor ``batch[prefer]`` if the batch is a mapping that has it, else the first tensor found, depth first."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, Mapping):
+        if prefer in batch:
+            return batch[prefer]
+        batch = list(batch.values())
+    for item in batch if isinstance(batch, (list, tuple)) else ():
+        found = first_tensor(item, prefer)
+        if found is not None:
+            return found
+    return None
+
+
+def count_tokens(batch: Any) -> int:
+    """Tokens a micro-batch trains on, from shapes (no synchronisation).
+
+    A batch that is one 2-D integer tensor is read as language-model blocks
+    of shape (B, T + 1), as ``lm_loss`` reads them: inputs ``[:, :-1]``,
+    targets ``[:, 1:]``, so B·T predictions are counted.  Otherwise: the
+    elements of ``input_ids`` if the batch is a mapping that has it, else of
+    the first tensor found (inputs come first in an ``(x, y)`` pair).
+    """
+    if isinstance(batch, torch.Tensor) and batch.ndim == 2 and not (batch.is_floating_point() or batch.is_complex()
+                                                                    or batch.dtype == torch.bool):
+        return batch.shape[0] * max(0, batch.shape[1] - 1)
+    found = first_tensor(batch, "input_ids")
+    return 0 if found is None else found.numel()
+
+
+def batch_size(batch: Any) -> int:
+    """Examples in a batch: the first dimension of the first tensor found (from shapes, no synchronisation)."""
+    found = first_tensor(batch)
+    return 0 if found is None else (found.shape[0] if found.ndim else 1)

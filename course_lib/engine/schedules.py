@@ -26,6 +26,8 @@ warm-up + cosine schedule; ``cosine_with_warmup`` builds exactly that.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import math
 import types
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ __all__ = [
     "constant_with_warmup",
     "linear_with_warmup",
     "cosine_with_warmup",
+    "check_eta_max",
     "ScheduledLR",
     "schedule_fingerprint",
 ]
@@ -57,7 +60,8 @@ def _check_ratio(value: float) -> None:
     check_between("min_lr_ratio", value, 0, 1, "eta_min = min_lr_ratio * eta_max, so eta_min may not exceed eta_max")
 
 
-def _check_eta_max(value: float) -> None:
+def check_eta_max(value: float) -> None:
+    """A peak learning rate: a finite number > 0."""
     check_number("eta_max", value, "> 0 and finite (the peak learning rate)", lambda v: 0 < v < math.inf)
 
 
@@ -68,9 +72,10 @@ def schedule_fingerprint(schedule) -> str:
     schedule.  A dataclass (the course's schedules) is written as its repr
     would be, ``Warmup(num_warmup_steps=3, then=Constant())``; any other object
     as its class name and public attributes, ``Halving(every=3)``; a function
-    as its name and the values it closes over (a changed lambda body under the
-    same name goes unseen).  Also takes any function of the step, such as a
-    clipping threshold ``c(t)``.
+    as its name, a digest of its code and the values it closes over (the
+    digest follows Python's bytecode, so another Python version refuses a
+    checkpoint of a lambda-built run).  Also takes any function of the step,
+    such as a clipping threshold ``c(t)``.
     """
     if not callable(schedule):
         raise TypeError(f"schedule must be a Schedule or a function of the step, got {type(schedule).__name__}")
@@ -78,7 +83,13 @@ def schedule_fingerprint(schedule) -> str:
 
 
 def _describe(value, path: frozenset = frozenset()) -> str:
-    """``value`` as text without memory addresses: numbers and strings as repr, objects by class name and attributes."""
+    """``value`` as text without memory addresses: numbers and strings as repr, objects by class name and attributes.
+
+    A function is its name, a digest of its code (so a changed body or
+    constant is seen), its closure's values and its defaults; a
+    ``functools.partial`` its function and arguments; a bound method its
+    object and name; a tensor its shape, dtype and a digest of its values.
+    """
     if value is None or isinstance(value, (bool, int, float, str)):
         return repr(value)
     if id(value) in path:
@@ -89,18 +100,39 @@ def _describe(value, path: frozenset = frozenset()) -> str:
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_describe(k, path)}: {_describe(v, path)}" for k, v in value.items()) + "}"
+    if isinstance(value, torch.Tensor):
+        data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        return f"Tensor({list(value.shape)}, {value.dtype}, {hashlib.sha256(data).hexdigest()[:12]})"
+    if isinstance(value, functools.partial):
+        return _call("partial", {"func": value.func, "args": value.args, "keywords": value.keywords}, path)
+    if isinstance(value, types.MethodType):
+        return f"{_describe(value.__self__, path)}.{_describe(value.__func__, path)}"
     if isinstance(value, types.FunctionType):
         code = value.__code__
         named = dict(zip(code.co_freevars, (cell.cell_contents for cell in value.__closure__ or ())))
         if value.__defaults__:
             named.update(zip(code.co_varnames[: code.co_argcount][-len(value.__defaults__):], value.__defaults__))
-        return _call(value.__qualname__, named, path)
+        return _call(f"{value.__qualname__}#{_code_digest(code)}", named, path)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.repr}
         return _call(type(value).__qualname__, fields, path)
     if hasattr(value, "__dict__"):
         return _call(type(value).__qualname__, {k: v for k, v in sorted(vars(value).items()) if not k.startswith("_")}, path)
-    return type(value).__qualname__
+    slots = [name for cls in type(value).__mro__ for name in getattr(cls, "__slots__", ()) if hasattr(value, name)]
+    return _call(type(value).__qualname__, {name: getattr(value, name) for name in slots}, path)
+
+
+def _code_digest(code: types.CodeType) -> str:
+    """12 hex digits over a function's bytecode, names and constants (nested functions' code included), not its address."""
+    digest = hashlib.sha256()
+
+    def add(c: types.CodeType) -> None:
+        digest.update(c.co_code + repr(c.co_names).encode())
+        for const in c.co_consts:
+            add(const) if isinstance(const, types.CodeType) else digest.update(repr(const).encode())
+
+    add(code)
+    return digest.hexdigest()[:12]
 
 
 def _call(name: str, arguments: dict, path: frozenset) -> str:
@@ -119,13 +151,13 @@ class Schedule:
 
     def lr_at(self, step: int, eta_max: float) -> float:
         """The learning rate after ``step`` updates for a peak rate ``eta_max``."""
-        _check_eta_max(eta_max)
+        check_eta_max(eta_max)
         return eta_max * self(step)
 
     def lrs(self, num_steps: int, eta_max: float) -> list[float]:
         """The rates used by updates 1..num_steps, for plotting."""
         _check_int("num_steps", num_steps)
-        _check_eta_max(eta_max)
+        check_eta_max(eta_max)
         return [self.lr_at(t, eta_max) for t in range(num_steps)]
 
 

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from course_lib.engine._checks import check_int, check_type
-from course_lib.engine.data import pick_device
+from course_lib.engine.data import count_tokens, pick_device
 from course_lib.engine.training import History, start
 
 __all__ = ["PEAK_FLOPS", "peak_flops", "peak_for_name", "Timing", "time_it", "mfu", "fused_adamw", "enable_tf32",
@@ -168,7 +168,7 @@ def loop_steps(model, optimizer, data, loss_fn, **start_kwargs) -> Callable[[int
     inside a call, only the one that ends each call.
     """
     start_kwargs.setdefault("log_every", sys.maxsize)
-    return start(model, optimizer, data, loss_fn, **start_kwargs).steps
+    return start(model, optimizer, data, loss_fn, **start_kwargs).advance
 
 
 def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int = 3, rounds: int = 3,
@@ -181,30 +181,31 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
     each as a whole between two synchronisations (no per-step synchronisation:
     whatever the loop itself reads back is part of what is measured).
     ``data(m)`` gives micro-batch ``m``; ``tokens(batch)`` counts the tokens
-    trained on (default: the elements of the batch, from its shape).
+    trained on (default :func:`~course_lib.engine.data.count_tokens`: B·T
+    predictions for (B, T + 1) language-model blocks).  The run is finished
+    at the end (the weights checked, ``on_train_end`` called).
     """
-    # here, not at the top: callbacks imports this module (synchronize)
-    from course_lib.engine.callbacks import count_tokens
-
     check_int("steps", steps, 1)
     check_int("warmup", warmup, 0)
     check_int("rounds", rounds, 1, unit="timed rounds")
     device = pick_device(device)
-    run = loop_steps(model, optimizer, data, loss_fn, precision=precision, accumulate=accumulate, device=device)
-    run(warmup)
+    run = start(model, optimizer, data, loss_fn, precision=precision, accumulate=accumulate, device=device, log_every=sys.maxsize)
+    run.advance(warmup)
     peak = PeakMemory(device)
     tokens = sum((tokens or count_tokens)(data(m)) for m in range(accumulate))
-    per_call = time_it(lambda: run(steps), warmup=0, repeats=rounds, device=device)
+    per_call = time_it(lambda: run.advance(steps), warmup=0, repeats=rounds, device=device)
     timing = Timing.of(seconds / steps for seconds in per_call.samples)
     tokens_per_s = tokens / timing.median
     fp32_kind = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "fp32"  # TF32 multiplies run at the tensor cores' rate
     flops_peak = peak_flops(device, "bf16" if precision in ("bf16", "fp16") else fp32_kind)
+    memory = peak.mb
+    run.finish()
     return {
         "ms_per_step": 1e3 * timing.median,
         "ms_low": 1e3 * timing.low,
         "ms_high": 1e3 * timing.high,
         "tokens_per_step": tokens,
         "tokens_per_s": tokens_per_s,
-        "peak_memory_mb": peak.mb,
+        "peak_memory_mb": memory,
         "mfu": mfu(tokens_per_s, flops_per_token, flops_peak) if flops_per_token else None,
     }

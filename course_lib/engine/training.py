@@ -19,7 +19,7 @@ Data parallelism needs no flag either: give the loop a model wrapped by
 each rank, that rank's share of every batch.
 
 Set up once, then stepped: :func:`train` is :func:`start` (argument checks,
-device, GradScaler, resume, ``on_train_begin``), one ``run.steps(n)`` (the
+device, GradScaler, resume, ``on_train_begin``), one ``run.advance(n)`` (the
 loop), then ``run.finish()``.  A benchmark keeps the :class:`Run` and times its
 ``steps`` calls, so the setup is not in its numbers.
 
@@ -359,14 +359,14 @@ def train(
     :func:`forward_backward`), gradients and the recorded loss are averaged
     over the ranks, and the device defaults to the one the model was wrapped on.
 
-    ``train`` is :func:`start`, one :meth:`Run.steps` call to the run's end,
+    ``train`` is :func:`start`, one :meth:`Run.advance` call to the run's end,
     then :meth:`Run.finish`.
     """
     check_int("steps", steps, 1)  # start() also takes None (a run of open length); train's run has one
     run = start(model, optimizer, data, loss_fn, steps, scheduler=scheduler, clip=clip, callbacks=callbacks,
                 accumulate=accumulate, precision=precision, on_nonfinite=on_nonfinite, device=device,
                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, log_every=log_every)
-    run.steps(steps - run.done)
+    run.advance(steps - run.done)
     return run.finish()
 
 
@@ -389,7 +389,7 @@ def start(
     resume: bool = False,
     log_every: int = 10,
 ) -> Run:
-    """Set a run up once and return it: train it with ``run.steps(n)``, as often as needed, and end it with ``run.finish()``.
+    """Set a run up once and return it: train it with ``run.advance(n)``, as often as needed, and end it with ``run.finish()``.
 
     What a run does once happens here, as in the setup of Hugging Face's
     ``Trainer`` before its loop: the arguments are checked, the model moves to
@@ -432,7 +432,7 @@ class Run:
     Each ``steps`` call goes on where the last one stopped: the weights, the
     optimizer and its schedule, the GradScaler, the history and the position
     in the data carry over, and nothing of the setup is done again.  So a
-    timing of ``run.steps(n)`` measures the steps alone, and ``steps(3)`` then
+    timing of ``run.advance(n)`` measures the steps alone, and ``advance(3)`` then
     ``steps(4)`` trains exactly as ``steps(7)`` does.
     """
 
@@ -455,7 +455,7 @@ class Run:
         for callback in self.callbacks:
             getattr(callback, moment)(self.state, *args)
 
-    def steps(self, n: int) -> History:
+    def advance(self, n: int) -> History:
         """Train ``n`` more optimizer steps and return the history.
 
         The records are read back every ``log_every`` steps and at the end of

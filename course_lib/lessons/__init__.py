@@ -8,7 +8,7 @@ One module per lesson, named as its notebook (``notebooks/<lang>/NN_<name>.md``)
 - ``targeted_freezing_gpt``: lesson 04, a pretrained GPT fine-tuned with most of it frozen;
 - ``optimization_options``: lesson 05, each optimization option timed, and the fast step's benchmark.
 
-What they share: ``plain`` (the reference loops in plain PyTorch that lessons
+What they share: ``sources`` (offline packages or the network), ``plain`` (the reference loops in plain PyTorch that lessons
 01-02 show), ``sentiment`` (lesson 03's reviews and BERT), ``corpus`` and
 ``pretraining`` (lessons 04-05's texts, tokenizers and pretrained GPT),
 ``online`` (the online paths' contact with the network), ``data_parallel``

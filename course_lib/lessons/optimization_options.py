@@ -10,7 +10,6 @@ provenance.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -357,9 +356,10 @@ def load_benchmark() -> dict:
     """The stored benchmark (``course_lib/lessons/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
     results = stored.load("05", "nanogpt", "python benchmarks/nanogpt_vs_course.py --nanogpt PATH")
     file = stored.path("05", "nanogpt")
-    expected = json.loads(json.dumps(dataclasses.asdict(FAST)))
     for part, where in results["provenance"].items():
-        if where.get("step") != expected or (part == "ablation" and set(results["ablation"]["changes"]) != set(ABLATIONS)):
+        step = where.get("step")
+        if not isinstance(step, dict) or stored.as_stored(FAST, step) != step or (
+                part == "ablation" and set(results["ablation"]["changes"]) != set(ABLATIONS)):
             raise ValueError(f"{file} ({part}) was measured for another fast step than course_lib.models.fast_step.FAST: re-run "
                              "benchmarks/nanogpt_vs_course.py")
     return results

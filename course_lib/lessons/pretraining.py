@@ -38,7 +38,7 @@ from course_lib.engine.training import train, weight_dtype
 from course_lib.i18n import check_language
 from course_lib.lessons.corpus import TextTokenizer, TokenWindows, encode_texts, gpt2_tokenizer, pretraining_texts
 from course_lib.lessons.online import HUB, hub
-from course_lib.lessons.sentiment import OFFLINE_DATA, _check_source
+from course_lib.lessons.sources import OFFLINE_DATA, check_source
 from course_lib.models.gpt import GPT, GPTConfig, from_hf, lm_loss
 
 __all__ = ["PretrainConfig", "PRETRAIN", "pretrained", "load_pretrained", "cache_path", "code_digest"]
@@ -188,7 +188,7 @@ def load_pretrained(source: str = "offline", config: PretrainConfig = PRETRAIN["
     ``lang`` is the language of the message when the Hub cannot be reached.
     """
     check_language(lang)
-    if _check_source(source) == "offline":
+    if check_source(source) == "offline":
         return pretrained(config, device=device, callbacks=callbacks)
     try:
         from transformers import GPT2LMHeadModel

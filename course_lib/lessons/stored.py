@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 import torch
 
-__all__ = ["provenance", "path", "load", "rounded", "main"]
+__all__ = ["provenance", "path", "load", "as_stored", "rounded", "main"]
 
 DATA = Path(__file__).resolve().parent / "results"  # shipped in the package: Colab installs it from git without the book
 
@@ -75,22 +75,30 @@ def load(lesson: str, name: str, command: str, expected: Mapping[str, object] = 
         raise FileNotFoundError(f"{file} is missing: run `{command}` on a GPU")
     results = json.loads(file.read_text(encoding="utf-8"))
     for key, config in expected.items():
-        if results[key] != _as_stored(config, results[key]):
+        if results[key] != as_stored(config, results[key]):
             raise ValueError(f"{file} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
     return results
 
 
-def _as_stored(config, stored: Mapping) -> dict:
+def as_stored(config, stored: Mapping) -> dict:
     """``config`` as JSON, less the fields added since ``stored`` was written that still hold their default.
 
     A field added later (say ``precision``, default ``"fp32"``) leaves a file
     made before it valid as long as the configuration keeps the default: the run
-    it describes used that default.
+    it describes used that default.  Nested configurations (a ``GPTConfig`` as
+    ``model``) are compared the same way, field by field.
     """
-    out = json.loads(json.dumps(dataclasses.asdict(config)))
+    out = {}
     for field in dataclasses.fields(config):
-        if field.name not in stored and getattr(config, field.name) == field.default:
-            out.pop(field.name)
+        value = getattr(config, field.name)
+        if field.name not in stored:
+            if value == field.default:
+                continue
+            out[field.name] = json.loads(json.dumps(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value))
+        elif dataclasses.is_dataclass(value) and isinstance(stored[field.name], Mapping):
+            out[field.name] = as_stored(value, stored[field.name])
+        else:
+            out[field.name] = json.loads(json.dumps(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value))
     return out
 
 

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from course_lib.engine._checks import check_between, check_int, check_type
 from course_lib.engine.callbacks import Progress
-from course_lib.engine.schedules import _check_eta_max, cosine_with_warmup
+from course_lib.engine.schedules import check_eta_max, cosine_with_warmup
 from course_lib.i18n import check_language, number, text
 from course_lib.models.toy import train_softmax_toy
 from course_lib.show.plotting import plot_rates
@@ -45,7 +45,7 @@ def explorer_figure(
     check_language(lang)
     check_int("warmup", warmup)
     check_int("total", total, minimum=1)
-    _check_eta_max(eta_max)
+    check_eta_max(eta_max)
     check_between("eta_min", eta_min, 0.0, eta_max, "eta_min may not exceed eta_max")
     schedule = cosine_with_warmup(warmup, total, num_cycles=cycles, min_lr_ratio=eta_min / eta_max)
     run = train_softmax_toy(schedule, eta_max, total, target_prob=0.9, seed=0)
