@@ -35,7 +35,7 @@ import torch.distributed as dist
 
 from course_lib.engine.distributed import child_environment, cleanup, global_batch_slice, setup, wrap
 from course_lib.engine.stats import curve_agreement
-from course_lib.engine.timing import Timing, loop_steps, synchronize
+from course_lib.engine.timing import PeakMemory, Timing, loop_steps, synchronize
 from course_lib.engine.training import train
 from course_lib.lessons import stored
 from course_lib.models.fast_step import FAST, StepOptions, build, synthetic_batches
@@ -65,6 +65,7 @@ def _barrier(device) -> None:
 def speed(args, rank: int, world: int, device) -> dict:
     """Global tokens/s of the fast step, each rank on its own synthetic tokens."""
     options = _options(args, args.micro_batch)
+    peak = PeakMemory(device)  # the run's whole need: the model, the optimizer's state, the step
     built = build(options, device, data=synthetic_batches(min(50257, options.model.vocab_size), options.micro_batch, options.model.block_size,
                                                        pinned=device.type == "cuda", seed=rank))
     run = loop_steps(wrap(built.model, device), built.optimizer, built.data, built.loss_fn, device=device,
@@ -81,7 +82,7 @@ def speed(args, rank: int, world: int, device) -> dict:
     tokens = world * options.tokens_per_step
     return {"world_size": world, "micro_batch": options.micro_batch, "ms_per_step": 1e3 * timing.median,
             "ms_low": 1e3 * timing.low, "ms_high": 1e3 * timing.high, "tokens_per_s": tokens / timing.median,
-            "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None}
+            "peak_memory_mb": peak.mb}
 
 
 def curve(args, rank: int, world: int, device) -> dict:

@@ -45,7 +45,7 @@ import torch
 
 from course_lib.engine.callbacks import Throughput
 from course_lib.engine.data import pick_device
-from course_lib.engine.timing import Timing, loop_steps, mfu, peak_flops, synchronize
+from course_lib.engine.timing import PeakMemory, Timing, loop_steps, mfu, peak_flops, synchronize
 from course_lib.lessons import stored
 from course_lib.lessons.optimization_options import loss_curves
 from course_lib.models.fast_step import ABLATIONS, FAST, StepOptions, build, synthetic_batches
@@ -153,14 +153,12 @@ def measure(makers, device: torch.device, *, warmup: int, steps: int, rounds: in
         began = time.perf_counter()
         if cuda:
             torch.cuda.empty_cache()
-            before = torch.cuda.memory_allocated(device)
-            torch.cuda.reset_peak_memory_stats(device)
+        peak = PeakMemory(device, above_now=True)
         try:
             contender = make()
             contender.run(warmup)
             synchronize(device)
-            if cuda:
-                contender.peak_mb = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+            contender.peak_mb = peak.mb
         except Exception as error:  # a backend missing on this GPU: reported, not fatal
             name = getattr(make, "label", "?")
             progress(f"  {name}: failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")

@@ -84,9 +84,13 @@ def test_peak_memory_counts_from_when_it_is_made(device):
     peak = bench.PeakMemory(device)
     held = torch.empty(64 * 2**20, dtype=torch.uint8, device=device)
     if device == "cpu":
-        assert peak.mb is None
+        assert peak.mb is None and bench.PeakMemory(device, above_now=True).mb is None
     else:
         assert 64 <= peak.mb < 256
+        above = bench.PeakMemory(device, above_now=True)  # 64 MiB already held: not counted
+        more = torch.empty(32 * 2**20, dtype=torch.uint8, device=device)
+        assert 32 <= above.mb < 64
+        del more
     del held
 
 

@@ -72,17 +72,25 @@ class PeakMemory:
     """The most memory the GPU's tensors held from the moment this is made: ``PeakMemory(device).mb``, None on a CPU.
 
     Made, it resets torch's peak counter of the device; ``mb`` reads it in MiB.
-    torch keeps one counter per device, so one measurement at a time.
+    With ``above_now=True`` it counts only what came on top of the memory
+    already held when it was made (what one of several contenders in a
+    process needs).  torch keeps one counter per device, so one measurement
+    at a time.
     """
 
-    def __init__(self, device=None):
+    def __init__(self, device=None, *, above_now: bool = False):
+        check_type("above_now", above_now, bool, "True or False")
         self.device = pick_device(device)
+        self.baseline = 0
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.baseline = torch.cuda.memory_allocated(self.device) if above_now else 0
 
     @property
     def mb(self) -> float | None:
-        return torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
+        if self.device.type != "cuda":
+            return None
+        return (torch.cuda.max_memory_allocated(self.device) - self.baseline) / 2**20
 
 
 @dataclass(frozen=True)

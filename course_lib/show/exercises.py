@@ -31,7 +31,7 @@ from course_lib.engine.clipping import clip_factor, global_norm
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
 from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
 from course_lib.engine.timing import mfu
-from course_lib.i18n import check_language, text
+from course_lib.i18n import check_language, count, significant, text
 from course_lib.lessons.corpus import token_share
 from course_lib.lessons.finetuning_bert import RECIPE
 from course_lib.lessons.targeted_freezing_gpt import ATTENTION_WEIGHTS, flop_saving
@@ -131,7 +131,7 @@ def _close(a: float, b: float) -> bool:
 
 
 def _show_number(value: float, other: object, lang: str) -> str:
-    return f"{value:.6g}"
+    return significant(value, lang, 6)
 
 
 def _check_fn(fn: object, example: str) -> None:
@@ -347,12 +347,14 @@ def _same_tensors(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 
 def _show_tensors(value: list[torch.Tensor], other: object, lang: str) -> str:
-    rounded = [torch.round(v, decimals=4).tolist() for v in value]
-    return "[" + ", ".join(_nested(r) for r in rounded) + "]"
+    return _nested([v.tolist() for v in value], lang)
 
 
-def _nested(values) -> str:
-    return "[" + ", ".join(_nested(v) for v in values) + "]" if isinstance(values, list) else f"{values:.4g}"
+def _nested(values, lang: str) -> str:
+    """Nested lists of numbers, 4 significant digits, written the reader's way (``[0,6; 0,8]`` in Vietnamese)."""
+    if not isinstance(values, list):
+        return significant(values, lang, 4)
+    return "[" + ("; " if lang == "vi" else ", ").join(_nested(v, lang) for v in values) + "]"
 
 
 def _per_tensor(grads, c):
@@ -551,7 +553,7 @@ def check_parameter_count(fn: Callable, lang: str) -> Verdict:
 
 
 def _show_count(value: float, other: object, lang: str) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.6g}"
+    return count(int(value), lang) if float(value).is_integer() else significant(value, lang, 6)
 
 
 def check_token_share(fn: Callable, lang: str) -> Verdict:
