@@ -10,7 +10,7 @@ import difflib
 import math
 import string
 
-from course_lib.engine._checks import check_int, check_number, check_type
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type
 
 LANGUAGES = ("vi", "en")
 
@@ -813,8 +813,7 @@ _STRINGS: dict[str, dict[str, str]] = {
 def check_language(lang: str) -> str:
     """Return ``lang`` if the course is written in it, else raise TypeError/ValueError."""
     check_type("lang", lang, str, f"one of {LANGUAGES}")
-    if lang not in LANGUAGES:
-        raise ValueError(f"lang must be one of {LANGUAGES}, got {lang!r}")
+    check_choice("lang", lang, LANGUAGES)
     return lang
 
 

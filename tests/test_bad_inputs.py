@@ -182,7 +182,7 @@ CLIPPING = [
 I18N = [
     pytest.param(lambda: count(1.5, "en"), TypeError, "value must be an int", id="count-float"),
     pytest.param(lambda: count(3, "fr"), ValueError, "fr", id="count-language"),
-    pytest.param(lambda: check_language("fr"), ValueError, "lang must be one of ('vi', 'en')", id="lang-unknown"),
+    pytest.param(lambda: check_language("fr"), ValueError, "lang must be one of 'vi', 'en', got 'fr'", id="lang-unknown"),
     pytest.param(lambda: check_language(None), TypeError, "lang must be one of", id="lang-None"),
     pytest.param(lambda: text("stpe", "en"), KeyError, "no course string named 'stpe'; did you mean 'step'", id="text-unknown-key"),
     pytest.param(lambda: text("cosine", "vi"), KeyError, "text('cosine') needs the field 'cycles'", id="text-missing-field"),
@@ -376,7 +376,7 @@ TRAINING = [
     pytest.param(lambda: _train(steps=3, data=iter([_batch(0)])), ValueError, "data ran out after 1 batches", id="data-runs-out"),
     pytest.param(lambda: _train(precision="fp8"), ValueError, "precision must be one of", id="precision"),
     pytest.param(lambda: _train(precision="fp64"), ValueError, "precision='fp64' needs a model whose weights are float64", id="precision-fp64-float32-model"),
-    pytest.param(lambda: _train(on_nonfinite="ignore"), ValueError, "on_nonfinite must be 'error' or 'skip'", id="on-nonfinite"),
+    pytest.param(lambda: _train(on_nonfinite="ignore"), ValueError, "on_nonfinite must be one of 'error', 'skip'", id="on-nonfinite"),
     pytest.param(lambda: _train(accumulate=0), ValueError, "accumulate must be >= 1", id="accumulate-zero"),
     pytest.param(lambda: _train(log_every=0), ValueError, "log_every must be >= 1", id="log-every-zero"),
     pytest.param(lambda: _train(callbacks=GradNorms(_NAMED())), TypeError, "callbacks must be a list of Callback objects", id="callbacks-single"),
@@ -476,7 +476,7 @@ EXERCISES = [
     pytest.param(lambda: check_clip_coefficient("clip_coefficient", "en"), TypeError, "fn must be the function you wrote", id="fn-str"),
     pytest.param(lambda: check_mfu(0.4, "vi"), TypeError, "fn must be the function you wrote, as in check_mfu(model_flops_utilization, LANG)",
                  id="fn-result-not-function"),
-    pytest.param(lambda: check_warmup_cosine(lambda t, w, n: 0.0, "fr"), ValueError, "lang must be one of ('vi', 'en')", id="lang-unknown"),
+    pytest.param(lambda: check_warmup_cosine(lambda t, w, n: 0.0, "fr"), ValueError, "lang must be one of 'vi', 'en'", id="lang-unknown"),
     pytest.param(lambda: check_optimizer_groups(lambda model, wd: [], None), TypeError, "lang must be one of", id="lang-None"),
 ]
 

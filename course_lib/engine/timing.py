@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from course_lib.engine._checks import check_int, check_type
+from course_lib.engine._checks import check_choice, check_int, check_type
 from course_lib.engine.data import count_tokens, pick_device
 from course_lib.engine.training import History, start
 
@@ -46,8 +46,7 @@ _NAMES = (("H200", "H200"), ("H100 PCIe", "H100 PCIe"), ("H100", "H100 SXM"), ("
 
 def peak_flops(device=None, precision: str = "bf16") -> float | None:
     """The device's dense peak FLOP/s for ``precision`` (bf16, fp16, tf32, fp32); None for a CPU or an unknown GPU."""
-    if precision not in ("bf16", "fp16", "tf32", "fp32"):
-        raise ValueError(f"precision must be one of bf16, fp16, tf32, fp32, got {precision!r}")
+    check_choice("precision", precision, ("bf16", "fp16", "tf32", "fp32"))
     device = pick_device(device)
     if device.type != "cuda":
         return None

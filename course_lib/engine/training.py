@@ -52,7 +52,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.distributed as dist
 
-from course_lib.engine._checks import check_int, check_type
+from course_lib.engine._checks import check_choice, check_int, check_type
 from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
 from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
 from course_lib.engine.data import MicroBatches, ddp_wrapper, is_main_process, pick_device, to_device
@@ -229,8 +229,7 @@ def weight_dtype(precision: str) -> torch.dtype:
     and thread count then prints the same digits (float32 sums in another order
     differ in the last bit, and a few hundred training steps amplify that).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_choice("precision", precision, PRECISIONS)
     return torch.float64 if precision == "fp64" else torch.float32
 
 
@@ -620,8 +619,7 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
                                                          for p in model.parameters()):
         raise ValueError("precision='fp64' needs a model whose weights are float64: build it under "
                          "torch.set_default_dtype(torch.float64) (or call model.double()) before creating the optimizer")
-    if on_nonfinite not in ("error", "skip"):
-        raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
+    check_choice("on_nonfinite", on_nonfinite, ("error", "skip"))
     check_int("checkpoint_every", checkpoint_every, 0)
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"checkpoint must be a file path or None, got {checkpoint!r}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from course_lib.engine._checks import check_choice
 from course_lib.engine.callbacks import Evaluate, GradNorms, evaluate
 from course_lib.engine.clipping import delayed, norm_lost
 from course_lib.engine.data import pick_device
@@ -84,8 +85,7 @@ CONFIGS = {
 
 
 def _setup(config: Config, variant: str, seed: int):
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    check_choice("variant", variant, VARIANTS)
     model, tokenizer = load_classifier(config.source, seed=seed, precision=config.precision)
     if variant != "full":
         freeze(model, RECIPE)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from course_lib.engine._checks import check_choice
 from course_lib.engine.callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
 from course_lib.engine.data import default_dtype, pick_device
 from course_lib.engine.freezing import freeze, param_groups, select, trainable_ratio, unfreeze
@@ -129,8 +130,7 @@ def setup(config: Config, device=None, callbacks=(), lang: str = "en") -> Setup:
 
 def prepare(s: Setup, variant: str, precision: str = "fp32") -> GPT:
     """A fresh copy of the pretrained model, its weights in ``precision``'s dtype, with ``variant``'s freezing applied."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    check_choice("variant", variant, VARIANTS)
     with default_dtype(weight_dtype(precision)):
         model = GPT(s.model_config)
     model.load_state_dict(s.base)  # the pretrained weights, converted exactly (float32 -> float64) where they differ
