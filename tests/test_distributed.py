@@ -12,7 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from course_lib.engine.callbacks import Evaluate, GradNorms, UnfreezeAt, WeightChange
 from course_lib.engine.checkpoints import unwrap
-from course_lib.lessons.corpus import checksum
+from course_lib.engine.data import checksum
 from course_lib.engine.distributed import cleanup, global_batch_slice, setup, wrap
 from course_lib.lessons.data_parallel import TINY_GPT, collect, launch, main
 from course_lib.models.gpt import GPT, lm_loss

@@ -8,7 +8,8 @@ import torch
 
 from course_lib.lessons import pretraining
 from course_lib.engine.callbacks import DataChecksum
-from course_lib.lessons.corpus import (TokenWindows, characteristic_tokens, checksum, finetuning_text, held_out_blocks,
+from course_lib.engine.data import checksum
+from course_lib.lessons.corpus import (TokenWindows, characteristic_tokens, finetuning_text, held_out_blocks,
                                pretraining_texts, split_held_out, token_share, train_tokenizer)
 import torch.nn.functional as F
 

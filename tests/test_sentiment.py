@@ -10,7 +10,7 @@ import torch
 import hub_standins
 
 from course_lib.lessons import finetuning_bert as finetuning
-from course_lib.lessons import sentiment, sources
+from course_lib.lessons import sources
 from course_lib.lessons import stored
 from course_lib.lessons.finetuning_bert import CONFIGS, load_results, summarize
 from course_lib.lessons.sentiment import (

@@ -9,7 +9,8 @@ import torch
 from course_lib.lessons import pretraining
 from course_lib.models.gpt import GPTConfig
 from course_lib.lessons import targeted_freezing_gpt as tf
-from course_lib.lessons.corpus import checksum, pretraining_texts
+from course_lib.engine.data import checksum
+from course_lib.lessons.corpus import pretraining_texts
 from course_lib.show.tables import gpt_freezing_table
 
 TINY_PRETRAIN = pretraining.PretrainConfig("tiny", GPTConfig(vocab_size=300, n_layer=4, n_head=2, n_embd=16, block_size=16),

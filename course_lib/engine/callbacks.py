@@ -30,7 +30,17 @@ import torch
 
 from course_lib.engine._checks import check_int, check_number, check_type
 from course_lib.engine.clipping import LayerGradNorms, global_norm
-from course_lib.engine.data import at_least_float32, batch_size, count_tokens, ddp_wrapper, first_tensor, is_main_process, pick_device, to_device
+from course_lib.engine.data import (
+    at_least_float32,
+    batch_size,
+    count_tokens,
+    ddp_wrapper,
+    first_tensor,
+    is_main_process,
+    pick_device,
+    tensor_digest,
+    to_device,
+)
 from course_lib.engine.freezing import select, set_trainable
 from course_lib.engine.timing import synchronize
 from course_lib.engine.training import Callback, TrainState, autocast
@@ -314,7 +324,7 @@ class Progress(Callback):
 class DataChecksum(Callback):
     """A hash chain over every micro-batch the loop consumed, in order: two runs with equal ``hexdigest()`` saw the same data.
 
-    After each micro-batch, h <- SHA-256(h || the bytes of its first tensor),
+    After each micro-batch, h <- SHA-256(h || its first tensor's dtype, shape and bytes),
     from h = 32 zero bytes.  The 32 bytes of h are its whole state, so a
     resumed run continues the chain from its checkpoint and ends with the
     digest of the uninterrupted run; a run from step 0 starts a new chain.
@@ -333,9 +343,7 @@ class DataChecksum(Callback):
         for batch in state.batches:
             found = first_tensor(batch)
             if found is not None:
-                link = hashlib.sha256(self._chain)
-                link.update(found.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-                self._chain = link.digest()
+                self._chain = tensor_digest(found, hashlib.sha256(self._chain)).digest()
 
     def hexdigest(self, digits: int = 12) -> str:
         return self._chain.hex()[:digits]

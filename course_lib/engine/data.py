@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
@@ -22,7 +24,8 @@ import torch
 from course_lib.engine._checks import check_int
 
 __all__ = ["pick_device", "default_dtype", "at_least_float32", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches",
-           "first_tensor", "count_tokens", "batch_size"]
+           "first_tensor", "count_tokens", "batch_size",
+           "tensor_digest", "checksum"]
 
 Batch = Any
 _END = object()
@@ -273,3 +276,28 @@ def batch_size(batch: Any) -> int:
     """Examples in a batch: the first dimension of the first tensor found (from shapes, no synchronisation)."""
     found = first_tensor(batch)
     return 0 if found is None else (found.shape[0] if found.ndim else 1)
+
+
+def tensor_digest(tensor: torch.Tensor, into=None, name: str | None = None):
+    """Feed a tensor's dtype, shape and bytes (after ``name``, if given) into a SHA-256 (``into``, or a new one); return it.
+
+    The one way course_lib fingerprints tensors: weights (:func:`checksum`),
+    the batches a run consumed (``DataChecksum``), a tensor in a schedule.
+    """
+    digest = into if into is not None else hashlib.sha256()
+    tensor = torch.as_tensor(tensor).detach().cpu().contiguous()
+    header = [str(tensor.dtype), list(tensor.shape)]
+    digest.update(json.dumps(header if name is None else [name, *header]).encode())
+    digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest
+
+
+def checksum(value) -> str:
+    """The first 12 hex digits of a SHA-256 over tensors (a model's state, or a list of batches), bit for bit."""
+    if isinstance(value, torch.nn.Module):
+        value = value.state_dict()
+    items = sorted(value.items()) if isinstance(value, dict) else list(enumerate(value))
+    digest = hashlib.sha256()
+    for key, tensor in items:
+        tensor_digest(tensor, digest, str(key))
+    return digest.hexdigest()[:12]

@@ -37,6 +37,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from course_lib.engine._checks import check_between, check_number, check_type
 from course_lib.engine._checks import check_int as _check_int
+from course_lib.engine.data import tensor_digest
 
 __all__ = [
     "Schedule",
@@ -101,8 +102,7 @@ def _describe(value, path: frozenset = frozenset()) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_describe(k, path)}: {_describe(v, path)}" for k, v in value.items()) + "}"
     if isinstance(value, torch.Tensor):
-        data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-        return f"Tensor({list(value.shape)}, {value.dtype}, {hashlib.sha256(data).hexdigest()[:12]})"
+        return f"Tensor({list(value.shape)}, {value.dtype}, {tensor_digest(value).hexdigest()[:12]})"
     if isinstance(value, functools.partial):
         return _call("partial", {"func": value.func, "args": value.args, "keywords": value.keywords}, path)
     if isinstance(value, types.MethodType):

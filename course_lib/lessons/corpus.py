@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import bz2
 import csv
-import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass
 
@@ -26,7 +24,7 @@ from course_lib.lessons.online import download_text, hub
 from course_lib.lessons.sources import OFFLINE_DATA, check_source, package_dir
 
 __all__ = ["pretraining_texts", "finetuning_text", "TextTokenizer", "train_tokenizer", "encode_texts", "gpt2_tokenizer", "split_held_out",
-           "TokenWindows", "held_out_blocks", "characteristic_tokens", "token_share", "checksum", "ONLINE_BOOK"]
+           "TokenWindows", "held_out_blocks", "characteristic_tokens", "token_share", "ONLINE_BOOK"]
 
 ONLINE_BOOK = "https://www.gutenberg.org/cache/epub/1524/pg1524.txt"  # Hamlet, Project Gutenberg, public domain
 
@@ -190,16 +188,3 @@ def token_share(tokens: torch.Tensor, S: set[int]) -> float:
     if tokens.numel() == 0:
         raise ValueError("token_share needs at least one token")
     return torch.isin(tokens, torch.tensor(sorted(S), dtype=tokens.dtype)).float().mean().item()
-
-
-def checksum(value) -> str:
-    """The first 12 hex digits of a SHA-256 over tensors (a model's state, or a list of batches), bit for bit."""
-    if isinstance(value, torch.nn.Module):
-        value = value.state_dict()
-    items = sorted(value.items()) if isinstance(value, dict) else list(enumerate(value))
-    digest = hashlib.sha256()
-    for key, tensor in items:
-        tensor = torch.as_tensor(tensor).detach().cpu().contiguous()
-        digest.update(json.dumps([str(key), str(tensor.dtype), list(tensor.shape)]).encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()[:12]

@@ -23,10 +23,11 @@ import torch.distributed as dist
 
 from course_lib.engine._checks import check_int
 from course_lib.engine.checkpoints import unwrap
+from course_lib.engine.data import checksum
 from course_lib.engine.distributed import check_same_on_every_rank, child_environment, cleanup, global_batch_slice, setup, wrap
 from course_lib.engine.freezing import freeze
 from course_lib.engine.training import train
-from course_lib.lessons.corpus import TokenWindows, checksum
+from course_lib.lessons.corpus import TokenWindows
 from course_lib.models.gpt import GPT, GPTConfig, lm_loss
 
 __all__ = ["TINY_GPT", "main", "launch", "collect", "compare_processes"]

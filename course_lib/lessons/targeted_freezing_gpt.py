@@ -1,7 +1,7 @@
 """Lesson 04's experiments: a pretrained GPT fine-tuned on *Hamlet* with everything trained or most of it frozen.
 
 Every run starts from the same pretrained weights and sees the same batches
-in the same order (:func:`course_lib.lessons.corpus.checksum` proves both), through
+in the same order (:func:`course_lib.engine.data.checksum` proves both), through
 :func:`course_lib.engine.training.train`.  The variants:
 
 * ``full`` (model A): every parameter trains;
@@ -28,7 +28,7 @@ import torch
 
 from course_lib.engine._checks import check_choice
 from course_lib.engine.callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
-from course_lib.engine.data import default_dtype, pick_device
+from course_lib.engine.data import checksum, default_dtype, pick_device
 from course_lib.engine.freezing import freeze, param_groups, select, trainable_ratio, unfreeze
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import Spread, spread
@@ -38,7 +38,6 @@ from course_lib.lessons import stored
 from course_lib.lessons.corpus import (
     TokenWindows,
     characteristic_tokens,
-    checksum,
     finetuning_text,
     held_out_blocks,
     pretraining_texts,
