@@ -13,7 +13,7 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 LATEST := .venv-latest
-LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_fast_step.py tests/test_distributed.py tests/test_notebooks.py tests/test_exercises.py tests/test_online.py
+LATEST_TESTS := tests/test_schedules.py tests/test_clipping.py tests/test_training.py tests/test_toy.py tests/test_bad_inputs.py tests/test_freezing.py tests/test_sentiment.py tests/test_gpt.py tests/test_targeted_freezing.py tests/test_optimization_options.py tests/test_fast_step.py tests/test_distributed.py tests/test_notebooks.py tests/test_exercises.py tests/test_online.py tests/test_layers.py tests/test_plain.py
 
 .PHONY: install site test portable browser latest floors notebooks student restamp lesson clean
 

@@ -21,7 +21,7 @@ from typing import Iterable
 
 import torch
 
-from course_lib.engine._checks import check_number, check_type, shown
+from course_lib.engine._checks import check_int, check_number, check_type, shown
 
 __all__ = ["select", "set_trainable", "freeze", "unfreeze", "trainable_ratio", "param_groups"]
 
@@ -58,9 +58,13 @@ def select(
         }
         names = [name for name in names if name in owned]
     if layers is not None:
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
+            raise TypeError(f"layers must be a non-empty list of layer indices (ints >= 0), got {shown(layers)}")
         indices = list(layers)
-        if not indices or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
-            raise ValueError(f"layers must be a non-empty list of layer indices (ints >= 0), got {shown(layers)}")
+        if not indices:
+            raise ValueError("layers must be a non-empty list of layer indices (ints >= 0), got an empty one")
+        for k, i in enumerate(indices):
+            check_int(f"layers[{k}]", i, 0, unit="layers from the first")
         regex = re.compile(_LAYER.format("|".join(map(str, indices))))
         names = [name for name in names if regex.search(name)]
     if not names:

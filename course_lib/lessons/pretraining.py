@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import time
 import warnings
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib.engine._checks import check_int, check_type
+from course_lib.engine._checks import check_int, check_number, check_type
 from course_lib.engine.data import default_dtype, pick_device
 from course_lib.engine.freezing import param_groups
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
@@ -67,6 +68,9 @@ class PretrainConfig:
         for field in ("batch_size", "steps", "warmup", "seed"):
             check_int(field, getattr(self, field), 0 if field in ("warmup", "seed") else 1, unit="units")
         weight_dtype(self.precision)  # one of training.PRECISIONS
+        check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
+        check_number("weight_decay", self.weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
+        check_number("clip", self.clip, "> 0", lambda v: v > 0)
 
 
 PRETRAIN = {

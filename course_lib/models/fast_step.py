@@ -11,13 +11,14 @@ checks that the fast step learns as the plain fp32 step does, on real text.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from course_lib.engine._checks import check_choice, check_int, check_type
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type
 from course_lib.engine.data import pick_device
 from course_lib.engine.freezing import param_groups
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
@@ -75,6 +76,10 @@ class StepOptions:
             raise ValueError("cuda_graphs and autotune need compile=True: they are modes of torch.compile")
         for name in ("tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "pinned"):
             check_type(name, getattr(self, name), bool, "True or False")
+        check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
+        check_number("weight_decay", self.weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
+        if self.clip is not None:
+            check_number("clip", self.clip, "> 0 (or None: no clipping)", lambda v: v > 0)
 
     def gpt(self) -> GPTConfig:
         """The model this step trains: ``model``, with the formula written out when ``attention_kernel="naive"``."""
