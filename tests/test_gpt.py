@@ -331,30 +331,6 @@ def test_lm_loss_upcasts_the_logits_of_a_model_held_in_half_precision():
     assert loss.dtype == torch.float32 and torch.equal(loss, _old_lm_loss(model, batch))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast's softmax without a float32 copy is a CUDA kernel")
-def test_lm_loss_under_fp16_autocast_makes_no_float32_copy_of_the_logits():
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Copies(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.sizes = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            if func is torch.ops.aten._to_copy.default:
-                self.sizes.append(out.numel())
-            return out
-
-    model = small_model().cuda()
-    batch = torch.randint(0, SMALL.vocab_size, (4, SMALL.block_size + 1), device="cuda")
-    with torch.autocast("cuda", dtype=torch.float16):
-        logits_size = model(batch[:, :-1]).numel()
-        with Copies() as copies:
-            loss = lm_loss(model, batch)
-    assert loss.dtype == torch.float32 and logits_size not in copies.sizes
-
-
 @pytest.mark.parametrize("attention", ["naive", "sdpa"])
 def test_attention_dropout_follows_the_training_flag(attention):
     config = dataclasses.replace(SMALL, attention=attention, dropout=0.5)

@@ -207,9 +207,10 @@ def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
 
     The softmax runs in float32 or wider.  fp32 and fp64 logits are used as
     they are; under autocast, autocast's rule for the softmax upcasts, as
-    nanoGPT relies on (for fp16 on a GPU inside the kernel, with no float32
-    copy of the logits); only the logits of a model held in bf16 or fp16
-    without autocast are upcast here.
+    nanoGPT relies on; only the logits of a model held in bf16 or fp16
+    without autocast are upcast here.  On a CPU this saves no memory (the
+    peak, measured, is the backward's float32 tensors); on a GPU it is not
+    measured yet.
     """
     x, y = batch[:, :-1], batch[:, 1:]
     logits = model(x)
