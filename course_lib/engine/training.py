@@ -21,7 +21,7 @@ each rank, that rank's share of every batch.
 Set up once, then stepped: :func:`train` is :func:`start` (argument checks,
 device, GradScaler, resume, ``on_train_begin``), one ``run.advance(n)`` (the
 loop), then ``run.finish()``.  A benchmark keeps the :class:`Run` and times its
-``steps`` calls, so the setup is not in its numbers.
+``advance`` calls, so the setup is not in its numbers.
 
 Host reads.  Records stay on the device and are read back together every
 ``log_every`` steps, as in nanoGPT.  Step 5 needs to know "are the loss and
@@ -426,13 +426,13 @@ def start(
 
 
 class Run:
-    """A run that :func:`start` set up: ``steps(n)`` trains ``n`` more optimizer steps, ``finish()`` ends it.
+    """A run that :func:`start` set up: ``advance(n)`` trains ``n`` more optimizer steps, ``finish()`` ends it.
 
-    Each ``steps`` call goes on where the last one stopped: the weights, the
+    Each ``advance`` call goes on where the last one stopped: the weights, the
     optimizer and its schedule, the GradScaler, the history and the position
     in the data carry over, and nothing of the setup is done again.  So a
-    timing of ``run.advance(n)`` measures the steps alone, and ``advance(3)`` then
-    ``steps(4)`` trains exactly as ``steps(7)`` does.
+    timing of ``run.advance(n)`` measures the steps alone, and ``advance(3)``
+    then ``advance(4)`` trains exactly as ``advance(7)`` does.
     """
 
     def __init__(self, state: TrainState, callbacks: list[Callback], micro: MicroBatches, scaler, *, clip: Threshold,
