@@ -168,8 +168,10 @@ def test_bad_arguments():
         bench.time_it(3)
     with pytest.raises(ValueError, match="precision must be one of"):
         bench.peak_flops("cpu", "fp8")
-    with pytest.raises(ValueError, match="must be > 0"):
+    with pytest.raises(ValueError, match="tokens_per_s must be > 0"):
         bench.mfu(0, 1e9, 1e12)
+    with pytest.raises(TypeError, match="peak must be a real number"):
+        bench.mfu(1e5, 1e9, "989e12")
 
 
 def test_attention_plot_is_labelled_in_both_languages():

@@ -19,12 +19,12 @@ from typing import Callable
 
 import torch
 
-from course_lib.engine._checks import check_choice, check_int, check_type
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type
 from course_lib.engine.data import count_tokens, pick_device
-from course_lib.engine.training import History, start
+from course_lib.engine.training import History, Run, start
 
 __all__ = ["PEAK_FLOPS", "peak_flops", "peak_for_name", "Timing", "time_it", "mfu", "fused_adamw", "enable_tf32",
-           "train_speed", "loop_steps", "synchronize", "PeakMemory"]
+           "train_speed", "timed_run", "loop_steps", "synchronize", "PeakMemory"]
 
 TERA = 1e12
 
@@ -144,8 +144,8 @@ def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> floa
     """Model FLOPs utilisation: the FLOP/s the model's arithmetic needs at this speed, over the device's peak."""
     if peak is None:
         return None
-    if not (tokens_per_s > 0 and flops_per_token > 0 and peak > 0):
-        raise ValueError(f"tokens_per_s, flops_per_token and peak must be > 0, got {tokens_per_s}, {flops_per_token}, {peak}")
+    for name, value in (("tokens_per_s", tokens_per_s), ("flops_per_token", flops_per_token), ("peak", peak)):
+        check_number(name, value, "> 0", lambda v: v > 0)
     return tokens_per_s * flops_per_token / peak
 
 
@@ -164,18 +164,22 @@ def enable_tf32(enabled: bool = True) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
-def loop_steps(model, optimizer, data, loss_fn, **start_kwargs) -> Callable[[int], History]:
-    """``run(n)``: ``n`` more optimizer steps of one run of the course's loop, set up once (:func:`~course_lib.engine.training.start`).
+def timed_run(model, optimizer, data, loss_fn, **start_kwargs) -> Run:
+    """A run of the course's loop set up once for timing (:func:`~course_lib.engine.training.start`); time its ``advance(n)``.
 
-    What timing code calls between two synchronisations (:func:`train_speed`,
-    the benchmarks): each call goes on where the last stopped (weights,
-    GradScaler, history, data position), and the argument checks, the device
-    move and ``on_train_begin`` are done once, here, not in the timings.
+    Each ``advance`` goes on where the last stopped (weights, GradScaler,
+    history, data position); the argument checks, the device move and
+    ``on_train_begin`` are done once, here, not in the timings.
     ``start_kwargs`` go to ``start``; ``log_every`` defaults to no read-back
     inside a call, only the one that ends each call.
     """
     start_kwargs.setdefault("log_every", sys.maxsize)
-    return start(model, optimizer, data, loss_fn, **start_kwargs).advance
+    return start(model, optimizer, data, loss_fn, **start_kwargs)
+
+
+def loop_steps(model, optimizer, data, loss_fn, **start_kwargs) -> Callable[[int], History]:
+    """``run(n)``: ``n`` more optimizer steps of a :func:`timed_run`, what the benchmarks call between two synchronisations."""
+    return timed_run(model, optimizer, data, loss_fn, **start_kwargs).advance
 
 
 def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int = 3, rounds: int = 3,
@@ -183,7 +187,7 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
                 tokens: Callable | None = None) -> dict:
     """Speed of the course's training loop on ``model``: ms per optimizer step, tokens/s, peak memory, MFU.
 
-    One run of the loop (:func:`loop_steps`) takes ``warmup`` steps
+    One :func:`timed_run` of the loop takes ``warmup`` steps
     (untimed), then :func:`time_it` times ``rounds`` calls of ``steps`` steps,
     each as a whole between two synchronisations (no per-step synchronisation:
     whatever the loop itself reads back is part of what is measured).
@@ -196,7 +200,7 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
     check_int("warmup", warmup, 0)
     check_int("rounds", rounds, 1, unit="timed rounds")
     device = pick_device(device)
-    run = start(model, optimizer, data, loss_fn, precision=precision, accumulate=accumulate, device=device, log_every=sys.maxsize)
+    run = timed_run(model, optimizer, data, loss_fn, precision=precision, accumulate=accumulate, device=device)
     run.advance(warmup)
     peak = PeakMemory(device)
     tokens = sum((tokens or count_tokens)(data(m)) for m in range(accumulate))
