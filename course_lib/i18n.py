@@ -865,10 +865,14 @@ def plain(value: float, lang: str) -> str:
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
+def bracketed(items, lang: str) -> str:
+    """Written items as a list, ``[a, b]``; in Vietnamese ``[a; b]`` (the comma is the decimal mark)."""
+    return "[" + ("; " if check_language(lang) == "vi" else ", ").join(items) + "]"
+
+
 def number_list(values, lang: str, digits: int = 3) -> str:
-    """A list of numbers, ``[0.50, 1.00]``; in Vietnamese ``[0,50; 1,00]`` (the comma is the decimal mark)."""
-    separator = "; " if check_language(lang) == "vi" else ", "
-    return "[" + separator.join(number(v, lang, digits) for v in values) + "]"
+    """A list of numbers, ``[0.50, 1.00]``; in Vietnamese ``[0,50; 1,00]``."""
+    return bracketed((number(v, lang, digits) for v in values), lang)
 
 
 def number(value: float, lang: str, digits: int = 3) -> str:

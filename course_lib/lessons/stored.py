@@ -91,11 +91,9 @@ def as_stored(config, stored: Mapping) -> dict:
     out = {}
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        if field.name not in stored:
-            if value == field.default:
-                continue
-            out[field.name] = json.loads(json.dumps(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value))
-        elif dataclasses.is_dataclass(value) and isinstance(stored[field.name], Mapping):
+        if field.name not in stored and value == field.default:
+            continue
+        if dataclasses.is_dataclass(value) and isinstance(stored.get(field.name), Mapping):
             out[field.name] = as_stored(value, stored[field.name])
         else:
             out[field.name] = json.loads(json.dumps(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value))

@@ -31,7 +31,7 @@ from course_lib.engine.clipping import clip_factor, global_norm
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
 from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
 from course_lib.engine.timing import mfu
-from course_lib.i18n import check_language, count, significant, text
+from course_lib.i18n import bracketed, check_language, count, significant, text
 from course_lib.lessons.corpus import token_share
 from course_lib.lessons.finetuning_bert import RECIPE
 from course_lib.lessons.targeted_freezing_gpt import ATTENTION_WEIGHTS, flop_saving
@@ -354,7 +354,7 @@ def _nested(values, lang: str) -> str:
     """Nested lists of numbers, 4 significant digits, written the reader's way (``[0,6; 0,8]`` in Vietnamese)."""
     if not isinstance(values, list):
         return significant(values, lang, 4)
-    return "[" + ("; " if lang == "vi" else ", ").join(_nested(v, lang) for v in values) + "]"
+    return bracketed((_nested(v, lang) for v in values), lang)
 
 
 def _per_tensor(grads, c):
