@@ -1,0 +1,139 @@
+"""Files that hold finished work: checked for writing before the work, written whole, verified on read.
+
+A run that trains for an hour and then finds its output folder read-only has
+lost an hour.  So every writer in course_lib first calls
+:func:`check_writable` (before the work), writes through :func:`write_safely`
+(a temporary file renamed into place, so a reader never sees half a file; if
+even that fails, the work is kept in the temporary folder and the warning
+names where), and a file of tensors carries a SHA-256 of its contents
+(:func:`save_verified` / :func:`load_verified`), so that a flipped bit is
+refused with the file's name instead of loading as a slightly different model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from course_lib.engine._checks import shown
+from course_lib.engine.data import tensor_digest
+
+__all__ = ["check_writable", "write_safely", "content_digest", "save_verified", "load_verified", "DIGEST_KEY"]
+
+DIGEST_KEY = "sha256"  # the key under which save_verified stores the digest of everything else in the file
+
+
+def check_writable(path, name: str = "path") -> Path:
+    """``path`` as a Path, once it is sure a file can be written there; else a ValueError naming ``name`` and the reason.
+
+    Creates the missing folders and writes (then removes) a probe file in the
+    folder, so a read-only folder, a file where a folder should be, or a
+    folder where the file should be is found before any work, not after.
+    """
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or pathlib.Path), got {shown(path)}")
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise ValueError(f"{name} must name a file, got {str(path)!r}")
+    if path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a folder: pass the path of a file inside it")
+    folder = path.parent
+    for parent in [folder, *folder.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{name} {str(path)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe", delete=True)
+        probe.close()
+    except OSError as error:
+        raise ValueError(f"{name} {str(path)!r} cannot be written ({error.strerror or error}): choose another place") from None
+    return path
+
+
+def write_safely(path, write: Callable[[Path], None], what: str = "the results") -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``; return the path written.
+
+    If the folder went away or became read-only during the work, the work is
+    not lost: it is written to the system's temporary folder instead and a
+    warning names that file.
+    """
+    path = Path(path)
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(part)
+        os.replace(part, path)  # atomic: a reader never sees half a file
+        return path
+    except OSError as error:
+        failed = error
+    finally:
+        if part.parent.is_dir():
+            part.unlink(missing_ok=True)
+    handle, kept = tempfile.mkstemp(prefix=f"{path.stem}-", suffix=path.suffix)
+    os.close(handle)
+    write(Path(kept))
+    warnings.warn(f"could not write {what} to {str(path)!r} ({failed.strerror or failed}); they are kept in {kept}", stacklevel=2)
+    return Path(kept)
+
+
+def content_digest(value) -> str:
+    """SHA-256 over a nest of dicts, lists, tensors, strings and numbers: the same contents, the same digest, bit for bit."""
+    digest = hashlib.sha256()
+
+    def feed(item) -> None:
+        if isinstance(item, torch.Tensor):
+            tensor_digest(item, digest)
+        elif isinstance(item, dict):
+            digest.update(b"{%d" % len(item))
+            for key in sorted(item, key=repr):
+                digest.update(repr(key).encode() + b":")
+                feed(item[key])
+        elif isinstance(item, (list, tuple)):
+            digest.update(b"[%d" % len(item))
+            for element in item:
+                feed(element)
+        else:
+            digest.update(f"{type(item).__name__}:{item!r};".encode())
+
+    feed(value)
+    return digest.hexdigest()
+
+
+def save_verified(content: dict, path, what: str = "the checkpoint") -> Path:
+    """``torch.save`` of ``content`` plus the SHA-256 of its contents under ``"sha256"``, written through :func:`write_safely`."""
+    stored = {**content, DIGEST_KEY: content_digest(content)}
+    return write_safely(path, lambda file: torch.save(stored, file), what)
+
+
+def load_verified(path, what: str = "checkpoint") -> dict:
+    """The contents saved by :func:`save_verified`, once their SHA-256 matches; else a ValueError naming the file.
+
+    A file that torch cannot read, that holds no digest (written by another
+    version), or whose contents changed since they were written (a flipped
+    bit, a truncated copy) is refused with the reason.
+    """
+    path = Path(path)
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:
+        raise ValueError(
+            f"{what} {str(path)!r} cannot be read ({type(error).__name__}: {' '.join(str(error).split())[:200]}): the file "
+            "is empty, truncated, damaged or not a course_lib file"
+        ) from None
+    if not isinstance(stored, dict) or DIGEST_KEY not in stored:
+        raise ValueError(f"{what} {str(path)!r} carries no SHA-256 of its contents: it was not written by this course_lib")
+    content = {key: value for key, value in stored.items() if key != DIGEST_KEY}
+    if content_digest(content) != stored[DIGEST_KEY]:
+        raise ValueError(
+            f"{what} {str(path)!r} is damaged: its contents no longer match the SHA-256 written with them "
+            "(a flipped bit or a bad copy); delete it and run again"
+        )
+    return content
