@@ -55,6 +55,7 @@ from course_lib.engine.schedules import (
 from course_lib.show.widgets import progress_bar
 from course_lib.engine.callbacks import DataChecksum, Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
 from course_lib.engine.checkpoints import load_checkpoint
+from course_lib.engine.files import load_verified, save_verified
 from course_lib.engine.data import make_loader, pick_device
 from course_lib.show.exercises import check_clip_coefficient, check_mfu, check_optimizer_groups, check_warmup_cosine
 from course_lib.engine.stats import spread
@@ -296,11 +297,11 @@ def _resume(path, model_opt=None, steps=6, schedule="default", **kwargs):
 
 
 def _older_format(name):
-    """A real checkpoint relabelled with the format before this one (2: no clip, accumulate or callbacks' states)."""
+    """A real checkpoint relabelled with the format before this one (3: no SHA-256), its digest made afresh."""
     path = _TMP / f"{name}.pt"
-    state = torch.load(_checkpoint("whole"), weights_only=True)
-    state["format"] = 2
-    torch.save(state, path)
+    state = load_verified(_checkpoint("whole"))
+    state["format"] = 3
+    save_verified(state, path)
     return path
 
 
@@ -401,13 +402,15 @@ TRAINING = [
     pytest.param(lambda: _resume(_checkpoint("no-callbacks"), callbacks=[DataChecksum()]), ValueError,
                  "holds the states of the callbacks [], but this run passes callbacks that keep state ['DataChecksum[0]']",
                  id="resume-other-callbacks"),
-    pytest.param(lambda: _resume(_older_format("format-2")), ValueError, "has format 2, written by another version of course_lib",
+    pytest.param(lambda: _resume(_older_format("format-3")), ValueError, "has format 3, written by another version of course_lib",
                  id="resume-older-format"),
     pytest.param(lambda: _resume(_broken("empty", b"")), ValueError, "cannot be read", id="checkpoint-empty"),
     pytest.param(lambda: _resume(_broken("truncated", None)), ValueError, "cannot be read", id="checkpoint-truncated"),
     pytest.param(lambda: _resume(_broken("corrupt", b"not a checkpoint at all" * 10)), ValueError, "cannot be read", id="checkpoint-corrupt"),
     pytest.param(lambda: load_checkpoint(_broken("foreign", _torch_bytes({"weights": torch.zeros(2)})), model=_setup()[0], optimizer=_setup()[1]),
-                 ValueError, "is not a course_lib checkpoint", id="checkpoint-foreign-dict"),
+                 ValueError, "carries no SHA-256 of its contents", id="checkpoint-foreign-dict"),
+    pytest.param(lambda: load_checkpoint(save_verified({"weights": torch.zeros(2)}, _TMP / "verified-foreign.pt"), model=_setup()[0],
+                                         optimizer=_setup()[1]), ValueError, "is not a course_lib checkpoint", id="checkpoint-foreign-verified"),
     pytest.param(lambda: GradNorms(_PLAIN()), TypeError, "pass model.named_parameters()", id="grad-norms-parameters"),
     pytest.param(lambda: WeightChange(_PLAIN()), TypeError, "pass model.named_parameters()", id="weight-change-parameters"),
     pytest.param(lambda: Evaluate(_batch, every=2), TypeError, "data must be an iterable of batches", id="evaluate-function"),

@@ -21,7 +21,7 @@ from course_lib.engine.callbacks import (
 )
 from course_lib.engine.checkpoints import load_checkpoint, unwrap
 from course_lib.engine.clipping import delayed
-from course_lib.engine.data import make_loader, pick_device, to_device
+from course_lib.engine.data import checksum, make_loader, pick_device, to_device
 from course_lib.engine.schedules import Schedule, ScheduledLR, cosine_with_warmup, linear_with_warmup
 from course_lib.engine.training import Callback, History, forward_backward, train
 
@@ -99,13 +99,16 @@ def test_resumed_loader_run_sees_the_same_batches(tmp_path):
     assert resumed.loss == full.loss
 
 
-def test_resuming_a_shuffled_plain_loader_is_refused(tmp_path):
+def test_checkpointing_a_shuffled_plain_loader_is_refused_before_the_first_step(tmp_path):
+    """Its order cannot be replayed, so its checkpoints could never be resumed: refused up front, nothing written."""
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, Y), batch_size=8, shuffle=True)
     model, optimizer, _ = setup(schedule=False)
+    before = checksum(model)
     ckpt = tmp_path / "c.pt"
-    train(model, optimizer, loader, mse, 3, device="cpu", checkpoint=ckpt, checkpoint_every=3)
     with pytest.raises(ValueError, match="make_loader"):
-        train(model, optimizer, loader, mse, 6, device="cpu", checkpoint=ckpt, checkpoint_every=3, resume=True)
+        train(model, optimizer, loader, mse, 3, device="cpu", checkpoint=ckpt, checkpoint_every=3)
+    assert not ckpt.exists() and checksum(model) == before
+    train(model, optimizer, loader, mse, 3, device="cpu")  # without a checkpoint it trains
 
 
 def test_plain_iterable_runs_out_with_a_clear_error():

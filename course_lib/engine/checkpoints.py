@@ -3,14 +3,17 @@
 A checkpoint holds the model (without the ``module.`` / ``_orig_mod.``
 prefixes of DDP and ``torch.compile``), the optimizer, the scheduler, the
 fp16 GradScaler, the step, the history, the random-number states, the
-callbacks' states, and a fingerprint of what made it (model shapes,
-optimizer type, schedule, clipping threshold, micro-batches per step).  It
-loads with ``torch.load(weights_only=True)``.
+callbacks' states, a fingerprint of what made it (model shapes,
+optimizer type, schedule, clipping threshold, micro-batches per step), and a
+SHA-256 of all that, checked on load (:mod:`course_lib.engine.files`): a
+damaged file is refused, naming it, instead of resuming slightly different
+weights.  It loads with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import collections
+import copy
 import hashlib
 import random
 from pathlib import Path
@@ -18,11 +21,12 @@ from pathlib import Path
 import torch
 
 from course_lib.engine._checks import check_int
+from course_lib.engine.files import load_verified, save_verified
 from course_lib.engine.schedules import schedule_fingerprint
 
 __all__ = ["save_checkpoint", "load_checkpoint", "fingerprint", "unwrap", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = 3  # 3: the clipping threshold, accumulate and the callbacks' states joined format 2
+CHECKPOINT_FORMAT = 4  # 3: the clipping threshold, accumulate and the callbacks' states; 4: a SHA-256 of the contents
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -88,8 +92,6 @@ def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: di
     ``clip`` and ``accumulate`` join the fingerprint; ``callbacks`` that keep
     state (a non-empty ``state_dict()``) have it saved.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate),
@@ -102,9 +104,7 @@ def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: di
         "rng": _rng_state(),
         "callbacks": _callback_states(callbacks),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_verified(state, path, "the checkpoint")
 
 
 _FINGERPRINTED = (
@@ -124,23 +124,15 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip
     and rank among the callbacks of that class).
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:
-        raise ValueError(
-            f"checkpoint {str(path)!r} cannot be read ({type(error).__name__}: {str(error)[:200]}): the file is "
-            "empty, truncated or not a checkpoint. Delete it to start afresh, or pass resume=False"
-        ) from None
-    if not isinstance(state, dict) or "fingerprint" not in state or not isinstance(state.get("format"), int):
+    state = load_verified(path, "checkpoint")
+    if "fingerprint" not in state or not isinstance(state.get("format"), int):
         raise ValueError(f"checkpoint {str(path)!r} is not a course_lib checkpoint (format {CHECKPOINT_FORMAT})")
     if state["format"] != CHECKPOINT_FORMAT:
         raise ValueError(
             f"checkpoint {str(path)!r} has format {state['format']}, written by another version of course_lib; this "
-            f"one reads format {CHECKPOINT_FORMAT} (format 3 added the clipping threshold, accumulate and the "
-            "callbacks' states), so the run cannot continue exactly. Start a new run: delete the file, or pass "
-            "another checkpoint path"
+            f"one reads format {CHECKPOINT_FORMAT} (format 4 added a SHA-256 of the contents, format 3 the "
+            "clipping threshold, accumulate and the callbacks' states), so the run cannot continue exactly. Start a "
+            "new run: delete the file, or pass another checkpoint path"
         )
     saved, now = state["fingerprint"], fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate)
     for key, what in _FINGERPRINTED:
@@ -166,13 +158,37 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip
             f"callbacks that keep state {sorted(fresh | (set(stored) & set(keyed)))}: pass the callbacks the run was "
             "saved with (same classes; several of one class in the same order), or their counts would not continue"
         )
-    unwrap(model).load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and state["scaler"] is not None:
-        scaler.load_state_dict(state["scaler"])
-    for key, callback_state in stored.items():
-        keyed[key].load_state_dict(callback_state)
-    _set_rng_state(state["rng"])
+    undo = _snapshot(model, optimizer, scheduler, scaler, keyed.values())
+    try:
+        unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state["scaler"] is not None:
+            scaler.load_state_dict(state["scaler"])
+        for key, callback_state in stored.items():
+            keyed[key].load_state_dict(callback_state)
+        _set_rng_state(state["rng"])
+    except Exception as error:
+        undo()
+        raise ValueError(
+            f"checkpoint {str(path)!r} could not be restored ({type(error).__name__}: {' '.join(str(error).split())[:200]}); "
+            "the model, optimizer, scheduler, callbacks and random state were left as they were"
+        ) from error
     return state["step"], state["history"]
+
+
+def _snapshot(model, optimizer, scheduler, scaler, callbacks):
+    """A copy of everything load_checkpoint changes; calling the returned function puts it all back."""
+    bare = unwrap(model)
+    weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in bare.state_dict().items()}
+    states = [(obj, copy.deepcopy(obj.state_dict())) for obj in (optimizer, scheduler, scaler, *callbacks) if obj is not None]
+    rng = _rng_state()
+
+    def undo() -> None:
+        bare.load_state_dict(weights)
+        for obj, state in states:
+            obj.load_state_dict(state)
+        _set_rng_state(rng)
+
+    return undo

@@ -23,7 +23,7 @@ import torch
 
 from course_lib.engine._checks import check_int
 
-__all__ = ["pick_device", "default_dtype", "at_least_float32", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches",
+__all__ = ["pick_device", "default_dtype", "at_least_float32", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches", "check_resumable_order",
            "first_tensor", "count_tokens", "batch_size",
            "tensor_digest", "checksum"]
 
@@ -185,7 +185,7 @@ class MicroBatches:
         if self.length == 0:
             raise ValueError(EMPTY)
         if start:
-            _check_resumable_order(data)
+            check_resumable_order(data)
         self.epoch, self.iterator = -1, None
         done_in_epoch = start % self.length if self.length else start
         if done_in_epoch:
@@ -231,7 +231,8 @@ class MicroBatches:
         return batch
 
 
-def _check_resumable_order(data) -> None:
+def check_resumable_order(data) -> None:
+    """Refuse a DataLoader whose order a resumed run cannot replay (``shuffle=True``): checkpoints over it could never be used."""
     sampler = getattr(data, "sampler", None)
     if isinstance(sampler, torch.utils.data.RandomSampler):
         raise ValueError(

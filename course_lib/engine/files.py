@@ -129,7 +129,8 @@ def load_verified(path, what: str = "checkpoint") -> dict:
             "is empty, truncated, damaged or not a course_lib file"
         ) from None
     if not isinstance(stored, dict) or DIGEST_KEY not in stored:
-        raise ValueError(f"{what} {str(path)!r} carries no SHA-256 of its contents: it was not written by this course_lib")
+        raise ValueError(f"{what} {str(path)!r} carries no SHA-256 of its contents: it was written by an older "
+                         "course_lib or by something else. Delete it to start afresh, or pass another path")
     content = {key: value for key, value in stored.items() if key != DIGEST_KEY}
     if content_digest(content) != stored[DIGEST_KEY]:
         raise ValueError(

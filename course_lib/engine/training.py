@@ -55,7 +55,8 @@ import torch.distributed as dist
 from course_lib.engine._checks import check_choice, check_int, check_type
 from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
 from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
-from course_lib.engine.data import MicroBatches, ddp_wrapper, is_main_process, pick_device, to_device
+from course_lib.engine.data import MicroBatches, check_resumable_order, ddp_wrapper, is_main_process, pick_device, to_device
+from course_lib.engine.files import check_writable
 
 __all__ = ["History", "TrainState", "Callback", "train", "start", "Run", "forward_backward", "autocast", "weight_dtype", "PRECISIONS"]
 
@@ -633,6 +634,8 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
     check_type("resume", resume, bool, "True or False")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path to resume from: pass checkpoint=...")
+    if checkpoint is not None:
+        _check_checkpoint_place(checkpoint, resume, data)
     check_int("log_every", log_every, 1)
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):
         raise TypeError(f"callbacks must be a list of Callback objects, got {callbacks!r}")
@@ -649,6 +652,16 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
             "optimizer holds none of the model's parameters, so nothing would train: build it from "
             "model.parameters() (after moving the model to its device, or before: torch moves them in place)"
         )
+    mine = {id(p) for _, p in named}
+    outside = [p for group in optimizer.param_groups for p in group["params"] if id(p) not in mine]
+    if outside:
+        raise ValueError(
+            f"optimizer holds {len(outside)} parameter(s) that are not the model's (e.g. one of shape "
+            f"{tuple(outside[0].shape)}): the loop zeroes, clips, checks and checkpoints the model's parameters, and "
+            "DDP averages only those, so these would keep stale gradients and be lost on resume. Make every trained "
+            "tensor part of the model (e.g. model.temperature = torch.nn.Parameter(...), or one nn.Module holding "
+            "the model and the loss's parameters) and build the optimizer from model.parameters()"
+        )
     missing = [name for name, p in named if p.requires_grad and id(p) not in held]
     if missing:
         raise ValueError(
@@ -656,6 +669,18 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
             "gradients that count in the clipped norm but never move. Freeze them, or build the optimizer from them too"
         )
     return callbacks
+
+
+def _check_checkpoint_place(checkpoint, resume: bool, data) -> None:
+    """Before any step: the checkpoint can be written, would not overwrite another run, and the data's order can be replayed."""
+    if is_main_process():
+        check_writable(checkpoint, "checkpoint")
+    if not resume and Path(checkpoint).exists():
+        raise ValueError(
+            f"checkpoint {str(checkpoint)!r} already holds a run, and resume=False would overwrite it: pass resume=True "
+            "to continue it, another path for a new run, or delete the file to start this one afresh"
+        )
+    check_resumable_order(data)
 
 
 def _check_rates(optimizer, step: int) -> None:
