@@ -10,7 +10,9 @@ disk, keyed by its configuration, the data, the versions of torch and
 tokenizers, and a digest of the course_lib source files it runs (:func:`code_digest`):
 both language editions of the lesson reuse one checkpoint, a changed
 configuration or changed code gets a new one, and a cache file that does not
-load is rebuilt, not trusted.
+load, or whose contents no longer match their SHA-256, is rebuilt, not trusted.
+The cache folder is checked before the minute of training, and a cache that
+cannot be written after it only warns: the trained model is still returned.
 
 The cache folder is ``$COURSE_CACHE``, else ``~/.cache/course_lib``.
 """
@@ -33,6 +35,7 @@ import torch
 
 from course_lib.engine._checks import check_int, check_number, check_type
 from course_lib.engine.data import default_dtype, pick_device
+from course_lib.engine.files import check_writable, load_verified, save_verified
 from course_lib.engine.freezing import param_groups
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.training import train, weight_dtype
@@ -136,7 +139,7 @@ def cache_path(config: PretrainConfig, cache: str | Path | None = None) -> Path:
 
 
 def _load(path: Path, config: PretrainConfig):
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_verified(path, "pretraining cache")
     if saved.get("config") != dataclasses.asdict(config):
         raise ValueError("the cached file holds another configuration")
     with default_dtype(weight_dtype(config.precision)):
@@ -172,17 +175,18 @@ def pretrained(config: PretrainConfig, *, device=None, cache: str | Path | None 
     ``callbacks`` (e.g. a progress bar) are passed to the loop when it runs.
     """
     path = cache_path(config, cache)
-    if path.exists():
+    if path.is_file():
         try:
             return _load(path, config)
-        except Exception as error:  # a truncated or foreign file: rebuild it
+        except Exception as error:  # a truncated, damaged or foreign file: rebuild it
             warnings.warn(f"rebuilding the pretraining cache {path}: it did not load ({type(error).__name__}: {error})", stacklevel=2)
+    try:
+        check_writable(path, "the pretraining cache")
+    except ValueError as error:
+        raise ValueError(f"{error} (set $COURSE_CACHE to a folder that can be written)") from None
     model, tokenizer, info = _pretrain(config, pick_device(device), callbacks)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.part")
-    torch.save({"config": dataclasses.asdict(config), "model": model.state_dict(), "tokenizer": tokenizer.to_json(),
-                "info": info}, partial)
-    os.replace(partial, path)  # atomic: a reader never sees half a file
+    save_verified({"config": dataclasses.asdict(config), "model": model.state_dict(), "tokenizer": tokenizer.to_json(),
+                   "info": info}, path, "the pretrained model")
     return model, tokenizer, info
 
 
