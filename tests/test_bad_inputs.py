@@ -54,15 +54,15 @@ from course_lib.engine.schedules import (
 )
 from course_lib.show.widgets import progress_bar
 from course_lib.engine.callbacks import DataChecksum, Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
-from course_lib.engine.checkpoints import load_checkpoint
-from course_lib.engine.files import load_verified, save_verified
-from course_lib.engine.data import make_loader, pick_device
+from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
+from course_lib.engine.files import check_writable, load_verified, save_verified
+from course_lib.engine.data import at_least_float32, batch_size, checksum, count_tokens, first_tensor, make_loader, pick_device, to_device
 from course_lib.show.exercises import check_clip_coefficient, check_mfu, check_optimizer_groups, check_warmup_cosine
 from course_lib.engine.stats import spread
 from course_lib.lessons.lr_schedules import integral_law_holds_until, paired_difference
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio
 from course_lib.models.toy import train_softmax_toy
-from course_lib.engine.training import Callback, History, train
+from course_lib.engine.training import Callback, History, autocast, forward_backward, train
 from course_lib.show.widgets import ScheduleExplorer, explorer_figure, figure_png
 
 matplotlib.use("Agg")
@@ -490,6 +490,76 @@ EXERCISES = [
 ]
 
 
+def _outside_parameter():
+    model, _, _ = _setup()
+    return model, torch.optim.SGD([*model.parameters(), torch.nn.Parameter(torch.ones(()))], lr=0.1), None
+
+
+def _file_in_the_way():
+    (_TMP / "a-file").write_text("x")
+    return _TMP / "a-file" / "run.pt"
+
+
+_DATASET = torch.utils.data.TensorDataset(torch.zeros(4, 3), torch.zeros(4, 1))
+
+ENGINE = [
+    pytest.param(lambda: _train(model_opt=_outside_parameter()), ValueError, "optimizer holds 1 parameter(s) that are not the model's",
+                 id="train-parameter-outside-the-model"),
+    pytest.param(lambda: _train(checkpoint=_file_in_the_way(), checkpoint_every=2), ValueError, "checkpoint '", id="train-checkpoint-unwritable"),
+    pytest.param(lambda: _train(checkpoint=_TMP, checkpoint_every=2), ValueError, "is a folder", id="train-checkpoint-is-a-folder"),
+    pytest.param(lambda: _train(checkpoint=_checkpoint("taken"), checkpoint_every=2), ValueError, "resume=False would overwrite it",
+                 id="train-checkpoint-of-another-run"),
+    pytest.param(lambda: _train(data=torch.utils.data.DataLoader(_DATASET, batch_size=2, shuffle=True), checkpoint=_TMP / "shuffled.pt",
+                                checkpoint_every=2), ValueError, "shuffle=True", id="train-checkpoint-over-a-shuffled-loader"),
+    pytest.param(lambda: _train(data=lambda m: None), TypeError, "data gave None as batch 0", id="train-data-returns-None"),
+    pytest.param(lambda: _train(callbacks=[UnfreezeAt(100, "0")]), ValueError, "UnfreezeAt(100, '0') would never unfreeze: the run has steps=",
+                 id="unfreeze-after-the-run"),
+    pytest.param(lambda: Evaluate((b for b in [_batch(0)]), every=1), TypeError, "data must be re-readable", id="evaluate-generator"),
+    pytest.param(lambda: Evaluate([_batch(0)], every=1, metrics="accuracy"), TypeError, "metrics must be a function", id="evaluate-metrics-str"),
+    pytest.param(lambda: _train(callbacks=[Evaluate([_batch(0)], every=1, metrics=lambda m, b: 0.5)]), TypeError,
+                 "metrics(model, batch) must return a dict", id="evaluate-metrics-returns-number"),
+    pytest.param(lambda: WeightChange(_NAMED(), per_matrix="no"), TypeError, "per_matrix must be True or False", id="weight-change-per-matrix-str"),
+    pytest.param(lambda: _train(callbacks=[Throughput(tokens=lambda b: -5)]), ValueError, "tokens(batch) must return a count of tokens",
+                 id="throughput-negative-tokens"),
+    pytest.param(lambda: _train(callbacks=[Throughput(tokens=lambda b: "5")]), ValueError, "tokens(batch) must return a count", id="throughput-str-tokens"),
+    pytest.param(lambda: make_loader(_DATASET, 2, shuffle="no"), TypeError, "shuffle must be True or False", id="loader-shuffle-str"),
+    pytest.param(lambda: make_loader(_DATASET, 2, drop_last=1), TypeError, "drop_last must be True or False", id="loader-drop-last-int"),
+    pytest.param(lambda: make_loader(_DATASET, 2, num_workers=-1), ValueError, "num_workers must be >= 0", id="loader-workers-negative"),
+    pytest.param(lambda: make_loader([1, 2, 3].__iter__(), 2), TypeError, "dataset must be a map-style dataset", id="loader-iterator-dataset"),
+    pytest.param(lambda: make_loader(_DATASET, 2, collate_fn="stack"), TypeError, "collate_fn must be a function", id="loader-collate-str"),
+    pytest.param(lambda: count_tokens(["raw text"]), TypeError, "batch holds no tensor to count tokens in", id="count-tokens-of-text"),
+    pytest.param(lambda: batch_size(None), TypeError, "batch holds no tensor whose first dimension counts examples", id="batch-size-None"),
+    pytest.param(lambda: first_tensor({"x": torch.zeros(2)}, prefer=0), TypeError, "prefer must be a key of the batch", id="first-tensor-prefer-int"),
+    pytest.param(lambda: checksum(3), TypeError, "value must be a model, a state dict or a list of tensors", id="checksum-int"),
+    pytest.param(lambda: checksum(torch.zeros(3)), TypeError, "value must be a model", id="checksum-bare-tensor"),
+    pytest.param(lambda: to_device(torch.zeros(2), "gpu"), ValueError, "device 'gpu' is not a device torch knows", id="to-device-unknown"),
+    pytest.param(lambda: at_least_float32([1.0]), TypeError, "tensor must be a torch.Tensor", id="at-least-float32-list"),
+    pytest.param(lambda: forward_backward(_setup()[0], _batch(0), _mse), TypeError, "micro_batches must be a non-empty list", id="forward-backward-tuple"),
+    pytest.param(lambda: forward_backward(_setup()[0], [], _mse), TypeError, "micro_batches must be a non-empty list", id="forward-backward-empty"),
+    pytest.param(lambda: autocast(torch.device("cpu"), "fp8"), ValueError, "precision must be one of 'fp32', 'bf16', 'fp16', 'fp64'", id="autocast-fp8"),
+    pytest.param(lambda: param_groups(_setup()[0], math.inf), ValueError, "weight_decay must be >= 0 and finite", id="param-groups-inf"),
+    pytest.param(lambda: save_checkpoint(_TMP / "s.pt", model=_setup()[0], optimizer=_setup()[1], scheduler=None, step=-1, history={}),
+                 ValueError, "step must be >= 0", id="save-negative-step"),
+    pytest.param(lambda: save_checkpoint(_TMP / "s.pt", model=_setup()[0], optimizer=_setup()[1], scheduler=None, step=1, history=[]),
+                 TypeError, "history must be the history's state dict", id="save-history-list"),
+    pytest.param(lambda: load_checkpoint(_checkpoint("whole"), model="model", optimizer=_setup()[1]), TypeError, "model must be a torch.nn.Module",
+                 id="load-model-str"),
+    pytest.param(lambda: clip_grad_value_([_nan_grad()], 1.0), FloatingPointError, "some gradient holds NaN or inf, which clamping would hide",
+                 id="clip-value-nan"),
+    pytest.param(lambda: clip_grad_value_(MODEL.parameters(), 1.0, error_if_nonfinite="no"), TypeError, "error_if_nonfinite must be True or False",
+                 id="clip-value-flag-str"),
+    pytest.param(lambda: check_writable(_file_in_the_way(), "--out"), ValueError, "--out '", id="check-writable-file-in-the-way"),
+    pytest.param(lambda: check_writable(None, "--out"), TypeError, "--out must be a file path", id="check-writable-None"),
+    pytest.param(lambda: load_verified(_checkpoint("whole").with_name("missing.pt")), FileNotFoundError, "missing.pt", id="load-verified-missing"),
+]
+
+
+def _nan_grad():
+    weight = torch.nn.Parameter(torch.ones(3))
+    weight.grad = torch.tensor([1.0, math.nan, 0.0])
+    return weight
+
+
 def _torch_bytes(obj) -> bytes:
     import io
 
@@ -509,6 +579,7 @@ TABLES = {
     "training": TRAINING,
     "gpt": LANGUAGE_MODEL,
     "exercises": EXERCISES,
+    "engine": ENGINE,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 

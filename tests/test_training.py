@@ -667,7 +667,9 @@ def test_count_tokens_counts_the_predictions_of_language_model_blocks():
     assert count_tokens((blocks[:, :-1], blocks[:, 1:])) == 4 * 16  # an (x, y) pair: the inputs
     assert count_tokens({"input_ids": torch.zeros(8, 12, dtype=torch.long), "labels": torch.zeros(8)}) == 96
     assert count_tokens(torch.zeros(8, 6)) == 48 and count_tokens(batches(0)) == 48  # not tokens: elements
-    assert count_tokens(torch.zeros(8, 6, dtype=torch.bool)) == 48 and count_tokens("text") == 0
+    assert count_tokens(torch.zeros(8, 6, dtype=torch.bool)) == 48
+    with pytest.raises(TypeError, match="batch holds no tensor to count tokens in"):  # not 0 tokens/s without a word
+        count_tokens(["raw", "text"])
 
 
 def test_evaluate_restores_the_training_mode_when_the_loss_raises():

@@ -24,11 +24,11 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 
-from course_lib.engine._checks import check_int, check_number, check_type
+from course_lib.engine._checks import check_int, check_number, check_type, shown
 from course_lib.engine.clipping import LayerGradNorms, global_norm
 from course_lib.engine.data import (
     at_least_float32,
@@ -85,6 +85,7 @@ class WeightChange(Callback):
         pairs = list(named_parameters)
         if pairs and not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
             raise TypeError("named_parameters must be (name, parameter) pairs: pass model.named_parameters()")
+        check_type("per_matrix", per_matrix, bool, "True or False")
         self.named = pairs
         self.per_matrix = per_matrix
         self._before: list[torch.Tensor] = []
@@ -148,7 +149,12 @@ class Throughput(Callback):
             self.total_tokens = 0
 
     def on_step_begin(self, state: TrainState) -> None:
-        tokens = sum(self.tokens(batch) for batch in state.batches)
+        tokens = 0
+        for batch in state.batches:
+            n = self.tokens(batch)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ValueError(f"tokens(batch) must return a count of tokens (an int >= 0), got {shown(n)}")
+            tokens += n
         self._count += tokens
         self.total_tokens += tokens
 
@@ -194,8 +200,11 @@ def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, preci
                     values = {"loss": (at_least_float32(out[0]), out[1]) if isinstance(out, tuple)
                               else (at_least_float32(out) * size, size)}
                     if metrics is not None:
+                        extra = metrics(model, batch)
+                        if not isinstance(extra, Mapping):
+                            raise TypeError(f"metrics(model, batch) must return a dict {{name: number}}, got {shown(extra)}")
                         values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(device) * size, size)
-                                       for k, v in metrics(model, batch).items()})
+                                       for k, v in extra.items()})
                 for key, (total, weight) in values.items():
                     sums[key] = sums.get(key, 0) + total.to(device)
                     weights[key] = weights.get(key, 0) + weight
@@ -218,7 +227,14 @@ class Evaluate(Callback):
     def __init__(self, data: Iterable, every: int, metrics: Callable[[torch.nn.Module, Any], Mapping] | None = None):
         if callable(data) or not isinstance(data, Iterable):
             raise TypeError(f"data must be an iterable of batches (a list or a DataLoader), got {type(data).__name__}")
+        if isinstance(data, Iterator):
+            raise TypeError(
+                f"data must be re-readable (a list or a DataLoader), got a one-pass {type(data).__name__}: it would be "
+                "empty from the second evaluation on. Pass list(...) of it"
+            )
         check_int("every", every, 1)
+        if metrics is not None and not callable(metrics):
+            raise TypeError(f"metrics must be a function (model, batch) -> dict of numbers, or None, got {shown(metrics)}")
         self.data, self.every, self.metrics = data, every, metrics
 
     def on_step_end(self, state: TrainState) -> None:
@@ -255,6 +271,11 @@ class UnfreezeAt(Callback):
         self.step, self.pattern = step, pattern
 
     def on_train_begin(self, state: TrainState) -> None:
+        if state.steps is not None and self.step >= state.steps:
+            raise ValueError(
+                f"UnfreezeAt({self.step}, {self.pattern!r}) would never unfreeze: the run has steps={state.steps} "
+                f"(0 to {state.steps - 1}). Pass a step below {state.steps}, or train longer"
+            )
         if ddp_wrapper(state.model) is not None:
             raise ValueError(
                 f"UnfreezeAt({self.step}, {self.pattern!r}) cannot unfreeze inside a DistributedDataParallel model: DDP "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib.engine._checks import check_int
+from course_lib.engine._checks import check_int, check_type
 from course_lib.engine.files import load_verified, save_verified
 from course_lib.engine.schedules import schedule_fingerprint
 
@@ -54,6 +54,11 @@ def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1) 
         "clip": schedule_fingerprint(clip) if callable(clip) else None if clip is None else repr(float(clip)),
         "accumulate": accumulate,
     }
+
+
+def _check_objects(model, optimizer) -> None:
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
+    check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
 
 
 def _keyed(callbacks) -> dict:
@@ -92,6 +97,9 @@ def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: di
     ``clip`` and ``accumulate`` join the fingerprint; ``callbacks`` that keep
     state (a non-empty ``state_dict()``) have it saved.
     """
+    _check_objects(model, optimizer)
+    check_int("step", step, 0, unit="completed optimizer steps")
+    check_type("history", history, dict, "the history's state dict (History.state_dict())")
     state = {
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate),
@@ -123,6 +131,7 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip
     and callbacks that do not match the saved callbacks' states (by class name
     and rank among the callbacks of that class).
     """
+    _check_objects(model, optimizer)
     path = Path(path)
     state = load_verified(path, "checkpoint")
     if "fingerprint" not in state or not isinstance(state.get("format"), int):

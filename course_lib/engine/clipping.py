@@ -85,12 +85,22 @@ def _check_norm(value: float) -> None:
 
 
 def global_norm(tensors: list[Tensor]) -> Tensor:
-    """sqrt(sum_i |t_i|^2) over a list of tensors, with one fused norm call (a 0-d tensor)."""
+    """sqrt(sum_i |t_i|^2) over a list of tensors, with one fused norm call (a 0-d tensor).
+
+    Half-precision tensors (fp16, bf16) are measured in float32: the norm of
+    finite fp16 gradients easily passes fp16's largest number (65504), and
+    an overflowed inf would read as "a gradient holds NaN or inf".
+    """
     tensors = _tensors("tensors", tensors)
     if not tensors:
         return torch.tensor(0.0)
     device = tensors[0].device
-    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in torch._foreach_norm(tensors)]))
+    if any(t.dtype in (torch.float16, torch.bfloat16) for t in tensors):
+        norms = [torch.linalg.vector_norm(t, dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None)
+                 for t in tensors]
+    else:
+        norms = torch._foreach_norm(tensors)
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
 
 
 def global_grad_norm(parameters: Iterable[torch.nn.Parameter] | Tensor) -> Tensor:
@@ -146,15 +156,26 @@ def clip_grad_norm_(
 
 
 @torch.no_grad()
-def clip_grad_value_(parameters: Iterable[torch.nn.Parameter] | Tensor, clip_value: float) -> Tensor:
+def clip_grad_value_(parameters: Iterable[torch.nn.Parameter] | Tensor, clip_value: float, *,
+                     error_if_nonfinite: bool = True) -> Tensor:
     """Clamp every gradient element to [-v, v]; return the global norm before clipping.
 
-    Unlike clipping by norm, this changes the direction of the gradient.
+    Unlike clipping by norm, this changes the direction of the gradient.  A
+    NaN or inf gradient is not clamped into a finite one that looks fine: as in
+    :func:`clip_grad_norm_`, it raises (``error_if_nonfinite=True``) or, with
+    ``False``, the gradients are left as they are and the norm shows it.
     """
     _check_threshold("clip_value", clip_value)
+    check_type("error_if_nonfinite", error_if_nonfinite, bool, "True or False")
     grads = _grads(parameters)
     total = global_norm(grads)
-    if grads and not math.isinf(clip_value):
+    finite = bool(torch.isfinite(total))  # one host read: this clip is not the training loop's
+    if error_if_nonfinite and not finite:
+        raise FloatingPointError(
+            f"the global gradient norm is {total.item()}: some gradient holds NaN or inf, which clamping would hide. "
+            "Lower the learning rate, or pass error_if_nonfinite=False and skip such steps."
+        )
+    if grads and finite and not math.isinf(clip_value):
         torch._foreach_clamp_min_(grads, -clip_value)
         torch._foreach_clamp_max_(grads, clip_value)
     return total

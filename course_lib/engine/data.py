@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-from course_lib.engine._checks import check_int
+from course_lib.engine._checks import check_int, check_type, shown
 
 __all__ = ["pick_device", "default_dtype", "at_least_float32", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches", "check_resumable_order",
            "first_tensor", "count_tokens", "batch_size",
@@ -53,6 +53,7 @@ def default_dtype(dtype: torch.dtype):
 
 def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
     """bf16 and fp16 to float32 (a softmax or a sum of losses needs it); float32 and float64 unchanged."""
+    check_type("tensor", tensor, torch.Tensor, "a torch.Tensor")
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
@@ -102,6 +103,8 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     other object with a ``.to(device)`` method.  Copies are non-blocking: on
     CUDA they overlap with computation when the tensors are in pinned memory.
     """
+    if not isinstance(device, torch.device):
+        device = pick_device(device)  # a name such as "cuda": checked once, with a clear message
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
@@ -153,8 +156,15 @@ def make_loader(
     from torch.utils.data import DataLoader
     from torch.utils.data.distributed import DistributedSampler
 
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")) or isinstance(dataset, (str, bytes)):
+        raise TypeError(f"dataset must be a map-style dataset (with __len__ and __getitem__, e.g. a TensorDataset), got {shown(dataset)}")
     check_int("batch_size", batch_size, 1, unit="examples")
     check_int("seed", seed, 0, unit="seed units (it fixes the shuffling order)")
+    check_type("shuffle", shuffle, bool, "True or False")
+    check_type("drop_last", drop_last, bool, "True or False")
+    check_int("num_workers", num_workers, 0, unit="worker processes")
+    if collate_fn is not None and not callable(collate_fn):
+        raise TypeError(f"collate_fn must be a function list of examples -> batch, or None, got {shown(collate_fn)}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
@@ -227,6 +237,8 @@ class MicroBatches:
 
     def next(self):
         batch = self.data(self.position) if self.callable else self._next_raw()
+        if batch is None:
+            raise TypeError(f"data gave None as batch {self.position}: a data function must return the batch (did it forget `return`?)")
         self.position += 1
         return batch
 
@@ -244,6 +256,8 @@ def check_resumable_order(data) -> None:
 
 def first_tensor(batch: Any, prefer: str | None = None) -> torch.Tensor | None:
     """The tensor ``batch[prefer]`` if the batch is a mapping that has it, else the first tensor found, depth first."""
+    if prefer is not None:
+        check_type("prefer", prefer, str, "a key of the batch (str) or None")
     if isinstance(batch, torch.Tensor):
         return batch
     if isinstance(batch, Mapping):
@@ -270,13 +284,17 @@ def count_tokens(batch: Any) -> int:
                                                                     or batch.dtype == torch.bool):
         return batch.shape[0] * max(0, batch.shape[1] - 1)
     found = first_tensor(batch, "input_ids")
-    return 0 if found is None else found.numel()
+    if found is None:
+        raise TypeError(f"batch holds no tensor to count tokens in, got {shown(batch)}: pass tokens=... a function batch -> count")
+    return found.numel()
 
 
 def batch_size(batch: Any) -> int:
     """Examples in a batch: the first dimension of the first tensor found (from shapes, no synchronisation)."""
     found = first_tensor(batch)
-    return 0 if found is None else (found.shape[0] if found.ndim else 1)
+    if found is None:
+        raise TypeError(f"batch holds no tensor whose first dimension counts examples, got {shown(batch)}")
+    return found.shape[0] if found.ndim else 1
 
 
 def tensor_digest(tensor: torch.Tensor, into=None, name: str | None = None):
@@ -297,6 +315,8 @@ def checksum(value) -> str:
     """The first 12 hex digits of a SHA-256 over tensors (a model's state, or a list of batches), bit for bit."""
     if isinstance(value, torch.nn.Module):
         value = value.state_dict()
+    if isinstance(value, torch.Tensor) or not isinstance(value, (dict, list, tuple)):
+        raise TypeError(f"value must be a model, a state dict or a list of tensors, got {shown(value)}")
     items = sorted(value.items()) if isinstance(value, dict) else list(enumerate(value))
     digest = hashlib.sha256()
     for key, tensor in items:

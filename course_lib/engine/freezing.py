@@ -16,6 +16,7 @@ or ``h.N.``).  A choice that matches nothing is an error, not a silent no-op.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Iterable
 
@@ -116,7 +117,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float, *, include_frozen:
     run is the same as without them until they are unfrozen.
     """
     check_type("model", model, torch.nn.Module, "a torch.nn.Module")
-    check_number("weight_decay", weight_decay, ">= 0", lambda v: v >= 0)
+    check_number("weight_decay", weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
     check_type("include_frozen", include_frozen, bool, "True or False")
     norms = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
     no_decay_ids = {

@@ -52,7 +52,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.distributed as dist
 
-from course_lib.engine._checks import check_choice, check_int, check_type
+from course_lib.engine._checks import check_choice, check_int, check_type, shown
 from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
 from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
 from course_lib.engine.data import MicroBatches, check_resumable_order, ddp_wrapper, is_main_process, pick_device, to_device
@@ -217,6 +217,7 @@ class Callback:
 
 def autocast(device: torch.device, precision: str):
     """The autocast context of a precision: bf16 or fp16 autocast, a no-op for fp32 and fp64."""
+    check_choice("precision", precision, PRECISIONS)
     if precision in ("fp32", "fp64"):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -260,6 +261,9 @@ def forward_backward(
     returned loss is the mean over ranks, so every rank records the same loss
     and makes the same decision to update or to skip.
     """
+    if not isinstance(micro_batches, list) or not micro_batches:
+        raise TypeError(f"micro_batches must be a non-empty list of batches, one per micro-batch (a tuple would read as "
+                        f"the parts of one batch), got {shown(micro_batches)}")
     device = next(model.parameters()).device
     ddp = ddp_wrapper(model)
     sums, counts, means = [], [], []
