@@ -34,6 +34,7 @@ import torch
 import torch.distributed as dist
 
 from course_lib.engine.distributed import child_environment, cleanup, global_batch_slice, setup, wrap
+from course_lib.engine.files import check_writable, write_safely
 from course_lib.engine.stats import curve_agreement
 from course_lib.engine.timing import PeakMemory, Timing, loop_steps, synchronize
 from course_lib.engine.training import train
@@ -181,6 +182,12 @@ def main(argv=None) -> None:
         return worker(args)
     if args.gpus < 1 or args.global_batch % args.gpus:
         parser.error(f"--gpus must be >= 1 and divide --global-batch ({args.global_batch})")
+    if unknown := set(args.parts.split(",")) - {"speed", "curves"}:
+        parser.error(f"--parts must name speed and/or curves, got {sorted(unknown)}")
+    try:
+        check_writable(args.out, "--out")  # before the runs, not after them
+    except ValueError as error:
+        parser.error(str(error))
     began = time.perf_counter()
     results = driver(args)
     device = torch.device("cuda" if args.backend != "gloo" and torch.cuda.is_available() else "cpu")
@@ -188,9 +195,8 @@ def main(argv=None) -> None:
         device, "python benchmarks/ddp_scaling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         gpus_visible=torch.cuda.device_count(), seconds=round(time.perf_counter() - began), step=dataclasses.asdict(FAST),
         environment=NO_MULTICAST)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(stored.rounded(results)), encoding="utf-8")
-    print(f"wrote {args.out}")
+    written = write_safely(args.out, lambda f: f.write_text(json.dumps(stored.rounded(results)), encoding="utf-8"))
+    print(f"wrote {written}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ import torch
 
 from course_lib.engine.callbacks import Throughput
 from course_lib.engine.data import pick_device
+from course_lib.engine.files import check_writable, write_safely
 from course_lib.engine.timing import PeakMemory, Timing, loop_steps, mfu, peak_flops, synchronize
 from course_lib.lessons import stored
 from course_lib.lessons.optimization_options import loss_curves
@@ -323,7 +324,16 @@ def main(argv=None) -> None:
     args.size = SIZES[args.size]
     torch._dynamo.config.cache_size_limit = 64  # every contender is its own compiled graph
     parts = args.parts.split(",")
-    results = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
+    if unknown := [part for part in parts if part not in ("comparison", "ablation", "profile", "loss")]:
+        parser.error(f"unknown part(s) {unknown}: --parts takes comparison, ablation, profile and loss")
+    try:
+        check_writable(args.out, "--out")  # before the runs, not after them
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        results = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
+    except (ValueError, UnicodeDecodeError) as error:
+        parser.error(f"--out {str(args.out)!r} holds no results this command can add to ({error}): move it away or pass another --out")
     results.setdefault("provenance", {})
     nano = None
     if "comparison" in parts:
@@ -349,14 +359,11 @@ def main(argv=None) -> None:
         elif part == "loss":
             results[part] = loss_curves(args.loss_steps, fast=args.fast, device=device, progress=print)
             print(json.dumps(results[part]["agreement"]))
-        else:
-            parser.error(f"unknown part {part!r}")
         results["provenance"][part] = stored.provenance(
             device, "python benchmarks/nanogpt_vs_course.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             nanogpt_commit=commit, seconds=round(time.perf_counter() - began), step=dataclasses.asdict(args.fast))
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(stored.rounded(results)), encoding="utf-8")
-        print(f"wrote {args.out} ({part}: {time.perf_counter() - began:.0f} s)", flush=True)
+        written = write_safely(args.out, lambda f: f.write_text(json.dumps(stored.rounded(results)), encoding="utf-8"))
+        print(f"wrote {written} ({part}: {time.perf_counter() - began:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

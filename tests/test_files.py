@@ -218,3 +218,16 @@ def test_a_run_killed_at_random_moments_always_leaves_a_checkpoint_that_loads(tm
         warnings.simplefilter("error")
         content = load_verified(path)
     assert content["format"] == 4
+
+
+@pytest.mark.parametrize("command", [
+    ["benchmarks/ddp_scaling.py", "--gpus", "2", "--size", "tiny", "--backend", "gloo", "--parts", "curves"],
+    ["benchmarks/nanogpt_vs_course.py", "--parts", "loss", "--device", "cpu"],
+])
+def test_the_benchmarks_refuse_a_bad_out_before_they_run(tmp_path, command):
+    (tmp_path / "file").write_text("x")
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, *command, "--out", str(tmp_path / "file" / "r.json")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and "--out '" in done.stderr and "is a file, not a folder" in done.stderr, done.stderr[-2000:]
+    assert time.monotonic() - began < 60  # refused at the start, not after the runs

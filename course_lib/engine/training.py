@@ -18,6 +18,12 @@ Data parallelism needs no flag either: give the loop a model wrapped by
 :func:`course_lib.engine.distributed.wrap` (``DistributedDataParallel``) and, on
 each rank, that rank's share of every batch.
 
+What trains is the model's.  The loop zeroes, clips, counts in the norm,
+checks and checkpoints ``model.parameters()``, and DDP averages only those;
+so an optimizer that holds a tensor outside the model (a learnable
+temperature kept in the loss, say) is refused at the start: make it an
+attribute of the model (``model.temperature = nn.Parameter(...)``).
+
 Set up once, then stepped: :func:`train` is :func:`start` (argument checks,
 device, GradScaler, resume, ``on_train_begin``), one ``run.advance(n)`` (the
 loop), then ``run.finish()``.  A benchmark keeps the :class:`Run` and times its
