@@ -511,7 +511,6 @@ ENGINE = [
                  id="train-checkpoint-of-another-run"),
     pytest.param(lambda: _train(data=torch.utils.data.DataLoader(_DATASET, batch_size=2, shuffle=True), checkpoint=_TMP / "shuffled.pt",
                                 checkpoint_every=2), ValueError, "shuffle=True", id="train-checkpoint-over-a-shuffled-loader"),
-    pytest.param(lambda: _train(data=lambda m: None), TypeError, "data gave None as batch 0", id="train-data-returns-None"),
     pytest.param(lambda: _train(callbacks=[UnfreezeAt(100, "0")]), ValueError, "UnfreezeAt(100, '0') would never unfreeze: the run has steps=",
                  id="unfreeze-after-the-run"),
     pytest.param(lambda: Evaluate((b for b in [_batch(0)]), every=1), TypeError, "data must be re-readable", id="evaluate-generator"),

@@ -237,8 +237,6 @@ class MicroBatches:
 
     def next(self):
         batch = self.data(self.position) if self.callable else self._next_raw()
-        if batch is None:
-            raise TypeError(f"data gave None as batch {self.position}: a data function must return the batch (did it forget `return`?)")
         self.position += 1
         return batch
 
