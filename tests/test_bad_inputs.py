@@ -598,6 +598,8 @@ STORED = [
     pytest.param(lambda: _stored.path(5, "gpu"), TypeError, "lesson must be the lesson's number as two digits", id="path-lesson-int"),
     pytest.param(lambda: _stored.configuration(_options.CONFIGS, "tpu"), ValueError, "name must be one of 'cpu', 'gpu'", id="configuration-unknown"),
     pytest.param(lambda: _stored.require({"a": {}}, ["a", "b"], "x"), ValueError, "results['a'] has no 'b'", id="require-missing"),
+    pytest.param(lambda: _stored.as_stored({"name": "gpu"}, {}), TypeError, "config must be a configuration", id="as-stored-dict"),
+    pytest.param(lambda: _stored.as_stored(_options.CONFIGS["cpu"], [1]), TypeError, "stored must be the stored configuration", id="as-stored-list"),
     pytest.param(lambda: _store_to(_file_in_the_way("results-file") / "out.json"), ValueError, "--out", id="main-out-under-a-file"),
     pytest.param(lambda: _store_to(_TMP), ValueError, "is a folder", id="main-out-a-folder"),
 ]
@@ -625,6 +627,9 @@ OPTIMIZATION_OPTIONS = [
     pytest.param(lambda: _options.headline({"comparison": {"rows": []}, "loss": {"agreement": {}}}), ValueError,
                  "holds 0 nanoGPT row(s) and 0 course row(s)", id="headline-no-rows"),
     pytest.param(lambda: _options.matmul_rate({}), ValueError, "results has no 'profile'", id="matmul-rate-empty"),
+    pytest.param(lambda: _options.loss_curves(10, fast="fast"), TypeError, "fast must be a course_lib.models.fast_step.StepOptions",
+                 id="loss-curves-fast-str"),
+    pytest.param(lambda: _options.loss_curves(10, seed=-1), ValueError, "seed must be >= 0", id="loss-curves-seed"),
 ]
 
 LESSON_SUMMARIES = [

@@ -207,8 +207,8 @@ class _TokenCount(Callback):
         for batch in state.batches:
             counted = self.tokens(batch)
             if isinstance(counted, bool) or not isinstance(counted, int) or counted < 0:
-                raise (ValueError if isinstance(counted, int) and not isinstance(counted, bool) else TypeError)(
-                    f"tokens(batch) must return an int >= 0 (the tokens the micro-batch trains on), got {shown(counted)}")
+                error = ValueError if isinstance(counted, int) and not isinstance(counted, bool) else TypeError
+                raise error(f"tokens(batch) must return an int >= 0 (the tokens the micro-batch trains on), got {shown(counted)}")
             self.total += counted
 
 

@@ -382,6 +382,9 @@ def loss_curves(steps: int = 300, *, fast: StepOptions = FAST, plain: StepOption
     Returns both loss curves and :func:`curve_agreement`.
     """
     check_int("steps", steps, 1)
+    check_type("fast", fast, StepOptions, "a course_lib.models.fast_step.StepOptions, e.g. FAST")
+    check_type("plain", plain, StepOptions, "a course_lib.models.fast_step.StepOptions, e.g. PLAIN")
+    check_int("seed", seed, 0, unit="seed units")
     device = pick_device(device)
     _, ids = encode_texts(pretraining_texts(), vocab)
     windows = TokenWindows(ids, fast.micro_batch, fast.model.block_size, seed)

@@ -124,6 +124,9 @@ def as_stored(config, stored: Mapping) -> dict:
     it describes used that default.  Nested configurations (a ``GPTConfig`` as
     ``model``) are compared the same way, field by field.
     """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a configuration (a dataclass instance), got {shown(config)}")
+    check_type("stored", stored, Mapping, "the stored configuration, a dict read from the results file")
     out = {}
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
