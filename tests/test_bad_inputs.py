@@ -495,17 +495,12 @@ def _outside_parameter():
     return model, torch.optim.SGD([*model.parameters(), torch.nn.Parameter(torch.ones(()))], lr=0.1), None
 
 
-def _file_in_the_way():
-    (_TMP / "a-file").write_text("x")
-    return _TMP / "a-file" / "run.pt"
-
-
 _DATASET = torch.utils.data.TensorDataset(torch.zeros(4, 3), torch.zeros(4, 1))
 
 ENGINE = [
     pytest.param(lambda: _train(model_opt=_outside_parameter()), ValueError, "optimizer holds 1 parameter(s) that are not the model's",
                  id="train-parameter-outside-the-model"),
-    pytest.param(lambda: _train(checkpoint=_file_in_the_way(), checkpoint_every=2), ValueError, "checkpoint '", id="train-checkpoint-unwritable"),
+    pytest.param(lambda: _train(checkpoint=_file_in_the_way("ckpt-file") / "run.pt", checkpoint_every=2), ValueError, "checkpoint '", id="train-checkpoint-unwritable"),
     pytest.param(lambda: _train(checkpoint=_TMP, checkpoint_every=2), ValueError, "is a folder", id="train-checkpoint-is-a-folder"),
     pytest.param(lambda: _train(checkpoint=_checkpoint("taken"), checkpoint_every=2), ValueError, "resume=False would overwrite it",
                  id="train-checkpoint-of-another-run"),
@@ -547,7 +542,7 @@ ENGINE = [
                  id="clip-value-nan"),
     pytest.param(lambda: clip_grad_value_(MODEL.parameters(), 1.0, error_if_nonfinite="no"), TypeError, "error_if_nonfinite must be True or False",
                  id="clip-value-flag-str"),
-    pytest.param(lambda: check_writable(_file_in_the_way(), "--out"), ValueError, "--out '", id="check-writable-file-in-the-way"),
+    pytest.param(lambda: check_writable(_file_in_the_way("out-file") / "r.json", "--out"), ValueError, "--out '", id="check-writable-file-in-the-way"),
     pytest.param(lambda: check_writable(None, "--out"), TypeError, "--out must be a file path", id="check-writable-None"),
     pytest.param(lambda: load_verified(_checkpoint("whole").with_name("missing.pt")), FileNotFoundError, "missing.pt", id="load-verified-missing"),
 ]
@@ -557,6 +552,206 @@ def _nan_grad():
     weight = torch.nn.Parameter(torch.ones(3))
     weight.grad = torch.tensor([1.0, math.nan, 0.0])
     return weight
+
+
+# ---------------------------------------------------------------------------------------------- timing, stats, stored results, lessons 01-05's summaries and tables
+
+from course_lib.engine import stats as _stats
+from course_lib.engine import timing as _timing
+from course_lib.lessons import finetuning_bert as _finetuning_bert
+from course_lib.lessons import gradient_clipping as _clipping_lesson
+from course_lib.lessons import lr_schedules as _schedules_lesson
+from course_lib.lessons import optimization_options as _options
+from course_lib.lessons import stored as _stored
+from course_lib.show import tables as _tables
+
+
+def _speed(**kwargs):
+    """train_speed of a tiny regression on the CPU: one timed step."""
+    model, optimizer, _ = _setup()
+    return _timing.train_speed(model, optimizer, kwargs.pop("data", _batch), _mse, steps=1, warmup=0, rounds=1, device="cpu",
+                               **kwargs)
+
+
+def _load_stored(content: bytes, expected=None):
+    """stored.load of a file lesson99_gpu.json that holds ``content``."""
+    folder = _TMP / "stored"
+    folder.mkdir(exist_ok=True)
+    (folder / "lesson99_gpu.json").write_bytes(content)
+    before, _stored.DATA = _stored.DATA, folder
+    try:
+        return _stored.load("99", "gpu", "python -m course_lib.lessons.x --config gpu", expected or {})
+    finally:
+        _stored.DATA = before
+
+
+def _store_to(out):
+    """The store command (stored.main) with --out ``out``; its run_all must not run when out cannot be written."""
+    def run_all(config, device):
+        raise AssertionError("run_all ran before --out was checked")
+
+    return _stored.main(["--config", "cpu", "--out", str(out)], lesson="99", description="test", configs=_options.CONFIGS,
+                        run_all=run_all)
+
+
+def _file_in_the_way(name):
+    path = _TMP / name
+    path.write_text("a file, not a folder")
+    return path
+
+
+def _recorded_once():
+    """A History where w1 and w2 were recorded once, before any update."""
+    history = History()
+    history.add("w1", 0, 0.0)
+    history.add("w2", 0, 0.0)
+    return history
+
+
+def _toy_runs(*seeds_per_schedule):
+    return {f"s{i}": [train_softmax_toy(Constant(), 0.5, 8, seed=seed) for seed in range(n)] for i, n in enumerate(seeds_per_schedule)}
+
+
+def _gpu_results(**changes):
+    return {**_options.load_results("gpu"), **changes}
+
+
+TIMING = [
+    pytest.param(lambda: _timing.Timing.of([math.nan]), ValueError, "samples[0] must be a finite number of seconds >= 0", id="timing-nan"),
+    pytest.param(lambda: _timing.Timing.of([0.1, -1.0]), ValueError, "samples[1] must be a finite number of seconds >= 0", id="timing-negative"),
+    pytest.param(lambda: _timing.Timing.of(["0.1"]), TypeError, "samples[0] must be a real number", id="timing-str"),
+    pytest.param(lambda: _timing.Timing.of(None), TypeError, "samples must be a list of measured seconds", id="timing-None"),
+    pytest.param(lambda: _timing.peak_for_name(None, "bf16"), TypeError, "name must be the GPU's name", id="peak-name-None"),
+    pytest.param(lambda: _timing.peak_for_name("NVIDIA H100 80GB HBM3", "fp8"), ValueError, "precision must be one of 'bf16', 'fp16'",
+                 id="peak-precision-unknown"),
+    pytest.param(lambda: _timing.mfu(math.inf, 1e9, 1e12), ValueError, "tokens_per_s must be > 0 and finite", id="mfu-inf"),
+    pytest.param(lambda: _timing.fused_adamw(torch.nn.Linear(2, 2), lr=0.1), TypeError, "params must be model.parameters()", id="adamw-model"),
+    pytest.param(lambda: _timing.fused_adamw(torch.nn.Linear(2, 2).parameters(), lr="3e-4"), TypeError, "lr must be a real number",
+                 id="adamw-lr-str"),
+    pytest.param(lambda: _timing.fused_adamw([], lr=0.1), ValueError, "params is empty", id="adamw-empty"),
+    pytest.param(lambda: _timing.synchronize(3), TypeError, "device must be a string", id="synchronize-int"),
+    pytest.param(lambda: _speed(precision="fp8"), ValueError, "precision must be one of 'fp32', 'bf16', 'fp16', 'fp64'", id="speed-precision"),
+    pytest.param(lambda: _speed(precision="tf32"), ValueError, "precision must be one of", id="speed-precision-tf32"),
+    pytest.param(lambda: _speed(flops_per_token=-1), ValueError, "flops_per_token must be None or a finite number > 0", id="speed-flops-negative"),
+    pytest.param(lambda: _speed(flops_per_token="1e6"), TypeError, "flops_per_token must be a real number", id="speed-flops-str"),
+    pytest.param(lambda: _speed(tokens=12), TypeError, "tokens must be a function", id="speed-tokens-int"),
+    pytest.param(lambda: _speed(tokens=lambda batch: -5), ValueError, "tokens(batch) must return an int >= 0", id="speed-tokens-negative"),
+    pytest.param(lambda: _speed(tokens=lambda batch: 2.5), TypeError, "tokens(batch) must return an int >= 0", id="speed-tokens-float"),
+    pytest.param(lambda: _speed(tokens=lambda batch: 0, flops_per_token=1e6), ValueError, "no token was counted", id="speed-no-tokens"),
+]
+
+STATS = [
+    pytest.param(lambda: _stats.spread([True, False]), TypeError, "values[0] must be a real number", id="spread-bools"),
+    pytest.param(lambda: _stats.spread([1.0, "2"]), TypeError, "values[1] must be a real number", id="spread-str"),
+    pytest.param(lambda: _stats.spread(None), TypeError, "values must be a list of numbers", id="spread-None"),
+    pytest.param(lambda: _stats.curve_agreement([0.0] * 5, [1.0] * 5, 2), ValueError, "reference[0] must be a finite loss > 0",
+                 id="curves-zero-reference"),
+    pytest.param(lambda: _stats.curve_agreement([1.0] * 5, [1.0, math.nan, 1.0, 1.0, 1.0], 2), ValueError,
+                 "other[1] must be a finite loss >= 0", id="curves-nan"),
+    pytest.param(lambda: _stats.curve_agreement("abcde", "abcde", 2), TypeError, "reference must be a list of numbers", id="curves-str"),
+]
+
+STORED = [
+    pytest.param(lambda: _load_stored(b"{garbage"), ValueError, "lesson99_gpu.json cannot be read as JSON", id="load-garbage"),
+    pytest.param(lambda: _load_stored(b""), ValueError, "lesson99_gpu.json cannot be read as JSON", id="load-empty"),
+    pytest.param(lambda: _load_stored(b'{"config": {"name": "gpu", "ste'), ValueError, "rewrite it with `python -m course_lib.lessons.x",
+                 id="load-truncated"),
+    pytest.param(lambda: _load_stored(b"\xff\xfe\x00\x01"), ValueError, "cannot be read as JSON", id="load-not-utf8"),
+    pytest.param(lambda: _load_stored(b"[1, 2]"), ValueError, "holds a list, not the dict of results", id="load-list"),
+    pytest.param(lambda: _load_stored(b'{"x": 1}', {"config": _options.CONFIGS["cpu"]}), ValueError, "has no 'config'", id="load-no-config"),
+    pytest.param(lambda: _load_stored(b'{"config": 3}', {"config": _options.CONFIGS["cpu"]}), ValueError, "made with another configuration",
+                 id="load-config-not-dict"),
+    pytest.param(lambda: _load_stored(b"{}", {"config": "gpu"}), TypeError, "expected['config'] must be a configuration", id="load-expected-str"),
+    pytest.param(lambda: _stored.path(5, "gpu"), TypeError, "lesson must be the lesson's number as two digits", id="path-lesson-int"),
+    pytest.param(lambda: _stored.configuration(_options.CONFIGS, "tpu"), ValueError, "name must be one of 'cpu', 'gpu'", id="configuration-unknown"),
+    pytest.param(lambda: _stored.require({"a": {}}, ["a", "b"], "x"), ValueError, "results['a'] has no 'b'", id="require-missing"),
+    pytest.param(lambda: _stored.as_stored({"name": "gpu"}, {}), TypeError, "config must be a configuration", id="as-stored-dict"),
+    pytest.param(lambda: _stored.as_stored(_options.CONFIGS["cpu"], [1]), TypeError, "stored must be the stored configuration", id="as-stored-list"),
+    pytest.param(lambda: _store_to(_file_in_the_way("results-file") / "out.json"), ValueError, "--out", id="main-out-under-a-file"),
+    pytest.param(lambda: _store_to(_TMP), ValueError, "is a folder", id="main-out-a-folder"),
+]
+
+OPTIMIZATION_OPTIONS = [
+    pytest.param(lambda: _options.load_results("tpu"), ValueError, "name must be one of 'cpu', 'gpu'", id="load-results-unknown"),
+    pytest.param(lambda: _options.Config("x", precisions=("fp32", "fp8")), ValueError, "precisions[1] must be one of 'tf32', 'fp32'",
+                 id="config-precision"),
+    pytest.param(lambda: _options.Config("x", precisions=()), ValueError, "precisions is empty", id="config-no-precision"),
+    pytest.param(lambda: _options.Config("x", compile="no"), TypeError, "compile must be True or False", id="config-compile-str"),
+    pytest.param(lambda: _options.Config("x", batch_size=30), ValueError, "batch_size 30 must be a multiple of accumulate 4",
+                 id="config-batch-accumulate"),
+    pytest.param(lambda: _options.Config("x", accumulate=0), ValueError, "accumulate must be >= 1", id="config-accumulate-zero"),
+    pytest.param(lambda: _options.Config("x", tying_seeds=()), ValueError, "tying_seeds is empty", id="config-no-seeds"),
+    pytest.param(lambda: _options.Config("x", batch_sizes=(8, -1)), ValueError, "batch_sizes[1] must be >= 1", id="config-batch-negative"),
+    pytest.param(lambda: _options.Config("x", steps=2.5), TypeError, "steps must be an int", id="config-steps-float"),
+    pytest.param(lambda: _options.Config("x", model={"n_layer": 2}), TypeError, "model must be a course_lib.models.gpt.GPTConfig",
+                 id="config-model-dict"),
+    pytest.param(lambda: _options.run_all("cpu"), TypeError, "config must be a Config", id="run-all-name"),
+    pytest.param(lambda: _options.cost_terms(GPTConfig(), lengths=(1024, -5)), ValueError, "lengths[1] must be >= 1", id="cost-length-negative"),
+    pytest.param(lambda: _options.cost_terms(GPTConfig(), lengths=()), ValueError, "lengths is empty", id="cost-no-length"),
+    pytest.param(lambda: _options.cost_terms({"n_layer": 12}), TypeError, "config must be a course_lib.models.gpt.GPTConfig", id="cost-config-dict"),
+    pytest.param(lambda: _options.contiguity("cpu", 0), ValueError, "n must be >= 1", id="contiguity-zero"),
+    pytest.param(lambda: _options.pinned_copies("cpu", -1), ValueError, "megabytes must be >= 1", id="pinned-negative"),
+    pytest.param(lambda: _options.headline({"comparison": {"rows": []}, "loss": {"agreement": {}}}), ValueError,
+                 "holds 0 nanoGPT row(s) and 0 course row(s)", id="headline-no-rows"),
+    pytest.param(lambda: _options.matmul_rate({}), ValueError, "results has no 'profile'", id="matmul-rate-empty"),
+    pytest.param(lambda: _options.loss_curves(10, fast="fast"), TypeError, "fast must be a course_lib.models.fast_step.StepOptions",
+                 id="loss-curves-fast-str"),
+    pytest.param(lambda: _options.loss_curves(10, seed=-1), ValueError, "seed must be >= 0", id="loss-curves-seed"),
+]
+
+LESSON_SUMMARIES = [
+    pytest.param(lambda: _schedules_lesson.schedule_stats({}), ValueError, "runs is empty", id="schedule-stats-empty"),
+    pytest.param(lambda: _schedules_lesson.schedule_stats({"cosine": []}), ValueError, "runs['cosine'] holds no run", id="schedule-stats-no-run"),
+    pytest.param(lambda: _schedules_lesson.schedule_stats({"cosine": History()}), TypeError, "runs['cosine'] must be a list of Histories",
+                 id="schedule-stats-history"),
+    pytest.param(lambda: _schedules_lesson.paired_difference([], []), ValueError, "a and b hold no run", id="paired-empty"),
+    pytest.param(lambda: _schedules_lesson.settled_step(History(), "0.01"), TypeError, "excess must be a real number", id="settled-excess-str"),
+    pytest.param(lambda: _schedules_lesson.settled_step(History(), -0.01), ValueError, "excess must be a finite excess loss > 0",
+                 id="settled-excess-negative"),
+    pytest.param(lambda: _schedules_lesson.accumulated_rate([0.1, 0.1]), TypeError, "history must be a History", id="accumulated-list"),
+    pytest.param(lambda: _schedules_lesson.integral_prediction(History(), 2.0), ValueError, "target_prob must be in (0.5, 1]",
+                 id="prediction-target"),
+    pytest.param(lambda: _schedules_lesson.late_jitter(_recorded_once()), ValueError, "the jitter needs at least one update", id="jitter-no-update"),
+    pytest.param(lambda: _clipping_lesson.clipping_stats(History()), ValueError, "history holds no step", id="clipping-stats-empty"),
+    pytest.param(lambda: _clipping_lesson.clipping_stats(train_softmax_toy(Constant(), 0.5, 3)), ValueError,
+                 "history recorded no 'update_norm'", id="clipping-stats-no-update-norm"),
+    pytest.param(lambda: _clipping_lesson.clipping_stats(History(), target="1e-3"), TypeError, "target must be a real number",
+                 id="clipping-stats-target-str"),
+    pytest.param(lambda: _clipping_lesson.clipping_stats(History(), blown_up=-1), ValueError, "blown_up must be a finite loss > 0",
+                 id="clipping-stats-blown-up"),
+    pytest.param(lambda: _clipping_lesson.layer_clipping(1.0, "0"), TypeError, "seed must be an int", id="layer-clipping-seed-str"),
+    pytest.param(lambda: _clipping_lesson.value_ranges(2, 4, 1.5), TypeError, "seed must be an int", id="value-ranges-seed-float"),
+]
+
+TABLES_SHOW = [
+    pytest.param(lambda: _tables.with_spread(1.5, "en"), TypeError, "value must be a Spread", id="with-spread-float"),
+    pytest.param(lambda: _tables.compare_schedules(_toy_runs(1, 2), "en"), ValueError, "as many seeds for every schedule",
+                 id="schedules-unequal-seeds"),
+    pytest.param(lambda: _tables.compare_schedules({}, "xx"), ValueError, "lang must be one of", id="schedules-lang-first"),
+    pytest.param(lambda: _tables.compare_clipping({}, "en"), ValueError, "runs is empty", id="clipping-empty"),
+    pytest.param(lambda: _tables.integral_law_table({"cosine": [History()]}, "en"), TypeError, "runs['cosine'] must be a History",
+                 id="integral-law-list"),
+    pytest.param(lambda: _tables.finetune_table({"runs": []}, "en"), ValueError, "results['runs'] is empty", id="finetune-no-runs"),
+    pytest.param(lambda: _tables.finetune_table({}, "en", timing="no"), TypeError, "timing must be True or False", id="finetune-timing-str"),
+    pytest.param(lambda: _tables.finetune_table(_finetuning_bert.load_results("gpu"), "en", variants=["freeze"]), ValueError,
+                 "variants[0] must be one of", id="finetune-variant-unknown"),
+    pytest.param(lambda: _tables.gpt_freezing_table({}, "en"), ValueError, "results has no 'runs'", id="gpt-freezing-no-runs"),
+    pytest.param(lambda: _tables.measured_table([{"a": True}], [("a", "col_ms_step", 1)], "en"), TypeError, "rows[0]['a'] must be a number",
+                 id="measured-bool"),
+    pytest.param(lambda: _tables.measured_table([1.0], [("a", "col_ms_step", 1)], "en"), TypeError, "rows[0] must be a dict", id="measured-row-float"),
+    pytest.param(lambda: _tables.measured_table([], [("a", "col_ms_step")], "en"), TypeError, "columns[0] must be a tuple (key, label key, digits)",
+                 id="measured-column-short"),
+    pytest.param(lambda: _tables.options_table({}, "en"), ValueError, "results has no 'vocabulary_sizes'", id="options-empty"),
+    pytest.param(lambda: _tables.options_table(_gpu_results(compiled=None), "en"), ValueError, "results['compiled'] is None",
+                 id="options-not-measured"),
+    pytest.param(lambda: _tables.options_table(_gpu_results(batch_sizes=[]), "en"), ValueError, "no measurement with batch=16",
+                 id="options-no-batch"),
+    pytest.param(lambda: _tables.profile_table({"profile": {"wall_ms_per_step": 0, "gpu_ms_per_step": 1, "by_kind": {"matmul": 1.0}}}, "en"),
+                 ValueError, "results['profile']['wall_ms_per_step'] must be a finite time > 0", id="profile-zero-wall"),
+    pytest.param(lambda: _tables.benchmark_table({"comparison": {"rows": []}}, "en"), ValueError, "results['comparison']['rows'] is empty",
+                 id="benchmark-no-rows"),
+    pytest.param(lambda: _tables.freezing_table(3, "en"), TypeError, "model must be a torch.nn.Module", id="freezing-int"),
+]
 
 
 def _torch_bytes(obj) -> bytes:
@@ -579,6 +774,12 @@ TABLES = {
     "gpt": LANGUAGE_MODEL,
     "exercises": EXERCISES,
     "engine": ENGINE,
+    "timing": TIMING,
+    "stats": STATS,
+    "stored": STORED,
+    "optimization_options": OPTIMIZATION_OPTIONS,
+    "lesson_summaries": LESSON_SUMMARIES,
+    "tables": TABLES_SHOW,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 

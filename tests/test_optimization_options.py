@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -266,3 +267,82 @@ def test_a_field_added_to_a_nested_configuration_keeps_older_files_valid(tmp_pat
         stored.load("99", "gpu", "test", {"config": Sizes("gpu", GPTConfig(n_layer=2, bias=False))})
     with pytest.raises(ValueError, match="another configuration"):
         stored.load("99", "gpu", "test", {"config": Sizes("gpu", GPTConfig(n_layer=3))})
+
+
+def _recording_run_all(calls, during=None):
+    def run_all(config, device):
+        calls.append(config.name)
+        if during:
+            during()
+        return {"config": dataclasses.asdict(config), "x": 1 / 3}
+    return run_all
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sizes:
+    name: str
+    steps: int = 3
+
+
+def test_the_store_command_checks_out_before_the_run(tmp_path):
+    """A place that cannot be written is refused before the (hours-long) run, not after it."""
+    in_the_way = tmp_path / "results"
+    in_the_way.write_text("a file where the folder should be")
+    calls = []
+    for out in (in_the_way / "lesson99_gpu.json", tmp_path):
+        with pytest.raises(ValueError, match="--out"):
+            stored.main(["--config", "gpu", "--out", str(out)], lesson="99", description="test", configs={"gpu": _Sizes("gpu")},
+                        run_all=_recording_run_all(calls))
+    assert calls == []
+
+
+def test_the_store_command_keeps_the_results_when_the_place_goes_away_during_the_run(tmp_path):
+    """The folder replaced by a file while run_all runs: the results are written to a temporary file that the warning names."""
+    folder = tmp_path / "results"
+    calls = []
+
+    def replace_the_folder():
+        folder.rmdir()
+        folder.write_text("now a file")
+
+    with pytest.warns(UserWarning, match="could not write the results") as warned:
+        stored.main(["--config", "gpu", "--out", str(folder / "lesson99_gpu.json")], lesson="99", description="test",
+                    configs={"gpu": _Sizes("gpu")}, run_all=_recording_run_all(calls, replace_the_folder))
+    kept = Path(str(warned[0].message).rsplit("they are kept in ", 1)[1])
+    try:
+        assert calls == ["gpu"] and json.loads(kept.read_text(encoding="utf-8")) == {"config": {"name": "gpu", "steps": 3}, "x": 0.333333}
+    finally:
+        kept.unlink()
+
+
+def test_the_store_command_writes_its_file_whole(tmp_path):
+    out = tmp_path / "deep" / "er" / "lesson99_gpu.json"
+    stored.main(["--config", "gpu", "--out", str(out)], lesson="99", description="test", configs={"gpu": _Sizes("gpu")},
+                run_all=_recording_run_all([]))
+    assert json.loads(out.read_text(encoding="utf-8"))["x"] == 0.333333 and [p.name for p in out.parent.iterdir()] == [out.name]
+
+
+def test_each_precision_is_timed_as_it_is_labelled(monkeypatch):
+    """fp16 and fp64 are timed in fp16 and fp64, not in fp32 under their names; tf32 is fp32 with TF32 allowed."""
+    timed = []
+    monkeypatch.setattr(oo, "_speed", lambda config, device, precision: timed.append(
+        (precision, torch.backends.cuda.matmul.allow_tf32)) or {"ms_per_step": 1.0})
+    config = dataclasses.replace(TINY, precisions=("fp32", "tf32", "bf16", "fp16", "fp64"))
+    rows = oo.precisions(config, "cpu")
+    assert [r["precision"] for r in rows] == list(config.precisions)
+    assert timed == [("fp32", False), ("fp32", True), ("bf16", False), ("fp16", False), ("fp64", False)]
+    assert not torch.backends.cuda.matmul.allow_tf32
+
+
+def test_fp64_is_timed_with_float64_weights(monkeypatch):
+    timed, train_speed = [], oo.train_speed
+    monkeypatch.setattr(oo, "train_speed", lambda model, *args, **kwargs: timed.append(
+        (next(model.parameters()).dtype, kwargs["precision"])) or train_speed(model, *args, **kwargs))
+    row = oo.precisions(dataclasses.replace(TINY, precisions=("fp64",)), "cpu")[0]
+    assert timed == [(torch.float64, "fp64")] and row["precision"] == "fp64" and row["ms_per_step"] > 0 and row["mfu"] is None
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_the_shipped_configurations_pass_their_checks():
+    for name, config in oo.CONFIGS.items():
+        assert dataclasses.replace(config) == config and stored.configuration(oo.CONFIGS, name) is config

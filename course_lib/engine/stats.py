@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
-from course_lib.engine._checks import check_int
+from course_lib.engine._checks import check_int, check_number, shown
 
 __all__ = ["Spread", "spread", "curve_agreement"]
 
@@ -24,11 +25,24 @@ class Spread:
     n: int
 
 
+def _numbers(name: str, values, allowed: str, ok) -> list[float]:
+    """``values`` as a list of real numbers (not bools, not strings), each with ``ok(v)`` true."""
+    if isinstance(values, (str, bytes, torch.Tensor)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a list of numbers, got {shown(values)}")
+    return [check_number(f"{name}[{i}]", value, allowed, ok) for i, value in enumerate(values)]
+
+
 def spread(values: Sequence[float]) -> Spread:
-    values = list(values)
+    """The :class:`Spread` of one number per seed; a NaN or an infinity among them gives a NaN standard error."""
+    values = _numbers("values", values, "a real number (one per seed)", lambda v: True)
     if not values:
         raise ValueError("spread needs at least one value")
-    sem = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    if len(values) == 1:
+        sem = 0.0
+    elif all(math.isfinite(v) for v in values):
+        sem = statistics.stdev(values) / math.sqrt(len(values))
+    else:
+        sem = math.nan  # statistics.stdev fails on a NaN; the spread of a diverged run is not a number
     return Spread(statistics.fmean(values), sem, len(values))
 
 
@@ -39,6 +53,8 @@ def curve_agreement(reference: list[float], other: list[float], window: int = 20
     and the gap of the last window's means (``final_gap``).
     """
     check_int("window", window, 1)
+    reference = _numbers("reference", reference, "a finite loss > 0 (the gaps are relative to it)", lambda v: 0 < v < math.inf)
+    other = _numbers("other", other, "a finite loss >= 0", lambda v: 0 <= v < math.inf)
     if len(reference) != len(other) or len(reference) < window:
         raise ValueError(f"the curves must have the same length, at least window={window}: got {len(reference)} and {len(other)}")
     ref, oth = torch.tensor(reference, dtype=torch.float64), torch.tensor(other, dtype=torch.float64)

@@ -14,16 +14,17 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from course_lib.engine._checks import check_choice, check_int, check_number, check_type
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
 from course_lib.engine.data import count_tokens, pick_device
-from course_lib.engine.training import History, Run, start
+from course_lib.engine.training import PRECISIONS, Callback, History, Run, start
 
-__all__ = ["PEAK_FLOPS", "peak_flops", "peak_for_name", "Timing", "time_it", "mfu", "fused_adamw", "enable_tf32",
+__all__ = ["PEAK_FLOPS", "PEAK_PRECISIONS", "peak_flops", "peak_for_name", "Timing", "time_it", "mfu", "fused_adamw", "enable_tf32",
            "train_speed", "timed_run", "loop_steps", "synchronize", "PeakMemory"]
 
 TERA = 1e12
@@ -42,11 +43,12 @@ PEAK_FLOPS: dict[str, dict[str, float]] = {
 }
 _NAMES = (("H200", "H200"), ("H100 PCIe", "H100 PCIe"), ("H100", "H100 SXM"), ("A100", "A100"), ("L4", "L4"),
           ("A10", "A10"), ("V100", "V100"), ("T4", "T4"))
+PEAK_PRECISIONS = ("bf16", "fp16", "tf32", "fp32")  # the columns of PEAK_FLOPS
 
 
 def peak_flops(device=None, precision: str = "bf16") -> float | None:
     """The device's dense peak FLOP/s for ``precision`` (bf16, fp16, tf32, fp32); None for a CPU or an unknown GPU."""
-    check_choice("precision", precision, ("bf16", "fp16", "tf32", "fp32"))
+    check_choice("precision", precision, PEAK_PRECISIONS)
     device = pick_device(device)
     if device.type != "cuda":
         return None
@@ -55,6 +57,8 @@ def peak_flops(device=None, precision: str = "bf16") -> float | None:
 
 def peak_for_name(name: str, precision: str) -> float | None:
     """The peak of a GPU by its name as CUDA reports it ("NVIDIA H100 80GB HBM3"); None when not in the table."""
+    check_type("name", name, str, 'the GPU\'s name as CUDA reports it (e.g. "NVIDIA H100 80GB HBM3")')
+    check_choice("precision", precision, PEAK_PRECISIONS)
     for fragment, key in _NAMES:  # "H100 PCIe" before "H100": the first match wins
         if fragment in name:
             return PEAK_FLOPS[key].get(precision)
@@ -63,6 +67,8 @@ def peak_for_name(name: str, precision: str) -> float | None:
 
 def synchronize(device: torch.device) -> None:
     """Wait for the GPU's queued work: a GPU runs asynchronously, so a clock read without this measures the launch."""
+    if not isinstance(device, torch.device):
+        device = pick_device(device)  # "cuda", "cpu" or None (auto), as everywhere else
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -103,10 +109,14 @@ class Timing:
 
     @classmethod
     def of(cls, samples) -> "Timing":
-        """The median, lowest and highest of measured seconds."""
+        """The median, lowest and highest of measured seconds (each a finite number >= 0)."""
+        if isinstance(samples, (str, bytes)) or not isinstance(samples, Iterable):
+            raise TypeError(f"samples must be a list of measured seconds, got {shown(samples)}")
         samples = list(samples)
         if not samples:
             raise ValueError("Timing.of needs at least one measured time")
+        for i, seconds in enumerate(samples):
+            check_number(f"samples[{i}]", seconds, "a finite number of seconds >= 0", lambda v: 0 <= v < math.inf)
         return cls(statistics.median(samples), min(samples), max(samples), tuple(samples))
 
     @property
@@ -145,13 +155,18 @@ def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> floa
     if peak is None:
         return None
     for name, value in (("tokens_per_s", tokens_per_s), ("flops_per_token", flops_per_token), ("peak", peak)):
-        check_number(name, value, "> 0", lambda v: v > 0)
+        check_number(name, value, "> 0 and finite", lambda v: 0 < v < math.inf)
     return tokens_per_s * flops_per_token / peak
 
 
 def fused_adamw(params, lr: float, **kwargs) -> torch.optim.AdamW:
     """AdamW with one fused kernel for the whole update where the parameters are on a GPU, else the default (foreach)."""
+    if isinstance(params, (torch.nn.Module, torch.Tensor)) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be model.parameters() or a list of parameter groups, got {shown(params)}")
+    check_number("lr", lr, "a finite number >= 0", lambda v: 0 <= v < math.inf)
     params = list(params)
+    if not params:
+        raise ValueError("params is empty: pass model.parameters() of a model that has parameters")
     first = params[0]["params"][0] if params and isinstance(params[0], dict) else (params[0] if params else None)
     fused = first is not None and first.device.type == "cuda"
     return torch.optim.AdamW(params, lr=lr, fused=fused or None, **kwargs)
@@ -182,6 +197,21 @@ def loop_steps(model, optimizer, data, loss_fn, **start_kwargs) -> Callable[[int
     return timed_run(model, optimizer, data, loss_fn, **start_kwargs).advance
 
 
+class _TokenCount(Callback):
+    """Tokens of the micro-batches the loop trains on, counted from their shapes at each step's start (no synchronisation)."""
+
+    def __init__(self, tokens: Callable):
+        self.tokens, self.total = tokens, 0
+
+    def on_step_begin(self, state) -> None:
+        for batch in state.batches:
+            counted = self.tokens(batch)
+            if isinstance(counted, bool) or not isinstance(counted, int) or counted < 0:
+                error = ValueError if isinstance(counted, int) and not isinstance(counted, bool) else TypeError
+                raise error(f"tokens(batch) must return an int >= 0 (the tokens the micro-batch trains on), got {shown(counted)}")
+            self.total += counted
+
+
 def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int = 3, rounds: int = 3,
                 precision: str = "fp32", accumulate: int = 1, device=None, flops_per_token: float | None = None,
                 tokens: Callable | None = None) -> dict:
@@ -191,31 +221,47 @@ def train_speed(model, optimizer, data, loss_fn, *, steps: int = 10, warmup: int
     (untimed), then :func:`time_it` times ``rounds`` calls of ``steps`` steps,
     each as a whole between two synchronisations (no per-step synchronisation:
     whatever the loop itself reads back is part of what is measured).
-    ``data(m)`` gives micro-batch ``m``; ``tokens(batch)`` counts the tokens
-    trained on (default :func:`~course_lib.engine.data.count_tokens`: B·T
-    predictions for (B, T + 1) language-model blocks).  The run is finished
-    at the end (the weights checked, ``on_train_end`` called).
+    ``data`` is what :func:`~course_lib.engine.training.train` takes: a
+    function of the micro-batch index, a DataLoader or an iterable of batches.
+    ``tokens(batch)`` counts the tokens a micro-batch trains on (default
+    :func:`~course_lib.engine.data.count_tokens`: B·T predictions for
+    (B, T + 1) language-model blocks); ``tokens_per_step`` is their mean over
+    the timed steps.  The MFU is against the peak of ``precision`` (fp32:
+    TF32's when TF32 is allowed; none for fp64).  The run is finished at the
+    end (the weights checked, ``on_train_end`` called).
     """
     check_int("steps", steps, 1)
     check_int("warmup", warmup, 0)
     check_int("rounds", rounds, 1, unit="timed rounds")
+    check_choice("precision", precision, PRECISIONS)
+    if flops_per_token is not None:
+        check_number("flops_per_token", flops_per_token, "None or a finite number > 0", lambda v: 0 < v < math.inf)
+    if tokens is not None and not callable(tokens):
+        raise TypeError(f"tokens must be a function (batch) -> number of tokens, or None, got {shown(tokens)}")
     device = pick_device(device)
-    run = timed_run(model, optimizer, data, loss_fn, precision=precision, accumulate=accumulate, device=device)
+    counter = _TokenCount(tokens or count_tokens)
+    run = timed_run(model, optimizer, data, loss_fn, precision=precision, accumulate=accumulate, device=device,
+                    callbacks=[counter])
     run.advance(warmup)
     peak = PeakMemory(device)
-    tokens = sum((tokens or count_tokens)(data(m)) for m in range(accumulate))
+    counter.total = 0
     per_call = time_it(lambda: run.advance(steps), warmup=0, repeats=rounds, device=device)
     timing = Timing.of(seconds / steps for seconds in per_call.samples)
-    tokens_per_s = tokens / timing.median
+    tokens_per_step = counter.total / (rounds * steps)
+    tokens_per_step = int(tokens_per_step) if tokens_per_step.is_integer() else tokens_per_step
+    tokens_per_s = tokens_per_step / timing.median
     fp32_kind = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "fp32"  # TF32 multiplies run at the tensor cores' rate
-    flops_peak = peak_flops(device, "bf16" if precision in ("bf16", "fp16") else fp32_kind)
+    flops_peak = None if precision == "fp64" else peak_flops(device, fp32_kind if precision == "fp32" else precision)
     memory = peak.mb
     run.finish()
+    if flops_per_token and not tokens_per_step:
+        raise ValueError("no token was counted in the timed steps' batches, so there is no MFU: pass tokens=function(batch) "
+                         "-> number of tokens (count_tokens finds none in these batches)")
     return {
         "ms_per_step": 1e3 * timing.median,
         "ms_low": 1e3 * timing.low,
         "ms_high": 1e3 * timing.high,
-        "tokens_per_step": tokens,
+        "tokens_per_step": tokens_per_step,
         "tokens_per_s": tokens_per_s,
         "peak_memory_mb": memory,
         "mfu": mfu(tokens_per_s, flops_per_token, flops_peak) if flops_per_token else None,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib.engine._checks import check_int
+from course_lib.engine._checks import check_int, check_number, check_type
 from course_lib.engine.clipping import LayerGradNorms, clip_grad_norm_, clip_grad_norm_per_layer_, norm_lost
 from course_lib.engine.training import History
 from course_lib.models.toy import body_and_head
@@ -29,6 +29,14 @@ class ClippingStats:
 
 def clipping_stats(history: History, target: float = 1e-3, blown_up: float = 1e6) -> ClippingStats:
     """Final loss, largest update, first step with loss < ``target``, divergence, and the norm clipping removed."""
+    check_type("history", history, History, "a History (what train returns)")
+    check_number("target", target, "a finite loss > 0", lambda v: 0 < v < math.inf)
+    check_number("blown_up", blown_up, "a finite loss > 0 (above it a run counts as diverged)", lambda v: 0 < v < math.inf)
+    if not history.loss:
+        raise ValueError("history holds no step: clipping_stats needs a run of at least one step")
+    if not history.metrics.get("update_norm", {}).get("value"):
+        raise ValueError(f"history recorded no 'update_norm' (recorded: {sorted(history.metrics)}): train with the "
+                         "WeightChange callback, as train_quadratic does")
     reached = next((t for t, loss in enumerate(history.loss) if loss < target), None)
     diverged = any(not math.isfinite(v) or v > blown_up for v in history.loss) or any(history.skipped)
     lost = sum(norm_lost(g, c) for g, c in zip(history.grad_norm, history.threshold) if math.isfinite(g))
@@ -41,6 +49,7 @@ def layer_clipping(max_norm: float, seed: int = 0) -> dict[str, dict[str, float]
     Per layer: its norm before clipping, after global clipping and after
     per-layer clipping, and the two factors.
     """
+    check_int("seed", seed, 0, unit="seed units")
     layers = {"body": r"^0\.", "head": r"^1\."}
 
     def norms(model):
@@ -79,6 +88,7 @@ def value_ranges(depth: int = 16, width: int = 128, seed: int = 0) -> dict[tuple
     """
     check_int("depth", depth, 1, unit="layers")
     check_int("width", width, 2, unit="units per layer")
+    check_int("seed", seed, 0, unit="seed units")
     out = {}
     for init in INITS:
         for norm in (False, True):

@@ -10,10 +10,11 @@ tables are :mod:`course_lib.show.tables`'.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from course_lib.engine._checks import check_number, check_type
+from course_lib.engine._checks import check_number, check_type, shown
 from course_lib.engine.schedules import Schedule
 from course_lib.engine.stats import Spread, spread
 from course_lib.engine.training import History
@@ -34,8 +35,36 @@ __all__ = [
 ]
 
 
+def _check_history(history, name: str = "history") -> None:
+    check_type(name, history, History, "a History (what train_softmax_toy or train returns)")
+
+
+def _check_target(target_prob) -> None:
+    check_number("target_prob", target_prob, "in (0.5, 1] (the label's probability, as in train_softmax_toy)",
+                 lambda q: 0.5 < q <= 1)
+
+
+def _check_excess(excess) -> None:
+    check_number("excess", excess, "a finite excess loss > 0", lambda v: 0 < v < math.inf)
+
+
+def _check_runs(runs, name: str = "runs") -> None:
+    """A non-empty mapping {name: [History, ...]}, every group holding at least one run."""
+    check_type(name, runs, Mapping, "a dict {schedule name: list of Histories (one per seed)}")
+    if not runs:
+        raise ValueError(f"{name} is empty: give at least one schedule's runs")
+    for key, group in runs.items():
+        if isinstance(group, History) or not isinstance(group, (list, tuple)):
+            raise TypeError(f"{name}[{key!r}] must be a list of Histories (one per seed), got {shown(group)}")
+        if not group:
+            raise ValueError(f"{name}[{key!r}] holds no run: give at least one seed's History")
+        for i, history in enumerate(group):
+            _check_history(history, f"{name}[{key!r}][{i}]")
+
+
 def accumulated_rate(history: History) -> list[float]:
     """tau[t] = eta_0 + ... + eta_{t-1}, for t = 0 .. number of updates: the "time" gradient flow sees."""
+    _check_history(history)
     out, total = [0.0], 0.0
     for rate in history.lr:
         total += rate
@@ -49,12 +78,15 @@ def integral_prediction(history: History, target_prob: float = 1.0) -> list[floa
     At the start p = (1/2, 1/2), so the expected gradient of w1 is
     -(q - 1/2); if it stayed constant, w1[t] = (q - 1/2) * tau[t].
     """
+    _check_target(target_prob)
     return [(target_prob - 0.5) * tau for tau in accumulated_rate(history)]
 
 
 def integral_law_holds_until(history: History, tolerance: float = 0.1, target_prob: float = 1.0) -> int | None:
     """Last t at which w1[t] is within ``tolerance`` (relative) of the prediction; None if always."""
     check_number("tolerance", tolerance, "in (0, 1) (a relative error)", lambda v: 0 < v < 1)
+    _check_history(history)
+    _check_target(target_prob)
     for t, (actual, guess) in enumerate(zip(history.metric("w1"), integral_prediction(history, target_prob))):
         if guess > 0 and abs(actual - guess) > tolerance * guess:
             return t - 1
@@ -71,7 +103,9 @@ def run_seeds(schedule: Schedule, eta_max: float, num_steps: int, seeds: Sequenc
 
 def settled_step(history: History, excess: float) -> int | None:
     """First t after which the excess loss stays below ``excess`` to the end (None if it ends above)."""
-    values = history.metric("excess_loss")
+    _check_history(history)
+    _check_excess(excess)
+    values = _recorded(history, "excess_loss")
     if values[-1] >= excess:
         return None
     t = len(values) - 1
@@ -80,19 +114,31 @@ def settled_step(history: History, excess: float) -> int | None:
     return t
 
 
+def _recorded(history: History, name: str) -> list[float]:
+    """The values of ``name``, at least one: a summary of no step means nothing."""
+    values = history.metric(name)
+    if not values:
+        raise ValueError(f"history recorded no value of {name!r}: train at least one step")
+    return values
+
+
 def _last_quarter(values: list[float]) -> list[float]:
     return values[-max(1, (len(values) - 1) // 4):]
 
 
 def late_excess(history: History) -> float:
     """Mean excess loss over the last quarter of training."""
-    values = _last_quarter(history.metric("excess_loss"))
+    _check_history(history)
+    values = _last_quarter(_recorded(history, "excess_loss"))
     return sum(values) / len(values)
 
 
 def late_jitter(history: History) -> float:
     """Mean |change of w1 - w2| per update over the last quarter of training."""
-    gap = [a - b for a, b in zip(history.metric("w1"), history.metric("w2"))]
+    _check_history(history)
+    gap = [a - b for a, b in zip(_recorded(history, "w1"), _recorded(history, "w2"))]
+    if len(gap) < 2:
+        raise ValueError("history recorded w1 and w2 once: the jitter needs at least one update (train at least one step)")
     start = max(1, int(len(gap) * 0.75))
     moves = [abs(gap[t] - gap[t - 1]) for t in range(start, len(gap))]
     return sum(moves) / len(moves)
@@ -110,6 +156,9 @@ class ScheduleStats:
 
 
 def schedule_stats(runs: Mapping[str, Sequence[History]], excess: float = 0.01) -> dict[str, ScheduleStats]:
+    """:class:`ScheduleStats` of each schedule's runs (``runs``: {name: one History per seed})."""
+    _check_runs(runs)
+    _check_excess(excess)
     out = {}
     for name, group in runs.items():
         settled = [s for s in (settled_step(h, excess) for h in group) if s is not None]
@@ -133,7 +182,14 @@ class PairedDifference:
 
 def paired_difference(a: Sequence[History], b: Sequence[History], measure: Callable[[History], float] = late_excess) -> PairedDifference:
     """Compare two schedules seed by seed (they saw the same mini-batches), not only on average."""
+    for name, group in (("a", a), ("b", b)):
+        if isinstance(group, History) or not isinstance(group, (list, tuple)):
+            raise TypeError(f"{name} must be a list of Histories (one per seed), got {shown(group)}")
+    if not callable(measure):
+        raise TypeError(f"measure must be a function History -> number (e.g. late_excess), got {shown(measure)}")
     if len(a) != len(b):
         raise ValueError(f"a and b must hold runs of the same seeds, got {len(a)} and {len(b)} runs")
+    if not a:
+        raise ValueError("a and b hold no run: give one History per seed in each")
     pairs = [(measure(x), measure(y)) for x, y in zip(a, b)]
     return PairedDifference(spread(x - y for x, y in pairs), sum(x < y for x, y in pairs))

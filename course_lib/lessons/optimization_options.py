@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib.engine._checks import check_int, check_number
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type
 from course_lib.engine.callbacks import evaluate
-from course_lib.engine.data import pick_device
+from course_lib.engine.data import default_dtype, pick_device
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import curve_agreement
 from course_lib.engine.timing import PeakMemory, enable_tf32, fused_adamw, peak_for_name, synchronize, time_it, train_speed
-from course_lib.engine.training import train
+from course_lib.engine.training import PRECISIONS, train, weight_dtype
 from course_lib.lessons import stored
 from course_lib.lessons.corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
 from course_lib.models.fast_step import ABLATIONS, FAST, PLAIN, SPEED_OPTIONS, StepOptions, build
@@ -32,6 +32,10 @@ from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss, naiv
 __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_parameter", "precisions", "accumulation",
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
            "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate"]
+
+
+# What ``precisions`` may time: the training loop's precisions, and tf32 (its fp32 with TF32 multiplies allowed).
+LOOP_PRECISIONS = ("tf32", *PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,32 @@ class Config:
     tying_steps: int = 150
     tying_seeds: tuple[int, ...] = (0,)
 
+    def __post_init__(self) -> None:
+        """Every size checked here, so a bad one fails before a long GPU run, not in the middle of it."""
+        check_type("name", self.name, str, "the configuration's name, e.g. 'gpu'")
+        check_type("model", self.model, GPTConfig, "a course_lib.models.gpt.GPTConfig")
+        for name, unit in (("batch_sizes", "sequences"), ("vocabularies", "tokens"), ("lengths", "tokens"),
+                           ("tying_seeds", "seed units")):
+            values = getattr(self, name)
+            check_type(name, values, (tuple, list), f"a non-empty tuple of ints ({unit})")
+            if not values:
+                raise ValueError(f"{name} is empty: give at least one value")
+            for i, value in enumerate(values):
+                check_int(f"{name}[{i}]", value, 0 if name == "tying_seeds" else 1, unit=unit)
+        for name, minimum, unit in (("batch_size", 1, "sequences"), ("accumulate", 1, "micro-batches"), ("heads", 1, "heads"),
+                                    ("head_dim", 1, "numbers per head"), ("attention_batch", 1, "sequences"),
+                                    ("steps", 1, "optimizer steps"), ("warmup", 0, "optimizer steps"),
+                                    ("rounds", 1, "timed rounds"), ("tying_steps", 1, "optimizer steps")):
+            check_int(name, getattr(self, name), minimum, unit=unit)
+        if self.batch_size % self.accumulate:
+            raise ValueError(f"batch_size {self.batch_size} must be a multiple of accumulate {self.accumulate}")
+        check_type("precisions", self.precisions, (tuple, list), f"a non-empty tuple of precisions out of {LOOP_PRECISIONS}")
+        if not self.precisions:
+            raise ValueError("precisions is empty: give at least one precision")
+        for i, precision in enumerate(self.precisions):
+            check_choice(f"precisions[{i}]", precision, LOOP_PRECISIONS, "tf32 is fp32 with TF32 matrix multiplies allowed")
+        check_type("compile", self.compile, bool, "True or False")
+
     def gpt(self, **changes) -> GPTConfig:
         """The model, with ``changes`` (``vocab_size=50257``, ``tie_weights=False``)."""
         return dataclasses.replace(self.model, **changes)
@@ -71,6 +101,10 @@ CONFIGS = {
 }
 
 
+def _check_config(config) -> None:
+    check_type("config", config, Config, "a Config, e.g. CONFIGS['cpu'] or CONFIGS['gpu']")
+
+
 def _windows(vocab: int, batch: int, length: int, seed: int = 0):
     """Synthetic token batches: speed does not depend on what the tokens say."""
     def data(m: int) -> torch.Tensor:
@@ -82,7 +116,8 @@ def _speed(config: Config, device, *, batch: int | None = None, precision: str =
            gpt: GPTConfig | None = None, compile_model: bool = False, optimizer: str = "adamw") -> dict:
     torch.manual_seed(0)
     gpt = gpt or config.gpt()
-    model = GPT(gpt).to(device)
+    with default_dtype(weight_dtype(precision)):  # float64 weights for fp64, float32 for the others
+        model = GPT(gpt).to(device)
     opt = fused_adamw(model.parameters(), lr=1e-4) if optimizer == "fused" else torch.optim.AdamW(
         model.parameters(), lr=1e-4, foreach=optimizer != "loop")
     if compile_model:
@@ -98,6 +133,7 @@ def _speed(config: Config, device, *, batch: int | None = None, precision: str =
 
 def batch_sizes(config: Config, device=None) -> list[dict]:
     """Time per sequence at each batch size (powers of two and their neighbours)."""
+    _check_config(config)
     device = pick_device(device)
     out = []
     for b in config.batch_sizes:
@@ -108,6 +144,7 @@ def batch_sizes(config: Config, device=None) -> list[dict]:
 
 def vocabulary_sizes(config: Config, device=None) -> list[dict]:
     """Time per step at each vocabulary size: the output layer's width, padded to a multiple of 64 or not."""
+    _check_config(config)
     device = pick_device(device)
     return [{"vocab": v, **_speed(config, device, gpt=config.gpt(vocab_size=v),
                                   precision="bf16" if device.type == "cuda" else "fp32")} for v in config.vocabularies]
@@ -130,11 +167,12 @@ def memory_per_parameter() -> dict[str, dict[str, int]]:
 
 def precisions(config: Config, device=None) -> list[dict]:
     """Time per step and peak memory in each precision (fp32, tf32 on GPUs that have it, bf16 autocast)."""
+    _check_config(config)
     device = pick_device(device)
     out = []
     for p in config.precisions:
         enable_tf32(p == "tf32")
-        out.append({"precision": p, **_speed(config, device, precision="bf16" if p == "bf16" else "fp32")})
+        out.append({"precision": p, **_speed(config, device, precision="fp32" if p == "tf32" else p)})
     enable_tf32(False)
     return out
 
@@ -145,10 +183,9 @@ def accumulation(config: Config, device=None) -> dict:
     Returns the largest gradient difference (relative to the gradient's
     largest entry) and the speed of both ways.
     """
+    _check_config(config)  # its batch_size is a multiple of accumulate
     device = pick_device(device)
     k, B = config.accumulate, config.batch_size
-    if B % k:
-        raise ValueError(f"batch_size {B} must be a multiple of accumulate {k}")
     torch.manual_seed(0)
     model = GPT(config.gpt()).to(device)
     batch = _windows(config.model.vocab_size, B, config.model.block_size)(0).to(device)
@@ -166,6 +203,7 @@ def accumulation(config: Config, device=None) -> dict:
 
 def contiguity(device=None, n: int = 2048) -> dict:
     """Summing the rows of an n x n matrix stored row by row (contiguous) or column by column (its transpose)."""
+    check_int("n", n, 1, unit="rows")
     device = pick_device(device)
     x = torch.randn(n, n, device=device)
     t = x.t()  # a view: same memory, strides swapped, not contiguous
@@ -180,6 +218,7 @@ def contiguity(device=None, n: int = 2048) -> dict:
 
 def pinned_copies(device=None, megabytes: int = 256) -> dict | None:
     """Host-to-GPU copy time from ordinary (pageable) and from pinned memory, and a non-blocking copy's launch time."""
+    check_int("megabytes", megabytes, 1, unit="MiB")
     device = pick_device(device)
     if device.type != "cuda":
         return None
@@ -198,6 +237,7 @@ def pinned_copies(device=None, megabytes: int = 256) -> dict | None:
 
 def attention_lengths(config: Config, device=None) -> list[dict]:
     """Forward + backward time (and GPU memory) of causal attention, fused kernel against the formula, per length T."""
+    _check_config(config)
     device = pick_device(device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     out = []
@@ -224,6 +264,7 @@ def attention_lengths(config: Config, device=None) -> list[dict]:
 
 def compiled(config: Config, device=None) -> dict | None:
     """Eager against ``torch.compile``d model, same step (bf16 on a GPU); None where the configuration skips it."""
+    _check_config(config)
     if not config.compile:
         return None
     device = pick_device(device)
@@ -234,6 +275,7 @@ def compiled(config: Config, device=None) -> dict | None:
 
 def optimizers(config: Config, device=None) -> list[dict]:
     """AdamW's update as a loop over tensors, as multi-tensor (foreach) kernels, and as one fused kernel (GPU)."""
+    _check_config(config)
     device = pick_device(device)
     kinds = ("loop", "adamw", "fused") if device.type == "cuda" else ("loop", "adamw")
     precision = "bf16" if device.type == "cuda" else "fp32"
@@ -249,7 +291,7 @@ def weight_tying(config: Config, device=None) -> dict:
     both, ``tying_steps`` steps per seed.  The model is the CPU configuration's
     at any ``config``, so the live and stored numbers are comparable.
     """
-
+    _check_config(config)
     device = pick_device(device)
     tokenizer, ids = encode_texts(pretraining_texts(), 2048)
     cut = int(0.9 * len(ids))
@@ -273,6 +315,12 @@ def weight_tying(config: Config, device=None) -> dict:
 
 def cost_terms(config: GPTConfig, lengths=(128, 1024, 4096, 8192)) -> list[dict]:
     """Per token: the dense part 6N and the attention part 12·L·d·T of the training FLOPs, and which dominates."""
+    check_type("config", config, GPTConfig, "a course_lib.models.gpt.GPTConfig")
+    check_type("lengths", lengths, (tuple, list, range), "a non-empty list of sequence lengths (ints, tokens)")
+    if not lengths:
+        raise ValueError("lengths is empty: give at least one sequence length")
+    for i, T in enumerate(lengths):
+        check_int(f"lengths[{i}]", T, 1, unit="tokens")
     d, L, V = config.n_embd, config.n_layer, config.vocab_size
     dense = 6 * (12 * L * d * d + V * d)
     return [{"length": T, "dense": dense, "attention": 12 * L * d * T, "attention_share": 12 * L * d * T / (dense + 12 * L * d * T)}
@@ -288,6 +336,7 @@ def cumulative_days(seconds_per_iteration: float, iterations: float) -> float:
 
 def run_all(config: Config, device=None, progress=print) -> dict:
     """Every measurement of ``config``, with provenance (the stored results)."""
+    _check_config(config)
     device = pick_device(device)
     results = {}
     for name, fn in (("batch_sizes", batch_sizes), ("vocabulary_sizes", vocabulary_sizes), ("precisions", precisions),
@@ -306,7 +355,8 @@ def run_all(config: Config, device=None, progress=print) -> dict:
 
 def load_results(name: str = "gpu") -> dict:
     """The stored results (``course_lib/lessons/results/lesson05_<name>.json``), checked against :data:`CONFIGS`."""
-    return stored.load("05", name, f"python -m {__name__} --config {name}", {"config": CONFIGS[name]})
+    config = stored.configuration(CONFIGS, name)
+    return stored.load("05", name, f"python -m {__name__} --config {name}", {"config": config})
 
 
 def main(argv=None) -> None:
@@ -332,6 +382,9 @@ def loss_curves(steps: int = 300, *, fast: StepOptions = FAST, plain: StepOption
     Returns both loss curves and :func:`curve_agreement`.
     """
     check_int("steps", steps, 1)
+    check_type("fast", fast, StepOptions, "a course_lib.models.fast_step.StepOptions, e.g. FAST")
+    check_type("plain", plain, StepOptions, "a course_lib.models.fast_step.StepOptions, e.g. PLAIN")
+    check_int("seed", seed, 0, unit="seed units")
     device = pick_device(device)
     _, ids = encode_texts(pretraining_texts(), vocab)
     windows = TokenWindows(ids, fast.micro_batch, fast.model.block_size, seed)
@@ -352,12 +405,16 @@ def loss_curves(steps: int = 300, *, fast: StepOptions = FAST, plain: StepOption
             "agreement": curve_agreement(curves["plain"], curves["fast"])}
 
 
+_BENCHMARK = "the results of load_benchmark() (course_lib/lessons/results/lesson05_nanogpt.json)"
+
+
 def load_benchmark() -> dict:
     """The stored benchmark (``course_lib/lessons/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
-    results = stored.load("05", "nanogpt", "python benchmarks/nanogpt_vs_course.py --nanogpt PATH")
+    command = "python benchmarks/nanogpt_vs_course.py --nanogpt PATH"
+    results = stored.load("05", "nanogpt", command)
     file = stored.path("05", "nanogpt")
-    for part, where in results["provenance"].items():
-        step = where.get("step")
+    for part, where in stored.require(results, ["provenance"], f"a file written by `{command}`").items():
+        step = where.get("step") if isinstance(where, dict) else None
         if not isinstance(step, dict) or stored.as_stored(FAST, step) != step or (
                 part == "ablation" and set(results["ablation"]["changes"]) != set(ABLATIONS)):
             raise ValueError(f"{file} ({part}) was measured for another fast step than course_lib.models.fast_step.FAST: re-run "
@@ -367,9 +424,13 @@ def load_benchmark() -> dict:
 
 def headline(results: dict) -> dict:
     """The numbers the lesson states: the ratio at each micro-batch, each side's best micro-batch, the loss-curve gap."""
-    rows = results["comparison"]["rows"]
-    nano = [r for r in rows if r["group"] == "nanoGPT"]
-    ours = [r for r in rows if r["group"] == "course"]
+    rows = stored.require(results, ["comparison", "rows"], _BENCHMARK)
+    stored.require(results, ["loss", "agreement"], _BENCHMARK)
+    nano = [r for r in rows if r.get("group") == "nanoGPT"]
+    ours = [r for r in rows if r.get("group") == "course"]
+    if not nano or not ours:
+        raise ValueError(f"results['comparison']['rows'] holds {len(nano)} nanoGPT row(s) and {len(ours)} course row(s); "
+                         f"both are needed: pass {_BENCHMARK}")
     best_nano, best_ours = max(nano, key=lambda r: r["tokens_per_s"]), max(ours, key=lambda r: r["tokens_per_s"])
     ratios = {r["micro_batch"]: r["vs_nanogpt"] for r in ours}
     return {"ratios": ratios, "best_nanogpt": best_nano, "best_course": best_ours,
@@ -379,7 +440,10 @@ def headline(results: dict) -> dict:
 def matmul_rate(results: dict) -> tuple[float, float | None]:
     """The profiled step's matrix multiplies: FLOP/s (6N per token over their kernel time) and the share of the GPU's bf16 peak."""
     config = FAST.gpt()
-    profile = results["profile"]
+    profile = stored.require(results, ["profile"], _BENCHMARK)
+    stored.require(results, ["provenance", "profile", "device"], _BENCHMARK)
+    check_number("results['profile']['by_kind']['matmul']", stored.require(results, ["profile", "by_kind", "matmul"], _BENCHMARK),
+                 "a time > 0 ms", lambda v: v > 0)
     per_token = flops_per_token(config) - 12 * config.n_layer * config.n_embd * config.block_size  # 6N: no attention
     rate = per_token * profile["micro_batch"] * config.block_size / (profile["by_kind"]["matmul"] / 1e3)
     peak = peak_for_name(results["provenance"]["profile"]["device"], "bf16")

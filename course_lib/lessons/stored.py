@@ -20,7 +20,11 @@ from typing import Callable, Mapping
 
 import torch
 
-__all__ = ["provenance", "path", "load", "as_stored", "rounded", "main"]
+from course_lib.engine._checks import check_choice, check_type, shown
+from course_lib.engine.data import pick_device
+from course_lib.engine.files import check_writable, write_safely
+
+__all__ = ["provenance", "path", "load", "as_stored", "rounded", "main", "configuration", "require"]
 
 DATA = Path(__file__).resolve().parent / "results"  # shipped in the package: Colab installs it from git without the book
 
@@ -35,6 +39,7 @@ def _driver() -> str | None:
 
 def provenance(device: torch.device, command: str, **extra) -> dict:
     """Where and when numbers were measured: date, device (and GPU driver), torch, CUDA, Python, the command."""
+    device = device if isinstance(device, torch.device) else pick_device(device)
     cuda = device.type == "cuda"
     return {
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
@@ -50,6 +55,9 @@ def provenance(device: torch.device, command: str, **extra) -> dict:
 
 def path(lesson: str, name: str) -> Path:
     """``course_lib/lessons/results/lesson<lesson>_<name>.json``."""
+    if not (isinstance(lesson, str) and len(lesson) == 2 and lesson.isdigit()):
+        raise TypeError(f"lesson must be the lesson's number as two digits, e.g. '05', got {shown(lesson)}")
+    check_type("name", name, str, "the name of a configuration or of a stored file, e.g. 'gpu'")
     return DATA / f"lesson{lesson}_{name}.json"
 
 
@@ -64,19 +72,47 @@ def rounded(value):
     return value
 
 
+def configuration(configs: Mapping, name: str):
+    """``configs[name]``, or a ValueError that names the configurations there are (not a bare ``KeyError``)."""
+    check_choice("name", name, tuple(configs), "the configurations of CONFIGS")
+    return configs[name]
+
+
+def require(results: Mapping, keys, what: str):
+    """``results[k1][k2]...`` for ``keys``, or a ValueError that names the missing part and where such results come from."""
+    value, trail = results, ""
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            raise ValueError(f"results{trail} has no {key!r}: pass {what}")
+        value, trail = value[key], f"{trail}[{key!r}]"
+    return value
+
+
 def load(lesson: str, name: str, command: str, expected: Mapping[str, object] = {}) -> dict:
     """The stored results ``lesson<lesson>_<name>.json``; each ``expected[key]`` (a dataclass) must equal the file's ``key``.
 
-    ``command`` is what writes the file (said when it is missing), e.g.
+    ``command`` is what writes the file (said when it is missing, damaged or
+    made with another configuration), e.g.
     ``"python -m course_lib.lessons.finetuning_bert --config gpu"``.
     """
     file = path(lesson, name)
+    for key, config in expected.items():
+        if not dataclasses.is_dataclass(config) or isinstance(config, type):
+            raise TypeError(f"expected[{key!r}] must be a configuration (a dataclass instance), got {shown(config)}")
     if not file.exists():
         raise FileNotFoundError(f"{file} is missing: run `{command}` on a GPU")
-    results = json.loads(file.read_text(encoding="utf-8"))
+    try:
+        results = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{file} cannot be read as JSON ({error}): it is truncated or damaged: restore the "
+                         f"shipped copy (`git checkout -- {file}`) or rewrite it with `{command}`") from None
+    if not isinstance(results, dict):
+        raise ValueError(f"{file} holds a {type(results).__name__}, not the dict of results: rewrite it with `{command}`")
     for key, config in expected.items():
-        if results[key] != as_stored(config, results[key]):
-            raise ValueError(f"{file} was made with another configuration than CONFIGS[{name!r}]: re-run the command")
+        if key not in results:
+            raise ValueError(f"{file} has no {key!r}: it was not written by `{command}`; rewrite it with that command")
+        if not isinstance(results[key], Mapping) or results[key] != as_stored(config, results[key]):
+            raise ValueError(f"{file} was made with another configuration than CONFIGS[{name!r}]: re-run `{command}`")
     return results
 
 
@@ -88,6 +124,9 @@ def as_stored(config, stored: Mapping) -> dict:
     it describes used that default.  Nested configurations (a ``GPTConfig`` as
     ``model``) are compared the same way, field by field.
     """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a configuration (a dataclass instance), got {shown(config)}")
+    check_type("stored", stored, Mapping, "the stored configuration, a dict read from the results file")
     out = {}
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
@@ -107,8 +146,8 @@ def main(argv, *, lesson: str, description: str, configs: Mapping, run_all: Call
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", type=Path, default=None, help=f"default: course_lib/lessons/results/lesson{lesson}_<config>.json")
     args = parser.parse_args(argv)
-    out = args.out or path(lesson, args.config)
+    out = check_writable(args.out or path(lesson, args.config), "--out")  # before the run: a bad place must not cost the run
     results = run_all(configs[args.config], args.device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rounded(results)), encoding="utf-8")
-    print(f"wrote {out}")
+    text = json.dumps(rounded(results))
+    written = write_safely(out, lambda file: file.write_text(text, encoding="utf-8"), "the results")
+    print(f"wrote {written}")

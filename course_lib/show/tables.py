@@ -7,16 +7,18 @@ with (a threshold of 0.01 is written from ``excess=0.01``, not typed in).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Mapping, Sequence
 
 import torch
 
+from course_lib.engine._checks import check_int, check_number, check_type, shown
 from course_lib.engine.freezing import trainable_ratio
 from course_lib.engine.stats import Spread
 from course_lib.engine.training import History
 from course_lib.i18n import check_language, count, number, plain, significant, text
-from course_lib.lessons import finetuning_bert, targeted_freezing_gpt
+from course_lib.lessons import finetuning_bert, stored, targeted_freezing_gpt
 from course_lib.lessons.gradient_clipping import clipping_stats, layer_clipping, value_ranges
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_law_holds_until, schedule_stats
 from course_lib.models.gpt import GPTConfig, parameter_count
@@ -27,6 +29,7 @@ __all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_cl
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
     """``mean ± sem`` in the reader's decimal convention; the mean alone for a single seed (no spread to show)."""
+    check_type("value", value, Spread, "a Spread (course_lib.engine.stats.spread of the values over seeds)")
     if value.n == 1:
         return number(value.mean * scale, lang, digits)
     return f"{number(value.mean * scale, lang, digits)} ± {number(value.sem * scale, lang, digits)}"
@@ -34,6 +37,8 @@ def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -
 
 def integral_law_table(runs: Mapping[str, History], lang: str, tolerance: float = 0.1) -> Table:
     """Per schedule: where the constant-gradient law stops holding, and where the run ends."""
+    check_language(lang)
+    _check_named_runs(runs)
     rows = []
     for name, history in runs.items():
         until = integral_law_holds_until(history, tolerance)
@@ -57,8 +62,13 @@ def integral_law_table(runs: Mapping[str, History], lang: str, tolerance: float 
 
 def compare_schedules(runs: Mapping[str, Sequence[History]], lang: str, excess: float = 0.01) -> Table:
     """Lesson 01's measured table: one row per schedule, mean ± standard error over the seeds."""
+    check_language(lang)
+    stats_of = schedule_stats(runs, excess)
+    seeds = {name: len(group) for name, group in runs.items()}
+    if len(set(seeds.values())) > 1:
+        raise ValueError(f"runs must hold as many seeds for every schedule (the header states one number), got {seeds}")
     rows = []
-    for name, stats in schedule_stats(runs, excess).items():
+    for name, stats in stats_of.items():
         settled = "-" if stats.settled is None else with_spread(stats.settled, lang, 0)
         if stats.never_settled:
             settled += " " + text("never_count", lang, k=stats.never_settled, n=stats.late_excess.n)
@@ -69,10 +79,9 @@ def compare_schedules(runs: Mapping[str, Sequence[History]], lang: str, excess: 
             with_spread(stats.jitter, lang, 4),
             number(stats.final_lr, lang, 4),
         ))
-    n = next(iter(runs.values())) if runs else []
     header = (
         text("schedule", lang),
-        text("late_excess", lang, n=len(n)),
+        text("late_excess", lang, n=next(iter(seeds.values()))),
         text("settled", lang, excess=plain(excess, lang)),
         text("jitter", lang),
         text("final_lr", lang),
@@ -82,6 +91,8 @@ def compare_schedules(runs: Mapping[str, Sequence[History]], lang: str, excess: 
 
 def compare_clipping(runs: Mapping[str, History], lang: str, target: float = 1e-3, blown_up: float = 1e6) -> Table:
     """Lesson 02's measured table: final loss, largest step, steps to the target, divergence, norm removed."""
+    check_language(lang)
+    _check_named_runs(runs)
     rows = []
     for name, history in runs.items():
         stats = clipping_stats(history, target, blown_up)
@@ -106,6 +117,7 @@ def compare_clipping(runs: Mapping[str, History], lang: str, target: float = 1e-
 
 def compare_layer_clipping(max_norm: float, lang: str, seed: int = 0) -> Table:
     """Global vs per-layer clipping of the same gradients, one row per layer."""
+    check_language(lang)
     rows = tuple(
         (
             text(f"part_{name}", lang),
@@ -130,7 +142,15 @@ def finetune_table(results: dict, lang: str, variants: Sequence[str] | None = No
     ``timing=False`` leaves out time and memory, which change from run to run
     (a notebook check compares the printed table).
     """
+    check_language(lang)
+    check_type("timing", timing, bool, "True or False")
+    _check_runs_in(results, "finetuning_bert.load_results()")
     summary = finetuning_bert.summarize(results)
+    if variants is not None:
+        check_type("variants", variants, (list, tuple), f"None or a list of variant names out of {list(summary)}")
+        for i, variant in enumerate(variants):
+            if variant not in summary:
+                raise ValueError(f"variants[{i}] must be one of {list(summary)} (the variants in results), got {shown(variant)}")
     rows = []
     for variant in variants or list(summary):
         s = summary[variant]
@@ -173,6 +193,9 @@ def gpt_freezing_table(results: dict, lang: str, timing: bool = True) -> Table:
     ``timing=False`` leaves out time, saving and memory, which change from
     run to run (a notebook check compares the printed table).
     """
+    check_language(lang)
+    check_type("timing", timing, bool, "True or False")
+    _check_runs_in(results, "targeted_freezing_gpt.load_results()")
     summary = targeted_freezing_gpt.summarize(results)
     n = len({r["seed"] for r in results["runs"]})
     rows = []
@@ -201,12 +224,26 @@ def measured_table(rows: Sequence[Mapping], columns: Sequence[tuple], lang: str)
 
     A missing or None value (not measured on this device) is written "-".
     """
+    check_language(lang)
+    check_type("columns", columns, (list, tuple), "a list of (key, label key, digits[, scale]) tuples")
+    for i, column in enumerate(columns):
+        if not isinstance(column, (list, tuple)) or len(column) not in (3, 4):
+            raise TypeError(f"columns[{i}] must be a tuple (key, label key, digits) or (key, label key, digits, scale), "
+                            f"got {shown(column)}")
+        check_int(f"columns[{i}] digits", column[2], 0, unit="digits")
+        if len(column) == 4:
+            check_number(f"columns[{i}] scale", column[3], "a finite number", math.isfinite)
+    check_type("rows", rows, (list, tuple), "a list of dicts (one per measurement)")
+    for i, row in enumerate(rows):
+        check_type(f"rows[{i}]", row, Mapping, "a dict {column key: value}")
     header = tuple(text(column[1], lang) for column in columns)
     body = []
-    for row in rows:
+    for i, row in enumerate(rows):
         cells = []
         for key, _, digits, *scale in columns:
             value = row.get(key)
+            if isinstance(value, bool):
+                raise TypeError(f"rows[{i}][{key!r}] must be a number, a str or None, got {shown(value)}")
             if value is None:
                 cells.append("-")
             elif isinstance(value, str):
@@ -222,7 +259,10 @@ def measured_table(rows: Sequence[Mapping], columns: Sequence[tuple], lang: str)
 def options_table(results: dict, lang: str) -> Table:
     """Lesson 05: the notes' qualitative table, measured: each option against its baseline, time and memory."""
     def by(rows, key, value):
-        return next(r for r in rows if r[key] == value)
+        found = next((r for r in rows if isinstance(r, Mapping) and r.get(key) == value), None)
+        if found is None:
+            raise ValueError(f"results has no measurement with {key}={value!r}, which options_table compares: pass {_GPU_RESULTS}")
+        return found
 
     def times(a, b):
         return f"×{number(a / b, lang, 2)}"
@@ -230,13 +270,20 @@ def options_table(results: dict, lang: str) -> Table:
     def memory(a, b):
         return "-" if a is None or b is None else f"{number(a / 1024, lang, 1)} → {number(b / 1024, lang, 1)} GB"
 
+    check_language(lang)
     r = results
+    for key in ("vocabulary_sizes", "precisions", "accumulation", "attention_lengths", "optimizers", "compiled",
+                "pinned_copies", "batch_sizes"):
+        if stored.require(r, [key], _GPU_RESULTS) is None:
+            raise ValueError(f"results[{key!r}] is None (not measured on this device): pass {_GPU_RESULTS}")
     v = {row["vocab"]: row for row in r["vocabulary_sizes"]}
+    if len(v) != 2:
+        raise ValueError(f"results['vocabulary_sizes'] must hold two vocabulary sizes (padded or not), got {sorted(v)}: pass {_GPU_RESULTS}")
     small, large = sorted(v)
-    p = {row["precision"]: row for row in r["precisions"]}
+    p = {name: by(r["precisions"], "precision", name) for name in ("fp32", "tf32", "bf16")}
     acc = r["accumulation"]
-    att = by(r["attention_lengths"], "length", r["config"]["model"]["block_size"])
-    opt = {row["optimizer"]: row for row in r["optimizers"]}
+    att = by(r["attention_lengths"], "length", stored.require(r, ["config", "model", "block_size"], _GPU_RESULTS))
+    opt = {name: by(r["optimizers"], "optimizer", name) for name in ("loop", "fused")}
     comp = r["compiled"]
     pin = r["pinned_copies"]
     batches = r["batch_sizes"]
@@ -264,9 +311,37 @@ def options_table(results: dict, lang: str) -> Table:
     return Table(header, tuple((text(key, lang), *rest) for key, *rest in rows))
 
 
+_GPU_RESULTS = "the GPU configuration's results, optimization_options.load_results('gpu')"
+_BENCHMARK = "the results of optimization_options.load_benchmark()"
+
+
+def _check_named_runs(runs) -> None:
+    """A non-empty dict {name: History}."""
+    check_type("runs", runs, Mapping, "a dict {run name: History}")
+    if not runs:
+        raise ValueError("runs is empty: give at least one run")
+    for name, history in runs.items():
+        check_type(f"runs[{name!r}]", history, History, "a History (what train returns)")
+
+
+def _check_runs_in(results, source: str) -> None:
+    """Stored results whose 'runs' is a non-empty list."""
+    runs = stored.require(results, ["runs"], f"the results of {source}")
+    check_type("results['runs']", runs, list, f"a list of runs (the results of {source})")
+    if not runs:
+        raise ValueError(f"results['runs'] is empty: there is nothing to summarize; pass the results of {source}")
+
+
 def _speed_columns(ratio: str) -> list[tuple]:
     return [("ms_per_step", "col_ms_step", 2), ("ms_range", "col_ms_range", 0), ("tokens_per_s", "col_tokens_s", 0),
             ("mfu", "col_mfu", 1, 100), ("peak_memory_mb", "col_memory_gb", 1, 1 / 1024), (ratio, ratio.replace("vs_", "col_vs_"), 3)]
+
+
+def _nonempty_rows(results: Mapping, part: str) -> list:
+    rows = stored.require(results, [part, "rows"], _BENCHMARK)
+    if not rows:
+        raise ValueError(f"results[{part!r}]['rows'] is empty: there is nothing to show; pass {_BENCHMARK}")
+    return rows
 
 
 def _with_range(row: Mapping, lang: str) -> dict:
@@ -276,22 +351,28 @@ def _with_range(row: Mapping, lang: str) -> dict:
 
 def benchmark_table(results: dict, lang: str) -> Table:
     """Lesson 05: nanoGPT's loops and the course's step, each micro-batch (stored benchmark)."""
-    rows = [dict(_with_range(r, lang), contender=text(f"bench_{r['name']}", lang)) for r in results["comparison"]["rows"]]
+    check_language(lang)
+    rows = [dict(_with_range(r, lang), contender=text(f"bench_{r['name']}", lang))
+            for r in _nonempty_rows(results, "comparison")]
     columns = [("contender", "col_contender", 0), ("micro_batch", "col_micro_batch", 0), *_speed_columns("vs_nanogpt")]
     return measured_table(rows, columns, lang)
 
 
 def ablation_table(results: dict, lang: str) -> Table:
     """Lesson 05: the fast step with one option removed at a time (stored benchmark)."""
-    rows = [dict(_with_range(r, lang), removed=text(f"ablation_{r['name']}", lang)) for r in results["ablation"]["rows"]]
+    check_language(lang)
+    rows = [dict(_with_range(r, lang), removed=text(f"ablation_{r['name']}", lang)) for r in _nonempty_rows(results, "ablation")]
     return measured_table(rows, [("removed", "col_removed", 0), *_speed_columns("vs_fast")], lang)
 
 
 def profile_table(results: dict, lang: str) -> Table:
     """Lesson 05: where the fast step's GPU time goes, by kind of kernel, and the GPU's idle time."""
-    profile = results["profile"]
-    wall = profile["wall_ms_per_step"]
-    kinds = sorted(profile["by_kind"].items(), key=lambda kv: -kv[1])
+    check_language(lang)
+    profile = stored.require(results, ["profile"], _BENCHMARK)
+    wall = check_number("results['profile']['wall_ms_per_step']", stored.require(profile, ["wall_ms_per_step"], _BENCHMARK),
+                        "a finite time > 0 ms (the shares are of it)", lambda v: 0 < v < math.inf)
+    stored.require(profile, ["gpu_ms_per_step"], _BENCHMARK)
+    kinds = sorted(stored.require(profile, ["by_kind"], _BENCHMARK).items(), key=lambda kv: -kv[1])
     rows = [{"kind": text(f"kernels_{k}", lang), "ms": ms, "share": ms / wall} for k, ms in kinds]
     idle = wall - profile["gpu_ms_per_step"]
     rows.append({"kind": text("kernels_idle", lang), "ms": idle, "share": idle / wall})
@@ -309,6 +390,7 @@ def _part(name: str) -> str:
 def freezing_table(model: torch.nn.Module, lang: str) -> Table:
     """One row per part of the model (layers with the same role together): parameters, trainable or frozen; then R."""
     check_language(lang)
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     rows: dict[str, list[int]] = {}
     for name, p in model.named_parameters():
         counts = rows.setdefault(_part(name), [0, 0])
