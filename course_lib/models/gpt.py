@@ -24,7 +24,7 @@ from torch import nn
 from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
 from course_lib.engine.data import at_least_float32
 
-__all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "check_token_ids", "parameter_count",
+__all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count",
            "flops_per_token", "lm_loss", "generate", "from_hf", "to_hf", "TRANSPOSED", "LAYER_NORM_EPS"]
 
 LAYER_NORM_EPS = 1e-5  # torch's and GPT-2's LayerNorm epsilon
@@ -177,7 +177,7 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx: torch.Tensor, *, last_only: bool = False) -> torch.Tensor:
-        check_token_ids("idx", idx, self.config.vocab_size)
+        _check_token_ids("idx", idx, self.config.vocab_size)
         check_type("last_only", last_only, bool, "True or False")
         B, T = idx.shape
         if T > self.config.block_size:
@@ -190,7 +190,7 @@ class GPT(nn.Module):
         return self.lm_head(x[:, [-1], :] if last_only else x)
 
 
-def check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
+def _check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
     """A non-empty (batch, time) tensor of int64/int32 token ids; on the CPU also each id in ``[0, vocab_size)``.
 
     The range needs the ids' values: it is read only from a CPU tensor and
@@ -283,7 +283,7 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, *, temperature:
     generator of their own, so generating leaves the global random state alone.
     """
     check_type("model", model, GPT, "a course_lib.models.gpt.GPT")
-    check_token_ids("idx", idx, model.config.vocab_size)
+    _check_token_ids("idx", idx, model.config.vocab_size)
     check_int("max_new_tokens", max_new_tokens, 1, unit="tokens")
     check_number("temperature", temperature, "a finite number > 0", lambda t: 0 < t < math.inf)
     if top_k is not None:

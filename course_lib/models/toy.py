@@ -140,8 +140,10 @@ class QuadraticToy(torch.nn.Module):
 
     def __init__(self, start: tuple[float, ...] = (1.0, -2.0)):
         super().__init__()
-        if not isinstance(start, (tuple, list)) or not start:
-            raise TypeError(f"start must be a non-empty tuple of numbers (the starting weights), got {shown(start)}")
+        if not isinstance(start, (tuple, list)):
+            raise TypeError(f"start must be a tuple of numbers (the starting weights), got {shown(start)}")
+        if not start:
+            raise ValueError("start must hold at least one weight, got ()")
         start = [check_number(f"start[{i}]", v, "a finite number", math.isfinite) for i, v in enumerate(start)]
         self.w = torch.nn.Parameter(torch.tensor([float(v) for v in start]))
 
