@@ -6,6 +6,8 @@ checked by one test; a new module's table is one more list and one more entry th
 tables, the edge values that must keep working.
 """
 
+import dataclasses
+import importlib.util
 import math
 import re
 import tempfile
@@ -40,7 +42,9 @@ from course_lib.show.plotting import (
 from course_lib.show.report import Table
 from course_lib.lessons import pretraining
 from course_lib.lessons.corpus import TokenWindows, finetuning_text, held_out_blocks, split_held_out, token_share, train_tokenizer
-from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, generate
+from course_lib.models.fast_step import FAST, build, synthetic_batches
+from course_lib.models.gpt import (GPT, MLP, Block, CausalSelfAttention, GPTConfig, flops_per_token, from_hf, generate, lm_loss,
+                                   naive_attention, parameter_count, to_hf)
 from course_lib.engine.schedules import (
     Constant,
     CosineDecay,
@@ -61,7 +65,8 @@ from course_lib.show.exercises import check_clip_coefficient, check_mfu, check_o
 from course_lib.engine.stats import spread
 from course_lib.lessons.lr_schedules import integral_law_holds_until, paired_difference
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio
-from course_lib.models.toy import train_softmax_toy
+from course_lib.models.toy import (QuadraticToy, add_excess_loss, best_loss, body_and_head, expected_loss, train_quadratic,
+                                   train_softmax_toy)
 from course_lib.engine.training import Callback, History, autocast, forward_backward, train
 from course_lib.show.widgets import ScheduleExplorer, explorer_figure, figure_png
 
@@ -754,6 +759,166 @@ TABLES_SHOW = [
 ]
 
 
+def _hf_gpt2(**changes):
+    """A small randomly initialised GPT2LMHeadModel, GPT-2's architecture except for ``changes`` to its config."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=16, n_embd=16, n_layer=2, n_head=2, bos_token_id=None,
+                                      eos_token_id=None, **changes))
+
+
+def _hf_with_own_lm_head():
+    hf = _hf_gpt2()
+    hf.lm_head.weight = torch.nn.Parameter(hf.lm_head.weight.detach() + 1.0)  # untied after the fact; the config still says tied
+    return hf
+
+
+def _hf_config_changed_after():
+    hf = _hf_gpt2()
+    hf.config.vocab_size = 98
+    return hf
+
+
+_HF = pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="needs transformers")
+
+
+def _hf_case(call, error, text, id):
+    return pytest.param(call, error, text, id=id, marks=_HF)
+
+
+_IDS = torch.tensor([[1, 2, 3]])
+
+MODELS = [
+    pytest.param(lambda: _small_gpt()(torch.tensor([[1, 97]])), ValueError, "idx holds token ids from 1 to 97, outside the vocabulary",
+                 id="forward-id-past-vocabulary"),
+    pytest.param(lambda: _small_gpt()(torch.tensor([[-1, 2]])), ValueError, "ids must be in [0, vocab_size) = [0, 97)", id="forward-id-negative"),
+    pytest.param(lambda: _small_gpt()(torch.tensor([1, 2])), ValueError, "idx must be a non-empty (batch, time) tensor", id="forward-1d"),
+    pytest.param(lambda: _small_gpt()(torch.zeros(1, 2, 3, dtype=torch.long)), ValueError, "got shape (1, 2, 3)", id="forward-3d"),
+    pytest.param(lambda: _small_gpt()({"input_ids": _IDS}), TypeError, "idx must be a (batch, time) tensor of token ids", id="forward-dict"),
+    pytest.param(lambda: _small_gpt()(_IDS.float()), TypeError, "idx must hold integer token ids (torch.int64 or torch.int32), got torch.float32",
+                 id="forward-float-ids"),
+    pytest.param(lambda: _small_gpt()(torch.zeros(1, 0, dtype=torch.long), last_only=True), ValueError, "got shape (1, 0)", id="forward-no-token"),
+    pytest.param(lambda: _small_gpt()(_IDS, last_only="no"), TypeError, "last_only must be True or False", id="forward-last-only-str"),
+    pytest.param(lambda: lm_loss(_small_gpt(), torch.tensor([[1, 2, 97]])), ValueError, "targets (batch[:, 1:]) hold token ids from 2 to 97",
+                 id="loss-target-past-vocabulary"),
+    pytest.param(lambda: lm_loss(_small_gpt(), torch.tensor([[1, 2, -100]])), ValueError, "ids must be in [0, vocab_size) = [0, 97)",
+                 id="loss-target-ignore-index"),
+    pytest.param(lambda: lm_loss(_small_gpt(), torch.tensor([[97, 2, 3]])), ValueError, "idx holds token ids", id="loss-input-past-vocabulary"),
+    pytest.param(lambda: lm_loss(_small_gpt(), torch.tensor([1, 2, 3])), ValueError, "batch must be a (batch, T + 1) tensor", id="loss-1d"),
+    pytest.param(lambda: lm_loss(_small_gpt(), {"input_ids": _IDS}), TypeError, "batch must be a (batch, T + 1) tensor of token ids", id="loss-dict"),
+    pytest.param(lambda: lm_loss(_small_gpt(), torch.tensor([[1]])), ValueError, "T + 1 >= 2", id="loss-one-token"),
+    pytest.param(lambda: lm_loss(_small_gpt(), torch.zeros(0, 4, dtype=torch.long)), ValueError, "at least one sequence", id="loss-no-sequence"),
+    pytest.param(lambda: lm_loss(_small_gpt(), _IDS.float()), TypeError, "batch must hold int64 token ids", id="loss-float-ids"),
+    pytest.param(lambda: lm_loss(_IDS, _small_gpt()), TypeError, "model must be a torch.nn.Module", id="loss-swapped"),
+    pytest.param(lambda: generate(_small_gpt(), torch.tensor([[97]]), 3), ValueError, "idx holds token ids from 97 to 97", id="generate-id-past-vocabulary"),
+    pytest.param(lambda: generate(_small_gpt(), _IDS.float(), 3), TypeError, "idx must hold integer token ids", id="generate-float-ids"),
+    pytest.param(lambda: generate(torch.nn.Linear(2, 2), _IDS, 3), TypeError, "model must be a course_lib.models.gpt.GPT", id="generate-not-gpt"),
+    pytest.param(lambda: to_hf(torch.nn.Linear(2, 2)), TypeError, "model must be a course_lib.models.gpt.GPT", id="to-hf-not-gpt"),
+    _hf_case(lambda: to_hf(_hf_gpt2()), TypeError, "model must be a course_lib.models.gpt.GPT, got GPT2LMHeadModel", id="to-hf-of-hf"),
+    _hf_case(lambda: from_hf(None), TypeError, "hf_model must be a transformers GPT2LMHeadModel", id="from-hf-None"),
+    _hf_case(lambda: from_hf(_small_gpt()), TypeError, "hf_model must be a transformers GPT2LMHeadModel", id="from-hf-of-ours"),
+    _hf_case(lambda: from_hf(_hf_gpt2().transformer), TypeError, "got GPT2Model", id="from-hf-without-head"),
+    _hf_case(lambda: from_hf(_hf_gpt2(layer_norm_epsilon=1e-3)), ValueError,
+             "config.layer_norm_epsilon is 0.001, but GPT implements 1e-05", id="from-hf-layer-norm-epsilon"),
+    _hf_case(lambda: from_hf(_hf_gpt2(scale_attn_weights=False)), ValueError,
+             "config.scale_attn_weights is False, but GPT implements True", id="from-hf-unscaled-attention"),
+    _hf_case(lambda: from_hf(_hf_gpt2(scale_attn_by_inverse_layer_idx=True)), ValueError,
+             "config.scale_attn_by_inverse_layer_idx is True, but GPT implements False", id="from-hf-inverse-layer-scaling"),
+    _hf_case(lambda: from_hf(_hf_gpt2(activation_function="relu")), ValueError,
+             "config.activation_function is 'relu', but GPT implements 'gelu_new' or 'gelu_pytorch_tanh'", id="from-hf-relu"),
+    _hf_case(lambda: from_hf(_hf_gpt2(activation_function="gelu")), ValueError,
+             "config.activation_function is 'gelu'", id="from-hf-exact-gelu"),
+    _hf_case(lambda: from_hf(_hf_gpt2(n_inner=32)), ValueError, "config.n_inner is 32, but GPT implements None or 4 * n_embd",
+             id="from-hf-mlp-width"),
+    _hf_case(lambda: from_hf(_hf_gpt2(add_cross_attention=True)), ValueError, "config.add_cross_attention is True", id="from-hf-cross-attention"),
+    _hf_case(lambda: from_hf(_hf_gpt2(tie_word_embeddings=False)), ValueError,
+             "config.tie_word_embeddings is False, but GPT implements True", id="from-hf-untied-config"),
+    _hf_case(lambda: from_hf(_hf_with_own_lm_head()), ValueError, "lm_head.weight differs from transformer.wte.weight",
+             id="from-hf-untied-weights"),
+    _hf_case(lambda: from_hf(_hf_config_changed_after()), ValueError,
+             "hf_model's transformer.wte.weight has shape (97, 16), but its config describes (98, 16)", id="from-hf-config-disagrees"),
+    pytest.param(lambda: parameter_count({"n_layer": 2}), TypeError, "config must be a GPTConfig", id="parameter-count-dict"),
+    pytest.param(lambda: CausalSelfAttention({"n_head": 2}), TypeError, "config must be a GPTConfig", id="attention-dict"),
+    pytest.param(lambda: MLP(None), TypeError, "config must be a GPTConfig", id="mlp-None"),
+    pytest.param(lambda: Block(None), TypeError, "config must be a GPTConfig", id="block-None"),
+    pytest.param(lambda: naive_attention(*[torch.zeros(1, 2, 4)] * 3, dropout=2.0), ValueError, "dropout must be a probability in [0, 1)",
+                 id="naive-attention-dropout"),
+    pytest.param(lambda: naive_attention([1.0], [1.0], [1.0]), TypeError, "q must be a (..., time, head size) tensor", id="naive-attention-list"),
+]
+
+_TINY_STEP = dataclasses.replace(FAST, micro_batch=2, compile=False, cuda_graphs=False,
+                                 model=dataclasses.replace(FAST.model, block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_size=128))
+
+FAST_STEP = [
+    pytest.param(lambda: dataclasses.replace(FAST, micro_batch=True), TypeError, "micro_batch must be an int (a number of sequences per forward pass)",
+                 id="micro-batch-bool"),
+    pytest.param(lambda: dataclasses.replace(FAST, micro_batch="12"), TypeError, "micro_batch must be an int", id="micro-batch-str"),
+    pytest.param(lambda: dataclasses.replace(FAST, accumulate=0), ValueError, "accumulate must be >= 1 micro-batches per optimizer step",
+                 id="accumulate-zero"),
+    pytest.param(lambda: dataclasses.replace(FAST, log_every=False), TypeError, "log_every must be an int", id="log-every-bool"),
+    pytest.param(lambda: dataclasses.replace(FAST, attention_kernel=None), ValueError, "attention_kernel must be one of 'cudnn', 'flash', 'auto', 'naive'",
+                 id="attention-kernel-None"),
+    pytest.param(lambda: dataclasses.replace(FAST, attention_kernel="sdpa"), ValueError, "attention_kernel must be one of", id="attention-kernel-sdpa"),
+    pytest.param(lambda: dataclasses.replace(FAST, precision="fp64"), ValueError, "precision must be one of 'fp32', 'bf16'", id="precision-fp64"),
+    pytest.param(lambda: dataclasses.replace(FAST, precision=None), ValueError, "precision must be one of", id="precision-None"),
+    pytest.param(lambda: dataclasses.replace(FAST, compile=0), TypeError, "compile must be True or False, got 0 (int)", id="compile-int"),
+    pytest.param(lambda: dataclasses.replace(FAST, tf32="yes"), TypeError, "tf32 must be True or False", id="tf32-str"),
+    pytest.param(lambda: dataclasses.replace(FAST, fused_optimizer=None), TypeError, "fused_optimizer must be True or False", id="fused-None"),
+    pytest.param(lambda: dataclasses.replace(FAST, clip=math.nan), ValueError, "clip must be > 0", id="clip-nan"),
+    pytest.param(lambda: dataclasses.replace(FAST, lr=True), TypeError, "lr must be a real number", id="lr-bool"),
+    pytest.param(lambda: dataclasses.replace(FAST, weight_decay=math.nan), ValueError, "weight_decay must be >= 0 and finite", id="weight-decay-nan"),
+    pytest.param(lambda: build({"micro_batch": 2}), TypeError, "options must be a course_lib.models.fast_step.StepOptions", id="build-dict"),
+    pytest.param(lambda: build(_TINY_STEP, "cpu", seed=-1), ValueError, "seed must be >= 0", id="build-seed-negative"),
+    pytest.param(lambda: build(_TINY_STEP, "cpu", seed="0"), TypeError, "seed must be an int", id="build-seed-str"),
+    pytest.param(lambda: build(_TINY_STEP, "cpu", data=[torch.zeros(2, 17, dtype=torch.long)]), TypeError,
+                 "data must be a function of the micro-batch index", id="build-data-list"),
+    pytest.param(lambda: build(_TINY_STEP, "cpu", schedule_steps=0), ValueError, "schedule_steps must be >= 1", id="build-schedule-zero"),
+    pytest.param(lambda: build(_TINY_STEP, "cpu", schedule_steps=True), TypeError, "schedule_steps must be an int", id="build-schedule-bool"),
+    pytest.param(lambda: build(_TINY_STEP, "cpu", schedule_steps=10, warmup_steps=20), ValueError,
+                 "warmup_steps (20) must be <= schedule_steps (10)", id="build-warmup-past-schedule"),
+    pytest.param(lambda: synthetic_batches(0, 2, 8, pinned=False), ValueError, "vocab_size must be >= 1", id="synthetic-vocab-zero"),
+    pytest.param(lambda: synthetic_batches(10.5, 2, 8, pinned=False), TypeError, "vocab_size must be an int", id="synthetic-vocab-float"),
+    pytest.param(lambda: synthetic_batches(10, 0, 8, pinned=False), ValueError, "micro_batch must be >= 1", id="synthetic-micro-batch-zero"),
+    pytest.param(lambda: synthetic_batches(10, 2, -1, pinned=False), ValueError, "block_size must be >= 1", id="synthetic-block-negative"),
+    pytest.param(lambda: synthetic_batches(10, 2, 8, pinned=False, pool=0), ValueError, "pool must be >= 1", id="synthetic-pool-zero"),
+    pytest.param(lambda: synthetic_batches(10, 2, 8, pinned="no"), TypeError, "pinned must be True or False", id="synthetic-pinned-str"),
+    pytest.param(lambda: synthetic_batches(10, 2, 8, pinned=False, seed=-1), ValueError, "seed must be >= 0", id="synthetic-seed-negative"),
+]
+
+
+def _toy_history():
+    return train_softmax_toy(Constant(), 0.1, 2)
+
+
+TOY = [
+    pytest.param(lambda: expected_loss(math.nan, 0.0, 0.9), ValueError, "w1 must be a finite number", id="expected-loss-nan"),
+    pytest.param(lambda: expected_loss(0.0, "1", 0.9), TypeError, "w2 must be a real number", id="expected-loss-str"),
+    pytest.param(lambda: expected_loss(True, 0.0, 0.9), TypeError, "w1 must be a real number", id="expected-loss-bool"),
+    pytest.param(lambda: expected_loss(1.0, 0.0, 2.0), ValueError, "target_prob must be in [0.0, 1.0]", id="expected-loss-probability"),
+    pytest.param(lambda: best_loss(1.5), ValueError, "target_prob must be in [0.0, 1.0]", id="best-loss-above-one"),
+    pytest.param(lambda: best_loss(math.nan), ValueError, "target_prob must be in [0.0, 1.0]", id="best-loss-nan"),
+    pytest.param(lambda: best_loss("0.9"), TypeError, "target_prob must be a real number", id="best-loss-str"),
+    pytest.param(lambda: train_softmax_toy(Constant(), "0.1", 3), TypeError, "eta_max must be a real number", id="softmax-eta-str"),
+    pytest.param(lambda: train_softmax_toy(Constant(), -0.1, 3), ValueError, "eta_max must be > 0 and finite", id="softmax-eta-negative"),
+    pytest.param(lambda: train_softmax_toy(Constant(), True, 3), TypeError, "eta_max must be a real number", id="softmax-eta-bool"),
+    pytest.param(lambda: add_excess_loss([], 0.9), TypeError, "history must be a History", id="excess-list"),
+    pytest.param(lambda: add_excess_loss(History(), 0.9), ValueError, "history must hold the toy's weights w1 and w2", id="excess-no-weights"),
+    pytest.param(lambda: add_excess_loss(_toy_history(), 1.0), ValueError, "history already holds excess_loss", id="excess-twice"),
+    pytest.param(lambda: add_excess_loss(_toy_history(), 3.0), ValueError, "target_prob must be in [0.0, 1.0]", id="excess-probability"),
+    pytest.param(lambda: QuadraticToy("ab"), TypeError, "start must be a tuple of numbers", id="quadratic-start-str"),
+    pytest.param(lambda: QuadraticToy(()), ValueError, "start must hold at least one weight", id="quadratic-start-empty"),
+    pytest.param(lambda: QuadraticToy((1.0, math.nan)), ValueError, "start[1] must be a finite number", id="quadratic-start-nan"),
+    pytest.param(lambda: train_quadratic("0.1", 3), TypeError, "eta_max must be a real number", id="quadratic-eta-str"),
+    pytest.param(lambda: train_quadratic(True, 3), TypeError, "eta_max must be a real number", id="quadratic-eta-bool"),
+    pytest.param(lambda: train_quadratic(0.1, 0), ValueError, "num_steps must be >= 1", id="quadratic-steps-zero"),
+    pytest.param(lambda: train_quadratic(0.1, 3, callbacks=None), TypeError, "callbacks must be a list of Callback objects", id="quadratic-callbacks-None"),
+    pytest.param(lambda: body_and_head(-1), ValueError, "seed must be >= 0", id="body-seed-negative"),
+    pytest.param(lambda: body_and_head("0"), TypeError, "seed must be an int", id="body-seed-str"),
+    pytest.param(lambda: body_and_head(True), TypeError, "seed must be an int", id="body-seed-bool"),
+]
+
+
 def _torch_bytes(obj) -> bytes:
     import io
 
@@ -780,6 +945,9 @@ TABLES = {
     "optimization_options": OPTIMIZATION_OPTIONS,
     "lesson_summaries": LESSON_SUMMARIES,
     "tables": TABLES_SHOW,
+    "models": MODELS,
+    "fast_step": FAST_STEP,
+    "toy": TOY,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 

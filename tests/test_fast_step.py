@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ import torch
 from course_lib.lessons import stored
 from course_lib.engine.stats import curve_agreement
 from course_lib.lessons.optimization_options import headline, load_benchmark, loss_curves, matmul_rate
-from course_lib.models.fast_step import ABLATIONS, FAST, PLAIN, build, synthetic_batches
+from course_lib.models.fast_step import ABLATIONS, ATTENTION_KERNELS, FAST, PLAIN, build, synthetic_batches
 from course_lib.models.gpt import GPT
 from course_lib.engine.training import train
 
@@ -151,3 +152,20 @@ def test_a_stored_benchmark_of_another_fast_step_is_refused(tmp_path, monkeypatc
     (tmp_path / "lesson05_nanogpt.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ValueError, match="another fast step"):
         load_benchmark()
+
+
+@pytest.mark.parametrize("bad", [dict(schedule_steps=0), dict(seed="0"), dict(warmup_steps=30, schedule_steps=20), dict(data=[1, 2])])
+def test_a_refused_build_changes_no_global_state(bad):
+    """build's arguments are checked before it sets torch's TF32 switches and reseeds torch: a refused build leaves both alone."""
+    options = dataclasses.replace(FAST, **TINY)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not options.tf32
+    rng = torch.get_rng_state()
+    with pytest.raises((TypeError, ValueError), match="schedule_steps|seed|warmup_steps|data"):
+        build(options, "cpu", **bad)
+    assert torch.backends.cuda.matmul.allow_tf32 is torch.backends.cudnn.allow_tf32 is (not options.tf32)
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_infinite_clip_and_every_kernel_remain_valid_steps():
+    assert dataclasses.replace(FAST, clip=math.inf).clip == math.inf and dataclasses.replace(FAST, clip=None).clip is None
+    assert all(dataclasses.replace(FAST, attention_kernel=k).attention_kernel == k for k in ATTENTION_KERNELS)

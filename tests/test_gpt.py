@@ -65,8 +65,65 @@ def test_hugging_face_gpt2_gives_the_same_logits_both_ways():
 def test_from_hf_refuses_another_architecture():
     transformers = pytest.importorskip("transformers")
     bert = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    with pytest.raises(ValueError, match="GPT2LMHeadModel"):
+    with pytest.raises(TypeError, match="hf_model must be a transformers GPT2LMHeadModel"):
         from_hf(transformers.BertModel(bert))
+
+
+def _hf_gpt2(**changes):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=SMALL.vocab_size, n_positions=SMALL.block_size, n_embd=SMALL.n_embd,
+                                     n_layer=SMALL.n_layer, n_head=SMALL.n_head, bos_token_id=None, eos_token_id=None, **changes)
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+@pytest.mark.parametrize("changes", [{}, {"activation_function": "gelu_pytorch_tanh"}, {"reorder_and_upcast_attn": True},
+                                     {"n_inner": 4 * SMALL.n_embd}, {"resid_pdrop": 0.3, "attn_pdrop": 0.3}])
+def test_from_hf_converts_the_variants_that_compute_gpt2(changes):
+    """reorder_and_upcast_attn only scales the keys first and the scores in float32; dropout is off in eval mode."""
+    hf = _hf_gpt2(**changes)
+    with torch.no_grad():
+        hf.lm_head.weight.mul_(20)  # large logits, where another attention scale or LayerNorm would show
+    ours = from_hf(hf).eval()
+    x = torch.randint(0, SMALL.vocab_size, (2, SMALL.block_size), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("field, value", [("layer_norm_epsilon", 1e-1), ("scale_attn_weights", False),
+                                          ("scale_attn_by_inverse_layer_idx", True), ("tie_word_embeddings", False)])
+def test_from_hf_refuses_each_variant_whose_logits_differ(field, value):
+    """Each refused field changes what the Hugging Face model computes from the same kind of weights: converting it was wrong."""
+    hf = _hf_gpt2(**{field: value})
+    plain = _hf_gpt2()
+    plain.load_state_dict(hf.state_dict())
+    with torch.no_grad():
+        for model in (hf, plain):  # large scores and logits, where the differences show
+            model.lm_head.weight.mul_(20)
+            for block in model.transformer.h:
+                block.attn.c_attn.weight.mul_(10)
+    x = torch.randint(0, SMALL.vocab_size, (2, SMALL.block_size), generator=torch.Generator().manual_seed(0))
+    if field != "tie_word_embeddings":  # untied: the two matrices differ, which from_hf's check compares instead
+        assert not torch.allclose(hf(x).logits, plain(x).logits, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=f"config.{field} is {value!r}"):
+        from_hf(hf)
+
+
+def test_token_ids_at_the_ends_of_the_vocabulary_and_int32_inputs_are_accepted():
+    model = small_model().eval()
+    ids = torch.tensor([[0, SMALL.vocab_size - 1, 5]])
+    torch.testing.assert_close(model(ids.int()), model(ids), rtol=0, atol=0)
+    assert lm_loss(model, ids).isfinite()
+    assert generate(model, ids.int(), 2).shape == (1, 5)
+    with pytest.raises(TypeError, match="batch must hold int64 token ids"):  # cross-entropy's targets are int64 only
+        lm_loss(model, ids.int())
+
+
+def test_the_id_checks_read_no_value_under_torch_compile():
+    """Under torch.compile the range checks are left out (no graph break, no read-back): fullgraph=True would fail on one."""
+    model = small_model()
+    batch = torch.randint(0, SMALL.vocab_size, (2, 9), generator=torch.Generator().manual_seed(0))
+    compiled = torch.compile(lm_loss, backend="eager", fullgraph=True, dynamic=False)
+    assert torch.equal(compiled(model, batch), lm_loss(model, batch))
 
 
 def test_the_loss_of_a_fresh_model_is_about_log_vocabulary():

@@ -21,7 +21,7 @@ from course_lib.show.plotting import (
 from course_lib.show.report import Table
 from course_lib.engine.schedules import Constant, cosine_with_warmup, linear_with_warmup
 from course_lib.show.tables import compare_clipping, compare_layer_clipping, compare_schedules, integral_law_table
-from course_lib.models.toy import best_loss, expected_loss, train_quadratic, train_softmax_toy
+from course_lib.models.toy import QuadraticToy, best_loss, expected_loss, train_quadratic, train_softmax_toy
 from course_lib.engine.training import History
 from course_lib.show.widgets import ScheduleExplorer, explorer_figure
 
@@ -140,6 +140,14 @@ def test_bad_toy_arguments():
         train_softmax_toy(Constant(), 0.1, 10, target_prob=0.4)
     with pytest.raises(ValueError, match="num_steps must be >= 1"):
         train_softmax_toy(Constant(), 0.1, 0)
+
+
+def test_toy_edge_values_that_stay_valid():
+    assert torch.equal(QuadraticToy((1, -2)).w, QuadraticToy((1.0, -2.0)).w)  # int starting weights are weights too
+    assert QuadraticToy([3]).w.dtype == torch.get_default_dtype()
+    assert best_loss(0.0) == best_loss(1) == 0.0
+    assert expected_loss(torch.tensor(0.7), -0.4, 0.8) == pytest.approx(expected_loss(0.7, -0.4, 0.8))
+    assert expected_loss(0.0, 0.0, 0.0) == pytest.approx(math.log(2))
 
 
 def test_i18n_rejects_unknown_language_and_key():

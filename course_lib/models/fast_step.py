@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from course_lib.engine._checks import check_choice, check_int, check_number, check_type
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
 from course_lib.engine.data import pick_device
 from course_lib.engine.freezing import param_groups
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
@@ -68,14 +68,15 @@ class StepOptions:
         check_type("model", self.model, GPTConfig, "a course_lib.models.gpt.GPTConfig")
         if self.model.attention != "sdpa":
             raise ValueError("model.attention must stay 'sdpa': choose the formula written out with attention_kernel='naive'")
-        for name in ("micro_batch", "accumulate", "log_every"):
-            check_int(name, getattr(self, name), 1)
+        check_int("micro_batch", self.micro_batch, 1, unit="sequences per forward pass")
+        check_int("accumulate", self.accumulate, 1, unit="micro-batches per optimizer step")
+        check_int("log_every", self.log_every, 1)
         check_choice("attention_kernel", self.attention_kernel, ATTENTION_KERNELS)
         check_choice("precision", self.precision, ("fp32", "bf16"))
-        if (self.cuda_graphs or self.autotune) and not self.compile:
-            raise ValueError("cuda_graphs and autotune need compile=True: they are modes of torch.compile")
         for name in ("tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "pinned"):
             check_type(name, getattr(self, name), bool, "True or False")
+        if (self.cuda_graphs or self.autotune) and not self.compile:
+            raise ValueError("cuda_graphs and autotune need compile=True: they are modes of torch.compile")
         check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
         check_number("weight_decay", self.weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
         if self.clip is not None:
@@ -138,6 +139,12 @@ class Built:
 def synthetic_batches(vocab_size: int, micro_batch: int, block_size: int, *, pinned: bool, pool: int = 8,
                       seed: int = 0) -> Callable[[int], torch.Tensor]:
     """Micro-batch ``m``: one of ``pool`` random token blocks (batch, T + 1), made once, in pinned memory if asked."""
+    check_int("vocab_size", vocab_size, 1, unit="tokens")
+    check_int("micro_batch", micro_batch, 1, unit="sequences")
+    check_int("block_size", block_size, 1, unit="tokens")
+    check_type("pinned", pinned, bool, "True or False")
+    check_int("pool", pool, 1, unit="token blocks")
+    check_int("seed", seed, 0, unit="seed units")
     generator = torch.Generator().manual_seed(seed)
     blocks = [torch.randint(0, vocab_size, (micro_batch, block_size + 1), generator=generator) for _ in range(pool)]
     if pinned and torch.cuda.is_available():
@@ -169,6 +176,15 @@ def build(options: StepOptions = FAST, device=None, *, data: Callable[[int], tor
     falls back to PyTorch's own attention choice and pageable memory.
     """
     check_type("options", options, StepOptions, "a course_lib.models.fast_step.StepOptions")
+    check_int("seed", seed, 0, unit="seed units")
+    if data is not None and not callable(data):
+        raise TypeError(f"data must be a function of the micro-batch index (m -> a (batch, T + 1) tensor of token ids) or None, "
+                        f"got {shown(data)}")
+    check_int("schedule_steps", schedule_steps, 1)
+    check_int("warmup_steps", warmup_steps, 0)
+    if warmup_steps > schedule_steps:
+        raise ValueError(f"warmup_steps ({warmup_steps}) must be <= schedule_steps ({schedule_steps}): the warm-up is part of the schedule")
+    schedule = cosine_with_warmup(warmup_steps, schedule_steps, min_lr_ratio=0.1)
     device = pick_device(device)
     cuda = device.type == "cuda"
     torch.backends.cuda.matmul.allow_tf32 = options.tf32
@@ -178,7 +194,7 @@ def build(options: StepOptions = FAST, device=None, *, data: Callable[[int], tor
     model = GPT(config).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, options.weight_decay), lr=options.lr, betas=(0.9, 0.95), fused=options.fused_optimizer or None,
                                   foreach=None if options.fused_optimizer else True)
-    scheduler = ScheduledLR(optimizer, cosine_with_warmup(warmup_steps, schedule_steps, min_lr_ratio=0.1))
+    scheduler = ScheduledLR(optimizer, schedule)
     loss_fn = lm_loss
     if options.compile:
         loss_fn = torch.compile(lm_loss, mode=options.compile_mode, dynamic=False)

@@ -21,11 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.engine._checks import check_choice, check_int, check_number, check_type
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
 from course_lib.engine.data import at_least_float32
 
-__all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count", "flops_per_token",
-           "lm_loss", "generate", "from_hf", "to_hf", "TRANSPOSED"]
+__all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count",
+           "flops_per_token", "lm_loss", "generate", "from_hf", "to_hf", "TRANSPOSED", "LAYER_NORM_EPS"]
+
+LAYER_NORM_EPS = 1e-5  # torch's and GPT-2's LayerNorm epsilon
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
+        check_type("config", config, GPTConfig, "a GPTConfig")
         self.n_head = config.n_head
         self.dropout = config.dropout
         self.naive = config.attention == "naive"
@@ -87,6 +90,9 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: 
     ``dropout`` is applied as given, like ``scaled_dot_product_attention``'s
     ``dropout_p``: :class:`CausalSelfAttention` passes 0 in eval mode.
     """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_type(name, t, torch.Tensor, "a (..., time, head size) tensor")
+    check_number("dropout", dropout, "a probability in [0, 1)", lambda p: 0 <= p < 1)
     T = q.size(-2)
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
     mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
@@ -99,6 +105,7 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
+        check_type("config", config, GPTConfig, "a GPTConfig")
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.gelu = nn.GELU(approximate="tanh")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
@@ -113,9 +120,10 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        check_type("config", config, GPTConfig, "a GPTConfig")
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=LAYER_NORM_EPS, bias=config.bias)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=LAYER_NORM_EPS, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,6 +140,12 @@ class GPT(nn.Module):
     ``forward(idx, last_only=True)`` those of the last position only, shape
     (batch, 1, vocab), as nanoGPT does when sampling: the output layer, the
     largest matrix multiply, then runs on one position instead of T.
+
+    ``idx`` is checked first (a non-empty (batch, time) tensor of int64 or
+    int32 ids); that every id is in ``[0, vocab_size)`` only when ``idx`` is
+    on the CPU and not under ``torch.compile``, so that a step on a GPU never
+    waits for the check (there an id out of range stops with CUDA's
+    device-side assert instead).
     """
 
     def __init__(self, config: GPTConfig):
@@ -143,7 +157,7 @@ class GPT(nn.Module):
             wpe=nn.Embedding(config.block_size, config.n_embd),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            ln_f=nn.LayerNorm(config.n_embd, eps=LAYER_NORM_EPS, bias=config.bias),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
@@ -163,6 +177,8 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx: torch.Tensor, *, last_only: bool = False) -> torch.Tensor:
+        _check_token_ids("idx", idx, self.config.vocab_size)
+        check_type("last_only", last_only, bool, "True or False")
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"a sequence of {T} tokens is longer than the model's block_size {self.config.block_size}")
@@ -174,11 +190,31 @@ class GPT(nn.Module):
         return self.lm_head(x[:, [-1], :] if last_only else x)
 
 
+def _check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
+    """A non-empty (batch, time) tensor of int64/int32 token ids; on the CPU also each id in ``[0, vocab_size)``.
+
+    The range needs the ids' values: it is read only from a CPU tensor and
+    not while ``torch.compile`` traces, so that no GPU step waits for it.
+    """
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"{name} must be a (batch, time) tensor of token ids, got {shown(ids)}")
+    if ids.ndim != 2 or 0 in ids.shape:
+        raise ValueError(f"{name} must be a non-empty (batch, time) tensor of integer token ids, got shape {tuple(ids.shape)}")
+    if ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{name} must hold integer token ids (torch.int64 or torch.int32), got {ids.dtype}")
+    if ids.device.type == "cpu" and not torch.compiler.is_compiling():
+        low, high = (int(v) for v in torch.aminmax(ids))
+        if low < 0 or high >= vocab_size:
+            raise ValueError(f"{name} holds token ids from {low} to {high}, outside the vocabulary: "
+                             f"ids must be in [0, vocab_size) = [0, {vocab_size})")
+
+
 def parameter_count(config: GPTConfig) -> int:
     """Parameters of :class:`GPT` from the sizes alone: V·d + T·d + L·(12d² + 13d) + 2d, plus V·d if the output layer is untied.
 
     Without biases (``bias=False``) a block has 12d² + 2d (the LayerNorms' scales) and the final LayerNorm d.
     """
+    check_type("config", config, GPTConfig, "a GPTConfig")
     V, T, L, d = config.vocab_size, config.block_size, config.n_layer, config.n_embd
     blocks, final = (L * (12 * d * d + 13 * d), 2 * d) if config.bias else (L * (12 * d * d + 2 * d), d)
     return V * d + T * d + blocks + final + (0 if config.tie_weights else V * d)
@@ -211,9 +247,27 @@ def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     without autocast are upcast here.  On a CPU this saves no memory (the
     peak, measured, is the backward's float32 tensors); on a GPU it is not
     measured yet.
+
+    ``batch`` must be a (batch, T + 1) tensor of int64 ids with T >= 1.  On
+    the CPU the model checks that the inputs are in its vocabulary and this
+    function that the targets are (cross-entropy would skip a target of -100
+    silently); on a GPU neither is read back (see :meth:`GPT.forward`).
     """
+    check_type("model", model, nn.Module, "a torch.nn.Module (the GPT), as lm_loss(model, batch)")
+    if not isinstance(batch, torch.Tensor):
+        raise TypeError(f"batch must be a (batch, T + 1) tensor of token ids (inputs [:, :-1], targets [:, 1:]), got {shown(batch)}")
+    if batch.ndim != 2 or batch.shape[0] == 0 or batch.shape[1] < 2:
+        raise ValueError(f"batch must be a (batch, T + 1) tensor of token ids with at least one sequence and T + 1 >= 2 "
+                         f"(inputs [:, :-1], targets [:, 1:]), got shape {tuple(batch.shape)}")
+    if batch.dtype != torch.int64:
+        raise TypeError(f"batch must hold int64 token ids (torch.long: cross-entropy's targets are int64), got {batch.dtype}")
     x, y = batch[:, :-1], batch[:, 1:]
     logits = model(x)
+    if y.device.type == "cpu" and not torch.compiler.is_compiling():
+        low, high = (int(v) for v in torch.aminmax(y))
+        if low < 0 or high >= logits.size(-1):
+            raise ValueError(f"targets (batch[:, 1:]) hold token ids from {low} to {high}, outside the model's "
+                             f"{logits.size(-1)} logits: ids must be in [0, vocab_size) = [0, {logits.size(-1)})")
     if not torch.is_autocast_enabled(logits.device.type):
         logits = at_least_float32(logits)
     return F.cross_entropy(logits.flatten(0, 1), y.flatten())
@@ -228,9 +282,8 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, *, temperature:
     the ``top_k`` most likely tokens when given.  The draws come from a
     generator of their own, so generating leaves the global random state alone.
     """
-    check_type("idx", idx, torch.Tensor, "a (batch, time) tensor of token ids")
-    if idx.ndim != 2 or idx.shape[1] == 0 or idx.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"idx must be a non-empty (batch, time) tensor of integer token ids, got shape {tuple(idx.shape)} {idx.dtype}")
+    check_type("model", model, GPT, "a course_lib.models.gpt.GPT")
+    _check_token_ids("idx", idx, model.config.vocab_size)
     check_int("max_new_tokens", max_new_tokens, 1, unit="tokens")
     check_number("temperature", temperature, "a finite number > 0", lambda t: 0 < t < math.inf)
     if top_k is not None:
@@ -257,20 +310,52 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, *, temperature:
 TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
+# The GPT-2 variants a GPT2Config can describe, and the one GPT implements: (field, is it GPT's?, what GPT implements).
+# reorder_and_upcast_attn is not here: it computes the same attention (scaled keys, float32 scores), only more
+# robustly in half precision.
+_HF_IMPLEMENTED = (
+    ("activation_function", lambda c: c.activation_function in ("gelu_new", "gelu_pytorch_tanh"),
+     "'gelu_new' or 'gelu_pytorch_tanh' (GELU's tanh approximation)"),
+    ("n_inner", lambda c: c.n_inner in (None, 4 * c.n_embd), "None or 4 * n_embd (the MLP 4x wide)"),
+    ("layer_norm_epsilon", lambda c: c.layer_norm_epsilon == LAYER_NORM_EPS, f"{LAYER_NORM_EPS} (GPT-2's LayerNorm)"),
+    ("scale_attn_weights", lambda c: c.scale_attn_weights is True, "True (scores divided by sqrt(head size))"),
+    ("scale_attn_by_inverse_layer_idx", lambda c: c.scale_attn_by_inverse_layer_idx is False,
+     "False (no extra 1 / (layer + 1) on the scores)"),
+    ("add_cross_attention", lambda c: c.add_cross_attention is False, "False (no cross-attention)"),
+    ("tie_word_embeddings", lambda c: c.tie_word_embeddings is True, "True (lm_head shares transformer.wte's matrix)"),
+)
+
+
 def from_hf(hf_model) -> GPT:
-    """This course's :class:`GPT` with the weights of a Hugging Face ``GPT2LMHeadModel`` (e.g. GPT-2 from the Hub)."""
+    """This course's :class:`GPT` with the weights of a Hugging Face ``GPT2LMHeadModel`` (e.g. GPT-2 from the Hub).
+
+    Only GPT-2's own architecture converts: a config field that describes
+    another variant (``layer_norm_epsilon``, ``scale_attn_weights``,
+    ``activation_function``, an untied ``lm_head``, ...) is refused up front,
+    as the converted model would compute something else.
+    """
+    from transformers import GPT2LMHeadModel
+
+    check_type("hf_model", hf_model, GPT2LMHeadModel, "a transformers GPT2LMHeadModel, e.g. GPT2LMHeadModel.from_pretrained('gpt2')")
     c = hf_model.config
-    if getattr(c, "model_type", None) != "gpt2":
-        raise ValueError(f"from_hf needs a GPT2LMHeadModel, got model_type {getattr(c, 'model_type', None)!r}")
-    if c.activation_function not in ("gelu_new", "gelu_pytorch_tanh") or c.n_inner not in (None, 4 * c.n_embd):
-        raise ValueError("from_hf supports GPT-2's architecture (tanh GELU, MLP 4x wide) only")
+    for field, implemented, allowed in _HF_IMPLEMENTED:
+        if not implemented(c):
+            raise ValueError(f"from_hf cannot convert hf_model: its config.{field} is {getattr(c, field)!r}, but GPT "
+                             f"implements {allowed} only; the converted model would compute something else")
+    source = {k: v for k, v in hf_model.state_dict().items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    if "lm_head.weight" in source and not torch.equal(source["lm_head.weight"], source["transformer.wte.weight"]):
+        raise ValueError("from_hf cannot convert hf_model: its lm_head.weight differs from transformer.wte.weight (an untied "
+                         "output layer), but GPT implements the tied one only (one matrix for both)")
     config = GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer, n_head=c.n_head,
                        n_embd=c.n_embd)
     model = GPT(config)
-    source = {k: v for k, v in hf_model.state_dict().items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}
     target = model.state_dict()
     if set(source) != set(target):
         raise ValueError(f"parameter names differ: {sorted(set(source) ^ set(target))[:4]}")
+    for name, value in source.items():
+        expected = target[name].shape[::-1] if name.endswith(TRANSPOSED) else target[name].shape
+        if value.shape != expected:
+            raise ValueError(f"hf_model's {name} has shape {tuple(value.shape)}, but its config describes {tuple(expected)}")
     with torch.no_grad():
         for name, value in source.items():
             target[name].copy_(value.t() if name.endswith(TRANSPOSED) else value)
@@ -279,6 +364,7 @@ def from_hf(hf_model) -> GPT:
 
 def to_hf(model: GPT):
     """A Hugging Face ``GPT2LMHeadModel`` holding ``model``'s weights (needs ``transformers``)."""
+    check_type("model", model, GPT, "a course_lib.models.gpt.GPT")
     from transformers import GPT2Config, GPT2LMHeadModel
 
     c = model.config

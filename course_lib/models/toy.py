@@ -24,9 +24,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_lib.engine._checks import check_int, check_number
+from course_lib.engine._checks import check_between, check_int, check_number, check_type, shown
 from course_lib.engine.callbacks import WeightChange
-from course_lib.engine.schedules import Schedule, ScheduledLR
+from course_lib.engine.schedules import Schedule, ScheduledLR, check_eta_max
 from course_lib.engine.training import Callback, History, TrainState, train
 
 __all__ = [
@@ -43,13 +43,20 @@ __all__ = [
 
 def expected_loss(w1: float, w2: float, target_prob: float) -> float:
     """Expected cross-entropy over the label distribution: logsumexp(w) - (q w1 + (1-q) w2)."""
+    w1 = check_number("w1", w1, "a finite number (a logit)", math.isfinite)
+    w2 = check_number("w2", w2, "a finite number (a logit)", math.isfinite)
+    target_prob = _check_probability(target_prob)
     lse = max(w1, w2) + math.log1p(math.exp(-abs(w1 - w2)))
     return lse - (target_prob * w1 + (1.0 - target_prob) * w2)
 
 
+def _check_probability(target_prob: float) -> float:
+    return check_between("target_prob", target_prob, 0.0, 1.0, "the probability of class 1")
+
+
 def best_loss(target_prob: float) -> float:
     """H(q): the lowest expected loss any weights can reach."""
-    q = target_prob
+    q = _check_probability(target_prob)
     return 0.0 if q in (0.0, 1.0) else -(q * math.log(q) + (1 - q) * math.log(1 - q))
 
 
@@ -91,6 +98,7 @@ def train_softmax_toy(
     The labels come from a generator seeded with ``seed``, so two schedules
     run with the same seed see exactly the same mini-batches.
     """
+    check_eta_max(eta_max)
     check_number("target_prob", target_prob, "in (0.5, 1] so that w1 > w2 is the goal", lambda q: 0.5 < q <= 1.0)
     check_int("num_steps", num_steps, 1)
     check_int("batch_size", batch_size, 1, unit="examples")
@@ -108,8 +116,19 @@ def train_softmax_toy(
 
 
 def add_excess_loss(history: History, target_prob: float) -> History:
-    """Record ``excess_loss`` = expected loss - H(q) beside each recorded (w1, w2); returns the history."""
+    """Record ``excess_loss`` = expected loss - H(q) beside each recorded (w1, w2); returns the history.
+
+    ``history`` must hold ``w1`` and ``w2`` (a softmax toy's run) and no
+    ``excess_loss`` yet: a second call would append a second copy of it.
+    """
+    check_type("history", history, History, "a History from train_softmax_toy (or plain_history)")
     floor = best_loss(target_prob)
+    missing = [name for name in ("w1", "w2") if name not in history.metrics]
+    if missing:
+        raise ValueError(f"history must hold the toy's weights w1 and w2 (a History from train_softmax_toy), "
+                         f"but it has no {' or '.join(missing)}; it holds {sorted(history.metrics)}")
+    if "excess_loss" in history.metrics:
+        raise ValueError("history already holds excess_loss: add_excess_loss was called on it before")
     for step, w1, w2 in zip(history.metric_steps("w1"), history.metric("w1"), history.metric("w2")):
         history.add("excess_loss", step, expected_loss(w1, w2, target_prob) - floor)
     return history
@@ -121,7 +140,12 @@ class QuadraticToy(torch.nn.Module):
 
     def __init__(self, start: tuple[float, ...] = (1.0, -2.0)):
         super().__init__()
-        self.w = torch.nn.Parameter(torch.tensor(start))
+        if not isinstance(start, (tuple, list)):
+            raise TypeError(f"start must be a tuple of numbers (the starting weights), got {shown(start)}")
+        if not start:
+            raise ValueError("start must hold at least one weight, got ()")
+        start = [check_number(f"start[{i}]", v, "a finite number", math.isfinite) for i, v in enumerate(start)]
+        self.w = torch.nn.Parameter(torch.tensor([float(v) for v in start]))
 
     @staticmethod
     def loss(model: "QuadraticToy", batch: object = None) -> torch.Tensor:
@@ -138,6 +162,10 @@ def train_quadratic(
     record; non-finite gradients are skipped and recorded instead of
     raising, so a diverging run can be measured to the end.
     """
+    check_eta_max(eta_max)
+    check_int("num_steps", num_steps, 1)
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of Callback objects, got {shown(callbacks)}")
     model = QuadraticToy()
     optimizer = torch.optim.SGD(model.parameters(), lr=eta_max)
     scheduler = ScheduledLR(optimizer, schedule) if schedule is not None else None
@@ -156,6 +184,7 @@ def body_and_head(seed: int = 0) -> torch.nn.Sequential:
     outputs have norm about sqrt(width), and the head starts small (std 0.02,
     as in BERT): the head's gradient then dominates, as in fine-tuning.
     """
+    check_int("seed", seed, 0, unit="seed units")
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
         torch.manual_seed(seed)
