@@ -21,13 +21,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from collections.abc import Mapping
-
-from course_lib.engine._checks import check_between, check_choice, check_int, check_number, check_type, shown
+from course_lib.engine._checks import (
+    check_between,
+    check_choice,
+    check_int,
+    check_number,
+    check_type,
+    shown,
+)
 from course_lib.engine.callbacks import Evaluate, GradNorms, evaluate
 from course_lib.engine.clipping import delayed, norm_lost
 from course_lib.engine.data import pick_device
@@ -37,7 +43,6 @@ from course_lib.engine.stats import spread
 from course_lib.engine.timing import PeakMemory
 from course_lib.engine.training import train, weight_dtype
 from course_lib.lessons import stored
-from course_lib.lessons.sources import check_source
 from course_lib.lessons.sentiment import (
     ReviewBatches,
     accuracy,
@@ -47,6 +52,7 @@ from course_lib.lessons.sentiment import (
     load_reviews,
     majority_baseline,
 )
+from course_lib.lessons.sources import check_source
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "clipping_effect", "norm_summary", "paired_gap", "load_results", "summarize", "main"]
 

@@ -30,7 +30,6 @@ lesson explains them in the reader's language.
 from __future__ import annotations
 
 import math
-
 import numbers
 
 import torch

@@ -28,7 +28,13 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
+from course_lib.engine._checks import (
+    check_choice,
+    check_int,
+    check_number,
+    check_type,
+    shown,
+)
 from course_lib.engine.freezing import freeze, trainable_ratio
 from course_lib.engine.training import weight_dtype
 from course_lib.i18n import check_language

@@ -22,16 +22,33 @@ import dataclasses
 import math
 import re
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from collections.abc import Mapping
-
-from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
-from course_lib.engine.callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
+from course_lib.engine._checks import (
+    check_choice,
+    check_int,
+    check_number,
+    check_type,
+    shown,
+)
+from course_lib.engine.callbacks import (
+    DataChecksum,
+    Evaluate,
+    StepTimer,
+    WeightChange,
+    evaluate,
+)
 from course_lib.engine.data import checksum, default_dtype, pick_device
-from course_lib.engine.freezing import freeze, param_groups, select, trainable_ratio, unfreeze
+from course_lib.engine.freezing import (
+    freeze,
+    param_groups,
+    select,
+    trainable_ratio,
+    unfreeze,
+)
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import Spread, spread
 from course_lib.engine.timing import PeakMemory
@@ -349,7 +366,7 @@ def weight_change_ratio(a: dict, b: dict) -> dict[str, tuple[float, float]]:
     """For each matrix that trains in ``b``: (mean |ΔW|_F per step in ``a``, in ``b``)."""
     for name, run in (("a", a), ("b", b)):
         _check_run(name, run, ("weight_change",))
-    for name, changes in b["weight_change"].items():
+    for name in b["weight_change"]:
         if name not in a["weight_change"]:
             raise ValueError(f"a recorded no weight change of {name!r}, which b trains: were both run with the same probe?")
         for run, label in ((a, "a"), (b, "b")):

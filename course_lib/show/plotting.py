@@ -11,7 +11,13 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
+from course_lib.engine._checks import (
+    check_choice,
+    check_int,
+    check_number,
+    check_type,
+    shown,
+)
 from course_lib.engine.clipping import clip_grad_norm_, clip_grad_value_
 from course_lib.engine.training import History
 from course_lib.i18n import check_language, text
