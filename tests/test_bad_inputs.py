@@ -9,6 +9,7 @@ tables, the edge values that must keep working.
 import dataclasses
 import importlib.util
 import math
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -41,6 +42,11 @@ from course_lib.show.plotting import (
 )
 from course_lib.show.report import Table
 from course_lib.lessons import pretraining
+from course_lib.lessons import data_parallel, finetuning_bert, online, plain, sentiment, targeted_freezing_gpt
+from course_lib.lessons.corpus import TextTokenizer, characteristic_tokens, encode_texts
+from course_lib.engine.distributed import child_environment, child_error
+from course_lib.engine.distributed import setup as distributed_setup
+from course_lib.show import exercises, plotting
 from course_lib.lessons.corpus import TokenWindows, finetuning_text, held_out_blocks, split_held_out, token_share, train_tokenizer
 from course_lib.models.fast_step import FAST, build, synthetic_batches
 from course_lib.models.gpt import (GPT, MLP, Block, CausalSelfAttention, GPTConfig, flops_per_token, from_hf, generate, lm_loss,
@@ -227,10 +233,30 @@ PLOTTING = [
     pytest.param(lambda: plot_clipping_runs({"a": History()}, "en", "a"), TypeError, "show_norms must be a list of run names", id="show-norms-str"),
     pytest.param(lambda: plot_clipping_runs({"a": History()}, "en", ["b"]), ValueError, "show_norms names 'b'", id="show-norms-unknown"),
     pytest.param(lambda: plot_clipping_runs({"a": History()}, "en", []), ValueError, "show_norms is empty", id="show-norms-empty"),
+    pytest.param(lambda: plot_rates({"a": []}, "en"), ValueError, "curves['a'] is empty", id="rates-empty-curve"),
+    pytest.param(lambda: plot_rates({"a": ["0.1", "0.2"]}, "en"), TypeError, "curves['a'] must be a list of learning rates", id="rates-strings"),
+    pytest.param(lambda: plotting.plot_finetune_norms({"grad_norm": [1.0]}, 1.0, "en"), ValueError, "run lacks 'grad_norm_mlp'",
+                 id="finetune-norms-missing"),
+    pytest.param(lambda: plotting.plot_finetune_norms(_NORMS, 0, "en"), ValueError, "clip must be > 0", id="finetune-norms-clip"),
+    pytest.param(lambda: plotting.plot_gpt_losses([{**_GPT_RUN, "variant": "frozen"}], "en"), ValueError,
+                 "runs[0]['variant'] must be one of 'full', 'targeted', 'reversed'", id="gpt-losses-variant"),
+    pytest.param(lambda: plotting.plot_gpt_losses(_GPT_RUN, "en"), TypeError, "runs must be a list of results", id="gpt-losses-one-run"),
+    pytest.param(lambda: plotting.plot_loss_scatter({"eval_steps": [], "eval_loss": []}, _GPT_RUN, "en"), ValueError,
+                 "a['eval_loss'] is empty", id="scatter-empty"),
+    pytest.param(lambda: plotting.plot_weight_changes({"weight_change": {}}, {"weight_change": {"w": [1.0]}}, "en"), ValueError,
+                 "run a recorded no weight change of 'w'", id="weight-changes-missing"),
+    pytest.param(lambda: plotting.plot_attention_lengths([{"fused_ms": 1.0}], "en"), ValueError, "rows[0] lacks 'length'",
+                 id="attention-lengths-row"),
+    pytest.param(lambda: plotting.plot_loss_curves([1.0] * 30, [1.0] * 30, "en", window=0), ValueError, "window must be >= 1",
+                 id="loss-curves-window"),
+    pytest.param(lambda: plotting.plot_loss_curves("1234", "1234", "en"), TypeError, "plain must be the loss per step",
+                 id="loss-curves-str"),
 ]
 
 WIDGETS = [
     pytest.param(lambda: ScheduleExplorer("fr"), ValueError, "lang must be one of", id="explorer-lang"),
+    pytest.param(lambda: explorer_figure(50, 10, 0.5, 0.0, "en"), ValueError, "warmup must be in [0, 10]", id="figure-warmup-long"),
+    pytest.param(lambda: explorer_figure(2, 10, "0.5", 0.0, "en"), TypeError, "cycles must be a real number", id="figure-cycles-str"),
     pytest.param(lambda: ScheduleExplorer(None), TypeError, "lang must be one of", id="explorer-lang-None"),
     pytest.param(lambda: ScheduleExplorer("en", total=5000), ValueError, "total must be in [20, 1000]", id="explorer-total"),
     pytest.param(lambda: ScheduleExplorer("en", warmup=400), ValueError, "warmup must be in [0, 300]", id="explorer-warmup"),
@@ -492,6 +518,167 @@ EXERCISES = [
                  id="fn-result-not-function"),
     pytest.param(lambda: check_warmup_cosine(lambda t, w, n: 0.0, "fr"), ValueError, "lang must be one of 'vi', 'en'", id="lang-unknown"),
     pytest.param(lambda: check_optimizer_groups(lambda model, wd: [], None), TypeError, "lang must be one of", id="lang-None"),
+    pytest.param(lambda: exercises.hard_restarts_factor(-5, 100, 1), ValueError, "t must be >= 0", id="restarts-negative-step"),
+    pytest.param(lambda: exercises.hard_restarts_factor(10, 100, 0), ValueError, "num_cycles must be >= 1", id="restarts-no-cycle"),
+    pytest.param(lambda: exercises.hard_restarts_factor(10, 100, 1.5), TypeError, "num_cycles must be an int", id="restarts-cycles-float"),
+    pytest.param(lambda: exercises.Verdict("f", "passed", "ok"), ValueError, "status must be one of 'correct'", id="verdict-status"),
+]
+
+
+# ---------------------------------------------------------------------------------------------- lessons 03-05: data, runs, results
+
+
+def _tokenizer():
+    return encode_texts(["the cat sat on the mat", "the dog sat on the log"] * 4, 260)[0]
+
+
+def _reviews():
+    return [sentiment.Review("good", 1, "a"), sentiment.Review("bad", 0, "b"), sentiment.Review("fine", 1, "c")]
+
+
+def _encoded(**extra):
+    return {"input_ids": torch.zeros(3, 8, dtype=torch.long), "labels": torch.tensor([1, 0, 1]), **extra}
+
+
+def _blocked():
+    """A path under a file: no folder can be made there."""
+    (_TMP / "blocker").write_text("a file where a folder should be")
+    return _TMP / "blocker" / "run"
+
+
+def _with_environment(name, value, call):
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        return call()
+    finally:
+        os.environ.pop(name) if saved is None else os.environ.__setitem__(name, saved)
+
+
+_NORMS = {"grad_norm": [2.0, 0.5], "grad_norm_mlp": [1.0, 0.2], "grad_norm_classifier": [1.5, 0.4], "norm_lost": [1.0, 0.0]}
+_GPT_RUN = {"variant": "full", "loss": [2.0, 1.5], "eval_steps": [0, 1], "eval_loss": [2.0, 1.6], "p": [0.1, 0.2],
+            "weight_change": {"w": [0.1, 0.2]}}
+_BERT = dict(steps=4, declared=6, seeds=(0,))
+
+CORPUS = [
+    pytest.param(lambda: TextTokenizer.from_json("not json"), ValueError, "text is not a tokenizer's JSON", id="from-json-garbage"),
+    pytest.param(lambda: TextTokenizer.from_json(b"{}"), TypeError, "text must be the JSON string", id="from-json-bytes"),
+    pytest.param(lambda: TextTokenizer(None, "bpe"), TypeError, "backend must be a tokenizers.Tokenizer", id="tokenizer-backend"),
+    pytest.param(lambda: _tokenizer().decode([1.5, 2.0]), TypeError, "ids must be a list of int token ids", id="decode-floats"),
+    pytest.param(lambda: _tokenizer().decode([-1]), ValueError, "ids must be token ids >= 0", id="decode-negative"),
+    pytest.param(lambda: _tokenizer().decode(torch.rand(3)), TypeError, "ids must hold integer token ids", id="decode-float-tensor"),
+    pytest.param(lambda: encode_texts("the cat", 300), TypeError, "texts must be a non-empty list of strings", id="encode-texts-str"),
+    pytest.param(lambda: split_held_out(torch.rand(3000)), TypeError, "ids must hold integer token ids", id="split-floats"),
+    pytest.param(lambda: split_held_out(torch.zeros(3000, 2, dtype=torch.long)), ValueError, "ids must be 1-d", id="split-2d"),
+    pytest.param(lambda: TokenWindows(torch.rand(100), 2, 10), TypeError, "ids must hold integer token ids", id="windows-floats"),
+    pytest.param(lambda: TokenWindows(torch.arange(100), 2, 10)(1.5), TypeError, "m must be an int", id="windows-call-float"),
+    pytest.param(lambda: TokenWindows(torch.arange(100), 2, 10)(-1), ValueError, "m must be >= 0", id="windows-call-negative"),
+    pytest.param(lambda: held_out_blocks(torch.zeros(10, 10, dtype=torch.long), 3, 2), ValueError, "ids must be 1-d", id="blocks-2d"),
+    pytest.param(lambda: characteristic_tokens(torch.tensor([], dtype=torch.long), torch.arange(9), 3), ValueError,
+                 "target holds no token", id="characteristic-empty"),
+    pytest.param(lambda: token_share(torch.arange(10), {1.5}), TypeError, "S must be a set of int token ids", id="share-float-ids"),
+    pytest.param(lambda: token_share(torch.arange(10), None), TypeError, "S must be a set of int token ids", id="share-S-None"),
+    pytest.param(lambda: token_share(torch.rand(5), {1}), TypeError, "tokens must hold integer token ids", id="share-float-tokens"),
+]
+
+SENTIMENT = [
+    pytest.param(lambda: sentiment.Review("good", 5, "a"), ValueError, "label must be one of 0, 1", id="review-label"),
+    pytest.param(lambda: sentiment.Review("good", "1", "a"), TypeError, "label must be 1 (positive) or 0", id="review-label-str"),
+    pytest.param(lambda: sentiment.Review(None, 1, "a"), TypeError, "text must be the review's text", id="review-text-None"),
+    pytest.param(lambda: sentiment.split_by_movie("reviews"), TypeError, "reviews must be a list of Review", id="split-str"),
+    pytest.param(lambda: sentiment.split_by_movie([]), ValueError, "reviews is empty", id="split-empty"),
+    pytest.param(lambda: sentiment.split_by_movie(_reviews(), (math.nan, 0.5, 0.5)), ValueError, "fractions[0] must be > 0", id="split-nan"),
+    pytest.param(lambda: sentiment.split_by_movie(_reviews(), None), TypeError, "fractions must be three numbers", id="split-fractions-None"),
+    pytest.param(lambda: sentiment.majority_baseline([1, 0], [1]), TypeError, "train must be a list of Review", id="baseline-ints"),
+    pytest.param(lambda: sentiment.encode(["good"], None, 16), TypeError, "reviews must be a list of Review", id="encode-strings"),
+    pytest.param(lambda: sentiment.encode(_reviews(), None, 16), TypeError, "tokenizer must be the tokenizer", id="encode-tokenizer"),
+    pytest.param(lambda: sentiment.load_classifier(seed="0"), TypeError, "seed must be an int", id="classifier-seed-str"),
+    pytest.param(lambda: sentiment.ReviewBatches({"input_ids": torch.zeros(3, 2)}, 2), ValueError, "with 'labels'", id="batches-no-labels"),
+    pytest.param(lambda: sentiment.ReviewBatches(_encoded(input_ids=torch.zeros(2, 8)), 2), ValueError,
+                 "encoded's tensors must hold one row per review", id="batches-rows"),
+    pytest.param(lambda: sentiment.ReviewBatches(_encoded(), 2, seed="0"), TypeError, "seed must be an int", id="batches-seed-str"),
+    pytest.param(lambda: sentiment.ReviewBatches(_encoded(), 2)(1.5), TypeError, "m must be an int", id="batches-call-float"),
+    pytest.param(lambda: sentiment.ReviewBatches(_encoded(), 2).chunks(0), ValueError, "size must be >= 1", id="chunks-zero"),
+]
+
+FINETUNING = [
+    pytest.param(lambda: finetuning_bert.load_results("tpu"), ValueError, "name must be one of 'cpu', 'gpu'", id="load-unknown"),
+    pytest.param(lambda: finetuning_bert.Config("x", **{**_BERT, "steps": 0}), ValueError, "steps must be >= 1", id="config-steps"),
+    pytest.param(lambda: finetuning_bert.Config("x", **_BERT, variants=("bogus",)), ValueError,
+                 "variants[0] must be one of 'frozen', 'full'", id="config-variant"),
+    pytest.param(lambda: finetuning_bert.Config("x", **{**_BERT, "seeds": ()}), TypeError, "seeds must be a non-empty tuple",
+                 id="config-no-seeds"),
+    pytest.param(lambda: finetuning_bert.Config("x", **_BERT, source="web"), ValueError, "source must be one of", id="config-source"),
+    pytest.param(lambda: finetuning_bert.Config("x", **_BERT, warmup_fraction=2), ValueError, "warmup_fraction must be in [0.0, 1.0]",
+                 id="config-warmup"),
+    pytest.param(lambda: finetuning_bert.run("cpu", "frozen", 0), TypeError, "config must be a finetuning_bert.Config", id="run-config-name"),
+    pytest.param(lambda: finetuning_bert.summarize({"runs": []}), ValueError, "results must hold a non-empty list of runs", id="summarize-empty"),
+    pytest.param(lambda: finetuning_bert.norm_summary({**_NORMS, "grad_norm": [], "clipped_fraction": 0.0}, 1.0), ValueError,
+                 "result['grad_norm'] is empty", id="norm-summary-empty"),
+    pytest.param(lambda: finetuning_bert.clipping_effect(_NORMS, -1.0), ValueError, "clip must be > 0", id="effect-clip-negative"),
+    pytest.param(lambda: finetuning_bert.clipping_effect(_NORMS, 1.0, -5), ValueError, "start must be >= 0", id="effect-start-negative"),
+]
+
+TARGETED_FREEZING = [
+    pytest.param(lambda: targeted_freezing_gpt.load_results("tpu"), ValueError, "name must be one of 'cpu', 'online-cpu', 'gpu'",
+                 id="load-unknown"),
+    pytest.param(lambda: targeted_freezing_gpt.Config("x", variants=("none",)), ValueError,
+                 "variants[0] must be one of 'full', 'targeted', 'reversed'", id="config-recipe"),
+    pytest.param(lambda: targeted_freezing_gpt.Config("x", source="web"), ValueError, "source must be one of", id="config-source"),
+    pytest.param(lambda: targeted_freezing_gpt.Config("x", warmup=200), ValueError, "warmup must be in [0, 120]", id="config-warmup"),
+    pytest.param(lambda: targeted_freezing_gpt.Config("x", temperature=0), ValueError, "temperature must be a finite number > 0",
+                 id="config-temperature"),
+    pytest.param(lambda: targeted_freezing_gpt.setup(targeted_freezing_gpt.Config("x", pretrain="tpu")), ValueError,
+                 "config.pretrain must be one of 'cpu', 'gpu'", id="setup-pretrain"),
+    pytest.param(lambda: targeted_freezing_gpt.setup("cpu", lang="en"), TypeError, "config must be a targeted_freezing_gpt.Config",
+                 id="setup-config-name"),
+    pytest.param(lambda: targeted_freezing_gpt.prepare("setup", "full"), TypeError, "s must be the Setup", id="prepare-setup"),
+    pytest.param(lambda: targeted_freezing_gpt.flop_saving(torch.nn.ReLU()), ValueError, "model has no weight matrix", id="flop-saving"),
+    pytest.param(lambda: targeted_freezing_gpt.curve_gap(_GPT_RUN, {"eval_loss": [2.0]}), ValueError,
+                 "a and c must be evaluated equally often", id="curve-gap-lengths"),
+    pytest.param(lambda: targeted_freezing_gpt.curve_gap({"eval_loss": []}, {"eval_loss": []}), ValueError, "a['eval_loss'] is empty",
+                 id="curve-gap-empty"),
+    pytest.param(lambda: targeted_freezing_gpt.weight_change_ratio({"weight_change": {}}, _GPT_RUN), ValueError,
+                 "a recorded no weight change of 'w'", id="change-ratio-missing"),
+    pytest.param(lambda: targeted_freezing_gpt.p_summary([], _GPT_RUN, _GPT_RUN), ValueError, "p_before is empty", id="p-summary-empty"),
+    pytest.param(lambda: targeted_freezing_gpt.summarize({"runs": []}), ValueError, "results must hold a non-empty list of runs",
+                 id="summarize-empty"),
+    pytest.param(lambda: targeted_freezing_gpt.probe_cost(targeted_freezing_gpt.CONFIGS["cpu"], steps=3), ValueError, "steps must be >= 4",
+                 id="probe-cost-steps"),
+    pytest.param(lambda: targeted_freezing_gpt.noise_variance("1.0 0.5"), TypeError, "losses must be a list of losses", id="noise-str"),
+]
+
+DISTRIBUTED = [
+    pytest.param(lambda: distributed_setup("bogus"), ValueError, "backend must be one of 'gloo', 'nccl'", id="setup-backend-unknown"),
+    pytest.param(lambda: child_environment(OMP_NUM_THREADS=1), TypeError, "OMP_NUM_THREADS must be a string", id="child-environment-int"),
+    pytest.param(lambda: child_error(None), TypeError, "output must be the text a launched process printed", id="child-error-None"),
+    pytest.param(lambda: data_parallel.main(["--out", str(_blocked())]), ValueError, "--out", id="main-out-under-a-file"),
+    pytest.param(lambda: data_parallel.launch(_blocked(), 2), ValueError, "is a file, not a folder", id="launch-out-under-a-file"),
+    pytest.param(lambda: data_parallel.main(["--out", str(_TMP / "dp"), "--lr", "-1"]), ValueError, "--lr must be > 0", id="main-lr"),
+    pytest.param(lambda: data_parallel.main(["--out", str(_TMP / "dp"), "--freeze", "."]), ValueError,
+                 "--freeze '.' matches every parameter", id="main-freeze-all"),
+    pytest.param(lambda: data_parallel.launch(_TMP / "dp", 1, "--steps 3"), TypeError, "options must be a tuple", id="launch-options-str"),
+    pytest.param(lambda: data_parallel.compare_processes(_TMP / "dp", 2, 0), ValueError, "steps must be >= 1", id="compare-steps"),
+    pytest.param(lambda: data_parallel.collect(None, _TMP / "dp", 1), TypeError, "process must be the process that launch() returned",
+                 id="collect-process"),
+]
+
+ONLINE = [
+    pytest.param(lambda: online.download_text("x", "file:///etc/hostname"), ValueError, "url must be an http:// or https:// address",
+                 id="download-file-url"),
+    pytest.param(lambda: online.download_text("x", "http://localhost/", timeout=0), ValueError, "timeout must be > 0", id="download-timeout"),
+    pytest.param(lambda: online.hub(3), TypeError, "what must be a model's name", id="hub-what-int"),
+    pytest.param(lambda: online.unreachable_reason("no network"), TypeError, "error must be an exception", id="reason-str"),
+    pytest.param(lambda: _with_environment("HF_HUB_OFFLINE", "offline", online.hub_offline), ValueError,
+                 "environment variable HF_HUB_OFFLINE must be 1", id="hub-offline-word"),
+]
+
+PLAIN = [
+    pytest.param(lambda: plain.plain_history([0.1], [[0.0, 0.0], [0.1, -0.1]], 2.0), ValueError, "target_prob must be in (0.5, 1]",
+                 id="history-target-prob"),
+    pytest.param(lambda: plain.plain_history("0.1", [[0.0, 0.0]]), TypeError, "rates must be the list of learning rates", id="history-rates-str"),
+    pytest.param(lambda: plain.plain_history([0.1], [0.0, 0.1]), TypeError, "weights must be the list of weights (w1, w2)",
+                 id="history-weights-flat"),
 ]
 
 
@@ -948,6 +1135,13 @@ TABLES = {
     "models": MODELS,
     "fast_step": FAST_STEP,
     "toy": TOY,
+    "corpus": CORPUS,
+    "sentiment": SENTIMENT,
+    "finetuning": FINETUNING,
+    "targeted-freezing": TARGETED_FREEZING,
+    "distributed": DISTRIBUTED,
+    "online": ONLINE,
+    "plain": PLAIN,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 
@@ -1031,3 +1225,11 @@ def test_tracker_edge_groupings():
 
 def test_table_with_header_only():
     assert str(Table(["a", "b"], [])).splitlines() == ["a | b", "--+--"]
+
+
+def test_figures_of_edge_values_are_still_drawn():
+    import matplotlib.pyplot as plt
+
+    for fig in (plot_rates({"a": torch.tensor([0.1, 0.2]), "b": (0.3, 0.1)}, "en"), explorer_figure(10, 10, 4.0, 1.0, "en"),
+                plotting.plot_loss_curves([1.0] * 5, [2.0] * 5, "en", window=5)):
+        plt.close(fig)

@@ -3,6 +3,11 @@
 import json
 import os
 import re
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,7 +18,8 @@ from torch.nn.parallel import DistributedDataParallel
 from course_lib.engine.callbacks import Evaluate, GradNorms, UnfreezeAt, WeightChange
 from course_lib.engine.checkpoints import unwrap
 from course_lib.engine.data import checksum
-from course_lib.engine.distributed import cleanup, global_batch_slice, setup, wrap
+from course_lib.engine.distributed import child_environment, child_error, cleanup, global_batch_slice, setup, wrap
+from course_lib.lessons import data_parallel
 from course_lib.lessons.data_parallel import TINY_GPT, collect, launch, main
 from course_lib.models.gpt import GPT, lm_loss
 from course_lib.engine.training import train
@@ -222,6 +228,8 @@ def _env(monkeypatch, **values):
     return setup
 
 
+_UNUSED = str(Path(tempfile.mkdtemp(prefix="course-distributed-")) / "unused")
+
 BAD = [
     pytest.param(lambda m: global_batch_slice(torch.arange(5), 0, 2), ValueError, "a global batch of 5 does not split evenly over world_size=2", id="slice-uneven"),
     pytest.param(lambda m: global_batch_slice(torch.arange(4), 2, 2), ValueError, "rank must be in [0, 1]", id="slice-rank-high"),
@@ -238,8 +246,8 @@ BAD = [
     pytest.param(lambda m: wrap("model", "cpu"), TypeError, "model must be a torch.nn.Module", id="wrap-model"),
     pytest.param(lambda m: wrap(torch.nn.Linear(2, 2), 0), TypeError, "device must be a device such as 'cpu'", id="wrap-device"),
     pytest.param(lambda m: wrap(torch.nn.Linear(2, 2), "cpu", find_unused_parameters=1), TypeError, "find_unused_parameters must be True or False", id="wrap-flag"),
-    pytest.param(lambda m: main(["--out", "unused", "--steps", "0"]), ValueError, "--steps must be >= 1", id="main-steps"),
-    pytest.param(lambda m: main(["--out", "unused", "--global-batch", "6", "--accumulate", "4"]), ValueError,
+    pytest.param(lambda m: main(["--out", _UNUSED, "--steps", "0"]), ValueError, "--steps must be >= 1", id="main-steps"),
+    pytest.param(lambda m: main(["--out", _UNUSED, "--global-batch", "6", "--accumulate", "4"]), ValueError,
                  "--global-batch 6 must be a multiple of world size x --accumulate = 1 x 4", id="main-global-batch"),
 ]
 if not torch.cuda.is_available():
@@ -269,3 +277,89 @@ def test_the_scaling_benchmark_learns_the_same_on_two_processes_and_resumes_on_o
     assert len(curves["one"]) == len(curves["many"]) == 6 and len(curves["resumed_one"]) == 6
     assert curves["agreement"]["max_gap"] < 1e-4 and curves["resume_agreement"]["max_gap"] < 1e-4
     assert curves["resumed_one"][0] < curves["one"][0], "the resumed runs start from the trained weights"
+
+
+# ---------------------------------------------------------------------------------------------- no finished work lost
+
+
+def _file_in_the_way(tmp_path) -> Path:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the output folder's parent should be")
+    return blocker / "run"
+
+
+def test_an_out_that_cannot_be_written_fails_at_once_before_any_training(tmp_path, monkeypatch):
+    out = _file_in_the_way(tmp_path)
+    monkeypatch.setattr(data_parallel, "train", lambda *a, **k: pytest.fail("trained before checking --out"))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("started a process before checking out"))
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=re.escape(f"--out {str(out / 'final.pt')!r} cannot be written: {str(out.parent)!r} is a file")):
+        main(["--out", str(out), "--steps", "2"])
+    with pytest.raises(ValueError, match="out .* cannot be written"):
+        launch(out, 2)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_folder_lost_during_training_keeps_the_results_in_files_named_in_warnings(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    trained = data_parallel.train
+
+    def train_then_lose_the_folder(*args, **kwargs):
+        history = trained(*args, **kwargs)
+        for file in out.iterdir():
+            file.unlink()
+        out.rmdir()
+        out.write_text("a file now stands where the output folder was")
+        return history
+
+    monkeypatch.setattr(data_parallel, "train", train_then_lose_the_folder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["--out", str(out), "--steps", "2"])
+    kept = {str(w.message).split("(")[0]: Path(str(w.message).rsplit("they are kept in ", 1)[1]) for w in caught}
+    assert len(kept) == 4, [str(w.message) for w in caught]
+    weights = next(path for message, path in kept.items() if "the final weights" in message)
+    record = next(path for message, path in kept.items() if "the run's record" in message)
+    assert checksum(torch.load(weights, weights_only=True)) == json.loads(record.read_text())["checksum"]
+    for path in kept.values():
+        path.unlink()
+
+
+# ---------------------------------------------------------------------------------------------- a child's own error
+
+
+WORKER = """
+import os
+raise ValueError(f"rank {os.environ['RANK']} ran out of bananas: the worker's own words")
+"""
+
+
+def test_child_error_finds_each_ranks_own_error_under_torchrun_s_report(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+                          env=child_environment(), capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "ran out of bananas" not in output[-2000:]  # torchrun's report fills the end
+    error = child_error(output)
+    for rank in (0, 1):  # a worker that does not import torch prints no "[rank0]:" before its lines
+        assert f"ValueError: rank {rank} ran out of bananas: the worker's own words" in error
+    assert "ChildFailedError" not in error and "exitcode" not in error
+
+
+def test_a_failed_launch_reports_the_scripts_own_message(tmp_path):
+    process = launch(tmp_path / "run", 2, ("--global-batch", "6", "--accumulate", "4"))
+    with pytest.raises(RuntimeError, match=re.escape("rank 0, rank 1:\nTraceback")) as raised:
+        collect(process, tmp_path / "run", 2)
+    assert "ValueError: --global-batch 6 must be a multiple of world size x --accumulate = 2 x 4" in str(raised.value)
+
+
+def test_child_error_of_one_plain_process_and_of_a_crash():
+    plain = "some output\nTraceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'a'\n\nDuring handling...\n" \
+            "Traceback (most recent call last):\n  File \"x.py\", line 3\nValueError: the last one"
+    assert child_error(plain) == plain[len("some output\n"):]
+    ranks = "[rank1]: Traceback (most recent call last):\n[rank1]: OSError: disk\n[rank0]: Traceback (most recent call last):\n" \
+            "[rank0]: ValueError: shape\ntorchrun's report"
+    assert child_error(ranks) == "rank 0:\nTraceback (most recent call last):\nValueError: shape\n" \
+                                 "rank 1:\nTraceback (most recent call last):\nOSError: disk"
+    assert child_error("x" * 50 + "Killed", limit=10) == "xxxxKilled"

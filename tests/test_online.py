@@ -238,3 +238,18 @@ def test_a_lesson_without_a_network_stops_with_one_message(monkeypatch, tmp_path
     assert line.startswith(f"Unreachable: {first_words} tại https://huggingface.co/{address}" if "vi/" in path
                            else f"Unreachable: {first_words} at https://huggingface.co/{address}")
     assert 'SOURCE = "offline"' in line
+
+
+@pytest.mark.parametrize("value, offline", [("1", True), ("yes", True), (" TRUE ", True), ("on", True), ("0", False), ("no", False),
+                                            ("off", False), ("false", False), ("", False)])
+def test_hub_offline_reads_true_and_false_words(monkeypatch, value, offline):
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert online.hub_offline() is offline
+
+
+def test_hub_offline_refuses_a_word_it_cannot_read(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "offline")
+    with pytest.raises(ValueError, match="environment variable TRANSFORMERS_OFFLINE must be 1 .* got 'offline'"):
+        online.hub_offline()

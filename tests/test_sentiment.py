@@ -163,3 +163,16 @@ def test_paired_gap_and_norm_summary_of_the_stored_runs():
     summary = finetuning.norm_summary(run, 1.0)
     assert summary["clipped_first_50"] == 2 and summary["head_above"] == 1 and summary["mlp_first_above"] == 2
     assert summary["mean_first_30"] == pytest.approx(5.5 / 3) and summary["clipped_pct"] == pytest.approx(200 / 3)
+
+
+def test_clipping_effect_of_a_step_without_gradient_is_no_clipping():
+    run = {"grad_norm": [0.0, 2.0], "grad_norm_classifier": [0.0, 4.0]}
+    assert finetuning.clipping_effect(run, 1.0) == {"global": pytest.approx(0.75), "per_part": pytest.approx(0.625)}
+
+
+def test_the_notebooks_configurations_stay_valid():
+    for source, precision in (("offline", "fp64"), ("online", "fp32")):
+        config = dataclasses.replace(CONFIGS["cpu"], source=source, precision=precision)
+        assert config.warmup == 2 and config.variants == ("frozen", "full")
+    assert dataclasses.replace(CONFIGS["cpu"], steps=4, declared=6, eval_size=32).delay == 5  # a delay past the run is allowed
+    assert finetuning.Config("x", steps=1, declared=1, seeds=(0,), warmup_fraction=0.0, delay=0).warmup == 1

@@ -141,7 +141,28 @@ def test_the_stored_gpu_results_match_their_configuration():
 
 def test_stored_results_of_another_configuration_are_refused(tmp_path, monkeypatch):
     stored = tf.load_results("gpu")
-    monkeypatch.setitem(tf.CONFIGS, "gpu", dataclasses.replace(tf.CONFIGS["gpu"], steps=1))
+    monkeypatch.setitem(tf.CONFIGS, "gpu", dataclasses.replace(tf.CONFIGS["gpu"], steps=119))
     with pytest.raises(ValueError, match="another configuration"):
         tf.load_results("gpu")
     assert math.isfinite(stored["eval_before"])
+
+
+def test_corpus_edges_that_stay_valid():
+    from course_lib.lessons.corpus import encode_texts, held_out_blocks, token_share
+
+    tokenizer = encode_texts(["the cat sat on the mat"] * 4, 260)[0]
+    assert tokenizer.decode([]) == "" and tokenizer.decode([10**6]) == ""  # past the vocabulary: nothing, as in the backends
+    assert tokenizer.decode(torch.tensor(tokenizer.encode("the cat"), dtype=torch.int32)) == "the cat"
+    assert [b.tolist() for b in held_out_blocks([1, 2, 3, 4, 5, 6, 7], 2, 2)] == [[[1, 2, 3], [4, 5, 6]]]
+    assert token_share([[5, 7], [5, 9]], [5]) == 0.5 and token_share(torch.arange(4), set()) == 0.0
+    with pytest.raises(ValueError, match="token_share needs at least one token"):
+        token_share(torch.tensor([]), {1})
+
+
+def test_the_configurations_stay_valid():
+    for config in tf.CONFIGS.values():
+        assert dataclasses.replace(config, source="online", precision="fp32").variants == tf.VARIANTS
+    assert tf.Config("x", steps=10, warmup=10).warmup == 10
+    with pytest.raises(ValueError, match="a and c must be evaluated equally often"):
+        tf.curve_gap({"eval_loss": [2.0, 1.0]}, {"eval_loss": [2.0]})  # was: zip() dropped the extra evaluation
+    assert tf.noise_variance([1.0, 0.5]) != tf.noise_variance([1.0, 0.5])  # NaN: fewer than 3 losses, as before

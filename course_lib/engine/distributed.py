@@ -16,15 +16,16 @@ with these pieces, as one process or under ``torchrun``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from course_lib.engine._checks import check_int, check_type
+from course_lib.engine._checks import check_choice, check_int, check_type
 
-__all__ = ["setup", "wrap", "cleanup", "global_batch_slice", "check_same_on_every_rank", "child_environment"]
+__all__ = ["setup", "wrap", "cleanup", "global_batch_slice", "check_same_on_every_rank", "child_environment", "child_error"]
 
 
 def setup(backend: str | None = None) -> tuple[int, int, torch.device]:
@@ -41,6 +42,9 @@ def setup(backend: str | None = None) -> tuple[int, int, torch.device]:
         check_type("backend", backend, str, "a torch.distributed backend name such as 'gloo' or 'nccl', or None")
         if not backend:
             raise ValueError("backend must be a torch.distributed backend name such as 'gloo' or 'nccl', or None, got ''")
+        if dist.is_available():  # a plain process never builds a group: an unknown name would pass unnoticed there
+            check_choice("backend", backend.lower(), tuple(b for b in dist.Backend.backend_list if b not in ("undefined", "fake")),
+                         "torch.distributed's backends")
     if backend == "nccl" and not torch.cuda.is_available():
         raise ValueError("backend='nccl' needs CUDA GPUs and this machine has none: pass backend='gloo' or None (auto)")
     backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
@@ -133,6 +137,8 @@ def global_batch_slice(batch: torch.Tensor, rank: int, world_size: int) -> torch
 
 def check_same_on_every_rank(value: str, what: str) -> None:
     """Raise on every rank unless ``value`` is the same on all of them."""
+    check_type("value", value, str, "a string (e.g. a checksum)")
+    check_type("what", what, str, "a string that names what is compared")
     if not (dist.is_available() and dist.is_initialized()):
         return
     values = [None] * dist.get_world_size()
@@ -144,7 +150,46 @@ def check_same_on_every_rank(value: str, what: str) -> None:
 def child_environment(**extra: str) -> dict[str, str]:
     """This process's environment for a new (torchrun) run: without the rank variables of a run it may be part of,
     with this repository first on ``PYTHONPATH``, plus ``extra``."""
+    for name, value in extra.items():
+        check_type(name, value, str, "a string (the value of an environment variable)")
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     repository = str(Path(__file__).resolve().parents[2])
     env.update(PYTHONPATH=os.pathsep.join(p for p in (repository, os.environ.get("PYTHONPATH")) if p), **extra)
     return env
+
+
+_RANK_PREFIX = re.compile(r"^\[(?:default)?(?:rank)?(\d+)\]:\s?")  # torchrun's "[rank0]: " (or --tee's "[default0]:") before a worker's line
+_LOG_LINE = re.compile(r"^[EWI]\d{4} \d\d:\d\d:\d\d")  # torchrun's own log lines ("E1205 12:44:02.027000 ... failed (exitcode: 1)")
+
+
+def child_error(output: str, limit: int = 4000) -> str:
+    """The error a launched run's own code raised, found in its output (``python`` or ``torchrun``, stderr included).
+
+    torchrun prints each worker's traceback (with its rank, when the worker
+    imported torch) before its own report (``ChildFailedError`` and a table
+    of exit codes), so the last lines of its output never hold the message
+    the worker raised.  This returns the workers' tracebacks whole, messages
+    included, without torchrun's (ranks that raised the same error are named
+    together); where there is no traceback, the output's last ``limit``
+    characters, which then hold what there is (a signal, a crash).
+    """
+    check_type("output", output, str, "the text a launched process printed (stdout and stderr)")
+    check_int("limit", limit, 1, unit="characters")
+    ranks: dict[int | None, list[str]] = {}
+    for line in output.splitlines():
+        match = _RANK_PREFIX.match(line)
+        if match or not _LOG_LINE.match(line):
+            ranks.setdefault(int(match[1]) if match else None, []).append(line[match.end():] if match else line)
+    errors: dict[str, list[str]] = {}
+    for rank in sorted(ranks, key=lambda rank: -1 if rank is None else rank):
+        lines = ranks[rank]
+        starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+        tracebacks = ["\n".join(lines[a:b]).strip() for a, b in zip(starts, [*starts[1:], len(lines)])]
+        own = "\n".join(t for t in tracebacks if "ChildFailedError" not in t)  # not torchrun's report
+        if own:
+            errors.setdefault(own, []).append("" if rank is None else f"rank {rank}")
+    if not errors:
+        return output[-limit:].strip()
+    parts = [f"{', '.join(names)}:\n{error}" if any(names) else error for error, names in errors.items()]
+    text = "\n".join(parts)
+    return text if len(text) <= limit else "...\n" + text[-limit:]

@@ -52,6 +52,30 @@ def finetuning_text(source: str = "offline", lang: str = "en") -> str:
     return text[text.index("\n", start) + 1:end].strip().replace("\r\n", "\n")
 
 
+def _token_ids(name: str, ids, one_dim: bool = True) -> torch.Tensor:
+    """``ids`` (a list or an integer tensor of token ids, 1-d unless ``one_dim`` is False) as a long tensor; else a clear error.
+
+    A float tensor would be cut to integers without a word, and a 2-d one
+    read as one long text, so both are refused here.
+    """
+    if isinstance(ids, torch.Tensor):
+        if ids.numel() and (ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool):
+            raise TypeError(f"{name} must hold integer token ids, got a tensor of dtype {ids.dtype}")
+    elif isinstance(ids, (list, tuple)):
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in (ids if one_dim else _flat(ids))):
+            raise TypeError(f"{name} must be a list of int token ids, got {shown(ids)}")
+    else:
+        raise TypeError(f"{name} must be a 1-d tensor or a list of int token ids, got {shown(ids)}")
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    if one_dim and ids.ndim != 1:
+        raise ValueError(f"{name} must be 1-d (one stream of token ids), got shape {tuple(ids.shape)}")
+    return ids
+
+
+def _flat(nested) -> list:
+    return [x for item in nested for x in (_flat(item) if isinstance(item, (list, tuple)) else [item])]
+
+
 class TextTokenizer:
     """One interface over a Hugging Face ``tokenizers.Tokenizer`` (trained here) and GPT-2's tokenizer.
 
@@ -60,6 +84,10 @@ class TextTokenizer:
     """
 
     def __init__(self, backend, name: str):
+        if not (callable(getattr(backend, "encode", None)) and callable(getattr(backend, "decode", None))):
+            raise TypeError(f"backend must be a tokenizers.Tokenizer or a transformers tokenizer (with encode and decode), "
+                            f"got {shown(backend)}")
+        check_type("name", name, str, "a string that names the tokenizer")
         self.backend, self.name = backend, name
 
     @property
@@ -73,7 +101,14 @@ class TextTokenizer:
         return self.backend(text, add_special_tokens=False)["input_ids"]
 
     def decode(self, ids) -> str:
-        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        """The text of ``ids`` (a list or a 1-d integer tensor of token ids >= 0).
+
+        An id past the vocabulary decodes to nothing, as in the backends (a
+        model's vocabulary may be larger than its tokenizer's).
+        """
+        ids = _token_ids("ids", ids).tolist()
+        if ids and min(ids) < 0:
+            raise ValueError(f"ids must be token ids >= 0, got {min(ids)}")
         return self.backend.decode(ids)
 
     def to_json(self) -> str:
@@ -83,9 +118,15 @@ class TextTokenizer:
 
     @classmethod
     def from_json(cls, text: str, name: str = "byte-level BPE") -> "TextTokenizer":
+        """The tokenizer that :meth:`to_json` wrote; a ValueError if ``text`` is not one (a damaged or foreign cache file)."""
         from tokenizers import Tokenizer
 
-        return cls(Tokenizer.from_str(text), name)
+        check_type("text", text, str, "the JSON string that TextTokenizer.to_json() returned")
+        try:
+            backend = Tokenizer.from_str(text)
+        except Exception as error:  # tokenizers raises a bare Exception
+            raise ValueError(f"text is not a tokenizer's JSON (from TextTokenizer.to_json()): {' '.join(str(error).split())[:200]}") from None
+        return cls(backend, name)
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> TextTokenizer:
@@ -122,7 +163,7 @@ def split_held_out(ids: list[int] | torch.Tensor, chunk: int = 1024, every: int 
     """
     check_int("chunk", chunk, 2, unit="tokens")
     check_int("every", every, 2, unit="chunks")
-    ids = torch.as_tensor(ids, dtype=torch.long)
+    ids = _token_ids("ids", ids)
     chunks = list(ids.split(chunk))
     held = [c for i, c in enumerate(chunks) if i % every == every - 1]
     kept = [c for i, c in enumerate(chunks) if i % every != every - 1]
@@ -146,6 +187,7 @@ class TokenWindows:
 
     def __post_init__(self) -> None:
         check_type("ids", self.ids, torch.Tensor, "a 1-d tensor of token ids")
+        _token_ids("ids", self.ids)
         check_int("batch_size", self.batch_size, 1, unit="windows")
         check_int("length", self.length, 1, unit="tokens")
         check_int("seed", self.seed, 0, unit="seed units")
@@ -153,6 +195,7 @@ class TokenWindows:
             raise ValueError(f"ids must be a 1-d tensor longer than length + 1 = {self.length + 1} tokens, got shape {tuple(self.ids.shape)}")
 
     def __call__(self, m: int) -> torch.Tensor:
+        check_int("m", m, 0, unit="batches")
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + m)
         starts = torch.randint(len(self.ids) - self.length, (self.batch_size,), generator=generator)
         return torch.stack([self.ids[s: s + self.length + 1] for s in starts.tolist()])
@@ -162,10 +205,11 @@ def held_out_blocks(ids: torch.Tensor, length: int, batch_size: int) -> list[tor
     """The held-out tokens as consecutive, non-overlapping blocks of ``length + 1``, in batches (the remainder is dropped)."""
     check_int("length", length, 1, unit="tokens")
     check_int("batch_size", batch_size, 1, unit="blocks")
+    ids = _token_ids("ids", ids)
     n = len(ids) // (length + 1)
     if n == 0:
         raise ValueError(f"{len(ids)} held-out tokens do not fill one block of {length + 1}")
-    blocks = torch.as_tensor(ids[: n * (length + 1)]).view(n, length + 1)
+    blocks = ids[: n * (length + 1)].view(n, length + 1)
     return list(blocks.split(batch_size))
 
 
@@ -177,14 +221,19 @@ def characteristic_tokens(target: torch.Tensor, reference: torch.Tensor, k: int)
     in the old one ("my lord", "thou", speaker names), not "the" or ",".
     """
     check_int("k", k, 1, unit="tokens")
-    top = lambda ids: [t for t, _ in sorted(Counter(torch.as_tensor(ids).tolist()).items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+    target, reference = _token_ids("target", target), _token_ids("reference", reference)
+    if not len(target):
+        raise ValueError("target holds no token: S would be empty and every share p 0")
+    top = lambda ids: [t for t, _ in sorted(Counter(ids.tolist()).items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
     common = set(top(reference))
     return {t for t in top(target) if t not in common}
 
 
 def token_share(tokens: torch.Tensor, S: set[int]) -> float:
-    """p = share of ``tokens`` that are in ``S``."""
-    tokens = torch.as_tensor(tokens).flatten()
+    """p = share of ``tokens`` (a tensor or list of token ids, any shape) that are in ``S`` (a set of ids)."""
+    tokens = _token_ids("tokens", tokens, one_dim=False).flatten()
+    if not isinstance(S, (set, frozenset, list, tuple)) or not all(isinstance(t, int) and not isinstance(t, bool) for t in S):
+        raise TypeError(f"S must be a set of int token ids, got {shown(S)}")
     if tokens.numel() == 0:
         raise ValueError("token_share needs at least one token")
     return torch.isin(tokens, torch.tensor(sorted(S), dtype=tokens.dtype)).float().mean().item()

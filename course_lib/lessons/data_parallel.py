@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,19 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from course_lib.engine._checks import check_int
+from course_lib.engine._checks import check_int, check_number, check_type, shown
 from course_lib.engine.checkpoints import unwrap
 from course_lib.engine.data import checksum
-from course_lib.engine.distributed import check_same_on_every_rank, child_environment, cleanup, global_batch_slice, setup, wrap
+from course_lib.engine.distributed import (
+    check_same_on_every_rank,
+    child_environment,
+    child_error,
+    cleanup,
+    global_batch_slice,
+    setup,
+    wrap,
+)
+from course_lib.engine.files import check_writable, write_safely
 from course_lib.engine.freezing import freeze
 from course_lib.engine.training import train
 from course_lib.lessons.corpus import TokenWindows
@@ -68,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     check_int("--accumulate", args.accumulate, 1, unit="micro-batches per step")
     check_int("--global-batch", args.global_batch, 1, unit="sequences")
     check_int("--seed", args.seed, 0, unit="seed units")
+    check_number("--lr", args.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
+    check_writable(args.out / "final.pt", "--out")  # before any training: a run must not end unable to write its weights
     rank, world_size, device = setup(args.backend)
     try:
         if args.global_batch % (world_size * args.accumulate):
@@ -77,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         model = GPT(TINY_GPT)
         if args.freeze:
             freeze(model, args.freeze)
+            if not any(p.requires_grad for p in model.parameters()):
+                raise ValueError(f"--freeze {args.freeze!r} matches every parameter: nothing would train")
         initial = {name: t.clone() for name, t in model.state_dict().items()}
         check_same_on_every_rank(checksum(model), "initial weights")
         phrase = torch.randint(TINY_GPT.vocab_size, (64,), generator=torch.Generator().manual_seed(args.seed))  # repeated: learnable
@@ -93,25 +107,35 @@ def main(argv: list[str] | None = None) -> None:
         history = train(ddp, optimizer, micro_batch, lm_loss, args.steps, accumulate=args.accumulate,
                         device=device, log_every=args.steps)
 
-        args.out.mkdir(parents=True, exist_ok=True)
         final = {name: t.detach().cpu() for name, t in unwrap(ddp).state_dict().items()}
-        (args.out / f"checksum-rank{rank}.txt").write_text(checksum(final) + "\n")
+        _write_text(args.out / f"checksum-rank{rank}.txt", checksum(final) + "\n", f"rank {rank}'s checksum")
         if rank == 0:
-            torch.save(final, args.out / "final.pt")
-            torch.save(initial, args.out / "initial.pt")
+            write_safely(args.out / "final.pt", lambda file: torch.save(final, file), "the final weights")
+            write_safely(args.out / "initial.pt", lambda file: torch.save(initial, file), "the initial weights")
             record = {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                       "world_size": world_size, "backend": dist.get_backend() if dist.is_initialized() else None,
                       "device": str(device), "loss": history.loss, "checksum": checksum(final)}
-            (args.out / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+            _write_text(args.out / "run.json", json.dumps(record, indent=1) + "\n", "the run's record")
             print(f"{world_size} process(es), {args.steps} steps: loss {history.loss[0]:.4f} -> {history.loss[-1]:.4f}, "
                   f"weights {record['checksum']}")
     finally:
         cleanup()
 
 
+def _write_text(path: Path, content: str, what: str) -> None:
+    write_safely(path, lambda file: file.write_text(content, encoding="utf-8"), what)
+
+
 def launch(out: str | Path, processes: int, options: tuple[str, ...] = ()) -> subprocess.Popen:
-    """Start this script on CPUs (gloo): one plain process, or ``processes`` ranks under torchrun; returns at once."""
+    """Start this script on CPUs (gloo): one plain process, or ``processes`` ranks under torchrun; returns at once.
+
+    ``out`` is checked here, before any process starts: a place that cannot be
+    written fails at once, not after the training.
+    """
     check_int("processes", processes, 1, unit="processes")
+    if not isinstance(options, (list, tuple)) or not all(isinstance(o, str) for o in options):
+        raise TypeError(f"options must be a tuple of command-line strings such as ('--steps', '10'), got {shown(options)}")
+    check_writable(Path(out) / "final.pt", "out")
     script = ["-m", "course_lib.lessons.data_parallel", "--out", str(out), "--backend", "gloo", *options]
     if processes > 1:
         script = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), *script]
@@ -120,10 +144,16 @@ def launch(out: str | Path, processes: int, options: tuple[str, ...] = ()) -> su
 
 
 def collect(process: subprocess.Popen, out: str | Path, processes: int) -> dict:
-    """Wait for a launched run; return what it wrote: final and initial weights, each rank's checksum, the record."""
+    """Wait for a launched run; return what it wrote: final and initial weights, each rank's checksum, the record.
+
+    If the run failed, the RuntimeError carries the error its own code raised
+    (each rank's traceback and message), not only torchrun's report.
+    """
+    check_type("process", process, subprocess.Popen, "the process that launch() returned")
+    check_int("processes", processes, 1, unit="processes")
     output, _ = process.communicate(timeout=300)
     if process.returncode != 0:
-        raise RuntimeError(f"the distributed run failed (exit {process.returncode}):\n{output[-2000:]}")
+        raise RuntimeError(f"the distributed run failed (exit {process.returncode}):\n{child_error(output or '')}")
     out = Path(out)
     return {
         "final": torch.load(out / "final.pt", weights_only=True),
@@ -139,6 +169,8 @@ def compare_processes(folder: str | Path, processes: int = 2, steps: int = 10) -
     Returns each rank's weight checksum, the largest difference between the
     two runs' final weights, and how far the weights moved.
     """
+    check_int("processes", processes, 1, unit="processes")
+    check_int("steps", steps, 1)
     folder = Path(folder)
     runs = {n: (folder / f"{n}-process", launch(folder / f"{n}-process", n, ("--steps", str(steps)))) for n in (1, processes)}
     one, many = (collect(p, out, n) for n, (out, p) in runs.items())

@@ -21,11 +21,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from course_lib.engine._checks import check_choice
+from course_lib.engine._checks import (
+    check_between,
+    check_choice,
+    check_int,
+    check_number,
+    check_type,
+    shown,
+)
 from course_lib.engine.callbacks import Evaluate, GradNorms, evaluate
 from course_lib.engine.clipping import delayed, norm_lost
 from course_lib.engine.data import pick_device
@@ -33,7 +41,7 @@ from course_lib.engine.freezing import freeze, param_groups, trainable_ratio
 from course_lib.engine.schedules import Constant, ScheduledLR, linear_with_warmup
 from course_lib.engine.stats import spread
 from course_lib.engine.timing import PeakMemory
-from course_lib.engine.training import train
+from course_lib.engine.training import train, weight_dtype
 from course_lib.lessons import stored
 from course_lib.lessons.sentiment import (
     ReviewBatches,
@@ -44,6 +52,7 @@ from course_lib.lessons.sentiment import (
     load_reviews,
     majority_baseline,
 )
+from course_lib.lessons.sources import check_source
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "RECIPE", "TRACKED", "run", "run_all", "clipping_effect", "norm_summary", "paired_gap", "load_results", "summarize", "main"]
 
@@ -72,9 +81,64 @@ class Config:
     variants: tuple[str, ...] = VARIANTS
     precision: str = "fp32"
 
+    def __post_init__(self) -> None:
+        check_type("name", self.name, str, "a string")
+        check_int("steps", self.steps, 1)
+        check_int("declared", self.declared, 1, unit="optimizer steps (the schedule's length)")
+        check_seeds("seeds", self.seeds)
+        check_int("max_length", self.max_length, 8, unit="tokens")
+        check_int("batch_size", self.batch_size, 1, unit="reviews")
+        check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
+        check_number("weight_decay", self.weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
+        check_number("clip", self.clip, "> 0", lambda v: v > 0)
+        check_between("warmup_fraction", self.warmup_fraction, 0.0, 1.0, "a share of the training steps")
+        check_int("delay", self.delay, 0)
+        if self.eval_size is not None:
+            check_int("eval_size", self.eval_size, 1, unit="reviews")
+        check_source(self.source)
+        check_variants("variants", self.variants, VARIANTS)
+        weight_dtype(self.precision)  # one of training.PRECISIONS
+
     @property
     def warmup(self) -> int:
         return max(1, round(self.warmup_fraction * self.steps))
+
+
+def check_seeds(name: str, seeds: object) -> None:
+    """A non-empty tuple of int seeds >= 0."""
+    if not isinstance(seeds, tuple) or not seeds:
+        raise TypeError(f"{name} must be a non-empty tuple of int seeds, e.g. (0, 1, 2), got {shown(seeds)}")
+    for i, seed in enumerate(seeds):
+        check_int(f"{name}[{i}]", seed, 0, unit="seed units")
+
+
+def check_variants(name: str, variants: object, known: tuple[str, ...]) -> None:
+    """A non-empty tuple of names from ``known``."""
+    if not isinstance(variants, tuple) or not variants:
+        raise TypeError(f"{name} must be a non-empty tuple of variant names from {known}, got {shown(variants)}")
+    for i, variant in enumerate(variants):
+        check_choice(f"{name}[{i}]", variant, known)
+
+
+def _check_config(config: object) -> None:
+    check_type("config", config, Config, "a finetuning_bert.Config, e.g. CONFIGS['cpu']")
+
+
+def _check_result(name: str, result: object, keys: tuple[str, ...]) -> None:
+    """One of :func:`run`'s results (a dict) with ``keys``."""
+    check_type(name, result, Mapping, "one of run()'s results (a dict)")
+    missing = [key for key in keys if key not in result]
+    if missing:
+        raise ValueError(f"{name} lacks {', '.join(map(repr, missing))}: pass one of run()'s results")
+
+
+def _check_results(results: object) -> list:
+    """The dict that :func:`run_all` (or :func:`load_results`) returns; its runs."""
+    check_type("results", results, Mapping, "the dict that run_all() or load_results() returns")
+    runs = results.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise ValueError(f"results must hold a non-empty list of runs under 'runs', got {shown(runs)}")
+    return runs
 
 
 CONFIGS = {
@@ -117,6 +181,9 @@ def _data(config: Config, tokenizer, seed: int):
 
 def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> dict:
     """One fine-tuning run; returns held-out accuracy before and after, timing, memory, norms, clipping, losses."""
+    _check_config(config)
+    check_choice("variant", variant, VARIANTS)
+    check_int("seed", seed, 0, unit="seed units")
     device = pick_device(device)
     model, tokenizer, optimizer, scheduler, clip = _setup(config, variant, seed)
     batches, held_out, facts = _data(config, tokenizer, seed)
@@ -154,7 +221,8 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
 
 def paired_gap(results: dict, a: str, b: str, key: str = "accuracy_after"):
     """``key`` of variant ``b`` minus variant ``a``, seed by seed (same seeds): a :class:`~course_lib.engine.stats.Spread`."""
-
+    for run in _check_results(results):
+        _check_result("a run of results", run, ("variant", "seed", key))
     by_seed = {(r["variant"], r["seed"]): r[key] for r in results["runs"]}
     seeds = sorted(seed for variant, seed in by_seed if variant == a)
     if not seeds or any((b, seed) not in by_seed for seed in seeds):
@@ -164,7 +232,11 @@ def paired_gap(results: dict, a: str, b: str, key: str = "accuracy_after"):
 
 def norm_summary(result: dict, clip: float) -> dict[str, float]:
     """When clipping acted in one run and which part had the large gradient (the lesson's per-seed lines)."""
+    _check_result("result", result, ("grad_norm", "clipped_fraction", "grad_norm_classifier", "grad_norm_mlp"))
+    check_number("clip", clip, "> 0 (the run's clipping threshold)", lambda v: v > 0)
     norms = result["grad_norm"]
+    if not norms:
+        raise ValueError("result['grad_norm'] is empty: the run recorded no step")
     return {
         "clipped_pct": 100 * result["clipped_fraction"],
         "clipped_first_50": sum(g > clip for g in norms[:50]),
@@ -182,16 +254,21 @@ def clipping_effect(result: dict, clip: float, start: int = 0) -> dict[str, floa
     part by its own norm would multiply the head by min(1, c / |g_head|).
     Returns the mean of each factor over the steps.
     """
+    _check_result("result", result, ("grad_norm", "grad_norm_classifier"))
+    check_number("clip", clip, "> 0 (the run's clipping threshold)", lambda v: v > 0)
+    check_int("start", start, 0)
     steps = range(start, len(result["grad_norm"]))
     if not steps:
         raise ValueError(f"start={start} is past the run's {len(result['grad_norm'])} steps")
-    global_factor = [min(1.0, clip / result["grad_norm"][t]) for t in steps]
-    own_factor = [min(1.0, clip / result["grad_norm_classifier"][t]) for t in steps]
+    factor = lambda norm: clip / norm if norm > clip else 1.0  # min(1, c / |g|), also at |g| = 0
+    global_factor = [factor(result["grad_norm"][t]) for t in steps]
+    own_factor = [factor(result["grad_norm_classifier"][t]) for t in steps]
     return {"global": sum(global_factor) / len(steps), "per_part": sum(own_factor) / len(steps)}
 
 
 def run_all(config: Config, device=None, progress=print) -> dict:
     """Every variant of ``config`` over its seeds, with provenance."""
+    _check_config(config)
     device = pick_device(device)
     runs = []
     for variant in config.variants:
@@ -216,7 +293,8 @@ def summarize(results: dict) -> dict[str, dict]:
     """Per variant: mean ± standard error over the seeds of each number in :data:`SUMMARY` (None where not measured)."""
 
     out: dict[str, dict] = {}
-    for r in results["runs"]:
+    for r in _check_results(results):
+        _check_result("a run of results", r, ("variant", *SUMMARY))
         out.setdefault(r["variant"], {key: [] for key in SUMMARY})
         for key in SUMMARY:
             if r[key] is not None:
@@ -226,6 +304,7 @@ def summarize(results: dict) -> dict[str, dict]:
 
 def load_results(name: str = "gpu") -> dict:
     """The stored results of a configuration (``course_lib/lessons/results/lesson03_<name>.json``), checked against :data:`CONFIGS`."""
+    check_choice("name", name, tuple(CONFIGS), "the configurations of CONFIGS")
     return stored.load("03", name, f"python -m {__name__} --config {name}", {"config": CONFIGS[name]})
 
 

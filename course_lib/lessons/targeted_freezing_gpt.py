@@ -22,14 +22,33 @@ import dataclasses
 import math
 import re
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from course_lib.engine._checks import check_choice
-from course_lib.engine.callbacks import DataChecksum, Evaluate, StepTimer, WeightChange, evaluate
+from course_lib.engine._checks import (
+    check_choice,
+    check_int,
+    check_number,
+    check_type,
+    shown,
+)
+from course_lib.engine.callbacks import (
+    DataChecksum,
+    Evaluate,
+    StepTimer,
+    WeightChange,
+    evaluate,
+)
 from course_lib.engine.data import checksum, default_dtype, pick_device
-from course_lib.engine.freezing import freeze, param_groups, select, trainable_ratio, unfreeze
+from course_lib.engine.freezing import (
+    freeze,
+    param_groups,
+    select,
+    trainable_ratio,
+    unfreeze,
+)
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import Spread, spread
 from course_lib.engine.timing import PeakMemory
@@ -44,7 +63,9 @@ from course_lib.lessons.corpus import (
     split_held_out,
     token_share,
 )
+from course_lib.lessons.finetuning_bert import check_seeds, check_variants
 from course_lib.lessons.pretraining import PRETRAIN, load_pretrained
+from course_lib.lessons.sources import check_source
 from course_lib.models.gpt import GPT, generate, lm_loss
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION_WEIGHTS", "Setup", "setup", "prepare", "run", "run_all", "sample_measures", "sample_text",
@@ -77,6 +98,27 @@ class Config:
     precision: str = "fp32"
     source: str = "offline"
     variants: tuple[str, ...] = VARIANTS
+
+    def __post_init__(self) -> None:
+        check_type("name", self.name, str, "a string")
+        check_type("pretrain", self.pretrain, str, "the name of a pretraining configuration in pretraining.PRETRAIN")
+        check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 1, unit="windows")
+        check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
+        check_int("warmup", self.warmup, 0, self.steps)
+        check_number("weight_decay", self.weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
+        check_number("clip", self.clip, "> 0", lambda v: v > 0)
+        check_int("eval_every", self.eval_every, 1)
+        check_seeds("seeds", self.seeds)
+        check_seeds("sample_seeds", self.sample_seeds)
+        check_int("samples", self.samples, 1, unit="sequences")
+        check_int("sample_tokens", self.sample_tokens, 1, unit="tokens")
+        check_number("temperature", self.temperature, "a finite number > 0", lambda v: 0 < v < math.inf)
+        check_int("top_k", self.top_k, 1, unit="tokens")
+        check_int("k", self.k, 1, unit="tokens")
+        weight_dtype(self.precision)  # one of training.PRECISIONS
+        check_source(self.source)
+        check_variants("variants", self.variants, VARIANTS)
 
 
 CONFIGS = {
@@ -112,6 +154,8 @@ def setup(config: Config, device=None, callbacks=(), lang: str = "en") -> Setup:
 
     ``lang`` is the language of the message when an online source cannot be reached.
     """
+    _check_config(config)
+    check_choice("config.pretrain", config.pretrain, tuple(PRETRAIN), "the pretraining configurations of pretraining.PRETRAIN")
     key = (config.source, config.pretrain, config.k)
     if key not in _SETUPS:
         model, tokenizer, info = load_pretrained(config.source, PRETRAIN[config.pretrain], device=device, callbacks=callbacks, lang=lang)
@@ -129,6 +173,7 @@ def setup(config: Config, device=None, callbacks=(), lang: str = "en") -> Setup:
 
 def prepare(s: Setup, variant: str, precision: str = "fp32") -> GPT:
     """A fresh copy of the pretrained model, its weights in ``precision``'s dtype, with ``variant``'s freezing applied."""
+    check_type("s", s, Setup, "the Setup that setup(config) returns")
     check_choice("variant", variant, VARIANTS)
     with default_dtype(weight_dtype(precision)):
         model = GPT(s.model_config)
@@ -171,6 +216,8 @@ def sample_measures(model: GPT, s: Setup, config: Config, device=None) -> dict:
 
 def sample_text(model: GPT, s: Setup, config: Config, tokens: int = 40, seed: int = 0, device=None) -> str:
     """One generated continuation of a line break, ``tokens`` long, as text."""
+    check_int("tokens", tokens, 1, unit="tokens")
+    check_int("seed", seed, 0, unit="seed units")
     device = pick_device(device)
     model.to(device)
     short = dataclasses.replace(config, samples=1, sample_tokens=tokens)
@@ -178,7 +225,8 @@ def sample_text(model: GPT, s: Setup, config: Config, tokens: int = 40, seed: in
 
 
 def noise_variance(losses: list[float]) -> float:
-    """Var(L_t - L_{t-1}) / 2: the step-to-step noise of a loss curve, without its downward trend."""
+    """Var(L_t - L_{t-1}) / 2: the step-to-step noise of a loss curve, without its downward trend (NaN for fewer than 3 losses)."""
+    _check_numbers("losses", losses, "a list of losses, one per step")
     diffs = [b - a for a, b in zip(losses, losses[1:])]
     return statistics.variance(diffs) / 2 if len(diffs) > 1 else math.nan
 
@@ -190,8 +238,11 @@ def flop_saving(model: GPT) -> float:
     gradients (2 more) run through every layer the gradient has to cross;
     only the weight gradients (2 more) of frozen matrices are skipped.
     """
+    check_type("model", model, torch.nn.Module, "a GPT (torch.nn.Module)")
     matrices = [p for name, p in model.named_parameters() if p.ndim == 2 and not name.endswith("wpe.weight")]
     total = sum(p.numel() for p in matrices)  # wte counted once: it is also lm_head, the output matmul
+    if not total:
+        raise ValueError("model has no weight matrix (2-d parameter): there are no matrix-multiply FLOPs to save")
     frozen = sum(p.numel() for p in matrices if not p.requires_grad)
     return frozen / (3 * total)
 
@@ -208,6 +259,9 @@ def _optimizer(model: GPT, config: Config):
 
 def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) -> tuple[dict, GPT]:
     """One fine-tuning run of ``variant``; returns (numbers, trained model)."""
+    _check_config(config)
+    check_choice("variant", variant, VARIANTS)
+    check_int("seed", seed, 0, unit="seed units")
     device = pick_device(device)
     s = setup(config, device)
     model = prepare(s, variant, config.precision)
@@ -247,6 +301,9 @@ def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) 
 
 def probe_cost(config: Config, steps: int = 20, rounds: int = 3, device=None) -> float:
     """Time per step of model A with the weight-change probe over without it (medians, rounds interleaved)."""
+    _check_config(config)
+    check_int("steps", steps, 4, unit="optimizer steps (the first 3 are warm-up and not timed)")
+    check_int("rounds", rounds, 1, unit="rounds")
     device = pick_device(device)
     s = setup(config, device)
     times = {True: [], False: []}
@@ -263,6 +320,7 @@ def probe_cost(config: Config, steps: int = 20, rounds: int = 3, device=None) ->
 
 def run_all(config: Config, device=None, progress=print) -> dict:
     """Every variant over every seed of ``config``, with p before training and provenance (the stored results)."""
+    _check_config(config)
     device = pick_device(device)
     s = setup(config, device)
     before = prepare(s, "full", config.precision)
@@ -289,6 +347,10 @@ def run_all(config: Config, device=None, progress=print) -> dict:
 
 def p_summary(p_before: list[float], a: dict, b: dict) -> dict:
     """Δp of runs ``a`` and ``b`` over the sampling seeds, how often p_B > p_A, and p_B - p_A seed by seed."""
+    _check_numbers("p_before", p_before, "the shares p before fine-tuning, one per sampling seed", empty=False)
+    for name, run in (("a", a), ("b", b)):
+        _check_run(name, run, ("p",))
+        _check_numbers(f"{name}['p']", run["p"], "shares p, one per sampling seed")
     if not len(p_before) == len(a["p"]) == len(b["p"]):
         raise ValueError("p_before, a['p'] and b['p'] must hold one share per sampling seed, the same seeds")
     return {
@@ -302,12 +364,24 @@ def p_summary(p_before: list[float], a: dict, b: dict) -> dict:
 
 def weight_change_ratio(a: dict, b: dict) -> dict[str, tuple[float, float]]:
     """For each matrix that trains in ``b``: (mean |ΔW|_F per step in ``a``, in ``b``)."""
+    for name, run in (("a", a), ("b", b)):
+        _check_run(name, run, ("weight_change",))
+    for name in b["weight_change"]:
+        if name not in a["weight_change"]:
+            raise ValueError(f"a recorded no weight change of {name!r}, which b trains: were both run with the same probe?")
+        for run, label in ((a, "a"), (b, "b")):
+            _check_numbers(f"{label}['weight_change'][{name!r}]", run["weight_change"][name], "one change per step", empty=False)
     return {name: (statistics.fmean(a["weight_change"][name]), statistics.fmean(changes))
             for name, changes in b["weight_change"].items()}
 
 
 def curve_gap(a: dict, c: dict) -> dict[str, float]:
     """How far two held-out loss curves are apart: the largest and the last |L_a - L_c| over the evaluations."""
+    for name, run in (("a", a), ("c", c)):
+        _check_run(name, run, ("eval_loss",))
+        _check_numbers(f"{name}['eval_loss']", run["eval_loss"], "one held-out loss per evaluation", empty=False)
+    if len(a["eval_loss"]) != len(c["eval_loss"]):
+        raise ValueError(f"a and c must be evaluated equally often, got {len(a['eval_loss'])} and {len(c['eval_loss'])} evaluations")
     gaps = [abs(x - y) for x, y in zip(a["eval_loss"], c["eval_loss"])]
     return {"largest": max(gaps), "last": gaps[-1], "relative": max(g / x for g, x in zip(gaps, a["eval_loss"]))}
 
@@ -323,7 +397,15 @@ def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
     mean share over its sampling seeds; with one training seed, p's spread is
     over the sampling seeds instead.
     """
-    runs = results["runs"]
+    check_type("results", results, Mapping, "the dict that run_all() or load_results() returns")
+    runs = results.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise ValueError(f"results must hold a non-empty list of runs under 'runs', got {shown(runs)}")
+    for r in runs:
+        _check_run("a run of results", r, ("variant", "seed", "eval_loss", "loss", "p",
+                                           *(k for k in SUMMARY if k not in ("eval_last", "train_last", "saving", "p"))))
+        if not r["p"] or not r["loss"] or not r["eval_loss"]:
+            raise ValueError(f"a run of results ({r['variant']!r}, seed {r['seed']}) has an empty 'p', 'loss' or 'eval_loss'")
     full = {r["seed"]: r["seconds_per_step"] for r in runs if r["variant"] == "full"}
     values: dict[str, dict[str, list]] = {}
     for r in runs:
@@ -345,8 +427,29 @@ def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
 
 def load_results(name: str = "gpu") -> dict:
     """The stored results (``course_lib/lessons/results/lesson04_<name>.json``), checked against :data:`CONFIGS` and the pretraining."""
+    check_choice("name", name, tuple(CONFIGS), "the configurations of CONFIGS")
     config = CONFIGS[name]
     return stored.load("04", name, f"python -m {__name__} --config {name}", {"config": config, "pretrain": PRETRAIN[config.pretrain]})
+
+
+def _check_config(config: object) -> None:
+    check_type("config", config, Config, "a targeted_freezing_gpt.Config, e.g. CONFIGS['cpu']")
+
+
+def _check_run(name: str, run: object, keys: tuple[str, ...]) -> None:
+    """One of :func:`run`'s results (a dict) with ``keys``."""
+    check_type(name, run, Mapping, "one of run()'s results (a dict)")
+    missing = [key for key in keys if key not in run]
+    if missing:
+        raise ValueError(f"{name} lacks {', '.join(map(repr, missing))}: pass one of run()'s results")
+
+
+def _check_numbers(name: str, values: object, what: str, empty: bool = True) -> None:
+    """A list (or tuple) of real numbers; ``empty``: whether none at all is allowed."""
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{name} must be {what}: a list of numbers, got {shown(values)}")
+    if not empty and not values:
+        raise ValueError(f"{name} is empty: it must be {what}")
 
 
 def main(argv=None) -> None:

@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from course_lib.engine._checks import shown
+from course_lib.engine._checks import check_choice, check_int, check_type, shown
 from course_lib.engine.clipping import clip_factor, global_norm
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
 from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
@@ -62,6 +62,11 @@ class Verdict:
     exercise: str
     status: str
     message: str
+
+    def __post_init__(self) -> None:
+        check_type("exercise", self.exercise, str, "the name of the function checked")
+        check_choice("status", self.status, ("correct", "wrong", "raised", "not_done"))
+        check_type("message", self.message, str, "the message the check printed")
 
     @property
     def passed(self) -> bool:
@@ -284,6 +289,9 @@ def hard_restarts_factor(t: int, num_steps: int, num_cycles: int) -> float:
     which the tests compare it with).  The course's schedules do not restart;
     lesson 01's exercise contrasts the two.
     """
+    check_int("t", t, 0)
+    check_int("num_steps", num_steps, 1)
+    check_int("num_cycles", num_cycles, 1, unit="cycles")
     progress = t / max(1, num_steps)
     if progress >= 1.0:
         return 0.0

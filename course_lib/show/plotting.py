@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -10,7 +11,13 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from course_lib.engine._checks import check_number, check_type, shown
+from course_lib.engine._checks import (
+    check_choice,
+    check_int,
+    check_number,
+    check_type,
+    shown,
+)
 from course_lib.engine.clipping import clip_grad_norm_, clip_grad_value_
 from course_lib.engine.training import History
 from course_lib.i18n import check_language, text
@@ -28,7 +35,35 @@ def _check_entries(name: str, entries: Mapping, ok: Callable[[object], bool], al
 
 
 def _is_curve(rates: object) -> bool:
-    return hasattr(rates, "__len__") and not isinstance(rates, (str, Mapping))
+    """A 1-d tensor or a sequence of real numbers (a curve of strings would be drawn as categories)."""
+    if isinstance(rates, torch.Tensor):
+        return rates.ndim == 1 and rates.dtype.is_floating_point
+    return (hasattr(rates, "__len__") and hasattr(rates, "__iter__") and not isinstance(rates, (str, bytes, Mapping))
+            and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in rates))
+
+
+def _check_curve(name: str, values: object, allowed: str) -> None:
+    """A non-empty list of real numbers, e.g. a run's losses."""
+    if not (isinstance(values, (list, tuple)) and _is_curve(values)):
+        raise TypeError(f"{name} must be {allowed}: a list of numbers, got {shown(values)}")
+    if not values:
+        raise ValueError(f"{name} is empty: it must be {allowed}")
+
+
+def _check_run(name: str, run: object, keys: tuple[str, ...], allowed: str) -> None:
+    """A mapping (one of a lesson's results) whose ``keys`` are present."""
+    check_type(name, run, Mapping, allowed)
+    missing = [key for key in keys if key not in run]
+    if missing:
+        raise ValueError(f"{name} lacks {', '.join(map(repr, missing))}: it must be {allowed}")
+
+
+def _check_runs(name: str, runs: object, allowed: str) -> None:
+    """A non-empty list (or tuple) of results."""
+    if not isinstance(runs, (list, tuple)):
+        raise TypeError(f"{name} must be a list of {allowed}, got {shown(runs)}")
+    if not runs:
+        raise ValueError(f"{name} is empty: pass a list of {allowed}")
 
 
 def _legend_below(ax: Axes) -> None:
@@ -44,6 +79,9 @@ def plot_rates(curves: Mapping[str, Sequence[float]], lang: str, ax=None) -> Fig
     """Learning rate against optimizer step, one line per schedule."""
     check_language(lang)
     _check_entries("curves", curves, _is_curve, "a list of learning rates, e.g. schedule.lrs(num_steps, eta_max)")
+    for label, rates in curves.items():
+        if not len(rates):
+            raise ValueError(f"curves[{label!r}] is empty: pass at least one learning rate, e.g. schedule.lrs(num_steps, eta_max)")
     if ax is not None:
         check_type("ax", ax, Axes, "a matplotlib Axes, or None for a new figure")
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.5))
@@ -166,6 +204,11 @@ def plot_clipping_runs(runs: Mapping[str, History], lang: str, show_norms: Seque
 def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
     """Lesson 03: per-step gradient norms of the MLP layers, the classifier and the whole model, with c; and |g| - |g'|."""
     check_language(lang)
+    keys = ("grad_norm", "grad_norm_mlp", "grad_norm_classifier", "norm_lost")
+    _check_run("run", run, keys, "one of finetuning_bert.run()'s results")
+    for key in keys:
+        _check_curve(f"run[{key!r}]", run[key], "one value per step")
+    check_number("clip", clip, "> 0 and finite (the clipping threshold drawn)", lambda v: 0 < v < math.inf)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     steps = range(len(run["grad_norm"]))
     top.plot(steps, run["grad_norm"], label=text("norm_global", lang), linewidth=1)
@@ -189,8 +232,10 @@ _GPT_STYLE = {"full": ("tab:blue", "-"), "targeted": ("tab:orange", "-"), "rever
 def plot_gpt_losses(runs: Sequence[Mapping], lang: str) -> Figure:
     """Lesson 04: training loss per step (left) and held-out loss per evaluation (right), one line per run."""
     check_language(lang)
-    if not runs:
-        raise ValueError("runs is empty: pass the results of targeted_freezing.run")
+    _check_runs("runs", runs, "results of targeted_freezing_gpt.run")
+    for i, run in enumerate(runs):
+        _check_run(f"runs[{i}]", run, ("variant", "loss", "eval_steps", "eval_loss"), "one of targeted_freezing_gpt.run()'s results")
+        check_choice(f"runs[{i}]['variant']", run["variant"], tuple(_GPT_STYLE))
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     for run in runs:
         color, style = _GPT_STYLE[run["variant"]]
@@ -209,6 +254,12 @@ def plot_gpt_losses(runs: Sequence[Mapping], lang: str) -> Figure:
 def plot_loss_scatter(a: Mapping, b: Mapping, lang: str) -> Figure:
     """Lesson 04: model A's held-out loss (x) against model B's (y) at each evaluation, with the line y = x."""
     check_language(lang)
+    for name, run in (("a", a), ("b", b)):
+        _check_run(name, run, ("eval_steps", "eval_loss"), "one of targeted_freezing_gpt.run()'s results")
+        _check_curve(f"{name}['eval_loss']", run["eval_loss"], "one held-out loss per evaluation")
+        if len(run["eval_loss"]) != len(run["eval_steps"]):
+            raise ValueError(f"{name} must hold one held-out loss per evaluation step, got {len(run['eval_loss'])} losses "
+                             f"and {len(run['eval_steps'])} steps")
     if a["eval_steps"] != b["eval_steps"]:
         raise ValueError("the two runs must be evaluated at the same steps")
     fig, ax = plt.subplots(figsize=(5, 4.6))
@@ -229,9 +280,14 @@ def plot_loss_scatter(a: Mapping, b: Mapping, lang: str) -> Figure:
 def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
     """Lesson 04: |W_t - W_{t-1}|_F per step of each matrix that trains in B, in A (dotted) and in B (solid)."""
     check_language(lang)
+    for name, run in (("a", a), ("b", b)):
+        _check_run(name, run, ("weight_change",), "one of targeted_freezing_gpt.run()'s results")
     names = sorted(b["weight_change"])
     if not names:
         raise ValueError("run b recorded no weight change: was it run with the WeightChange probe?")
+    for name in names:
+        if name not in a["weight_change"]:
+            raise ValueError(f"run a recorded no weight change of {name!r}, which b trains: were both run with the same probe?")
     fig, ax = plt.subplots(figsize=(8, 4))
     colors = plt.get_cmap("tab10")
     for i, name in enumerate(names):
@@ -250,8 +306,9 @@ def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
 def plot_attention_lengths(rows: Sequence[Mapping], lang: str) -> Figure:
     """Lesson 05: time (left) and memory (right) of one attention layer against the length T, fused and written out, log-log."""
     check_language(lang)
-    if not rows:
-        raise ValueError("rows is empty: pass the result of optimization_options.attention_lengths")
+    _check_runs("rows", rows, "rows of optimization_options.attention_lengths")
+    for i, row in enumerate(rows):
+        _check_run(f"rows[{i}]", row, ("length",), "a row of optimization_options.attention_lengths")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     lengths = [r["length"] for r in rows]
     for ax, suffix, label in ((axes[0], "ms", "attn_time_axis"), (axes[1], "memory_mb", "attn_memory_axis")):
@@ -273,7 +330,10 @@ def plot_attention_lengths(rows: Sequence[Mapping], lang: str) -> Figure:
 def plot_loss_curves(plain: Sequence[float], fast: Sequence[float], lang: str, window: int = 20) -> Figure:
     """Lesson 05: the loss per step of the plain fp32 step and of the fast step, with their moving averages."""
     check_language(lang)
-    if not plain or len(plain) != len(fast):
+    _check_curve("plain", plain, "the loss per step of the plain step")
+    _check_curve("fast", fast, "the loss per step of the fast step")
+    check_int("window", window, 1, unit="steps")
+    if len(plain) != len(fast):
         raise ValueError(f"plain and fast must be loss curves of the same length, got {len(plain)} and {len(fast)}")
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for values, color, key in ((plain, "tab:blue", "bench_plain"), (fast, "tab:orange", "bench_fast")):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from course_lib.engine._checks import check_between, check_int, check_type
+from course_lib.engine._checks import check_between, check_int, check_number, check_type
 from course_lib.engine.callbacks import Progress
 from course_lib.engine.schedules import check_eta_max, cosine_with_warmup
 from course_lib.i18n import check_language, number, text
@@ -43,8 +44,9 @@ def explorer_figure(
 ) -> Figure:
     """Rate of warm-up + cosine(C, eta_min) above, the noisy toy trained with it below (narrow enough for a phone)."""
     check_language(lang)
-    check_int("warmup", warmup)
     check_int("total", total, minimum=1)
+    check_int("warmup", warmup, 0, total)
+    check_number("cycles", cycles, "a finite number > 0", lambda v: 0 < v < math.inf)
     check_eta_max(eta_max)
     check_between("eta_min", eta_min, 0.0, eta_max, "eta_min may not exceed eta_max")
     schedule = cosine_with_warmup(warmup, total, num_cycles=cycles, min_lr_ratio=eta_min / eta_max)
