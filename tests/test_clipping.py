@@ -15,6 +15,7 @@ from course_lib.engine.clipping import (
     clip_grad_value_,
     delayed,
     global_grad_norm,
+    global_norm,
     norm_lost,
     threshold_at,
 )
@@ -181,3 +182,21 @@ def test_functions_that_change_gradients_in_place_end_in_an_underscore():
     """torch's convention (clip_grad_norm_, clip_grad_value_), with no alias under the old names."""
     for name in ("clip_grad_norm", "clip_grad_value", "clip_grad_norm_per_layer"):
         assert not hasattr(clipping, name) and name + "_" in clipping.__all__
+
+
+def test_the_norm_of_finite_fp16_gradients_does_not_overflow():
+    """300 elements of 1000 in fp16: each is finite, the norm (17,320) too, but their sum of squares passes fp16's 65,504."""
+    weight = torch.nn.Parameter(torch.zeros(300, dtype=torch.float16))
+    weight.grad = torch.full((300,), 1000.0, dtype=torch.float16)
+    norm = clip_grad_norm_([weight], 1.0)  # raised "some gradient holds NaN or inf" when measured in fp16
+    assert norm.dtype == torch.float32 and abs(norm.item() - 1000 * 300 ** 0.5) < 1
+    assert abs(global_norm([weight.grad.float()]).item() - 1.0) < 1e-3  # clipped to the threshold
+
+
+def test_clip_grad_value_does_not_hide_a_nan():
+    weight = torch.nn.Parameter(torch.zeros(3))
+    weight.grad = torch.tensor([5.0, float("nan"), -5.0])
+    with pytest.raises(FloatingPointError, match="which clamping would hide"):
+        clip_grad_value_([weight], 1.0)
+    norm = clip_grad_value_([weight], 1.0, error_if_nonfinite=False)
+    assert math.isnan(norm.item()) and weight.grad[0].item() == 5.0  # left as it is, and the norm says so
