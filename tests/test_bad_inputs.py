@@ -64,8 +64,8 @@ from course_lib.engine.schedules import (
 )
 from course_lib.show.widgets import progress_bar
 from course_lib.engine.callbacks import DataChecksum, Evaluate, GradNorms, Progress, Throughput, UnfreezeAt, WeightChange
-from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
-from course_lib.engine.files import check_writable, load_verified, save_verified
+from course_lib.engine.checkpoints import fingerprint, load_checkpoint, save_checkpoint, unwrap
+from course_lib.engine.files import check_writable, content_digest, load_verified, save_verified, write_safely
 from course_lib.engine.data import at_least_float32, batch_size, checksum, count_tokens, first_tensor, make_loader, pick_device, to_device
 from course_lib.show.exercises import check_clip_coefficient, check_mfu, check_optimizer_groups, check_warmup_cosine
 from course_lib.engine.stats import spread
@@ -281,6 +281,12 @@ def _setup(seed=0, lr=0.05, schedule=None):
     return model, optimizer, scheduler
 
 
+def _pair() -> dict:
+    """A model and its own optimizer, as keyword arguments."""
+    model, optimizer, _ = _setup()
+    return {"model": model, "optimizer": optimizer}
+
+
 def _batch(step):
     g = torch.Generator().manual_seed(step)
     return torch.randn(4, 3, generator=g), torch.randn(4, 1, generator=g)
@@ -438,10 +444,9 @@ TRAINING = [
     pytest.param(lambda: _resume(_broken("empty", b"")), ValueError, "cannot be read", id="checkpoint-empty"),
     pytest.param(lambda: _resume(_broken("truncated", None)), ValueError, "cannot be read", id="checkpoint-truncated"),
     pytest.param(lambda: _resume(_broken("corrupt", b"not a checkpoint at all" * 10)), ValueError, "cannot be read", id="checkpoint-corrupt"),
-    pytest.param(lambda: load_checkpoint(_broken("foreign", _torch_bytes({"weights": torch.zeros(2)})), model=_setup()[0], optimizer=_setup()[1]),
+    pytest.param(lambda: load_checkpoint(_broken("foreign", _torch_bytes({"weights": torch.zeros(2)})), **_pair()),
                  ValueError, "carries no SHA-256 of its contents", id="checkpoint-foreign-dict"),
-    pytest.param(lambda: load_checkpoint(save_verified({"weights": torch.zeros(2)}, _TMP / "verified-foreign.pt"), model=_setup()[0],
-                                         optimizer=_setup()[1]), ValueError, "is not a course_lib checkpoint", id="checkpoint-foreign-verified"),
+    pytest.param(lambda: load_checkpoint(save_verified({"weights": torch.zeros(2)}, _TMP / "verified-foreign.pt"), **_pair()), ValueError, "is not a course_lib checkpoint", id="checkpoint-foreign-verified"),
     pytest.param(lambda: GradNorms(_PLAIN()), TypeError, "pass model.named_parameters()", id="grad-norms-parameters"),
     pytest.param(lambda: WeightChange(_PLAIN()), TypeError, "pass model.named_parameters()", id="weight-change-parameters"),
     pytest.param(lambda: Evaluate(_batch, every=2), TypeError, "data must be an iterable of batches", id="evaluate-function"),
@@ -689,6 +694,36 @@ def _outside_parameter():
 
 _DATASET = torch.utils.data.TensorDataset(torch.zeros(4, 3), torch.zeros(4, 1))
 
+def _malformed(name, change):
+    """A real checkpoint with ``change(state)`` applied and its SHA-256 made afresh: it passes the digest, not the layout."""
+    state = load_verified(_checkpoint("whole"))
+    change(state)
+    path = _TMP / f"{name}.pt"
+    path.unlink(missing_ok=True)
+    save_verified(state, path)
+    return path
+
+
+def _sampled_loader(sampler):
+    return torch.utils.data.DataLoader(_DATASET, batch_size=2, sampler=sampler)
+
+
+def _other_scheduler():
+    model, optimizer, _ = _setup()
+    other = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+    return {"model": model, "optimizer": optimizer, "scheduler": ScheduledLR(other, linear_with_warmup(1, 10))}
+
+
+def _float32_batch(step):
+    return torch.ones(2, 3, dtype=torch.float32), torch.ones(2, 1, dtype=torch.float64)
+
+
+def _fp64_setup():
+    with torch.random.fork_rng():
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).double()
+    return model, torch.optim.SGD(model.parameters(), lr=0.1), None
+
+
 ENGINE = [
     pytest.param(lambda: _train(model_opt=_outside_parameter()), ValueError, "optimizer holds 1 parameter(s) that are not the model's",
                  id="train-parameter-outside-the-model"),
@@ -724,9 +759,9 @@ ENGINE = [
     pytest.param(lambda: forward_backward(_setup()[0], [], _mse), TypeError, "micro_batches must be a non-empty list", id="forward-backward-empty"),
     pytest.param(lambda: autocast(torch.device("cpu"), "fp8"), ValueError, "precision must be one of 'fp32', 'bf16', 'fp16', 'fp64'", id="autocast-fp8"),
     pytest.param(lambda: param_groups(_setup()[0], math.inf), ValueError, "weight_decay must be >= 0 and finite", id="param-groups-inf"),
-    pytest.param(lambda: save_checkpoint(_TMP / "s.pt", model=_setup()[0], optimizer=_setup()[1], scheduler=None, step=-1, history={}),
+    pytest.param(lambda: save_checkpoint(_TMP / "s.pt", **_pair(), scheduler=None, step=-1, history={}),
                  ValueError, "step must be >= 0", id="save-negative-step"),
-    pytest.param(lambda: save_checkpoint(_TMP / "s.pt", model=_setup()[0], optimizer=_setup()[1], scheduler=None, step=1, history=[]),
+    pytest.param(lambda: save_checkpoint(_TMP / "s.pt", **_pair(), scheduler=None, step=1, history=[]),
                  TypeError, "history must be the history's state dict", id="save-history-list"),
     pytest.param(lambda: load_checkpoint(_checkpoint("whole"), model="model", optimizer=_setup()[1]), TypeError, "model must be a torch.nn.Module",
                  id="load-model-str"),
@@ -737,6 +772,50 @@ ENGINE = [
     pytest.param(lambda: check_writable(_file_in_the_way("out-file") / "r.json", "--out"), ValueError, "--out '", id="check-writable-file-in-the-way"),
     pytest.param(lambda: check_writable(None, "--out"), TypeError, "--out must be a file path", id="check-writable-None"),
     pytest.param(lambda: load_verified(_checkpoint("whole").with_name("missing.pt")), FileNotFoundError, "missing.pt", id="load-verified-missing"),
+    pytest.param(lambda: _train(data={"a": _batch(0)}), TypeError, "which iterates over its keys", id="train-data-dict"),
+    pytest.param(lambda: _train(loss_fn=lambda m, b: (_mse(m, b), torch.tensor(0))), ValueError, "loss_fn's count is 0", id="train-count-tensor-zero"),
+    pytest.param(lambda: _train(loss_fn=lambda m, b: (_mse(m, b), "2")), TypeError, "loss_fn's count (the second of its pair", id="train-count-str"),
+    pytest.param(lambda: _train(loss_fn=lambda m, b: (_mse(m, b), None)), TypeError, "loss_fn's count", id="train-count-None"),
+    pytest.param(lambda: _train(clip=lambda: 1.0), TypeError, "clip must be a number, None or a function of the step", id="train-clip-no-step"),
+    pytest.param(lambda: _train(model_opt=_fp64_setup(), data=_float32_batch, precision="fp64"), ValueError,
+                 "precision='fp64' trains float64 weights, but the batch holds torch.float32 inputs", id="train-fp64-float32-data"),
+    pytest.param(lambda: _train(model_opt=(lambda mo: (mo[0], mo[1], mo[1]))(_setup())), TypeError, "scheduler is an optimizer",
+                 id="train-scheduler-is-the-optimizer"),
+    pytest.param(lambda: _train(data=_sampled_loader(torch.utils.data.SubsetRandomSampler(range(4))), checkpoint=_TMP / "subset.pt",
+                                checkpoint_every=2), ValueError, "another random sampler (SubsetRandomSampler)", id="train-checkpoint-subset-sampler"),
+    pytest.param(lambda: _train(data=_sampled_loader(torch.utils.data.WeightedRandomSampler([1.0] * 4, 4)), checkpoint=_TMP / "weighted.pt",
+                                checkpoint_every=2), ValueError, "(WeightedRandomSampler)", id="train-checkpoint-weighted-sampler"),
+    pytest.param(lambda: forward_backward(None, [_batch(0)], _mse), TypeError, "model must be a torch.nn.Module", id="forward-backward-model-None"),
+    pytest.param(lambda: forward_backward(_setup()[0], [_batch(0)], None), TypeError, "loss_fn must be a function", id="forward-backward-loss-None"),
+    pytest.param(lambda: autocast("tpu", "bf16"), ValueError, "device 'tpu' is not a device torch knows", id="autocast-device-unknown"),
+    pytest.param(lambda: History.from_state_dict({"foo": 1}), ValueError, "state must be a History's state dict", id="history-foreign-state"),
+    pytest.param(lambda: save_checkpoint(None, **_pair(), scheduler=None, step=1, history={}), TypeError, "path must be a file path",
+                 id="save-path-None"),
+    pytest.param(lambda: save_checkpoint(_TMP / "s.pt", **_pair(), scheduler=1, step=1, history={}), TypeError,
+                 "scheduler must have state_dict() and load_state_dict()", id="save-scheduler-int"),
+    pytest.param(lambda: save_checkpoint(_TMP / "s.pt", **_pair(), scheduler=None, step=1, history={"f": lambda: 1}), TypeError,
+                 "history['f'] must hold plain data", id="save-history-function"),
+    pytest.param(lambda: load_checkpoint(None, **_pair()), TypeError, "path must be a file path", id="load-path-None"),
+    pytest.param(lambda: load_checkpoint(_malformed("no-history", lambda s: s.pop("history")), **_pair()), ValueError,
+                 "is incomplete or malformed (history)", id="load-no-history"),
+    pytest.param(lambda: load_checkpoint(_malformed("short-fingerprint", lambda s: s["fingerprint"].pop("parameters")), **_pair()),
+                 ValueError, "is incomplete or malformed (fingerprint['parameters'])", id="load-incomplete-fingerprint"),
+    pytest.param(lambda: load_checkpoint(_malformed("negative-step", lambda s: s.update(step=-5)), **_pair()), ValueError,
+                 "(a negative step)", id="load-negative-step"),
+    pytest.param(lambda: load_checkpoint(_checkpoint("whole"), **_other_scheduler()), ValueError,
+                 "scheduler was built for another optimizer", id="load-scheduler-of-another-optimizer"),
+    pytest.param(lambda: load_checkpoint(_checkpoint("whole"), model=_setup()[0], optimizer=_setup()[1]), ValueError,
+                 "optimizer holds none of the model's parameters", id="load-optimizer-of-another-model"),
+    pytest.param(lambda: fingerprint(*_setup(), clip="x"), TypeError, "clip must be a real number", id="fingerprint-clip-str"),
+    pytest.param(lambda: fingerprint(*_setup(), clip=math.nan), ValueError, "clip must be > 0", id="fingerprint-clip-nan"),
+    pytest.param(lambda: unwrap(None), TypeError, "model must be a torch.nn.Module", id="unwrap-None"),
+    pytest.param(lambda: check_writable(str(_TMP) + "/new-folder/", "--out"), ValueError, "--out must name a file", id="check-writable-trailing-slash"),
+    pytest.param(lambda: write_safely(_TMP / "w.json", None), TypeError, "write must be a function", id="write-safely-None"),
+    pytest.param(lambda: save_verified([1, 2], _TMP / "v.pt"), TypeError, "content must be a dict", id="save-verified-list"),
+    pytest.param(lambda: save_verified({"sha256": "x"}, _TMP / "v.pt"), ValueError, "content must not hold the key 'sha256'",
+                 id="save-verified-reserved-key"),
+    pytest.param(lambda: load_verified(None), TypeError, "path must be a file path", id="load-verified-None"),
+    pytest.param(lambda: content_digest({"a": object()}), TypeError, "content_digest takes tensors", id="digest-object"),
 ]
 
 

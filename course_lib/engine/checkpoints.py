@@ -15,12 +15,14 @@ from __future__ import annotations
 import collections
 import copy
 import hashlib
+import os
 import random
 from pathlib import Path
 
 import torch
 
-from course_lib.engine._checks import check_int, check_type
+from course_lib.engine._checks import check_int, check_type, shown
+from course_lib.engine.clipping import threshold_at
 from course_lib.engine.files import load_verified, save_verified
 from course_lib.engine.schedules import schedule_fingerprint
 
@@ -31,6 +33,7 @@ CHECKPOINT_FORMAT = 4  # 3: the clipping threshold, accumulate and the callbacks
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The bare model inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     while True:
         if hasattr(model, "_orig_mod"):
             model = model._orig_mod
@@ -43,6 +46,8 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1) -> dict:
     """What a checkpoint was made with: model shapes, optimizer type, schedule, clipping threshold, micro-batches per step."""
     check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
+    if not callable(clip):
+        threshold_at(clip, 0)  # a number > 0 or None, as train takes it
     shapes = ";".join(f"{name}:{tuple(t.shape)}" for name, t in unwrap(model).state_dict().items())
     schedule = getattr(scheduler, "schedule", None)
     return {
@@ -56,9 +61,46 @@ def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1) 
     }
 
 
-def _check_objects(model, optimizer) -> None:
+def _check_objects(path, model, optimizer, scheduler, scaler) -> None:
+    """The arguments of save_checkpoint and load_checkpoint, before anything is read or written."""
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or pathlib.Path), got {shown(path)}")
     check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
+    for name, value in (("scheduler", scheduler), ("scaler", scaler)):
+        if value is not None and not (hasattr(value, "state_dict") and hasattr(value, "load_state_dict")):
+            raise TypeError(f"{name} must have state_dict() and load_state_dict() (a torch {name}), or be None, got {shown(value)}")
+    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError("scheduler was built for another optimizer than the one passed: build it on this optimizer")
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not any(id(p) in held for p in unwrap(model).parameters()):
+        raise ValueError("optimizer holds none of the model's parameters: pass the optimizer built from this model")
+
+
+def _plain(value, where: str) -> None:
+    """TypeError unless ``value`` is plain data (what a history holds): dicts, lists, strings, numbers, None."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _plain(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _plain(item, f"{where}[{i}]")
+    elif not isinstance(value, (str, int, float, bool, type(None))):
+        raise TypeError(f"{where} must hold plain data (numbers, strings, lists, dicts), got {shown(value)}")
+
+
+_LAYOUT = {"format": int, "fingerprint": dict, "step": int, "model": dict, "optimizer": dict, "scheduler": (dict, type(None)),
+           "scaler": (dict, type(None)), "history": dict, "rng": dict, "callbacks": dict}
+
+
+def _check_layout(path: Path, state: dict) -> None:
+    """Every part a checkpoint of this format holds, with its type: checked before anything is restored."""
+    wrong = [key for key, kind in _LAYOUT.items() if not isinstance(state.get(key), kind)]
+    wrong += [f"fingerprint[{key!r}]" for key in (*dict(_FINGERPRINTED), "parameters") if key not in state["fingerprint"]]
+    wrong += [f"rng[{key!r}]" for key in ("torch", "python", "python_version") if key not in state["rng"]]
+    if wrong or state["step"] < 0:
+        raise ValueError(f"checkpoint {str(path)!r} is incomplete or malformed ({', '.join(wrong) or 'a negative step'}): it "
+                         "was not written by save_checkpoint. Delete it to start afresh, or pass another path")
 
 
 def _keyed(callbacks) -> dict:
@@ -97,9 +139,10 @@ def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: di
     ``clip`` and ``accumulate`` join the fingerprint; ``callbacks`` that keep
     state (a non-empty ``state_dict()``) have it saved.
     """
-    _check_objects(model, optimizer)
+    _check_objects(path, model, optimizer, scheduler, scaler)
     check_int("step", step, 0, unit="completed optimizer steps")
     check_type("history", history, dict, "the history's state dict (History.state_dict())")
+    _plain(history, "history")
     state = {
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate),
@@ -131,10 +174,10 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip
     and callbacks that do not match the saved callbacks' states (by class name
     and rank among the callbacks of that class).
     """
-    _check_objects(model, optimizer)
+    _check_objects(path, model, optimizer, scheduler, scaler)
     path = Path(path)
     state = load_verified(path, "checkpoint")
-    if "fingerprint" not in state or not isinstance(state.get("format"), int):
+    if not isinstance(state.get("fingerprint"), dict) or not isinstance(state.get("format"), int):
         raise ValueError(f"checkpoint {str(path)!r} is not a course_lib checkpoint (format {CHECKPOINT_FORMAT})")
     if state["format"] != CHECKPOINT_FORMAT:
         raise ValueError(
@@ -143,6 +186,7 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip
             "clipping threshold, accumulate and the callbacks' states), so the run cannot continue exactly. Start a "
             "new run: delete the file, or pass another checkpoint path"
         )
+    _check_layout(path, state)
     saved, now = state["fingerprint"], fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate)
     for key, what in _FINGERPRINTED:
         if saved[key] != now[key]:

@@ -243,10 +243,14 @@ class MicroBatches:
 
 def check_resumable_order(data) -> None:
     """Refuse a DataLoader whose order a resumed run cannot replay (``shuffle=True``): checkpoints over it could never be used."""
-    sampler = getattr(data, "sampler", None)
-    if isinstance(sampler, torch.utils.data.RandomSampler):
+    from torch.utils.data import RandomSampler, SubsetRandomSampler, WeightedRandomSampler
+
+    samplers = [getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None)]
+    unreplayable = [s for s in samplers if isinstance(s, (RandomSampler, SubsetRandomSampler, WeightedRandomSampler))]
+    if unreplayable:
         raise ValueError(
-            "data is a DataLoader with shuffle=True (a RandomSampler), whose order cannot be replayed on resume: "
+            f"data is a DataLoader with shuffle=True or another random sampler ({type(unreplayable[0]).__name__}), whose order "
+            "cannot be replayed on resume: "
             "build it with course_lib.engine.data.make_loader(dataset, batch_size, seed=...) or pass a function of "
             "the batch index"
         )

@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from course_lib.engine._checks import shown
+from course_lib.engine._checks import check_type, shown
 from course_lib.engine.data import tensor_digest
 
 __all__ = ["check_writable", "write_safely", "content_digest", "save_verified", "load_verified", "DIGEST_KEY"]
@@ -38,9 +38,9 @@ def check_writable(path, name: str = "path") -> Path:
     """
     if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name} must be a file path (str or pathlib.Path), got {shown(path)}")
+    if str(path) in ("", ".") or str(path).endswith(("/", os.sep)):
+        raise ValueError(f"{name} must name a file, got {str(path)!r} (a folder)")
     path = Path(path)
-    if str(path) in ("", "."):
-        raise ValueError(f"{name} must name a file, got {str(path)!r}")
     if path.is_dir():
         raise ValueError(f"{name} {str(path)!r} is a folder: pass the path of a file inside it")
     folder = path.parent
@@ -56,6 +56,11 @@ def check_writable(path, name: str = "path") -> Path:
     return path
 
 
+def _check_path(path) -> None:
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or pathlib.Path), got {shown(path)}")
+
+
 def write_safely(path, write: Callable[[Path], None], what: str = "the results") -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``; return the path written.
 
@@ -63,6 +68,9 @@ def write_safely(path, write: Callable[[Path], None], what: str = "the results")
     not lost: it is written to the system's temporary folder instead and a
     warning names that file.
     """
+    _check_path(path)
+    if not callable(write):
+        raise TypeError(f"write must be a function that writes a file at the path it is given, got {shown(write)}")
     path = Path(path)
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
@@ -98,8 +106,10 @@ def content_digest(value) -> str:
             digest.update(b"[%d" % len(item))
             for element in item:
                 feed(element)
-        else:
+        elif isinstance(item, (str, bytes, int, float, bool, type(None))):
             digest.update(f"{type(item).__name__}:{item!r};".encode())
+        else:  # an object's repr may hold its address: the same contents would not give the same digest
+            raise TypeError(f"content_digest takes tensors, dicts, lists, strings, bytes and numbers, got {shown(item)}")
 
     feed(value)
     return digest.hexdigest()
@@ -107,6 +117,9 @@ def content_digest(value) -> str:
 
 def save_verified(content: dict, path, what: str = "the checkpoint") -> Path:
     """``torch.save`` of ``content`` plus the SHA-256 of its contents under ``"sha256"``, written through :func:`write_safely`."""
+    check_type("content", content, dict, "a dict of what the file holds")
+    if DIGEST_KEY in content:
+        raise ValueError(f"content must not hold the key {DIGEST_KEY!r}: the file's own digest is stored under it")
     stored = {**content, DIGEST_KEY: content_digest(content)}
     return write_safely(path, lambda file: torch.save(stored, file), what)
 
@@ -118,6 +131,7 @@ def load_verified(path, what: str = "checkpoint") -> dict:
     version), or whose contents changed since they were written (a flipped
     bit, a truncated copy) is refused with the reason.
     """
+    _check_path(path)
     path = Path(path)
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)

@@ -50,7 +50,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -61,7 +61,8 @@ import torch.distributed as dist
 from course_lib.engine._checks import check_choice, check_int, check_type, shown
 from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
 from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
-from course_lib.engine.data import MicroBatches, check_resumable_order, ddp_wrapper, is_main_process, pick_device, to_device
+from course_lib.engine.data import (MicroBatches, check_resumable_order, ddp_wrapper, first_tensor, is_main_process, pick_device,
+                                    to_device)
 from course_lib.engine.files import check_writable
 
 __all__ = ["History", "TrainState", "Callback", "train", "start", "Run", "forward_backward", "autocast", "weight_dtype", "PRECISIONS"]
@@ -132,6 +133,9 @@ class History:
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "History":
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(state, dict) or set(state) - set(names):
+            raise ValueError(f"state must be a History's state dict (keys among {names}), got {shown(state)}")
         return cls(**state)
 
 
@@ -224,6 +228,8 @@ class Callback:
 def autocast(device: torch.device, precision: str):
     """The autocast context of a precision: bf16 or fp16 autocast, a no-op for fp32 and fp64."""
     check_choice("precision", precision, PRECISIONS)
+    if not isinstance(device, torch.device):
+        device = pick_device(device)
     if precision in ("fp32", "fp64"):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -267,6 +273,9 @@ def forward_backward(
     returned loss is the mean over ranks, so every rank records the same loss
     and makes the same decision to update or to skip.
     """
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (model, batch) -> loss, got {shown(loss_fn)}")
     if not isinstance(micro_batches, list) or not micro_batches:
         raise TypeError(f"micro_batches must be a non-empty list of batches, one per micro-batch (a tuple would read as "
                         f"the parts of one batch), got {shown(micro_batches)}")
@@ -274,6 +283,8 @@ def forward_backward(
     ddp = ddp_wrapper(model)
     sums, counts, means = [], [], []
     for i, batch in enumerate(micro_batches):
+        if precision == "fp64":
+            _check_float64(batch)
         sync = ddp is None or i == len(micro_batches) - 1  # DDP: gradients stay local until the last backward
         with contextlib.nullcontext() if sync else ddp.no_sync():  # around forward and backward, as DDP requires
             with autocast(device, precision):
@@ -283,6 +294,7 @@ def forward_backward(
                     raise ValueError(f"loss_fn must return a loss tensor or a pair (sum, count), got a tuple of {len(out)}")
                 total, count = out
                 _check_loss_tensor(total)
+                _check_count(count)
                 sums.append(total.detach().float())
                 counts.append(count)
                 loss_to_backward = total
@@ -311,6 +323,22 @@ def _mean_over_ranks(value: torch.Tensor, group) -> torch.Tensor:
     value = value.clone()
     dist.all_reduce(value, group=group)
     return value / dist.get_world_size(group)
+
+
+def _check_count(count) -> None:
+    """A micro-batch's count: a number or a tensor; a CPU tensor's value is checked (it costs no GPU wait)."""
+    if isinstance(count, bool) or not isinstance(count, (int, float, torch.Tensor)):
+        raise TypeError(f"loss_fn's count (the second of its pair (sum, count)) must be a number or a tensor, got {shown(count)}")
+    if isinstance(count, torch.Tensor) and count.device.type == "cpu" and not bool(count.sum() > 0):
+        raise ValueError(f"loss_fn's count is {count.tolist()}: the micro-batch holds nothing to average over")
+
+
+def _check_float64(batch) -> None:
+    """Under precision='fp64' a float batch must be float64 too (torch's own error says only that dtypes differ)."""
+    found = first_tensor(batch)
+    if found is not None and found.is_floating_point() and found.dtype != torch.float64:
+        raise ValueError(f"precision='fp64' trains float64 weights, but the batch holds {found.dtype} inputs: "
+                         "make the data float64 too (e.g. built under course_lib.engine.data.default_dtype(torch.float64))")
 
 
 def _check_loss_tensor(loss) -> None:
@@ -611,6 +639,9 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if isinstance(data, Mapping):
+        raise TypeError("data must be a function of the batch index, a DataLoader or a list of batches, got a "
+                        f"{type(data).__name__}, which iterates over its keys: pass [batch, ...] or lambda m: batch")
     if not (callable(data) or isinstance(data, Iterable)) or isinstance(data, (str, bytes, torch.Tensor)):
         raise TypeError(
             f"data must be a function of the batch index, a DataLoader or an iterable of batches, got {type(data).__name__}"
@@ -619,12 +650,19 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
         raise TypeError(f"loss_fn must be a function (model, batch) -> loss, got {loss_fn!r}")
     if steps is not None:
         check_int("steps", steps, 1)
+    if isinstance(scheduler, torch.optim.Optimizer):
+        raise TypeError("scheduler is an optimizer (each step would update the weights twice): pass the learning-rate "
+                        "scheduler built on it, e.g. ScheduledLR(optimizer, cosine_with_warmup(...)), or None")
     if scheduler is not None and not hasattr(scheduler, "step"):
         raise TypeError(f"scheduler must be a torch LR scheduler (with .step()) or None, got {type(scheduler).__name__}")
     if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
         raise ValueError("scheduler was built for another optimizer than the one passed: build it on this optimizer")
-    if not callable(clip):
-        threshold_at(clip, 0)  # a number or None: checked once here, with the argument's name
+    if callable(clip):
+        try:
+            clip(0)
+        except TypeError as error:
+            raise TypeError(f"clip must be a number, None or a function of the step t -> threshold; clip(0) failed: {error}") from None
+    threshold_at(clip, 0)  # checked once here, with the argument's name
     check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
     if weight_dtype(precision) == torch.float64 and any(p.is_floating_point() and p.dtype != torch.float64
                                                          for p in model.parameters()):
