@@ -106,11 +106,12 @@ def global_norm(tensors: list[Tensor]) -> Tensor:
     tensors = _tensors("tensors", tensors)
     if not tensors:
         return torch.tensor(0.0)
-    for t in tensors:
-        if not (t.is_floating_point() or t.is_complex()):
-            raise TypeError(f"tensors must hold floating-point numbers (gradients, weights), got a tensor of {t.dtype}")
+    dtypes = {t.dtype for t in tensors}
+    for dtype in dtypes:
+        if not (dtype.is_floating_point or dtype.is_complex):
+            raise TypeError(f"tensors must hold floating-point numbers (gradients, weights), got a tensor of {dtype}")
     device = tensors[0].device
-    if any(t.dtype in (torch.float16, torch.bfloat16) for t in tensors):
+    if torch.float16 in dtypes or torch.bfloat16 in dtypes:
         norms = [torch.linalg.vector_norm(t, dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None)
                  for t in tensors]
     else:
