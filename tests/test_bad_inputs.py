@@ -1185,6 +1185,173 @@ TOY = [
 ]
 
 
+from course_lib.engine import distributed as _distributed
+from course_lib.engine.callbacks import evaluate as _evaluate
+from course_lib.engine.data import MicroBatches, tensor_digest
+from course_lib.engine.stats import Spread
+from course_lib.engine.timing import Timing, fused_adamw
+
+
+def _with_metrics(metrics):
+    """A two-step run evaluated after each step, with ``metrics(model, batch)``."""
+    return _train(callbacks=[Evaluate([_batch(100)], 1, metrics=metrics)])
+
+
+def _tracking(probe, extra=False):
+    """A run whose probe tracks the named parameters of another model, or the run's own plus one from elsewhere."""
+    model, optimizer, scheduler = _setup()
+    named = [*model.named_parameters(), ("extra", torch.nn.Parameter(torch.ones(1)))] if extra else list(_NAMED())
+    return _train(model_opt=(model, optimizer, scheduler), callbacks=[probe(named)])
+
+
+def _used_twice(clip):
+    """``clip`` called twice with the same generator of parameters: the second sees it used up."""
+    parameters = MODEL.parameters()
+    clip(parameters)
+    return clip(parameters)
+
+
+class _Halving(Schedule):
+    """A schedule of the user's own, defined by ``factor`` only."""
+
+    def factor(self, step):
+        return 0.5**step
+
+
+_ATTENTION = GPTConfig(vocab_size=97, block_size=8, n_layer=1, n_head=2, n_embd=16)
+
+ENGINE_2 = [
+    pytest.param(lambda: _with_metrics(lambda m, b: {"acc": "x"}), TypeError,
+                 "metrics(model, batch) values must be numbers (an int, a float or a one-element tensor), got 'acc': 'x' (str)",
+                 id="evaluate-metric-str"),
+    pytest.param(lambda: _with_metrics(lambda m, b: {"acc": None}), TypeError, "values must be numbers", id="evaluate-metric-None"),
+    pytest.param(lambda: _with_metrics(lambda m, b: {"acc": True}), TypeError, "got 'acc': True (bool)", id="evaluate-metric-bool"),
+    pytest.param(lambda: _with_metrics(lambda m, b: {"acc": torch.ones(3)}), TypeError, "values must be numbers", id="evaluate-metric-vector"),
+    pytest.param(lambda: _with_metrics(lambda m, b: {"acc": torch.tensor(True)}), TypeError, "values must be numbers",
+                 id="evaluate-metric-bool-tensor"),
+    pytest.param(lambda: _with_metrics(lambda m, b: {1: 0.5}), TypeError, "metrics(model, batch) keys must be names (str)",
+                 id="evaluate-metric-int-key"),
+    pytest.param(lambda: _with_metrics(lambda m, b: {"loss": 0.5}), ValueError, "returned the key 'loss', which would replace eval_loss",
+                 id="evaluate-metric-loss-key"),
+    pytest.param(lambda: _evaluate(None, [_batch(0)], _mse), TypeError, "model must be a torch.nn.Module", id="evaluate-model-None"),
+    pytest.param(lambda: _evaluate(MODEL, None, _mse), TypeError, "data must be an iterable of batches", id="evaluate-data-None"),
+    pytest.param(lambda: _evaluate(MODEL, [_batch(0)], None), TypeError, "loss_fn must be a function", id="evaluate-loss-fn-None"),
+    pytest.param(lambda: _evaluate(MODEL, [_batch(0)], _mse, metrics=3), TypeError, "metrics must be a function", id="evaluate-metrics-int"),
+    pytest.param(lambda: _evaluate(MODEL, [_batch(0)], lambda m, b: m(b[0])), ValueError,
+                 "loss_fn must return a single number (a 0-d tensor), got shape (4, 1)", id="evaluate-loss-vector"),
+    pytest.param(lambda: _evaluate(MODEL, [_batch(0)], lambda m, b: "x"), TypeError, "loss_fn must return a loss tensor or a pair",
+                 id="evaluate-loss-str"),
+    pytest.param(lambda: WeightChange(torch.nn.Linear(2, 1)), TypeError,
+                 "named_parameters must be an iterable of (name, tensor) pairs: pass model.named_parameters()", id="weight-change-model"),
+    pytest.param(lambda: WeightChange(None), TypeError, "named_parameters must be an iterable of (name, tensor) pairs", id="weight-change-None"),
+    pytest.param(lambda: WeightChange([]), ValueError, "named_parameters is empty", id="weight-change-empty"),
+    pytest.param(lambda: _tracking(WeightChange), ValueError,
+                 "WeightChange tracks '0.weight' and 3 more (of 4 tracked), not parameters of the model being trained",
+                 id="weight-change-other-model"),
+    pytest.param(lambda: _tracking(GradNorms), ValueError, "GradNorms tracks '0.weight' and 3 more (of 4 tracked)", id="grad-norms-other-model"),
+    pytest.param(lambda: _tracking(WeightChange, extra=True), ValueError,
+                 "WeightChange tracks 'extra' (of 5 tracked), not a parameter of the model being trained", id="weight-change-one-foreign"),
+    pytest.param(lambda: _tracking(GradNorms, extra=True), ValueError, "GradNorms tracks 'extra' (of 5 tracked)", id="grad-norms-one-foreign"),
+    pytest.param(lambda: DataChecksum().hexdigest(0), ValueError, "digits must be in [1, 64]", id="checksum-digits-zero"),
+    pytest.param(lambda: DataChecksum().hexdigest("12"), TypeError, "digits must be an int", id="checksum-digits-str"),
+    pytest.param(lambda: DataChecksum().load_state_dict({"chain": "zz"}), ValueError, "state must be what DataChecksum.state_dict() returns",
+                 id="checksum-state-not-hex"),
+    pytest.param(lambda: Throughput().load_state_dict({}), ValueError, "state must be what Throughput.state_dict() returns",
+                 id="throughput-state-empty"),
+    pytest.param(lambda: ScheduledLR(optimizer(), Constant(), last_epoch=3), ValueError,
+                 "last_epoch=3 resumes a schedule, but the optimizer's param groups have no 'initial_lr'", id="scheduler-last-epoch-fresh"),
+    pytest.param(lambda: LinearDecay(10).factor(-1), ValueError, "step must be >= 0", id="factor-negative"),
+    pytest.param(lambda: LinearDecay(10).factor(1.5), TypeError, "step must be an int", id="factor-float"),
+    pytest.param(lambda: Warmup(3, CosineDecay(10)).factor(True), TypeError, "step must be an int", id="factor-bool"),
+    pytest.param(lambda: Constant().factor(-1), ValueError, "step must be >= 0", id="factor-constant-negative"),
+    pytest.param(lambda: _Halving().factor(-2), ValueError, "step must be >= 0", id="factor-own-subclass"),
+    pytest.param(lambda: _used_twice(lambda p: clip_grad_norm_(p, 1.0)), ValueError,
+                 "parameters is an iterator that yields nothing (generator)", id="clip-used-up-generator"),
+    pytest.param(lambda: _used_twice(lambda p: clip_grad_value_(p, 1.0)), ValueError, "parameters is an iterator that yields nothing",
+                 id="clip-value-used-up-generator"),
+    pytest.param(lambda: _used_twice(global_grad_norm), ValueError, "parameters is an iterator that yields nothing", id="norm-used-up-generator"),
+    pytest.param(lambda: clip_grad_norm_(iter([]), 1.0), ValueError, "parameters is an iterator that yields nothing (list_iterator)",
+                 id="clip-empty-iterator"),
+    pytest.param(lambda: clip_grad_norm_per_layer_({}, 1.0), ValueError, "layers is empty", id="per-layer-empty"),
+    pytest.param(lambda: clip_grad_norm_per_layer_({"body": iter([])}, 1.0), ValueError, "layers['body'] is an iterator that yields nothing",
+                 id="per-layer-used-up"),
+    pytest.param(lambda: LayerGradNorms(MODEL.named_parameters(), lambda name: 1).measure(), TypeError,
+                 "group_by(name) must return the name of the parameter's layer (a str), got 1 (int) for '0.weight'", id="tracker-layer-int"),
+    pytest.param(lambda: LayerGradNorms(MODEL.named_parameters(), lambda name: None), TypeError, "group_by(name) must return",
+                 id="tracker-layer-None"),
+    pytest.param(lambda: LayerGradNorms(MODEL.named_parameters(), {1: "weight"}), TypeError, "a key of group_by must be a layer name (a str)",
+                 id="tracker-key-int"),
+    pytest.param(lambda: global_norm([torch.ones(2, dtype=torch.long)]), TypeError, "tensors must hold floating-point numbers",
+                 id="global-norm-int"),
+    pytest.param(lambda: MicroBatches([1, 2], 1.5), TypeError, "start must be an int", id="micro-batches-start-float"),
+    pytest.param(lambda: MicroBatches([1, 2], -1), ValueError, "start must be >= 0", id="micro-batches-start-negative"),
+    pytest.param(lambda: MicroBatches([1, 2], True), TypeError, "start must be an int", id="micro-batches-start-bool"),
+    pytest.param(lambda: MicroBatches(None, 0), TypeError, "data must be a function of the batch index, a DataLoader or an iterable",
+                 id="micro-batches-data-None"),
+    pytest.param(lambda: MicroBatches(torch.zeros(4, 3), 0), TypeError, "data must be a function of the batch index",
+                 id="micro-batches-data-tensor"),
+    pytest.param(lambda: tensor_digest("abc"), TypeError, "tensor must be a torch.Tensor, got 'abc' (str)", id="digest-str"),
+    pytest.param(lambda: tensor_digest([1, 2]), TypeError, "tensor must be a torch.Tensor", id="digest-list"),
+    pytest.param(lambda: tensor_digest(torch.ones(2), "sha"), TypeError, "into must be a hashlib hash", id="digest-into-str"),
+    pytest.param(lambda: tensor_digest(torch.ones(2), None, 3), TypeError, "name must be a str", id="digest-name-int"),
+    pytest.param(lambda: checksum(["a"]), TypeError, "value[0] must be a tensor", id="checksum-list-of-str"),
+    pytest.param(lambda: Timing(1.0, 2.0, 0.5, (1.0,)), ValueError, "low <= median <= high must hold", id="timing-low-above-high"),
+    pytest.param(lambda: Timing(-1.0, -2.0, 0.5, (0.1,)), ValueError, "median must be a finite number of seconds >= 0", id="timing-negative"),
+    pytest.param(lambda: Timing("1", 0.5, 2.0, (1.0,)), TypeError, "median must be a real number", id="timing-median-str"),
+    pytest.param(lambda: Timing(1.0, 0.5, 2.0, "ab"), TypeError, "samples must be a tuple", id="timing-samples-str"),
+    pytest.param(lambda: Timing(1.0, 0.5, 2.0, ()), ValueError, "samples is empty", id="timing-samples-empty"),
+    pytest.param(lambda: Timing(1.0, 0.5, 2.0, (3.0,)), ValueError, "samples[0] must be in [low, high]", id="timing-sample-outside"),
+    pytest.param(lambda: fused_adamw([1, 2], 0.1), TypeError, "params must be model.parameters() or a list of parameter groups",
+                 id="fused-adamw-ints"),
+    pytest.param(lambda: fused_adamw([{"params": []}], 0.1), ValueError, "params is empty (no group holds a parameter)", id="fused-adamw-empty-group"),
+    pytest.param(lambda: fused_adamw([{"params": 3}], 0.1), TypeError, "params[0]['params'] must be a tensor or an iterable",
+                 id="fused-adamw-group-int"),
+    pytest.param(lambda: Spread(1.0, -1.0, 2), ValueError, "sem must be >= 0", id="spread-negative-sem"),
+    pytest.param(lambda: Spread(1.0, 1.0, 0), ValueError, "n must be >= 1", id="spread-no-seed"),
+    pytest.param(lambda: Spread(1.0, 1.0, 1.5), TypeError, "n must be an int", id="spread-n-float"),
+    pytest.param(lambda: Spread(1.0, 0.5, 1), ValueError, "sem must be 0 for one seed", id="spread-one-seed-sem"),
+    pytest.param(lambda: Spread("a", 1.0, 2), TypeError, "mean must be a real number", id="spread-mean-str"),
+    pytest.param(lambda: _distributed.wrap(torch.nn.Linear(2, 1), "xyz"), ValueError, "device 'xyz' is not a device torch knows",
+                 id="wrap-unknown-device"),
+    pytest.param(lambda: _distributed.wrap(torch.nn.Linear(2, 1), "cuda"), ValueError, "device='cuda' but this machine has no CUDA GPU",
+                 id="wrap-cuda-without-gpu", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+    pytest.param(lambda: lm_loss(torch.nn.Linear(2, 2), torch.randint(0, 2, (2, 3))), TypeError,
+                 "model must be a course_lib GPT (or one wrapped by DDP or torch.compile), which maps token ids (B, T) to logits",
+                 id="loss-linear"),
+    pytest.param(lambda: lm_loss(torch.nn.Embedding(5, 5), torch.randint(0, 5, (2, 3))), TypeError, "got Embedding", id="loss-embedding"),
+    pytest.param(lambda: naive_attention(torch.ones(1, 2, 3, 4), torch.ones(1, 2, 5, 4), torch.ones(1, 2, 5, 4)), ValueError,
+                 "q, k and v must have one shape (..., T, head_dim), e.g. (B, heads, T, head_dim) (causal self-attention), got q (1, 2, 3, 4), "
+                 "k (1, 2, 5, 4)", id="naive-attention-shapes"),
+    pytest.param(lambda: naive_attention(torch.ones(3), torch.ones(3), torch.ones(3)), ValueError, "q, k and v must have one shape",
+                 id="naive-attention-1d"),
+    pytest.param(lambda: naive_attention(*[torch.ones(1, 1, 2, 2, dtype=torch.long)] * 3), TypeError,
+                 "q, k and v must hold floating-point numbers of one dtype", id="naive-attention-int"),
+    pytest.param(lambda: naive_attention(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2, dtype=torch.float64), torch.ones(1, 1, 2, 2)),
+                 TypeError, "got torch.float32, torch.float64 and torch.float32", id="naive-attention-dtypes"),
+    pytest.param(lambda: CausalSelfAttention(_ATTENTION)(torch.ones(1, 3, 5)), ValueError, "x must be a (batch, time, n_embd=16) tensor",
+                 id="attention-width"),
+    pytest.param(lambda: CausalSelfAttention(_ATTENTION)(torch.ones(3, 16)), ValueError, "got shape (3, 16)", id="attention-2d"),
+    pytest.param(lambda: flops_per_token(_ATTENTION, 100), ValueError, "sequence_length (100) must be <= the model's block_size (8)",
+                 id="flops-sequence-past-block"),
+    pytest.param(lambda: synthetic_batches(10, 2, 4, pinned=False)(-1), ValueError, "m must be >= 0", id="synthetic-m-negative"),
+    pytest.param(lambda: synthetic_batches(10, 2, 4, pinned=False)(1.5), TypeError, "m must be an int", id="synthetic-m-float"),
+    pytest.param(lambda: synthetic_batches(10, 2, 4, pinned=False)(True), TypeError, "m must be an int", id="synthetic-m-bool"),
+]
+
+
+def test_engine_2_valid_metrics_and_tracked_subsets_still_work():
+    """Metrics as a float, an int, a NumPy number or a one-element tensor; probes of part of the trained model."""
+    import numpy as np
+
+    model, optimizer, _ = _setup()
+    some = [(name, p) for name, p in model.named_parameters() if name.startswith("0.")]
+    metrics = lambda m, b: {"f": 0.5, "i": 1, "np": np.float64(0.25), "t": torch.tensor([0.75])}
+    history = _train(model_opt=(model, optimizer, None),
+                     callbacks=[WeightChange(some), GradNorms(some), Evaluate([_batch(100)], 1, metrics=metrics)])
+    assert [history.metric(f"eval_{k}")[-1] for k in ("f", "i", "np", "t")] == [0.5, 1.0, 0.25, 0.75]
+    assert len(history.metric("update_norm")) == 2 and history.metric_names("grad_norm/") == ["grad_norm/0"]
+
+
 def _torch_bytes(obj) -> bytes:
     import io
 
@@ -1221,6 +1388,7 @@ TABLES = {
     "distributed": DISTRIBUTED,
     "online": ONLINE,
     "plain": PLAIN,
+    "engine-2": ENGINE_2,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 
@@ -1245,7 +1413,7 @@ def test_infinite_threshold_only_measures():
     clip_grad_value_(model.parameters(), math.inf)
     assert all(torch.equal(a, p.grad) for a, p in zip(before, model.parameters()))
     assert norm.item() == pytest.approx(global_grad_norm(model.parameters()).item())
-    assert clip_grad_norm_([], 1.0).item() == 0.0 and clip_grad_norm_per_layer_({}, 1.0) == {}
+    assert clip_grad_norm_([], 1.0).item() == 0.0 and clip_grad_norm_per_layer_({"none": []}, 1.0) == {"none": 0.0}
 
 
 def test_measures_accept_zero_inf_and_tensor_norms():

@@ -200,3 +200,26 @@ def test_clip_grad_value_does_not_hide_a_nan():
         clip_grad_value_([weight], 1.0)
     norm = clip_grad_value_([weight], 1.0, error_if_nonfinite=False)
     assert math.isnan(norm.item()) and weight.grad[0].item() == 5.0  # left as it is, and the norm says so
+
+
+def test_a_used_up_generator_is_refused_and_fresh_or_empty_lists_are_not():
+    """A generator of parameters runs once: a second use would clip nothing, so it is refused; a list may be empty."""
+    model = torch.nn.Linear(3, 2)
+    model(torch.randn(4, 3)).sum().backward()
+    first, second = clip_grad_norm_(model.parameters(), 1e9), clip_grad_norm_(model.parameters(), 1e9)
+    assert first.item() == second.item() > 0
+    assert clip_grad_norm_([], 1.0).item() == clip_grad_norm_((), 1.0).item() == global_grad_norm([]).item() == 0.0
+    assert clip_grad_norm_per_layer_({"none": [], "all": model.parameters()}, 1e9)["none"].item() == 0.0
+    parameters = model.parameters()
+    global_grad_norm(parameters)
+    with pytest.raises(ValueError, match="parameters is an iterator that yields nothing"):
+        clip_grad_norm_(parameters, 1.0)
+    with pytest.raises(ValueError, match="layers is empty"):
+        clip_grad_norm_per_layer_({}, 1.0)
+
+
+def test_group_by_must_name_layers_with_strings():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    assert LayerGradNorms(model.named_parameters(), lambda name: "all").layers == ["all"]
+    with pytest.raises(TypeError, match=r"group_by\(name\) must return the name of the parameter's layer \(a str\), got 0 \(int\)"):
+        LayerGradNorms(model.named_parameters(), lambda name: 0)

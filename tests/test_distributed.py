@@ -363,3 +363,14 @@ def test_child_error_of_one_plain_process_and_of_a_crash():
     assert child_error(ranks) == "rank 0:\nTraceback (most recent call last):\nValueError: shape\n" \
                                  "rank 1:\nTraceback (most recent call last):\nOSError: disk"
     assert child_error("x" * 50 + "Killed", limit=10) == "xxxxKilled"
+
+
+def test_wrap_takes_the_devices_pick_device_takes():
+    """None picks the device as everywhere else; an unknown name is a ValueError naming device, not torch's RuntimeError."""
+    from course_lib.engine.data import pick_device
+
+    model = torch.nn.Linear(2, 1)
+    assert wrap(model, None) is model and model.weight.device.type == pick_device(None).type
+    assert wrap(model, torch.device("cpu")) is model and model.weight.device.type == "cpu"
+    with pytest.raises(ValueError, match="device 'xyz' is not a device torch knows"):
+        wrap(model, "xyz")

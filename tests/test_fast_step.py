@@ -169,3 +169,11 @@ def test_a_refused_build_changes_no_global_state(bad):
 def test_infinite_clip_and_every_kernel_remain_valid_steps():
     assert dataclasses.replace(FAST, clip=math.inf).clip == math.inf and dataclasses.replace(FAST, clip=None).clip is None
     assert all(dataclasses.replace(FAST, attention_kernel=k).attention_kernel == k for k in ATTENTION_KERNELS)
+
+
+def test_synthetic_batches_take_a_micro_batch_index_only():
+    batches = synthetic_batches(10, 2, 4, pinned=False, pool=3)
+    assert torch.equal(batches(0), batches(3)) and torch.equal(batches(3 * 10**9 + 1), batches(1))
+    for bad, error in ((-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="m must be"):
+            batches(bad)

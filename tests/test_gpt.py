@@ -422,3 +422,26 @@ def test_flops_per_token_counts_the_weights_the_model_multiplies():
         L, d, T = config.n_layer, config.n_embd, config.block_size
         assert flops_per_token(config) == 6 * N + 12 * L * d * T
         assert flops_per_token(config, 1) == 6 * N + 12 * L * d
+
+
+def test_lm_loss_takes_a_wrapped_gpt_and_refuses_other_models():
+    """The model is a GPT, bare or under torch.compile; another module (a Linear) gets a clear TypeError before its forward."""
+    model = small_model()
+    batch = torch.randint(0, SMALL.vocab_size, (2, 9), generator=torch.Generator().manual_seed(0))
+    compiled = torch.compile(model, backend="eager")
+    assert torch.equal(lm_loss(compiled, batch), lm_loss(model, batch))
+    with pytest.raises(TypeError, match="model must be a course_lib GPT"):
+        lm_loss(torch.nn.Linear(2, 2), batch)
+
+
+def test_attention_and_flops_refuse_mismatched_sizes_and_keep_valid_ones():
+    from course_lib.models.gpt import naive_attention
+
+    q = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(0))
+    expected = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    assert torch.allclose(naive_attention(q, q, q), expected, atol=1e-6)  # (..., T, head_dim): a 3-D tensor stays valid
+    with pytest.raises(ValueError, match=r"q, k and v must have one shape"):
+        naive_attention(q, q[:, :3], q[:, :3])
+    assert flops_per_token(SMALL, SMALL.block_size) == flops_per_token(SMALL)
+    with pytest.raises(ValueError, match=r"sequence_length \(17\) must be <= the model's block_size \(16\)"):
+        flops_per_token(SMALL, 17)

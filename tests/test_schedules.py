@@ -300,3 +300,33 @@ def test_fingerprint_tells_apart_partials_methods_tensors_and_lambda_bodies():
     assert schedule_fingerprint(functools.partial(min, 1.0)) == schedule_fingerprint(functools.partial(min, 1.0))
     assert schedule_fingerprint(_Threshold(1.0).at) == schedule_fingerprint(_Threshold(1.0).at)
     assert schedule_fingerprint(Halving(torch.tensor([3.0]))) == schedule_fingerprint(Halving(torch.tensor([3.0])))
+
+
+def test_factor_checks_the_step_in_every_schedule_and_keeps_its_values():
+    """``factor`` is public: a step below 0 or not an int is refused there as in ``schedule(step)``, also in a user's subclass."""
+
+    class Halving(Schedule):
+        def factor(self, step):
+            return 0.5**step
+
+    schedule = Warmup(2, Halving())
+    assert [schedule.factor(t) for t in range(5)] == [schedule(t) for t in range(5)] == [0.0, 0.5, 1.0, 0.5, 0.25]
+    assert LinearDecay(10).factor(10) == 0.0 and LinearDecay(10).factor(15) == 0.0
+    for bad, error in ((-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="step must be"):
+            schedule.factor(bad)
+        with pytest.raises(error, match="step must be"):
+            Halving().factor(bad)
+
+
+def test_last_epoch_resumes_an_optimizer_that_was_scheduled_before():
+    """torch's meaning of last_epoch stays valid where the param groups hold 'initial_lr'; a fresh optimizer is refused."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    first = ScheduledLR(optimizer, LinearDecay(10))
+    for _ in range(3):
+        optimizer.step()
+        first.step()
+    again = ScheduledLR(optimizer, LinearDecay(10), last_epoch=3)
+    assert again.last_epoch == 4 and again.get_last_lr() == pytest.approx([0.1 * LinearDecay(10)(4)])
+    with pytest.raises(ValueError, match="last_epoch=0 resumes a schedule"):
+        ScheduledLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), Constant(), last_epoch=0)

@@ -96,3 +96,18 @@ def test_train_speed_checks_its_arguments_before_any_step(monkeypatch):
         with pytest.raises((TypeError, ValueError)):
             timing.train_speed(model, optimizer, _blocks, _loss, device="cpu", **kwargs)
     assert started == []
+
+
+def test_a_timing_and_a_spread_must_be_consistent_and_stay_valid_at_their_edges():
+    """low <= median <= high, samples within them; sem >= 0 or NaN (a diverged seed), 0 for one seed."""
+    assert timing.Timing(0.0, 0.0, 0.0, (0.0,)).spread != timing.Timing(0.0, 0.0, 0.0, (0.0,)).spread  # nan: no median
+    measured = timing.Timing.of([torch.tensor(0.25), 0.5, 0.75])
+    assert measured == timing.Timing(0.5, 0.25, 0.75, (0.25, 0.5, 0.75)) and all(type(s) is float for s in measured.samples)
+    assert Spread(1.0, math.nan, 2).n == 2 and Spread(math.inf, 0.0, 1).mean == math.inf
+    assert math.isnan(spread([1.0, math.nan]).sem) and spread([2.0]) == Spread(2.0, 0.0, 1)
+    with pytest.raises(ValueError, match="low <= median <= high must hold"):
+        timing.Timing(1.0, 2.0, 0.5, (1.0,))
+    with pytest.raises(ValueError, match="sem must be >= 0"):
+        Spread(1.0, -1.0, 2)
+    with pytest.raises(ValueError, match="sem must be 0 for one seed"):
+        Spread(1.0, 0.1, 1)

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 
 from course_lib.engine._checks import check_int, check_number, check_type, shown
-from course_lib.engine.clipping import LayerGradNorms, global_norm
+from course_lib.engine.clipping import _NAMED, LayerGradNorms, _is_named, _listed, global_norm
 from course_lib.engine.data import (
     at_least_float32,
     batch_size,
@@ -57,15 +58,32 @@ __all__ = [
 ]
 
 
+def _check_tracked(who: str, named: list[tuple[str, torch.Tensor]], model: torch.nn.Module) -> None:
+    """ValueError unless every tracked parameter is one of the trained model's (the same tensor, compared by id)."""
+    own = {id(p) for p in model.parameters()}
+    foreign = [name for name, p in named if id(p) not in own]
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise ValueError(
+            f"{who} tracks {foreign[0]!r}{more} (of {len(named)} tracked), not {'parameters' if more else 'a parameter'} of "
+            "the model being trained: it would record a model that never trains. Pass the named_parameters() of the "
+            "model given to train (or of the bare model inside its DDP or torch.compile wrapper)"
+        )
+
+
 class GradNorms(Callback):
     """Gradient norm per layer before clipping, recorded as ``grad_norm/<layer>`` (one fused norm call).
 
     ``group_by`` is as in :class:`~course_lib.engine.clipping.LayerGradNorms`: a
-    function of the parameter name, or ``{layer: regex}``.
+    function of the parameter name, or ``{layer: regex}``.  The parameters
+    must be the trained model's: others are refused when the run starts.
     """
 
     def __init__(self, named_parameters, group_by=None):
         self.tracker = LayerGradNorms(named_parameters, group_by)
+
+    def on_train_begin(self, state: TrainState) -> None:
+        _check_tracked("GradNorms", list(zip(self.tracker.names, self.tracker.params)), state.model)
 
     def on_after_backward(self, state: TrainState) -> None:
         layers, norms = self.tracker.measure()
@@ -78,18 +96,23 @@ class WeightChange(Callback):
 
     With ``per_matrix=True`` also the Frobenius norm of each weight matrix's
     change, |W_{t+1} - W_t|_F, as ``weight_change/<name>``.  Costs one copy
-    of the trainable parameters per step.
+    of the trainable parameters per step.  The parameters must be the
+    trained model's: others are refused when the run starts.
     """
 
     def __init__(self, named_parameters, per_matrix: bool = False):
-        pairs = list(named_parameters)
-        if pairs and not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
-            raise TypeError("named_parameters must be (name, parameter) pairs: pass model.named_parameters()")
+        pairs = _listed("named_parameters", named_parameters, _is_named, _NAMED)
+        if not pairs:
+            raise ValueError("named_parameters is empty: pass model.named_parameters() (a generator runs once: call it "
+                             "again for each probe)")
         check_type("per_matrix", per_matrix, bool, "True or False")
         self.named = pairs
         self.per_matrix = per_matrix
         self._before: list[torch.Tensor] = []
         self._live: list[tuple[str, torch.nn.Parameter]] = []
+
+    def on_train_begin(self, state: TrainState) -> None:
+        _check_tracked("WeightChange", self.named, state.model)
 
     def on_step_begin(self, state: TrainState) -> None:
         self._live = [(name, p) for name, p in self.named if p.requires_grad]
@@ -174,7 +197,10 @@ class Throughput(Callback):
         return {"total_tokens": self.total_tokens}
 
     def load_state_dict(self, state: dict) -> None:
-        self.total_tokens = state["total_tokens"]
+        total = state.get("total_tokens") if isinstance(state, Mapping) else None
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise ValueError(f"state must be what Throughput.state_dict() returns, {{'total_tokens': an int >= 0}}, got {shown(state)}")
+        self.total_tokens = total
 
 
 @torch.no_grad()
@@ -185,6 +211,13 @@ def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, preci
     eval mode under ``torch.no_grad()`` and the given precision, draws nothing
     from the caller's random state, and reads its results back once.
     """
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
+    if callable(data) or not isinstance(data, Iterable) or isinstance(data, (str, bytes)):
+        raise TypeError(f"data must be an iterable of batches (a list or a DataLoader), got {shown(data)}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (model, batch) -> loss, got {shown(loss_fn)}")
+    if metrics is not None and not callable(metrics):
+        raise TypeError(f"metrics must be a function (model, batch) -> dict of numbers, or None, got {shown(metrics)}")
     device = pick_device(device)
     was_training = model.training
     model.eval()
@@ -197,13 +230,13 @@ def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, preci
                 size = batch_size(batch)
                 with autocast(device, precision):
                     out = loss_fn(model, batch)
-                    values = {"loss": (at_least_float32(out[0]), out[1]) if isinstance(out, tuple)
-                              else (at_least_float32(out) * size, size)}
+                    _check_eval_loss(out)
+                    values = {"loss": (at_least_float32(out[0]).reshape(()), out[1]) if isinstance(out, tuple)
+                              else (at_least_float32(out).reshape(()) * size, size)}
                     if metrics is not None:
                         extra = metrics(model, batch)
-                        if not isinstance(extra, Mapping):
-                            raise TypeError(f"metrics(model, batch) must return a dict {{name: number}}, got {shown(extra)}")
-                        values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(device) * size, size)
+                        _check_metrics(extra)
+                        values.update({k: (torch.as_tensor(v, dtype=torch.float32).to(device).reshape(()) * size, size)
                                        for k, v in extra.items()})
                 for key, (total, weight) in values.items():
                     sums[key] = sums.get(key, 0) + total.to(device)
@@ -214,6 +247,35 @@ def evaluate(model, data: Iterable, loss_fn, *, metrics=None, device=None, preci
         raise ValueError("the evaluation data holds no batch")
     means = torch.stack([sums[k] / weights[k] for k in sums]).tolist()
     return {f"eval_{k}": v for k, v in zip(sums, means)}
+
+
+def _check_eval_loss(out: object) -> None:
+    """What ``loss_fn(model, batch)`` returned: a one-number tensor, or a pair (sum tensor, count); shapes only, no sync."""
+    total = out[0] if isinstance(out, tuple) and len(out) == 2 else out
+    if isinstance(out, tuple) and len(out) != 2 or not isinstance(total, torch.Tensor):
+        raise TypeError(f"loss_fn must return a loss tensor or a pair (sum, count), got {shown(out)}")
+    if total.numel() != 1:
+        raise ValueError(f"loss_fn must return a single number (a 0-d tensor), got shape {tuple(total.shape)}: "
+                         "reduce it with .mean()")
+
+
+def _check_metrics(extra: object) -> None:
+    """What ``metrics(model, batch)`` returned: a dict of names (str, not "loss") to numbers, read without a host sync."""
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"metrics(model, batch) must return a dict {{name: number}}, got {shown(extra)}")
+    for key, value in extra.items():
+        if not isinstance(key, str):
+            raise TypeError(f"metrics(model, batch) keys must be names (str), recorded as eval_<name>; got {shown(key)}")
+        if key == "loss":
+            raise ValueError("metrics(model, batch) returned the key 'loss', which would replace eval_loss (the loss_fn's): "
+                             "name the metric otherwise")
+        if isinstance(value, torch.Tensor):
+            number = value.numel() == 1 and not (value.dtype == torch.bool or value.is_complex())
+        else:
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not number:
+            raise TypeError(f"metrics(model, batch) values must be numbers (an int, a float or a one-element tensor), "
+                            f"got {key!r}: {shown(value)}")
 
 
 class Evaluate(Callback):
@@ -367,10 +429,14 @@ class DataChecksum(Callback):
                 self._chain = tensor_digest(found, hashlib.sha256(self._chain)).digest()
 
     def hexdigest(self, digits: int = 12) -> str:
+        check_int("digits", digits, 1, 64, unit="hex digits (a SHA-256 has 64)")
         return self._chain.hex()[:digits]
 
     def state_dict(self) -> dict:
         return {"chain": self._chain.hex()}
 
     def load_state_dict(self, state: dict) -> None:
-        self._chain = bytes.fromhex(state["chain"])
+        chain = state.get("chain") if isinstance(state, Mapping) else None
+        if not (isinstance(chain, str) and len(chain) == 64 and all(c in "0123456789abcdef" for c in chain)):
+            raise ValueError(f"state must be what DataChecksum.state_dict() returns, {{'chain': 64 hex digits}}, got {shown(state)}")
+        self._chain = bytes.fromhex(chain)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import Tensor
@@ -52,10 +52,22 @@ _NAMED = "an iterable of (name, tensor) pairs: pass model.named_parameters() (no
 
 
 def _listed(name: str, values: Iterable, item_ok: Callable[[object], bool], allowed: str) -> list:
-    """The items of ``values`` as a list, each checked by ``item_ok``; a model, a tensor or a str is refused."""
+    """The items of ``values`` as a list, each checked by ``item_ok``; a model, a tensor or a str is refused.
+
+    An iterator (``model.parameters()`` is a generator) that yields nothing is
+    refused too: it is almost always one already used up by an earlier call,
+    which would otherwise clip or measure nothing, silently.  An empty list
+    or tuple (a model without parameters) is accepted.
+    """
     if isinstance(values, (torch.nn.Module, Tensor, str)) or not isinstance(values, Iterable):
         raise TypeError(f"{name} must be {allowed}, got {shown(values)}")
     items = list(values)
+    if not items and isinstance(values, Iterator):
+        raise ValueError(
+            f"{name} is an iterator that yields nothing ({type(values).__name__}): a generator such as "
+            "model.parameters() runs once, so a second use sees nothing. Call model.parameters() again for each call "
+            "(or pass a list; an empty list is accepted)"
+        )
     for item in items:
         if not item_ok(item):
             raise TypeError(f"{name} must be {allowed}, got an item {shown(item)}")
@@ -94,8 +106,12 @@ def global_norm(tensors: list[Tensor]) -> Tensor:
     tensors = _tensors("tensors", tensors)
     if not tensors:
         return torch.tensor(0.0)
+    dtypes = {t.dtype for t in tensors}
+    for dtype in dtypes:
+        if not (dtype.is_floating_point or dtype.is_complex):
+            raise TypeError(f"tensors must hold floating-point numbers (gradients, weights), got a tensor of {dtype}")
     device = tensors[0].device
-    if any(t.dtype in (torch.float16, torch.bfloat16) for t in tensors):
+    if torch.float16 in dtypes or torch.bfloat16 in dtypes:
         norms = [torch.linalg.vector_norm(t, dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None)
                  for t in tensors]
     else:
@@ -189,6 +205,9 @@ def clip_grad_norm_per_layer_(
     check_type("layers", layers, Mapping, "a mapping {layer name: parameters}, e.g. {'body': model[0].parameters()} "
                "(for one global threshold use clip_grad_norm_)")
     _check_threshold("max_norm", max_norm)
+    if not layers:
+        raise ValueError("layers is empty ({}): nothing would be clipped; pass {layer name: parameters}, e.g. "
+                         "{'body': model[0].parameters(), 'head': model[1].parameters()}")
     return {
         name: clip_grad_norm_(_tensors(f"layers[{name!r}]", params), max_norm, error_if_nonfinite=error_if_nonfinite)
         for name, params in layers.items()
@@ -233,6 +252,7 @@ def by_module(name: str) -> str:
 
 
 def _compile(layer: str, pattern: str) -> re.Pattern:
+    check_type("a key of group_by", layer, str, "a layer name (a str) mapped to a regular expression")
     check_type(f"group_by[{layer!r}]", pattern, (str, re.Pattern), "a regular expression (a str) searched in parameter names")
     try:
         return re.compile(pattern)
@@ -273,8 +293,13 @@ class LayerGradNorms:
                 "group_by must be a function of the parameter name (such as by_module) or a dict {layer: regex}, "
                 f"got {shown(group_by)}"
             )
+        self.names: list[str] = [name for name, _ in named]
         self.params: list[torch.nn.Parameter] = [param for _, param in named]
         layer_of = [group_by(name) for name, _ in named]
+        for name, layer in zip((name for name, _ in named), layer_of):
+            if not isinstance(layer, str):
+                raise TypeError(f"group_by(name) must return the name of the parameter's layer (a str), got {shown(layer)} "
+                                f"for {name!r}")
         self.layers = list(dict.fromkeys(layer_of))
         for layer in patterns or ():
             if layer not in self.layers:

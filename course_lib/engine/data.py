@@ -187,6 +187,10 @@ class MicroBatches:
     """
 
     def __init__(self, data, start: int):
+        if not (callable(data) or isinstance(data, Iterable)) or isinstance(data, (str, bytes, torch.Tensor)):
+            raise TypeError(f"data must be a function of the batch index, a DataLoader or an iterable of batches, "
+                            f"got {shown(data)}")
+        check_int("start", start, 0, unit="micro-batches already consumed")
         self.data, self.position = data, start
         self.callable = callable(data) and not isinstance(data, Iterable)
         if self.callable:
@@ -305,8 +309,13 @@ def tensor_digest(tensor: torch.Tensor, into=None, name: str | None = None):
     The one way course_lib fingerprints tensors: weights (:func:`checksum`),
     the batches a run consumed (``DataChecksum``), a tensor in a schedule.
     """
+    check_type("tensor", tensor, torch.Tensor, "a torch.Tensor")
+    if into is not None and not callable(getattr(into, "update", None)):
+        raise TypeError(f"into must be a hashlib hash (such as hashlib.sha256()) or None, got {shown(into)}")
+    if name is not None:
+        check_type("name", name, str, "a str (fed before the tensor) or None")
     digest = into if into is not None else hashlib.sha256()
-    tensor = torch.as_tensor(tensor).detach().cpu().contiguous()
+    tensor = tensor.detach().cpu().contiguous()
     header = [str(tensor.dtype), list(tensor.shape)]
     digest.update(json.dumps(header if name is None else [name, *header]).encode())
     digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
@@ -322,5 +331,7 @@ def checksum(value) -> str:
     items = sorted(value.items()) if isinstance(value, dict) else list(enumerate(value))
     digest = hashlib.sha256()
     for key, tensor in items:
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"value[{key!r}] must be a tensor (a model, a state dict or a list of tensors), got {shown(tensor)}")
         tensor_digest(tensor, digest, str(key))
     return digest.hexdigest()[:12]

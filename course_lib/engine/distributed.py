@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from course_lib.engine._checks import check_choice, check_int, check_type
+from course_lib.engine.data import pick_device
 
 __all__ = ["setup", "wrap", "cleanup", "global_batch_slice", "check_same_on_every_rank", "child_environment", "child_error"]
 
@@ -77,8 +78,11 @@ def _env_int(name: str) -> int:
         raise ValueError(f"environment variable {name} must be an int (torchrun sets it), got {value!r}") from None
 
 
-def wrap(model: torch.nn.Module, device: str | torch.device, find_unused_parameters: bool = False) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, device: str | torch.device | None, find_unused_parameters: bool = False) -> torch.nn.Module:
     """``model`` on ``device``, wrapped in ``DistributedDataParallel`` when more than one process runs; else unchanged.
+
+    ``device`` as :func:`course_lib.engine.data.pick_device` takes it (None:
+    ``cuda:$LOCAL_RANK`` under torchrun, else the best one here).
 
     Build the optimizer from the bare model's parameters (the same tensors
     DDP trains) and save ``course_lib.engine.checkpoints.unwrap(model)``.
@@ -99,9 +103,9 @@ def wrap(model: torch.nn.Module, device: str | torch.device, find_unused_paramet
     check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     if isinstance(model, DistributedDataParallel):
         raise TypeError("model is already wrapped in DistributedDataParallel: wrap the bare model (unwrap(model))")
-    check_type("device", device, (str, torch.device), "a device such as 'cpu' or 'cuda:0', or a torch.device")
+    check_type("device", device, (str, torch.device, type(None)), "a device such as 'cpu' or 'cuda:0', a torch.device or None (auto)")
     check_type("find_unused_parameters", find_unused_parameters, bool, "True or False")
-    device = torch.device(device)
+    device = pick_device(device)  # an unknown name, or CUDA where there is none: a ValueError naming device
     model.to(device)
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return model

@@ -139,14 +139,34 @@ def _call(name: str, arguments: dict, path: frozenset) -> str:
     return f"{name}({', '.join(f'{k}={_describe(v, path)}' for k, v in arguments.items())})"
 
 
+def _checked_step(factor):
+    """``factor(self, step)`` that first checks ``step`` (an int >= 0), as ``schedule(step)`` does."""
+
+    @functools.wraps(factor)
+    def checked(self, step: int) -> float:
+        _check_int("step", step)
+        return factor(self, step)
+
+    return checked
+
+
 class Schedule:
-    """Base class: ``schedule(t)`` is the rate multiplier after ``t`` updates."""
+    """Base class: ``schedule(t)`` is the rate multiplier after ``t`` updates.
+
+    A subclass defines ``factor(step)``; it is wrapped so that a step that is
+    not an int >= 0 is refused there too (``LinearDecay(10).factor(-1)``
+    would otherwise extrapolate past the peak).
+    """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "factor" in cls.__dict__:
+            cls.factor = _checked_step(cls.__dict__["factor"])
 
     def factor(self, step: int) -> float:
         raise NotImplementedError
 
     def __call__(self, step: int) -> float:
-        _check_int("step", step)
         return self.factor(step)
 
     def lr_at(self, step: int, eta_max: float) -> float:
@@ -285,6 +305,12 @@ class ScheduledLR(LRScheduler):
         check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer: ScheduledLR(optimizer, schedule)")
         check_type("schedule", schedule, Schedule, "a course_lib.engine.schedules.Schedule, e.g. cosine_with_warmup(10, 100)")
         _check_int("last_epoch", last_epoch, minimum=-1)
+        if last_epoch != -1 and any("initial_lr" not in group for group in optimizer.param_groups):
+            raise ValueError(
+                f"last_epoch={last_epoch} resumes a schedule, but the optimizer's param groups have no 'initial_lr' (they "
+                "were never scheduled): to resume, build ScheduledLR(optimizer, schedule) with the default last_epoch=-1, "
+                "then load_state_dict(the saved scheduler state)"
+            )
         self.schedule = schedule
         super().__init__(optimizer, last_epoch)
 

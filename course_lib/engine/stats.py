@@ -24,6 +24,13 @@ class Spread:
     sem: float
     n: int
 
+    def __post_init__(self) -> None:
+        check_number("mean", self.mean, "a real number (NaN or inf for a diverged seed)", lambda v: True)
+        check_number("sem", self.sem, ">= 0 (NaN when a seed diverged)", lambda v: v >= 0 or math.isnan(v))
+        check_int("n", self.n, 1, unit="seeds")
+        if self.n == 1 and self.sem != 0:
+            raise ValueError(f"sem must be 0 for one seed (n=1), got {self.sem!r}")
+
 
 def _numbers(name: str, values, allowed: str, ok) -> list[float]:
     """``values`` as a list of real numbers (not bools, not strings), each with ``ok(v)`` true."""

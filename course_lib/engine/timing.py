@@ -107,6 +107,20 @@ class Timing:
     high: float
     samples: tuple[float, ...]
 
+    def __post_init__(self) -> None:
+        seconds = "a finite number of seconds >= 0"
+        for name in ("median", "low", "high"):
+            check_number(name, getattr(self, name), seconds, lambda v: 0 <= v < math.inf)
+        if not self.low <= self.median <= self.high:
+            raise ValueError(f"low <= median <= high must hold (the lowest, middle and highest time), got low={self.low}, "
+                             f"median={self.median}, high={self.high}: Timing.of(samples) computes them")
+        check_type("samples", self.samples, tuple, "a tuple of the measured seconds")
+        if not self.samples:
+            raise ValueError("samples is empty: a Timing needs at least one measured time")
+        for i, value in enumerate(self.samples):
+            check_number(f"samples[{i}]", value, f"in [low, high] = [{self.low}, {self.high}]",
+                         lambda v: self.low <= v <= self.high)
+
     @classmethod
     def of(cls, samples) -> "Timing":
         """The median, lowest and highest of measured seconds (each a finite number >= 0)."""
@@ -115,8 +129,8 @@ class Timing:
         samples = list(samples)
         if not samples:
             raise ValueError("Timing.of needs at least one measured time")
-        for i, seconds in enumerate(samples):
-            check_number(f"samples[{i}]", seconds, "a finite number of seconds >= 0", lambda v: 0 <= v < math.inf)
+        samples = [check_number(f"samples[{i}]", seconds, "a finite number of seconds >= 0", lambda v: 0 <= v < math.inf)
+                   for i, seconds in enumerate(samples)]
         return cls(statistics.median(samples), min(samples), max(samples), tuple(samples))
 
     @property
@@ -164,12 +178,24 @@ def fused_adamw(params, lr: float, **kwargs) -> torch.optim.AdamW:
     if isinstance(params, (torch.nn.Module, torch.Tensor)) or not isinstance(params, Iterable):
         raise TypeError(f"params must be model.parameters() or a list of parameter groups, got {shown(params)}")
     check_number("lr", lr, "a finite number >= 0", lambda v: 0 <= v < math.inf)
-    params = list(params)
-    if not params:
-        raise ValueError("params is empty: pass model.parameters() of a model that has parameters")
-    first = params[0]["params"][0] if params and isinstance(params[0], dict) else (params[0] if params else None)
-    fused = first is not None and first.device.type == "cuda"
+    params = [dict(item, params=_parameter_list(f"params[{i}]['params']", item.get("params"))) if isinstance(item, dict)
+              else item for i, item in enumerate(params)]
+    tensors = [p for item in params for p in (item["params"] if isinstance(item, dict) else [item])]
+    if not tensors:
+        raise ValueError("params is empty (no group holds a parameter): pass model.parameters() of a model that has parameters")
+    for item in tensors:
+        check_type("params", item, torch.Tensor, "model.parameters() or a list of parameter groups {'params': [...], ...}")
+    fused = tensors[0].device.type == "cuda"
     return torch.optim.AdamW(params, lr=lr, fused=fused or None, **kwargs)
+
+
+def _parameter_list(name: str, params) -> list:
+    """A parameter group's ``params`` as a list (torch takes one tensor or an iterable of them)."""
+    if isinstance(params, torch.Tensor):
+        return [params]
+    if isinstance(params, (str, bytes, torch.nn.Module)) or not isinstance(params, Iterable):
+        raise TypeError(f"{name} must be a tensor or an iterable of tensors, got {shown(params)}")
+    return list(params)
 
 
 def enable_tf32(enabled: bool = True) -> None:

@@ -149,7 +149,12 @@ def synthetic_batches(vocab_size: int, micro_batch: int, block_size: int, *, pin
     blocks = [torch.randint(0, vocab_size, (micro_batch, block_size + 1), generator=generator) for _ in range(pool)]
     if pinned and torch.cuda.is_available():
         blocks = [b.pin_memory() for b in blocks]
-    return lambda m: blocks[m % pool]
+
+    def batch(m: int) -> torch.Tensor:
+        check_int("m", m, 0, unit="micro-batches (m is the index of a micro-batch)")
+        return blocks[m % pool]
+
+    return batch
 
 
 def _attention_kernel(loss_fn: Callable, kernel: str) -> Callable:

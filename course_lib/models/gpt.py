@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
+from course_lib.engine.checkpoints import unwrap
 from course_lib.engine.data import at_least_float32
 
 __all__ = ["GPTConfig", "naive_attention", "CausalSelfAttention", "MLP", "Block", "GPT", "parameter_count",
@@ -67,7 +68,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         check_type("config", config, GPTConfig, "a GPTConfig")
-        self.n_head = config.n_head
+        self.n_head, self.n_embd = config.n_head, config.n_embd
         self.dropout = config.dropout
         self.naive = config.attention == "naive"
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
@@ -75,6 +76,8 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 3 or x.shape[-1] != self.n_embd:
+            raise ValueError(f"x must be a (batch, time, n_embd={self.n_embd}) tensor, got shape {tuple(x.shape)}")
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, heads, T, hs)
@@ -92,6 +95,11 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: 
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_type(name, t, torch.Tensor, "a (..., time, head size) tensor")
+    if q.ndim < 2 or not q.shape == k.shape == v.shape:
+        raise ValueError(f"q, k and v must have one shape (..., T, head_dim), e.g. (B, heads, T, head_dim) (causal "
+                         f"self-attention), got q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)}")
+    if not (q.is_floating_point() and q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k and v must hold floating-point numbers of one dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
     check_number("dropout", dropout, "a probability in [0, 1)", lambda p: 0 <= p < 1)
     T = q.size(-2)
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
@@ -233,6 +241,9 @@ def flops_per_token(config: GPTConfig, sequence_length: int | None = None) -> fl
     check_type("config", config, GPTConfig, "a GPTConfig")
     T = config.block_size if sequence_length is None else sequence_length
     check_int("sequence_length", T, 1, unit="tokens")
+    if T > config.block_size:
+        raise ValueError(f"sequence_length ({T}) must be <= the model's block_size ({config.block_size}): the GPT reads at "
+                         "most block_size tokens at once")
     d, L, V = config.n_embd, config.n_layer, config.vocab_size
     N = L * 12 * d * d + V * d
     return 6 * N + 12 * L * d * T
@@ -248,12 +259,16 @@ def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     peak, measured, is the backward's float32 tensors); on a GPU it is not
     measured yet.
 
+    ``model`` is a :class:`GPT` (bare, or wrapped by DDP or ``torch.compile``).
     ``batch`` must be a (batch, T + 1) tensor of int64 ids with T >= 1.  On
     the CPU the model checks that the inputs are in its vocabulary and this
     function that the targets are (cross-entropy would skip a target of -100
     silently); on a GPU neither is read back (see :meth:`GPT.forward`).
     """
     check_type("model", model, nn.Module, "a torch.nn.Module (the GPT), as lm_loss(model, batch)")
+    if not isinstance(unwrap(model), GPT):
+        raise TypeError(f"model must be a course_lib GPT (or one wrapped by DDP or torch.compile), which maps token ids "
+                        f"(B, T) to logits (B, T, vocab_size), got {type(unwrap(model)).__name__}")
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"batch must be a (batch, T + 1) tensor of token ids (inputs [:, :-1], targets [:, 1:]), got {shown(batch)}")
     if batch.ndim != 2 or batch.shape[0] == 0 or batch.shape[1] < 2:
