@@ -41,7 +41,7 @@ def test_a_cpu_has_no_peak_and_mfu_is_then_none():
 def test_gpt2_flops_per_token():
     config = GPTConfig(vocab_size=50304)
     assert flops_per_token(config) == 6 * (12 * 12 * 768**2 + 50304 * 768) + 12 * 12 * 768 * 1024
-    assert flops_per_token(config, 2048) - flops_per_token(config) == 12 * 12 * 768 * 1024
+    assert flops_per_token(dataclasses.replace(config, block_size=2048)) - flops_per_token(config) == 12 * 12 * 768 * 1024
 
 
 def test_fused_adamw_is_fused_only_on_a_gpu():
