@@ -1147,7 +1147,7 @@ def _bert_results(**changes):
 _BERT_COMMAND = "python -m course_lib.lessons.finetuning_bert --config gpu"
 _GPT_COMMAND = "python -m course_lib.lessons.targeted_freezing_gpt --config gpu"
 _OPTIONS_COMMAND = "python -m course_lib.lessons.optimization_options --config gpu"
-_IDS = torch.arange(10).repeat(3)
+_TEN_TOKENS = torch.arange(10).repeat(3)
 _BERT_CPU = _finetuning_bert.CONFIGS["cpu"]
 
 LESSONS_2 = [
@@ -1244,11 +1244,11 @@ LESSONS_2 = [
                  "batch has no 'labels'", id="loss-no-labels"),
     pytest.param(lambda: sentiment.accuracy(torch.nn.Linear(2, 2), [1]), TypeError, "batch must be a dict of tensors", id="accuracy-list"),
     pytest.param(lambda: train_tokenizer([""], 300), ValueError, "texts holds no non-empty text", id="tokenizer-empty-text"),
-    pytest.param(lambda: characteristic_tokens(_IDS, _IDS, 10**6), ValueError, "k must be less than the 10 distinct tokens of reference",
+    pytest.param(lambda: characteristic_tokens(_TEN_TOKENS, _TEN_TOKENS, 10**6), ValueError, "k must be less than the 10 distinct tokens of reference",
                  id="characteristic-k-past-vocabulary"),
-    pytest.param(lambda: characteristic_tokens(_IDS, _IDS, 3), ValueError, "S is empty", id="characteristic-same-text"),
-    pytest.param(lambda: token_share(_IDS, set()), ValueError, "S is empty", id="share-S-empty"),
-    pytest.param(lambda: token_share(_IDS, {-5}), ValueError, "S must hold token ids >= 0", id="share-S-negative"),
+    pytest.param(lambda: characteristic_tokens(_TEN_TOKENS, _TEN_TOKENS, 3), ValueError, "S is empty", id="characteristic-same-text"),
+    pytest.param(lambda: token_share(_TEN_TOKENS, set()), ValueError, "S is empty", id="share-S-empty"),
+    pytest.param(lambda: token_share(_TEN_TOKENS, {-5}), ValueError, "S must hold token ids >= 0", id="share-S-negative"),
     pytest.param(lambda: plotting.plot_loss_curves([1.0] * 5, [1.0] * 5, "en", 20), ValueError, "window must be at most the curves' 5 steps",
                  id="loss-curves-window"),
 ]

@@ -165,5 +165,5 @@ def test_the_configurations_stay_valid():
     assert tf.Config("x", steps=10, warmup=10).warmup == 10
     with pytest.raises(ValueError, match="a and c must be evaluated equally often"):
         tf.curve_gap({"eval_loss": [2.0, 1.0]}, {"eval_loss": [2.0]})  # was: zip() dropped the extra evaluation
-    assert tf.noise_variance([1.0, 0.5, 1.0]) == pytest.approx(0.5)  # the fewest losses it takes: 3 (run() needs steps >= 3)
+    assert tf.noise_variance([1.0, 0.5, 1.0]) == pytest.approx(0.25)  # the fewest losses it takes: 3 (run() needs steps >= 3)
     assert tf.Config("x", steps=3, warmup=1).steps == 3

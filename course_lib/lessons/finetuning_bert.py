@@ -166,7 +166,8 @@ _NORMS = stored.Many(stored.Real(0.0, nonfinite="a skipped step's norm is inf or
 # What the lesson's tables and summaries read from one run (run() returns more).
 RUN = {
     "variant": stored.Choice(VARIANTS), "seed": stored.Int(0), "trainable": _SHARE, "accuracy_before": _SHARE,
-    "accuracy_after": _SHARE, "baseline": _SHARE, "seconds_per_step": stored.Real(0.0, exclusive=True), "peak_memory_mb": stored.Maybe(_POSITIVE),
+    "accuracy_after": _SHARE, "baseline": _SHARE, "seconds_per_step": stored.Real(0.0, exclusive=True),
+    "peak_memory_mb": stored.Maybe(_POSITIVE),
     "loss_variance_late": stored.Real(0.0, nonfinite="NaN for a run too short to measure it"), "clipped_fraction": _SHARE,
     "final_lr": _POSITIVE, "grad_norm": _NORMS, "grad_norm_mlp": _NORMS, "grad_norm_classifier": _NORMS, "norm_lost": _NORMS,
 }

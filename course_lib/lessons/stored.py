@@ -108,9 +108,13 @@ def require(results: Mapping, keys, what: str):
 
 @dataclasses.dataclass(frozen=True)
 class Real:
-    """A real number (not a bool) in [low, high] (``exclusive``: > low); NaN or ±inf only where ``nonfinite`` says why they may occur."""
+    """A finite real number (not a bool) >= ``low`` (> ``low`` if ``exclusive``) and <= ``high``.
 
-    low: float = -math.inf
+    ``nonfinite`` (why they may occur) lets NaN and ±inf through, e.g. the
+    norm of a step that fp16 skipped.
+    """
+
+    low: float = 0.0
     high: float = math.inf
     exclusive: bool = False
     nonfinite: str = ""
@@ -120,11 +124,10 @@ class Real:
             raise ValueError(f"{where} must be a number, got {shown(value)}")
         if self.nonfinite and not math.isfinite(value):
             return
-        above = value > self.low if self.exclusive else value >= self.low
-        if not (math.isfinite(value) and above and value <= self.high):
+        if not (math.isfinite(value) and (value > self.low if self.exclusive else value >= self.low) and value <= self.high):
             low = f"> {self.low}" if self.exclusive else f">= {self.low}"
-            bounds = f" {low}" if self.high == math.inf else f" in [{self.low}, {self.high}]"
-            raise ValueError(f"{where} must be a finite number{bounds if self.low > -math.inf else ''}, got {value!r}")
+            bounds = low if self.high == math.inf else f"in {'(' if self.exclusive else '['}{self.low}, {self.high}]"
+            raise ValueError(f"{where} must be a finite number {bounds}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
