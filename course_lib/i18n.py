@@ -10,7 +10,7 @@ import difflib
 import math
 import string
 
-from course_lib.engine._checks import check_choice, check_int, check_number, check_type
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
 
 LANGUAGES = ("vi", "en")
 
@@ -867,7 +867,14 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 def bracketed(items, lang: str) -> str:
     """Written items as a list, ``[a, b]``; in Vietnamese ``[a; b]`` (the comma is the decimal mark)."""
-    return "[" + ("; " if check_language(lang) == "vi" else ", ").join(items) + "]"
+    separator = "; " if check_language(lang) == "vi" else ", "
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise TypeError(f"items must be a list of written items (strings), got {shown(items)}")
+    items = list(items)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"items[{i}] must be a string (a number written with number()), got {shown(item)}")
+    return "[" + separator.join(items) + "]"
 
 
 def number_list(values, lang: str, digits: int = 3) -> str:

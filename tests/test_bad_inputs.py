@@ -638,7 +638,8 @@ TARGETED_FREEZING = [
     pytest.param(lambda: targeted_freezing_gpt.setup("cpu", lang="en"), TypeError, "config must be a targeted_freezing_gpt.Config",
                  id="setup-config-name"),
     pytest.param(lambda: targeted_freezing_gpt.prepare("setup", "full"), TypeError, "s must be the Setup", id="prepare-setup"),
-    pytest.param(lambda: targeted_freezing_gpt.flop_saving(torch.nn.ReLU()), ValueError, "model has no weight matrix", id="flop-saving"),
+    pytest.param(lambda: targeted_freezing_gpt.flop_saving(torch.nn.ReLU()), TypeError, "model must be a course_lib.models.gpt.GPT",
+                 id="flop-saving"),
     pytest.param(lambda: targeted_freezing_gpt.curve_gap(_GPT_RUN, {"eval_loss": [2.0]}), ValueError,
                  "a and c must be evaluated equally often", id="curve-gap-lengths"),
     pytest.param(lambda: targeted_freezing_gpt.curve_gap({"eval_loss": []}, {"eval_loss": []}), ValueError, "a['eval_loss'] is empty",
@@ -1352,6 +1353,153 @@ def test_engine_2_valid_metrics_and_tracked_subsets_still_work():
     assert len(history.metric("update_norm")) == 2 and history.metric_names("grad_norm/") == ["grad_norm/0"]
 
 
+# ---------------------------------------------------------------------------------------------- round 2 of the probe: lessons 01-05, stored results, tables
+
+from course_lib import i18n as _i18n
+
+
+def _load_damaged(load, file, change):
+    """``load()`` with the results folder holding a copy of the shipped ``file`` that ``change(results)`` damaged."""
+    import json
+
+    results = json.loads((_stored.DATA / file).read_text(encoding="utf-8"))
+    change(results)
+    folder = _TMP / "damaged"
+    folder.mkdir(exist_ok=True)
+    (folder / file).write_text(json.dumps(results), encoding="utf-8")
+    before, _stored.DATA = _stored.DATA, folder
+    try:
+        return load()
+    finally:
+        _stored.DATA = before
+
+
+def _damaged_run(key, value):
+    """Change the first run's ``key`` to ``value``."""
+    return lambda results: results["runs"][0].__setitem__(key, value)
+
+
+def _refused(file, command, error):
+    """What a load says of a damaged file: its name, the command that writes it, and the part that is wrong."""
+    return f"{_TMP / 'damaged' / file} is damaged or was not written by `{command}`: {error}"
+
+
+def _bert_results(**changes):
+    """Lesson 03's shipped results with ``changes`` to the first run."""
+    results = _finetuning_bert.load_results("gpu")
+    return {**results, "runs": [{**results["runs"][0], **changes}, *results["runs"][1:]]}
+
+
+_BERT_COMMAND = "python -m course_lib.lessons.finetuning_bert --config gpu"
+_GPT_COMMAND = "python -m course_lib.lessons.targeted_freezing_gpt --config gpu"
+_OPTIONS_COMMAND = "python -m course_lib.lessons.optimization_options --config gpu"
+_TEN_TOKENS = torch.arange(10).repeat(3)
+_BERT_CPU = _finetuning_bert.CONFIGS["cpu"]
+
+LESSONS_2 = [
+    pytest.param(lambda: _schedules_lesson.late_excess(History()), ValueError, "history recorded no 'excess_loss'", id="late-excess-empty"),
+    pytest.param(lambda: _schedules_lesson.late_jitter(History()), ValueError, "history recorded no 'w1'", id="late-jitter-empty"),
+    pytest.param(lambda: _schedules_lesson.settled_step(History(), 0.01), ValueError, "history recorded no 'excess_loss'",
+                 id="settled-empty"),
+    pytest.param(lambda: _schedules_lesson.integral_law_holds_until(History()), ValueError, "history recorded no 'w1'",
+                 id="integral-law-empty"),
+    pytest.param(lambda: _schedules_lesson.accumulated_rate(History()), ValueError, "history is empty", id="accumulated-empty"),
+    pytest.param(lambda: _schedules_lesson.run_seeds(Constant(), 0.1, 5, [0, 0]), ValueError, "seeds holds seed 0 twice",
+                 id="run-seeds-duplicate"),
+    pytest.param(lambda: _finetuning_bert.run_all(_BERT_CPU, progress=1), TypeError, "progress must be a function", id="bert-run-all-progress"),
+    pytest.param(lambda: dataclasses.replace(_BERT_CPU, declared=10), ValueError, "declared must be >= 40", id="bert-declared-short"),
+    pytest.param(lambda: dataclasses.replace(_BERT_CPU, seeds=(0, 0)), ValueError, "seeds holds seed 0 twice", id="bert-seeds-duplicate"),
+    pytest.param(lambda: dataclasses.replace(_BERT_CPU, delay=1000, variants=("frozen", "frozen_delayed")), ValueError,
+                 "delay must be less than steps = 40 for the frozen_delayed variant", id="bert-delay-past-the-run"),
+    pytest.param(lambda: _finetuning_bert.run(dataclasses.replace(_BERT_CPU, delay=1000), "frozen_delayed", 0), ValueError,
+                 "delay must be less than steps = 40 for the frozen_delayed variant", id="bert-run-delay-past-the-run"),
+    pytest.param(lambda: _load_damaged(_finetuning_bert.load_results, "lesson03_gpu.json", lambda r: r.pop("runs")), ValueError,
+                 _refused("lesson03_gpu.json", _BERT_COMMAND, "results has no 'runs'"), id="bert-load-no-runs"),
+    pytest.param(lambda: _load_damaged(_finetuning_bert.load_results, "lesson03_gpu.json", lambda r: r.__setitem__("runs", "x")),
+                 ValueError, _refused("lesson03_gpu.json", _BERT_COMMAND, "results['runs'] must be a list, got 'x'"), id="bert-load-runs-str"),
+    pytest.param(lambda: _load_damaged(_finetuning_bert.load_results, "lesson03_gpu.json", _damaged_run("accuracy_after", None)),
+                 ValueError, _refused("lesson03_gpu.json", _BERT_COMMAND, "results['runs'][0]['accuracy_after'] must be a number, got None"),
+                 id="bert-load-accuracy-null"),
+    pytest.param(lambda: _load_damaged(_finetuning_bert.load_results, "lesson03_gpu.json", _damaged_run("accuracy_after", math.nan)),
+                 ValueError, _refused("lesson03_gpu.json", _BERT_COMMAND,
+                                      "results['runs'][0]['accuracy_after'] must be a finite number in [0.0, 1.0], got nan"),
+                 id="bert-load-accuracy-nan"),
+    pytest.param(lambda: _load_damaged(_finetuning_bert.load_results, "lesson03_gpu.json", _damaged_run("accuracy_after", 1.5)),
+                 ValueError, "results['runs'][0]['accuracy_after'] must be a finite number in [0.0, 1.0], got 1.5", id="bert-load-accuracy-above-1"),
+    pytest.param(lambda: _load_damaged(_finetuning_bert.load_results, "lesson03_gpu.json", _damaged_run("variant", "bogus")),
+                 ValueError, "results['runs'][0]['variant'] must be one of 'frozen', 'full'", id="bert-load-variant-unknown"),
+    pytest.param(lambda: _finetuning_bert.summarize(_bert_results(accuracy_after=math.nan)), ValueError,
+                 "results['runs'][0]['accuracy_after'] must be a finite number in [0.0, 1.0], got nan", id="bert-summarize-nan"),
+    pytest.param(lambda: _finetuning_bert.paired_gap(_bert_results(accuracy_after=None), "frozen", "full"), ValueError,
+                 "results['runs'][0]['accuracy_after'] must be a number, got None", id="bert-paired-gap-null"),
+    pytest.param(lambda: _tables.finetune_table(_bert_results(variant="bogus"), "en"), ValueError,
+                 "results['runs'][0]['variant'] must be one of 'frozen', 'full'", id="finetune-table-variant-unknown"),
+    pytest.param(lambda: _tables.finetune_table(_finetuning_bert.load_results("gpu"), "en", []), ValueError, "variants is empty",
+                 id="finetune-table-no-variant"),
+    pytest.param(lambda: _load_damaged(targeted_freezing_gpt.load_results, "lesson04_gpu.json", lambda r: r.pop("p_before")), ValueError,
+                 _refused("lesson04_gpu.json", _GPT_COMMAND, "results has no 'p_before'"), id="gpt-load-no-p-before"),
+    pytest.param(lambda: _load_damaged(targeted_freezing_gpt.load_results, "lesson04_gpu.json", _damaged_run("p", [0.2, 1.5])), ValueError,
+                 "results['runs'][0]['p'][1] must be a finite number in [0.0, 1.0], got 1.5", id="gpt-load-p-above-1"),
+    pytest.param(lambda: targeted_freezing_gpt.run_all(targeted_freezing_gpt.CONFIGS["cpu"], progress="yes"), TypeError,
+                 "progress must be a function", id="gpt-run-all-progress"),
+    pytest.param(lambda: targeted_freezing_gpt.flop_saving(torch.nn.Linear(2, 2)), TypeError, "model must be a course_lib.models.gpt.GPT",
+                 id="gpt-flop-saving-linear"),
+    pytest.param(lambda: targeted_freezing_gpt.noise_variance([]), ValueError, "losses must hold at least 3 losses", id="gpt-noise-empty"),
+    pytest.param(lambda: targeted_freezing_gpt.noise_variance([1.0]), ValueError, "losses must hold at least 3 losses", id="gpt-noise-one"),
+    pytest.param(lambda: targeted_freezing_gpt.noise_variance([math.nan, 1.0, 2.0]), ValueError, "losses[0] must be a finite number",
+                 id="gpt-noise-nan"),
+    pytest.param(lambda: targeted_freezing_gpt.p_summary([math.inf], {"p": [0.1]}, {"p": [0.2]}), ValueError,
+                 "p_before[0] must be a finite number", id="gpt-p-summary-inf"),
+    pytest.param(lambda: targeted_freezing_gpt.Config("x", steps=2, warmup=1), ValueError, "steps must be >= 3", id="gpt-config-steps-2"),
+    pytest.param(lambda: targeted_freezing_gpt.Config("x", sample_seeds=(1, 1)), ValueError, "sample_seeds holds seed 1 twice",
+                 id="gpt-config-sample-seeds-duplicate"),
+    pytest.param(lambda: _load_damaged(_options.load_results, "lesson05_gpu.json", lambda r: r.__setitem__("batch_sizes", [{"batch": 8}])),
+                 ValueError, _refused("lesson05_gpu.json", _OPTIONS_COMMAND, "results['batch_sizes'][0] has no 'ms_per_step'"),
+                 id="options-load-batch-row"),
+    pytest.param(lambda: _load_damaged(_options.load_results, "lesson05_gpu.json", lambda r: r.pop("precisions")), ValueError,
+                 "results has no 'precisions'", id="options-load-no-precisions"),
+    pytest.param(lambda: _load_damaged(_options.load_benchmark, "lesson05_nanogpt.json", lambda r: r.pop("comparison")), ValueError,
+                 "lesson05_nanogpt.json is damaged or was not written by `python benchmarks/nanogpt_vs_course.py --nanogpt PATH`: "
+                 "results has no 'comparison'", id="options-benchmark-no-comparison"),
+    pytest.param(lambda: _options.run_all(_options.CONFIGS["cpu"], progress=None), TypeError, "progress must be a function",
+                 id="options-run-all-progress"),
+    pytest.param(lambda: _stored.require({"ab": 1}, "ab", "x"), TypeError, "keys must be a sequence of keys", id="require-keys-str"),
+    pytest.param(lambda: _stored.path("05", "../../../etc/x"), ValueError, "name must name a file in the results folder", id="path-outside"),
+    pytest.param(lambda: _stored.path("05", ""), ValueError, "name must name a file in the results folder", id="path-empty"),
+    pytest.param(lambda: _stored.rounded(torch.tensor(1.0)), TypeError, "value must be JSON data", id="rounded-tensor"),
+    pytest.param(lambda: _stored.rounded({"runs": [object()]}), TypeError, "value['runs'][0] must be JSON data", id="rounded-object"),
+    pytest.param(lambda: _stored.validate({"n": True}, {"n": _stored.Int(1)}), ValueError, "results['n'] must be an int >= 1, got True",
+                 id="validate-bool"),
+    pytest.param(lambda: pretraining.PretrainConfig("tiny", steps=2, warmup=5), ValueError, "warmup must be in [0, 2]", id="pretrain-warmup"),
+    pytest.param(lambda: pretraining.PretrainConfig(""), ValueError, "name must be letters, digits, - and _ only", id="pretrain-name-empty"),
+    pytest.param(lambda: pretraining.PretrainConfig("../a"), ValueError, "name must be letters, digits, - and _ only", id="pretrain-name-path"),
+    pytest.param(lambda: pretraining.cache_path(pretraining.PRETRAIN["cpu"], 5), TypeError, "cache must be None", id="cache-path-int"),
+    pytest.param(lambda: pretraining.code_digest("nope.mod"), ValueError, "module must name a module inside course_lib", id="digest-unknown"),
+    pytest.param(lambda: pretraining.code_digest(3), TypeError, "module must be a dotted module name", id="digest-int"),
+    pytest.param(lambda: data_parallel.compare_processes(_TMP / "dp", processes=1), ValueError, "processes must be >= 2",
+                 id="compare-one-process"),
+    pytest.param(lambda: data_parallel.compare_processes(None), TypeError, "folder must be a folder's path", id="compare-folder-None"),
+    pytest.param(lambda: data_parallel.launch(None, 1), TypeError, "out must be a folder's path", id="launch-out-None"),
+    pytest.param(lambda: _i18n.bracketed(5, "en"), TypeError, "items must be a list of written items", id="bracketed-int"),
+    pytest.param(lambda: _i18n.bracketed([0.5, 1.0], "en"), TypeError, "items[0] must be a string", id="bracketed-numbers"),
+    pytest.param(lambda: _tables.measured_table([{"a": 1}], [], "en"), ValueError, "columns is empty", id="measured-no-columns"),
+    pytest.param(lambda: _tables.with_spread(spread([1.0, 1.1, 0.9]), "en", 2, 0), ValueError, "scale must be a finite number > 0",
+                 id="with-spread-scale-zero"),
+    pytest.param(lambda: sentiment.classification_loss(None, _encoded()), TypeError, "model must be the classifier", id="loss-model-None"),
+    pytest.param(lambda: sentiment.classification_loss(torch.nn.Linear(2, 2), {"input_ids": torch.zeros(2, 2)}), ValueError,
+                 "batch has no 'labels'", id="loss-no-labels"),
+    pytest.param(lambda: sentiment.accuracy(torch.nn.Linear(2, 2), [1]), TypeError, "batch must be a dict of tensors", id="accuracy-list"),
+    pytest.param(lambda: train_tokenizer([""], 300), ValueError, "texts holds no non-empty text", id="tokenizer-empty-text"),
+    pytest.param(lambda: characteristic_tokens(_TEN_TOKENS, _TEN_TOKENS, 10**6), ValueError, "k must be less than the 10 distinct tokens of reference",
+                 id="characteristic-k-past-vocabulary"),
+    pytest.param(lambda: characteristic_tokens(_TEN_TOKENS, _TEN_TOKENS, 3), ValueError, "S is empty", id="characteristic-same-text"),
+    pytest.param(lambda: token_share(_TEN_TOKENS, set()), ValueError, "S is empty", id="share-S-empty"),
+    pytest.param(lambda: token_share(_TEN_TOKENS, {-5}), ValueError, "S must hold token ids >= 0", id="share-S-negative"),
+    pytest.param(lambda: plotting.plot_loss_curves([1.0] * 5, [1.0] * 5, "en", 20), ValueError, "window must be at most the curves' 5 steps",
+                 id="loss-curves-window"),
+]
+
+
 def _torch_bytes(obj) -> bytes:
     import io
 
@@ -1389,6 +1537,7 @@ TABLES = {
     "online": ONLINE,
     "plain": PLAIN,
     "engine-2": ENGINE_2,
+    "lessons-2": LESSONS_2,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 

@@ -301,6 +301,15 @@ def test_odd_return_values_get_a_hint(lang):
     assert text("ex_hint_zero_norm", lang) in division.message
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_values_that_cannot_be_read_are_wrong_answers_not_crashes(lang):
+    too_large = exercises.check_cosine_cycles(lambda t, num_steps, num_cycles: 10**400, lang)  # float() of it overflows
+    assert too_large.status == "wrong" and "(int)" in too_large.message
+    assert exercises.check_parameter_count(lambda v, t, n, d: math.inf, lang).status == "wrong"
+    text_decay = exercises.check_optimizer_groups(lambda model, wd: [{"params": list(model.parameters()), "weight_decay": "abc"}], lang)
+    assert text_decay.status == "wrong"
+
+
 def test_answers_in_other_forms_pass():
     """A tensor for a number, torch's clip_grad_norm_ factor c / (|g| + 1e-6), gradients changed in place."""
     assert exercises.check_clip_coefficient(lambda norm, max_norm: torch.tensor(min(1.0, max_norm / (norm + 1e-6))), "en")

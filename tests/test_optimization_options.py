@@ -158,6 +158,11 @@ def test_the_stored_gpu_results():
         assert len(options_table(results, lang).rows) == 11
 
 
+def test_the_stored_benchmark_loads_with_what_the_lesson_reads():
+    bench = oo.load_benchmark()
+    assert bench["comparison"]["rows"] and oo.headline(bench)["best_ratio"] > 0
+
+
 def test_stored_results_of_another_configuration_are_refused(monkeypatch):
     monkeypatch.setitem(oo.CONFIGS, "gpu", dataclasses.replace(oo.CONFIGS["gpu"], steps=1))
     with pytest.raises(ValueError, match="another configuration"):

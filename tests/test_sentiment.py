@@ -175,4 +175,8 @@ def test_the_notebooks_configurations_stay_valid():
         config = dataclasses.replace(CONFIGS["cpu"], source=source, precision=precision)
         assert config.warmup == 2 and config.variants == ("frozen", "full")
     assert dataclasses.replace(CONFIGS["cpu"], steps=4, declared=6, eval_size=32).delay == 5  # a delay past the run is allowed
+    # ... where no variant reads it: only frozen_delayed clips from step `delay` on
+    assert dataclasses.replace(CONFIGS["cpu"], delay=1000).delay == 1000
+    assert dataclasses.replace(CONFIGS["cpu"], delay=39, variants=("frozen_delayed",)).delay == 39
+    assert dataclasses.replace(CONFIGS["cpu"], declared=40).declared == 40  # the schedule declared for exactly the run
     assert finetuning.Config("x", steps=1, declared=1, seeds=(0,), warmup_fraction=0.0, delay=0).warmup == 1

@@ -154,7 +154,7 @@ def test_corpus_edges_that_stay_valid():
     assert tokenizer.decode([]) == "" and tokenizer.decode([10**6]) == ""  # past the vocabulary: nothing, as in the backends
     assert tokenizer.decode(torch.tensor(tokenizer.encode("the cat"), dtype=torch.int32)) == "the cat"
     assert [b.tolist() for b in held_out_blocks([1, 2, 3, 4, 5, 6, 7], 2, 2)] == [[[1, 2, 3], [4, 5, 6]]]
-    assert token_share([[5, 7], [5, 9]], [5]) == 0.5 and token_share(torch.arange(4), set()) == 0.0
+    assert token_share([[5, 7], [5, 9]], [5]) == 0.5 and token_share(torch.arange(4), {9}) == 0.0
     with pytest.raises(ValueError, match="token_share needs at least one token"):
         token_share(torch.tensor([]), {1})
 
@@ -165,4 +165,5 @@ def test_the_configurations_stay_valid():
     assert tf.Config("x", steps=10, warmup=10).warmup == 10
     with pytest.raises(ValueError, match="a and c must be evaluated equally often"):
         tf.curve_gap({"eval_loss": [2.0, 1.0]}, {"eval_loss": [2.0]})  # was: zip() dropped the extra evaluation
-    assert tf.noise_variance([1.0, 0.5]) != tf.noise_variance([1.0, 0.5])  # NaN: fewer than 3 losses, as before
+    assert tf.noise_variance([1.0, 0.5, 1.0]) == pytest.approx(0.25)  # the fewest losses it takes: 3 (run() needs steps >= 3)
+    assert tf.Config("x", steps=3, warmup=1).steps == 3

@@ -61,8 +61,15 @@ import torch.distributed as dist
 from course_lib.engine._checks import check_choice, check_int, check_type, shown
 from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
 from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
-from course_lib.engine.data import (MicroBatches, check_resumable_order, ddp_wrapper, first_tensor, is_main_process, pick_device,
-                                    to_device)
+from course_lib.engine.data import (
+    MicroBatches,
+    check_resumable_order,
+    ddp_wrapper,
+    first_tensor,
+    is_main_process,
+    pick_device,
+    to_device,
+)
 from course_lib.engine.files import check_writable
 
 __all__ = ["History", "TrainState", "Callback", "train", "start", "Run", "forward_backward", "autocast", "weight_dtype", "PRECISIONS"]

@@ -134,6 +134,8 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> TextTokenizer:
     check_int("vocab_size", vocab_size, 257, unit="tokens (at least the 256 bytes and one merge)")
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise TypeError(f"texts must be a non-empty list of strings, got {shown(texts)}")
+    if not any(t.strip() for t in texts):
+        raise ValueError(f"texts holds no non-empty text, got {shown(texts)}: there is nothing to train the tokenizer on")
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer()
@@ -224,9 +226,17 @@ def characteristic_tokens(target: torch.Tensor, reference: torch.Tensor, k: int)
     target, reference = _token_ids("target", target), _token_ids("reference", reference)
     if not len(target):
         raise ValueError("target holds no token: S would be empty and every share p 0")
+    counts = Counter(reference.tolist())
+    if k >= len(counts):
+        raise ValueError(f"k must be less than the {len(counts)} distinct tokens of reference, got {k}: its k most frequent "
+                         "would be all of them")
     top = lambda ids: [t for t, _ in sorted(Counter(ids.tolist()).items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
     common = set(top(reference))
-    return {t for t in top(target) if t not in common}
+    S = {t for t in top(target) if t not in common}
+    if not S:
+        raise ValueError(f"S is empty: each of target's {k} most frequent tokens is among reference's {k} most frequent "
+                         "(is target the same text as reference?)")
+    return S
 
 
 def token_share(tokens: torch.Tensor, S: set[int]) -> float:
@@ -234,6 +244,10 @@ def token_share(tokens: torch.Tensor, S: set[int]) -> float:
     tokens = _token_ids("tokens", tokens, one_dim=False).flatten()
     if not isinstance(S, (set, frozenset, list, tuple)) or not all(isinstance(t, int) and not isinstance(t, bool) for t in S):
         raise TypeError(f"S must be a set of int token ids, got {shown(S)}")
+    if not S:
+        raise ValueError("S is empty: the share of tokens in it would be 0 whatever the tokens (pass characteristic_tokens' set)")
+    if min(S) < 0:
+        raise ValueError(f"S must hold token ids >= 0, got {min(S)}")
     if tokens.numel() == 0:
         raise ValueError("token_share needs at least one token")
     return torch.isin(tokens, torch.tensor(sorted(S), dtype=tokens.dtype)).float().mean().item()

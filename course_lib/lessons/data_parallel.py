@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,7 @@ def launch(out: str | Path, processes: int, options: tuple[str, ...] = ()) -> su
     ``out`` is checked here, before any process starts: a place that cannot be
     written fails at once, not after the training.
     """
+    check_type("out", out, (str, os.PathLike), "a folder's path (a str or a Path)")
     check_int("processes", processes, 1, unit="processes")
     if not isinstance(options, (list, tuple)) or not all(isinstance(o, str) for o in options):
         raise TypeError(f"options must be a tuple of command-line strings such as ('--steps', '10'), got {shown(options)}")
@@ -169,7 +171,8 @@ def compare_processes(folder: str | Path, processes: int = 2, steps: int = 10) -
     Returns each rank's weight checksum, the largest difference between the
     two runs' final weights, and how far the weights moved.
     """
-    check_int("processes", processes, 1, unit="processes")
+    check_type("folder", folder, (str, os.PathLike), "a folder's path (a str or a Path)")
+    check_int("processes", processes, 2, unit="processes (the run to compare with one process)")
     check_int("steps", steps, 1)
     folder = Path(folder)
     runs = {n: (folder / f"{n}-process", launch(folder / f"{n}-process", n, ("--steps", str(steps)))) for n in (1, processes)}

@@ -84,7 +84,8 @@ class Config:
     def __post_init__(self) -> None:
         check_type("name", self.name, str, "a string")
         check_int("steps", self.steps, 1)
-        check_int("declared", self.declared, 1, unit="optimizer steps (the schedule's length)")
+        check_int("declared", self.declared, self.steps, unit="optimizer steps (the schedule's length: at least steps, so the "
+                  "rate does not reach 0 before training ends)")
         check_seeds("seeds", self.seeds)
         check_int("max_length", self.max_length, 8, unit="tokens")
         check_int("batch_size", self.batch_size, 1, unit="reviews")
@@ -98,18 +99,30 @@ class Config:
         check_source(self.source)
         check_variants("variants", self.variants, VARIANTS)
         weight_dtype(self.precision)  # one of training.PRECISIONS
+        if "frozen_delayed" in self.variants:
+            _check_delay(self)
 
     @property
     def warmup(self) -> int:
         return max(1, round(self.warmup_fraction * self.steps))
 
 
+def _check_delay(config: Config) -> None:
+    """``delay`` is read by the frozen_delayed variant only: there it must fall within the run, or clipping never acts."""
+    if config.delay >= config.steps:
+        raise ValueError(f"delay must be less than steps = {config.steps} for the frozen_delayed variant (it clips from step "
+                         f"delay on; from step {config.delay} on it would never clip), got {config.delay}")
+
+
 def check_seeds(name: str, seeds: object) -> None:
-    """A non-empty tuple of int seeds >= 0."""
+    """A non-empty tuple of different int seeds >= 0 (a repeated seed is the same run, not one more independent one)."""
     if not isinstance(seeds, tuple) or not seeds:
         raise TypeError(f"{name} must be a non-empty tuple of int seeds, e.g. (0, 1, 2), got {shown(seeds)}")
     for i, seed in enumerate(seeds):
         check_int(f"{name}[{i}]", seed, 0, unit="seed units")
+        if seed in seeds[:i]:
+            raise ValueError(f"{name} holds seed {seed} twice, got {seeds!r}: a repeated seed repeats the same run, which the "
+                             "mean and its standard error would count as independent")
 
 
 def check_variants(name: str, variants: object, known: tuple[str, ...]) -> None:
@@ -133,12 +146,32 @@ def _check_result(name: str, result: object, keys: tuple[str, ...]) -> None:
 
 
 def _check_results(results: object) -> list:
-    """The dict that :func:`run_all` (or :func:`load_results`) returns; its runs."""
+    """The dict that :func:`run_all` (or :func:`load_results`) returns, checked against :data:`RESULTS`; its runs."""
     check_type("results", results, Mapping, "the dict that run_all() or load_results() returns")
     runs = results.get("runs")
     if not isinstance(runs, list) or not runs:
         raise ValueError(f"results must hold a non-empty list of runs under 'runs', got {shown(runs)}")
+    stored.validate(results, RESULTS)
     return runs
+
+
+def _check_progress(progress: object) -> None:
+    if not callable(progress):
+        raise TypeError(f"progress must be a function that takes a line of text, e.g. print or lambda line: None, "
+                        f"got {shown(progress)}")
+
+
+_SHARE, _POSITIVE = stored.Real(0.0, 1.0), stored.Real(0.0)
+_NORMS = stored.Many(stored.Real(0.0, nonfinite="a skipped step's norm is inf or NaN"), empty=True)
+# What the lesson's tables and summaries read from one run (run() returns more).
+RUN = {
+    "variant": stored.Choice(VARIANTS), "seed": stored.Int(0), "trainable": _SHARE, "accuracy_before": _SHARE,
+    "accuracy_after": _SHARE, "baseline": _SHARE, "seconds_per_step": stored.Real(0.0, exclusive=True),
+    "peak_memory_mb": stored.Maybe(_POSITIVE),
+    "loss_variance_late": stored.Real(0.0, nonfinite="NaN for a run too short to measure it"), "clipped_fraction": _SHARE,
+    "final_lr": _POSITIVE, "grad_norm": _NORMS, "grad_norm_mlp": _NORMS, "grad_norm_classifier": _NORMS, "norm_lost": _NORMS,
+}
+RESULTS = {"runs": stored.Many(RUN)}
 
 
 CONFIGS = {
@@ -184,6 +217,8 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
     _check_config(config)
     check_choice("variant", variant, VARIANTS)
     check_int("seed", seed, 0, unit="seed units")
+    if variant == "frozen_delayed":
+        _check_delay(config)
     device = pick_device(device)
     model, tokenizer, optimizer, scheduler, clip = _setup(config, variant, seed)
     batches, held_out, facts = _data(config, tokenizer, seed)
@@ -269,6 +304,7 @@ def clipping_effect(result: dict, clip: float, start: int = 0) -> dict[str, floa
 def run_all(config: Config, device=None, progress=print) -> dict:
     """Every variant of ``config`` over its seeds, with provenance."""
     _check_config(config)
+    _check_progress(progress)
     device = pick_device(device)
     runs = []
     for variant in config.variants:
@@ -305,7 +341,8 @@ def summarize(results: dict) -> dict[str, dict]:
 def load_results(name: str = "gpu") -> dict:
     """The stored results of a configuration (``course_lib/lessons/results/lesson03_<name>.json``), checked against :data:`CONFIGS`."""
     check_choice("name", name, tuple(CONFIGS), "the configurations of CONFIGS")
-    return stored.load("03", name, f"python -m {__name__} --config {name}", {"config": CONFIGS[name]})
+    schema = {**RESULTS, "provenance": {key: str for key in ("date", "device", "torch", "transformers", "command")}}
+    return stored.load("03", name, f"python -m {__name__} --config {name}", {"config": CONFIGS[name]}, schema)
 
 
 def main(argv=None) -> None:

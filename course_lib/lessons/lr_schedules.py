@@ -18,6 +18,7 @@ from course_lib.engine._checks import check_number, check_type, shown
 from course_lib.engine.schedules import Schedule
 from course_lib.engine.stats import Spread, spread
 from course_lib.engine.training import History
+from course_lib.lessons.finetuning_bert import check_seeds
 from course_lib.models.toy import train_softmax_toy
 
 __all__ = [
@@ -65,6 +66,8 @@ def _check_runs(runs, name: str = "runs") -> None:
 def accumulated_rate(history: History) -> list[float]:
     """tau[t] = eta_0 + ... + eta_{t-1}, for t = 0 .. number of updates: the "time" gradient flow sees."""
     _check_history(history)
+    if not history.lr:
+        raise ValueError("history is empty: it recorded no update (train it with train_softmax_toy)")
     out, total = [0.0], 0.0
     for rate in history.lr:
         total += rate
@@ -87,7 +90,7 @@ def integral_law_holds_until(history: History, tolerance: float = 0.1, target_pr
     check_number("tolerance", tolerance, "in (0, 1) (a relative error)", lambda v: 0 < v < 1)
     _check_history(history)
     _check_target(target_prob)
-    for t, (actual, guess) in enumerate(zip(history.metric("w1"), integral_prediction(history, target_prob))):
+    for t, (actual, guess) in enumerate(zip(_recorded(history, "w1"), integral_prediction(history, target_prob))):
         if guess > 0 and abs(actual - guess) > tolerance * guess:
             return t - 1
     return None
@@ -98,6 +101,7 @@ def run_seeds(schedule: Schedule, eta_max: float, num_steps: int, seeds: Sequenc
     check_type("seeds", seeds, (list, tuple, range), "a list of seeds (ints)")
     if len(seeds) < 1:
         raise ValueError(f"seeds must hold at least one seed, got {seeds!r}")
+    check_seeds("seeds", tuple(seeds))
     return [train_softmax_toy(schedule, eta_max, num_steps, seed=seed, **toy) for seed in seeds]
 
 
@@ -116,6 +120,9 @@ def settled_step(history: History, excess: float) -> int | None:
 
 def _recorded(history: History, name: str) -> list[float]:
     """The values of ``name``, at least one: a summary of no step means nothing."""
+    if name not in history.metric_names():
+        raise ValueError(f"history recorded no {name!r} (it recorded {sorted(history.metrics)}): pass a run of the softmax toy "
+                         "(train it with train_softmax_toy)")
     values = history.metric(name)
     if not values:
         raise ValueError(f"history recorded no value of {name!r}: train at least one step")

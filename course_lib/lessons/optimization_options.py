@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib.engine._checks import check_choice, check_int, check_number, check_type
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
 from course_lib.engine.callbacks import evaluate
 from course_lib.engine.data import default_dtype, pick_device
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
@@ -337,6 +337,8 @@ def cumulative_days(seconds_per_iteration: float, iterations: float) -> float:
 def run_all(config: Config, device=None, progress=print) -> dict:
     """Every measurement of ``config``, with provenance (the stored results)."""
     _check_config(config)
+    if not callable(progress):
+        raise TypeError(f"progress must be a function that takes a line of text, e.g. print or lambda line: None, got {shown(progress)}")
     device = pick_device(device)
     results = {}
     for name, fn in (("batch_sizes", batch_sizes), ("vocabulary_sizes", vocabulary_sizes), ("precisions", precisions),
@@ -353,10 +355,33 @@ def run_all(config: Config, device=None, progress=print) -> dict:
     }
 
 
+_TIME, _SIZE = stored.Real(0.0, exclusive=True), stored.Maybe(stored.Real(0.0))
+_SPEED = {"ms_per_step": _TIME, "ms_low": _TIME, "ms_high": _TIME, "tokens_per_step": stored.Int(1), "tokens_per_s": _TIME,
+          "peak_memory_mb": _SIZE, "mfu": _SIZE}
+_PROVENANCE = {"date": str, "device": str, "torch": str, "cuda": stored.Maybe(str), "command": str}
+# What the lesson's tables read from the stored results (see stored.validate).
+RESULTS = {
+    "provenance": {**_PROVENANCE, "driver": stored.Maybe(str)},
+    "batch_sizes": stored.Many({"batch": stored.Int(1), **_SPEED, "ms_per_sequence": _TIME}),
+    "vocabulary_sizes": stored.Many({"vocab": stored.Int(1), **_SPEED}),
+    "precisions": stored.Many({"precision": stored.Choice(LOOP_PRECISIONS), **_SPEED}),
+    "accumulation": {"k": stored.Int(1), "batch": stored.Int(1), "max_relative_difference": stored.Real(0.0), "one_batch": _SPEED,
+                     "accumulated": _SPEED},
+    "attention_lengths": stored.Many({"length": stored.Int(1), "fused_ms": stored.Maybe(_TIME), "fused_memory_mb": _SIZE,
+                                      "naive_ms": stored.Maybe(_TIME), "naive_memory_mb": _SIZE}),
+    "optimizers": stored.Many({"optimizer": stored.Choice(("loop", "foreach", "fused")), **_SPEED}),
+    "compiled": stored.Maybe({"eager": _SPEED, "compiled": _SPEED}),
+    "weight_tying": {kind: {"parameters": stored.Int(1), "eval_loss": stored.Many(stored.Real(0.0))} for kind in ("tied", "untied")},
+    "contiguity": {"n": stored.Int(1), "contiguous_ms": _TIME, "transposed_ms": _TIME, "copy_ms": _TIME},
+    "pinned_copies": stored.Maybe({"megabytes": stored.Int(1), "pageable_ms": _TIME, "pageable_gb_per_s": _TIME, "pinned_ms": _TIME,
+                                   "pinned_gb_per_s": _TIME, "non_blocking_return_ms": stored.Real(0.0)}),
+}
+
+
 def load_results(name: str = "gpu") -> dict:
-    """The stored results (``course_lib/lessons/results/lesson05_<name>.json``), checked against :data:`CONFIGS`."""
+    """The stored results (``course_lib/lessons/results/lesson05_<name>.json``), checked against :data:`CONFIGS` and :data:`RESULTS`."""
     config = stored.configuration(CONFIGS, name)
-    return stored.load("05", name, f"python -m {__name__} --config {name}", {"config": config})
+    return stored.load("05", name, f"python -m {__name__} --config {name}", {"config": config}, RESULTS)
 
 
 def main(argv=None) -> None:
@@ -408,10 +433,25 @@ def loss_curves(steps: int = 300, *, fast: StepOptions = FAST, plain: StepOption
 _BENCHMARK = "the results of load_benchmark() (course_lib/lessons/results/lesson05_nanogpt.json)"
 
 
+_ROW = {"name": str, "micro_batch": stored.Int(1), **_SPEED, "tokens_per_s": _TIME}
+# What the lesson's tables read from the stored benchmark (see stored.validate).
+BENCHMARK = {
+    "comparison": {"rows": stored.Many({**_ROW, "group": str, "vs_nanogpt": _TIME})},
+    "ablation": {"rows": stored.Many({**_ROW, "vs_fast": _TIME}), "changes": dict},
+    "profile": {"micro_batch": stored.Int(1), "gpu_ms_per_step": _TIME, "wall_ms_per_step": _TIME,
+                "by_kind": stored.Named(stored.Real(0.0))},
+    "loss": {"steps": stored.Int(1), "plain": stored.Many(stored.Real(0.0)), "fast": stored.Many(stored.Real(0.0)),
+             "agreement": {"window": stored.Int(1), "max_gap": stored.Real(0.0), "final_gap": stored.Real(0.0),
+                           "reference_final": stored.Real(0.0), "other_final": stored.Real(0.0)}},
+    "provenance": {part: {**_PROVENANCE, "step": dict, **({"nanogpt_commit": str} if part == "comparison" else {})}
+                   for part in ("comparison", "profile", "loss", "ablation")},
+}
+
+
 def load_benchmark() -> dict:
     """The stored benchmark (``course_lib/lessons/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
     command = "python benchmarks/nanogpt_vs_course.py --nanogpt PATH"
-    results = stored.load("05", "nanogpt", command)
+    results = stored.load("05", "nanogpt", command, schema=BENCHMARK)
     file = stored.path("05", "nanogpt")
     for part, where in stored.require(results, ["provenance"], f"a file written by `{command}`").items():
         step = where.get("step") if isinstance(where, dict) else None

@@ -26,6 +26,7 @@ import importlib.metadata
 import json
 import math
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib.engine._checks import check_int, check_number, check_type
+from course_lib.engine._checks import check_int, check_number, check_type, shown
 from course_lib.engine.data import default_dtype, pick_device
 from course_lib.engine.files import check_writable, load_verified, save_verified
 from course_lib.engine.freezing import param_groups
@@ -67,9 +68,12 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         check_type("name", self.name, str, "a string")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
+            raise ValueError(f"name must be letters, digits, - and _ only (it goes into the cache file's name), got {shown(self.name)}")
         check_type("model", self.model, GPTConfig, "a course_lib.models.gpt.GPTConfig")
-        for field in ("batch_size", "steps", "warmup", "seed"):
-            check_int(field, getattr(self, field), 0 if field in ("warmup", "seed") else 1, unit="units")
+        for field in ("batch_size", "steps", "seed"):
+            check_int(field, getattr(self, field), 0 if field == "seed" else 1, unit="units")
+        check_int("warmup", self.warmup, 0, self.steps, unit="optimizer steps (a warm-up within the run's steps)")
         weight_dtype(self.precision)  # one of training.PRECISIONS
         check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
         check_number("weight_decay", self.weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
@@ -110,6 +114,10 @@ def code_digest(module: str = "lessons.pretraining") -> str:
     computes the cached model (the loop, the GPT, the tokenizer, the schedule,
     even a docstring) makes a new cache entry instead of serving old weights.
     """
+    check_type("module", module, str, "a dotted module name inside course_lib, e.g. 'lessons.pretraining'")
+    if not re.fullmatch(r"\w+(\.\w+)*", module) or not _source(module).is_file():
+        raise ValueError(f"module must name a module inside course_lib that has a source file, e.g. 'lessons.pretraining' "
+                         f"(course_lib/lessons/pretraining.py), got {shown(module)}")
     seen, todo = set(), [module]
     while todo:
         name = todo.pop()
@@ -132,6 +140,7 @@ def _version(package: str) -> str | None:
 def cache_path(config: PretrainConfig, cache: str | Path | None = None) -> Path:
     """Where ``config``'s checkpoint is cached: the name holds a hash of the configuration, the data, the versions and the code."""
     check_type("config", config, PretrainConfig, "a PretrainConfig (see PRETRAIN)")
+    check_type("cache", cache, (str, os.PathLike, type(None)), "None (the default folder) or a folder's path (a str or a Path)")
     key = json.dumps([code_digest(), OFFLINE_DATA, torch.__version__.split("+")[0], _version("tokenizers"),
                       dataclasses.asdict(config)], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -24,6 +24,7 @@ import bz2
 import contextlib
 import csv
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -244,10 +245,23 @@ class ReviewBatches:
         return [{key: value[i:i + size] for key, value in self.encoded.items()} for i in range(0, self.size, size)]
 
 
+def _check_step(model, batch) -> None:
+    """Cheap checks (types and keys, no tensor read) of what the loop passes at every step."""
+    check_type("model", model, torch.nn.Module, "the classifier that load_classifier() returns (a torch.nn.Module)")
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"batch must be a dict of tensors with 'labels', as ReviewBatches gives it, got {shown(batch)}")
+    if "labels" not in batch:
+        raise ValueError(f"batch has no 'labels' (it has {sorted(batch)}): pass a batch of ReviewBatches, as encode() makes it")
+
+
 def classification_loss(model, batch) -> torch.Tensor:
+    """The classifier's cross-entropy on ``batch`` (the model computes it from ``batch['labels']``)."""
+    _check_step(model, batch)
     return model(**batch).loss
 
 
 def accuracy(model, batch) -> dict[str, torch.Tensor]:
+    """The share of ``batch``'s reviews whose label the model predicts (a metric for :class:`~course_lib.engine.callbacks.Evaluate`)."""
+    _check_step(model, batch)
     inputs = {key: value for key, value in batch.items() if key != "labels"}
     return {"accuracy": (model(**inputs).logits.argmax(-1) == batch["labels"]).float().mean()}

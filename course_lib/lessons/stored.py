@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import platform
 import subprocess
 import time
@@ -24,7 +25,8 @@ from course_lib.engine._checks import check_choice, check_type, shown
 from course_lib.engine.data import pick_device
 from course_lib.engine.files import check_writable, write_safely
 
-__all__ = ["provenance", "path", "load", "as_stored", "rounded", "main", "configuration", "require"]
+__all__ = ["provenance", "path", "load", "as_stored", "rounded", "main", "configuration", "require", "validate", "Real", "Int",
+           "Choice", "Many", "Named", "Maybe"]
 
 DATA = Path(__file__).resolve().parent / "results"  # shipped in the package: Colab installs it from git without the book
 
@@ -58,18 +60,27 @@ def path(lesson: str, name: str) -> Path:
     if not (isinstance(lesson, str) and len(lesson) == 2 and lesson.isdigit()):
         raise TypeError(f"lesson must be the lesson's number as two digits, e.g. '05', got {shown(lesson)}")
     check_type("name", name, str, "the name of a configuration or of a stored file, e.g. 'gpu'")
+    if not name or "/" in name or "\\" in name or ".." in name:
+        raise ValueError(f"name must name a file in the results folder (no path separator, no '..'), got {shown(name)}")
     return DATA / f"lesson{lesson}_{name}.json"
 
 
-def rounded(value):
-    """Floats to 6 significant digits, through dicts and lists (the stored file stays small; the lessons show at most 4)."""
+def rounded(value, where: str = "value"):
+    """Floats to 6 significant digits, through dicts and lists (the stored file stays small; the lessons show at most 4).
+
+    Anything JSON cannot hold (a tensor, an object) is refused with a TypeError
+    that says where it is, not written as a broken file.
+    """
     if isinstance(value, float):
         return float(f"{value:.6g}")
     if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
+        return {k: rounded(v, f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [rounded(v) for v in value]
-    return value
+        return [rounded(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    raise TypeError(f"{where} must be JSON data (a number, a str, None, a list or a dict), got {shown(value)}: "
+                    "convert it first (a one-element tensor with .item())")
 
 
 def configuration(configs: Mapping, name: str):
@@ -80,6 +91,9 @@ def configuration(configs: Mapping, name: str):
 
 def require(results: Mapping, keys, what: str):
     """``results[k1][k2]...`` for ``keys``, or a ValueError that names the missing part and where such results come from."""
+    if not isinstance(keys, (list, tuple)):
+        raise TypeError(f"keys must be a sequence of keys, e.g. ['comparison', 'rows'], got {shown(keys)}")
+    check_type("what", what, str, "what to pass instead (a string)")
     value, trail = results, ""
     for key in keys:
         if not isinstance(value, Mapping) or key not in value:
@@ -88,8 +102,118 @@ def require(results: Mapping, keys, what: str):
     return value
 
 
-def load(lesson: str, name: str, command: str, expected: Mapping[str, object] = {}) -> dict:
+# A schema says what a lesson's tables and summaries read from its results: a dict {key: schema} (the keys must be
+# there; others may be), a type (str, dict, list), or one of the classes below.  validate() walks it.
+
+
+@dataclasses.dataclass(frozen=True)
+class Real:
+    """A finite real number (not a bool) >= ``low`` (> ``low`` if ``exclusive``) and <= ``high``.
+
+    ``nonfinite`` (why they may occur) lets NaN and ±inf through, e.g. the
+    norm of a step that fp16 skipped.
+    """
+
+    low: float = 0.0
+    high: float = math.inf
+    exclusive: bool = False
+    nonfinite: str = ""
+
+    def check(self, value, where: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} must be a number, got {shown(value)}")
+        if self.nonfinite and not math.isfinite(value):
+            return
+        if not (math.isfinite(value) and (value > self.low if self.exclusive else value >= self.low) and value <= self.high):
+            low = f"> {self.low}" if self.exclusive else f">= {self.low}"
+            bounds = low if self.high == math.inf else f"in {'(' if self.exclusive else '['}{self.low}, {self.high}]"
+            raise ValueError(f"{where} must be a finite number {bounds}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Int:
+    """An int (not a bool) >= ``low``."""
+
+    low: int = 0
+
+    def check(self, value, where: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < self.low:
+            raise ValueError(f"{where} must be an int >= {self.low}, got {shown(value)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One of ``values``."""
+
+    values: tuple
+
+    def check(self, value, where: str) -> None:
+        if isinstance(value, bool) or value not in self.values:
+            raise ValueError(f"{where} must be one of {', '.join(map(repr, self.values))}, got {shown(value)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Many:
+    """A list whose every item matches ``item``; at least one item unless ``empty``."""
+
+    item: object
+    empty: bool = False
+
+    def check(self, value, where: str) -> None:
+        if not isinstance(value, list):
+            raise ValueError(f"{where} must be a list, got {shown(value)}")
+        if not value and not self.empty:
+            raise ValueError(f"{where} is empty: it must hold at least one item")
+        for i, item in enumerate(value):
+            validate(item, self.item, f"{where}[{i}]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Named:
+    """A dict {name: value} whose every value matches ``item`` (e.g. seconds per kind of kernel)."""
+
+    item: object
+
+    def check(self, value, where: str) -> None:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where} must be a dict, got {shown(value)}")
+        for key, item in value.items():
+            validate(item, self.item, f"{where}[{key!r}]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Maybe:
+    """None (not measured, e.g. GPU memory on a CPU) or what ``schema`` says."""
+
+    schema: object
+
+    def check(self, value, where: str) -> None:
+        if value is not None:
+            validate(value, self.schema, where)
+
+
+def validate(value, schema, where: str = "results") -> None:
+    """A ValueError that names the first part of ``value`` (``where`` and its keys) that does not match ``schema``."""
+    if isinstance(schema, Mapping):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where} must be a dict, got {shown(value)}")
+        for key, part in schema.items():
+            if key not in value:
+                raise ValueError(f"{where} has no {key!r}")
+            validate(value[key], part, f"{where}[{key!r}]")
+    elif isinstance(schema, type):
+        if not isinstance(value, schema):
+            raise ValueError(f"{where} must be a {schema.__name__}, got {shown(value)}")
+    else:
+        schema.check(value, where)
+
+
+def load(lesson: str, name: str, command: str, expected: Mapping[str, object] = {}, schema: Mapping | None = None) -> dict:
     """The stored results ``lesson<lesson>_<name>.json``; each ``expected[key]`` (a dataclass) must equal the file's ``key``.
+
+    ``schema`` (see :func:`validate`) is what the lesson reads from the file:
+    a file that lacks a part of it, or holds a value out of its range, is
+    refused here, with the file's name, not later in a table.
 
     ``command`` is what writes the file (said when it is missing, damaged or
     made with another configuration), e.g.
@@ -113,6 +237,12 @@ def load(lesson: str, name: str, command: str, expected: Mapping[str, object] = 
             raise ValueError(f"{file} has no {key!r}: it was not written by `{command}`; rewrite it with that command")
         if not isinstance(results[key], Mapping) or results[key] != as_stored(config, results[key]):
             raise ValueError(f"{file} was made with another configuration than CONFIGS[{name!r}]: re-run `{command}`")
+    if schema is not None:
+        try:
+            validate(results, schema)
+        except ValueError as error:
+            raise ValueError(f"{file} is damaged or was not written by `{command}`: {error}; restore the shipped copy "
+                             f"(`git checkout -- {file}`) or rewrite it with that command") from None
     return results
 
 
@@ -148,6 +278,6 @@ def main(argv, *, lesson: str, description: str, configs: Mapping, run_all: Call
     args = parser.parse_args(argv)
     out = check_writable(args.out or path(lesson, args.config), "--out")  # before the run: a bad place must not cost the run
     results = run_all(configs[args.config], args.device)
-    text = json.dumps(rounded(results))
+    text = json.dumps(rounded(results, "run_all's results"))
     written = write_safely(out, lambda file: file.write_text(text, encoding="utf-8"), "the results")
     print(f"wrote {written}")

@@ -63,7 +63,7 @@ from course_lib.lessons.corpus import (
     split_held_out,
     token_share,
 )
-from course_lib.lessons.finetuning_bert import check_seeds, check_variants
+from course_lib.lessons.finetuning_bert import _check_progress, check_seeds, check_variants
 from course_lib.lessons.pretraining import PRETRAIN, load_pretrained
 from course_lib.lessons.sources import check_source
 from course_lib.models.gpt import GPT, generate, lm_loss
@@ -102,7 +102,7 @@ class Config:
     def __post_init__(self) -> None:
         check_type("name", self.name, str, "a string")
         check_type("pretrain", self.pretrain, str, "the name of a pretraining configuration in pretraining.PRETRAIN")
-        check_int("steps", self.steps, 1)
+        check_int("steps", self.steps, 3, unit="optimizer steps (the loss variances need at least 3 losses)")
         check_int("batch_size", self.batch_size, 1, unit="windows")
         check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
         check_int("warmup", self.warmup, 0, self.steps)
@@ -225,10 +225,12 @@ def sample_text(model: GPT, s: Setup, config: Config, tokens: int = 40, seed: in
 
 
 def noise_variance(losses: list[float]) -> float:
-    """Var(L_t - L_{t-1}) / 2: the step-to-step noise of a loss curve, without its downward trend (NaN for fewer than 3 losses)."""
+    """Var(L_t - L_{t-1}) / 2: the step-to-step noise of a loss curve, without its downward trend (at least 3 finite losses)."""
     _check_numbers("losses", losses, "a list of losses, one per step")
+    if len(losses) < 3:
+        raise ValueError(f"losses must hold at least 3 losses (two differences to take a variance of), got {len(losses)}")
     diffs = [b - a for a, b in zip(losses, losses[1:])]
-    return statistics.variance(diffs) / 2 if len(diffs) > 1 else math.nan
+    return statistics.variance(diffs) / 2
 
 
 def flop_saving(model: GPT) -> float:
@@ -238,11 +240,9 @@ def flop_saving(model: GPT) -> float:
     gradients (2 more) run through every layer the gradient has to cross;
     only the weight gradients (2 more) of frozen matrices are skipped.
     """
-    check_type("model", model, torch.nn.Module, "a GPT (torch.nn.Module)")
+    check_type("model", model, GPT, "a course_lib.models.gpt.GPT (the count knows its layers: wte is also lm_head, wpe a look-up)")
     matrices = [p for name, p in model.named_parameters() if p.ndim == 2 and not name.endswith("wpe.weight")]
     total = sum(p.numel() for p in matrices)  # wte counted once: it is also lm_head, the output matmul
-    if not total:
-        raise ValueError("model has no weight matrix (2-d parameter): there are no matrix-multiply FLOPs to save")
     frozen = sum(p.numel() for p in matrices if not p.requires_grad)
     return frozen / (3 * total)
 
@@ -321,6 +321,7 @@ def probe_cost(config: Config, steps: int = 20, rounds: int = 3, device=None) ->
 def run_all(config: Config, device=None, progress=print) -> dict:
     """Every variant over every seed of ``config``, with p before training and provenance (the stored results)."""
     _check_config(config)
+    _check_progress(progress)
     device = pick_device(device)
     s = setup(config, device)
     before = prepare(s, "full", config.precision)
@@ -390,6 +391,18 @@ SUMMARY = ("trainable", "flop_saving", "eval_last", "train_last", "seconds_per_s
            "loss_variance", "noise_variance", "p")
 
 
+_SHARE, _POSITIVE, _LOSS = stored.Real(0.0, 1.0), stored.Real(0.0), stored.Real(0.0)
+_LOSSES = stored.Many(_LOSS)
+# What the lesson's tables and summaries read from one run and from the results (run() and run_all() return more).
+RUN = {
+    "variant": stored.Choice(VARIANTS), "seed": stored.Int(0), "trainable": _SHARE, "flop_saving": _SHARE, "loss": _LOSSES,
+    "eval_steps": stored.Many(stored.Int(0)), "eval_loss": _LOSSES, "seconds_per_step": stored.Real(0.0, exclusive=True),
+    "peak_memory_mb": stored.Maybe(_POSITIVE), "loss_variance": _POSITIVE, "loss_variance_late": _POSITIVE,
+    "noise_variance": _POSITIVE, "weight_change": dict, "p": stored.Many(_SHARE),
+}
+RESULTS = {"runs": stored.Many(RUN)}
+
+
 def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
     """Per variant, mean ± standard error over the training seeds of each number in :data:`SUMMARY`.
 
@@ -406,6 +419,7 @@ def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
                                            *(k for k in SUMMARY if k not in ("eval_last", "train_last", "saving", "p"))))
         if not r["p"] or not r["loss"] or not r["eval_loss"]:
             raise ValueError(f"a run of results ({r['variant']!r}, seed {r['seed']}) has an empty 'p', 'loss' or 'eval_loss'")
+    stored.validate(results, RESULTS)
     full = {r["seed"]: r["seconds_per_step"] for r in runs if r["variant"] == "full"}
     values: dict[str, dict[str, list]] = {}
     for r in runs:
@@ -429,7 +443,12 @@ def load_results(name: str = "gpu") -> dict:
     """The stored results (``course_lib/lessons/results/lesson04_<name>.json``), checked against :data:`CONFIGS` and the pretraining."""
     check_choice("name", name, tuple(CONFIGS), "the configurations of CONFIGS")
     config = CONFIGS[name]
-    return stored.load("04", name, f"python -m {__name__} --config {name}", {"config": config, "pretrain": PRETRAIN[config.pretrain]})
+    schema = {**RESULTS, "pretrain_info": {"tokens": stored.Int(1), "texts": stored.Int(1), "first_loss": _LOSS, "final_loss": _LOSS},
+              "S_size": stored.Int(1), "p_before": stored.Many(_SHARE), "eval_before": _LOSS, "sample_before": str,
+              "probe_cost": stored.Real(0.0, exclusive=True),
+              "provenance": {"date": str, "device": str, "torch": str, "cuda": stored.Maybe(str), "command": str}}
+    return stored.load("04", name, f"python -m {__name__} --config {name}", {"config": config, "pretrain": PRETRAIN[config.pretrain]},
+                       schema)
 
 
 def _check_config(config: object) -> None:
@@ -445,9 +464,12 @@ def _check_run(name: str, run: object, keys: tuple[str, ...]) -> None:
 
 
 def _check_numbers(name: str, values: object, what: str, empty: bool = True) -> None:
-    """A list (or tuple) of real numbers; ``empty``: whether none at all is allowed."""
+    """A list (or tuple) of finite real numbers; ``empty``: whether none at all is allowed."""
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise TypeError(f"{name} must be {what}: a list of numbers, got {shown(values)}")
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            raise ValueError(f"{name}[{i}] must be a finite number ({what}), got {value!r}")
     if not empty and not values:
         raise ValueError(f"{name} is empty: it must be {what}")
 

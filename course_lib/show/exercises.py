@@ -131,6 +131,15 @@ def _read_number(value: object, arguments: tuple) -> float | _Odd:
     return _Odd(value, "ex_hint_none" if value is None else "ex_hint_not_number")
 
 
+def _read_answer(read: Callable, value: object, arguments: tuple):
+    """``read`` of the reader's returned value; a value it cannot convert (an int too large for a float, a weight decay
+    "abc") is a wrong answer like any other, not a crash of the check."""
+    try:
+        return read(value, arguments)
+    except (OverflowError, TypeError, ValueError):
+        return _Odd(value, None)
+
+
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-12)
 
@@ -184,7 +193,7 @@ def _check(
         except Exception as error:  # the reader's code may raise anything: report it, never a traceback
             outcomes.append(error)
             continue
-        outcomes.append(read(value, arguments))
+        outcomes.append(_read_answer(read, value, arguments))
     wrong = [i for i, (got, want) in enumerate(zip(outcomes, expected)) if _failed(got, want, same)]
     if not wrong:
         return _verdict(name, "correct", text("ex_correct", lang, name=name, n=len(cases)))

@@ -335,13 +335,15 @@ def plot_loss_curves(plain: Sequence[float], fast: Sequence[float], lang: str, w
     check_int("window", window, 1, unit="steps")
     if len(plain) != len(fast):
         raise ValueError(f"plain and fast must be loss curves of the same length, got {len(plain)} and {len(fast)}")
+    if window > len(plain):
+        raise ValueError(f"window must be at most the curves' {len(plain)} steps (a moving average over more steps than there "
+                         f"are has no point to draw), got {window}")
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for values, color, key in ((plain, "tab:blue", "bench_plain"), (fast, "tab:orange", "bench_fast")):
         curve = torch.tensor(values, dtype=torch.float64)
         ax.plot(range(len(values)), values, color=color, linewidth=0.5, alpha=0.35)
-        if len(values) >= window:
-            smooth = curve.unfold(0, window, 1).mean(dim=1)
-            ax.plot(range(window - 1, len(values)), smooth.tolist(), color=color, linewidth=1.6, label=text(key, lang))
+        smooth = curve.unfold(0, window, 1).mean(dim=1)
+        ax.plot(range(window - 1, len(values)), smooth.tolist(), color=color, linewidth=1.6, label=text(key, lang))
     ax.set(xlabel=text("step", lang), ylabel=text("gpt_loss_axis", lang), title=text("bench_loss_title", lang))
     ax.grid(alpha=0.3)
     ax.legend()

@@ -30,6 +30,7 @@ __all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_cl
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
     """``mean ± sem`` in the reader's decimal convention; the mean alone for a single seed (no spread to show)."""
     check_type("value", value, Spread, "a Spread (course_lib.engine.stats.spread of the values over seeds)")
+    check_number("scale", scale, "a finite number > 0 (e.g. 100 for a percentage)", lambda v: 0 < v < math.inf)
     if value.n == 1:
         return number(value.mean * scale, lang, digits)
     return f"{number(value.mean * scale, lang, digits)} ± {number(value.sem * scale, lang, digits)}"
@@ -148,6 +149,8 @@ def finetune_table(results: dict, lang: str, variants: Sequence[str] | None = No
     summary = finetuning_bert.summarize(results)
     if variants is not None:
         check_type("variants", variants, (list, tuple), f"None or a list of variant names out of {list(summary)}")
+        if not variants:
+            raise ValueError(f"variants is empty: name at least one of {list(summary)}, or pass None for all of them")
         for i, variant in enumerate(variants):
             if variant not in summary:
                 raise ValueError(f"variants[{i}] must be one of {list(summary)} (the variants in results), got {shown(variant)}")
@@ -226,6 +229,8 @@ def measured_table(rows: Sequence[Mapping], columns: Sequence[tuple], lang: str)
     """
     check_language(lang)
     check_type("columns", columns, (list, tuple), "a list of (key, label key, digits[, scale]) tuples")
+    if not columns:
+        raise ValueError("columns is empty: a table needs at least one (key, label key, digits) column")
     for i, column in enumerate(columns):
         if not isinstance(column, (list, tuple)) or len(column) not in (3, 4):
             raise TypeError(f"columns[{i}] must be a tuple (key, label key, digits) or (key, label key, digits, scale), "
