@@ -879,6 +879,8 @@ def bracketed(items, lang: str) -> str:
 
 def number_list(values, lang: str, digits: int = 3) -> str:
     """A list of numbers, ``[0.50, 1.00]``; in Vietnamese ``[0,50; 1,00]``."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"values must be a list of numbers, got {shown(values)}")
     return bracketed((number(v, lang, digits) for v in values), lang)
 
 

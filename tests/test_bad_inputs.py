@@ -32,14 +32,16 @@ from course_lib.engine.clipping import (
     norm_lost,
     threshold_at,
 )
-from course_lib.i18n import check_language, count, number, significant, text
+from course_lib.i18n import check_language, count, number, number_list, significant, text
 from course_lib.show.plotting import (
     plot_clip_directions,
     plot_clipping_runs,
     plot_excess_loss,
+    plot_attention_lengths,
     plot_integral_law,
     plot_rates,
 )
+from course_lib.show.tables import compare_clipping, measured_table
 from course_lib.show.report import Table
 from course_lib.lessons import pretraining
 from course_lib.lessons import data_parallel, finetuning_bert, online, plain, sentiment, targeted_freezing_gpt
@@ -705,6 +707,10 @@ def _malformed(name, change):
     return path
 
 
+def _quadratic_run():
+    return train_quadratic(0.1, 3)
+
+
 def _sampled_loader(sampler):
     return torch.utils.data.DataLoader(_DATASET, batch_size=2, sampler=sampler)
 
@@ -817,6 +823,18 @@ ENGINE = [
                  id="save-verified-reserved-key"),
     pytest.param(lambda: load_verified(None), TypeError, "path must be a file path", id="load-verified-None"),
     pytest.param(lambda: content_digest({"a": object()}), TypeError, "content_digest takes tensors", id="digest-object"),
+    pytest.param(lambda: _train(model_opt=(lambda mo: (mo[0], mo[1], torch.optim.lr_scheduler.ReduceLROnPlateau(mo[1])))(_setup())),
+                 TypeError, "scheduler is a ReduceLROnPlateau", id="train-reduce-on-plateau"),
+    pytest.param(lambda: _resume(_checkpoint("lr-0.05"), model_opt=_setup(lr=0.5, schedule=linear_with_warmup(1, 10))), ValueError,
+                 "another optimizer settings (base learning rate", id="resume-another-learning-rate"),
+    pytest.param(lambda: _resume(_checkpoint("fp32-then-bf16"), precision="bf16"), ValueError, "another precision: saved 'fp32', now 'bf16'",
+                 id="resume-another-precision"),
+    pytest.param(lambda: number_list(None, "en"), TypeError, "values must be a list of numbers", id="number-list-None"),
+    pytest.param(lambda: compare_clipping({"a": _quadratic_run()}, "en", target=10, blown_up=1), ValueError,
+                 "target (10) must be below blown_up (1)", id="compare-clipping-target-above-blown-up"),
+    pytest.param(lambda: measured_table([{"b": 1}], [("a", "col_batch", 0)], "en"), ValueError, "no row has the column key 'a'",
+                 id="measured-table-misspelled-key"),
+    pytest.param(lambda: plot_attention_lengths([{"length": 1}], "en"), ValueError, "rows hold no measurement", id="attention-lengths-nothing-measured"),
 ]
 
 
@@ -1490,8 +1508,7 @@ LESSONS_2 = [
                  "batch has no 'labels'", id="loss-no-labels"),
     pytest.param(lambda: sentiment.accuracy(torch.nn.Linear(2, 2), [1]), TypeError, "batch must be a dict of tensors", id="accuracy-list"),
     pytest.param(lambda: train_tokenizer([""], 300), ValueError, "texts holds no non-empty text", id="tokenizer-empty-text"),
-    pytest.param(lambda: characteristic_tokens(_TEN_TOKENS, _TEN_TOKENS, 10**6), ValueError, "k must be less than the 10 distinct tokens of reference",
-                 id="characteristic-k-past-vocabulary"),
+    pytest.param(lambda: characteristic_tokens(_TEN_TOKENS, _TEN_TOKENS, 10**6), ValueError, "S is empty", id="characteristic-k-past-vocabulary"),
     pytest.param(lambda: characteristic_tokens(_TEN_TOKENS, _TEN_TOKENS, 3), ValueError, "S is empty", id="characteristic-same-text"),
     pytest.param(lambda: token_share(_TEN_TOKENS, set()), ValueError, "S is empty", id="share-S-empty"),
     pytest.param(lambda: token_share(_TEN_TOKENS, {-5}), ValueError, "S must hold token ids >= 0", id="share-S-negative"),

@@ -775,3 +775,22 @@ def test_loop_steps_keeps_one_grad_scaler_across_calls():
     run(3)
     run(4)
     assert _same_weights(stepped, model)
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    """A stream without a length: a DataLoader over it has __len__, which raises."""
+
+    def __iter__(self):
+        return (batches(i) for i in range(10_000))
+
+
+def test_a_dataloader_over_a_stream_without_length_trains_and_resumes(tmp_path):
+    loader = torch.utils.data.DataLoader(_Stream(), batch_size=None)
+    model, optimizer, _ = setup(schedule=False)
+    full = train(model, optimizer, loader, mse, 6, device="cpu", callbacks=[Seen()])
+    model, optimizer, _ = setup(schedule=False)
+    train(model, optimizer, loader, mse, 3, device="cpu", checkpoint=tmp_path / "s.pt", checkpoint_every=3, callbacks=[Seen()])
+    model, optimizer, _ = setup(schedule=False)
+    resumed = train(model, optimizer, loader, mse, 6, device="cpu", checkpoint=tmp_path / "s.pt", checkpoint_every=3, resume=True,
+                    callbacks=[Seen()])
+    assert resumed.loss == full.loss and resumed.metric("batch_sum") == full.metric("batch_sum")

@@ -43,8 +43,14 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1) -> dict:
-    """What a checkpoint was made with: model shapes, optimizer type, schedule, clipping threshold, micro-batches per step."""
+def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1, precision: str | None = None) -> dict:
+    """What a checkpoint was made with: model shapes, optimizer and its settings, schedule, clip, micro-batches per step, precision.
+
+    The optimizer's settings are each group's hyperparameters (weight decay,
+    betas, momentum...) and its base rate (``initial_lr`` when a scheduler set
+    one): ``load_state_dict`` would silently replace new ones by the saved.
+    ``precision`` None (a checkpoint handled by hand) is not compared.
+    """
     check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
     if not callable(clip):
         threshold_at(clip, 0)  # a number > 0 or None, as train takes it
@@ -58,6 +64,9 @@ def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1) 
         "schedule": None if schedule is None else schedule_fingerprint(schedule),
         "clip": schedule_fingerprint(clip) if callable(clip) else None if clip is None else repr(float(clip)),
         "accumulate": accumulate,
+        "settings": repr([{key: value for key, value in sorted(group.items()) if key not in ("params", "lr", "initial_lr")}
+                          | {"base_lr": group.get("initial_lr", group["lr"])} for group in optimizer.param_groups]),
+        "precision": precision,
     }
 
 
@@ -133,10 +142,10 @@ def _set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: dict, scaler=None, clip=None,
-                    accumulate: int = 1, callbacks=()) -> None:
+                    accumulate: int = 1, callbacks=(), precision: str | None = None) -> None:
     """Everything a run needs to continue exactly after ``step`` completed steps (wrapper prefixes removed).
 
-    ``clip`` and ``accumulate`` join the fingerprint; ``callbacks`` that keep
+    ``clip``, ``accumulate`` and ``precision`` join the fingerprint; ``callbacks`` that keep
     state (a non-empty ``state_dict()``) have it saved.
     """
     _check_objects(path, model, optimizer, scheduler, scaler)
@@ -145,7 +154,7 @@ def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: di
     _plain(history, "history")
     state = {
         "format": CHECKPOINT_FORMAT,
-        "fingerprint": fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate),
+        "fingerprint": fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate, precision=precision),
         "step": step,
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -161,11 +170,13 @@ def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: di
 _FINGERPRINTED = (
     ("model", "model (parameter names and shapes)"), ("optimizer", "optimizer type"), ("scheduler", "scheduler"),
     ("schedule", "schedule"), ("clip", "clipping threshold (clip)"), ("accumulate", "accumulate (micro-batches per step)"),
+    ("settings", "optimizer settings (base learning rate, weight decay, betas...; the checkpoint's would replace them)"),
+    ("precision", "precision"),
 )
 
 
 def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip=None, accumulate: int = 1,
-                    callbacks=()) -> tuple[int, dict]:
+                    callbacks=(), precision: str | None = None) -> tuple[int, dict]:
     """Restore a checkpoint into existing objects and callbacks; return (completed steps, the history's state dict).
 
     Refuses, with a message and before changing anything, a file that is not
@@ -187,8 +198,10 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip
             "new run: delete the file, or pass another checkpoint path"
         )
     _check_layout(path, state)
-    saved, now = state["fingerprint"], fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate)
+    saved, now = state["fingerprint"], fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate, precision=precision)
     for key, what in _FINGERPRINTED:
+        if key == "precision" and None in (saved[key], now[key]):
+            continue
         if saved[key] != now[key]:
             if key == "scheduler" and now[key] is None:
                 raise ValueError(

@@ -195,7 +195,10 @@ class MicroBatches:
         self.callable = callable(data) and not isinstance(data, Iterable)
         if self.callable:
             return
-        self.length = len(data) if hasattr(data, "__len__") else None
+        try:
+            self.length = len(data)
+        except TypeError:  # no __len__, or a DataLoader over an IterableDataset that has none
+            self.length = None
         if self.length == 0:
             raise ValueError(EMPTY)
         if start:

@@ -456,7 +456,7 @@ def start(
     done, history = 0, History()
     if resume and Path(checkpoint).exists():
         done, saved = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                                      clip=clip, accumulate=accumulate, callbacks=callbacks)
+                                      clip=clip, accumulate=accumulate, callbacks=callbacks, precision=precision)
         history = History.from_state_dict(saved)
         if steps is not None and done > steps:
             raise ValueError(
@@ -572,7 +572,7 @@ class Run:
             if checkpoint is not None and (done % self.checkpoint_every == 0 or last) and is_main_process():
                 save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
                                 history=history.state_dict(), scaler=scaler, clip=self.clip, accumulate=self.accumulate,
-                                callbacks=self.callbacks)
+                                callbacks=self.callbacks, precision=state.precision)
             if state.should_stop:
                 break
         return history
@@ -660,6 +660,9 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
     if isinstance(scheduler, torch.optim.Optimizer):
         raise TypeError("scheduler is an optimizer (each step would update the weights twice): pass the learning-rate "
                         "scheduler built on it, e.g. ScheduledLR(optimizer, cosine_with_warmup(...)), or None")
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise TypeError("scheduler is a ReduceLROnPlateau, which steps on a metric the loop does not have: step it in a "
+                        "callback's on_evaluate (scheduler.step(state.eval_results['eval_loss'])) and pass scheduler=None")
     if scheduler is not None and not hasattr(scheduler, "step"):
         raise TypeError(f"scheduler must be a torch LR scheduler (with .step()) or None, got {type(scheduler).__name__}")
     if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:

@@ -226,10 +226,6 @@ def characteristic_tokens(target: torch.Tensor, reference: torch.Tensor, k: int)
     target, reference = _token_ids("target", target), _token_ids("reference", reference)
     if not len(target):
         raise ValueError("target holds no token: S would be empty and every share p 0")
-    counts = Counter(reference.tolist())
-    if k >= len(counts):
-        raise ValueError(f"k must be less than the {len(counts)} distinct tokens of reference, got {k}: its k most frequent "
-                         "would be all of them")
     top = lambda ids: [t for t, _ in sorted(Counter(ids.tolist()).items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
     common = set(top(reference))
     S = {t for t in top(target) if t not in common}

@@ -32,6 +32,8 @@ def clipping_stats(history: History, target: float = 1e-3, blown_up: float = 1e6
     check_type("history", history, History, "a History (what train returns)")
     check_number("target", target, "a finite loss > 0", lambda v: 0 < v < math.inf)
     check_number("blown_up", blown_up, "a finite loss > 0 (above it a run counts as diverged)", lambda v: 0 < v < math.inf)
+    if target >= blown_up:
+        raise ValueError(f"target ({target}) must be below blown_up ({blown_up}): a run cannot reach a loss it counts as diverged")
     if not history.loss:
         raise ValueError("history holds no step: clipping_stats needs a run of at least one step")
     if not history.metrics.get("update_norm", {}).get("value"):

@@ -309,6 +309,9 @@ def plot_attention_lengths(rows: Sequence[Mapping], lang: str) -> Figure:
     _check_runs("rows", rows, "rows of optimization_options.attention_lengths")
     for i, row in enumerate(rows):
         _check_run(f"rows[{i}]", row, ("length",), "a row of optimization_options.attention_lengths")
+    measured = ("fused_ms", "naive_ms", "fused_memory_mb", "naive_memory_mb")
+    if not any(row.get(key) is not None for row in rows for key in measured):
+        raise ValueError(f"rows hold no measurement: each row of attention_lengths has some of {list(measured)}")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     lengths = [r["length"] for r in rows]
     for ax, suffix, label in ((axes[0], "ms", "attn_time_axis"), (axes[1], "memory_mb", "attn_memory_axis")):

@@ -241,6 +241,9 @@ def measured_table(rows: Sequence[Mapping], columns: Sequence[tuple], lang: str)
     check_type("rows", rows, (list, tuple), "a list of dicts (one per measurement)")
     for i, row in enumerate(rows):
         check_type(f"rows[{i}]", row, Mapping, "a dict {column key: value}")
+    for key, *_ in columns:
+        if rows and not any(key in row for row in rows):
+            raise ValueError(f"no row has the column key {key!r}: the rows' keys are {sorted({k for row in rows for k in row})}")
     header = tuple(text(column[1], lang) for column in columns)
     body = []
     for i, row in enumerate(rows):
