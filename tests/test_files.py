@@ -1,5 +1,6 @@
 """Finished work is never lost and damaged work never loads: engine.files, checkpoints, and a really killed process."""
 
+import math
 import os
 import signal
 import subprocess
@@ -214,6 +215,7 @@ def test_a_run_killed_at_random_moments_always_leaves_a_checkpoint_that_loads(tm
         child.stderr.close()
         steps.append(load_verified(path)["step"])  # whole and undamaged, whatever the kill interrupted
     assert steps == sorted(steps) and steps[-1] > steps[0]  # each run resumed the last one's checkpoint and went on
+    assert len(list(tmp_path.glob(".run.pt.*.part"))) <= 1  # a write removes the parts of killed runs; the last kill's may stay
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         content = load_verified(path)
@@ -231,3 +233,54 @@ def test_the_benchmarks_refuse_a_bad_out_before_they_run(tmp_path, command):
                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 2 and "--out '" in done.stderr and "is a file, not a folder" in done.stderr, done.stderr[-2000:]
     assert time.monotonic() - began < 60  # refused at the start, not after the runs
+
+
+def test_a_checkpoint_write_that_fails_late_is_kept(tmp_path, monkeypatch):
+    """torch.save raises RuntimeError for a path; written through a Python file, a full disk is an OSError, and the work is kept."""
+    real, calls = torch.save, []
+
+    def full_disk_once(obj, file, *args, **kwargs):  # what torch.save does on a full disk, the first time
+        calls.append(file)
+        if len(calls) == 1 and isinstance(file, (str, os.PathLike)):
+            raise RuntimeError("basic_ios::clear: iostream error")  # given a path: torch's C++ writer
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")  # given a Python file
+        return real(obj, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk_once)
+    with pytest.warns(UserWarning, match="could not write the checkpoint to .*No space left on device.*kept in ") as caught:
+        kept = save_verified({"w": torch.arange(3)}, tmp_path / "c.pt")
+    assert str(kept) in str(caught[0].message) and torch.equal(load_verified(kept)["w"], torch.arange(3))
+    assert not list(tmp_path.iterdir())  # no half-written file left beside the target
+    assert save_verified({"w": torch.arange(4)}, tmp_path / "c.pt") == tmp_path / "c.pt"
+
+
+def test_resuming_keeps_the_settings_the_run_started_with(tmp_path):
+    """OneCycleLR moves AdamW's betas during the run; the resumed run starts from the same settings and is not refused."""
+    def run(steps, resume):
+        model, _, _ = setup()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=8)
+        return train(model, optimizer, batches, mse, steps, scheduler=scheduler, device="cpu", checkpoint=tmp_path / "one.pt",
+                     checkpoint_every=2, resume=resume)
+
+    run(4, resume=False)
+    assert len(run(8, resume=True).loss) == 8
+    model, _, _ = setup()
+    other = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.5)
+    with pytest.raises(ValueError, match="another set of optimizer settings"):
+        train(model, other, batches, mse, 8, scheduler=torch.optim.lr_scheduler.OneCycleLR(other, max_lr=0.05, total_steps=8),
+              device="cpu", checkpoint=tmp_path / "one.pt", checkpoint_every=2, resume=True)
+
+
+def test_one_micro_batch_with_nothing_to_count_is_fine_when_the_step_has_some():
+    """All labels of one micro-batch masked: its count is 0, the step's is not."""
+    model, optimizer, _ = setup()
+
+    def summed(model, batch):
+        x, y, n = batch
+        return torch.nn.functional.mse_loss(model(x), y, reduction="sum") * (n > 0), torch.tensor(n)
+
+    data = lambda m: (*batches(m), 0 if m % 2 else 8)
+    history = train(model, optimizer, data, summed, 3, accumulate=2, device="cpu")
+    assert all(math.isfinite(v) for v in history.loss)

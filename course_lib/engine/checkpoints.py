@@ -4,10 +4,12 @@ A checkpoint holds the model (without the ``module.`` / ``_orig_mod.``
 prefixes of DDP and ``torch.compile``), the optimizer, the scheduler, the
 fp16 GradScaler, the step, the history, the random-number states, the
 callbacks' states, a fingerprint of what made it (model shapes,
-optimizer type, schedule, clipping threshold, micro-batches per step), and a
-SHA-256 of all that, checked on load (:mod:`course_lib.engine.files`): a
-damaged file is refused, naming it, instead of resuming slightly different
-weights.  It loads with ``torch.load(weights_only=True)``.
+optimizer type and settings, schedule, clipping threshold, micro-batches per
+step, precision), and a SHA-256 of all that, checked on load
+(:mod:`course_lib.engine.files`): a damaged file is refused, naming it,
+instead of resuming slightly different weights.  Loading checks everything
+first, then restores all or nothing.  It loads with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import collections
 import copy
 import hashlib
+import json
 import os
 import random
 from pathlib import Path
@@ -26,9 +29,9 @@ from course_lib.engine.clipping import threshold_at
 from course_lib.engine.files import load_verified, save_verified
 from course_lib.engine.schedules import schedule_fingerprint
 
-__all__ = ["save_checkpoint", "load_checkpoint", "fingerprint", "unwrap", "CHECKPOINT_FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "fingerprint", "optimizer_settings", "unwrap", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = 4  # 3: the clipping threshold, accumulate and the callbacks' states; 4: a SHA-256 of the contents
+CHECKPOINT_FORMAT = 4  # 3: clip, accumulate, the callbacks' states; 4: a SHA-256, the optimizer's settings, the precision
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -43,13 +46,27 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1, precision: str | None = None) -> dict:
+def optimizer_settings(optimizer: torch.optim.Optimizer) -> str:
+    """Each parameter group's hyperparameters and base rate (``initial_lr`` when a scheduler set one), as text.
+
+    Taken when a run starts (:func:`course_lib.engine.training.start`): a
+    schedule such as OneCycleLR moves ``betas`` or ``momentum`` during the
+    run, and ReduceLROnPlateau lowers ``lr``, so the settings a run was
+    started with are what a resumed run must be started with again.
+    """
+    check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
+    return repr([{key: value for key, value in sorted(group.items()) if key not in ("params", "lr", "initial_lr")}
+                 | {"base_lr": group.get("initial_lr", group["lr"])} for group in optimizer.param_groups])
+
+
+def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1, precision: str | None = None,
+                settings: str | None = None) -> dict:
     """What a checkpoint was made with: model shapes, optimizer and its settings, schedule, clip, micro-batches per step, precision.
 
-    The optimizer's settings are each group's hyperparameters (weight decay,
-    betas, momentum...) and its base rate (``initial_lr`` when a scheduler set
-    one): ``load_state_dict`` would silently replace new ones by the saved.
-    ``precision`` None (a checkpoint handled by hand) is not compared.
+    ``settings`` (:func:`optimizer_settings` when the run started; the
+    optimizer's now if None): ``load_state_dict`` would silently replace new
+    ones by the saved.  ``precision`` None (a checkpoint handled by hand) is
+    not compared.
     """
     check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
     if not callable(clip):
@@ -64,8 +81,7 @@ def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1, 
         "schedule": None if schedule is None else schedule_fingerprint(schedule),
         "clip": schedule_fingerprint(clip) if callable(clip) else None if clip is None else repr(float(clip)),
         "accumulate": accumulate,
-        "settings": repr([{key: value for key, value in sorted(group.items()) if key not in ("params", "lr", "initial_lr")}
-                          | {"base_lr": group.get("initial_lr", group["lr"])} for group in optimizer.param_groups]),
+        "settings": optimizer_settings(optimizer) if settings is None else settings,
         "precision": precision,
     }
 
@@ -142,19 +158,23 @@ def _set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: dict, scaler=None, clip=None,
-                    accumulate: int = 1, callbacks=(), precision: str | None = None) -> None:
+                    accumulate: int = 1, callbacks=(), precision: str | None = None, settings: str | None = None) -> None:
     """Everything a run needs to continue exactly after ``step`` completed steps (wrapper prefixes removed).
 
-    ``clip``, ``accumulate`` and ``precision`` join the fingerprint; ``callbacks`` that keep
+    ``clip``, ``accumulate``, ``precision`` and ``settings`` join the fingerprint; ``callbacks`` that keep
     state (a non-empty ``state_dict()``) have it saved.
     """
     _check_objects(path, model, optimizer, scheduler, scaler)
     check_int("step", step, 0, unit="completed optimizer steps")
     check_type("history", history, dict, "the history's state dict (History.state_dict())")
-    _plain(history, "history")
+    try:
+        json.dumps(history)  # one fast call; the walk below only names what is not plain data
+    except (TypeError, ValueError):
+        _plain(history, "history")
     state = {
         "format": CHECKPOINT_FORMAT,
-        "fingerprint": fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate, precision=precision),
+        "fingerprint": fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate, precision=precision,
+                                   settings=settings),
         "step": step,
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -170,20 +190,22 @@ def save_checkpoint(path, *, model, optimizer, scheduler, step: int, history: di
 _FINGERPRINTED = (
     ("model", "model (parameter names and shapes)"), ("optimizer", "optimizer type"), ("scheduler", "scheduler"),
     ("schedule", "schedule"), ("clip", "clipping threshold (clip)"), ("accumulate", "accumulate (micro-batches per step)"),
-    ("settings", "optimizer settings (base learning rate, weight decay, betas...; the checkpoint's would replace them)"),
+    ("settings", "set of optimizer settings (base learning rate, weight decay, betas...; the checkpoint's would replace them)"),
     ("precision", "precision"),
 )
 
 
 def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip=None, accumulate: int = 1,
-                    callbacks=(), precision: str | None = None) -> tuple[int, dict]:
+                    callbacks=(), precision: str | None = None, settings: str | None = None) -> tuple[int, dict]:
     """Restore a checkpoint into existing objects and callbacks; return (completed steps, the history's state dict).
 
     Refuses, with a message and before changing anything, a file that is not
-    a readable course checkpoint of this format, a checkpoint made with
-    another model, optimizer, schedule, clipping threshold or ``accumulate``,
-    and callbacks that do not match the saved callbacks' states (by class name
-    and rank among the callbacks of that class).
+    a readable, undamaged course checkpoint of this format, objects that do not
+    belong together, a checkpoint made with another model, optimizer or
+    optimizer settings, schedule, clipping threshold, ``accumulate`` or
+    precision, and callbacks that do not match the saved callbacks' states (by
+    class name and rank among the callbacks of that class).  A failure while
+    restoring puts everything back as it was.
     """
     _check_objects(path, model, optimizer, scheduler, scaler)
     path = Path(path)
@@ -198,7 +220,8 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, clip
             "new run: delete the file, or pass another checkpoint path"
         )
     _check_layout(path, state)
-    saved, now = state["fingerprint"], fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate, precision=precision)
+    saved = state["fingerprint"]
+    now = fingerprint(model, optimizer, scheduler, clip=clip, accumulate=accumulate, precision=precision, settings=settings)
     for key, what in _FINGERPRINTED:
         if key == "precision" and None in (saved[key], now[key]):
             continue

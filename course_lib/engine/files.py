@@ -13,6 +13,7 @@ refused with the file's name instead of loading as a slightly different model.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import warnings
@@ -26,6 +27,7 @@ from course_lib.engine.data import tensor_digest
 
 __all__ = ["check_writable", "write_safely", "content_digest", "save_verified", "load_verified", "DIGEST_KEY"]
 
+_SCALARS = (str, int, float, bool, type(None))  # what JSON writes exactly
 DIGEST_KEY = "sha256"  # the key under which save_verified stores the digest of everything else in the file
 
 
@@ -64,9 +66,11 @@ def _check_path(path) -> None:
 def write_safely(path, write: Callable[[Path], None], what: str = "the results") -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``; return the path written.
 
-    If the folder went away or became read-only during the work, the work is
-    not lost: it is written to the system's temporary folder instead and a
-    warning names that file.
+    If the folder went away, became read-only or filled up during the work,
+    the work is not lost: it is written to the system's temporary folder
+    instead (one file per target, replaced by the next save) and a warning
+    names that file.  Temporary files left beside ``path`` by a killed process
+    are removed.
     """
     _check_path(path)
     if not callable(write):
@@ -77,17 +81,38 @@ def write_safely(path, write: Callable[[Path], None], what: str = "the results")
         path.parent.mkdir(parents=True, exist_ok=True)
         write(part)
         os.replace(part, path)  # atomic: a reader never sees half a file
-        return path
     except OSError as error:
         failed = error
+    else:
+        _remove_parts_of_dead_processes(path)
+        return path
     finally:
         if part.parent.is_dir():
             part.unlink(missing_ok=True)
-    handle, kept = tempfile.mkstemp(prefix=f"{path.stem}-", suffix=path.suffix)
-    os.close(handle)
-    write(Path(kept))
+    where = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    kept = Path(tempfile.gettempdir()) / "course_lib-kept" / f"{path.stem}-{where}{path.suffix}"
+    kept.parent.mkdir(exist_ok=True)
+    write(kept)
     warnings.warn(f"could not write {what} to {str(path)!r} ({failed.strerror or failed}); they are kept in {kept}", stacklevel=2)
-    return Path(kept)
+    return kept
+
+
+def _remove_parts_of_dead_processes(path: Path) -> None:
+    """Remove ``.<name>.<pid>.part`` files beside ``path`` whose process is gone (killed mid-write): each may be a whole checkpoint."""
+    for part in path.parent.glob(f".{path.name}.*.part"):
+        pid = part.name[len(path.name) + 2:-len(".part")]
+        if pid.isdigit() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def content_digest(value) -> str:
@@ -102,6 +127,9 @@ def content_digest(value) -> str:
             for key in sorted(item, key=repr):
                 digest.update(repr(key).encode() + b":")
                 feed(item[key])
+        elif isinstance(item, (list, tuple)) and all(type(e) in _SCALARS for e in item):
+            # one call for a history's long lists; JSON keeps 1, 1.0 and true apart and floats exact
+            digest.update(f"{type(item).__name__}=".encode() + json.dumps(item).encode())
         elif isinstance(item, (list, tuple)):
             digest.update(b"[%d" % len(item))
             for element in item:
@@ -121,7 +149,11 @@ def save_verified(content: dict, path, what: str = "the checkpoint") -> Path:
     if DIGEST_KEY in content:
         raise ValueError(f"content must not hold the key {DIGEST_KEY!r}: the file's own digest is stored under it")
     stored = {**content, DIGEST_KEY: content_digest(content)}
-    return write_safely(path, lambda file: torch.save(stored, file), what)
+    def write(file: Path) -> None:
+        with open(file, "wb") as handle:  # through Python's file: a full disk or a lost folder is an OSError, which write_safely handles
+            torch.save(stored, handle)
+
+    return write_safely(path, write, what)
 
 
 def load_verified(path, what: str = "checkpoint") -> dict:
@@ -143,8 +175,9 @@ def load_verified(path, what: str = "checkpoint") -> dict:
             "is empty, truncated, damaged or not a course_lib file"
         ) from None
     if not isinstance(stored, dict) or DIGEST_KEY not in stored:
+        format_ = f" (format {stored['format']})" if isinstance(stored, dict) and "format" in stored else ""
         raise ValueError(f"{what} {str(path)!r} carries no SHA-256 of its contents: it was written by an older "
-                         "course_lib or by something else. Delete it to start afresh, or pass another path")
+                         f"course_lib{format_} or by something else. Delete it to start afresh, or pass another path")
     content = {key: value for key, value in stored.items() if key != DIGEST_KEY}
     if content_digest(content) != stored[DIGEST_KEY]:
         raise ValueError(

@@ -59,7 +59,7 @@ import torch
 import torch.distributed as dist
 
 from course_lib.engine._checks import check_choice, check_int, check_type, shown
-from course_lib.engine.checkpoints import load_checkpoint, save_checkpoint
+from course_lib.engine.checkpoints import load_checkpoint, optimizer_settings, save_checkpoint
 from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
 from course_lib.engine.data import (
     MicroBatches,
@@ -316,7 +316,8 @@ def forward_backward(
         loss = torch.stack(means).mean()
     else:
         count = sum(counts)
-        if isinstance(count, (int, float)) and count <= 0:
+        if isinstance(count, (int, float)) and count <= 0 or (  # a CPU tensor is read without a GPU wait
+                isinstance(count, torch.Tensor) and count.device.type == "cpu" and not bool(count.sum() > 0)):
             raise ValueError(f"loss_fn's counts add up to {count}: the micro-batches hold nothing to average over")
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if grads:  # a Python number divides without a host-to-device copy
@@ -333,11 +334,9 @@ def _mean_over_ranks(value: torch.Tensor, group) -> torch.Tensor:
 
 
 def _check_count(count) -> None:
-    """A micro-batch's count: a number or a tensor; a CPU tensor's value is checked (it costs no GPU wait)."""
+    """A micro-batch's count is a number or a tensor (one micro-batch may count 0, e.g. all its labels masked: the step's sum is checked)."""
     if isinstance(count, bool) or not isinstance(count, (int, float, torch.Tensor)):
         raise TypeError(f"loss_fn's count (the second of its pair (sum, count)) must be a number or a tensor, got {shown(count)}")
-    if isinstance(count, torch.Tensor) and count.device.type == "cpu" and not bool(count.sum() > 0):
-        raise ValueError(f"loss_fn's count is {count.tolist()}: the micro-batch holds nothing to average over")
 
 
 def _check_float64(batch) -> None:
@@ -454,9 +453,11 @@ def start(
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
     done, history = 0, History()
+    settings = optimizer_settings(optimizer)  # before a resume or a step changes them: see optimizer_settings
     if resume and Path(checkpoint).exists():
         done, saved = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                                      clip=clip, accumulate=accumulate, callbacks=callbacks, precision=precision)
+                                      clip=clip, accumulate=accumulate, callbacks=callbacks, precision=precision,
+                                      settings=settings)
         history = History.from_state_dict(saved)
         if steps is not None and done > steps:
             raise ValueError(
@@ -465,7 +466,8 @@ def start(
             )
     state = TrainState(model, optimizer, scheduler, loss_fn, device, steps, precision, history, step=done, start_step=done)
     run = Run(state, callbacks, MicroBatches(data, done * accumulate), scaler, clip=clip, accumulate=accumulate,
-              on_nonfinite=on_nonfinite, checkpoint=checkpoint, checkpoint_every=checkpoint_every, log_every=log_every)
+              on_nonfinite=on_nonfinite, checkpoint=checkpoint, checkpoint_every=checkpoint_every, log_every=log_every,
+              settings=settings)
     model.train()
     run._each("on_train_begin")
     return run
@@ -482,8 +484,8 @@ class Run:
     """
 
     def __init__(self, state: TrainState, callbacks: list[Callback], micro: MicroBatches, scaler, *, clip: Threshold,
-                 accumulate: int, on_nonfinite: str, checkpoint, checkpoint_every: int, log_every: int):
-        self.state, self.callbacks, self.micro, self.scaler = state, callbacks, micro, scaler
+                 accumulate: int, on_nonfinite: str, checkpoint, checkpoint_every: int, log_every: int, settings: str):
+        self.state, self.callbacks, self.micro, self.scaler, self.settings = state, callbacks, micro, scaler, settings
         self.clip, self.accumulate, self.on_nonfinite, self.log_every = clip, accumulate, on_nonfinite, log_every
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.params = list(state.model.parameters())  # frozen ones get no gradient and are skipped; unfreezing needs no rebuild
@@ -572,7 +574,7 @@ class Run:
             if checkpoint is not None and (done % self.checkpoint_every == 0 or last) and is_main_process():
                 save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
                                 history=history.state_dict(), scaler=scaler, clip=self.clip, accumulate=self.accumulate,
-                                callbacks=self.callbacks, precision=state.precision)
+                                callbacks=self.callbacks, precision=state.precision, settings=self.settings)
             if state.should_stop:
                 break
         return history
