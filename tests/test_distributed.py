@@ -342,8 +342,8 @@ def test_child_error_finds_each_ranks_own_error_under_torchrun_s_report(tmp_path
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "ran out of bananas" not in output[-2000:]  # torchrun's report fills the end
     error = child_error(output)
-    for rank in (0, 1):  # a worker that does not import torch prints no "[rank0]:" before its lines
-        assert f"ValueError: rank {rank} ran out of bananas: the worker's own words" in error
+    for rank in (0, 1):  # without torch a worker prints no "[rank0]:"; the two ranks' writes may interleave, not split a message
+        assert f"rank {rank} ran out of bananas: the worker's own words" in error
     assert "ChildFailedError" not in error and "exitcode" not in error
 
 
