@@ -41,6 +41,7 @@ from course_lib.engine.data import (
     pick_device,
     tensor_digest,
     to_device,
+    tokens_of,
 )
 from course_lib.engine.freezing import select, set_trainable
 from course_lib.engine.timing import synchronize
@@ -172,12 +173,7 @@ class Throughput(Callback):
             self.total_tokens = 0
 
     def on_step_begin(self, state: TrainState) -> None:
-        tokens = 0
-        for batch in state.batches:
-            n = self.tokens(batch)
-            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                raise ValueError(f"tokens(batch) must return a count of tokens (an int >= 0), got {shown(n)}")
-            tokens += n
+        tokens = sum(tokens_of(self.tokens, batch) for batch in state.batches)
         self._count += tokens
         self.total_tokens += tokens
 

@@ -18,7 +18,6 @@ import collections
 import copy
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 
 from course_lib.engine._checks import check_int, check_type, shown
 from course_lib.engine.clipping import threshold_at
-from course_lib.engine.files import load_verified, save_verified
+from course_lib.engine.files import check_path, load_verified, save_verified
 from course_lib.engine.schedules import schedule_fingerprint
 
 __all__ = ["save_checkpoint", "load_checkpoint", "fingerprint", "optimizer_settings", "unwrap", "CHECKPOINT_FORMAT"]
@@ -88,8 +87,7 @@ def fingerprint(model, optimizer, scheduler, *, clip=None, accumulate: int = 1, 
 
 def _check_objects(path, model, optimizer, scheduler, scaler) -> None:
     """The arguments of save_checkpoint and load_checkpoint, before anything is read or written."""
-    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file path (str or pathlib.Path), got {shown(path)}")
+    check_path(path)
     check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
     for name, value in (("scheduler", scheduler), ("scaler", scaler)):

@@ -24,7 +24,7 @@ import torch
 from course_lib.engine._checks import check_int, check_type, shown
 
 __all__ = ["pick_device", "default_dtype", "at_least_float32", "is_main_process", "ddp_wrapper", "to_device", "make_loader", "MicroBatches", "check_resumable_order",
-           "first_tensor", "count_tokens", "batch_size",
+           "first_tensor", "count_tokens", "tokens_of", "batch_size",
            "tensor_digest", "checksum"]
 
 Batch = Any
@@ -296,6 +296,16 @@ def count_tokens(batch: Any) -> int:
     if found is None:
         raise TypeError(f"batch holds no tensor to count tokens in, got {shown(batch)}: pass tokens=... a function batch -> count")
     return found.numel()
+
+
+def tokens_of(tokens: Callable[[Any], int], batch: Any) -> int:
+    """``tokens(batch)``, checked: a counter such as :func:`count_tokens` must return an int >= 0, not a rate or a text."""
+    counted = tokens(batch)
+    if isinstance(counted, bool) or not isinstance(counted, int):
+        raise TypeError(f"tokens(batch) must return an int >= 0 (the tokens the micro-batch trains on), got {shown(counted)}")
+    if counted < 0:
+        raise ValueError(f"tokens(batch) must return an int >= 0 (the tokens the micro-batch trains on), got {counted}")
+    return counted
 
 
 def batch_size(batch: Any) -> int:

@@ -25,7 +25,7 @@ import torch
 from course_lib.engine._checks import check_type, shown
 from course_lib.engine.data import tensor_digest
 
-__all__ = ["check_writable", "write_safely", "content_digest", "save_verified", "load_verified", "DIGEST_KEY"]
+__all__ = ["check_path", "check_writable", "write_safely", "content_digest", "save_verified", "load_verified", "DIGEST_KEY"]
 
 _SCALARS = (str, int, float, bool, type(None))  # what JSON writes exactly
 DIGEST_KEY = "sha256"  # the key under which save_verified stores the digest of everything else in the file
@@ -38,8 +38,7 @@ def check_writable(path, name: str = "path") -> Path:
     folder, so a read-only folder, a file where a folder should be, or a
     folder where the file should be is found before any work, not after.
     """
-    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a file path (str or pathlib.Path), got {shown(path)}")
+    check_path(path, name)
     if str(path) in ("", ".") or str(path).endswith(("/", os.sep)):
         raise ValueError(f"{name} must name a file, got {str(path)!r} (a folder)")
     path = Path(path)
@@ -58,9 +57,10 @@ def check_writable(path, name: str = "path") -> Path:
     return path
 
 
-def _check_path(path) -> None:
+def check_path(path, name: str = "path") -> None:
+    """TypeError unless ``path`` is a str or a path-like object (the one type check of every file argument)."""
     if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file path (str or pathlib.Path), got {shown(path)}")
+        raise TypeError(f"{name} must be a file path (str or pathlib.Path), got {shown(path)}")
 
 
 def write_safely(path, write: Callable[[Path], None], what: str = "the results") -> Path:
@@ -72,7 +72,7 @@ def write_safely(path, write: Callable[[Path], None], what: str = "the results")
     names that file.  Temporary files left beside ``path`` by a killed process
     are removed.
     """
-    _check_path(path)
+    check_path(path)
     if not callable(write):
         raise TypeError(f"write must be a function that writes a file at the path it is given, got {shown(write)}")
     path = Path(path)
@@ -163,7 +163,7 @@ def load_verified(path, what: str = "checkpoint") -> dict:
     version), or whose contents changed since they were written (a flipped
     bit, a truncated copy) is refused with the reason.
     """
-    _check_path(path)
+    check_path(path)
     path = Path(path)
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)

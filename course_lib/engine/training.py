@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -70,7 +69,7 @@ from course_lib.engine.data import (
     pick_device,
     to_device,
 )
-from course_lib.engine.files import check_writable
+from course_lib.engine.files import check_path, check_writable
 
 __all__ = ["History", "TrainState", "Callback", "train", "start", "Run", "forward_backward", "autocast", "weight_dtype", "PRECISIONS"]
 
@@ -682,8 +681,8 @@ def _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, ac
                          "torch.set_default_dtype(torch.float64) (or call model.double()) before creating the optimizer")
     check_choice("on_nonfinite", on_nonfinite, ("error", "skip"))
     check_int("checkpoint_every", checkpoint_every, 0)
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise TypeError(f"checkpoint must be a file path or None, got {checkpoint!r}")
+    if checkpoint is not None:
+        check_path(checkpoint, "checkpoint")
     if checkpoint_every and checkpoint is None:
         raise ValueError(f"checkpoint_every={checkpoint_every} needs a checkpoint path: pass checkpoint='run.pt'")
     if checkpoint is not None and not checkpoint_every:

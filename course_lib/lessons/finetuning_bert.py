@@ -137,8 +137,8 @@ def _check_config(config: object) -> None:
     check_type("config", config, Config, "a finetuning_bert.Config, e.g. CONFIGS['cpu']")
 
 
-def _check_result(name: str, result: object, keys: tuple[str, ...]) -> None:
-    """One of :func:`run`'s results (a dict) with ``keys``."""
+def check_result(name: str, result: object, keys: tuple[str, ...]) -> None:
+    """One of a lesson's ``run()`` results (a dict) with ``keys`` (lesson 04 checks its runs with it too)."""
     check_type(name, result, Mapping, "one of run()'s results (a dict)")
     missing = [key for key in keys if key not in result]
     if missing:
@@ -153,12 +153,6 @@ def _check_results(results: object) -> list:
         raise ValueError(f"results must hold a non-empty list of runs under 'runs', got {shown(runs)}")
     stored.validate(results, RESULTS)
     return runs
-
-
-def _check_progress(progress: object) -> None:
-    if not callable(progress):
-        raise TypeError(f"progress must be a function that takes a line of text, e.g. print or lambda line: None, "
-                        f"got {shown(progress)}")
 
 
 _SHARE, _POSITIVE = stored.Real(0.0, 1.0), stored.Real(0.0)
@@ -257,7 +251,7 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
 def paired_gap(results: dict, a: str, b: str, key: str = "accuracy_after"):
     """``key`` of variant ``b`` minus variant ``a``, seed by seed (same seeds): a :class:`~course_lib.engine.stats.Spread`."""
     for run in _check_results(results):
-        _check_result("a run of results", run, ("variant", "seed", key))
+        check_result("a run of results", run, ("variant", "seed", key))
     by_seed = {(r["variant"], r["seed"]): r[key] for r in results["runs"]}
     seeds = sorted(seed for variant, seed in by_seed if variant == a)
     if not seeds or any((b, seed) not in by_seed for seed in seeds):
@@ -267,7 +261,7 @@ def paired_gap(results: dict, a: str, b: str, key: str = "accuracy_after"):
 
 def norm_summary(result: dict, clip: float) -> dict[str, float]:
     """When clipping acted in one run and which part had the large gradient (the lesson's per-seed lines)."""
-    _check_result("result", result, ("grad_norm", "clipped_fraction", "grad_norm_classifier", "grad_norm_mlp"))
+    check_result("result", result, ("grad_norm", "clipped_fraction", "grad_norm_classifier", "grad_norm_mlp"))
     check_number("clip", clip, "> 0 (the run's clipping threshold)", lambda v: v > 0)
     norms = result["grad_norm"]
     if not norms:
@@ -289,7 +283,7 @@ def clipping_effect(result: dict, clip: float, start: int = 0) -> dict[str, floa
     part by its own norm would multiply the head by min(1, c / |g_head|).
     Returns the mean of each factor over the steps.
     """
-    _check_result("result", result, ("grad_norm", "grad_norm_classifier"))
+    check_result("result", result, ("grad_norm", "grad_norm_classifier"))
     check_number("clip", clip, "> 0 (the run's clipping threshold)", lambda v: v > 0)
     check_int("start", start, 0)
     steps = range(start, len(result["grad_norm"]))
@@ -304,7 +298,7 @@ def clipping_effect(result: dict, clip: float, start: int = 0) -> dict[str, floa
 def run_all(config: Config, device=None, progress=print) -> dict:
     """Every variant of ``config`` over its seeds, with provenance."""
     _check_config(config)
-    _check_progress(progress)
+    stored.check_progress(progress)
     device = pick_device(device)
     runs = []
     for variant in config.variants:
@@ -330,7 +324,7 @@ def summarize(results: dict) -> dict[str, dict]:
 
     out: dict[str, dict] = {}
     for r in _check_results(results):
-        _check_result("a run of results", r, ("variant", *SUMMARY))
+        check_result("a run of results", r, ("variant", *SUMMARY))
         out.setdefault(r["variant"], {key: [] for key in SUMMARY})
         for key in SUMMARY:
             if r[key] is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type
 from course_lib.engine.callbacks import evaluate
 from course_lib.engine.data import default_dtype, pick_device
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
@@ -337,8 +337,7 @@ def cumulative_days(seconds_per_iteration: float, iterations: float) -> float:
 def run_all(config: Config, device=None, progress=print) -> dict:
     """Every measurement of ``config``, with provenance (the stored results)."""
     _check_config(config)
-    if not callable(progress):
-        raise TypeError(f"progress must be a function that takes a line of text, e.g. print or lambda line: None, got {shown(progress)}")
+    stored.check_progress(progress)
     device = pick_device(device)
     results = {}
     for name, fn in (("batch_sizes", batch_sizes), ("vocabulary_sizes", vocabulary_sizes), ("precisions", precisions),

@@ -25,7 +25,7 @@ from course_lib.engine._checks import check_choice, check_type, shown
 from course_lib.engine.data import pick_device
 from course_lib.engine.files import check_writable, write_safely
 
-__all__ = ["provenance", "path", "load", "as_stored", "rounded", "main", "configuration", "require", "validate", "Real", "Int",
+__all__ = ["provenance", "path", "load", "as_stored", "rounded", "main", "check_progress", "configuration", "require", "validate", "Real", "Int",
            "Choice", "Many", "Named", "Maybe"]
 
 DATA = Path(__file__).resolve().parent / "results"  # shipped in the package: Colab installs it from git without the book
@@ -267,6 +267,13 @@ def as_stored(config, stored: Mapping) -> dict:
         else:
             out[field.name] = json.loads(json.dumps(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value))
     return out
+
+
+def check_progress(progress: object) -> None:
+    """``run_all``'s ``progress``: a function that takes a line of text (print, or one that drops it)."""
+    if not callable(progress):
+        raise TypeError(f"progress must be a function that takes a line of text, e.g. print or lambda line: None, "
+                        f"got {shown(progress)}")
 
 
 def main(argv, *, lesson: str, description: str, configs: Mapping, run_all: Callable) -> None:

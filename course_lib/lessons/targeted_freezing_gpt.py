@@ -63,7 +63,7 @@ from course_lib.lessons.corpus import (
     split_held_out,
     token_share,
 )
-from course_lib.lessons.finetuning_bert import _check_progress, check_seeds, check_variants
+from course_lib.lessons.finetuning_bert import check_result, check_seeds, check_variants
 from course_lib.lessons.pretraining import PRETRAIN, load_pretrained
 from course_lib.lessons.sources import check_source
 from course_lib.models.gpt import GPT, generate, lm_loss
@@ -321,7 +321,7 @@ def probe_cost(config: Config, steps: int = 20, rounds: int = 3, device=None) ->
 def run_all(config: Config, device=None, progress=print) -> dict:
     """Every variant over every seed of ``config``, with p before training and provenance (the stored results)."""
     _check_config(config)
-    _check_progress(progress)
+    stored.check_progress(progress)
     device = pick_device(device)
     s = setup(config, device)
     before = prepare(s, "full", config.precision)
@@ -350,7 +350,7 @@ def p_summary(p_before: list[float], a: dict, b: dict) -> dict:
     """Δp of runs ``a`` and ``b`` over the sampling seeds, how often p_B > p_A, and p_B - p_A seed by seed."""
     _check_numbers("p_before", p_before, "the shares p before fine-tuning, one per sampling seed", empty=False)
     for name, run in (("a", a), ("b", b)):
-        _check_run(name, run, ("p",))
+        check_result(name, run, ("p",))
         _check_numbers(f"{name}['p']", run["p"], "shares p, one per sampling seed")
     if not len(p_before) == len(a["p"]) == len(b["p"]):
         raise ValueError("p_before, a['p'] and b['p'] must hold one share per sampling seed, the same seeds")
@@ -366,7 +366,7 @@ def p_summary(p_before: list[float], a: dict, b: dict) -> dict:
 def weight_change_ratio(a: dict, b: dict) -> dict[str, tuple[float, float]]:
     """For each matrix that trains in ``b``: (mean |ΔW|_F per step in ``a``, in ``b``)."""
     for name, run in (("a", a), ("b", b)):
-        _check_run(name, run, ("weight_change",))
+        check_result(name, run, ("weight_change",))
     for name in b["weight_change"]:
         if name not in a["weight_change"]:
             raise ValueError(f"a recorded no weight change of {name!r}, which b trains: were both run with the same probe?")
@@ -379,7 +379,7 @@ def weight_change_ratio(a: dict, b: dict) -> dict[str, tuple[float, float]]:
 def curve_gap(a: dict, c: dict) -> dict[str, float]:
     """How far two held-out loss curves are apart: the largest and the last |L_a - L_c| over the evaluations."""
     for name, run in (("a", a), ("c", c)):
-        _check_run(name, run, ("eval_loss",))
+        check_result(name, run, ("eval_loss",))
         _check_numbers(f"{name}['eval_loss']", run["eval_loss"], "one held-out loss per evaluation", empty=False)
     if len(a["eval_loss"]) != len(c["eval_loss"]):
         raise ValueError(f"a and c must be evaluated equally often, got {len(a['eval_loss'])} and {len(c['eval_loss'])} evaluations")
@@ -415,7 +415,7 @@ def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
     if not isinstance(runs, list) or not runs:
         raise ValueError(f"results must hold a non-empty list of runs under 'runs', got {shown(runs)}")
     for r in runs:
-        _check_run("a run of results", r, ("variant", "seed", "eval_loss", "loss", "p",
+        check_result("a run of results", r, ("variant", "seed", "eval_loss", "loss", "p",
                                            *(k for k in SUMMARY if k not in ("eval_last", "train_last", "saving", "p"))))
         if not r["p"] or not r["loss"] or not r["eval_loss"]:
             raise ValueError(f"a run of results ({r['variant']!r}, seed {r['seed']}) has an empty 'p', 'loss' or 'eval_loss'")
@@ -453,14 +453,6 @@ def load_results(name: str = "gpu") -> dict:
 
 def _check_config(config: object) -> None:
     check_type("config", config, Config, "a targeted_freezing_gpt.Config, e.g. CONFIGS['cpu']")
-
-
-def _check_run(name: str, run: object, keys: tuple[str, ...]) -> None:
-    """One of :func:`run`'s results (a dict) with ``keys``."""
-    check_type(name, run, Mapping, "one of run()'s results (a dict)")
-    missing = [key for key in keys if key not in run]
-    if missing:
-        raise ValueError(f"{name} lacks {', '.join(map(repr, missing))}: pass one of run()'s results")
 
 
 def _check_numbers(name: str, values: object, what: str, empty: bool = True) -> None:
