@@ -807,6 +807,17 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "MFU là số FLOP mỗi giây mà mô hình cần chia cho mức đỉnh của thiết bị, không phải ngược lại.",
         "en": "MFU is the FLOP/s the model needs divided by the device's peak, not the other way round.",
     },
+    # Lesson 01, second edition: its key results, experiments and exercises.
+    # (end of lesson 01's second-edition strings)
+
+    # Lesson 02, second edition: its key results, experiments and exercises.
+    # (end of lesson 02's second-edition strings)
+
+    # Lesson 03, second edition: its key results, experiments and exercises.
+    # (end of lesson 03's second-edition strings)
+
+    # Lesson 04, second edition: its key results, experiments and exercises.
+    # (end of lesson 04's second-edition strings)
 }
 
 

@@ -48,7 +48,7 @@ from course_lib.lessons import data_parallel, finetuning_bert, online, plain, se
 from course_lib.lessons.corpus import TextTokenizer, characteristic_tokens, encode_texts
 from course_lib.engine.distributed import child_environment, child_error
 from course_lib.engine.distributed import setup as distributed_setup
-from course_lib.show import exercises, plotting
+from course_lib.show import exercises, plotting, source
 from course_lib.lessons.corpus import TokenWindows, finetuning_text, held_out_blocks, split_held_out, token_share, train_tokenizer
 from course_lib.models.fast_step import FAST, build, synthetic_batches
 from course_lib.models.gpt import (GPT, MLP, Block, CausalSelfAttention, GPTConfig, flops_per_token, from_hf, generate, lm_loss,
@@ -1516,6 +1516,11 @@ LESSONS_2 = [
                  id="loss-curves-window"),
 ]
 
+SOURCE = [
+    pytest.param(lambda: source.code_of(3), TypeError, "obj: expected a function, method or class", id="code-of-int"),
+    pytest.param(lambda: source.code_of(len), TypeError, "obj: expected a function, method or class", id="code-of-builtin"),
+]
+
 
 def _torch_bytes(obj) -> bytes:
     import io
@@ -1555,6 +1560,7 @@ TABLES = {
     "plain": PLAIN,
     "engine-2": ENGINE_2,
     "lessons-2": LESSONS_2,
+    "source": SOURCE,
 }
 CASES = [pytest.param(*case.values, id=f"{module}-{case.id}", marks=case.marks) for module, table in TABLES.items() for case in table]
 
