@@ -852,8 +852,12 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "ex_part_norms": {"vi": "{part}: |g| {before} → {after}", "en": "{part}: |g| {before} → {after}"},
     "ex_hint_part_norms": {
-        "vi": "hãy trả về một dict {tên phần: chuẩn của phần đó trước khi cắt}, với đúng các khóa của parts.",
-        "en": "return a dict {part name: that part's norm before clipping}, with the same keys as parts.",
+        "vi": "hãy trả về một dict {{tên phần: chuẩn của phần đó trước khi cắt}}, với đúng các khóa của parts.",
+        "en": "return a dict {{part name: that part's norm before clipping}}, with the same keys as parts.",
+    },
+    "ex_hint_norm_before": {
+        "vi": "gradient đã được cắt đúng, nhưng hãy trả về chuẩn của mỗi phần TRƯỚC khi cắt, như clip_grad_norm_ trả về.",
+        "en": "the gradients are clipped right, but return each part's norm BEFORE clipping, as clip_grad_norm_ does.",
     },
     "ex_hint_grad_removed": {
         "vi": "sau hàm của bạn có tham số không còn gradient (p.grad là None): hãy nhân p.grad tại chỗ, đừng xóa nó.",

@@ -744,6 +744,11 @@ def _parts_not_in_place(parts, c):
     return _part_norms(parts)
 
 
+def _parts_norm_after(parts, c):
+    clip_grad_norm_per_layer_(parts, c)
+    return _part_norms(parts)
+
+
 def _parts_scaled_up(parts, c):
     norms = _part_norms(parts)
     for name, ps in parts.items():
@@ -762,7 +767,8 @@ def check_clip_per_part(fn: Callable, lang: str) -> Verdict:
     and compares the norms and the weights with
     :func:`course_lib.engine.clipping.clip_grad_norm_per_layer_`'s.  Mistakes
     recognised: one global factor for all parts, each tensor clipped by its
-    own norm, gradients not changed in place, c/|g| also below the threshold.
+    own norm, gradients not changed in place, c/|g| also below the threshold,
+    the norms returned after clipping instead of before.
     """
     rows = ((0, 0.25), (1, 1.0), (2, 0.5), (3, 0.25), (5, 0.1))
 
@@ -776,6 +782,7 @@ def check_clip_per_part(fn: Callable, lang: str) -> Verdict:
         (_parts_per_tensor, "ex_hint_part_tensor"),
         (_parts_not_in_place, "ex_hint_in_place"),
         (_parts_scaled_up, "ex_hint_scales_up"),
+        (_parts_norm_after, "ex_hint_norm_before"),
     )
     return _check(fn, lang, "check_clip_per_part(clip_per_part_, LANG)", [case(*row) for row in rows],
                   lambda parts, c: {k: float(v) for k, v in clip_grad_norm_per_layer_(parts, c).items()}, mistakes,
