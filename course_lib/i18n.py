@@ -841,10 +841,12 @@ _STRINGS: dict[str, dict[str, str]] = {
     "constant_rate": {"vi": "tốc độ học không đổi", "en": "constant rate"},
     "with_decay": {"vi": "giảm tuyến tính", "en": "linear decay"},
     "clip_slower_faster": {
-        "vi": "{setting}: cắt ở c = {c} làm chậm đi ở η = {slower}, làm nhanh lên ở η = {faster}; "
-              "không lần chạy nào đạt đích ở η = {neither}",
-        "en": "{setting}: clipping at c = {c} slows the run at η = {slower}, speeds it up at η = {faster}; "
-              "neither run gets there at η = {neither}",
+        "vi": "{setting}: cắt ở c = {c} làm lần chạy chậm đi ở η = {slower}, làm nó nhanh lên ở η = {faster}",
+        "en": "{setting}: clipping at c = {c} slows the run at η = {slower}, speeds it up at η = {faster}",
+    },
+    "clip_neither": {
+        "vi": "; không lần chạy nào đạt đích ở η = {neither}",
+        "en": "; neither run gets there at η = {neither}",
     },
     "overflow_case": {
         "vi": "gradient {grad}, max_norm = {c}: clip_grad_norm_ trả về {norm}; gradient thành {after}; trọng số sau bước cập nhật {w}",
