@@ -811,6 +811,78 @@ _STRINGS: dict[str, dict[str, str]] = {
     # (end of lesson 01's second-edition strings)
 
     # Lesson 02, second edition: its key results, experiments and exercises.
+    "rate_vs_steps": {"vi": "η \\ số bước đến L < {target}", "en": "η \\ steps to L < {target}"},
+    "key_diverges": {"vi": "ở đó SGD không cắt gradient thì phân kỳ", "en": "where SGD without clipping diverges"},
+    "key_converges": {"vi": "ở đó SGD tự hội tụ, không cần cắt gradient", "en": "where SGD converges without clipping"},
+    "key_rate": {
+        "vi": "η = {eta}, {regime}. Số bước đến L < {target}: không cắt: {none}; cắt ở c = {c}: {clip}; "
+              "giảm tuyến tính: {sched}; cắt + giảm tuyến tính: {both}.",
+        "en": "η = {eta}, {regime}. Steps to L < {target}: no clipping: {none}; clipping at c = {c}: {clip}; "
+              "linear decay: {sched}; clipping + decay: {both}.",
+    },
+    "key_overflow": {
+        "vi": "Gradient {grad} có chuẩn tràn số float32. Qua clip_grad_norm_ của PyTorch với max_norm = {c}, nó bị nhân với "
+              "{factor} và bước cập nhật không thay đổi gì, không một cảnh báo; với max_norm = inf nó thành {nan}.",
+        "en": "The gradient {grad} has a norm that overflows float32. Through PyTorch's clip_grad_norm_ with max_norm = {c} "
+              "it is multiplied by {factor} and the step changes nothing, without a warning; with max_norm = inf it becomes {nan}.",
+    },
+    "key_head": {
+        "vi": "Bước 0 của các lần tinh chỉnh đã lưu của bài 03 ({n} seed), tỉ phần của bình phương chuẩn gradient: đầu phân loại "
+              "{head} %, các tầng MLP {mlp} %, các phần được huấn luyện còn lại (pooler, LayerNorm) {rest} %.",
+        "en": "Step 0 of lesson 03's stored fine-tuning runs ({n} seeds), share of the squared gradient norm: classifier head "
+              "{head} %, MLP layers {mlp} %, the other trainable parts (pooler, LayerNorms) {rest} %.",
+    },
+    "start_norms": {
+        "vi": "bài 03, bước 0 ({n} seed, trung bình ± sai số chuẩn): chuẩn toàn cục {total}; đầu phân loại {head}; "
+              "các tầng MLP {mlp}; mọi phần được huấn luyện còn lại gộp lại {rest}",
+        "en": "lesson 03, step 0 ({n} seeds, mean ± standard error): global norm {total}; classifier head {head}; "
+              "MLP layers {mlp}; every other trainable part together {rest}",
+    },
+    "constant_rate": {"vi": "tốc độ học không đổi", "en": "constant rate"},
+    "with_decay": {"vi": "giảm tuyến tính", "en": "linear decay"},
+    "clip_slower_faster": {
+        "vi": "{setting}: cắt ở c = {c} làm lần chạy chậm đi ở η = {slower}, làm nó nhanh lên ở η = {faster}",
+        "en": "{setting}: clipping at c = {c} slows the run at η = {slower}, speeds it up at η = {faster}",
+    },
+    "clip_neither": {
+        "vi": "; không lần chạy nào đạt đích ở η = {neither}",
+        "en": "; neither run gets there at η = {neither}",
+    },
+    "overflow_case": {
+        "vi": "gradient {grad}, max_norm = {c}: clip_grad_norm_ trả về {norm}; gradient thành {after}; trọng số sau bước cập nhật {w}",
+        "en": "gradient {grad}, max_norm = {c}: clip_grad_norm_ returns {norm}; the gradient becomes {after}; the weights after the step {w}",
+    },
+    "ex_part_norms": {"vi": "{part}: |g| {before} → {after}", "en": "{part}: |g| {before} → {after}"},
+    "ex_hint_part_norms": {
+        "vi": "hãy trả về một dict {{tên phần: chuẩn của phần đó trước khi cắt}}, với đúng các khóa của parts.",
+        "en": "return a dict {{part name: that part's norm before clipping}}, with the same keys as parts.",
+    },
+    "ex_hint_norm_before": {
+        "vi": "gradient đã được cắt đúng, nhưng hãy trả về chuẩn của mỗi phần TRƯỚC khi cắt, như clip_grad_norm_ trả về.",
+        "en": "the gradients are clipped right, but return each part's norm BEFORE clipping, as clip_grad_norm_ does.",
+    },
+    "ex_hint_grad_removed": {
+        "vi": "sau hàm của bạn có tham số không còn gradient (p.grad là None): hãy nhân p.grad tại chỗ, đừng xóa nó.",
+        "en": "after your function some parameter has no gradient (p.grad is None): scale p.grad in place, do not remove it.",
+    },
+    "ex_hint_part_global": {
+        "vi": "bạn đã cắt mọi phần bằng một hệ số chung, tính từ chuẩn toàn cục. Cắt theo từng phần thì mỗi phần có hệ số riêng "
+              "c / max(|g_phần|, c), tính từ chuẩn của riêng các tensor của phần đó.",
+        "en": "you clipped every part by one factor, from the global norm. Per part, each part gets its own factor "
+              "c / max(|g_part|, c), from the norm of that part's tensors alone.",
+    },
+    "ex_hint_part_tensor": {
+        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của nó. Chuẩn của một phần gộp mọi tensor của phần đó (trọng số và bias), "
+              "và một hệ số duy nhất nhân cho tất cả các tensor ấy.",
+        "en": "you clipped each tensor by its own norm. A part's norm covers all its tensors together (weights and biases), "
+              "and one factor scales them all.",
+    },
+    "ex_hint_in_place": {
+        "vi": "các gradient mà bộ tối ưu đọc (p.grad) vẫn y nguyên: hãy nhân tại chỗ, p.grad.mul_(factor); một tensor mới "
+              "g * factor không thay đổi gì mà bước cập nhật dùng.",
+        "en": "the gradients the optimizer reads (p.grad) were left as they were: scale them in place, p.grad.mul_(factor); "
+              "a new tensor g * factor changes nothing the step uses.",
+    },
     # (end of lesson 02's second-edition strings)
 
     # Lesson 03, second edition: its key results, experiments and exercises.

@@ -1652,3 +1652,29 @@ def test_figures_of_edge_values_are_still_drawn():
     for fig in (plot_rates({"a": torch.tensor([0.1, 0.2]), "b": (0.3, 0.1)}, "en"), explorer_figure(10, 10, 4.0, 1.0, "en"),
                 plotting.plot_loss_curves([1.0] * 5, [2.0] * 5, "en", window=5)):
         plt.close(fig)
+
+
+# Lesson 02, second edition: the sweep of rates, lesson 03's norms at step 0, the table of rates.
+
+LESSON_02_SECOND = [
+    pytest.param(lambda: _clipping_lesson.steps_to_target_by_rate(()), TypeError, "etas must be a non-empty tuple", id="rates-empty"),
+    pytest.param(lambda: _clipping_lesson.steps_to_target_by_rate(0.5), TypeError, "etas must be a non-empty tuple", id="rates-number"),
+    pytest.param(lambda: _clipping_lesson.steps_to_target_by_rate((0.5, -1.0)), ValueError, "etas[1] must be a finite learning rate",
+                 id="rates-negative"),
+    pytest.param(lambda: _clipping_lesson.steps_to_target_by_rate((0.5,), max_norm=math.inf), ValueError,
+                 "max_norm must be a finite clipping threshold", id="rates-threshold-inf"),
+    pytest.param(lambda: _clipping_lesson.steps_to_target_by_rate((0.5,), num_steps=0), ValueError, "num_steps", id="rates-no-steps"),
+    pytest.param(lambda: _clipping_lesson.steps_to_target_by_rate((0.5,), target=0), ValueError, "target must be a finite loss",
+                 id="rates-target-zero"),
+    pytest.param(lambda: _clipping_lesson.start_norms([]), TypeError, "results must be", id="start-norms-list"),
+    pytest.param(lambda: _clipping_lesson.start_norms({"config": {}}), ValueError, "results holds no list 'runs'", id="start-norms-no-runs"),
+    pytest.param(lambda: _clipping_lesson.start_norms(_finetuning_bert.load_results(), "frozen_typo"), ValueError,
+                 "variant must be one of", id="start-norms-variant"),
+    pytest.param(lambda: _tables.clipping_by_rate((0.5,), "fr"), ValueError, "lang", id="rate-table-language"),
+]
+
+
+@pytest.mark.parametrize("call, error, names_argument", LESSON_02_SECOND)
+def test_lesson_02_second_edition_bad_input_raises_a_clear_error(call, error, names_argument):
+    with pytest.raises(error, match=re.escape(names_argument)):
+        call()

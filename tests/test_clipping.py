@@ -223,3 +223,62 @@ def test_group_by_must_name_layers_with_strings():
     assert LayerGradNorms(model.named_parameters(), lambda name: "all").layers == ["all"]
     with pytest.raises(TypeError, match=r"group_by\(name\) must return the name of the parameter's layer \(a str\), got 0 \(int\)"):
         LayerGradNorms(model.named_parameters(), lambda name: 0)
+
+
+# Lesson 02, second edition: where clipping slows the quadratic, lesson 03's norms at step 0, torch at an overflowing norm.
+
+
+def test_clipping_slows_the_quadratic_where_full_steps_do_not_overshoot_and_speeds_it_up_where_they_do():
+    from course_lib.lessons.gradient_clipping import SETUPS, steps_to_target_by_rate
+
+    found = steps_to_target_by_rate((0.25, 0.75, 1.5))
+    assert all(set(steps) == set(SETUPS) for steps in found.values())
+    # without clipping, L_t = 5 (1 - 2 eta)^(2t): below 1e-3 from the first t with t > log(5000) / (2 log 2) at eta = 0.25
+    assert found[0.25]["no_clip"] == math.ceil(math.log(5000) / (2 * math.log(2)))
+    assert found[0.25]["clip_only"] > found[0.25]["no_clip"] and found[0.25]["clip_and_schedule"] > found[0.25]["schedule_only"]
+    assert found[0.75]["clip_only"] < found[0.75]["no_clip"]
+    assert found[1.5]["no_clip"] is None and found[1.5]["clip_only"] is None
+    assert found[1.5]["clip_and_schedule"] < found[1.5]["schedule_only"]
+    assert steps_to_target_by_rate((0.25,), max_norm=1e9)[0.25]["clip_only"] == found[0.25]["no_clip"], "a threshold never reached"
+
+
+def test_start_norms_split_lesson_03s_step_0_norm_into_shares_that_add_up_to_one():
+    from course_lib.lessons.finetuning_bert import load_results
+    from course_lib.lessons.gradient_clipping import start_norms
+
+    results = load_results()
+    found = start_norms(results)
+    frozen = [r for r in results["runs"] if r["variant"] == "frozen"]
+    assert found["total"].n == len(frozen) >= 2
+    assert math.isclose(found["total"].mean, sum(r["grad_norm"][0] for r in frozen) / len(frozen))
+    assert math.isclose(found["head_share"].mean + found["mlp_share"].mean + found["rest_share"].mean, 1.0)
+    run = {"variant": "frozen", "grad_norm": [5.0], "grad_norm_classifier": [3.0], "grad_norm_mlp": [0.0]}
+    one = start_norms({"runs": [run]})
+    assert one["rest"].mean == 4.0 and math.isclose(one["head_share"].mean, 0.36) and math.isclose(one["rest_share"].mean, 0.64)
+    with pytest.raises(ValueError, match="variant must be one of 'frozen'"):
+        start_norms({"runs": [run]}, "full")
+
+
+def test_torch_clip_grad_norm_at_an_overflowing_norm():
+    """What lesson 02 shows: finite components whose squares overflow give a norm of inf; a finite max_norm then
+    zeroes the gradient (factor c / (inf + 1e-6) = 0), max_norm=inf turns it into NaN, an inf component becomes NaN."""
+    def clipped(grad, max_norm):
+        w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        w.grad = torch.tensor(grad)
+        total = torch.nn.utils.clip_grad_norm_([w], max_norm)
+        torch.optim.SGD([w], lr=0.1).step()
+        return total.item(), w.grad.tolist(), w.tolist()
+
+    assert clipped([3e19, 4e19], 1.0) == (math.inf, [0.0, 0.0], [1.0, -2.0])
+    total, grad, weights = clipped([3e19, 4e19], math.inf)
+    assert total == math.inf and all(math.isnan(v) for v in grad + weights)
+    total, grad, weights = clipped([math.inf, 1.0], 1.0)
+    assert math.isnan(grad[0]) and grad[1] == 0.0 and math.isnan(weights[0]) and weights[1] == -2.0
+
+
+def test_clipping_by_rate_table_has_one_row_per_rate_in_the_readers_language():
+    from course_lib.show.tables import clipping_by_rate
+
+    table = clipping_by_rate((0.25, 1.5), "vi")
+    assert [row[0] for row in table.rows] == ["0,25", "1,5"]
+    assert table.rows[1][1] == "không bao giờ" and table.header[0] == "η \\ số bước đến L < 10⁻³"

@@ -382,3 +382,90 @@ def test_strip_solution_keeps_the_indentation_and_refuses_unbalanced_markers():
     for broken in ("# BEGIN SOLUTION\nx = 1\n", "x = 1\n# END SOLUTION\n", "# BEGIN SOLUTION\n# BEGIN SOLUTION\n"):
         with pytest.raises(ValueError, match="SOLUTION"):
             student_edition.strip_solution(broken, "vi")
+
+
+# Lesson 02, second edition: per-part clipping, checked by the SGD step it leads to.
+
+
+def _norms(parts):
+    return {name: torch.sqrt(sum((p.grad**2).sum() for p in params)).item() for name, params in parts.items()}
+
+
+def parts_by_global_norm(parts, max_norm):
+    norms = _norms(parts)
+    torch.nn.utils.clip_grad_norm_([p for params in parts.values() for p in params], max_norm)
+    return norms
+
+
+def parts_tensor_by_tensor(parts, max_norm):
+    norms = _norms(parts)
+    for params in parts.values():
+        for p in params:
+            torch.nn.utils.clip_grad_norm_([p], max_norm)
+    return norms
+
+
+def parts_not_in_place(parts, max_norm):
+    norms = _norms(parts)
+    for name, params in parts.items():
+        for p in params:
+            p.grad * (max_norm / max(norms[name], max_norm))
+    return norms
+
+
+def parts_scaled_up(parts, max_norm):
+    norms = _norms(parts)
+    for name, params in parts.items():
+        for p in params:
+            p.grad.mul_(max_norm / norms[name])
+    return norms
+
+
+def parts_norms_after(parts, max_norm):
+    for params in parts.values():
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return _norms(parts)
+
+
+PART_CALL = "max_norm=0.25), model = body_and_head(seed=0)"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("wrong, head_after, body_after, head_before, hint", [
+    pytest.param(parts_by_global_norm, "0.2434", "0.05688", "0.7434", "ex_hint_part_global", id="one-global-factor"),
+    pytest.param(parts_tensor_by_tensor, "0.2582", "0.1737", "0.7434", "ex_hint_part_tensor", id="tensor-by-tensor"),
+    pytest.param(parts_not_in_place, "0.7434", "0.1737", "0.7434", "ex_hint_in_place", id="not-in-place"),
+    pytest.param(parts_scaled_up, "0.25", "0.25", "0.7434", "ex_hint_scales_up", id="scaled-up-below-c"),
+    pytest.param(parts_norms_after, "0.25", "0.1737", "0.25", "ex_hint_norm_before", id="norms-after-clipping"),
+])
+def test_per_part_clipping_mistakes_fail_with_the_step_they_lead_to(wrong, head_after, body_after, head_before, hint, lang):
+    verdict = exercises.check_clip_per_part(wrong, lang)
+    assert verdict.status == "wrong"
+    lines = verdict.message.splitlines()
+    call = next(i for i, line in enumerate(lines) if PART_CALL in line)
+    assert lines[call].strip().startswith(wrong.__name__ + "({'body': list(model[0].parameters())")
+    got = text("ex_part_norms", lang, part=text("part_head", lang), before=written(head_before, lang), after=written(head_after, lang))
+    body = text("ex_part_norms", lang, part=text("part_body", lang), before=written("0.1737", lang), after=written(body_after, lang))
+    right = text("ex_part_norms", lang, part=text("part_head", lang), before=written("0.7434", lang), after=written("0.25", lang))
+    assert f"{body}; {got}" in lines[call + 1] and lines[call + 1].rstrip(".").endswith(right)
+    assert text("ex_hint", lang, hint=text(hint, lang)) in verdict.message
+
+
+def test_per_part_clipping_accepts_torch_once_per_part_and_tensor_norms():
+    """clip_grad_norm_ once per part (returning 0-d tensors) is a right answer; the check draws no global random number."""
+    before = torch.get_rng_state()
+    per_part = lambda parts, max_norm: {name: torch.nn.utils.clip_grad_norm_(params, max_norm) for name, params in parts.items()}
+    assert exercises.check_clip_per_part(per_part, "en")
+    assert torch.equal(before, torch.get_rng_state())
+
+
+def test_per_part_clipping_needs_the_parts_norms_as_a_dict():
+    as_list = exercises.check_clip_per_part(lambda parts, max_norm: list(parts_norms_after(parts, max_norm).values()), "vi")
+    assert not as_list and text("ex_hint_part_norms", "vi") in as_list.message
+    removed = exercises.check_clip_per_part(
+        lambda parts, max_norm: [setattr(p, "grad", None) for ps in parts.values() for p in ps] and _norms_zero(parts), "en")
+    assert not removed and text("ex_hint_grad_removed", "en") in removed.message
+
+
+def _norms_zero(parts):
+    return {name: 0.0 for name in parts}

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib.engine._checks import check_int, check_number, check_type
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
 from course_lib.engine.clipping import LayerGradNorms, clip_grad_norm_, clip_grad_norm_per_layer_, norm_lost
+from course_lib.engine.schedules import linear_with_warmup
+from course_lib.engine.stats import Spread, spread
 from course_lib.engine.training import History
-from course_lib.models.toy import body_and_head
+from course_lib.models.toy import body_and_head, train_quadratic
 
-__all__ = ["ClippingStats", "clipping_stats", "layer_clipping", "INITS", "value_ranges"]
+__all__ = ["ClippingStats", "clipping_stats", "SETUPS", "steps_to_target_by_rate", "start_norms", "layer_clipping", "INITS",
+           "value_ranges"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,68 @@ def clipping_stats(history: History, target: float = 1e-3, blown_up: float = 1e6
     diverged = any(not math.isfinite(v) or v > blown_up for v in history.loss) or any(history.skipped)
     lost = sum(norm_lost(g, c) for g, c in zip(history.grad_norm, history.threshold) if math.isfinite(g))
     return ClippingStats(history.loss[-1], max(history.metric("update_norm")), reached, diverged, lost)
+
+
+SETUPS = ("no_clip", "clip_only", "schedule_only", "clip_and_schedule")
+
+
+def steps_to_target_by_rate(
+    etas, num_steps: int = 100, max_norm: float = 1.0, target: float = 1e-3
+) -> dict[float, dict[str, int | None]]:
+    """Where clipping speeds the quadratic up and where it slows it down: steps to ``loss < target`` at each peak rate.
+
+    For each rate in ``etas``, the four setups of :data:`SETUPS` (SGD at a
+    constant rate; clipping at ``max_norm``; a linear decay of the rate to 0
+    over ``num_steps``; both), trained with
+    :func:`~course_lib.models.toy.train_quadratic`.  ``None``: the target was
+    not reached within ``num_steps``.
+    """
+    if not isinstance(etas, (tuple, list)) or not etas:
+        raise TypeError(f"etas must be a non-empty tuple of peak learning rates, e.g. (0.25, 1.5), got {shown(etas)}")
+    for i, eta in enumerate(etas):
+        check_number(f"etas[{i}]", eta, "a finite learning rate > 0", lambda v: 0 < v < math.inf)
+    check_int("num_steps", num_steps, 1)
+    check_number("max_norm", max_norm, "a finite clipping threshold > 0", lambda v: 0 < v < math.inf)
+    check_number("target", target, "a finite loss > 0", lambda v: 0 < v < math.inf)
+    decay = linear_with_warmup(0, num_steps)
+    out = {}
+    for eta in etas:
+        runs = {
+            "no_clip": train_quadratic(eta, num_steps),
+            "clip_only": train_quadratic(eta, num_steps, clip=max_norm),
+            "schedule_only": train_quadratic(eta, num_steps, schedule=decay),
+            "clip_and_schedule": train_quadratic(eta, num_steps, clip=max_norm, schedule=decay),
+        }
+        out[eta] = {name: clipping_stats(history, target).steps_to_target for name, history in runs.items()}
+    return out
+
+
+def start_norms(results: dict, variant: str = "frozen") -> dict[str, Spread]:
+    """Which part carries the gradient at step 0 of lesson 03's stored fine-tuning runs, over their seeds.
+
+    ``results`` is what :func:`course_lib.lessons.finetuning_bert.load_results`
+    returns.  Per run of ``variant``, at step 0: the global norm (``total``),
+    the classifier head's and the MLP layers' norms, the norm of every other
+    trainable part together (``rest`` = sqrt(total² - head² - mlp²): in the
+    notes' recipe the pooler and the MLP blocks' LayerNorms), and the share of
+    the squared global norm each of the three carries (``head_share``,
+    ``mlp_share``, ``rest_share``; they add up to 1).
+    """
+    check_type("results", results, dict, "the stored results of lesson 03 (finetuning_bert.load_results())")
+    runs = results.get("runs")
+    if not isinstance(runs, list):
+        raise ValueError(f"results holds no list 'runs' (keys: {sorted(results)}): pass finetuning_bert.load_results()")
+    check_choice("variant", variant, tuple(dict.fromkeys(r.get("variant") for r in runs if isinstance(r, dict))),
+                 "the variants stored in results")
+    rows = []
+    for r in runs:
+        if r["variant"] != variant:
+            continue
+        total, head, mlp = r["grad_norm"][0], r["grad_norm_classifier"][0], r["grad_norm_mlp"][0]
+        rest = math.sqrt(max(0.0, total**2 - head**2 - mlp**2))
+        rows.append({"total": total, "head": head, "mlp": mlp, "rest": rest,
+                     "head_share": (head / total) ** 2, "mlp_share": (mlp / total) ** 2, "rest_share": (rest / total) ** 2})
+    return {key: spread([row[key] for row in rows]) for key in rows[0]}
 
 
 def layer_clipping(max_norm: float, seed: int = 0) -> dict[str, dict[str, float]]:

@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 
 from course_lib.engine._checks import check_choice, check_int, check_type, shown
-from course_lib.engine.clipping import clip_factor, global_norm
+from course_lib.engine.clipping import clip_factor, clip_grad_norm_per_layer_, global_norm
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
 from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
 from course_lib.engine.timing import mfu
@@ -36,6 +36,7 @@ from course_lib.lessons.corpus import token_share
 from course_lib.lessons.finetuning_bert import RECIPE
 from course_lib.lessons.targeted_freezing_gpt import ATTENTION_WEIGHTS, flop_saving
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, parameter_count
+from course_lib.models.toy import body_and_head
 
 __all__ = [
     "Verdict",
@@ -52,6 +53,7 @@ __all__ = [
     "check_flops_per_token",
     "check_mfu",
     "hard_restarts_factor",
+    "check_clip_per_part",
 ]
 
 
@@ -678,3 +680,110 @@ def check_mfu(fn: Callable, lang: str) -> Verdict:
     )
     make = _call("tokens_per_step", "ms_per_step", "flops_per_token", "peak_flops")
     return _check(fn, lang, "check_mfu(model_flops_utilization, LANG)", _cases(make, rows), reference, mistakes)
+
+
+# ------------------------------------------------------------------------------------------------ lesson 02, second edition
+
+_PART_RATE = 0.1  # the SGD rate of the step the check takes after the reader's clipping
+
+
+def _body_and_head_parts(seed: int) -> dict[str, list[torch.nn.Parameter]]:
+    model = body_and_head(seed)
+    return {"body": list(model[0].parameters()), "head": list(model[1].parameters())}
+
+
+def _read_part_step(value: object, arguments: tuple):
+    """The norms returned, each part's norm after the reader's clipping, and the weights after one SGD step with it."""
+    parts = arguments[0]
+    if value is None:
+        return _Odd(value, "ex_hint_none")
+    if not isinstance(value, dict) or set(value) != set(parts):
+        return _Odd(value, "ex_hint_part_norms")
+    norms = {name: _read_number(v, arguments) for name, v in value.items()}
+    if any(isinstance(v, _Odd) for v in norms.values()):
+        return _Odd(value, "ex_hint_part_norms")
+    params = [p for ps in parts.values() for p in ps]
+    if any(p.grad is None for p in params):
+        return _Odd(value, "ex_hint_grad_removed")
+    after = {name: float(global_norm([p.grad for p in ps])) for name, ps in parts.items()}
+    torch.optim.SGD(params, lr=_PART_RATE).step()
+    return norms, after, [p.detach().to(torch.float64).clone() for p in params]
+
+
+def _same_part_step(a, b) -> bool:
+    (norms_a, after_a, weights_a), (norms_b, after_b, weights_b) = a, b
+    return (all(_close(norms_a[k], norms_b[k]) and _close(after_a[k], after_b[k]) for k in norms_b)
+            and _same_tensors(weights_a, weights_b))
+
+
+def _show_part_step(value, other: object, lang: str) -> str:
+    norms, after, _ = value
+    return "; ".join(text("ex_part_norms", lang, part=text(f"part_{name}", lang), before=significant(norms[name], lang, 4),
+                          after=significant(after[name], lang, 4)) for name in norms)
+
+
+def _part_norms(parts) -> dict[str, float]:
+    return {name: float(global_norm([p.grad for p in ps])) for name, ps in parts.items()}
+
+
+def _parts_by_global_norm(parts, c):
+    norms = _part_norms(parts)
+    torch.nn.utils.clip_grad_norm_([p for ps in parts.values() for p in ps], c)
+    return norms
+
+
+def _parts_per_tensor(parts, c):
+    norms = _part_norms(parts)
+    for ps in parts.values():
+        for p in ps:
+            p.grad.mul_(clip_factor(float(p.grad.norm()), c))
+    return norms
+
+
+def _parts_not_in_place(parts, c):
+    return _part_norms(parts)
+
+
+def _parts_norm_after(parts, c):
+    clip_grad_norm_per_layer_(parts, c)
+    return _part_norms(parts)
+
+
+def _parts_scaled_up(parts, c):
+    norms = _part_norms(parts)
+    for name, ps in parts.items():
+        for p in ps:
+            p.grad.mul_(c / norms[name])
+    return norms
+
+
+def check_clip_per_part(fn: Callable, lang: str) -> Verdict:
+    """Lesson 02: ``fn(parts, max_norm)`` clips each part's gradients by that part's own norm, in place, and returns
+    ``{part: its norm before clipping}``.
+
+    ``parts`` maps "body" and "head" to the parameters of
+    :func:`course_lib.models.toy.body_and_head`, whose gradients are computed.
+    After ``fn`` the check takes one SGD step with the gradients ``fn`` left
+    and compares the norms and the weights with
+    :func:`course_lib.engine.clipping.clip_grad_norm_per_layer_`'s.  Mistakes
+    recognised: one global factor for all parts, each tensor clipped by its
+    own norm, gradients not changed in place, c/|g| also below the threshold,
+    the norms returned after clipping instead of before.
+    """
+    rows = ((0, 0.25), (1, 1.0), (2, 0.5), (3, 0.25), (5, 0.1))
+
+    def case(seed: int, c: float) -> _Case:
+        return _Case(lambda: (_body_and_head_parts(seed), c),
+                     lambda name, lang: f"{name}({{'body': list(model[0].parameters()), 'head': list(model[1].parameters())}}, "
+                                        f"max_norm={c}), model = body_and_head(seed={seed})")
+
+    mistakes = (
+        (_parts_by_global_norm, "ex_hint_part_global"),
+        (_parts_per_tensor, "ex_hint_part_tensor"),
+        (_parts_not_in_place, "ex_hint_in_place"),
+        (_parts_scaled_up, "ex_hint_scales_up"),
+        (_parts_norm_after, "ex_hint_norm_before"),
+    )
+    return _check(fn, lang, "check_clip_per_part(clip_per_part_, LANG)", [case(*row) for row in rows],
+                  lambda parts, c: {k: float(v) for k, v in clip_grad_norm_per_layer_(parts, c).items()}, mistakes,
+                  read=_read_part_step, same=_same_part_step, show=_show_part_step)

@@ -19,12 +19,12 @@ from course_lib.engine.stats import Spread
 from course_lib.engine.training import History
 from course_lib.i18n import check_language, count, number, plain, significant, text
 from course_lib.lessons import finetuning_bert, stored, targeted_freezing_gpt
-from course_lib.lessons.gradient_clipping import clipping_stats, layer_clipping, value_ranges
+from course_lib.lessons.gradient_clipping import SETUPS, clipping_stats, layer_clipping, steps_to_target_by_rate, value_ranges
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_law_holds_until, schedule_stats
 from course_lib.models.gpt import GPTConfig, parameter_count
 from course_lib.show.report import Table
 
-__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table"]
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table", "clipping_by_rate"]
 
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -412,3 +412,15 @@ def freezing_table(model: torch.nn.Module, lang: str) -> Table:
     total = sum(p.numel() for p in model.parameters())
     body.append((text("total", lang), count(total, lang), text("ratio_r", lang, r=number(ratio, lang, 3))))
     return Table((text("part", lang), text("parameters", lang), text("status", lang)), tuple(body))
+
+
+def clipping_by_rate(etas, lang: str, num_steps: int = 100, max_norm: float = 1.0, target: float = 1e-3) -> Table:
+    """Lesson 02: steps to ``loss < target`` of the quadratic's four setups, one row per peak rate (``never`` if not reached)."""
+    check_language(lang)
+    found = steps_to_target_by_rate(etas, num_steps, max_norm, target)
+    rows = tuple(
+        (plain(eta, lang), *(text("never", lang) if steps[name] is None else str(steps[name]) for name in SETUPS))
+        for eta, steps in found.items()
+    )
+    header = (text("rate_vs_steps", lang, target=plain(target, lang)), *(text(name, lang) for name in SETUPS))
+    return Table(header, rows)
