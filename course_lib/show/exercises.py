@@ -31,8 +31,8 @@ from course_lib.engine.clipping import clip_factor, global_norm
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
 from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
 from course_lib.engine.timing import mfu
-from course_lib.i18n import bracketed, check_language, count, number, plain, significant, text
 from course_lib.engine.training import History
+from course_lib.i18n import bracketed, check_language, count, number, plain, significant, text
 from course_lib.lessons.corpus import token_share
 from course_lib.lessons.finetuning_bert import RECIPE
 from course_lib.lessons.lr_schedules import GPT_SEEDS, GPT_STEPS, late_loss
