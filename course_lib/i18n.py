@@ -844,7 +844,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "gpt_peak": {"vi": "Tốc độ học đỉnh", "en": "Peak rate"},
     "gpt_without": {"vi": "Không khởi động", "en": "No warm-up"},
-    "gpt_with": {"vi": "Khởi động {warmup} bước", "en": "Warm-up {warmup} steps"},
+    "gpt_with": {"vi": "Có khởi động", "en": "With warm-up"},
     "gpt_difference": {"vi": "Chênh lệch (có − không)", "en": "Difference (with − without)"},
     "gpt_lower": {"vi": "Số seed có khởi động thấp hơn", "en": "Seeds lower with warm-up"},
     "gpt_stuck": {
@@ -852,14 +852,12 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "peak rate {eta}: late loss above {limit} (stuck) in {without} of {n} seeds without warm-up, {with_} of {n} with {warmup} warm-up steps",
     },
     "gpt_spike": {
-        "vi": "mất mát lớn nhất trong {early} bước đầu: {without} khi không khởi động, {with_} khi khởi động (đoán đều 64 token: ln 64 = {uniform})",
-        "en": "highest loss of the first {early} steps: {without} without warm-up, {with_} with it (a uniform guess over 64 tokens: ln 64 = {uniform})",
+        "vi": "mất mát lớn nhất trong {early} bước đầu, theo từng seed: {without} khi không khởi động, {with_} khi khởi động; "
+              "mất mát lúc bắt đầu: {start} (đoán đều trên 64 token: ln 64 = {uniform})",
+        "en": "highest loss of the first {early} steps, per seed: {without} without warm-up, {with_} with it; "
+              "the loss at the start: {start} (a uniform guess over 64 tokens: ln 64 = {uniform})",
     },
     "gpt_warmup_title": {"vi": "GPT nhỏ, AdamW, tốc độ học đỉnh {eta}", "en": "Tiny GPT, AdamW, peak rate {eta}"},
-    "ex_gpt_correct": {
-        "vi": "✓ Đúng rồi: {name} giữ tốc độ học đỉnh {eta}, chạy đủ {steps} bước, và cả {n} seed đều kết thúc với mất mát cuối dưới {limit}.",
-        "en": "✓ Correct: {name} keeps the peak rate {eta}, trains {steps} steps, and all {n} seeds end with a late loss below {limit}.",
-    },
     "ex_gpt_wrong": {
         "vi": "✗ Chưa đúng: mới đạt {right}/{n} seed. Lần chạy sai đầu tiên:\n   {call}\n   {problem}",
         "en": "✗ Not yet: {right} of {n} seeds passed. The first run that fails:\n   {call}\n   {problem}",
