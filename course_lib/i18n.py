@@ -815,8 +815,8 @@ _STRINGS: dict[str, dict[str, str]] = {
               "warm-up and {with_} with {warmup} warm-up steps (mean ± standard error over {n} seeds; lower in {k} of {n}).",
     },
     "key_adam_zero": {
-        "vi": "Một bước với tốc độ học 0 vẫn làm Adam thay đổi: trọng số giữ nguyên ({same}), nhưng bộ đếm bước thành {step} và hai moment khác 0 ({moved}).",
-        "en": "A step at rate 0 still changes Adam: the weights stay put ({same}), but its step count becomes {step} and both moments become non-zero ({moved}).",
+        "vi": "Một bước với tốc độ học 0 vẫn làm Adam thay đổi: trọng số không đổi: {same}; nhưng bộ đếm bước thành {step}, và cả hai moment khác 0: {moved}.",
+        "en": "A step at rate 0 still changes Adam: weights unchanged: {same}; yet its step count is now {step}, and both moments are non-zero: {moved}.",
     },
     "key_past_end": {
         "vi": "Quá điểm kết thúc đã khai báo (bước {t} của lịch {T} bước): cosin của transformers và course_lib đã lên lại {ours} đỉnh; "

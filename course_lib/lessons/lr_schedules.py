@@ -15,6 +15,7 @@ the course's one loop, in float64 so that every CPU prints the same digits;
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
@@ -50,6 +51,7 @@ __all__ = [
     "phrase_batches",
     "train_tiny_gpt",
     "late_loss",
+    "one_thread",
 ]
 
 
@@ -226,6 +228,22 @@ GPT_SEEDS = range(5)  # each seed: its own initial weights, phrase and batch ord
 LATE_STEPS = 20  # late_loss averages the last 20 of the 120 steps: one batch's loss is noisy
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run the block on one CPU thread, then restore the thread count.
+
+    The tiny GPT's matrices are too small to share out: a second thread only
+    waits for the first, and on a busy 2-core machine a run took 9 times
+    longer on two threads than on one.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def tiny_gpt(seed: int) -> GPT:
     """Lesson 05's tiny GPT (:data:`~course_lib.lessons.data_parallel.TINY_GPT`), its weights drawn from ``seed``.
 
@@ -260,8 +278,9 @@ def train_tiny_gpt(eta_max: float, num_warmup_steps: int, seed: int, steps: int 
     model = tiny_gpt(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=eta_max)
     scheduler = ScheduledLR(optimizer, cosine_with_warmup(num_warmup_steps, steps))
-    return train(model, optimizer, phrase_batches(seed), lm_loss, steps, scheduler=scheduler, precision="fp64",
-                 log_every=steps)
+    with one_thread():
+        return train(model, optimizer, phrase_batches(seed), lm_loss, steps, scheduler=scheduler, precision="fp64",
+                     log_every=steps)
 
 
 def late_loss(history: History, last: int = LATE_STEPS) -> float:

@@ -35,7 +35,7 @@ from course_lib.engine.training import History
 from course_lib.i18n import bracketed, check_language, count, number, plain, significant, text
 from course_lib.lessons.corpus import token_share
 from course_lib.lessons.finetuning_bert import RECIPE
-from course_lib.lessons.lr_schedules import GPT_SEEDS, GPT_STEPS, late_loss
+from course_lib.lessons.lr_schedules import GPT_SEEDS, GPT_STEPS, late_loss, one_thread
 from course_lib.lessons.targeted_freezing_gpt import ATTENTION_WEIGHTS, flop_saving
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, parameter_count
 
@@ -709,7 +709,7 @@ def check_warmup_run(fn: Callable, lang: str) -> Verdict:
     for right, seed in enumerate(seeds):
         call = f"{name}(seed={seed})"
         try:
-            with torch.random.fork_rng(devices=[]):  # the reader's run may seed the global generator: the lesson's stays as it was
+            with torch.random.fork_rng(devices=[]), one_thread():  # the reader's run may seed the global generator: the lesson's stays
                 history = fn(seed)
         except NotImplementedError:
             return _verdict(name, "not_done", text("ex_not_done", lang, name=name))
