@@ -819,7 +819,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "A step at rate 0 still changes Adam: weights unchanged: {same}; yet its step count is now {step}, and both moments are non-zero: {moved}.",
     },
     "key_past_end": {
-        "vi": "Quá điểm kết thúc đã khai báo (bước {t} của lịch {T} bước): cosin của transformers và course_lib đã lên lại {ours} đỉnh; "
+        "vi": "Quá điểm kết thúc đã khai báo (bước {t} của lịch {T} bước): cosin của transformers và course_lib đã lên lại {ours} lần giá trị đỉnh; "
               "nanoGPT và CS336 giữ ở mức sàn {floor}.",
         "en": "Past the declared end (step {t} of a {T}-step schedule): transformers' cosine, which course_lib follows, is back up at "
               "{ours} of the peak; nanoGPT and CS336 hold the floor, {floor}.",

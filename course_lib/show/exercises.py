@@ -709,7 +709,7 @@ def check_warmup_run(fn: Callable, lang: str) -> Verdict:
     for right, seed in enumerate(seeds):
         call = f"{name}(seed={seed})"
         try:
-            with torch.random.fork_rng(devices=[]), one_thread():  # the reader's run may seed the global generator: the lesson's stays
+            with torch.random.fork_rng(devices=[]), one_thread():  # the lesson's random state stays as it was
                 history = fn(seed)
         except NotImplementedError:
             return _verdict(name, "not_done", text("ex_not_done", lang, name=name))
