@@ -808,6 +808,84 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "MFU is the FLOP/s the model needs divided by the device's peak, not the other way round.",
     },
     # Lesson 01, second edition: its key results, experiments and exercises.
+    "key_gpt_warmup": {
+        "vi": "Khởi động (warm-up) có ích ở đây: một GPT nhỏ huấn luyện bằng AdamW với tốc độ học đỉnh {eta} đạt mất mát cuối {without} "
+              "khi không khởi động, {with_} khi khởi động {warmup} bước (trung bình ± sai số chuẩn qua {n} seed; thấp hơn ở {k}/{n} seed).",
+        "en": "Warm-up where it matters: a tiny GPT trained by AdamW at peak rate {eta} ends at late loss {without} without "
+              "warm-up and {with_} with {warmup} warm-up steps (mean ± standard error over {n} seeds; lower in {k} of {n}).",
+    },
+    "key_adam_zero": {
+        "vi": "Một bước với tốc độ học 0 vẫn làm Adam thay đổi: trọng số không đổi: {same}; nhưng bộ đếm bước thành {step}, và cả hai moment khác 0: {moved}.",
+        "en": "A step at rate 0 still changes Adam: weights unchanged: {same}; yet its step count is now {step}, and both moments are non-zero: {moved}.",
+    },
+    "key_past_end": {
+        "vi": "Quá điểm kết thúc đã khai báo (bước {t} của lịch {T} bước): cosin của transformers và course_lib đã lên lại {ours} lần giá trị đỉnh; "
+              "nanoGPT và CS336 giữ ở mức sàn {floor}.",
+        "en": "Past the declared end (step {t} of a {T}-step schedule): transformers' cosine, which course_lib follows, is back up at "
+              "{ours} of the peak; nanoGPT and CS336 hold the floor, {floor}.",
+    },
+    "adam_zero_step": {
+        "vi": "sau bước 1 (tốc độ học {rate}): trọng số không đổi: {same}; số bước Adam đã đếm: {step}; moment bậc một m = {m}; moment bậc hai v = {v}",
+        "en": "after update 1 (rate {rate}): weights unchanged: {same}; Adam's step count: {step}; first moment m = {m}; second moment v = {v}",
+    },
+    "adam_next_update": {
+        "vi": "bước 2 (tốc độ học {rate}) dịch trọng số {after}; một AdamW mới, không có bước 0 trước đó, sẽ dịch {fresh}",
+        "en": "update 2 (rate {rate}) moves the weights by {after}; a fresh AdamW, without the zero-rate step before it, would move them by {fresh}",
+    },
+    "convention_continues": {"vi": "transformers, course_lib (cosin đi tiếp)", "en": "transformers, course_lib (the cosine goes on)"},
+    "convention_floor": {"vi": "nanoGPT, CS336 (giữ mức sàn)", "en": "nanoGPT, CS336 (the floor is held)"},
+    "past_end_rates": {
+        "vi": "bước {t}: {continues_label} {continues}; {floor_label} {floor}",
+        "en": "step {t}: {continues_label} {continues}; {floor_label} {floor}",
+    },
+    "transformers_past_end": {
+        "vi": "get_cosine_with_min_lr_schedule_with_warmup của transformers cho cùng các hệ số với course_lib ở cả {n} bước, kể cả sau bước {T}: {same}",
+        "en": "transformers' get_cosine_with_min_lr_schedule_with_warmup gives course_lib's multipliers at all {n} steps, past step {T} too: {same}",
+    },
+    "gpt_peak": {"vi": "Tốc độ học đỉnh", "en": "Peak rate"},
+    "gpt_without": {"vi": "Không khởi động", "en": "No warm-up"},
+    "gpt_with": {"vi": "Có khởi động", "en": "With warm-up"},
+    "gpt_difference": {"vi": "Chênh lệch (có − không)", "en": "Difference (with − without)"},
+    "gpt_lower": {"vi": "Số seed có khởi động thấp hơn", "en": "Seeds lower with warm-up"},
+    "gpt_stuck": {
+        "vi": "tốc độ học đỉnh {eta}: mất mát cuối trên {limit} (mắc kẹt) ở {without}/{n} seed khi không khởi động, {with_}/{n} khi khởi động {warmup} bước",
+        "en": "peak rate {eta}: late loss above {limit} (stuck) in {without} of {n} seeds without warm-up, {with_} of {n} with {warmup} warm-up steps",
+    },
+    "gpt_spike": {
+        "vi": "mất mát lớn nhất trong {early} bước đầu, theo từng seed: {without} khi không khởi động, {with_} khi khởi động; "
+              "mất mát lúc bắt đầu: {start} (đoán đều trên 64 token: ln 64 = {uniform})",
+        "en": "highest loss of the first {early} steps, per seed: {without} without warm-up, {with_} with it; "
+              "the loss at the start: {start} (a uniform guess over 64 tokens: ln 64 = {uniform})",
+    },
+    "gpt_warmup_title": {"vi": "GPT nhỏ, AdamW, tốc độ học đỉnh {eta}", "en": "Tiny GPT, AdamW, peak rate {eta}"},
+    "ex_gpt_wrong": {
+        "vi": "✗ Chưa đúng: mới đạt {right}/{n} seed. Lần chạy sai đầu tiên:\n   {call}\n   {problem}",
+        "en": "✗ Not yet: {right} of {n} seeds passed. The first run that fails:\n   {call}\n   {problem}",
+    },
+    "ex_gpt_not_history": {"vi": "trả về {got}, không phải một History", "en": "returned {got}, not a History"},
+    "ex_gpt_steps": {"vi": "ghi {got} bước, cần đúng {steps} bước", "en": "recorded {got} steps; it must train exactly {steps}"},
+    "ex_gpt_peak": {"vi": "tốc độ học cao nhất là {got}, cần đúng {eta}", "en": "its highest rate is {got}; it must be {eta}"},
+    "ex_gpt_loss": {"vi": "mất mát cuối là {got}, cần dưới {limit}", "en": "its late loss is {got}; it must be below {limit}"},
+    "ex_hint_gpt_history": {
+        "vi": "hãy trả về đúng thứ mà train(...) trả về: History của lần chạy.",
+        "en": "return what train(...) returns: the run's History.",
+    },
+    "ex_hint_gpt_steps": {
+        "vi": "gọi train(..., GPT_STEPS, ...) và khai báo lịch dài GPT_STEPS bước: cosine_with_warmup(số_bước_khởi_động, GPT_STEPS).",
+        "en": "call train(..., GPT_STEPS, ...) and declare the schedule over GPT_STEPS steps: cosine_with_warmup(your_warmup, GPT_STEPS).",
+    },
+    "ex_hint_gpt_peak": {
+        "vi": "bài tập giữ tốc độ học đỉnh ở 0,1 (lr=0.1 của AdamW): hạ tốc độ học không phải là khởi động; và phần khởi động phải ngắn hơn lịch để lịch đạt tới đỉnh.",
+        "en": "the exercise keeps the peak at 0.1 (AdamW's lr=0.1): lowering the rate is not a warm-up; and the warm-up must be shorter than the schedule, so that the peak is reached.",
+    },
+    "ex_hint_gpt_no_warmup": {
+        "vi": "lần chạy bắt đầu ngay ở tốc độ đỉnh (bước đầu dùng tốc độ học {first}): hãy thêm một đoạn khởi động, cosine_with_warmup(W, GPT_STEPS) với W > 0.",
+        "en": "the run starts at the peak (its first update used rate {first}): add a warm-up, cosine_with_warmup(W, GPT_STEPS) with W > 0.",
+    },
+    "ex_hint_gpt_short_warmup": {
+        "vi": "có khởi động ({warmup} bước), nhưng chưa đủ cho seed này: hãy thử một đoạn khởi động dài hơn.",
+        "en": "there is a warm-up ({warmup} steps), but not enough for this seed: try a longer one.",
+    },
     # (end of lesson 01's second-edition strings)
 
     # Lesson 02, second edition: its key results, experiments and exercises.

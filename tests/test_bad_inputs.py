@@ -1678,3 +1678,31 @@ LESSON_02_SECOND = [
 def test_lesson_02_second_edition_bad_input_raises_a_clear_error(call, error, names_argument):
     with pytest.raises(error, match=re.escape(names_argument)):
         call()
+# Lesson 01, second edition.
+
+from course_lib.lessons.lr_schedules import late_loss, phrase_batches, tiny_gpt, train_tiny_gpt  # noqa: E402
+from course_lib.show.plotting import plot_warmup_losses  # noqa: E402
+
+LESSON_01_2E = [
+    pytest.param(lambda: tiny_gpt(-1), ValueError, "seed", id="tiny-gpt-seed"),
+    pytest.param(lambda: tiny_gpt(0.5), TypeError, "seed", id="tiny-gpt-seed-float"),
+    pytest.param(lambda: phrase_batches(-2), ValueError, "seed", id="phrase-seed"),
+    pytest.param(lambda: train_tiny_gpt(0.0, 0, 0), ValueError, "eta_max", id="tiny-gpt-eta"),
+    pytest.param(lambda: train_tiny_gpt(0.1, 200, 0), ValueError, "num_warmup_steps", id="tiny-gpt-warmup-too-long"),
+    pytest.param(lambda: late_loss([1.0, 2.0]), TypeError, "history", id="late-loss-list"),
+    pytest.param(lambda: late_loss(History()), ValueError, "history recorded no loss", id="late-loss-empty"),
+    pytest.param(lambda: late_loss(History(step=[0], lr=[0.1], loss=[1.0]), last=0), ValueError, "last", id="late-loss-last"),
+    pytest.param(lambda: plot_warmup_losses({}, 0.1, "en"), ValueError, "runs is empty", id="warmup-plot-empty"),
+    pytest.param(lambda: plot_warmup_losses({"a": [History()]}, 0.1, "en"), TypeError, "runs['a'] must be", id="warmup-plot-no-loss"),
+    pytest.param(lambda: plot_warmup_losses({"a": [History(step=[0], lr=[0.1], loss=[1.0])]}, 0.0, "en"), ValueError, "eta_max",
+                 id="warmup-plot-eta"),
+    pytest.param(lambda: plot_warmup_losses({"a": [History(step=[0], lr=[0.1], loss=[1.0])]}, 0.1, "fr"), ValueError, "lang",
+                 id="warmup-plot-lang"),
+]
+
+
+@pytest.mark.parametrize("call, error, names_argument", LESSON_01_2E)
+def test_lesson_01_second_edition_bad_input_raises_a_clear_error(call, error, names_argument):
+    with pytest.raises(error, match=re.escape(names_argument)) as raised:
+        call()
+    assert type(raised.value) is error

@@ -469,3 +469,56 @@ def test_per_part_clipping_needs_the_parts_norms_as_a_dict():
 
 def _norms_zero(parts):
     return {name: 0.0 for name in parts}
+# Lesson 01, second edition: exercise 4 runs the tiny GPT at peak rate 0.1.
+
+
+def _high_rate_run(eta_max=0.1, warmup=40, steps=None, seed_offset=0):
+    """A reader's high_rate_run(seed): the tiny GPT under AdamW with the given peak, warm-up and length."""
+    from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+    from course_lib.engine.training import train
+    from course_lib.lessons.lr_schedules import GPT_STEPS, phrase_batches, tiny_gpt
+    from course_lib.models.gpt import lm_loss
+
+    steps = steps or GPT_STEPS
+
+    def high_rate_run(seed):
+        model = tiny_gpt(seed + seed_offset)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=eta_max)
+        scheduler = ScheduledLR(optimizer, cosine_with_warmup(warmup, steps))
+        return train(model, optimizer, phrase_batches(seed), lm_loss, steps, scheduler=scheduler, precision="fp64", log_every=steps)
+
+    return high_rate_run
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("wrong, hint, fields", [
+    pytest.param(dict(warmup=0), "ex_hint_gpt_no_warmup", {"first": "0,1"}, id="no-warmup"),
+    pytest.param(dict(warmup=5), "ex_hint_gpt_short_warmup", {"warmup": 5}, id="warmup-too-short"),
+    pytest.param(dict(eta_max=0.01, warmup=0), "ex_hint_gpt_peak", {}, id="peak-lowered"),
+    pytest.param(dict(warmup=120), "ex_hint_gpt_peak", {}, id="warmup-as-long-as-the-run"),
+    pytest.param(dict(steps=60, warmup=10), "ex_hint_gpt_steps", {}, id="other-length"),
+])
+def test_warmup_run_check_fails_typical_mistakes_with_their_hint(wrong, hint, fields, lang):
+    if "first" in fields and lang == "en":
+        fields = {"first": "0.1"}
+    verdict = exercises.check_warmup_run(_high_rate_run(**wrong), lang)
+    assert verdict.status == "wrong" and not verdict
+    assert "high_rate_run(seed=0)" in verdict.message
+    assert text("ex_hint", lang, hint=text(hint, lang, **fields)) in verdict.message
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_warmup_run_check_wants_a_history(lang):
+    verdict = exercises.check_warmup_run(lambda seed: [4.2, 0.1], lang)
+    assert verdict.status == "wrong" and text("ex_hint_gpt_history", lang) in verdict.message
+
+
+def test_warmup_run_check_leaves_the_random_state_alone():
+    before = torch.get_rng_state()
+
+    def seeds_globally(seed):
+        torch.manual_seed(seed)
+        raise ValueError("stop")
+
+    assert exercises.check_warmup_run(seeds_globally, "en").status == "raised"
+    assert torch.equal(before, torch.get_rng_state())

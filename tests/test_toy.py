@@ -305,3 +305,52 @@ def test_initialization_and_layernorm_keep_values_in_range():
     assert r[("uniform", False)]["output_rms"] < 1e-4 and r[("uniform", False)]["first_grad_norm"] < 1e-8
     assert 0.3 < r[("he", False)]["output_rms"] < 3 and 0.1 < r[("he", False)]["first_grad_norm"] < 10
     assert all(0.5 < r[(init, True)]["output_rms"] < 1 for init in ("normal", "uniform", "he"))
+
+
+# Lesson 01, second edition: warm-up on the tiny GPT, Adam's zero-rate step, the cosine past its declared end.
+
+from course_lib.lessons.lr_schedules import GPT_STEPS, late_loss, phrase_batches, tiny_gpt, train_tiny_gpt  # noqa: E402
+
+
+def test_tiny_gpt_is_float64_seeded_and_leaves_the_random_state_alone():
+    before = torch.get_rng_state()
+    a, b, c = tiny_gpt(0), tiny_gpt(0), tiny_gpt(1)
+    assert torch.equal(before, torch.get_rng_state())
+    assert all(p.dtype == torch.float64 for p in a.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.transformer.wte.weight, c.transformer.wte.weight)
+    assert torch.equal(phrase_batches(3)(7), phrase_batches(3)(7)) and not torch.equal(phrase_batches(3)(7), phrase_batches(4)(7))
+
+
+def test_train_tiny_gpt_follows_its_schedule_and_repeats_exactly():
+    run = train_tiny_gpt(0.01, 20, 0, steps=30)
+    assert len(run.loss) == len(run.lr) == 30
+    assert run.lr[0] == 0.0 and math.isclose(run.lr[20], 0.01) and max(run.lr) == run.lr[20]
+    assert run.loss == train_tiny_gpt(0.01, 20, 0, steps=30).loss
+    assert late_loss(run) == sum(run.loss[-20:]) / 20 and late_loss(run, last=1000) == sum(run.loss) / 30
+    assert train_tiny_gpt(0.01, 0, 0, steps=30).lr[0] == 0.01
+
+
+def test_warmup_rescues_the_tiny_gpt_at_a_high_peak_rate():
+    """The lesson's claim at 0.1: without warm-up the loss spikes above its start and the run gets stuck above 1.5; with 20
+    warm-up steps the loss never rises above its start and the run ends below 1.5."""
+    without, with_warmup = train_tiny_gpt(0.1, 0, 0), train_tiny_gpt(0.1, 20, 0)
+    assert len(without.loss) == GPT_STEPS and without.loss[0] == with_warmup.loss[0]
+    assert max(without.loss[:15]) > without.loss[0] + 1 and max(with_warmup.loss[:15]) == with_warmup.loss[0]
+    assert late_loss(without) > 1.5 > late_loss(with_warmup)
+
+
+def test_a_zero_rate_step_moves_adams_state_but_not_the_weights():
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+    optimizer = torch.optim.AdamW([w], lr=0.0)
+    w.grad = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    optimizer.step()
+    state = optimizer.state[w]
+    assert w.tolist() == [1.0, -2.0] and int(state["step"]) == 1
+    assert torch.allclose(state["exp_avg"], 0.1 * w.grad) and torch.allclose(state["exp_avg_sq"], 0.001 * w.grad**2)
+
+
+def test_the_cosine_rises_past_its_declared_end_and_linear_decay_holds_its_floor():
+    cosine, linear = cosine_with_warmup(10, 100, min_lr_ratio=0.1), linear_with_warmup(10, 100, min_lr_ratio=0.1)
+    assert math.isclose(cosine(100), 0.1) and cosine(150) > 0.5 and cosine(190) > 0.95
+    assert linear(100) == linear(150) == linear(190) == 0.1

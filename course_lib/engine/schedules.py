@@ -12,12 +12,16 @@ Conventions, shared with transformers and ``torch.optim.lr_scheduler``:
 * ``t`` counts optimizer updates already taken.  The rate used by update
   number ``t + 1`` is ``eta_max * schedule(t)``; call ``scheduler.step()``
   *after* ``optimizer.step()``.
-* With warm-up, ``schedule(0) == 0``: the very first update does nothing.
-  The peak ``schedule(T_warm) == 1`` is reached after ``T_warm`` updates.
+* With warm-up, ``schedule(0) == 0``: the first update uses rate 0.  SGD's
+  weights do not move; Adam still counts the step and takes its gradient into
+  both moments (lesson 01 shows it).  The peak ``schedule(T_warm) == 1`` is
+  reached after ``T_warm`` updates.
 * Units are optimizer steps, never epochs.
 * Past ``num_training_steps`` linear decay stays at its floor, while the
   cosine formula keeps going (with ``num_cycles=0.5`` it rises again), as in
-  transformers.  Declare at least as many schedule steps as you train.
+  transformers; nanoGPT's ``get_lr`` and Stanford CS336's schedule hold the
+  floor instead, which ``schedule(min(t, T))`` reproduces.  Declare at least
+  as many schedule steps as you train.
 
 Pieces compose: ``Warmup(T_warm, then=CosineDecay(T - T_warm))`` is the usual
 warm-up + cosine schedule; ``cosine_with_warmup`` builds exactly that.

@@ -6,19 +6,31 @@ Comparisons over seeds return a :class:`~course_lib.engine.stats.Spread`
 (mean, standard error of the mean, number of seeds), so every ranking the
 lesson states can be checked against its uncertainty; the reader-facing
 tables are :mod:`course_lib.show.tables`'.
+
+Warm-up where it matters: :func:`train_tiny_gpt` trains lesson 05's tiny GPT
+with AdamW at a chosen peak rate, with or without a linear warm-up, through
+the course's one loop, in float64 so that every CPU prints the same digits;
+:func:`late_loss` summarises a run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from course_lib.engine._checks import check_number, check_type, shown
-from course_lib.engine.schedules import Schedule
+import torch
+
+from course_lib.engine._checks import check_int, check_number, check_type, shown
+from course_lib.engine.data import default_dtype
+from course_lib.engine.schedules import Schedule, ScheduledLR, check_eta_max, cosine_with_warmup
 from course_lib.engine.stats import Spread, spread
-from course_lib.engine.training import History
+from course_lib.engine.training import History, train
+from course_lib.lessons.corpus import TokenWindows
+from course_lib.lessons.data_parallel import TINY_GPT
 from course_lib.lessons.finetuning_bert import check_seeds
+from course_lib.models.gpt import GPT, lm_loss
 from course_lib.models.toy import train_softmax_toy
 
 __all__ = [
@@ -33,6 +45,13 @@ __all__ = [
     "schedule_stats",
     "PairedDifference",
     "paired_difference",
+    "GPT_STEPS",
+    "GPT_SEEDS",
+    "tiny_gpt",
+    "phrase_batches",
+    "train_tiny_gpt",
+    "late_loss",
+    "one_thread",
 ]
 
 
@@ -200,3 +219,75 @@ def paired_difference(a: Sequence[History], b: Sequence[History], measure: Calla
         raise ValueError("a and b hold no run: give one History per seed in each")
     pairs = [(measure(x), measure(y)) for x, y in zip(a, b)]
     return PairedDifference(spread(x - y for x, y in pairs), sum(x < y for x, y in pairs))
+
+
+# ------------------------------------------------------------------------------------------------ warm-up on a tiny GPT
+
+GPT_STEPS = 120  # optimizer steps of one run of the tiny GPT
+GPT_SEEDS = range(5)  # each seed: its own initial weights, phrase and batch order, shared by the runs compared
+LATE_STEPS = 20  # late_loss averages the last 20 of the 120 steps: one batch's loss is noisy
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block on one CPU thread, then restore the thread count.
+
+    The tiny GPT's matrices are too small to share out: a second thread only
+    waits for the first, and on a busy 2-core machine a run took 9 times
+    longer on two threads than on one.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def tiny_gpt(seed: int) -> GPT:
+    """Lesson 05's tiny GPT (:data:`~course_lib.lessons.data_parallel.TINY_GPT`), its weights drawn from ``seed``.
+
+    Built in float64, not converted to it: then every CPU, vector width and
+    thread count trains it to the same printed digits (at rates where training
+    is stable).  The global random state is left as it was.
+    """
+    check_int("seed", seed, 0, unit="seed units")
+    with torch.random.fork_rng(devices=[]), default_dtype(torch.float64):
+        torch.manual_seed(seed)
+        return GPT(TINY_GPT)
+
+
+def phrase_batches(seed: int, batch_size: int = 8) -> TokenWindows:
+    """Batch ``m``: ``batch_size`` windows of 17 tokens from a random phrase of 64 tokens repeated 32 times.
+
+    Lesson 05's data: nothing to download, learnable (the next token follows
+    from the ones before it), and a pure function of ``seed`` and ``m``.
+    """
+    check_int("seed", seed, 0, unit="seed units")
+    phrase = torch.randint(TINY_GPT.vocab_size, (64,), generator=torch.Generator().manual_seed(seed))
+    return TokenWindows(phrase.repeat(32), batch_size=batch_size, length=TINY_GPT.block_size, seed=seed)
+
+
+def train_tiny_gpt(eta_max: float, num_warmup_steps: int, seed: int, steps: int = GPT_STEPS) -> History:
+    """The tiny GPT trained by AdamW at peak rate ``eta_max``: a linear warm-up, then a half cosine to 0 at ``steps``.
+
+    ``num_warmup_steps=0`` starts at the peak.  Runs of one ``seed`` share
+    their initial weights and batches, so they differ only by the schedule.
+    """
+    check_eta_max(eta_max)
+    model = tiny_gpt(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=eta_max)
+    scheduler = ScheduledLR(optimizer, cosine_with_warmup(num_warmup_steps, steps))
+    with one_thread():
+        return train(model, optimizer, phrase_batches(seed), lm_loss, steps, scheduler=scheduler, precision="fp64",
+                     log_every=steps)
+
+
+def late_loss(history: History, last: int = LATE_STEPS) -> float:
+    """Mean training loss over the last ``last`` steps of a run (all of them if it is shorter)."""
+    _check_history(history)
+    check_int("last", last, 1, unit="steps")
+    if not history.loss:
+        raise ValueError("history recorded no loss: train at least one step")
+    values = history.loss[-last:]
+    return sum(values) / len(values)

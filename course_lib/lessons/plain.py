@@ -22,9 +22,10 @@ Lesson 02's quadratic: :func:`train_quadratic_plain` gives
 :func:`course_lib.models.toy.train_quadratic`'s numbers where the norm is
 finite (``tests/test_toy.py``).
 
-Lessons 01 and 02 show these functions as they are (a literalinclude), so
-:func:`warmup_cosine` and :func:`train_toy_plain` carry no comments: the
-lesson explains them in the reader's language.
+Lessons 01 and 02 show these functions as they are, with
+:func:`course_lib.show.source.show_source` (which renders in Colab, Jupyter and
+on the site), so :func:`warmup_cosine` and :func:`train_toy_plain` carry no
+comments: the lesson explains them in the reader's language.
 """
 
 from __future__ import annotations

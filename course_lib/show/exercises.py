@@ -31,9 +31,11 @@ from course_lib.engine.clipping import clip_factor, clip_grad_norm_per_layer_, g
 from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
 from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
 from course_lib.engine.timing import mfu
-from course_lib.i18n import bracketed, check_language, count, significant, text
+from course_lib.engine.training import History
+from course_lib.i18n import bracketed, check_language, count, number, plain, significant, text
 from course_lib.lessons.corpus import token_share
 from course_lib.lessons.finetuning_bert import RECIPE
+from course_lib.lessons.lr_schedules import GPT_SEEDS, GPT_STEPS, late_loss, one_thread
 from course_lib.lessons.targeted_freezing_gpt import ATTENTION_WEIGHTS, flop_saving
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, parameter_count
 from course_lib.models.toy import body_and_head
@@ -54,6 +56,7 @@ __all__ = [
     "check_mfu",
     "hard_restarts_factor",
     "check_clip_per_part",
+    "check_warmup_run",
 ]
 
 
@@ -787,3 +790,55 @@ def check_clip_per_part(fn: Callable, lang: str) -> Verdict:
     return _check(fn, lang, "check_clip_per_part(clip_per_part_, LANG)", [case(*row) for row in rows],
                   lambda parts, c: {k: float(v) for k, v in clip_grad_norm_per_layer_(parts, c).items()}, mistakes,
                   read=_read_part_step, same=_same_part_step, show=_show_part_step)
+# ------------------------------------------------------------------------------------------------ lesson 01: warm-up, run
+
+
+GPT_EXERCISE_PEAK = 0.1  # lesson 01's exercise 4: the peak rate at which the tiny GPT gets stuck without warm-up
+GPT_EXERCISE_LIMIT = 1.5  # a late loss above this is a stuck run: far from both outcomes the lesson measures
+
+
+def check_warmup_run(fn: Callable, lang: str) -> Verdict:
+    """Lesson 01: ``fn(seed)`` trains the tiny GPT at peak rate 0.1 with a warm-up of the reader's choice and returns its History.
+
+    The check runs ``fn`` for every seed of ``GPT_SEEDS`` and asks that each
+    run trains ``GPT_STEPS`` steps, reaches the peak rate 0.1 and ends with a
+    late loss (:func:`~course_lib.lessons.lr_schedules.late_loss`) below 1.5:
+    without warm-up every seed stays above it.  Mistakes recognised: no
+    warm-up (the first update at the peak), a lowered peak or a warm-up as
+    long as the run, another number of steps, something else than a History
+    returned.
+    """
+    _check_fn(fn, "check_warmup_run(high_rate_run, LANG)")
+    check_language(lang)
+    name = getattr(fn, "__name__", type(fn).__name__)
+    seeds = list(GPT_SEEDS)
+    eta, limit = GPT_EXERCISE_PEAK, GPT_EXERCISE_LIMIT
+    for right, seed in enumerate(seeds):
+        call = f"{name}(seed={seed})"
+        try:
+            with torch.random.fork_rng(devices=[]), one_thread():  # the lesson's random state stays as it was
+                history = fn(seed)
+        except NotImplementedError:
+            return _verdict(name, "not_done", text("ex_not_done", lang, name=name))
+        except Exception as error:  # the reader's code may raise anything: report it, never a traceback
+            detail = (str(error).strip().splitlines() or ["-"])[0][:200]
+            message = text("ex_raised", lang, call=call, error=type(error).__name__, detail=detail, right=right, n=len(seeds))
+            return _verdict(name, "raised", message)
+        if not isinstance(history, History):
+            problem, hint = text("ex_gpt_not_history", lang, got=shown(history)), text("ex_hint_gpt_history", lang)
+        elif len(history.lr) != GPT_STEPS:
+            problem, hint = text("ex_gpt_steps", lang, got=len(history.lr), steps=GPT_STEPS), text("ex_hint_gpt_steps", lang)
+        elif not math.isclose(max(history.lr), eta, rel_tol=1e-9):
+            problem = text("ex_gpt_peak", lang, got=significant(max(history.lr), lang, 4), eta=plain(eta, lang))
+            hint = text("ex_hint_gpt_peak", lang)
+        else:
+            late = late_loss(history)
+            if math.isfinite(late) and late < limit:
+                continue
+            problem = text("ex_gpt_loss", lang, got=number(late, lang, 2), limit=plain(limit, lang))
+            warmup = next((t for t, rate in enumerate(history.lr) if math.isclose(rate, eta, rel_tol=1e-9)), 0)
+            hint = (text("ex_hint_gpt_no_warmup", lang, first=significant(history.lr[0], lang, 4)) if warmup == 0
+                    else text("ex_hint_gpt_short_warmup", lang, warmup=warmup))
+        message = text("ex_gpt_wrong", lang, right=right, n=len(seeds), call=call, problem=problem)
+        return _verdict(name, "wrong", message + "\n" + text("ex_hint", lang, hint=hint))
+    return _verdict(name, "correct", text("ex_correct", lang, name=name, n=len(seeds)))

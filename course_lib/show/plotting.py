@@ -20,7 +20,7 @@ from course_lib.engine._checks import (
 )
 from course_lib.engine.clipping import clip_grad_norm_, clip_grad_value_
 from course_lib.engine.training import History
-from course_lib.i18n import check_language, text
+from course_lib.i18n import check_language, plain, text
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_prediction
 
 
@@ -350,5 +350,30 @@ def plot_loss_curves(plain: Sequence[float], fast: Sequence[float], lang: str, w
     ax.set(xlabel=text("step", lang), ylabel=text("gpt_loss_axis", lang), title=text("bench_loss_title", lang))
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_warmup_losses(runs: Mapping[str, Sequence[History]], eta_max: float, lang: str, uniform: float | None = None) -> Figure:
+    """Lesson 01: training loss per step of the tiny GPT, one thin line per seed, one colour per schedule.
+
+    ``runs``: {label: one History per seed}; ``uniform``, when given, is drawn
+    as a dashed line (the loss of a uniform guess, ln of the vocabulary size).
+    """
+    check_language(lang)
+    check_number("eta_max", eta_max, "> 0 and finite (the peak rate the runs used)", lambda v: 0 < v < math.inf)
+    _check_entries("runs", runs, lambda group: isinstance(group, (list, tuple)) and len(group) > 0
+                   and all(isinstance(h, History) and h.loss for h in group),
+                   "a non-empty list of Histories (one per seed), e.g. [train_tiny_gpt(eta, w, seed) for seed in GPT_SEEDS]")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for colour, (label, group) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
+        for i, history in enumerate(group):
+            ax.plot(range(len(history.loss)), history.loss, color=colour, linewidth=0.9, alpha=0.8, label=label if i == 0 else None)
+    if uniform is not None:
+        check_number("uniform", uniform, "a finite number (a loss)", math.isfinite)
+        ax.axhline(uniform, color="grey", linestyle="--", linewidth=0.8)
+    ax.set(xlabel=text("step", lang), ylabel=text("gpt_loss_axis", lang), title=text("gpt_warmup_title", lang, eta=plain(eta_max, lang)))
+    ax.grid(alpha=0.3)
+    _legend_below(ax)
     fig.tight_layout()
     return fig
