@@ -814,6 +814,28 @@ _STRINGS: dict[str, dict[str, str]] = {
     # (end of lesson 02's second-edition strings)
 
     # Lesson 03, second edition: its key results, experiments and exercises.
+    "variant_frozen_noclip": {"vi": "đóng băng, không cắt, lịch 1,5×", "en": "frozen, no clipping, schedule 1.5×"},
+    "variant_frozen_constant": {"vi": "đóng băng, cắt, η hằng số", "en": "frozen, clip, constant η"},
+    "variant_frozen_per_part": {"vi": "đóng băng, cắt từng phần, lịch 1,5×", "en": "frozen, per-part clipping, schedule 1.5×"},
+    "variant_sgd": {"vi": "SGD, đóng băng, cắt, lịch 1,5×", "en": "SGD, frozen, clip, schedule 1.5×"},
+    "variant_sgd_noclip": {"vi": "SGD, đóng băng, không cắt, lịch 1,5×", "en": "SGD, frozen, no clipping, schedule 1.5×"},
+    "variant_sgd_per_part": {"vi": "SGD, đóng băng, cắt từng phần, lịch 1,5×", "en": "SGD, frozen, per-part clipping, schedule 1.5×"},
+    "loss_jitter_col": {"vi": "Độ rung mất mát Var(ΔL)/2, nửa sau", "en": "Loss jitter Var(ΔL)/2, second half"},
+    "norm_mlp_all": {"vi": "{n} tầng MLP gộp lại", "en": "the {n} MLP layers together"},
+    "norm_pooler": {"vi": "pooler", "en": "pooler"},
+    "norm_mlp_layer": {"vi": "MLP tầng {i}", "en": "MLP layer {i}"},
+    "ex_hint_drift_none": {
+        "vi": "lớp bị đóng băng sau khi đã được huấn luyện vẫn giữ .grad bằng 0 nếu zero_grad(set_to_none=False), và AdamW "
+              "vẫn cập nhật nó (moment bậc một, suy giảm trọng số). Hãy truyền set_to_none vào zero_grad và giữ mọi tham số "
+              "trong bộ tối ưu",
+        "en": "a layer frozen after it was trained keeps a zero .grad under zero_grad(set_to_none=False), and AdamW still "
+              "updates it (its first moment, the weight decay). Pass set_to_none to zero_grad and keep every parameter in "
+              "the optimizer",
+    },
+    "ex_hint_drift_since_start": {
+        "vi": "hãy đo thay đổi kể từ lúc đóng băng (chép trọng số ở bước warm), không phải từ đầu",
+        "en": "measure the change since the layer was frozen (copy the weight at step warm), not since the start",
+    },
     # (end of lesson 03's second-edition strings)
 
     # Lesson 04, second edition: its key results, experiments and exercises.
