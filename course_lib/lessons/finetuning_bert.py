@@ -161,7 +161,7 @@ class Config:
     source: str = "offline"
     variants: tuple[str, ...] = VARIANTS
     precision: str = "fp32"
-    sgd_lr: float = 0.1
+    sgd_lr: float = 0.3
     probes: bool = True
 
     def __post_init__(self) -> None:
@@ -237,7 +237,7 @@ RUN = {
     "variant": stored.Choice(VARIANTS), "seed": stored.Int(0), "trainable": _SHARE, "accuracy_before": _SHARE,
     "accuracy_after": _SHARE, "baseline": _SHARE, "seconds_per_step": stored.Real(0.0, exclusive=True),
     "peak_memory_mb": stored.Maybe(_POSITIVE), "loss": stored.Many(stored.Real(0.0, nonfinite="a diverged step")),
-    "loss_jitter": stored.Real(0.0, nonfinite="NaN for a run too short to measure it"), "clipped_fraction": _SHARE,
+    "loss_jitter": stored.Real(0.0, nonfinite="NaN for a run too short to measure it, or one that diverged"), "clipped_fraction": _SHARE,
     "final_lr": _POSITIVE, "grad_norm": _NORMS, "grad_norm_parts": stored.Named(_NORMS), "norm_lost": _NORMS,
     "update_norm": _NORMS, "update_norm_parts": stored.Named(_NORMS),
 }
@@ -332,7 +332,7 @@ def outcome(history, model, facts: dict, before: float, peak_mb, variant: str, s
         "seconds_per_step": seconds,
         "peak_memory_mb": peak_mb,
         "loss": history.loss,
-        "loss_jitter": noise_variance(late) if len(late) >= 3 else math.nan,
+        "loss_jitter": noise_variance(late) if len(late) >= 3 and all(map(math.isfinite, late)) else math.nan,
         "grad_norm": history.grad_norm,
         "grad_norm_parts": grads,
         "clipped_fraction": sum(clipped) / len(clipped),
@@ -358,7 +358,8 @@ def run(config: Config, variant: str, seed: int, device=None, callbacks=()) -> d
     peak = PeakMemory(device)
     history = train(model, optimizer, batches, classification_loss, config.steps, scheduler=scheduler, clip=clip,
                     callbacks=[*probes(model, held_out, config), *extra, *callbacks], device=device,
-                    precision=config.precision, log_every=10)
+                    precision=config.precision, log_every=10,
+                    on_nonfinite="skip" if SETUPS[variant].optimizer == "sgd" else "error")  # SGD may diverge: record it
     return outcome(history, model, facts, before, peak.mb, variant, seed)
 
 
