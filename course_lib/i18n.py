@@ -160,18 +160,14 @@ _STRINGS: dict[str, dict[str, str]] = {
     "variant": {"vi": "Cấu hình (số seed: {n})", "en": "Setup (seeds: {n})"},
     "variant_frozen": {"vi": "đóng băng, cắt c = 1, lịch 1,5×", "en": "frozen, clip c = 1, schedule 1.5×"},
     "variant_full": {"vi": "tinh chỉnh toàn bộ, cắt, lịch 1,5×", "en": "full fine-tuning, clip, schedule 1.5×"},
-    "variant_frozen_plain": {"vi": "đóng băng, không cắt, η hằng số", "en": "frozen, no clipping, constant η"},
-    "variant_frozen_delayed": {"vi": "đóng băng, cắt từ bước T₀", "en": "frozen, clipping from step T₀"},
     "variant_frozen_exact": {"vi": "đóng băng, cắt, lịch khai báo đúng số bước", "en": "frozen, clip, schedule declared exactly"},
     "acc_before": {"vi": "Độ chính xác trước (%)", "en": "Accuracy before (%)"},
     "acc_after": {"vi": "Độ chính xác sau (%)", "en": "Accuracy after (%)"},
     "ms_per_step": {"vi": "ms mỗi bước", "en": "ms per step"},
     "peak_memory": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
     "ratio_col": {"vi": "R", "en": "R"},
-    "loss_var": {"vi": "Phương sai mất mát, nửa sau", "en": "Loss variance, second half"},
     "clipped_pct": {"vi": "Bước bị cắt (%)", "en": "Steps clipped (%)"},
     "norm_global": {"vi": "toàn mô hình |g|", "en": "whole model |g|"},
-    "norm_mlp": {"vi": "các tầng MLP", "en": "MLP layers"},
     "norm_classifier": {"vi": "đầu phân loại (classifier)", "en": "classifier head"},
     "finetune_norms_title": {
         "vi": "Chuẩn gradient khi tinh chỉnh (seed 0, đóng băng, c = 1)",
@@ -190,22 +186,6 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "R đo trên {model}: {measured}; R của bert-base-uncased, đếm từ cấu hình của nó: {base}",
         "en": "R measured on {model}: {measured}; R of bert-base-uncased, counted from its configuration: {base}",
     },
-    "clip_stats": {
-        "vi": "seed {seed}: cắt ở {pct}% số bước ({first} trong 50 bước đầu); |g| toàn cục trung bình {early} (30 bước đầu), {late} (30 bước cuối); "
-              "|g| đầu phân loại > 1 ở {cls} bước; |g| các tầng MLP vượt c lần đầu ở bước {mlp}",
-        "en": "seed {seed}: clipped at {pct}% of the steps ({first} of the first 50); mean global |g| {early} (first 30 steps), {late} (last 30); "
-              "classifier |g| > 1 at {cls} steps; MLP layers' |g| first above c at step {mlp}",
-    },
-    "head_share": {
-        "vi": "bước đầu tiên: |g| của đầu phân loại = {cls}, của các tầng MLP = {mlp}, toàn mô hình = {total} (c = {c})",
-        "en": "first step: classifier |g| = {cls}, MLP layers {mlp}, whole model {total} (c = {c})",
-    },
-    "head_factor": {
-        "vi": "nửa sau của {n} lần chạy: cắt toàn cục nhân gradient của đầu phân loại với {glob} (trung bình); "
-              "cắt từng phần theo chuẩn riêng sẽ nhân nó với {own}",
-        "en": "second half of the {n} runs: global clipping multiplied the head's gradient by {glob} on average; "
-              "clipping each part by its own norm would have multiplied it by {own}",
-    },
     "selected": {
         "vi": "tensor tham số được chọn: mẫu của công thức {recipe}, mọi LayerNorm {norms}, tầng cuối (số {index}) {last}",
         "en": "parameter tensors chosen: the recipe's pattern {recipe}, every LayerNorm {norms}, the last layer (number {index}) {last}",
@@ -213,10 +193,6 @@ _STRINGS: dict[str, dict[str, str]] = {
     "reviews_split_hub": {
         "vi": "{train} câu huấn luyện, {validation} câu kiểm định, {test} câu kiểm tra (cách chia sẵn có của Hub)",
         "en": "{train} training, {validation} validation and {test} test reviews (the Hub's own split)",
-    },
-    "acc_gap": {
-        "vi": "độ chính xác sau của tinh chỉnh toàn bộ trừ của công thức đóng băng, theo từng seed: {gap} điểm phần trăm ({n} seed)",
-        "en": "accuracy after, full fine-tuning minus the recipe, seed by seed: {gap} percentage points ({n} seeds)",
     },
     "provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, transformers {transformers}; lệnh: {command}",
