@@ -822,15 +822,15 @@ _STRINGS: dict[str, dict[str, str]] = {
     "beyond_noise": {"vi": "vượt quá hai sai số chuẩn", "en": "more than two standard errors"},
     "key_cost": {
         "vi": "• Chi phí: mỗi bước của công thức đóng băng nhanh hơn {time}% (sai số giữa {commands} lệnh chạy riêng, GPU bận) "
-              "và dùng ít hơn {memory}% bộ nhớ GPU đỉnh.",
+              "và dùng ít hơn {memory}% bộ nhớ GPU đỉnh ({small}% với những lô nhỏ của nghiên cứu chính).",
         "en": "• Cost: the recipe's steps take {time}% less time (spread between {commands} separate commands, a busy GPU) "
-              "and {memory}% less peak GPU memory.",
+              "and {memory}% less peak GPU memory ({small}% at the main study's small batches).",
     },
     "key_clip": {
-        "vi": "• Cắt gradient nhân gradient với {factor} (trung bình, nửa sau), nhưng với AdamW độ lớn bước cập nhật chỉ đổi ×{adam}; "
-              "với SGD ×{sgd}.",
-        "en": "• Clipping multiplied the gradient by {factor} (mean, second half), yet under AdamW it changed the update size "
-              "by ×{adam} only; under SGD by ×{sgd}.",
+        "vi": "• Cắt gradient nhân gradient với {factor} (trung bình, nửa sau), nhưng với AdamW bước cập nhật chỉ co lại còn ×{adam}, "
+              "và bỏ cắt làm độ chính xác đổi {adam_acc} điểm phần trăm; với SGD thuần, bỏ cắt làm độ chính xác đổi {sgd_acc} điểm.",
+        "en": "• Clipping multiplied the gradient by {factor} (mean, second half), yet under AdamW the update shrank only to ×{adam}, "
+              "and removing clipping moved accuracy by {adam_acc} points; under plain SGD, removing it moved accuracy by {sgd_acc} points.",
     },
     "key_pooler": {
         "vi": "• Ở bước 0, pooler chưa từng được huấn luyện của MiniLM mang chuẩn gradient {pooler} trong tổng {total} của cả mô hình.",
@@ -893,6 +893,10 @@ _STRINGS: dict[str, dict[str, str]] = {
     "above_baseline": {
         "vi": "{variant}: cao hơn mức cơ sở theo nhãn đa số {gap} điểm phần trăm ({n} seed)",
         "en": "{variant}: {gap} points above the majority baseline ({n} seeds)",
+    },
+    "fq_freeze_more": {
+        "vi": "đóng băng thêm các tham số khớp với {part} ({n} con số): R = {r}",
+        "en": "freezing also the parameters that match {part} ({n} numbers): R = {r}",
     },
     # (end of lesson 03's second-edition strings)
 

@@ -103,7 +103,7 @@ def test_online_source_without_network_gives_a_clear_error(monkeypatch):
 def test_stored_gpu_results_match_the_configuration_the_command_runs(name):
     results = load_results(name)
     config = CONFIGS[name]
-    assert results["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
+    assert results["config"] == stored.as_stored(config, results["config"])  # fields added since keep their defaults
     assert {"date", "device", "torch", "transformers", "command"} <= set(results["provenance"])
     runs = results["runs"]
     assert [(r["seed"], r["variant"]) for r in runs] == [(s, v) for s in config.seeds for v in config.variants]  # round-robin
@@ -139,6 +139,9 @@ def test_run_records_what_the_lesson_reports():
     assert result["trainable"] == pytest.approx(0.3189, abs=1e-3)
     assert 0 <= result["accuracy_before"] <= 1 and 0 <= result["accuracy_after"] <= 1
     assert set(result["grad_norm_parts"]) == {"pooler", "classifier", "layernorm", *(f"mlp.{i}" for i in range(6))}
+    assert result["update_norm"] == [] and not CONFIGS["cpu"].update_sizes  # the live CPU run: norms, no update sizes
+    config = dataclasses.replace(config, update_sizes=True)
+    result = finetuning.run(config, "frozen", seed=0, device="cpu")
     parts = [finetuning.part_norm(result, p) for p in result["grad_norm_parts"]]
     for t, g in enumerate(result["grad_norm"]):  # the parts make up the whole: |g|^2 = sum of the parts' |g|^2
         assert math.sqrt(sum(p[t] ** 2 for p in parts)) == pytest.approx(g, rel=1e-6)
@@ -308,7 +311,7 @@ def test_the_notebooks_configurations_stay_valid():
         assert config.warmup == 2 and config.variants == ("frozen", "full")
     assert dataclasses.replace(CONFIGS["cpu"], declared=40).declared == 40  # the schedule declared for exactly the run
     assert finetuning.Config("x", steps=1, declared=1, seeds=(0,), warmup_fraction=0.0).warmup == 1
-    assert CONFIGS["gpu_timing"].probes is False and CONFIGS["gpu"].probes
+    assert CONFIGS["gpu_timing"].probes is False and CONFIGS["gpu"].probes and CONFIGS["gpu"].update_sizes
 
 
 def test_a_bare_run_for_timing_records_no_probes():

@@ -144,7 +144,9 @@ class Config:
     """Sizes of one configuration; ``declared`` is the schedule's length (the notes: 450 for 300 steps).
 
     ``sgd_lr`` is the SGD variants' rate; ``probes=False`` runs without the
-    per-part norms and update sizes (a bare run, for timing).
+    per-part norms and update sizes (a bare run, for timing);
+    ``update_sizes=False`` keeps the norms but not the update sizes, whose copy
+    of every trained weight at every step costs more than the step on a CPU.
     """
 
     name: str
@@ -163,6 +165,7 @@ class Config:
     precision: str = "fp32"
     sgd_lr: float = 0.3
     probes: bool = True
+    update_sizes: bool = True
 
     def __post_init__(self) -> None:
         check_type("name", self.name, str, "a string")
@@ -183,6 +186,7 @@ class Config:
         weight_dtype(self.precision)  # one of training.PRECISIONS
         check_number("sgd_lr", self.sgd_lr, "> 0 and finite", lambda v: 0 < v < math.inf)
         check_type("probes", self.probes, bool, "True or False")
+        check_type("update_sizes", self.update_sizes, bool, "True or False")
 
     @property
     def warmup(self) -> int:
@@ -246,7 +250,7 @@ RESULTS = {"runs": stored.Many(RUN)}
 _GPU = dict(steps=300, declared=450, seeds=(0, 1, 2, 3, 4), max_length=64)
 CONFIGS = {
     "cpu": Config("cpu", steps=40, declared=60, seeds=(0,), max_length=32, lr=3e-4, eval_size=256,
-                  variants=("frozen", "full"), precision="fp64"),  # float64: every CPU prints the same digits
+                  variants=("frozen", "full"), precision="fp64", update_sizes=False),  # float64: every CPU prints the same digits
     "gpu": Config("gpu", **_GPU, variants=("frozen", "full", "frozen_noclip", "frozen_constant", "frozen_per_part", "frozen_exact")),
     "gpu_sgd": Config("gpu_sgd", **_GPU, variants=("sgd", "sgd_noclip", "sgd_per_part")),
     # time and memory at a size that keeps the GPU busy, without probes; run as three separate commands
@@ -297,10 +301,13 @@ def review_data(config: Config, tokenizer, seed: int):
 
 
 def probes(model, held_out, config: Config) -> list:
-    """The callbacks that measure a run: per-part gradient norms (before clipping), update sizes |ΔW| per matrix,
-    held-out accuracy at the end.  With ``config.probes=False`` only the accuracy (a bare run, for timing)."""
+    """The callbacks that measure a run: per-part gradient norms (before clipping), update sizes |ΔW| per matrix
+    (unless ``config.update_sizes`` is False), held-out accuracy at the end.  With ``config.probes=False`` only the
+    accuracy (a bare run, for timing)."""
     _check_config(config)
-    measure = [GradNorms(model.named_parameters(), part_of), WeightChange(model.named_parameters(), per_matrix=True)]
+    measure = [GradNorms(model.named_parameters(), part_of)]
+    if config.update_sizes:
+        measure.append(WeightChange(model.named_parameters(), per_matrix=True))
     return [*(measure if config.probes else []), Evaluate(held_out, config.steps, accuracy)]
 
 
