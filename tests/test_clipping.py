@@ -251,10 +251,12 @@ def test_start_norms_split_lesson_03s_step_0_norm_into_shares_that_add_up_to_one
     frozen = [r for r in results["runs"] if r["variant"] == "frozen"]
     assert found["total"].n == len(frozen) >= 2
     assert math.isclose(found["total"].mean, sum(r["grad_norm"][0] for r in frozen) / len(frozen))
-    assert math.isclose(found["head_share"].mean + found["mlp_share"].mean + found["rest_share"].mean, 1.0)
-    run = {"variant": "frozen", "grad_norm": [5.0], "grad_norm_classifier": [3.0], "grad_norm_mlp": [0.0]}
+    assert math.isclose(sum(found[f"{part}_share"].mean for part in ("head", "pooler", "mlp", "rest")), 1.0)
+    parts = {"classifier": [3.0], "pooler": [2.0], "mlp.0": [1.0], "mlp.1": [1.0], "layernorm": [1.0]}
+    run = {"variant": "frozen", "grad_norm": [math.sqrt(17.0)], "grad_norm_parts": parts}
     one = start_norms({"runs": [run]})
-    assert one["rest"].mean == 4.0 and math.isclose(one["head_share"].mean, 0.36) and math.isclose(one["rest_share"].mean, 0.64)
+    assert math.isclose(one["mlp"].mean, math.sqrt(2.0)) and math.isclose(one["rest"].mean, math.sqrt(2.0))
+    assert math.isclose(one["head_share"].mean, 9 / 17) and math.isclose(one["pooler_share"].mean, 4 / 17)
     with pytest.raises(ValueError, match="variant must be one of 'frozen'"):
         start_norms({"runs": [run]}, "full")
 

@@ -521,4 +521,39 @@ def test_warmup_run_check_leaves_the_random_state_alone():
         raise ValueError("stop")
 
     assert exercises.check_warmup_run(seeds_globally, "en").status == "raised"
+def _drift_forgets_set_to_none(model, batches, warm, set_to_none):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.1)
+    frozen = model[0].weight.detach().clone()
+    for t, (x, y) in enumerate(batches):
+        if t == warm:
+            model[0].requires_grad_(False)
+            frozen = model[0].weight.detach().clone()
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return (model[0].weight.detach() - frozen).abs().max().item()
+
+
+def _drift_since_start(model, batches, warm, set_to_none):
+    start = model[0].weight.detach().clone()
+    exercises.frozen_drift(model, batches, warm, set_to_none)
+    return (model[0].weight.detach() - start).abs().max().item()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("wrong, call, hint", [
+    (_drift_forgets_set_to_none, "(model, batches, warm=3, set_to_none=False)", "ex_hint_drift_none"),
+    (_drift_since_start, "(model, batches, warm=3, set_to_none=True)", "ex_hint_drift_since_start"),
+])
+def test_frozen_drift_check_runs_the_experiment_and_names_the_mistake(wrong, call, hint, lang, capsys):
+    """Lesson 03, exercise 3: the reference moves the frozen layer only when frozen late with zeroed (not None) grads."""
+    results = {(warm, none): exercises.frozen_drift(*exercises._drift_setup(), warm, none) for warm in (0, 3) for none in (True, False)}
+    assert [key for key, value in results.items() if value != 0.0] == [(3, False)]  # the others: bit-identical
+    assert exercises.check_frozen_drift(exercises.frozen_drift, lang)
+    verdict = exercises.check_frozen_drift(wrong, lang)
+    assert not verdict and verdict.status == "wrong" and wrong.__name__ + call in verdict.message
+    assert text("ex_hint", lang, hint=text(hint, lang)) in verdict.message
+    capsys.readouterr()
+    before = torch.get_rng_state()
+    exercises.check_frozen_drift(lambda *a: 0.0, lang)
     assert torch.equal(before, torch.get_rng_state())

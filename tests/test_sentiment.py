@@ -99,19 +99,27 @@ def test_online_source_without_network_gives_a_clear_error(monkeypatch):
         load_classifier("offline", precision="fp128")
 
 
-def test_stored_gpu_results_match_the_configuration_the_command_runs():
-    results = load_results("gpu")
-    config = CONFIGS["gpu"]
-    # made before Config had `precision`: the GPU run used the default, fp32 (stored.load allows that and nothing else)
-    assert {**results["config"], "precision": "fp32"} == json.loads(json.dumps(dataclasses.asdict(config)))
+@pytest.mark.parametrize("name", ["gpu", "gpu_sgd"])
+def test_stored_gpu_results_match_the_configuration_the_command_runs(name):
+    results = load_results(name)
+    config = CONFIGS[name]
+    assert results["config"] == stored.as_stored(config, results["config"])  # fields added since keep their defaults
     assert {"date", "device", "torch", "transformers", "command"} <= set(results["provenance"])
     runs = results["runs"]
-    assert {(r["variant"], r["seed"]) for r in runs} == {(v, s) for v in config.variants for s in config.seeds}
-    assert all(len(r["loss"]) == config.steps and len(r["grad_norm_mlp"]) == config.steps for r in runs)
+    assert [(r["seed"], r["variant"]) for r in runs] == [(s, v) for s in config.seeds for v in config.variants]  # round-robin
+    assert all(len(r["loss"]) == config.steps == len(r["update_norm"]) for r in runs)
+    assert all({"pooler", "classifier", *(f"mlp.{i}" for i in range(6))} <= set(r["grad_norm_parts"]) for r in runs)
     summary = summarize(results)
-    assert summary["frozen"]["trainable"].mean == pytest.approx(0.3189, abs=1e-3)
-    assert summary["full"]["trainable"].mean == 1.0
+    assert all(s["trainable"].mean == pytest.approx(0.3189, abs=1e-3) for v, s in summary.items() if v != "full")
     assert all(0.4 < s["accuracy_after"].mean <= 1 for s in summary.values())
+
+
+def test_stored_timings_are_three_commands_of_the_timing_configuration():
+    repeats = finetuning.load_timings()
+    assert len(repeats) == finetuning.TIMING_REPEATS
+    assert len({r["provenance"]["device"] for r in repeats}) == 1  # one kind of GPU: their spread is between commands
+    saving = finetuning.timing_saving(repeats)
+    assert saving["time"].n == finetuning.TIMING_REPEATS and 0 < saving["memory"].mean < 1
 
 
 def test_stored_results_of_another_configuration_are_refused(tmp_path, monkeypatch):
@@ -125,14 +133,122 @@ def test_stored_results_of_another_configuration_are_refused(tmp_path, monkeypat
 
 
 def test_run_records_what_the_lesson_reports():
-    """A two-step run of the recipe: the numbers the lesson's table and figure read are there and sane."""
-    config = dataclasses.replace(CONFIGS["cpu"], steps=4, declared=6, eval_size=32)
+    """A six-step run of the recipe (three losses in its second half, the fewest the jitter takes): the numbers the
+    lesson's table and figures read are there and sane."""
+    config = dataclasses.replace(CONFIGS["cpu"], steps=6, declared=9, eval_size=32)
     result = finetuning.run(config, "frozen", seed=0, device="cpu")
     assert result["trainable"] == pytest.approx(0.3189, abs=1e-3)
     assert 0 <= result["accuracy_before"] <= 1 and 0 <= result["accuracy_after"] <= 1
-    assert len(result["grad_norm_classifier"]) == 4 and all(math.isfinite(g) for g in result["grad_norm"])
-    for g, m, c in zip(result["grad_norm"], result["grad_norm_mlp"], result["grad_norm_classifier"]):
-        assert max(m, c) <= g * (1 + 1e-5)
+    assert set(result["grad_norm_parts"]) == {"pooler", "classifier", "layernorm", *(f"mlp.{i}" for i in range(6))}
+    assert result["update_norm"] == [] and not CONFIGS["cpu"].update_sizes  # the live CPU run: norms, no update sizes
+    config = dataclasses.replace(config, update_sizes=True)
+    result = finetuning.run(config, "frozen", seed=0, device="cpu")
+    parts = [finetuning.part_norm(result, p) for p in result["grad_norm_parts"]]
+    for t, g in enumerate(result["grad_norm"]):  # the parts make up the whole: |g|^2 = sum of the parts' |g|^2
+        assert math.sqrt(sum(p[t] ** 2 for p in parts)) == pytest.approx(g, rel=1e-6)
+    assert result["update_norm"][0] == 0  # the warm-up's first rate is 0
+    assert all(u > 0 for u in result["update_norm"][1:]) and set(result["update_norm_parts"]) == {"mlp", "pooler", "classifier"}
+    assert math.isfinite(result["loss_jitter"])
+
+
+def test_the_notebooks_cell_builds_what_setup_builds():
+    """The lesson's main cell (plain requires_grad_, AdamW groups by hand) and setup() give the same run, bit for bit."""
+    import re
+
+    from course_lib.engine.callbacks import evaluate
+    from course_lib.engine.schedules import ScheduledLR, linear_with_warmup
+    from course_lib.engine.training import train
+    from course_lib.lessons.sentiment import accuracy, classification_loss
+
+    config = dataclasses.replace(CONFIGS["cpu"], steps=3, declared=5, eval_size=32)
+    model, tokenizer = load_classifier(config.source, seed=0, precision=config.precision)
+    for name, parameter in model.named_parameters():
+        if re.search(finetuning.RECIPE, name):
+            parameter.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": config.weight_decay},
+                                   {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}], lr=config.lr)
+    scheduler = ScheduledLR(optimizer, linear_with_warmup(config.warmup, config.declared))
+    built = finetuning.setup(config, "frozen", 0)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [n for n, p in built[0].named_parameters() if p.requires_grad]
+    names = {id(p): n for n, p in built[0].named_parameters()}
+    mine = {id(p): n for n, p in model.named_parameters()}
+    assert [([mine[id(p)] for p in g["params"]], g["weight_decay"]) for g in optimizer.param_groups] == \
+        [([names[id(p)] for p in g["params"]], g["weight_decay"]) for g in built[2].param_groups]
+    batches, held_out, facts = finetuning.review_data(config, tokenizer, seed=0)
+    torch.manual_seed(0)
+    before = evaluate(model, held_out, classification_loss, metrics=accuracy, device="cpu")["eval_accuracy"]
+    history = train(model, optimizer, batches, classification_loss, config.steps, scheduler=scheduler, clip=config.clip,
+                    callbacks=finetuning.probes(model, held_out, config), device="cpu", precision=config.precision)
+    cell = finetuning.outcome(history, model, facts, before, None, "frozen", 0)
+    assert {k: v for k, v in cell.items() if k != "seconds_per_step"} == \
+        {k: v for k, v in finetuning.run(config, "frozen", 0, "cpu").items() if k != "seconds_per_step"}
+
+
+def test_part_of_names_every_part_of_bert():
+    model, _ = load_classifier("offline", seed=0)
+    parts = {finetuning.part_of(name) for name, _ in model.named_parameters()}
+    assert parts == {"embeddings", "attention", "layernorm", "pooler", "classifier", *(f"mlp.{i}" for i in range(6))}
+    assert finetuning.part_of("bert.encoder.layer.3.attention.output.dense.weight") == "attention"
+    assert finetuning.part_of("bert.encoder.layer.3.output.dense.weight") == "mlp.3"
+    assert finetuning.part_of("bert.encoder.layer.11.intermediate.dense.bias") == "mlp.11"
+
+
+def test_clip_per_part_clips_each_part_by_its_own_norm():
+    """In the training loop: after ClipPerPart each part's gradient has norm min(|g_part|, c); the loop then only measures."""
+    from course_lib.engine.callbacks import GradNorms
+    from course_lib.engine.training import Callback, train
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    group = lambda name: "body" if name.startswith("0.") else "head"
+    data = lambda m: (torch.randn(8, 4) * 20, torch.randint(0, 2, (8,)))
+    loss = lambda model, batch: torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+    seen = []
+
+    class After(Callback):
+        def on_after_backward(self, state):
+            seen.append({part: float(torch.linalg.vector_norm(torch.cat([p.grad.flatten() for n, p in model.named_parameters()
+                                                                         if group(n) == part]))) for part in ("body", "head")})
+
+    clip = 0.05
+    history = train(model, torch.optim.SGD(model.parameters(), lr=0.1), data, loss, 5,
+                    callbacks=[GradNorms(model.named_parameters(), group), finetuning.ClipPerPart(model.named_parameters(), clip, group),
+                               After()])
+    for t, after in enumerate(seen):
+        for part in ("body", "head"):
+            assert after[part] == pytest.approx(min(history.metric(f"grad_norm/{part}")[t], clip), rel=1e-5)
+    assert all(after["head"] == pytest.approx(clip, rel=1e-5) for after in seen)  # large inputs: every part was clipped
+    assert history.grad_norm[0] == pytest.approx(math.hypot(seen[0]["body"], seen[0]["head"]), rel=1e-5)
+
+
+def _fake_run(variant, seed, **changes):
+    run = {"variant": variant, "seed": seed, "trainable": 0.3, "accuracy_before": 0.5, "accuracy_after": 0.8, "baseline": 0.6,
+           "seconds_per_step": 0.02, "peak_memory_mb": 400.0, "loss": [0.7, 0.6], "loss_jitter": 0.01, "clipped_fraction": 0.5,
+           "final_lr": 1e-5, "grad_norm": [1.0, 2.0], "grad_norm_parts": {"classifier": [0.1, 0.2]}, "norm_lost": [0.0, 1.0],
+           "update_norm": [0.0, 1.0, 1.0], "update_norm_parts": {"classifier": [0.0, 0.5, 0.5]}}
+    return {**run, **changes}
+
+
+def test_update_ratio_is_paired_by_seed():
+    results = {"runs": [_fake_run("frozen", 0), _fake_run("frozen_noclip", 0, update_norm=[0.0, 2.0, 4.0]), _fake_run("frozen", 1),
+                        _fake_run("frozen_noclip", 1, update_norm=[0.0, 1.0, 1.0], update_norm_parts={"classifier": [1.0, 1.0, 1.0]})]}
+    ratio = finetuning.update_ratio(results, "frozen", "frozen_noclip", start=1)
+    assert ratio.n == 2 and ratio.mean == pytest.approx((3.0 + 1.0) / 2)
+    assert finetuning.update_ratio(results, "frozen", "frozen_noclip", "classifier", start=1).mean == pytest.approx((1 + 2) / 2)
+    with pytest.raises(ValueError, match="start=3 is past"):
+        finetuning.update_ratio(results, "frozen", "frozen_noclip", start=3)
+
+
+def test_timing_saving_spreads_over_commands():
+    command = lambda full: {"runs": [_fake_run("frozen", s, seconds_per_step=0.015, peak_memory_mb=300.0) for s in (0, 1)]
+                            + [_fake_run("full", s, seconds_per_step=full, peak_memory_mb=400.0) for s in (0, 1)]}
+    saving = finetuning.timing_saving([command(0.020), command(0.030)])
+    assert saving["time"].mean == pytest.approx((0.25 + 0.5) / 2) and saving["time"].n == 2 and saving["time"].sem > 0
+    assert saving["memory"].mean == pytest.approx(0.25) and saving["memory"].sem == 0
+    assert saving["full_ms"].mean == pytest.approx(25.0)
+    with pytest.raises(ValueError, match=r"repeats\[0\] must hold runs of 'frozen' and 'full'"):
+        finetuning.timing_saving([{"runs": [_fake_run("frozen", 0)]}])
 
 
 def test_online_data_without_datasets_says_what_to_install(monkeypatch):
@@ -144,39 +260,63 @@ def test_online_data_without_datasets_says_what_to_install(monkeypatch):
 
 
 def test_clipping_effect_on_the_head():
-    run = {"grad_norm": [0.5, 2.0, 4.0], "grad_norm_classifier": [0.2, 0.5, 2.0]}
+    run = {"grad_norm": [0.5, 2.0, 4.0], "grad_norm_parts": {"classifier": [0.2, 0.5, 2.0]}}
     effect = finetuning.clipping_effect(run, 1.0)
     assert effect["global"] == pytest.approx((1 + 0.5 + 0.25) / 3)
     assert effect["per_part"] == pytest.approx((1 + 1 + 0.5) / 3)
 
 
-def test_paired_gap_and_norm_summary_of_the_stored_runs():
-    results = load_results("gpu")
+def test_paired_gap_and_norm_summary():
+    results = {"runs": [_fake_run("frozen", s, accuracy_after=0.8 + s / 100) for s in (0, 1)]
+               + [_fake_run("full", s, accuracy_after=0.81 + s / 50) for s in (0, 1)]}
     gap = finetuning.paired_gap(results, "frozen", "full")
-    by_seed = {(r["variant"], r["seed"]): r["accuracy_after"] for r in results["runs"]}
-    diffs = [by_seed[("full", s)] - by_seed[("frozen", s)] for s in CONFIGS["gpu"].seeds]
-    assert gap.n == 5 and gap.mean == pytest.approx(sum(diffs) / 5)
+    assert gap.n == 2 and gap.mean == pytest.approx((0.01 + 0.02) / 2)
     with pytest.raises(ValueError, match="same seeds"):
         finetuning.paired_gap(results, "frozen", "nonexistent")
-    run = {"grad_norm": [0.5, 2.0, 3.0], "grad_norm_classifier": [0.2, 1.5, 0.3], "grad_norm_mlp": [0.1, 0.9, 2.5],
-           "clipped_fraction": 2 / 3}
+    run = {"grad_norm": [0.5, 2.0, 3.0], "clipped_fraction": 2 / 3,
+           "grad_norm_parts": {"classifier": [0.2, 1.5, 0.3], "pooler": [0.4, 0.1, 0.1], "mlp.0": [0.1, 0.6, 2.5], "mlp.1": [0.1, 0.8, 0.5]}}
     summary = finetuning.norm_summary(run, 1.0)
-    assert summary["clipped_first_50"] == 2 and summary["head_above"] == 1 and summary["mlp_first_above"] == 2
+    assert summary["clipped_first_50"] == 2 and summary["head_above"] == 1 and summary["pooler_above"] == 0
+    assert summary["mlp_first_above"] == 2 and summary["layer_first_above"] == 2  # together 1.0 at step 1: not above c
     assert summary["mean_first_30"] == pytest.approx(5.5 / 3) and summary["clipped_pct"] == pytest.approx(200 / 3)
+    assert finetuning.part_norm(run, "mlp")[1] == pytest.approx(1.0)
 
 
 def test_clipping_effect_of_a_step_without_gradient_is_no_clipping():
-    run = {"grad_norm": [0.0, 2.0], "grad_norm_classifier": [0.0, 4.0]}
+    run = {"grad_norm": [0.0, 2.0], "grad_norm_parts": {"classifier": [0.0, 4.0]}}
     assert finetuning.clipping_effect(run, 1.0) == {"global": pytest.approx(0.75), "per_part": pytest.approx(0.625)}
+
+
+def test_linear_schedule_is_transformers_at_every_step():
+    """The mapping the lesson shows: the course's schedule and Hugging Face's give the same rate at every step."""
+    transformers = pytest.importorskip("transformers")
+    from course_lib.engine.schedules import ScheduledLR, linear_with_warmup
+
+    config = CONFIGS["gpu"]
+    rates = {}
+    for name in ("course", "hf"):
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+        scheduler = (ScheduledLR(optimizer, linear_with_warmup(config.warmup, config.declared)) if name == "course" else
+                     transformers.get_linear_schedule_with_warmup(optimizer, config.warmup, config.declared))
+        rates[name] = []
+        for _ in range(config.declared + 5):
+            rates[name].append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+    assert rates["course"] == pytest.approx(rates["hf"], rel=1e-12, abs=1e-18)
 
 
 def test_the_notebooks_configurations_stay_valid():
     for source, precision in (("offline", "fp64"), ("online", "fp32")):
         config = dataclasses.replace(CONFIGS["cpu"], source=source, precision=precision)
         assert config.warmup == 2 and config.variants == ("frozen", "full")
-    assert dataclasses.replace(CONFIGS["cpu"], steps=4, declared=6, eval_size=32).delay == 5  # a delay past the run is allowed
-    # ... where no variant reads it: only frozen_delayed clips from step `delay` on
-    assert dataclasses.replace(CONFIGS["cpu"], delay=1000).delay == 1000
-    assert dataclasses.replace(CONFIGS["cpu"], delay=39, variants=("frozen_delayed",)).delay == 39
     assert dataclasses.replace(CONFIGS["cpu"], declared=40).declared == 40  # the schedule declared for exactly the run
-    assert finetuning.Config("x", steps=1, declared=1, seeds=(0,), warmup_fraction=0.0, delay=0).warmup == 1
+    assert finetuning.Config("x", steps=1, declared=1, seeds=(0,), warmup_fraction=0.0).warmup == 1
+    assert CONFIGS["gpu_timing"].probes is False and CONFIGS["gpu"].probes and CONFIGS["gpu"].update_sizes
+
+
+def test_a_bare_run_for_timing_records_no_probes():
+    config = dataclasses.replace(CONFIGS["gpu_timing"], steps=2, declared=3, max_length=16, batch_size=4, eval_size=8)
+    result = finetuning.run(config, "frozen", seed=0, device="cpu")
+    assert result["grad_norm_parts"] == {} and result["update_norm"] == [] and result["update_norm_parts"] == {}
+    assert len(result["loss"]) == 2

@@ -13,7 +13,7 @@ import torch
 
 from course_lib.engine._checks import check_int, check_number, shown
 
-__all__ = ["Spread", "spread", "curve_agreement"]
+__all__ = ["Spread", "spread", "noise_variance", "curve_agreement"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,25 @@ def spread(values: Sequence[float]) -> Spread:
     else:
         sem = math.nan  # statistics.stdev fails on a NaN; the spread of a diverged run is not a number
     return Spread(statistics.fmean(values), sem, len(values))
+
+
+def noise_variance(losses: Sequence[float]) -> float:
+    """Var(L_t - L_{t-1}) / 2: the step-to-step noise (jitter) of a loss curve, without its trend (lessons 03, 04).
+
+    If L_t = trend_t + e_t with independent noise of variance s^2 and a trend
+    that moves little in one step, each difference has variance 2 s^2: halving
+    gives s^2, whatever the trend does over the window.  Needs at least 3 finite losses.
+    """
+    if isinstance(losses, (str, bytes, torch.Tensor)) or not isinstance(losses, (list, tuple)) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in losses):
+        raise TypeError(f"losses must be a list of losses, one per step: a list of numbers, got {shown(losses)}")
+    for i, value in enumerate(losses):
+        if not math.isfinite(value):
+            raise ValueError(f"losses[{i}] must be a finite number (a list of losses, one per step), got {value!r}")
+    if len(losses) < 3:
+        raise ValueError(f"losses must hold at least 3 losses (two differences to take a variance of), got {len(losses)}")
+    diffs = [b - a for a, b in zip(losses, losses[1:])]
+    return statistics.variance(diffs) / 2
 
 
 def curve_agreement(reference: list[float], other: list[float], window: int = 20) -> dict:

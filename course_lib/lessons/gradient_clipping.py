@@ -87,11 +87,12 @@ def start_norms(results: dict, variant: str = "frozen") -> dict[str, Spread]:
 
     ``results`` is what :func:`course_lib.lessons.finetuning_bert.load_results`
     returns.  Per run of ``variant``, at step 0: the global norm (``total``),
-    the classifier head's and the MLP layers' norms, the norm of every other
-    trainable part together (``rest`` = sqrt(total² - head² - mlp²): in the
-    notes' recipe the pooler and the MLP blocks' LayerNorms), and the share of
-    the squared global norm each of the three carries (``head_share``,
-    ``mlp_share``, ``rest_share``; they add up to 1).
+    the classifier head's, the pooler's and the MLP layers' norms (the six
+    layers together), the norm of every other trainable part together
+    (``rest`` = sqrt(total² - head² - pooler² - mlp²): in the notes' recipe
+    the LayerNorms), and the share of the squared global norm each of the four
+    carries (``head_share``, ``pooler_share``, ``mlp_share``, ``rest_share``;
+    they add up to 1).
     """
     check_type("results", results, dict, "the stored results of lesson 03 (finetuning_bert.load_results())")
     runs = results.get("runs")
@@ -103,10 +104,12 @@ def start_norms(results: dict, variant: str = "frozen") -> dict[str, Spread]:
     for r in runs:
         if r["variant"] != variant:
             continue
-        total, head, mlp = r["grad_norm"][0], r["grad_norm_classifier"][0], r["grad_norm_mlp"][0]
-        rest = math.sqrt(max(0.0, total**2 - head**2 - mlp**2))
-        rows.append({"total": total, "head": head, "mlp": mlp, "rest": rest,
-                     "head_share": (head / total) ** 2, "mlp_share": (mlp / total) ** 2, "rest_share": (rest / total) ** 2})
+        parts = r["grad_norm_parts"]
+        total, head, pooler = r["grad_norm"][0], parts["classifier"][0], parts["pooler"][0]
+        mlp = math.sqrt(sum(norms[0] ** 2 for name, norms in parts.items() if name.startswith("mlp.")))
+        rest = math.sqrt(max(0.0, total**2 - head**2 - pooler**2 - mlp**2))
+        norms = {"total": total, "head": head, "pooler": pooler, "mlp": mlp, "rest": rest}
+        rows.append({**norms, **{f"{part}_share": (norms[part] / total) ** 2 for part in ("head", "pooler", "mlp", "rest")}})
     return {key: spread([row[key] for row in rows]) for key in rows[0]}
 
 

@@ -50,7 +50,7 @@ from course_lib.engine.freezing import (
     unfreeze,
 )
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
-from course_lib.engine.stats import Spread, spread
+from course_lib.engine.stats import Spread, noise_variance, spread
 from course_lib.engine.timing import PeakMemory
 from course_lib.engine.training import train, weight_dtype
 from course_lib.lessons import stored
@@ -222,15 +222,6 @@ def sample_text(model: GPT, s: Setup, config: Config, tokens: int = 40, seed: in
     model.to(device)
     short = dataclasses.replace(config, samples=1, sample_tokens=tokens)
     return s.tokenizer.decode(_samples(model, s, short, seed, device)[0])
-
-
-def noise_variance(losses: list[float]) -> float:
-    """Var(L_t - L_{t-1}) / 2: the step-to-step noise of a loss curve, without its downward trend (at least 3 finite losses)."""
-    _check_numbers("losses", losses, "a list of losses, one per step")
-    if len(losses) < 3:
-        raise ValueError(f"losses must hold at least 3 losses (two differences to take a variance of), got {len(losses)}")
-    diffs = [b - a for a, b in zip(losses, losses[1:])]
-    return statistics.variance(diffs) / 2
 
 
 def flop_saving(model: GPT) -> float:

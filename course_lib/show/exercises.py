@@ -57,6 +57,8 @@ __all__ = [
     "hard_restarts_factor",
     "check_clip_per_part",
     "check_warmup_run",
+    "check_frozen_drift",
+    "frozen_drift",
 ]
 
 
@@ -842,3 +844,72 @@ def check_warmup_run(fn: Callable, lang: str) -> Verdict:
         message = text("ex_gpt_wrong", lang, right=right, n=len(seeds), call=call, problem=problem)
         return _verdict(name, "wrong", message + "\n" + text("ex_hint", lang, hint=hint))
     return _verdict(name, "correct", text("ex_correct", lang, name=name, n=len(seeds)))
+# ------------------------------------------------------------------------------------------------ lesson 03: frozen weights under AdamW
+
+
+def frozen_drift(model: torch.nn.Module, batches: list, warm: int, set_to_none: bool) -> float:
+    """Lesson 03's experiment: AdamW (lr 0.01, weight decay 0.1) over *all* of ``model``'s parameters; at step ``warm``
+    the first layer ``model[0]`` is frozen with ``requires_grad_(False)``; returns how far its weight moved after that.
+
+    Each step zeroes the gradients with ``zero_grad(set_to_none=set_to_none)``.
+    A layer frozen before it ever had a gradient keeps ``.grad = None`` and
+    AdamW skips it: 0.0 exactly.  One frozen after training keeps a zero
+    gradient when ``set_to_none=False``, and AdamW still moves it (its first
+    moment and the weight decay).
+    """
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.1)
+    frozen = model[0].weight.detach().clone()
+    for step, (x, y) in enumerate(batches):
+        if step == warm:
+            model[0].requires_grad_(False)
+            frozen = model[0].weight.detach().clone()
+        optimizer.zero_grad(set_to_none=set_to_none)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return (model[0].weight.detach() - frozen).abs().max().item()
+
+
+def _drift_setup() -> tuple[torch.nn.Module, list]:
+    """A small float64 network and six batches, the same at every call; the global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+        batches = [(torch.randn(16, 4, dtype=torch.float64), torch.randint(0, 2, (16,))) for _ in range(6)]
+    return model, batches
+
+
+def _drift_without(model, batches, warm, set_to_none, *, since_start=False, rebuild=False, always_none=False):
+    """:func:`frozen_drift` with one typical mistake."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.1)
+    start = model[0].weight.detach().clone()
+    frozen = start
+    for step, (x, y) in enumerate(batches):
+        if step == warm:
+            model[0].requires_grad_(False)
+            frozen = model[0].weight.detach().clone()
+            if rebuild:
+                optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.01, weight_decay=0.1)
+        optimizer.zero_grad(set_to_none=True if always_none else set_to_none)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return (model[0].weight.detach() - (start if since_start else frozen)).abs().max().item()
+
+
+def check_frozen_drift(fn: Callable, lang: str) -> Verdict:
+    """Lesson 03: ``fn(model, batches, warm, set_to_none)`` runs the experiment of :func:`frozen_drift` and returns the
+    largest change of ``model[0].weight`` after it was frozen.
+
+    Mistakes recognised: ``set_to_none`` not passed to ``zero_grad`` (or the
+    optimizer rebuilt without the frozen layer), the change measured from
+    the start instead of from the freezing.
+    """
+    rows = [(0, True), (0, False), (3, True), (3, False)]
+    cases = [_Case(lambda warm=warm, none=none: (*_drift_setup(), warm, none),
+                   lambda name, lang, warm=warm, none=none: f"{name}(model, batches, warm={warm}, set_to_none={none})")
+             for warm, none in rows]
+    mistakes = (
+        (lambda m, b, w, s: _drift_without(m, b, w, s, always_none=True), "ex_hint_drift_none"),
+        (lambda m, b, w, s: _drift_without(m, b, w, s, rebuild=True), "ex_hint_drift_none"),
+        (lambda m, b, w, s: _drift_without(m, b, w, s, since_start=True), "ex_hint_drift_since_start"),
+    )
+    return _check(fn, lang, "check_frozen_drift(frozen_drift, LANG)", cases, frozen_drift, mistakes)

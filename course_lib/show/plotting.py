@@ -21,6 +21,7 @@ from course_lib.engine._checks import (
 from course_lib.engine.clipping import clip_grad_norm_, clip_grad_value_
 from course_lib.engine.training import History
 from course_lib.i18n import check_language, plain, text
+from course_lib.lessons import finetuning_bert
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_prediction
 
 
@@ -202,25 +203,36 @@ def plot_clipping_runs(runs: Mapping[str, History], lang: str, show_norms: Seque
 
 
 def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
-    """Lesson 03: per-step gradient norms of the MLP layers, the classifier and the whole model, with c; and |g| - |g'|."""
+    """Lesson 03: per-step gradient norms before clipping: the whole model, the MLP layers together, the pooler and the
+    head, with c (top); each MLP layer on its own (middle); the norm clipping removed, |g| - |g'| (bottom)."""
     check_language(lang)
-    keys = ("grad_norm", "grad_norm_mlp", "grad_norm_classifier", "norm_lost")
+    keys = ("grad_norm", "grad_norm_parts", "norm_lost")
     _check_run("run", run, keys, "one of finetuning_bert.run()'s results")
-    for key in keys:
+    for key in ("grad_norm", "norm_lost"):
         _check_curve(f"run[{key!r}]", run[key], "one value per step")
     check_number("clip", clip, "> 0 and finite (the clipping threshold drawn)", lambda v: 0 < v < math.inf)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    layers = sorted((name for name in run["grad_norm_parts"] if name.startswith("mlp.")), key=lambda n: int(n.split(".")[1]))
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 8), sharex=True, height_ratios=(3, 2, 1.5))
     steps = range(len(run["grad_norm"]))
-    top.plot(steps, run["grad_norm"], label=text("norm_global", lang), linewidth=1)
-    top.plot(steps, run["grad_norm_mlp"], label=text("norm_mlp", lang), linewidth=1)
-    top.plot(steps, run["grad_norm_classifier"], label=text("norm_classifier", lang), linewidth=1)
+    top.plot(steps, run["grad_norm"], label=text("norm_global", lang), linewidth=1, color="black")
+    for part, key, color in (("mlp", "norm_mlp_all", "tab:blue"), ("pooler", "norm_pooler", "tab:orange"),
+                             ("classifier", "norm_classifier", "tab:green")):
+        top.plot(steps, finetuning_bert.part_norm(run, part), label=text(key, lang, n=len(layers)), linewidth=1, color=color)
     top.axhline(clip, color="black", linestyle="--", linewidth=1, label=text("threshold", lang))
     top.set_yscale("log")
     top.set(ylabel=text("grad_norm", lang), title=text("finetune_norms_title", lang))
-    top.legend(fontsize="small", loc="upper left", ncol=2)
+    top.legend(fontsize="small", loc="lower right", ncol=2)
+    colors = plt.get_cmap("Blues")
+    for i, layer in enumerate(layers):
+        middle.plot(steps, run["grad_norm_parts"][layer], linewidth=0.8, color=colors(0.35 + 0.65 * i / max(1, len(layers) - 1)),
+                    label=text("norm_mlp_layer", lang, i=layer.split(".")[1]))
+    middle.axhline(clip, color="black", linestyle="--", linewidth=1)
+    middle.set_yscale("log")
+    middle.set(ylabel=text("grad_norm", lang))
+    middle.legend(fontsize="small", loc="lower right", ncol=3)
     bottom.plot(steps, run["norm_lost"], color="tab:red", linewidth=1)
     bottom.set(xlabel=text("step", lang), ylabel=text("norm_lost_axis", lang))
-    for ax in (top, bottom):
+    for ax in (top, middle, bottom):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -164,12 +164,12 @@ def finetune_table(results: dict, lang: str, variants: Sequence[str] | None = No
             with_spread(s["seconds_per_step"], lang, 1, scale=1e3),
             "-" if s["peak_memory_mb"] is None else number(s["peak_memory_mb"].mean, lang, 0),
             number(s["trainable"].mean, lang, 3),
-            with_spread(s["loss_variance_late"], lang, 4),
+            with_spread(s["loss_jitter"], lang, 4),
             number(100 * s["clipped_fraction"].mean, lang, 0),
             significant(s["final_lr"].mean, lang, 2),
         ))
     n = len({r["seed"] for r in results["runs"]})
-    keys = ["variant", "acc_before", "acc_after", "ms_per_step", "peak_memory", "ratio_col", "loss_var", "clipped_pct", "final_lr"]
+    keys = ["variant", "acc_before", "acc_after", "ms_per_step", "peak_memory", "ratio_col", "loss_jitter_col", "clipped_pct", "final_lr"]
     keep = [i for i, key in enumerate(keys) if timing or key not in ("ms_per_step", "peak_memory")]
     header = tuple(text(keys[i], lang, n=n) for i in keep)
     return Table(header, tuple(tuple(row[i] for i in keep) for row in rows))
