@@ -817,6 +817,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     # (end of lesson 03's second-edition strings)
 
     # Lesson 04, second edition: its key results, experiments and exercises.
+    "gpt_bottom": {"vi": "đóng băng phần dưới: nhúng và nửa dưới các khối", "en": "bottom frozen: embeddings and lower half"},
     # (end of lesson 04's second-edition strings)
 }
 

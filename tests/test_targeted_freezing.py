@@ -45,6 +45,8 @@ def test_the_variants_freeze_what_they_say(tiny):
     assert _trainable(tf.prepare(shared, "full")) == names
     assert _trainable(tf.prepare(shared, "targeted")) == lower and len(lower) == 8  # 2 blocks x (c_attn, c_proj) x (weight, bias)
     assert _trainable(tf.prepare(shared, "reversed")) == names - (attention - lower)
+    upper = {n for n in names if n.startswith(("transformer.h.2.", "transformer.h.3.", "transformer.ln_f."))}
+    assert _trainable(tf.prepare(shared, "bottom")) == upper and "transformer.wte.weight" not in upper
 
 
 def test_every_run_starts_from_the_same_weights_and_sees_the_same_batches(tiny):
@@ -70,7 +72,8 @@ def test_the_records_of_a_run(tiny):
     assert set(targeted["weight_change"]) == {f"transformer.h.{i}.attn.{m}.weight" for i in (0, 1) for m in ("c_attn", "c_proj")}
     assert len(full["weight_change"]) == 8 and all(len(v) == TINY.steps for v in full["weight_change"].values())
     assert len(full["p"]) == len(TINY.sample_seeds) and all(0 <= p <= 1 for p in full["p"])
-    assert 0 <= full["word_rate"] <= 1
+    assert len(full["word_rate"]) == len(TINY.sample_seeds) and all(0 <= w <= 1 for w in full["word_rate"])
+    assert len(full["lr"]) == TINY.steps and full["weight_sizes"]["transformer.h.0.attn.c_attn.weight"] == 16 * 48
     assert full["trainable"] == 1.0 and 0 < targeted["trainable"] < 0.5
 
 
@@ -81,16 +84,66 @@ def test_a_run_is_repeatable(tiny):
     assert checksum(model) == checksum(runs["targeted"][1])
 
 
-def test_flop_saving_counts_the_weight_gradients_of_frozen_matrices(tiny):
+def test_flop_saving_follows_where_the_trainable_weights_sit(tiny):
     shared, _ = tiny
     assert tf.flop_saving(tf.prepare(shared, "full")) == 0
-    model = tf.prepare(shared, "targeted")
     d, L, V = 16, 4, 300
-    frozen = V * d + L * 8 * d * d + (L // 2) * 4 * d * d  # embedding/output, every MLP, the upper attention
-    assert tf.flop_saving(model) == pytest.approx(frozen / (3 * (V * d + 12 * d * d * L)))
+    total = V * d + 12 * d * d * L
+    # B: frozen matrices skip their weight gradient (2 of 6); block 0's c_attn, below which nothing trains, its input gradient too
+    frozen = V * d + L * 8 * d * d + (L // 2) * 4 * d * d
+    assert tf.flop_saving(tf.prepare(shared, "targeted")) == pytest.approx((2 * frozen + 2 * 3 * d * d) / (6 * total))
+    # bottom: the lower blocks skip weight and input gradients (4 of 6); the output layer (wte) only its weight gradient
+    assert tf.flop_saving(tf.prepare(shared, "bottom")) == pytest.approx((4 * (L // 2) * 12 * d * d + 2 * V * d) / (6 * total))
+    model = tf.prepare(shared, "targeted")
     for p in model.parameters():
         p.requires_grad_(False)
-    assert tf.flop_saving(model) == pytest.approx(1 / 3)
+    assert tf.flop_saving(model) == pytest.approx(2 / 3)  # no backward pass at all: the forward's 2 of 6 remain
+    model.transformer.ln_f.weight.requires_grad_(True)  # the top LayerNorm: the gradient crosses only the output layer
+    assert tf.flop_saving(model) == pytest.approx((4 * 12 * d * d * L + 2 * V * d) / (6 * total))
+
+
+def test_state_memory_counts_16_bytes_per_trainable_float32_parameter(tiny):
+    shared, _ = tiny
+    model = tf.prepare(shared, "targeted", "fp32")
+    n, trainable = sum(p.numel() for p in model.parameters()), sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert tf.state_memory(model) == {"weights": 4 * n, "gradients": 4 * trainable, "optimizer": 8 * trainable}
+    assert tf.state_memory(model, optimizer_states=0)["optimizer"] == 0
+
+
+def test_bits_per_byte_and_update_consistency():
+    assert tf.bits_per_byte(math.log(2) * 3, 1.5) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="bytes_per_token"):
+        tf.bits_per_byte(1.0, 0)
+    assert tf.update_consistency([0.0, 2.0, 1.0], [0.0, 0.5, 0.25], 16) == pytest.approx(1.0)  # the zero-rate step left out
+    with pytest.raises(ValueError, match="one value per step"):
+        tf.update_consistency([1.0], [0.1, 0.1], 4)
+    a = {"weight_change": {"w": [1.0, 3.0, 2.0]}}
+    b = {"weight_change": {"w": [2.0, 2.0, 2.5]}}
+    assert tf.steps_b_above_a(a, b) == {"w": pytest.approx(2 / 3)}
+
+
+def test_the_timing_study_runs_in_separate_processes():
+    config = dataclasses.replace(tf.TIMING_CONFIGS["timing-cpu"], variants=("full", "bottom"), rounds=2, processes=2)
+    results = tf.timing_study(config, "cpu", progress=lambda line: None)
+    assert len(results["processes"]) == 2 and results["provenance"]["command"].endswith("--config timing-cpu")
+    one = results["processes"][0]
+    assert list(one["ms_per_step"]) == ["full", "bottom"] and all(len(v) == 2 for v in one["ms_per_step"].values())
+    summary = tf.timing_summary(results)
+    assert summary["full"]["saving"].mean == 0 and summary["full"]["saving"].n == 2
+    assert summary["bottom"]["flop_saving"] > 0 and summary["bottom"]["peak_memory_mb"] is None
+    assert summary["bottom"]["state_mb"]["gradients"] < summary["full"]["state_mb"]["gradients"]
+    with pytest.raises(ValueError, match="'full'"):
+        dataclasses.replace(config, variants=("bottom",))
+
+
+def test_the_stored_timing_study_matches_its_configuration():
+    stored = tf.load_timing("timing-gpu")
+    config = tf.TIMING_CONFIGS["timing-gpu"]
+    assert len(stored["processes"]) == config.processes
+    assert all(len(p["ms_per_step"][v]) == config.rounds for p in stored["processes"] for v in config.variants)
+    assert "H100" in stored["provenance"]["device"] or "H200" in stored["provenance"]["device"]
+    summary = tf.timing_summary(stored)
+    assert set(summary) == set(config.variants) and all(s["peak_memory_mb"] > 0 for s in summary.values())
 
 
 def test_noise_variance_ignores_a_trend():
@@ -122,7 +175,7 @@ def test_summary_and_table_of_a_live_run(tiny):
     assert summary["full"]["saving"].mean == 0 and summary["full"]["p"].n == len(TINY.sample_seeds)  # one seed: spread over sampling seeds
     for lang in ("vi", "en"):
         table = gpt_freezing_table(results, lang, timing=False)
-        assert len(table.rows) == 3 and len(table.header) == 7
+        assert len(table.rows) == 4 and len(table.header) == 7
 
 
 def test_the_stored_gpu_results_match_their_configuration():
@@ -133,10 +186,11 @@ def test_the_stored_gpu_results_match_their_configuration():
     for seed in config.seeds:
         assert len({r["batch_checksum"] for r in stored["runs"] if r["seed"] == seed}) == 1
     assert len({r["batch_checksum"] for r in stored["runs"]}) == len(config.seeds)
-    assert all(len(r["p"]) == len(config.sample_seeds) for r in stored["runs"]) and len(stored["p_before"]) == len(config.sample_seeds)
+    assert all(len(r["p"]) == len(r["word_rate"]) == len(config.sample_seeds) for r in stored["runs"])
+    assert len(stored["p_before"]) == len(stored["word_rate_before"]) == len(config.sample_seeds)
     assert "H100" in stored["provenance"]["device"] or "H200" in stored["provenance"]["device"]
     for lang in ("vi", "en"):
-        assert len(gpt_freezing_table(stored, lang).rows) == 3
+        assert len(gpt_freezing_table(stored, lang).rows) == 4
 
 
 def test_stored_results_of_another_configuration_are_refused(tmp_path, monkeypatch):
