@@ -766,10 +766,10 @@ _STRINGS: dict[str, dict[str, str]] = {
     "ex_gpt_unfrozen": {"vi": "model là cùng GPT ấy, không có gì bị đóng băng", "en": "model is the same GPT with nothing frozen"},
     "ex_gpt_all_frozen": {"vi": "model là cùng GPT ấy, đóng băng toàn bộ", "en": "model is the same GPT with everything frozen"},
     "ex_hint_all_flops": {
-        "vi": "đóng băng chỉ bỏ được gradient của chính trọng số bị đóng băng, 2 trong 6 FLOP mỗi token; lượt lan truyền xuôi (forward) và gradient "
-              "truyền xuống tầng dưới vẫn phải tính: hãy chia cho 3 × tổng số trọng số của các ma trận.",
-        "en": "freezing skips only a frozen weight's own gradient, 2 of its 6 FLOPs per token; the forward pass and the gradient "
-              "passed down still run: divide by 3 × all the matrices' weights.",
+        "vi": "một ma trận bị đóng băng vẫn chạy lượt lan truyền xuôi (forward), 2 trong 6 FLOP mỗi trọng số và mỗi token; nó bỏ được nhiều "
+              "nhất 4 (gradient của chính nó và gradient truyền xuống), và chỉ bỏ được cả 4 khi không có gì bên dưới nó được huấn luyện.",
+        "en": "a frozen matrix still runs its forward pass, 2 of the 6 FLOPs per weight and token; it saves at most 4 (its own "
+              "gradient and the gradient passed down), and all 4 only when nothing below it trains.",
     },
     "ex_hint_only_matrices": {
         "vi": "chỉ đếm trọng số của các phép nhân ma trận: các tensor hai chiều (p.ndim == 2), không đếm bias và LayerNorm.",
@@ -818,6 +818,49 @@ _STRINGS: dict[str, dict[str, str]] = {
 
     # Lesson 04, second edition: its key results, experiments and exercises.
     "gpt_bottom": {"vi": "đóng băng phần dưới: nhúng và nửa dưới các khối", "en": "bottom frozen: embeddings and lower half"},
+    "ex_gpt_bottom": {
+        "vi": "model là cùng GPT ấy, đóng băng các tầng nhúng và khối 0; khối 1 và LayerNorm cuối được huấn luyện (đóng băng phần dưới)",
+        "en": "model is the same GPT with the embeddings and block 0 frozen, block 1 and the last LayerNorm trained (bottom frozen)",
+    },
+    "ex_hint_third_only": {
+        "vi": "chia cho 3 chỉ đúng khi có một tầng được huấn luyện nằm dưới mọi tầng bị đóng băng: khi đó gradient vẫn phải đi qua chúng. "
+              "Một ma trận không có tham số nào được huấn luyện ở bên dưới thì bỏ được cả gradient truyền xuống (4 trong 6 FLOP); "
+              "khi mọi thứ bị đóng băng, chỉ còn lượt xuôi.",
+        "en": "dividing by 3 holds only when a trainable layer lies below every frozen one, so the gradient must still cross them. "
+              "A matrix with no trainable parameter below it also skips the gradient passed down (4 of 6 FLOPs); with everything "
+              "frozen only the forward pass remains.",
+    },
+    "ex_hint_output_on_top": {
+        "vi": "wte vừa là tầng nhúng ở dưới cùng vừa là tầng đầu ra (lm_head), phép nhân ma trận cuối cùng: hãy tính nó ở trên cùng, "
+              "nơi gradient phải đi qua khi có bất cứ thứ gì được huấn luyện.",
+        "en": "wte is both the embedding at the bottom and the output layer (lm_head), the last matrix multiply: count it on top, "
+              "where the gradient must cross it whenever anything trains.",
+    },
+    "ex_adam_constant": {"vi": "gradients là 20 lần cùng một gradient (mọi phần tử bằng 0,3)",
+                         "en": "gradients are the same gradient 20 times (every entry 0.3)"},
+    "ex_adam_constant_large": {"vi": "gradients là 20 lần cùng một gradient lớn gấp 1000 lần (mọi phần tử bằng 300)",
+                               "en": "gradients are the same gradient, 1000 times larger, 20 times (every entry 300)"},
+    "ex_adam_noise": {"vi": "gradients là 20 gradient ngẫu nhiên độc lập (phân phối chuẩn, dấu đổi liên tục)",
+                      "en": "gradients are 20 independent random gradients (normal, their signs keep changing)"},
+    "ex_adam_noise_large": {"vi": "gradients là 20 gradient ngẫu nhiên ấy nhân với 1000",
+                            "en": "gradients are those 20 random gradients times 1000"},
+    "ex_adam_mixed": {"vi": "gradients là một hướng cố định cộng nhiễu lớn gấp đôi", "en": "gradients are a fixed direction plus twice as much noise"},
+    "ex_hint_adam_not_divided": {
+        "vi": "hãy chia |ΔW|_F cho lr · √n: tỉ số ấy bằng 1 khi mọi trọng số dịch chuyển trọn một lr.",
+        "en": "divide |ΔW|_F by lr · √n: the ratio is 1 when every weight moves by a full lr.",
+    },
+    "ex_hint_adam_n": {
+        "vi": "chuẩn Frobenius của n phần tử cùng độ lớn lr là lr · √n, không phải lr · n.",
+        "en": "the Frobenius norm of n entries of size lr is lr · √n, not lr · n.",
+    },
+    "ex_hint_adam_since_start": {
+        "vi": "đo thay đổi của bước cuối, W_t - W_(t-1) (lưu một bản sao trước optimizer.step()), không phải thay đổi từ đầu.",
+        "en": "measure the last step's change, W_t - W_(t-1) (keep a copy before optimizer.step()), not the change since the start.",
+    },
+    "ex_hint_adam_sgd": {
+        "vi": "hãy dùng torch.optim.Adam: với SGD bước đi tỉ lệ với gradient, nên tỉ số phụ thuộc vào độ lớn của gradient.",
+        "en": "use torch.optim.Adam: with SGD the step is proportional to the gradient, so the ratio depends on its size.",
+    },
     # (end of lesson 04's second-edition strings)
 }
 
