@@ -861,6 +861,41 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "hãy dùng torch.optim.Adam: với SGD bước đi tỉ lệ với gradient, nên tỉ số phụ thuộc vào độ lớn của gradient.",
         "en": "use torch.optim.Adam: with SGD the step is proportional to the gradient, so the ratio depends on its size.",
     },
+    "gpt_ms_processes": {"vi": "ms/bước (TB ± SE, {n} tiến trình)", "en": "ms/step (mean ± SE, {n} processes)"},
+    "gpt_time_saving": {"vi": "thời gian tiết kiệm (%)", "en": "time saved (%)"},
+    "gpt_saving_range": {"vi": "thấp nhất … cao nhất (%)", "en": "lowest … highest (%)"},
+    "gpt_state_memory": {"vi": "trọng số + gradient + AdamW (MB)", "en": "weights + gradients + AdamW (MB)"},
+    "gpt_other_memory": {"vi": "phần còn lại: activation… (MB)", "en": "the rest: activations… (MB)"},
+    "claim_held": {"vi": "✓ đúng", "en": "✓ holds"},
+    "claim_not_held": {"vi": "✗ không đúng", "en": "✗ does not hold"},
+    "claim_slower": {
+        "vi": "{mark}: loss của B giảm chậm hơn của A (loss kiểm tra cuối {b} so với {a}, TB ± SE qua {n} seed; cao hơn ở mọi seed).",
+        "en": "{mark}: B's loss falls more slowly than A's (final held-out loss {b} against {a}, mean ± SE over {n} seeds; higher in every seed).",
+    },
+    "claim_moves": {
+        "vi": "{mark}: mỗi ma trận được huấn luyện của B dịch chuyển mỗi bước nhiều hơn trong A, tính trung bình cả lượt chạy (gấp {low} "
+              "đến {high} lần); nhưng xét từng bước thì chỉ ở {above_low} đến {above_high} % số bước.",
+        "en": "{mark}: each trainable matrix of B moves more per step than in A, on average over the run (×{low} to ×{high}); "
+              "step by step, though, only at {above_low} to {above_high} % of the steps.",
+    },
+    "claim_time": {
+        "vi": "{mark}: đóng băng tiết kiệm thời gian trên GPU (mô hình cỡ GPT-2 small, {n} tiến trình): bước của B ngắn hơn {b} % "
+              "(mô hình FLOP: {flop_b} %), đóng băng phần dưới {bottom} % (mô hình FLOP: {flop_bottom} %).",
+        "en": "{mark}: freezing saves time on the GPU (a GPT-2-small-sized model, {n} processes): B's steps are {b} % shorter "
+              "(FLOP model: {flop_b} %), bottom-frozen {bottom} % (FLOP model: {flop_bottom} %).",
+    },
+    "claim_memory": {
+        "vi": "{mark}: \"bộ nhớ được tiết kiệm nhiều hơn thời gian\": B cần ít hơn {memory} % bộ nhớ đỉnh, so với {time} % thời gian.",
+        "en": "{mark}: \"memory is saved more than time\": B needs {memory} % less peak memory, against {time} % less time.",
+    },
+    "claim_wins": {
+        "vi": "{mark}: \"B thắng A ở một vài lần thử\" về p: B cao hơn ở {wins} trong {pairs} cặp seed lấy mẫu.",
+        "en": "{mark}: \"B beat A in some tries\" on p: B is higher at {wins} of {pairs} sampling-seed pairs.",
+    },
+    "claim_reversed": {
+        "vi": "{mark}: đường loss của cấu hình đảo ngược gần như trùng với của A (loss kiểm tra cuối lệch nhau nhiều nhất {gap}).",
+        "en": "{mark}: the reversed setup's curves nearly coincide with A's (final held-out losses at most {gap} apart).",
+    },
     # (end of lesson 04's second-edition strings)
 }
 

@@ -1,17 +1,18 @@
 """course_lib.lessons.targeted_freezing_gpt: lesson 04's runs on a tiny pretrained GPT, its measures, and the stored GPU results."""
 
 import dataclasses
+import json
 import math
 
 import pytest
 import torch
 
-from course_lib.lessons import pretraining
+from course_lib.lessons import pretraining, stored
 from course_lib.models.gpt import GPTConfig
 from course_lib.lessons import targeted_freezing_gpt as tf
 from course_lib.engine.data import checksum
 from course_lib.lessons.corpus import pretraining_texts
-from course_lib.show.tables import gpt_freezing_table
+from course_lib.show.tables import gpt_freezing_table, gpt_key_results, gpt_timing_table
 
 TINY_PRETRAIN = pretraining.PretrainConfig("tiny", GPTConfig(vocab_size=300, n_layer=4, n_head=2, n_embd=16, block_size=16),
                                            batch_size=4, steps=4, warmup=1)
@@ -122,18 +123,34 @@ def test_bits_per_byte_and_update_consistency():
     assert tf.steps_b_above_a(a, b) == {"w": pytest.approx(2 / 3)}
 
 
-def test_the_timing_study_runs_in_separate_processes():
-    config = dataclasses.replace(tf.TIMING_CONFIGS["timing-cpu"], variants=("full", "bottom"), rounds=2, processes=2)
-    results = tf.timing_study(config, "cpu", progress=lambda line: None)
-    assert len(results["processes"]) == 2 and results["provenance"]["command"].endswith("--config timing-cpu")
-    one = results["processes"][0]
-    assert list(one["ms_per_step"]) == ["full", "bottom"] and all(len(v) == 2 for v in one["ms_per_step"].values())
-    summary = tf.timing_summary(results)
+@pytest.fixture(scope="module")
+def timing():
+    config = dataclasses.replace(tf.TIMING_CONFIGS["timing-cpu"], rounds=2, processes=2)
+    return json.loads(json.dumps(stored.rounded(tf.timing_study(config, "cpu", progress=lambda line: None))))
+
+
+def test_the_timing_study_runs_in_separate_processes(timing):
+    assert len(timing["processes"]) == 2 and timing["provenance"]["command"].endswith("--config timing-cpu")
+    one = timing["processes"][0]
+    assert list(one["ms_per_step"]) == list(tf.VARIANTS) and all(len(v) == 2 for v in one["ms_per_step"].values())
+    summary = tf.timing_summary(timing)
     assert summary["full"]["saving"].mean == 0 and summary["full"]["saving"].n == 2
-    assert summary["bottom"]["flop_saving"] > 0 and summary["bottom"]["peak_memory_mb"] is None
+    assert summary["bottom"]["flop_saving"] > summary["targeted"]["flop_saving"] > 0 and summary["bottom"]["peak_memory_mb"] is None
     assert summary["bottom"]["state_mb"]["gradients"] < summary["full"]["state_mb"]["gradients"]
     with pytest.raises(ValueError, match="'full'"):
-        dataclasses.replace(config, variants=("bottom",))
+        dataclasses.replace(tf.TIMING_CONFIGS["timing-cpu"], variants=("bottom",))
+    for lang in ("vi", "en"):
+        assert len(gpt_timing_table(timing, lang).rows) == 4
+
+
+def test_the_key_results_read_both_studies(tiny, timing):
+    results = json.loads(json.dumps(stored.rounded(tf.run_all(dataclasses.replace(TINY, seeds=(0, 1)), "cpu", progress=lambda l: None))))
+    c = tf.claims(results, timing)
+    assert c["seeds"] == 2 and c["pairs"] == 2 * len(TINY.sample_seeds) and 0 <= c["above_low"] <= c["above_high"] <= 1
+    assert c["ratio_low"] <= c["ratio_high"] and c["reversed_gap"] >= 0
+    for lang in ("vi", "en"):
+        lines = gpt_key_results(results, timing, lang).splitlines()
+        assert len(lines) == 6 and all(line.startswith("✓") or line.startswith("✗") for line in lines)
 
 
 def test_the_stored_timing_study_matches_its_configuration():

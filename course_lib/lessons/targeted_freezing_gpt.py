@@ -80,7 +80,7 @@ from course_lib.models.gpt import GPT, GPTConfig, generate, lm_loss
 
 __all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION_WEIGHTS", "Setup", "setup", "trains", "pretrained_copy", "prepare", "probes",
            "measure", "run", "run_all", "sample_measures", "sample_text", "flop_saving", "state_memory", "bits_per_byte",
-           "p_summary", "weight_change_ratio", "steps_b_above_a", "update_consistency", "curve_gap", "summarize", "noise_variance",
+           "p_summary", "weight_change_ratio", "claims", "steps_b_above_a", "update_consistency", "curve_gap", "summarize", "noise_variance",
            "probe_cost", "load_results", "TimingConfig", "TIMING_CONFIGS", "time_variants", "timing_study", "timing_summary",
            "load_timing", "main"]
 
@@ -736,6 +736,36 @@ def load_timing(name: str = "timing-gpu") -> dict:
     check_choice("name", name, tuple(TIMING_CONFIGS), "the configurations of TIMING_CONFIGS")
     schema = {**TIMING, "provenance": {"date": str, "device": str, "torch": str, "cuda": stored.Maybe(str), "command": str}}
     return stored.load("04", name, f"python -m {__name__} --config {name}", {"config": TIMING_CONFIGS[name]}, schema)
+
+
+def claims(results: dict, timing: dict) -> dict:
+    """The notes' claims measured over the stored study's seeds (``results``) and the timing study (``timing``).
+
+    ``slower``: B's final held-out loss is above A's in every seed;
+    ``moves_more``: every trainable matrix of B moved more per step than in A,
+    on average over the run, in every seed, with the lowest and highest
+    share of single steps at which it did; ``b_wins``/``pairs``: sampling
+    seeds at which p_B > p_A; ``reversed_gap``: the largest final |L_A -
+    L_reversed|; ``timing``: :func:`timing_summary`.
+    """
+    check_type("results", results, Mapping, "the dict that load_results() returns")
+    check_type("timing", timing, Mapping, "the dict that load_timing() returns")
+    summarize(results)  # the checks
+    by = {(r["variant"], r["seed"]): r for r in results["runs"]}
+    seeds = sorted({r["seed"] for r in results["runs"]})
+    pairs = [(by[("full", k)], by[("targeted", k)]) for k in seeds]
+    ratios = [b / a for full, target in pairs for a, b in weight_change_ratio(full, target).values()]
+    above = [x for full, target in pairs for x in steps_b_above_a(full, target).values()]
+    wins = [p_summary(results["p_before"], full, target) for full, target in pairs]
+    return {
+        "seeds": len(seeds),
+        "slower": all(target["eval_loss"][-1] > full["eval_loss"][-1] for full, target in pairs),
+        "moves_more": min(ratios) > 1, "ratio_low": min(ratios), "ratio_high": max(ratios),
+        "above_low": min(above), "above_high": max(above),
+        "b_wins": sum(w["b_wins"] for w in wins), "pairs": sum(w["n"] for w in wins),
+        "reversed_gap": max(curve_gap(by[("full", k)], by[("reversed", k)])["last"] for k in seeds),
+        "timing": timing_summary(timing),
+    }
 
 
 def _check_config(config: object) -> None:
