@@ -323,20 +323,24 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "eval_before": {"vi": "mất mát giữ lại trước khi tinh chỉnh: {loss}", "en": "held-out loss before fine-tuning: {loss}"},
     "initial_checksum": {
-        "vi": "trọng số ban đầu (A, B, đảo ngược), so từng bit: giống nhau: {same}",
-        "en": "initial weights (A, B, reversed), compared bit for bit: identical: {same}",
+        "vi": "trọng số ban đầu (A, B, đảo ngược, đóng băng phần dưới), so từng bit: giống nhau: {same}",
+        "en": "initial weights (A, B, reversed, bottom frozen), compared bit for bit: identical: {same}",
     },
     "batch_checksum": {
-        "vi": "checksum của mọi lô mà vòng lặp đã dùng (A, B, đảo ngược): {sums}; giống nhau: {same}",
-        "en": "checksums of every batch the loop consumed (A, B, reversed): {sums}; identical: {same}",
+        "vi": "checksum của mọi lô mà vòng lặp đã dùng (A, B, đảo ngược, đóng băng phần dưới): {sums}; giống nhau: {same}",
+        "en": "checksums of every batch the loop consumed (A, B, reversed, bottom frozen): {sums}; identical: {same}",
     },
     "change_ratio": {
-        "vi": "{name}: |ΔW|_F trung bình mỗi bước, A {a}, B {b} (B/A = {ratio})",
-        "en": "{name}: mean |ΔW|_F per step, A {a}, B {b} (B/A = {ratio})",
+        "vi": "{name}: |ΔW|_F trung bình mỗi bước, A {a}, B {b} (B/A = {ratio}); B lớn hơn A ở {above} % số bước; "
+              "|ΔW|_F/(η√n): A {ca}, B {cb}",
+        "en": "{name}: mean |ΔW|_F per step, A {a}, B {b} (B/A = {ratio}); B above A at {above} % of the steps; "
+              "|ΔW|_F/(η√n): A {ca}, B {cb}",
     },
     "gpt_timing": {
-        "vi": "trên máy này: A {a} ms mỗi bước, B {b} ms, đảo ngược {c} ms; B tiết kiệm r = {r}% thời gian của A",
-        "en": "on this machine: A {a} ms per step, B {b} ms, reversed {c} ms; B saves r = {r}% of A's time",
+        "vi": "trên máy này: A {a} ms mỗi bước, B {b} ms, đảo ngược {c} ms, đóng băng phần dưới {d} ms; so với A tiết kiệm: "
+              "B {r}%, đóng băng phần dưới {rd}%",
+        "en": "on this machine: A {a} ms per step, B {b} ms, reversed {c} ms, bottom frozen {d} ms; saved against A: "
+              "B {r}%, bottom frozen {rd}%",
     },
     "probe_cost": {
         "vi": "bộ đo thay đổi trọng số (WeightChange): thời gian mỗi bước nhân với {ratio} (mô hình A, các vòng đo xen kẽ)",
@@ -347,8 +351,10 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "weight-change probe on the GPU: time per step multiplied by {ratio}",
     },
     "flop_share": {
-        "vi": "phần FLOP nhân ma trận mà các trọng số bị đóng băng tiết kiệm được: B {b}%, đảo ngược {c}%; giới hạn khi đóng băng tất cả: 33,3%",
-        "en": "share of the matrix-multiply FLOPs that frozen weights save: B {b}%, reversed {c}%; the limit with everything frozen: 33.3%",
+        "vi": "phần FLOP nhân ma trận tiết kiệm được: B {b}%, đảo ngược {c}%, đóng băng phần dưới {d}%; đóng băng tất cả: {all}% "
+              "(chỉ còn lượt xuôi)",
+        "en": "share of the matrix-multiply FLOPs saved: B {b}%, reversed {c}%, bottom frozen {d}%; everything frozen: {all}% "
+              "(only the forward pass remains)",
     },
     "loss_variances": {
         "vi": "Var(L) trên cả {steps} bước: A {a}, B {b}; nhiễu từ bước này sang bước kia Var(ΔL)/2: A {na}, B {nb}",
@@ -367,8 +373,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "sample_a": {"vi": "— mô hình A:", "en": "— model A:"},
     "sample_b": {"vi": "— mô hình B:", "en": "— model B:"},
     "word_rates": {
-        "vi": "tỉ lệ từ sinh ra có thật trong hai văn bản: trước {before}%, A {a}%, B {b}%",
-        "en": "share of generated words that occur in the two texts: before {before}%, A {a}%, B {b}%",
+        "vi": "tỉ lệ từ sinh ra có thật trong hai văn bản (%, TB ± SE qua {n} seed lấy mẫu): trước {before}, A {a}, B {b}",
+        "en": "share of generated words that occur in the two texts (%, mean ± SE over {n} sampling seeds): before {before}, A {a}, B {b}",
     },
     "gpt_provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}; lệnh: {command}",
@@ -895,6 +901,27 @@ _STRINGS: dict[str, dict[str, str]] = {
     "claim_reversed": {
         "vi": "{mark}: đường loss của cấu hình đảo ngược gần như trùng với của A (loss kiểm tra cuối lệch nhau nhiều nhất {gap}).",
         "en": "{mark}: the reversed setup's curves nearly coincide with A's (final held-out losses at most {gap} apart).",
+    },
+    "bits_per_byte_line": {
+        "vi": "{what}: {loss} nat mỗi token = {bpb} bit mỗi byte ({bytes} byte văn bản mỗi token, từ vựng {vocab})",
+        "en": "{what}: {loss} nats per token = {bpb} bits per byte ({bytes} bytes of text per token, vocabulary {vocab})",
+    },
+    "bpb_live": {"vi": "mô hình của bài, trên phần giữ lại của Hamlet", "en": "the lesson's model, on Hamlet's held-out part"},
+    "bpb_gpu": {"vi": "mô hình của nghiên cứu GPU, cùng văn bản", "en": "the GPU study's model, same text"},
+    "word_rates_stored": {
+        "vi": "tỉ lệ từ có thật trên GPU (%, TB ± SE qua {n} seed huấn luyện, mỗi seed là trung bình của {m} seed lấy mẫu): "
+              "trước {before}, A {a}, B {b}, đảo ngược {c}, đóng băng phần dưới {d}",
+        "en": "share of real words on the GPU (%, mean ± SE over {n} training seeds, each the mean of {m} sampling seeds): "
+              "before {before}, A {a}, B {b}, reversed {c}, bottom frozen {d}",
+    },
+    "timing_provenance": {"vi": "nghiên cứu thời gian: {date}, {device}, torch {torch}, `{command}`",
+                          "en": "timing study: {date}, {device}, torch {torch}, `{command}`"},
+    "answer_upper_flops": {"vi": "huấn luyện tầng chú ý nửa trên: R = {r}, FLOP tiết kiệm {saving}% (B: {b}%)",
+                           "en": "upper-half attention trained: R = {r}, FLOPs saved {saving}% (B: {b}%)"},
+    "answer_k": {"vi": "K = {k}: |S| = {size}, p_A = {a}, p_B = {b}", "en": "K = {k}: |S| = {size}, p_A = {a}, p_B = {b}"},
+    "answer_memory": {
+        "vi": "{variant}: trọng số {weights} MB, gradient {grads} MB, AdamW {adam} MB, cộng {total} MB (chưa kể activation)",
+        "en": "{variant}: weights {weights} MB, gradients {grads} MB, AdamW {adam} MB, total {total} MB (activations not included)",
     },
     # (end of lesson 04's second-edition strings)
 }

@@ -78,6 +78,36 @@ def test_the_records_of_a_run(tiny):
     assert full["trainable"] == 1.0 and 0 < targeted["trainable"] < 0.5
 
 
+def test_the_lessons_plain_cell_gives_what_run_gives(tiny):
+    """The lesson's main cell (plain requires_grad_, AdamW groups written out, train) and run() are the same experiment."""
+    from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+    from course_lib.engine.training import train
+    from course_lib.lessons.corpus import TokenWindows
+    from course_lib.models.gpt import lm_loss
+
+    shared, runs = tiny
+    config, variant, seed = TINY, "bottom", 0
+    model = tf.pretrained_copy(shared, config.precision)
+    initial = checksum(model)
+    for name, p in model.named_parameters():
+        p.requires_grad_(tf.trains(name, variant, model.config.n_layer))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": config.weight_decay},
+                                   {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}],
+                                  lr=config.lr, betas=(0.9, 0.95))
+    scheduler = ScheduledLR(optimizer, cosine_with_warmup(config.warmup, config.steps, min_lr_ratio=0.1))
+    batches = TokenWindows(shared.train_ids, config.batch_size, shared.info["block_size"], seed)
+    callbacks = tf.probes(model, shared, config)
+    torch.manual_seed(seed)
+    history = train(model, optimizer, batches, lm_loss, config.steps, scheduler=scheduler, clip=config.clip,
+                    precision=config.precision, device="cpu", log_every=config.eval_every, callbacks=callbacks)
+    plain = tf.measure(model, history, callbacks, shared, config, variant, seed, initial, "cpu")
+    library = runs[variant][0]
+    for key in ("loss", "eval_loss", "p", "word_rate", "weight_change", "initial_checksum", "batch_checksum", "flop_saving"):
+        assert plain[key] == library[key], key
+    assert checksum(model) == checksum(runs[variant][1])
+
+
 def test_a_run_is_repeatable(tiny):
     _, runs = tiny
     again, model = tf.run(TINY, "targeted", seed=0, device="cpu")
