@@ -773,7 +773,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "ex_gpt_all_frozen": {"vi": "model là cùng GPT ấy, đóng băng toàn bộ", "en": "model is the same GPT with everything frozen"},
     "ex_hint_all_flops": {
         "vi": "một ma trận bị đóng băng vẫn chạy lượt lan truyền xuôi (forward), 2 trong 6 FLOP mỗi trọng số và mỗi token; nó bỏ được nhiều "
-              "nhất 4 (gradient của chính nó và gradient truyền xuống), và chỉ bỏ được cả 4 khi không có gì bên dưới nó được huấn luyện.",
+              "nhất 4 (gradient theo chính nó và gradient theo đầu vào), và chỉ bỏ được cả 4 khi không có gì bên dưới nó được huấn luyện.",
         "en": "a frozen matrix still runs its forward pass, 2 of the 6 FLOPs per weight and token; it saves at most 4 (its own "
               "gradient and the gradient passed down), and all 4 only when nothing below it trains.",
     },
@@ -830,7 +830,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "ex_hint_third_only": {
         "vi": "chia cho 3 chỉ đúng khi có một tầng được huấn luyện nằm dưới mọi tầng bị đóng băng: khi đó gradient vẫn phải đi qua chúng. "
-              "Một ma trận không có tham số nào được huấn luyện ở bên dưới thì bỏ được cả gradient truyền xuống (4 trong 6 FLOP); "
+              "Một ma trận không có tham số nào được huấn luyện ở bên dưới thì bỏ được cả gradient theo đầu vào (4 trong 6 FLOP); "
               "khi mọi thứ bị đóng băng, chỉ còn lượt xuôi.",
         "en": "dividing by 3 holds only when a trainable layer lies below every frozen one, so the gradient must still cross them. "
               "A matrix with no trainable parameter below it also skips the gradient passed down (4 of 6 FLOPs); with everything "
