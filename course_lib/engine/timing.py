@@ -88,6 +88,7 @@ class PeakMemory:
         self.device = pick_device(device)
         self.baseline = 0
         if self.device.type == "cuda":
+            torch.cuda.init()  # an indexed device's counters raise "Invalid device argument" before CUDA is initialised
             torch.cuda.reset_peak_memory_stats(self.device)
             self.baseline = torch.cuda.memory_allocated(self.device) if above_now else 0
 

@@ -85,6 +85,7 @@ __all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION_WEIGHTS", "Setup", "setup
            "load_timing", "main"]
 
 ATTENTION_WEIGHTS = r"\.attn\.c_(attn|proj)\."
+MODULE = "course_lib.lessons.targeted_freezing_gpt"  # not __name__, which is "__main__" under python -m
 VARIANTS = ("full", "targeted", "reversed", "bottom")
 
 
@@ -428,7 +429,7 @@ def run_all(config: Config, device=None, progress=print) -> dict:
         "eval_before": evaluate(before, s.held_out, lm_loss, device=device, precision=config.precision)["eval_loss"],
         "sample_before": sample_text(before, s, config, device=device),
         "probe_cost": probe_cost(config, device=device),
-        "provenance": stored.provenance(device, f"python -m course_lib.lessons.targeted_freezing_gpt --config {config.name}"),
+        "provenance": stored.provenance(device, f"python -m {MODULE} --config {config.name}"),
         "runs": runs,
     }
 
@@ -566,7 +567,7 @@ def load_results(name: str = "gpu") -> dict:
               "sample_before": str,
               "probe_cost": stored.Real(0.0, exclusive=True),
               "provenance": {"date": str, "device": str, "torch": str, "cuda": stored.Maybe(str), "command": str}}
-    return stored.load("04", name, f"python -m {__name__} --config {name}", {"config": config, "pretrain": PRETRAIN[config.pretrain]},
+    return stored.load("04", name, f"python -m {MODULE} --config {name}", {"config": config, "pretrain": PRETRAIN[config.pretrain]},
                        schema)
 
 
@@ -692,7 +693,7 @@ def timing_study(config: TimingConfig, device=None, progress=print) -> dict:
             raise RuntimeError(f"process {i + 1} of the timing study failed:\n{done.stderr[-3000:]}")
         processes.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {"config": dataclasses.asdict(config), "processes": processes,
-            "provenance": stored.provenance(pick_device(device), f"python -m {__name__} --config {config.name}")}
+            "provenance": stored.provenance(pick_device(device), f"python -m {MODULE} --config {config.name}")}
 
 
 _PER_VARIANT = lambda item: stored.Named(item)
@@ -735,7 +736,7 @@ def load_timing(name: str = "timing-gpu") -> dict:
     """The stored timing study (``course_lib/lessons/results/lesson04_<name>.json``), checked against :data:`TIMING_CONFIGS`."""
     check_choice("name", name, tuple(TIMING_CONFIGS), "the configurations of TIMING_CONFIGS")
     schema = {**TIMING, "provenance": {"date": str, "device": str, "torch": str, "cuda": stored.Maybe(str), "command": str}}
-    return stored.load("04", name, f"python -m {__name__} --config {name}", {"config": TIMING_CONFIGS[name]}, schema)
+    return stored.load("04", name, f"python -m {MODULE} --config {name}", {"config": TIMING_CONFIGS[name]}, schema)
 
 
 def claims(results: dict, timing: dict) -> dict:
