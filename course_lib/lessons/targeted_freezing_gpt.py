@@ -336,8 +336,11 @@ def probes(model: GPT, s: Setup, config: Config) -> list:
 
 
 def measure(model: GPT, history, callbacks: list, s: Setup, config: Config, variant: str, seed: int, initial: str,
-            device=None) -> dict:
-    """The numbers of a finished run: its losses and probes (``callbacks`` from :func:`probes`), p and the real-word share."""
+            device=None, peak_memory_mb: float | None = None) -> dict:
+    """The numbers of a finished run: its losses and probes (``callbacks`` from :func:`probes`), p and the real-word share.
+
+    ``peak_memory_mb`` is the GPU's peak during training, when measured (:class:`PeakMemory`; None on a CPU).
+    """
     check_choice("variant", variant, VARIANTS)
     data = next((c for c in callbacks if isinstance(c, DataChecksum)), None)
     if data is None:
@@ -363,6 +366,7 @@ def measure(model: GPT, history, callbacks: list, s: Setup, config: Config, vari
         "noise_variance": noise_variance(history.loss),
         "weight_change": changes,
         "weight_sizes": {name: sizes[name].numel() for name in changes},
+        "peak_memory_mb": peak_memory_mb,
         **sample_measures(model, s, config, device),
     }
 
@@ -383,8 +387,7 @@ def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) 
     measuring = probes(model, s, config)
     history = train(model, optimizer, _windows(s, config, seed), lm_loss, config.steps, scheduler=scheduler, clip=config.clip,
                     precision=config.precision, device=device, log_every=config.eval_every, callbacks=[*measuring, *callbacks])
-    memory = peak.mb
-    return {**measure(model, history, measuring, s, config, variant, seed, initial, device), "peak_memory_mb": memory}, model
+    return measure(model, history, measuring, s, config, variant, seed, initial, device, peak.mb), model
 
 
 def probe_cost(config: Config, steps: int = 20, rounds: int = 3, device=None) -> float:
