@@ -299,20 +299,24 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "eval_before": {"vi": "mất mát giữ lại trước khi tinh chỉnh: {loss}", "en": "held-out loss before fine-tuning: {loss}"},
     "initial_checksum": {
-        "vi": "trọng số ban đầu (A, B, đảo ngược), so từng bit: giống nhau: {same}",
-        "en": "initial weights (A, B, reversed), compared bit for bit: identical: {same}",
+        "vi": "trọng số ban đầu (A, B, đảo ngược, đóng băng phần dưới), so từng bit: giống nhau: {same}",
+        "en": "initial weights (A, B, reversed, bottom frozen), compared bit for bit: identical: {same}",
     },
     "batch_checksum": {
-        "vi": "checksum của mọi lô mà vòng lặp đã dùng (A, B, đảo ngược): {sums}; giống nhau: {same}",
-        "en": "checksums of every batch the loop consumed (A, B, reversed): {sums}; identical: {same}",
+        "vi": "checksum của mọi lô mà vòng lặp đã dùng (A, B, đảo ngược, đóng băng phần dưới): {sums}; giống nhau: {same}",
+        "en": "checksums of every batch the loop consumed (A, B, reversed, bottom frozen): {sums}; identical: {same}",
     },
     "change_ratio": {
-        "vi": "{name}: |ΔW|_F trung bình mỗi bước, A {a}, B {b} (B/A = {ratio})",
-        "en": "{name}: mean |ΔW|_F per step, A {a}, B {b} (B/A = {ratio})",
+        "vi": "{name}: |ΔW|_F trung bình mỗi bước, A {a}, B {b} (B/A = {ratio}); B lớn hơn A ở {above} % số bước; "
+              "|ΔW|_F/(η√n): A {ca}, B {cb}",
+        "en": "{name}: mean |ΔW|_F per step, A {a}, B {b} (B/A = {ratio}); B above A at {above} % of the steps; "
+              "|ΔW|_F/(η√n): A {ca}, B {cb}",
     },
     "gpt_timing": {
-        "vi": "trên máy này: A {a} ms mỗi bước, B {b} ms, đảo ngược {c} ms; B tiết kiệm r = {r}% thời gian của A",
-        "en": "on this machine: A {a} ms per step, B {b} ms, reversed {c} ms; B saves r = {r}% of A's time",
+        "vi": "trên máy này: A {a} ms mỗi bước, B {b} ms, đảo ngược {c} ms, đóng băng phần dưới {d} ms; so với A tiết kiệm: "
+              "B {r}%, đóng băng phần dưới {rd}%",
+        "en": "on this machine: A {a} ms per step, B {b} ms, reversed {c} ms, bottom frozen {d} ms; saved against A: "
+              "B {r}%, bottom frozen {rd}%",
     },
     "probe_cost": {
         "vi": "bộ đo thay đổi trọng số (WeightChange): thời gian mỗi bước nhân với {ratio} (mô hình A, các vòng đo xen kẽ)",
@@ -323,8 +327,10 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "weight-change probe on the GPU: time per step multiplied by {ratio}",
     },
     "flop_share": {
-        "vi": "phần FLOP nhân ma trận mà các trọng số bị đóng băng tiết kiệm được: B {b}%, đảo ngược {c}%; giới hạn khi đóng băng tất cả: 33,3%",
-        "en": "share of the matrix-multiply FLOPs that frozen weights save: B {b}%, reversed {c}%; the limit with everything frozen: 33.3%",
+        "vi": "phần FLOP nhân ma trận tiết kiệm được: B {b}%, đảo ngược {c}%, đóng băng phần dưới {d}%; đóng băng tất cả: {all}% "
+              "(chỉ còn lượt xuôi)",
+        "en": "share of the matrix-multiply FLOPs saved: B {b}%, reversed {c}%, bottom frozen {d}%; everything frozen: {all}% "
+              "(only the forward pass remains)",
     },
     "loss_variances": {
         "vi": "Var(L) trên cả {steps} bước: A {a}, B {b}; nhiễu từ bước này sang bước kia Var(ΔL)/2: A {na}, B {nb}",
@@ -343,8 +349,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "sample_a": {"vi": "— mô hình A:", "en": "— model A:"},
     "sample_b": {"vi": "— mô hình B:", "en": "— model B:"},
     "word_rates": {
-        "vi": "tỉ lệ từ sinh ra có thật trong hai văn bản: trước {before}%, A {a}%, B {b}%",
-        "en": "share of generated words that occur in the two texts: before {before}%, A {a}%, B {b}%",
+        "vi": "tỉ lệ từ sinh ra có thật trong hai văn bản (%, TB ± SE qua {n} seed lấy mẫu): trước {before}, A {a}, B {b}",
+        "en": "share of generated words that occur in the two texts (%, mean ± SE over {n} sampling seeds): before {before}, A {a}, B {b}",
     },
     "gpt_provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}; lệnh: {command}",
@@ -742,10 +748,10 @@ _STRINGS: dict[str, dict[str, str]] = {
     "ex_gpt_unfrozen": {"vi": "model là cùng GPT ấy, không có gì bị đóng băng", "en": "model is the same GPT with nothing frozen"},
     "ex_gpt_all_frozen": {"vi": "model là cùng GPT ấy, đóng băng toàn bộ", "en": "model is the same GPT with everything frozen"},
     "ex_hint_all_flops": {
-        "vi": "đóng băng chỉ bỏ được gradient của chính trọng số bị đóng băng, 2 trong 6 FLOP mỗi token; lượt lan truyền xuôi (forward) và gradient "
-              "truyền xuống tầng dưới vẫn phải tính: hãy chia cho 3 × tổng số trọng số của các ma trận.",
-        "en": "freezing skips only a frozen weight's own gradient, 2 of its 6 FLOPs per token; the forward pass and the gradient "
-              "passed down still run: divide by 3 × all the matrices' weights.",
+        "vi": "một ma trận bị đóng băng vẫn chạy lượt lan truyền xuôi (forward), 2 trong 6 FLOP mỗi trọng số và mỗi token; nó bỏ được nhiều "
+              "nhất 4 (gradient theo chính nó và gradient theo đầu vào), và chỉ bỏ được cả 4 khi không có gì bên dưới nó được huấn luyện.",
+        "en": "a frozen matrix still runs its forward pass, 2 of the 6 FLOPs per weight and token; it saves at most 4 (its own "
+              "gradient and the gradient passed down), and all 4 only when nothing below it trains.",
     },
     "ex_hint_only_matrices": {
         "vi": "chỉ đếm trọng số của các phép nhân ma trận: các tensor hai chiều (p.ndim == 2), không đếm bias và LayerNorm.",
@@ -1051,6 +1057,106 @@ _STRINGS: dict[str, dict[str, str]] = {
     # (end of lesson 03's second-edition strings)
 
     # Lesson 04, second edition: its key results, experiments and exercises.
+    "gpt_bottom": {"vi": "đóng băng phần dưới: nhúng và nửa dưới các khối", "en": "bottom frozen: embeddings and lower half"},
+    "ex_gpt_bottom": {
+        "vi": "model là cùng GPT ấy, đóng băng các tầng nhúng và khối 0; khối 1 và LayerNorm cuối được huấn luyện (đóng băng phần dưới)",
+        "en": "model is the same GPT with the embeddings and block 0 frozen, block 1 and the last LayerNorm trained (bottom frozen)",
+    },
+    "ex_hint_third_only": {
+        "vi": "chia cho 3 chỉ đúng khi có một tầng được huấn luyện nằm dưới mọi tầng bị đóng băng: khi đó gradient vẫn phải đi qua chúng. "
+              "Một ma trận không có tham số nào được huấn luyện ở bên dưới thì bỏ được cả gradient theo đầu vào (4 trong 6 FLOP); "
+              "khi mọi thứ bị đóng băng, chỉ còn lượt xuôi.",
+        "en": "dividing by 3 holds only when a trainable layer lies below every frozen one, so the gradient must still cross them. "
+              "A matrix with no trainable parameter below it also skips the gradient passed down (4 of 6 FLOPs); with everything "
+              "frozen only the forward pass remains.",
+    },
+    "ex_hint_output_on_top": {
+        "vi": "wte vừa là tầng nhúng ở dưới cùng vừa là tầng đầu ra (lm_head), phép nhân ma trận cuối cùng: hãy tính nó ở trên cùng, "
+              "nơi gradient phải đi qua khi có bất cứ thứ gì được huấn luyện.",
+        "en": "wte is both the embedding at the bottom and the output layer (lm_head), the last matrix multiply: count it on top, "
+              "where the gradient must cross it whenever anything trains.",
+    },
+    "ex_adam_constant": {"vi": "gradients là 20 lần cùng một gradient (mọi phần tử bằng 0,3)",
+                         "en": "gradients are the same gradient 20 times (every entry 0.3)"},
+    "ex_adam_constant_large": {"vi": "gradients là 20 lần cùng một gradient lớn gấp 1000 lần (mọi phần tử bằng 300)",
+                               "en": "gradients are the same gradient, 1000 times larger, 20 times (every entry 300)"},
+    "ex_adam_noise": {"vi": "gradients là 20 gradient ngẫu nhiên độc lập (phân phối chuẩn, dấu đổi liên tục)",
+                      "en": "gradients are 20 independent random gradients (normal, their signs keep changing)"},
+    "ex_adam_noise_large": {"vi": "gradients là 20 gradient ngẫu nhiên ấy nhân với 1000",
+                            "en": "gradients are those 20 random gradients times 1000"},
+    "ex_adam_mixed": {"vi": "gradients là một hướng cố định cộng nhiễu lớn gấp đôi", "en": "gradients are a fixed direction plus twice as much noise"},
+    "ex_hint_adam_not_divided": {
+        "vi": "hãy chia |ΔW|_F cho lr · √n: tỉ số ấy bằng 1 khi mọi trọng số dịch chuyển trọn một lr.",
+        "en": "divide |ΔW|_F by lr · √n: the ratio is 1 when every weight moves by a full lr.",
+    },
+    "ex_hint_adam_n": {
+        "vi": "chuẩn Frobenius của n phần tử cùng độ lớn lr là lr · √n, không phải lr · n.",
+        "en": "the Frobenius norm of n entries of size lr is lr · √n, not lr · n.",
+    },
+    "ex_hint_adam_since_start": {
+        "vi": "đo thay đổi của bước cuối, W_t - W_(t-1) (lưu một bản sao trước optimizer.step()), không phải thay đổi từ đầu.",
+        "en": "measure the last step's change, W_t - W_(t-1) (keep a copy before optimizer.step()), not the change since the start.",
+    },
+    "ex_hint_adam_sgd": {
+        "vi": "hãy dùng torch.optim.Adam: với SGD bước đi tỉ lệ với gradient, nên tỉ số phụ thuộc vào độ lớn của gradient.",
+        "en": "use torch.optim.Adam: with SGD the step is proportional to the gradient, so the ratio depends on its size.",
+    },
+    "gpt_ms_processes": {"vi": "ms/bước (TB ± SE, {n} tiến trình)", "en": "ms/step (mean ± SE, {n} processes)"},
+    "gpt_time_saving": {"vi": "thời gian tiết kiệm (%)", "en": "time saved (%)"},
+    "gpt_saving_range": {"vi": "thấp nhất … cao nhất (%)", "en": "lowest … highest (%)"},
+    "gpt_state_memory": {"vi": "trọng số + gradient + AdamW (MB)", "en": "weights + gradients + AdamW (MB)"},
+    "gpt_other_memory": {"vi": "phần còn lại: activation… (MB)", "en": "the rest: activations… (MB)"},
+    "claim_held": {"vi": "✓ đúng", "en": "✓ holds"},
+    "claim_not_held": {"vi": "✗ không đúng", "en": "✗ does not hold"},
+    "claim_slower": {
+        "vi": "{mark}: loss của B giảm chậm hơn của A (loss kiểm tra cuối {b} so với {a}, TB ± SE qua {n} seed; cao hơn ở mọi seed).",
+        "en": "{mark}: B's loss falls more slowly than A's (final held-out loss {b} against {a}, mean ± SE over {n} seeds; higher in every seed).",
+    },
+    "claim_moves": {
+        "vi": "{mark}: mỗi ma trận được huấn luyện của B dịch chuyển mỗi bước nhiều hơn trong A, tính trung bình cả lượt chạy (gấp {low} "
+              "đến {high} lần); nhưng xét từng bước thì chỉ ở {above_low} đến {above_high} % số bước.",
+        "en": "{mark}: each trainable matrix of B moves more per step than in A, on average over the run (×{low} to ×{high}); "
+              "step by step, though, only at {above_low} to {above_high} % of the steps.",
+    },
+    "claim_time": {
+        "vi": "{mark}: đóng băng tiết kiệm thời gian trên GPU (mô hình cỡ GPT-2 small, {n} tiến trình): bước của B ngắn hơn {b} % "
+              "(mô hình FLOP: {flop_b} %), đóng băng phần dưới {bottom} % (mô hình FLOP: {flop_bottom} %).",
+        "en": "{mark}: freezing saves time on the GPU (a GPT-2-small-sized model, {n} processes): B's steps are {b} % shorter "
+              "(FLOP model: {flop_b} %), bottom-frozen {bottom} % (FLOP model: {flop_bottom} %).",
+    },
+    "claim_memory": {
+        "vi": "{mark}: \"bộ nhớ được tiết kiệm nhiều hơn thời gian\": B cần ít hơn {memory} % bộ nhớ đỉnh, so với {time} % thời gian.",
+        "en": "{mark}: \"memory is saved more than time\": B needs {memory} % less peak memory, against {time} % less time.",
+    },
+    "claim_wins": {
+        "vi": "{mark}: \"B thắng A ở một vài lần thử\" về p: B cao hơn ở {wins} trong {pairs} cặp seed lấy mẫu.",
+        "en": "{mark}: \"B beat A in some tries\" on p: B is higher at {wins} of {pairs} sampling-seed pairs.",
+    },
+    "claim_reversed": {
+        "vi": "{mark}: đường loss của cấu hình đảo ngược gần như trùng với của A (loss kiểm tra cuối lệch nhau nhiều nhất {gap}).",
+        "en": "{mark}: the reversed setup's curves nearly coincide with A's (final held-out losses at most {gap} apart).",
+    },
+    "bits_per_byte_line": {
+        "vi": "{what}: {loss} nat mỗi token = {bpb} bit mỗi byte ({bytes} byte văn bản mỗi token, từ vựng {vocab})",
+        "en": "{what}: {loss} nats per token = {bpb} bits per byte ({bytes} bytes of text per token, vocabulary {vocab})",
+    },
+    "bpb_live": {"vi": "mô hình của bài, trên phần giữ lại của Hamlet", "en": "the lesson's model, on Hamlet's held-out part"},
+    "bpb_gpu": {"vi": "mô hình của nghiên cứu GPU, cùng văn bản", "en": "the GPU study's model, same text"},
+    "word_rates_stored": {
+        "vi": "tỉ lệ từ có thật trên GPU (%, TB ± SE qua {n} seed huấn luyện, mỗi seed là trung bình của {m} seed lấy mẫu): "
+              "trước {before}, A {a}, B {b}, đảo ngược {c}, đóng băng phần dưới {d}",
+        "en": "share of real words on the GPU (%, mean ± SE over {n} training seeds, each the mean of {m} sampling seeds): "
+              "before {before}, A {a}, B {b}, reversed {c}, bottom frozen {d}",
+    },
+    "gpt_timing_provenance": {"vi": "nghiên cứu thời gian: {date}, {device}, torch {torch}, `{command}`",
+                          "en": "timing study: {date}, {device}, torch {torch}, `{command}`"},
+    "answer_upper_flops": {"vi": "huấn luyện tầng chú ý nửa trên: R = {r}, FLOP tiết kiệm {saving}% (B: {b}%)",
+                           "en": "upper-half attention trained: R = {r}, FLOPs saved {saving}% (B: {b}%)"},
+    "answer_k": {"vi": "K = {k}: |S| = {size}, p_A = {a}, p_B = {b}", "en": "K = {k}: |S| = {size}, p_A = {a}, p_B = {b}"},
+    "answer_memory": {
+        "vi": "{variant}: trọng số {weights} MB, gradient {grads} MB, AdamW {adam} MB, cộng {total} MB (chưa kể activation)",
+        "en": "{variant}: weights {weights} MB, gradients {grads} MB, AdamW {adam} MB, total {total} MB (activations not included)",
+    },
     # (end of lesson 04's second-edition strings)
 }
 

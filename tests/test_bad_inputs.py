@@ -1715,3 +1715,35 @@ def test_lesson_01_second_edition_bad_input_raises_a_clear_error(call, error, na
     with pytest.raises(error, match=re.escape(names_argument)) as raised:
         call()
     assert type(raised.value) is error
+# Lesson 04, second edition: the freezing rule, the FLOP and memory counts, the timing study.
+LESSON04_SECOND = [
+    pytest.param(lambda: targeted_freezing_gpt.trains("transformer.h.0.attn.c_attn.weight", "top", 4), ValueError,
+                 "variant must be one of", id="trains-variant"),
+    pytest.param(lambda: targeted_freezing_gpt.trains(3, "full", 4), TypeError, "name must be a parameter's name", id="trains-name"),
+    pytest.param(lambda: targeted_freezing_gpt.trains("transformer.wte.weight", "full", 0), ValueError, "n_layer must be",
+                 id="trains-layers"),
+    pytest.param(lambda: targeted_freezing_gpt.bits_per_byte(2.0, 0.0), ValueError, "bytes_per_token must be a finite number > 0",
+                 id="bpb-bytes"),
+    pytest.param(lambda: targeted_freezing_gpt.bits_per_byte(math.inf, 1.0), ValueError, "loss must be", id="bpb-loss"),
+    pytest.param(lambda: targeted_freezing_gpt.update_consistency([0.1], [0.0], 4), ValueError, "lrs holds no step",
+                 id="consistency-no-rate"),
+    pytest.param(lambda: targeted_freezing_gpt.update_consistency([0.1], [0.1], 0), ValueError, "n must be", id="consistency-n"),
+    pytest.param(lambda: targeted_freezing_gpt.state_memory("model"), TypeError, "model must be a torch.nn.Module", id="state-memory"),
+    pytest.param(lambda: targeted_freezing_gpt.TimingConfig("x", processes=1), ValueError, "processes must be", id="timing-processes"),
+    pytest.param(lambda: targeted_freezing_gpt.TimingConfig("x", variants=("targeted",)), ValueError, "variants must include 'full'",
+                 id="timing-no-full"),
+    pytest.param(lambda: targeted_freezing_gpt.time_variants(targeted_freezing_gpt.CONFIGS["cpu"]), TypeError,
+                 "config must be a TimingConfig", id="time-variants-config"),
+    pytest.param(lambda: targeted_freezing_gpt.load_timing("gpu"), ValueError, "name must be one of 'timing-cpu', 'timing-gpu'",
+                 id="load-timing-name"),
+    pytest.param(lambda: targeted_freezing_gpt.timing_summary({"processes": []}), ValueError, "results['processes'] is empty",
+                 id="timing-summary-empty"),
+    pytest.param(lambda: targeted_freezing_gpt.measure(None, None, [], None, targeted_freezing_gpt.CONFIGS["cpu"], "full", 0, ""),
+                 ValueError, "callbacks must hold the DataChecksum", id="measure-callbacks"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", LESSON04_SECOND)
+def test_lesson04_second_edition_bad_inputs(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()

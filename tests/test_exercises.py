@@ -223,7 +223,7 @@ WRONG = [
                  "124,439,808", "163,037,184", "ex_hint_untied", id="parameters-untied"),
     pytest.param(exercises.check_token_share, share_of_distinct_tokens, "(tokens=[5, 7, 5, 9, 2, 5], S={5, 9})",
                  "0.666667", "0.5", "ex_hint_distinct", id="p-distinct-tokens"),
-    pytest.param(exercises.check_frozen_flop_share, flops_without_the_third, RECIPE_MODEL, "0.285714", "0.857143",
+    pytest.param(exercises.check_frozen_flop_share, flops_without_the_third, RECIPE_MODEL, "0.321429", "0.857143",
                  "ex_hint_all_flops", id="flops-no-third"),
     pytest.param(exercises.check_flops_per_token, attention_per_sequence, "(n_layer=12, n_embd=768, vocab_size=50304, context=1024)",
                  "8.54655e+08", "1.16706e+11", "ex_hint_per_sequence", id="flops-attention-squared"),
@@ -521,6 +521,9 @@ def test_warmup_run_check_leaves_the_random_state_alone():
         raise ValueError("stop")
 
     assert exercises.check_warmup_run(seeds_globally, "en").status == "raised"
+    assert torch.equal(before, torch.get_rng_state())
+
+
 def _drift_forgets_set_to_none(model, batches, warm, set_to_none):
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.1)
     frozen = model[0].weight.detach().clone()
@@ -557,3 +560,49 @@ def test_frozen_drift_check_runs_the_experiment_and_names_the_mistake(wrong, cal
     before = torch.get_rng_state()
     exercises.check_frozen_drift(lambda *a: 0.0, lang)
     assert torch.equal(before, torch.get_rng_state())
+# Lesson 04, second edition: the FLOP rule by position, and the Adam experiment.
+
+
+def flops_one_third_rule(model):
+    matrices = [p for name, p in model.named_parameters() if p.ndim == 2 and not name.endswith("wpe.weight")]
+    return sum(p.numel() for p in matrices if not p.requires_grad) / (3 * sum(p.numel() for p in matrices))
+
+
+def adam_ratio_with_sgd(gradients, lr):
+    w = torch.zeros_like(gradients[0], requires_grad=True)
+    optimizer = torch.optim.SGD([w], lr=lr)
+    for g in gradients:
+        before = w.detach().clone()
+        w.grad = g
+        optimizer.step()
+    return ((w.detach() - before).norm() / (lr * w.numel() ** 0.5)).item()
+
+
+def adam_ratio_since_start(gradients, lr):
+    w = torch.zeros_like(gradients[0], requires_grad=True)
+    optimizer = torch.optim.Adam([w], lr=lr)
+    for g in gradients:
+        w.grad = g
+        optimizer.step()
+    return (w.detach().norm() / (lr * w.numel() ** 0.5)).item()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("check, wrong, call, expected, got, hint", [
+    pytest.param(exercises.check_frozen_flop_share, flops_one_third_rule, RECIPE_MODEL, "0.321429", "0.285714",
+                 "ex_hint_third_only", id="flops-one-third-rule"),
+    pytest.param(exercises.check_adam_update_ratio, adam_ratio_with_sgd, "(gradients, lr=0.01)", "1", "0.3",
+                 "ex_hint_adam_sgd", id="adam-ratio-sgd"),
+    pytest.param(exercises.check_adam_update_ratio, adam_ratio_since_start, "(gradients, lr=0.01)", "1", "20",
+                 "ex_hint_adam_since_start", id="adam-ratio-since-start"),
+])
+def test_lesson04_wrong_answers_fail_with_their_hint(check, wrong, call, expected, got, hint, lang, capsys):
+    test_typical_wrong_answer_fails_with_input_expected_got_and_hint(check, wrong, call, expected, got, hint, lang, capsys)
+
+
+def test_the_flop_rule_saves_two_thirds_with_everything_frozen():
+    from course_lib.lessons.targeted_freezing_gpt import flop_saving
+
+    assert flop_saving(exercises._gpt("all")) == pytest.approx(2 / 3)
+    assert flop_saving(exercises._gpt("none")) == 0
+    assert flop_saving(exercises._gpt("bottom")) > flop_saving(exercises._gpt("targeted")) > 1 / 3 * 0.857143

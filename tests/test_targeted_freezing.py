@@ -1,17 +1,18 @@
 """course_lib.lessons.targeted_freezing_gpt: lesson 04's runs on a tiny pretrained GPT, its measures, and the stored GPU results."""
 
 import dataclasses
+import json
 import math
 
 import pytest
 import torch
 
-from course_lib.lessons import pretraining
+from course_lib.lessons import pretraining, stored
 from course_lib.models.gpt import GPTConfig
 from course_lib.lessons import targeted_freezing_gpt as tf
 from course_lib.engine.data import checksum
 from course_lib.lessons.corpus import pretraining_texts
-from course_lib.show.tables import gpt_freezing_table
+from course_lib.show.tables import gpt_freezing_table, gpt_key_results, gpt_timing_table
 
 TINY_PRETRAIN = pretraining.PretrainConfig("tiny", GPTConfig(vocab_size=300, n_layer=4, n_head=2, n_embd=16, block_size=16),
                                            batch_size=4, steps=4, warmup=1)
@@ -45,6 +46,8 @@ def test_the_variants_freeze_what_they_say(tiny):
     assert _trainable(tf.prepare(shared, "full")) == names
     assert _trainable(tf.prepare(shared, "targeted")) == lower and len(lower) == 8  # 2 blocks x (c_attn, c_proj) x (weight, bias)
     assert _trainable(tf.prepare(shared, "reversed")) == names - (attention - lower)
+    upper = {n for n in names if n.startswith(("transformer.h.2.", "transformer.h.3.", "transformer.ln_f."))}
+    assert _trainable(tf.prepare(shared, "bottom")) == upper and "transformer.wte.weight" not in upper
 
 
 def test_every_run_starts_from_the_same_weights_and_sees_the_same_batches(tiny):
@@ -70,8 +73,39 @@ def test_the_records_of_a_run(tiny):
     assert set(targeted["weight_change"]) == {f"transformer.h.{i}.attn.{m}.weight" for i in (0, 1) for m in ("c_attn", "c_proj")}
     assert len(full["weight_change"]) == 8 and all(len(v) == TINY.steps for v in full["weight_change"].values())
     assert len(full["p"]) == len(TINY.sample_seeds) and all(0 <= p <= 1 for p in full["p"])
-    assert 0 <= full["word_rate"] <= 1
+    assert len(full["word_rate"]) == len(TINY.sample_seeds) and all(0 <= w <= 1 for w in full["word_rate"])
+    assert len(full["lr"]) == TINY.steps and full["weight_sizes"]["transformer.h.0.attn.c_attn.weight"] == 16 * 48
     assert full["trainable"] == 1.0 and 0 < targeted["trainable"] < 0.5
+
+
+def test_the_lessons_plain_cell_gives_what_run_gives(tiny):
+    """The lesson's main cell (plain requires_grad_, AdamW groups written out, train) and run() are the same experiment."""
+    from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
+    from course_lib.engine.training import train
+    from course_lib.lessons.corpus import TokenWindows
+    from course_lib.models.gpt import lm_loss
+
+    shared, runs = tiny
+    config, variant, seed = TINY, "bottom", 0
+    model = tf.pretrained_copy(shared, config.precision)
+    initial = checksum(model)
+    for name, p in model.named_parameters():
+        p.requires_grad_(tf.trains(name, variant, model.config.n_layer))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": config.weight_decay},
+                                   {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}],
+                                  lr=config.lr, betas=(0.9, 0.95))
+    scheduler = ScheduledLR(optimizer, cosine_with_warmup(config.warmup, config.steps, min_lr_ratio=0.1))
+    batches = TokenWindows(shared.train_ids, config.batch_size, shared.info["block_size"], seed)
+    callbacks = tf.probes(model, shared, config)
+    torch.manual_seed(seed)
+    history = train(model, optimizer, batches, lm_loss, config.steps, scheduler=scheduler, clip=config.clip,
+                    precision=config.precision, device="cpu", log_every=config.eval_every, callbacks=callbacks)
+    plain = tf.measure(model, history, callbacks, shared, config, variant, seed, initial, "cpu")
+    library = runs[variant][0]
+    for key in ("loss", "eval_loss", "p", "word_rate", "weight_change", "initial_checksum", "batch_checksum", "flop_saving"):
+        assert plain[key] == library[key], key
+    assert checksum(model) == checksum(runs[variant][1])
 
 
 def test_a_run_is_repeatable(tiny):
@@ -81,16 +115,82 @@ def test_a_run_is_repeatable(tiny):
     assert checksum(model) == checksum(runs["targeted"][1])
 
 
-def test_flop_saving_counts_the_weight_gradients_of_frozen_matrices(tiny):
+def test_flop_saving_follows_where_the_trainable_weights_sit(tiny):
     shared, _ = tiny
     assert tf.flop_saving(tf.prepare(shared, "full")) == 0
-    model = tf.prepare(shared, "targeted")
     d, L, V = 16, 4, 300
-    frozen = V * d + L * 8 * d * d + (L // 2) * 4 * d * d  # embedding/output, every MLP, the upper attention
-    assert tf.flop_saving(model) == pytest.approx(frozen / (3 * (V * d + 12 * d * d * L)))
+    total = V * d + 12 * d * d * L
+    # B: frozen matrices skip their weight gradient (2 of 6); block 0's c_attn, below which nothing trains, its input gradient too
+    frozen = V * d + L * 8 * d * d + (L // 2) * 4 * d * d
+    assert tf.flop_saving(tf.prepare(shared, "targeted")) == pytest.approx((2 * frozen + 2 * 3 * d * d) / (6 * total))
+    # bottom: the lower blocks skip weight and input gradients (4 of 6); the output layer (wte) only its weight gradient
+    assert tf.flop_saving(tf.prepare(shared, "bottom")) == pytest.approx((4 * (L // 2) * 12 * d * d + 2 * V * d) / (6 * total))
+    model = tf.prepare(shared, "targeted")
     for p in model.parameters():
         p.requires_grad_(False)
-    assert tf.flop_saving(model) == pytest.approx(1 / 3)
+    assert tf.flop_saving(model) == pytest.approx(2 / 3)  # no backward pass at all: the forward's 2 of 6 remain
+    model.transformer.ln_f.weight.requires_grad_(True)  # the top LayerNorm: the gradient crosses only the output layer
+    assert tf.flop_saving(model) == pytest.approx((4 * 12 * d * d * L + 2 * V * d) / (6 * total))
+
+
+def test_state_memory_counts_16_bytes_per_trainable_float32_parameter(tiny):
+    shared, _ = tiny
+    model = tf.prepare(shared, "targeted", "fp32")
+    n, trainable = sum(p.numel() for p in model.parameters()), sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert tf.state_memory(model) == {"weights": 4 * n, "gradients": 4 * trainable, "optimizer": 8 * trainable}
+    assert tf.state_memory(model, optimizer_states=0)["optimizer"] == 0
+
+
+def test_bits_per_byte_and_update_consistency():
+    assert tf.bits_per_byte(math.log(2) * 3, 1.5) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="bytes_per_token"):
+        tf.bits_per_byte(1.0, 0)
+    assert tf.update_consistency([0.0, 2.0, 1.0], [0.0, 0.5, 0.25], 16) == pytest.approx(1.0)  # the zero-rate step left out
+    with pytest.raises(ValueError, match="one value per step"):
+        tf.update_consistency([1.0], [0.1, 0.1], 4)
+    a = {"weight_change": {"w": [1.0, 3.0, 2.0]}}
+    b = {"weight_change": {"w": [2.0, 2.0, 2.5]}}
+    assert tf.steps_b_above_a(a, b) == {"w": pytest.approx(2 / 3)}
+
+
+@pytest.fixture(scope="module")
+def timing():
+    config = dataclasses.replace(tf.TIMING_CONFIGS["timing-cpu"], rounds=2, processes=2)
+    return json.loads(json.dumps(stored.rounded(tf.timing_study(config, "cpu", progress=lambda line: None))))
+
+
+def test_the_timing_study_runs_in_separate_processes(timing):
+    assert len(timing["processes"]) == 2 and timing["provenance"]["command"].endswith("--config timing-cpu")
+    one = timing["processes"][0]
+    assert list(one["ms_per_step"]) == list(tf.VARIANTS) and all(len(v) == 2 for v in one["ms_per_step"].values())
+    summary = tf.timing_summary(timing)
+    assert summary["full"]["saving"].mean == 0 and summary["full"]["saving"].n == 2
+    assert summary["bottom"]["flop_saving"] > summary["targeted"]["flop_saving"] > 0 and summary["bottom"]["peak_memory_mb"] is None
+    assert summary["bottom"]["state_mb"]["gradients"] < summary["full"]["state_mb"]["gradients"]
+    with pytest.raises(ValueError, match="'full'"):
+        dataclasses.replace(tf.TIMING_CONFIGS["timing-cpu"], variants=("bottom",))
+    for lang in ("vi", "en"):
+        assert len(gpt_timing_table(timing, lang).rows) == 4
+
+
+def test_the_key_results_read_both_studies(tiny, timing):
+    results = json.loads(json.dumps(stored.rounded(tf.run_all(dataclasses.replace(TINY, seeds=(0, 1)), "cpu", progress=lambda l: None))))
+    c = tf.claims(results, timing)
+    assert c["seeds"] == 2 and c["pairs"] == 2 * len(TINY.sample_seeds) and 0 <= c["above_low"] <= c["above_high"] <= 1
+    assert c["ratio_low"] <= c["ratio_high"] and c["reversed_gap"] >= 0
+    for lang in ("vi", "en"):
+        lines = gpt_key_results(results, timing, lang).splitlines()
+        assert len(lines) == 6 and all(line.startswith("✓") or line.startswith("✗") for line in lines)
+
+
+def test_the_stored_timing_study_matches_its_configuration():
+    stored = tf.load_timing("timing-gpu")
+    config = tf.TIMING_CONFIGS["timing-gpu"]
+    assert len(stored["processes"]) == config.processes
+    assert all(len(p["ms_per_step"][v]) == config.rounds for p in stored["processes"] for v in config.variants)
+    assert "H100" in stored["provenance"]["device"] or "H200" in stored["provenance"]["device"]
+    summary = tf.timing_summary(stored)
+    assert set(summary) == set(config.variants) and all(s["peak_memory_mb"] > 0 for s in summary.values())
 
 
 def test_noise_variance_ignores_a_trend():
@@ -122,7 +222,7 @@ def test_summary_and_table_of_a_live_run(tiny):
     assert summary["full"]["saving"].mean == 0 and summary["full"]["p"].n == len(TINY.sample_seeds)  # one seed: spread over sampling seeds
     for lang in ("vi", "en"):
         table = gpt_freezing_table(results, lang, timing=False)
-        assert len(table.rows) == 3 and len(table.header) == 7
+        assert len(table.rows) == 4 and len(table.header) == 7
 
 
 def test_the_stored_gpu_results_match_their_configuration():
@@ -133,10 +233,11 @@ def test_the_stored_gpu_results_match_their_configuration():
     for seed in config.seeds:
         assert len({r["batch_checksum"] for r in stored["runs"] if r["seed"] == seed}) == 1
     assert len({r["batch_checksum"] for r in stored["runs"]}) == len(config.seeds)
-    assert all(len(r["p"]) == len(config.sample_seeds) for r in stored["runs"]) and len(stored["p_before"]) == len(config.sample_seeds)
+    assert all(len(r["p"]) == len(r["word_rate"]) == len(config.sample_seeds) for r in stored["runs"])
+    assert len(stored["p_before"]) == len(stored["word_rate_before"]) == len(config.sample_seeds)
     assert "H100" in stored["provenance"]["device"] or "H200" in stored["provenance"]["device"]
     for lang in ("vi", "en"):
-        assert len(gpt_freezing_table(stored, lang).rows) == 3
+        assert len(gpt_freezing_table(stored, lang).rows) == 4
 
 
 def test_stored_results_of_another_configuration_are_refused(tmp_path, monkeypatch):

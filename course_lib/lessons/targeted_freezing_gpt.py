@@ -7,21 +7,37 @@ in the same order (:func:`course_lib.engine.data.checksum` proves both), through
 * ``full`` (model A): every parameter trains;
 * ``targeted`` (model B): only the attention layers (``c_attn``, ``c_proj``)
   of the lower half of the blocks train, everything else is frozen;
-* ``reversed``: everything trains except the attention of the upper half.
+* ``reversed``: everything trains except the attention of the upper half;
+* ``bottom``: the embeddings (and so the tied output layer) and the lower half
+  of the blocks are frozen, the upper half and the last LayerNorm train: the
+  common freeze-the-bottom recipe, whose backward pass stops at the lowest
+  trainable block.
+
+The rule is :func:`trains`; :func:`prepare` applies it with plain
+``requires_grad_``, and the lesson's main cell builds the same run as
+:func:`run` from the same pieces (:func:`pretrained_copy`, :func:`trains`,
+:func:`probes`, :func:`measure`).
 
 Measured per run: training and held-out loss, time per step, the Frobenius
 norm of each attention matrix's change per step |W_t - W_{t-1}|_F, and the
 share p of generated tokens in a set S of *Hamlet*'s characteristic tokens,
 over several sampling seeds.  ``python -m course_lib.lessons.targeted_freezing_gpt
---config gpu`` runs the larger configuration and stores it in ``course_lib/lessons/results/``.
+--config gpu`` runs the larger configuration and stores it in ``course_lib/lessons/results/``;
+``--config timing-gpu`` runs the timing study (:func:`timing_study`): the variants
+timed interleaved, in several separate processes, on a GPT-2-small-sized model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import re
 import statistics
+import subprocess
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -42,16 +58,10 @@ from course_lib.engine.callbacks import (
     evaluate,
 )
 from course_lib.engine.data import checksum, default_dtype, pick_device
-from course_lib.engine.freezing import (
-    freeze,
-    param_groups,
-    select,
-    trainable_ratio,
-    unfreeze,
-)
+from course_lib.engine.freezing import param_groups, select, trainable_ratio
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import Spread, noise_variance, spread
-from course_lib.engine.timing import PeakMemory
+from course_lib.engine.timing import PeakMemory, synchronize, timed_run
 from course_lib.engine.training import train, weight_dtype
 from course_lib.lessons import stored
 from course_lib.lessons.corpus import (
@@ -66,13 +76,17 @@ from course_lib.lessons.corpus import (
 from course_lib.lessons.finetuning_bert import check_result, check_seeds, check_variants
 from course_lib.lessons.pretraining import PRETRAIN, load_pretrained
 from course_lib.lessons.sources import check_source
-from course_lib.models.gpt import GPT, generate, lm_loss
+from course_lib.models.gpt import GPT, GPTConfig, generate, lm_loss
 
-__all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION_WEIGHTS", "Setup", "setup", "prepare", "run", "run_all", "sample_measures", "sample_text",
-           "flop_saving", "p_summary", "weight_change_ratio", "curve_gap", "summarize", "noise_variance", "probe_cost", "load_results", "main"]
+__all__ = ["Config", "CONFIGS", "VARIANTS", "ATTENTION_WEIGHTS", "Setup", "setup", "trains", "pretrained_copy", "prepare", "probes",
+           "measure", "run", "run_all", "sample_measures", "sample_text", "flop_saving", "state_memory", "bits_per_byte",
+           "p_summary", "weight_change_ratio", "claims", "steps_b_above_a", "update_consistency", "curve_gap", "summarize", "noise_variance",
+           "probe_cost", "load_results", "TimingConfig", "TIMING_CONFIGS", "time_variants", "timing_study", "timing_summary",
+           "load_timing", "main"]
 
 ATTENTION_WEIGHTS = r"\.attn\.c_(attn|proj)\."
-VARIANTS = ("full", "targeted", "reversed")
+MODULE = "course_lib.lessons.targeted_freezing_gpt"  # not __name__, which is "__main__" under python -m
+VARIANTS = ("full", "targeted", "reversed", "bottom")
 
 
 @dataclass(frozen=True)
@@ -167,23 +181,42 @@ def setup(config: Config, device=None, callbacks=(), lang: str = "en") -> Setup:
         _SETUPS.clear()
         _SETUPS[key] = Setup({k: v.clone() for k, v in model.state_dict().items()}, model.config, tokenizer, train_ids,
                              held_out_blocks(held_ids, T, 32), reference, characteristic_tokens(train_ids, reference, config.k),
-                             words, {**info, "block_size": T, "train_tokens": len(train_ids), "held_out_tokens": len(held_ids)})
+                             words, {**info, "block_size": T, "train_tokens": len(train_ids), "held_out_tokens": len(held_ids),
+                                     "bytes_per_token": len(tokenizer.decode(held_ids).encode("utf-8")) / len(held_ids)})
     return _SETUPS[key]
 
 
-def prepare(s: Setup, variant: str, precision: str = "fp32") -> GPT:
-    """A fresh copy of the pretrained model, its weights in ``precision``'s dtype, with ``variant``'s freezing applied."""
-    check_type("s", s, Setup, "the Setup that setup(config) returns")
+def trains(name: str, variant: str, n_layer: int) -> bool:
+    """Whether the parameter ``name`` of a GPT of ``n_layer`` blocks trains in ``variant`` (the lesson's freezing rule)."""
+    check_type("name", name, str, "a parameter's name, e.g. 'transformer.h.0.attn.c_attn.weight'")
     check_choice("variant", variant, VARIANTS)
+    check_int("n_layer", n_layer, 1, unit="blocks")
+    block = int(name.split(".")[2]) if name.startswith("transformer.h.") else None
+    attention = re.search(ATTENTION_WEIGHTS, name) is not None
+    if variant == "targeted":
+        return attention and block < n_layer // 2
+    if variant == "reversed":
+        return not (attention and block >= n_layer // 2)
+    if variant == "bottom":
+        return (block is not None and block >= n_layer // 2) or name.startswith("transformer.ln_f.")
+    return True
+
+
+def pretrained_copy(s: Setup, precision: str = "fp32") -> GPT:
+    """A fresh copy of the pretrained model, its weights in ``precision``'s dtype, every parameter trainable."""
+    check_type("s", s, Setup, "the Setup that setup(config) returns")
     with default_dtype(weight_dtype(precision)):
         model = GPT(s.model_config)
     model.load_state_dict(s.base)  # the pretrained weights, converted exactly (float32 -> float64) where they differ
-    L = s.model_config.n_layer
-    if variant == "targeted":
-        freeze(model, r".")
-        unfreeze(model, ATTENTION_WEIGHTS, layers=range(L // 2))
-    elif variant == "reversed":
-        freeze(model, ATTENTION_WEIGHTS, layers=range(L // 2, L))
+    return model
+
+
+def prepare(s: Setup, variant: str, precision: str = "fp32") -> GPT:
+    """:func:`pretrained_copy` with ``variant``'s freezing applied by :func:`trains` (plain ``requires_grad_``)."""
+    check_choice("variant", variant, VARIANTS)
+    model = pretrained_copy(s, precision)
+    for name, p in model.named_parameters():
+        p.requires_grad_(trains(name, variant, s.model_config.n_layer))
     return model
 
 
@@ -198,20 +231,20 @@ def _samples(model: GPT, s: Setup, config: Config, seed: int, device) -> torch.T
 
 
 def sample_measures(model: GPT, s: Setup, config: Config, device=None) -> dict:
-    """From one set of samples per sampling seed: ``p`` (one share of tokens in S per seed) and ``word_rate``.
+    """From one set of samples per sampling seed: ``p`` (the share of tokens in S) and ``word_rate``, one value per seed each.
 
     ``word_rate`` is the share of the generated words (letters only) that occur
     in the two corpora: a crude measure of well-formed text.
     """
     device = pick_device(device)
     model.to(device)
-    p, words = [], []
+    p, rates = [], []
     for seed in config.sample_seeds:
         tokens = _samples(model, s, config, seed, device)
         p.append(token_share(tokens, s.S))
-        for row in tokens:
-            words += re.findall(r"[a-z]+", s.tokenizer.decode(row).lower())
-    return {"p": p, "word_rate": sum(w in s.words for w in words) / max(1, len(words))}
+        words = [w for row in tokens for w in re.findall(r"[a-z]+", s.tokenizer.decode(row).lower())]
+        rates.append(sum(w in s.words for w in words) / max(1, len(words)))
+    return {"p": p, "word_rate": rates}
 
 
 def sample_text(model: GPT, s: Setup, config: Config, tokens: int = 40, seed: int = 0, device=None) -> str:
@@ -225,17 +258,53 @@ def sample_text(model: GPT, s: Setup, config: Config, tokens: int = 40, seed: in
 
 
 def flop_saving(model: GPT) -> float:
-    """The share of a step's matrix-multiply FLOPs that frozen weights save: frozen / (3 x all).
+    """The share of a training step's weight-matrix FLOPs that freezing saves, from which weights train and where they sit.
 
-    Forward (2 FLOPs per weight and token) and the backward pass's input
-    gradients (2 more) run through every layer the gradient has to cross;
-    only the weight gradients (2 more) of frozen matrices are skipped.
+    Per weight and token a matrix costs 2 FLOPs forward, 2 for its weight
+    gradient (only if it trains) and 2 for its input gradient, which is
+    needed only if some trainable parameter lies *below* it, where the
+    gradient must still go.  The layers run in ``named_parameters()`` order
+    (embeddings, blocks, final LayerNorm); the token embedding ``wte`` is
+    also the output layer, the last matrix multiply, below which everything
+    lies.  The position embedding is a look-up, not counted.  So a trainable
+    layer below every frozen one bounds the saving at a third; frozen layers
+    below the lowest trainable one save 4 of 6; nothing trainable: 2/3, only
+    the forward pass remains.
     """
     check_type("model", model, GPT, "a course_lib.models.gpt.GPT (the count knows its layers: wte is also lm_head, wpe a look-up)")
-    matrices = [p for name, p in model.named_parameters() if p.ndim == 2 and not name.endswith("wpe.weight")]
-    total = sum(p.numel() for p in matrices)  # wte counted once: it is also lm_head, the output matmul
-    frozen = sum(p.numel() for p in matrices if not p.requires_grad)
-    return frozen / (3 * total)
+    named = list(model.named_parameters())
+    cost, total, below = 0, 0, False
+    for name, p in named:
+        if p.ndim == 2 and not name.endswith(("wte.weight", "wpe.weight")):
+            cost += p.numel() * (2 + 2 * below + 2 * p.requires_grad)
+            total += p.numel()
+        below = below or p.requires_grad
+    wte = model.transformer.wte.weight  # the output layer: every parameter lies below it
+    cost += wte.numel() * (2 + 2 * any(p.requires_grad for _, p in named) + 2 * wte.requires_grad)
+    total += wte.numel()
+    return 1 - cost / (6 * total)
+
+
+def state_memory(model: torch.nn.Module, optimizer_states: int = 2) -> dict[str, int]:
+    """Bytes a training step keeps besides activations: weights (every parameter), gradients and AdamW's moments (trainable ones).
+
+    Per trainable float32 parameter: 4 bytes of weight, 4 of gradient and
+    ``optimizer_states`` × 4 of optimizer state (AdamW: two moments), 16 in
+    all; a frozen one keeps only its 4 bytes of weight.
+    """
+    check_type("model", model, torch.nn.Module, "a torch.nn.Module")
+    check_int("optimizer_states", optimizer_states, 0, unit="tensors per parameter (AdamW: 2, SGD with momentum: 1)")
+    params = list(model.parameters())
+    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    return {"weights": sum(p.numel() * p.element_size() for p in params), "gradients": trainable,
+            "optimizer": optimizer_states * trainable}
+
+
+def bits_per_byte(loss: float, bytes_per_token: float) -> float:
+    """A next-token loss in nats per token as bits per byte of text: comparable across tokenizers (vocabularies)."""
+    check_number("loss", loss, "a finite number >= 0 (nats per token)", lambda v: 0 <= v < math.inf)
+    check_number("bytes_per_token", bytes_per_token, "a finite number > 0", lambda v: 0 < v < math.inf)
+    return loss / (math.log(2) * bytes_per_token)
 
 
 def _attention_params(model: GPT):
@@ -248,8 +317,53 @@ def _optimizer(model: GPT, config: Config):
     return optimizer, ScheduledLR(optimizer, cosine_with_warmup(config.warmup, config.steps, min_lr_ratio=0.1))
 
 
+def probes(model: GPT, s: Setup, config: Config) -> list:
+    """The measuring callbacks of a run: time per step, |ΔW|_F of each attention matrix, held-out loss, batch checksum."""
+    check_type("model", model, GPT, "the GPT being trained")
+    check_type("s", s, Setup, "the Setup that setup(config) returns")
+    _check_config(config)
+    return [StepTimer(), WeightChange(_attention_params(model), per_matrix=True), Evaluate(s.held_out, config.eval_every),
+            DataChecksum()]
+
+
+def measure(model: GPT, history, callbacks: list, s: Setup, config: Config, variant: str, seed: int, initial: str,
+            device=None, peak_memory_mb: float | None = None) -> dict:
+    """The numbers of a finished run: its losses and probes (``callbacks`` from :func:`probes`), p and the real-word share.
+
+    ``peak_memory_mb`` is the GPU's peak during training, when measured (:class:`PeakMemory`; None on a CPU).
+    """
+    check_choice("variant", variant, VARIANTS)
+    data = next((c for c in callbacks if isinstance(c, DataChecksum)), None)
+    if data is None:
+        raise ValueError("callbacks must hold the DataChecksum of probes(model, s, config): pass the list the run was given")
+    times = history.metric("seconds")
+    changes = {name[len("weight_change/"):]: history.metric(name) for name in history.metric_names("weight_change/")}
+    half = config.steps // 2
+    sizes = dict(model.named_parameters())
+    return {
+        "variant": variant,
+        "seed": seed,
+        "initial_checksum": initial,
+        "batch_checksum": data.hexdigest(),
+        "trainable": trainable_ratio(model),
+        "flop_saving": flop_saving(model),
+        "loss": history.loss,
+        "lr": history.lr,
+        "eval_steps": history.metric_steps("eval_loss"),
+        "eval_loss": history.metric("eval_loss"),
+        "seconds_per_step": statistics.median(times[3:] if len(times) > 6 else times),
+        "loss_variance": statistics.variance(history.loss),
+        "loss_variance_late": statistics.variance(history.loss[half:]),
+        "noise_variance": noise_variance(history.loss),
+        "weight_change": changes,
+        "weight_sizes": {name: sizes[name].numel() for name in changes},
+        "peak_memory_mb": peak_memory_mb,
+        **sample_measures(model, s, config, device),
+    }
+
+
 def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) -> tuple[dict, GPT]:
-    """One fine-tuning run of ``variant``; returns (numbers, trained model)."""
+    """One fine-tuning run of ``variant``; returns (numbers, trained model).  The lesson's main cell spells it out."""
     _check_config(config)
     check_choice("variant", variant, VARIANTS)
     check_int("seed", seed, 0, unit="seed units")
@@ -261,33 +375,10 @@ def run(config: Config, variant: str, seed: int = 0, device=None, callbacks=()) 
     torch.manual_seed(seed)
     model.to(device)
     peak = PeakMemory(device)
-    data = DataChecksum()
+    measuring = probes(model, s, config)
     history = train(model, optimizer, _windows(s, config, seed), lm_loss, config.steps, scheduler=scheduler, clip=config.clip,
-                    precision=config.precision, device=device, log_every=config.eval_every,
-                    callbacks=[StepTimer(), WeightChange(_attention_params(model), per_matrix=True),
-                               Evaluate(s.held_out, config.eval_every), data, *callbacks])
-    times = history.metric("seconds")
-    changes = {name[len("weight_change/"):]: history.metric(name) for name in history.metric_names("weight_change/")}
-    half = config.steps // 2
-    measures = sample_measures(model, s, config, device)
-    return {
-        "variant": variant,
-        "seed": seed,
-        "initial_checksum": initial,
-        "batch_checksum": data.hexdigest(),
-        "trainable": trainable_ratio(model),
-        "flop_saving": flop_saving(model),
-        "loss": history.loss,
-        "eval_steps": history.metric_steps("eval_loss"),
-        "eval_loss": history.metric("eval_loss"),
-        "seconds_per_step": statistics.median(times[3:] if len(times) > 6 else times),
-        "peak_memory_mb": peak.mb,
-        "loss_variance": statistics.variance(history.loss),
-        "loss_variance_late": statistics.variance(history.loss[half:]),
-        "noise_variance": noise_variance(history.loss),
-        "weight_change": changes,
-        **measures,
-    }, model
+                    precision=config.precision, device=device, log_every=config.eval_every, callbacks=[*measuring, *callbacks])
+    return measure(model, history, measuring, s, config, variant, seed, initial, device, peak.mb), model
 
 
 def probe_cost(config: Config, steps: int = 20, rounds: int = 3, device=None) -> float:
@@ -328,11 +419,11 @@ def run_all(config: Config, device=None, progress=print) -> dict:
         "pretrain": dataclasses.asdict(PRETRAIN[config.pretrain]),
         "pretrain_info": s.info,
         "S_size": len(s.S),
-        "p_before": sample_measures(before, s, config, device)["p"],
+        **{f"{key}_before": value for key, value in sample_measures(before, s, config, device).items()},
         "eval_before": evaluate(before, s.held_out, lm_loss, device=device, precision=config.precision)["eval_loss"],
         "sample_before": sample_text(before, s, config, device=device),
         "probe_cost": probe_cost(config, device=device),
-        "provenance": stored.provenance(device, f"python -m course_lib.lessons.targeted_freezing_gpt --config {config.name}"),
+        "provenance": stored.provenance(device, f"python -m {MODULE} --config {config.name}"),
         "runs": runs,
     }
 
@@ -367,6 +458,35 @@ def weight_change_ratio(a: dict, b: dict) -> dict[str, tuple[float, float]]:
             for name, changes in b["weight_change"].items()}
 
 
+def steps_b_above_a(a: dict, b: dict) -> dict[str, float]:
+    """For each matrix that trains in ``b``: the share of steps at which its |ΔW|_F in ``b`` exceeds that in ``a``."""
+    means = weight_change_ratio(a, b)  # the same checks
+    out = {}
+    for name in means:
+        pairs = list(zip(a["weight_change"][name], b["weight_change"][name]))
+        out[name] = sum(y > x for x, y in pairs) / len(pairs)
+    return out
+
+
+def update_consistency(changes: list[float], lrs: list[float], n: int) -> float:
+    """Mean over steps of |ΔW_t|_F / (η_t · √n): 1 when every one of the n weights moves by a full η_t, as Adam's steps at most do.
+
+    Adam divides each weight's mean gradient by its root-mean-square, so each
+    weight moves by at most about η_t (less where the gradient's sign keeps
+    changing); the ratio says how consistent the update directions are, not
+    how large the gradient was.  Steps with η_t = 0 are left out.
+    """
+    _check_numbers("changes", changes, "one |ΔW|_F per step", empty=False)
+    _check_numbers("lrs", lrs, "one learning rate per step", empty=False)
+    check_int("n", n, 1, unit="weights in the matrix")
+    if len(changes) != len(lrs):
+        raise ValueError(f"changes and lrs must hold one value per step each, got {len(changes)} and {len(lrs)}")
+    ratios = [c / (lr * math.sqrt(n)) for c, lr in zip(changes, lrs) if lr > 0]
+    if not ratios:
+        raise ValueError("lrs holds no step with a learning rate > 0")
+    return statistics.fmean(ratios)
+
+
 def curve_gap(a: dict, c: dict) -> dict[str, float]:
     """How far two held-out loss curves are apart: the largest and the last |L_a - L_c| over the evaluations."""
     for name, run in (("a", a), ("c", c)):
@@ -379,7 +499,7 @@ def curve_gap(a: dict, c: dict) -> dict[str, float]:
 
 
 SUMMARY = ("trainable", "flop_saving", "eval_last", "train_last", "seconds_per_step", "saving", "peak_memory_mb",
-           "loss_variance", "noise_variance", "p")
+           "loss_variance", "noise_variance", "p", "word_rate")
 
 
 _SHARE, _POSITIVE, _LOSS = stored.Real(0.0, 1.0), stored.Real(0.0), stored.Real(0.0)
@@ -389,7 +509,7 @@ RUN = {
     "variant": stored.Choice(VARIANTS), "seed": stored.Int(0), "trainable": _SHARE, "flop_saving": _SHARE, "loss": _LOSSES,
     "eval_steps": stored.Many(stored.Int(0)), "eval_loss": _LOSSES, "seconds_per_step": stored.Real(0.0, exclusive=True),
     "peak_memory_mb": stored.Maybe(_POSITIVE), "loss_variance": _POSITIVE, "loss_variance_late": _POSITIVE,
-    "noise_variance": _POSITIVE, "weight_change": dict, "p": stored.Many(_SHARE),
+    "noise_variance": _POSITIVE, "weight_change": dict, "p": stored.Many(_SHARE), "word_rate": stored.Many(_SHARE),
 }
 RESULTS = {"runs": stored.Many(RUN)}
 
@@ -397,17 +517,17 @@ RESULTS = {"runs": stored.Many(RUN)}
 def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
     """Per variant, mean ± standard error over the training seeds of each number in :data:`SUMMARY`.
 
-    ``saving`` is r = 1 - t / t_full, paired seed by seed; ``p`` is each run's
-    mean share over its sampling seeds; with one training seed, p's spread is
-    over the sampling seeds instead.
+    ``saving`` is r = 1 - t / t_full, paired seed by seed; ``p`` and
+    ``word_rate`` are each run's mean over its sampling seeds; with one
+    training seed, their spread is over the sampling seeds instead.
     """
     check_type("results", results, Mapping, "the dict that run_all() or load_results() returns")
     runs = results.get("runs")
     if not isinstance(runs, list) or not runs:
         raise ValueError(f"results must hold a non-empty list of runs under 'runs', got {shown(runs)}")
     for r in runs:
-        check_result("a run of results", r, ("variant", "seed", "eval_loss", "loss", "p",
-                                           *(k for k in SUMMARY if k not in ("eval_last", "train_last", "saving", "p"))))
+        check_result("a run of results", r, ("variant", "seed", "eval_loss", "loss", "p", "word_rate",
+                                           *(k for k in SUMMARY if k not in ("eval_last", "train_last", "saving", "p", "word_rate"))))
         if not r["p"] or not r["loss"] or not r["eval_loss"]:
             raise ValueError(f"a run of results ({r['variant']!r}, seed {r['seed']}) has an empty 'p', 'loss' or 'eval_loss'")
     stored.validate(results, RESULTS)
@@ -417,7 +537,7 @@ def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
         row = values.setdefault(r["variant"], {key: [] for key in SUMMARY})
         derived = {"eval_last": r["eval_loss"][-1], "train_last": statistics.fmean(r["loss"][-10:]),
                    "saving": 1 - r["seconds_per_step"] / full[r["seed"]] if r["seed"] in full else None,
-                   "p": statistics.fmean(r["p"])}
+                   "p": statistics.fmean(r["p"]), "word_rate": statistics.fmean(r["word_rate"])}
         for key in SUMMARY:
             value = derived[key] if key in derived else r[key]
             if value is not None:
@@ -426,7 +546,8 @@ def summarize(results: dict) -> dict[str, dict[str, Spread | None]]:
     for variant, row in values.items():
         out[variant] = {k: spread(xs) if xs else None for k, xs in row.items()}
         if len(row["p"]) == 1:
-            out[variant]["p"] = spread(next(r["p"] for r in runs if r["variant"] == variant))
+            for key in ("p", "word_rate"):
+                out[variant][key] = spread(next(r[key] for r in runs if r["variant"] == variant))
     return out
 
 
@@ -434,12 +555,212 @@ def load_results(name: str = "gpu") -> dict:
     """The stored results (``course_lib/lessons/results/lesson04_<name>.json``), checked against :data:`CONFIGS` and the pretraining."""
     check_choice("name", name, tuple(CONFIGS), "the configurations of CONFIGS")
     config = CONFIGS[name]
-    schema = {**RESULTS, "pretrain_info": {"tokens": stored.Int(1), "texts": stored.Int(1), "first_loss": _LOSS, "final_loss": _LOSS},
-              "S_size": stored.Int(1), "p_before": stored.Many(_SHARE), "eval_before": _LOSS, "sample_before": str,
+    schema = {**RESULTS, "pretrain_info": {"tokens": stored.Int(1), "texts": stored.Int(1), "first_loss": _LOSS, "final_loss": _LOSS,
+                                           "bytes_per_token": stored.Real(0.0, exclusive=True)},
+              "S_size": stored.Int(1), "p_before": stored.Many(_SHARE), "word_rate_before": stored.Many(_SHARE), "eval_before": _LOSS,
+              "sample_before": str,
               "probe_cost": stored.Real(0.0, exclusive=True),
               "provenance": {"date": str, "device": str, "torch": str, "cuda": stored.Maybe(str), "command": str}}
-    return stored.load("04", name, f"python -m {__name__} --config {name}", {"config": config, "pretrain": PRETRAIN[config.pretrain]},
+    return stored.load("04", name, f"python -m {MODULE} --config {name}", {"config": config, "pretrain": PRETRAIN[config.pretrain]},
                        schema)
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """The timing study: a model of random weights (time does not depend on their values), its batches, rounds and processes.
+
+    Each of ``processes`` separate Python processes builds every variant,
+    measures its peak memory alone, then times ``rounds`` rounds of
+    ``steps`` steps per variant, round-robin (the order rotates each round),
+    after ``warmup`` untimed steps each, all on the same batches.
+    """
+
+    name: str
+    model: GPTConfig = GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)  # GPT-2 small's sizes
+    batch_size: int = 8
+    precision: str = "bf16"
+    lr: float = 3e-4
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    warmup: int = 3
+    steps: int = 10
+    rounds: int = 5
+    processes: int = 5
+    variants: tuple[str, ...] = VARIANTS
+
+    def __post_init__(self) -> None:
+        check_type("name", self.name, str, "a string")
+        check_type("model", self.model, GPTConfig, "a course_lib.models.gpt.GPTConfig")
+        check_int("batch_size", self.batch_size, 1, unit="windows")
+        weight_dtype(self.precision)
+        check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
+        check_number("weight_decay", self.weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
+        check_number("clip", self.clip, "> 0", lambda v: v > 0)
+        check_int("warmup", self.warmup, 1, unit="untimed steps per variant")
+        check_int("steps", self.steps, 1, unit="timed steps per round")
+        check_int("rounds", self.rounds, 2, unit="rounds (the spread within a process needs two)")
+        check_int("processes", self.processes, 2, unit="separate processes (the spread between them needs two)")
+        check_variants("variants", self.variants, VARIANTS)
+        if "full" not in self.variants:
+            raise ValueError(f"variants must include 'full', against which the savings are measured, got {self.variants!r}")
+
+
+TIMING_CONFIGS = {
+    "timing-cpu": TimingConfig("timing-cpu", GPTConfig(vocab_size=256, block_size=32, n_layer=4, n_head=2, n_embd=32), batch_size=4,
+                               precision="fp32", warmup=1, steps=2, rounds=2, processes=2),
+    "timing-gpu": TimingConfig("timing-gpu"),
+}
+
+
+def _timing_model(config: TimingConfig, base: dict, variant: str, device):
+    model = GPT(config.model)
+    model.load_state_dict(base)
+    for name, p in model.named_parameters():
+        p.requires_grad_(trains(name, variant, config.model.n_layer))
+    model.to(device)
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
+    return model, optimizer
+
+
+def time_variants(config: TimingConfig, device=None) -> dict:
+    """One process of the timing study: each variant's peak memory (measured alone), then its ms per step, round-robin."""
+    check_type("config", config, TimingConfig, "a TimingConfig, e.g. TIMING_CONFIGS['timing-cpu']")
+    device = pick_device(device)
+    torch.manual_seed(0)
+    base = GPT(config.model).state_dict()
+    windows = config.batch_size * (config.model.block_size + 1) * 4
+    data = TokenWindows(torch.randint(config.model.vocab_size, (windows,), generator=torch.Generator().manual_seed(0)),
+                        config.batch_size, config.model.block_size, 0)
+    loop = dict(precision=config.precision, clip=config.clip, device=device)
+    memory, state, flops, trainable = {}, {}, {}, {}
+    for variant in config.variants:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        peak = PeakMemory(device)
+        model, optimizer = _timing_model(config, base, variant, device)
+        timed_run(model, optimizer, data, lm_loss, **loop).advance(config.warmup)
+        synchronize(device)
+        memory[variant], state[variant] = peak.mb, state_memory(model)
+        flops[variant], trainable[variant] = flop_saving(model), trainable_ratio(model)
+        del model, optimizer
+    runs = {}
+    for variant in config.variants:
+        model, optimizer = _timing_model(config, base, variant, device)
+        runs[variant] = timed_run(model, optimizer, data, lm_loss, **loop)
+        runs[variant].advance(config.warmup)
+    ms = {variant: [] for variant in config.variants}
+    k = len(config.variants)
+    for r in range(config.rounds):
+        for variant in config.variants[r % k:] + config.variants[:r % k]:
+            synchronize(device)
+            began = time.perf_counter()
+            runs[variant].advance(config.steps)
+            synchronize(device)
+            ms[variant].append(1e3 * (time.perf_counter() - began) / config.steps)
+    for r in runs.values():
+        r.finish()
+    return {"ms_per_step": ms, "peak_memory_mb": memory, "state_bytes": state, "flop_saving": flops, "trainable": trainable}
+
+
+_ONE_PROCESS = ("import json, sys\n"
+                "from course_lib.lessons.targeted_freezing_gpt import TimingConfig, time_variants\n"
+                "from course_lib.models.gpt import GPTConfig\n"
+                "c = json.loads(sys.argv[1])\n"
+                "c = TimingConfig(**{**c, 'model': GPTConfig(**c['model']), 'variants': tuple(c['variants'])})\n"
+                "print(json.dumps(time_variants(c, sys.argv[2] or None)))\n")
+
+
+def timing_study(config: TimingConfig, device=None, progress=print) -> dict:
+    """``config.processes`` separate processes of :func:`time_variants`, one after the other, with provenance (the stored study)."""
+    check_type("config", config, TimingConfig, "a TimingConfig, e.g. TIMING_CONFIGS['timing-gpu']")
+    stored.check_progress(progress)
+    if device is not None:
+        check_type("device", device, (str, torch.device), "None (the GPU when there is one), 'cpu' or 'cuda'")
+    root = str(stored.DATA.parents[2])  # the folder that holds course_lib
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    processes = []
+    for i in range(config.processes):
+        progress(f"{config.name}: process {i + 1} of {config.processes}")
+        done = subprocess.run([sys.executable, "-c", _ONE_PROCESS, json.dumps(dataclasses.asdict(config)), str(device or "")],
+                              capture_output=True, text=True, env=env, cwd=root)
+        if done.returncode:
+            raise RuntimeError(f"process {i + 1} of the timing study failed:\n{done.stderr[-3000:]}")
+        processes.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {"config": dataclasses.asdict(config), "processes": processes,
+            "provenance": stored.provenance(pick_device(device), f"python -m {MODULE} --config {config.name}")}
+
+
+_PER_VARIANT = lambda item: stored.Named(item)
+TIMING = {"processes": stored.Many({"ms_per_step": _PER_VARIANT(stored.Many(stored.Real(0.0, exclusive=True))),
+                                    "peak_memory_mb": _PER_VARIANT(stored.Maybe(_POSITIVE)),
+                                    "state_bytes": _PER_VARIANT({"weights": stored.Int(1), "gradients": stored.Int(0),
+                                                                 "optimizer": stored.Int(0)}),
+                                    "flop_saving": _PER_VARIANT(_SHARE), "trainable": _PER_VARIANT(_SHARE)})}
+
+
+def timing_summary(results: dict) -> dict[str, dict]:
+    """Per variant: ms per step and saving 1 - t/t_full (medians of each process's rounds; mean ± SE over the processes), memory.
+
+    ``saving_range`` is the lowest and highest saving of a process: the
+    spread between separate commands, which is what a reader repeating the
+    measurement would see.  ``activations_mb`` is the peak memory less the
+    weights, gradients and optimizer state (:func:`state_memory`).
+    """
+    check_type("results", results, Mapping, "the dict that timing_study() or load_timing() returns")
+    stored.validate(results, TIMING)
+    processes = results["processes"]
+    variants = list(processes[0]["ms_per_step"])
+    if "full" not in variants or any(list(p["ms_per_step"]) != variants for p in processes):
+        raise ValueError("every process of results must time the same variants, 'full' among them")
+    out = {}
+    for v in variants:
+        ms = [statistics.median(p["ms_per_step"][v]) for p in processes]
+        savings = [1 - statistics.median(p["ms_per_step"][v]) / statistics.median(p["ms_per_step"]["full"]) for p in processes]
+        within = [spread(p["ms_per_step"][v]).sem / statistics.fmean(p["ms_per_step"][v]) for p in processes]
+        peak = processes[0]["peak_memory_mb"][v]
+        state = {k: n / 2**20 for k, n in processes[0]["state_bytes"][v].items()}
+        out[v] = {"ms": spread(ms), "saving": spread(savings), "saving_range": (min(savings), max(savings)),
+                  "round_se": statistics.fmean(within), "peak_memory_mb": peak, "state_mb": state,
+                  "activations_mb": None if peak is None else peak - sum(state.values()),
+                  "flop_saving": processes[0]["flop_saving"][v], "trainable": processes[0]["trainable"][v]}
+    return out
+
+
+def load_timing(name: str = "timing-gpu") -> dict:
+    """The stored timing study (``course_lib/lessons/results/lesson04_<name>.json``), checked against :data:`TIMING_CONFIGS`."""
+    check_choice("name", name, tuple(TIMING_CONFIGS), "the configurations of TIMING_CONFIGS")
+    schema = {**TIMING, "provenance": {"date": str, "device": str, "torch": str, "cuda": stored.Maybe(str), "command": str}}
+    return stored.load("04", name, f"python -m {MODULE} --config {name}", {"config": TIMING_CONFIGS[name]}, schema)
+
+
+def claims(results: dict, timing: dict) -> dict:
+    """The notes' claims measured over the stored study's seeds (``results``) and the timing study (``timing``).
+
+    ``slower``: B's final held-out loss is above A's in every seed;
+    ``moves_more``: every trainable matrix of B moved more per step than in A,
+    on average over the run, in every seed, with the lowest and highest
+    share of single steps at which it did; ``b_wins``/``pairs``: sampling
+    seeds at which p_B > p_A; ``reversed_gap``: the largest final |L_A -
+    L_reversed|; ``timing``: :func:`timing_summary`.
+    """
+    check_type("results", results, Mapping, "the dict that load_results() returns")
+    check_type("timing", timing, Mapping, "the dict that load_timing() returns")
+    summarize(results)  # the checks
+    by = {(r["variant"], r["seed"]): r for r in results["runs"]}
+    seeds = sorted({r["seed"] for r in results["runs"]})
+    pairs = [(by[("full", k)], by[("targeted", k)]) for k in seeds]
+    ratios = [b / a for full, target in pairs for a, b in weight_change_ratio(full, target).values()]
+    above = [x for full, target in pairs for x in steps_b_above_a(full, target).values()]
+    wins = [p_summary(results["p_before"], full, target) for full, target in pairs]
+    return {
+        "seeds": len(seeds),
+        "slower": all(target["eval_loss"][-1] > full["eval_loss"][-1] for full, target in pairs),
+        "moves_more": min(ratios) > 1, "ratio_low": min(ratios), "ratio_high": max(ratios),
+        "above_low": min(above), "above_high": max(above),
+        "b_wins": sum(w["b_wins"] for w in wins), "pairs": sum(w["n"] for w in wins),
+        "reversed_gap": max(curve_gap(by[("full", k)], by[("reversed", k)])["last"] for k in seeds),
+        "timing": timing_summary(timing),
+    }
 
 
 def _check_config(config: object) -> None:
@@ -457,9 +778,14 @@ def _check_numbers(name: str, values: object, what: str, empty: bool = True) -> 
         raise ValueError(f"{name} is empty: it must be {what}")
 
 
+def _run_any(config, device=None) -> dict:
+    """``run_all`` for a :class:`Config`, ``timing_study`` for a :class:`TimingConfig`."""
+    return timing_study(config, device) if isinstance(config, TimingConfig) else run_all(config, device)
+
+
 def main(argv=None) -> None:
-    stored.main(argv, lesson="04", description="Run lesson 04's experiments and store the results as JSON.",
-                configs=CONFIGS, run_all=run_all)
+    stored.main(argv, lesson="04", description="Run lesson 04's experiments (--config gpu) or its timing study (--config "
+                "timing-gpu) and store the results as JSON.", configs={**CONFIGS, **TIMING_CONFIGS}, run_all=_run_any)
 
 
 if __name__ == "__main__":

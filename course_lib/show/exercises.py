@@ -28,7 +28,7 @@ import torch
 
 from course_lib.engine._checks import check_choice, check_int, check_type, shown
 from course_lib.engine.clipping import clip_factor, clip_grad_norm_per_layer_, global_norm
-from course_lib.engine.freezing import freeze, param_groups, trainable_ratio, unfreeze
+from course_lib.engine.freezing import freeze, param_groups, trainable_ratio
 from course_lib.engine.schedules import CosineDecay, cosine_with_warmup
 from course_lib.engine.timing import mfu
 from course_lib.engine.training import History
@@ -36,7 +36,7 @@ from course_lib.i18n import bracketed, check_language, count, number, plain, sig
 from course_lib.lessons.corpus import token_share
 from course_lib.lessons.finetuning_bert import RECIPE
 from course_lib.lessons.lr_schedules import GPT_SEEDS, GPT_STEPS, late_loss, one_thread
-from course_lib.lessons.targeted_freezing_gpt import ATTENTION_WEIGHTS, flop_saving
+from course_lib.lessons.targeted_freezing_gpt import flop_saving, trains
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, parameter_count
 from course_lib.models.toy import body_and_head
 
@@ -59,6 +59,7 @@ __all__ = [
     "check_warmup_run",
     "check_frozen_drift",
     "frozen_drift",
+    "check_adam_update_ratio",
 ]
 
 
@@ -598,16 +599,11 @@ def check_token_share(fn: Callable, lang: str) -> Verdict:
 
 
 def _gpt(frozen: str) -> GPT:
-    """A GPT of 2 blocks of width 16 with ``frozen`` (a lesson 04 setup) frozen; the global random state is left as it was."""
+    """A GPT of 2 blocks of width 16 with ``frozen`` (a lesson 04 variant, "none" or "all") frozen; the random state is left as it was."""
     with torch.random.fork_rng(devices=[]):
         model = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=16))
-    if frozen == "targeted":
-        freeze(model, ".")
-        unfreeze(model, ATTENTION_WEIGHTS, layers=[0])
-    elif frozen == "reversed":
-        freeze(model, ATTENTION_WEIGHTS, layers=[1])
-    elif frozen == "all":
-        freeze(model, ".")
+    for name, p in model.named_parameters():
+        p.requires_grad_(frozen != "all" and (frozen == "none" or trains(name, frozen, 2)))
     return model
 
 
@@ -620,22 +616,40 @@ def _frozen_share(params, divide: int) -> float:
     return sum(p.numel() for p in params if not p.requires_grad) / (divide * sum(p.numel() for p in params))
 
 
-def check_frozen_flop_share(fn: Callable, lang: str) -> Verdict:
-    """Lesson 04: ``fn(model)``, the share of a step's matrix-multiply FLOPs that the frozen weights save.
+def _saving_by_position(model, output_on_top: bool = True, keep_position: bool = False) -> float:
+    """flop_saving's rule, or a mistaken variant: ``output_on_top=False`` leaves wte at the bottom; ``keep_position`` counts wpe."""
+    cost = total = 0
+    below = False
+    for name, p in model.named_parameters():
+        counted = p.ndim == 2 and (keep_position or not name.endswith("wpe.weight"))
+        if counted and not (output_on_top and name.endswith("wte.weight")):
+            cost += p.numel() * (2 + 2 * below + 2 * p.requires_grad)
+            total += p.numel()
+        below = below or p.requires_grad
+    if output_on_top:
+        wte = model.transformer.wte.weight
+        cost += wte.numel() * (2 + 2 * below + 2 * wte.requires_grad)
+        total += wte.numel()
+    return 1 - cost / (6 * total)
 
-    Reference: :func:`course_lib.lessons.targeted_freezing_gpt.flop_saving` = frozen matrix
-    weights / (3 × all matrix weights), the position embedding left out (a
-    look-up).  Mistakes recognised: no division by 3 (as if freezing saved
-    all six FLOPs per weight), biases and LayerNorms counted, the position
-    embedding counted, tensors counted instead of numbers.
+
+def check_frozen_flop_share(fn: Callable, lang: str) -> Verdict:
+    """Lesson 04: ``fn(model)``, the share of a training step's matrix-multiply FLOPs that freezing saves.
+
+    Reference: :func:`course_lib.lessons.targeted_freezing_gpt.flop_saving`: per
+    weight and token 2 FLOPs forward, 2 for the weight gradient if it trains,
+    2 for the input gradient if anything below it trains; wte is also the
+    output layer, on top; wpe is a look-up.  Mistakes recognised: the old
+    one-third rule (frozen / 3 × all), every FLOP of a frozen weight saved,
+    the output layer left at the bottom, the position embedding counted.
     """
-    choices = (("ex_gpt_targeted", "targeted"), ("ex_gpt_reversed", "reversed"), ("ex_gpt_unfrozen", "none"),
-               ("ex_gpt_all_frozen", "all"))
+    choices = (("ex_gpt_targeted", "targeted"), ("ex_gpt_reversed", "reversed"), ("ex_gpt_bottom", "bottom"),
+               ("ex_gpt_unfrozen", "none"), ("ex_gpt_all_frozen", "all"))
     mistakes = (
+        (lambda m: _frozen_share(_matrices(m), 3), "ex_hint_third_only"),
         (lambda m: _frozen_share(_matrices(m), 1), "ex_hint_all_flops"),
-        (lambda m: _frozen_share(m.parameters(), 3), "ex_hint_only_matrices"),
-        (lambda m: _frozen_share(_matrices(m, keep_position=True), 3), "ex_hint_position_lookup"),
-        (lambda m: sum(not p.requires_grad for p in _matrices(m)) / (3 * len(_matrices(m))), "ex_hint_tensors"),
+        (lambda m: _saving_by_position(m, output_on_top=False), "ex_hint_output_on_top"),
+        (lambda m: _saving_by_position(m, keep_position=True), "ex_hint_position_lookup"),
     )
     return _check(fn, lang, "check_frozen_flop_share(frozen_flop_share, LANG)", _model_cases(_gpt, choices, "model"),
                   flop_saving, mistakes)
@@ -913,3 +927,53 @@ def check_frozen_drift(fn: Callable, lang: str) -> Verdict:
         (lambda m, b, w, s: _drift_without(m, b, w, s, since_start=True), "ex_hint_drift_since_start"),
     )
     return _check(fn, lang, "check_frozen_drift(frozen_drift, LANG)", cases, frozen_drift, mistakes)
+# ------------------------------------------------------------------------------------------------ lesson 04, second edition
+
+
+def _adam_ratio(gradients, lr: float, optimizer=torch.optim.Adam, divide=lambda lr, n: lr * math.sqrt(n), last: bool = True) -> float:
+    """The reference experiment (and, with other arguments, its typical mistakes): |ΔW|_F / (η √n) of Adam's last step."""
+    w = torch.zeros_like(gradients[0], requires_grad=True)
+    step = optimizer([w], lr=lr)
+    start = w.detach().clone()
+    for g in gradients:
+        before = w.detach().clone()
+        w.grad = g.clone()
+        step.step()
+    change = w.detach() - (before if last else start)
+    return float(change.norm() / divide(lr, w.numel()))
+
+
+def _gradient_runs() -> list[tuple[str, list, float]]:
+    """The check's inputs: (description key, 20 gradients of an 8 × 8 matrix, η), drawn from a fixed seed."""
+    g = torch.Generator().manual_seed(0)
+    noise = [torch.randn(8, 8, generator=g, dtype=torch.float64) for _ in range(20)]
+    steady = torch.randn(8, 8, generator=g, dtype=torch.float64)
+    return [("ex_adam_constant", [torch.full((8, 8), 0.3, dtype=torch.float64)] * 20, 0.01),
+            ("ex_adam_constant_large", [torch.full((8, 8), 300.0, dtype=torch.float64)] * 20, 0.01),
+            ("ex_adam_noise", noise, 0.001),
+            ("ex_adam_noise_large", [1000 * x for x in noise], 0.001),
+            ("ex_adam_mixed", [steady + 2 * x for x in noise], 0.01)]
+
+
+def check_adam_update_ratio(fn: Callable, lang: str) -> Verdict:
+    """Lesson 04 (an experiment): ``fn(gradients, lr)`` runs Adam on a zero matrix, one step per gradient, and returns the
+    last step's |ΔW|_F / (lr · √n), n the number of weights.
+
+    Each run is a small experiment (20 Adam steps); the reference runs the
+    same.  The cases show what the ratio measures: 1 for a gradient that never
+    changes, whatever its size; lower for one whose signs change; the same
+    for a gradient 1000 times larger.  Mistakes recognised: |ΔW|_F not divided,
+    divided by lr · n, the change since the start instead of the last step,
+    SGD instead of Adam.
+    """
+    cases = [_Case(lambda grads=grads, lr=lr: ([x.clone() for x in grads], lr),
+                   lambda name, lang, key=key, lr=lr: text("ex_where", lang, call=f"{name}(gradients, lr={lr})", what=text(key, lang)))
+             for key, grads, lr in _gradient_runs()]
+    mistakes = (
+        (lambda grads, lr: _adam_ratio(grads, lr, divide=lambda lr, n: 1.0), "ex_hint_adam_not_divided"),
+        (lambda grads, lr: _adam_ratio(grads, lr, divide=lambda lr, n: lr * n), "ex_hint_adam_n"),
+        (lambda grads, lr: _adam_ratio(grads, lr, last=False), "ex_hint_adam_since_start"),
+        (lambda grads, lr: _adam_ratio(grads, lr, optimizer=torch.optim.SGD), "ex_hint_adam_sgd"),
+    )
+    return _check(fn, lang, "check_adam_update_ratio(adam_update_ratio, LANG)", cases, _adam_ratio, mistakes,
+                  same=lambda a, b: math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-9))

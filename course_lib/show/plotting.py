@@ -238,7 +238,7 @@ def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
     return fig
 
 
-_GPT_STYLE = {"full": ("tab:blue", "-"), "targeted": ("tab:orange", "-"), "reversed": ("tab:green", "--")}
+_GPT_STYLE = {"full": ("tab:blue", "-"), "targeted": ("tab:orange", "-"), "reversed": ("tab:green", "--"), "bottom": ("tab:red", "-.")}
 
 
 def plot_gpt_losses(runs: Sequence[Mapping], lang: str) -> Figure:

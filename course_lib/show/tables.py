@@ -424,3 +424,55 @@ def clipping_by_rate(etas, lang: str, num_steps: int = 100, max_norm: float = 1.
     )
     header = (text("rate_vs_steps", lang, target=plain(target, lang)), *(text(name, lang) for name in SETUPS))
     return Table(header, rows)
+def gpt_timing_table(timing: dict, lang: str) -> Table:
+    """Lesson 04's timing study: per variant R, FLOP saving, ms per step and time saving (mean ± SE over the processes,
+    and the lowest and highest process), peak memory and the part of it that weights, gradients and AdamW state take."""
+    check_language(lang)
+    summary = targeted_freezing_gpt.timing_summary(timing)
+    rows = []
+    for variant, s in summary.items():
+        low, high = s["saving_range"]
+        state = sum(s["state_mb"].values())
+        rows.append((
+            text(f"gpt_{variant}", lang),
+            number(s["trainable"], lang, 3),
+            number(100 * s["flop_saving"], lang, 1),
+            with_spread(s["ms"], lang, 1),
+            with_spread(s["saving"], lang, 1, scale=100),
+            f"{number(100 * low, lang, 1)} … {number(100 * high, lang, 1)}",
+            "-" if s["peak_memory_mb"] is None else number(s["peak_memory_mb"], lang, 0),
+            number(state, lang, 0),
+            "-" if s["activations_mb"] is None else number(s["activations_mb"], lang, 0),
+        ))
+    n = len(timing["processes"])
+    keys = ("gpt_variant", "ratio_col", "gpt_flop_saving", "gpt_ms_processes", "gpt_time_saving", "gpt_saving_range",
+            "peak_memory", "gpt_state_memory", "gpt_other_memory")
+    return Table(tuple(text(key, lang, n=n) for key in keys), tuple(rows))
+
+
+def gpt_key_results(results: dict, timing: dict, lang: str) -> str:
+    """Lesson 04's key results: the notes' claims, one line each, held or not, from the stored study and the timing study."""
+    check_language(lang)
+    c = targeted_freezing_gpt.claims(results, timing)
+    s = targeted_freezing_gpt.summarize(results)
+    t = c["timing"]
+    mark = lambda held: text("claim_held" if held else "claim_not_held", lang)
+    memory_b = 1 - t["targeted"]["peak_memory_mb"] / t["full"]["peak_memory_mb"] if t["full"]["peak_memory_mb"] else None
+    lines = [
+        text("claim_slower", lang, mark=mark(c["slower"]), a=with_spread(s["full"]["eval_last"], lang, 3),
+             b=with_spread(s["targeted"]["eval_last"], lang, 3), n=c["seeds"]),
+        text("claim_moves", lang, mark=mark(c["moves_more"]), low=number(c["ratio_low"], lang, 2),
+             high=number(c["ratio_high"], lang, 2), above_low=number(100 * c["above_low"], lang, 0),
+             above_high=number(100 * c["above_high"], lang, 0)),
+        text("claim_time", lang, mark=mark(t["targeted"]["saving_range"][0] > 0),
+             b=with_spread(t["targeted"]["saving"], lang, 0, scale=100), flop_b=number(100 * t["targeted"]["flop_saving"], lang, 0),
+             bottom=with_spread(t["bottom"]["saving"], lang, 0, scale=100),
+             flop_bottom=number(100 * t["bottom"]["flop_saving"], lang, 0), n=len(timing["processes"])),
+        text("claim_memory", lang, mark=mark(memory_b is not None and memory_b > t["targeted"]["saving"].mean),
+             memory="-" if memory_b is None else number(100 * memory_b, lang, 0),
+             time=number(100 * t["targeted"]["saving"].mean, lang, 0)),
+        text("claim_wins", lang, mark=mark(c["b_wins"] > 0), wins=c["b_wins"], pairs=c["pairs"]),
+        text("claim_reversed", lang, mark=mark(c["reversed_gap"] < 0.01 * s["full"]["eval_last"].mean),
+             gap=number(c["reversed_gap"], lang, 3)),
+    ]
+    return "\n".join(lines)
