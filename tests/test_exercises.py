@@ -557,3 +557,15 @@ def test_frozen_drift_check_runs_the_experiment_and_names_the_mistake(wrong, cal
     before = torch.get_rng_state()
     exercises.check_frozen_drift(lambda *a: 0.0, lang)
     assert torch.equal(before, torch.get_rng_state())
+
+
+# Lesson 03, second edition: the answers to the open questions are folded solutions, left out of the student edition.
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_student_edition_holds_no_folded_answer(edition, lesson, lang):
+    student = jupytext.read(edition / "notebooks" / lang / f"{lesson}.md")
+    for cell in student.cells:
+        assert "{dropdown}" not in cell.source and ":class: dropdown" not in cell.source, \
+            f"an answer left in the student edition of {lesson} ({lang}): tag its cell solution\n{cell.source[:200]}"
