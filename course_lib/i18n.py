@@ -977,9 +977,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     "within_noise": {"vi": "nằm trong hai sai số chuẩn, không phân biệt được", "en": "within two standard errors, no measurable difference"},
     "beyond_noise": {"vi": "vượt quá hai sai số chuẩn", "en": "more than two standard errors"},
     "key_cost": {
-        "vi": "• Chi phí: mỗi bước của công thức đóng băng nhanh hơn {time}% (sai số giữa {commands} lệnh chạy riêng, GPU bận) "
+        "vi": "• Chi phí: mỗi bước của công thức đóng băng nhanh hơn {time}% (trung vị của mỗi lệnh, sai số giữa {commands} lệnh chạy riêng, GPU bận) "
               "và dùng ít hơn {memory}% bộ nhớ GPU đỉnh ({small}% với những lô nhỏ của nghiên cứu chính).",
-        "en": "• Cost: the recipe's steps take {time}% less time (spread between {commands} separate commands, a busy GPU) "
+        "en": "• Cost: the recipe's steps take {time}% less time (median of each command, spread between {commands} separate commands, a busy GPU) "
               "and {memory}% less peak GPU memory ({small}% at the main study's small batches).",
     },
     "key_clip": {
@@ -1042,9 +1042,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "timing_line": {
         "vi": "mỗi bước: đóng băng {frozen} ms, toàn bộ {full} ms; thời gian tiết kiệm {time}%, bộ nhớ đỉnh tiết kiệm {memory}% "
-              "(trung bình ± sai số chuẩn giữa các lệnh)",
+              "(trung vị trên các seed của mỗi lệnh, rồi trung bình ± sai số chuẩn giữa các lệnh)",
         "en": "per step: recipe {frozen} ms, full {full} ms; time saved {time}%, peak memory saved {memory}% "
-              "(mean ± standard error between commands)",
+              "(median over each command's seeds, then mean ± standard error between commands)",
     },
     "above_baseline": {
         "vi": "{variant}: cao hơn mức cơ sở theo nhãn đa số {gap} điểm phần trăm ({n} seed)",
@@ -1053,6 +1053,22 @@ _STRINGS: dict[str, dict[str, str]] = {
     "fq_freeze_more": {
         "vi": "đóng băng thêm các tham số khớp với {part} ({n} con số): R = {r}",
         "en": "freezing also the parameters that match {part} ({n} numbers): R = {r}",
+    },
+    "timing_outlier": {
+        "vi": "tinh chỉnh toàn bộ, ms mỗi bước theo từng lệnh (các seed): {runs}; lần chạy chậm nhất {slowest} ms, các lần khác "
+              "từ {low} đến {high} ms; nếu lấy trung bình thay cho trung vị, thời gian tiết kiệm sẽ là {by_mean}%",
+        "en": "full fine-tuning, ms per step by command (its seeds): {runs}; the slowest run {slowest} ms, the others "
+              "{low} to {high} ms; with means instead of medians the time saved would read {by_mean}%",
+    },
+    "per_part_clipped": {
+        "vi": "{optimizer}, cắt từng phần, số bước bị cắt trong {steps} bước (trung bình trên {n} seed): MLP tầng 0 → 5 {mlp}; "
+              "pooler {pooler}; đầu phân loại {head}; có ít nhất một phần bị cắt: {share}% số bước",
+        "en": "{optimizer}, per-part clipping, steps clipped out of {steps} (mean over {n} seeds): MLP layers 0 → 5 {mlp}; "
+              "pooler {pooler}; head {head}; at least one part clipped: {share}% of the steps",
+    },
+    "per_part_vs_global": {
+        "vi": "{optimizer}: cắt từng phần trừ cắt toàn cục, từng cặp seed ({n}): độ chính xác {acc} điểm phần trăm",
+        "en": "{optimizer}: per-part minus global clipping, paired over {n} seeds: accuracy {acc} points",
     },
     # (end of lesson 03's second-edition strings)
 

@@ -606,3 +606,15 @@ def test_the_flop_rule_saves_two_thirds_with_everything_frozen():
     assert flop_saving(exercises._gpt("all")) == pytest.approx(2 / 3)
     assert flop_saving(exercises._gpt("none")) == 0
     assert flop_saving(exercises._gpt("bottom")) > flop_saving(exercises._gpt("targeted")) > 1 / 3 * 0.857143
+
+
+# Lesson 03, second edition: the answers to the open questions are folded solutions, left out of the student edition.
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_student_edition_holds_no_folded_answer(edition, lesson, lang):
+    student = jupytext.read(edition / "notebooks" / lang / f"{lesson}.md")
+    for cell in student.cells:
+        assert "{dropdown}" not in cell.source and ":class: dropdown" not in cell.source, \
+            f"an answer left in the student edition of {lesson} ({lang}): tag its cell solution\n{cell.source[:200]}"

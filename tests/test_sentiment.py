@@ -9,6 +9,7 @@ import torch
 
 import hub_standins
 
+from course_lib.i18n import text
 from course_lib.lessons import finetuning_bert as finetuning
 from course_lib.lessons import sources
 from course_lib.lessons import stored
@@ -240,15 +241,42 @@ def test_update_ratio_is_paired_by_seed():
         finetuning.update_ratio(results, "frozen", "frozen_noclip", start=3)
 
 
-def test_timing_saving_spreads_over_commands():
-    command = lambda full: {"runs": [_fake_run("frozen", s, seconds_per_step=0.015, peak_memory_mb=300.0) for s in (0, 1)]
-                            + [_fake_run("full", s, seconds_per_step=full, peak_memory_mb=400.0) for s in (0, 1)]}
-    saving = finetuning.timing_saving([command(0.020), command(0.030)])
+def test_timing_saving_takes_each_commands_median_then_spreads_over_commands():
+    def command(full, slow=None):
+        times = [full, full, slow or full]
+        return {"runs": [_fake_run("frozen", s, seconds_per_step=0.015, peak_memory_mb=300.0) for s in (0, 1, 2)]
+                + [_fake_run("full", s, seconds_per_step=t, peak_memory_mb=400.0) for s, t in enumerate(times)]}
+    saving = finetuning.timing_saving([command(0.020), command(0.030, slow=0.150)])
     assert saving["time"].mean == pytest.approx((0.25 + 0.5) / 2) and saving["time"].n == 2 and saving["time"].sem > 0
+    assert saving["time_by_mean"].mean == pytest.approx((0.25 + (0.5 + 0.5 + 0.9) / 3) / 2), "the slow run moves the mean only"
     assert saving["memory"].mean == pytest.approx(0.25) and saving["memory"].sem == 0
-    assert saving["full_ms"].mean == pytest.approx(25.0)
+    assert saving["full_ms"].mean == pytest.approx(25.0) and saving["frozen_ms"].mean == pytest.approx(15.0)
+    assert saving["full_runs_ms"][1] == pytest.approx([30.0, 30.0, 150.0]) and saving["commands"] == 2
     with pytest.raises(ValueError, match=r"repeats\[0\] must hold runs of 'frozen' and 'full'"):
         finetuning.timing_saving([{"runs": [_fake_run("frozen", 0)]}])
+
+
+def test_clipped_steps_counts_per_part_clipping_from_the_part_norms():
+    parts = {"classifier": [0.5, 2.0, 0.1, 0.2], "mlp.0": [0.5, 3.0, 1.5, 0.9]}
+    per_part = finetuning.clipped_steps(_fake_run("frozen_per_part", 0, clipped_fraction=0.0, grad_norm_parts=parts), 1.0)
+    assert per_part == {"share": 0.5, "parts": {"classifier": 1, "mlp.0": 2}}
+    assert finetuning.clipped_steps(_fake_run("frozen_per_part", 0, grad_norm_parts=parts), 2.5)["share"] == 0.25
+    global_ = finetuning.clipped_steps(_fake_run("frozen", 0, clipped_fraction=0.75, grad_norm_parts=parts), 1.0)
+    assert global_["share"] == 0.75, "global clipping keeps the run's own fraction"
+    with pytest.raises(ValueError, match="needs the per-part norms"):
+        finetuning.clipped_steps(_fake_run("sgd_per_part", 0, grad_norm_parts={}), 1.0)
+    stored = [finetuning.clipped_steps(r, 1.0) for r in load_results("gpu")["runs"] if r["variant"] == "frozen_per_part"]
+    assert all(r["share"] > 0.5 and r["parts"]["mlp.0"] > r["parts"]["classifier"] for r in stored)
+
+
+def test_finetune_table_counts_per_part_clipping():
+    from course_lib.show.tables import finetune_table
+    table = finetune_table(load_results("gpu_sgd"), "en", timing=False)
+    column = table.header.index(text("clipped_pct", "en"))
+    clipped = {row[0]: float(row[column]) for row in table.rows}
+    assert clipped[text("variant_sgd_noclip", "en")] == 0 and clipped[text("variant_sgd_per_part", "en")] > 0
+    with pytest.raises(ValueError, match=r"config\['clip'\]"):
+        finetune_table({"runs": [_fake_run("frozen_per_part", 0)]}, "en")
 
 
 def test_online_data_without_datasets_says_what_to_install(monkeypatch):

@@ -64,8 +64,8 @@ from course_lib.lessons.sentiment import (
 from course_lib.lessons.sources import check_source
 
 __all__ = ["Config", "CONFIGS", "Variant", "SETUPS", "VARIANTS", "RECIPE", "part_of", "ClipPerPart", "setup", "review_data",
-           "probes", "outcome", "run", "run_all", "part_norm", "clipping_effect", "norm_summary", "paired_gap", "update_ratio",
-           "timing_saving", "load_results", "load_timings", "summarize", "main"]
+           "probes", "outcome", "run", "run_all", "part_norm", "clipped_steps", "clipping_effect", "norm_summary", "paired_gap",
+           "update_ratio", "timing_saving", "load_results", "load_timings", "summarize", "main"]
 
 RECIPE = r"embeddings|attention"  # frozen in the notes' recipe
 
@@ -414,6 +414,27 @@ def norm_summary(result: dict, clip: float) -> dict[str, float]:
     }
 
 
+def clipped_steps(result: dict, clip: float) -> dict:
+    """Which steps one run clipped: ``share`` of the steps, and ``parts`` (per part, the steps its norm was above ``clip``).
+
+    Global clipping (and none) keeps the run's own ``clipped_fraction``, the
+    steps whose global norm was above c.  Per-part clipping (``ClipPerPart``)
+    runs with the loop's clipping off, so that fraction is 0 for it; its share
+    is the steps at which at least one part's norm, recorded before clipping,
+    was above c, read from ``grad_norm_parts``.
+    """
+    check_result("result", result, ("variant", "clipped_fraction", "grad_norm_parts"))
+    check_choice("result['variant']", result["variant"], VARIANTS)
+    check_number("clip", clip, "> 0 (the run's clipping threshold)", lambda v: v > 0)
+    parts = {name: sum(g > clip for g in series) for name, series in result["grad_norm_parts"].items()}
+    if SETUPS[result["variant"]].clipping != "per_part":
+        return {"share": result["clipped_fraction"], "parts": parts}
+    if not result["grad_norm_parts"]:
+        raise ValueError("result['grad_norm_parts'] is empty: per-part clipping's share needs the per-part norms (probes)")
+    steps = list(zip(*result["grad_norm_parts"].values()))
+    return {"share": sum(any(g > clip for g in step) for step in steps) / len(steps), "parts": parts}
+
+
 def clipping_effect(result: dict, clip: float, start: int = 0, part: str = "classifier") -> dict[str, float]:
     """The factor clipping applied to one part's gradient from step ``start`` on, globally and per part (a counterfactual).
 
@@ -502,27 +523,36 @@ def summarize(results: dict) -> dict[str, dict]:
 def timing_saving(repeats: list[dict]) -> dict:
     """Time and memory the recipe saves against full fine-tuning, from the timing commands' results.
 
-    Within a command, the saving ``1 - t_frozen / t_full`` is averaged over
-    its seeds (paired: each seed ran both, in turns); the returned Spreads are
-    over the commands, so their standard error is the spread between commands.
+    Within a command, the saving ``1 - t_frozen / t_full`` is computed seed by
+    seed (paired: each seed ran both, in turns) and its **median** over the
+    seeds is kept, as are the medians of the step times: one slow run then
+    cannot carry a command's figure.  The returned Spreads are over the
+    commands, so their standard error is the spread between commands.
+    ``time_by_mean`` is the same saving with means instead of medians, and
+    ``full_runs_ms`` each command's full fine-tuning step times, seed by seed,
+    to show what the medians leave out.
     """
     check_type("repeats", repeats, list, "the list that load_timings() returns")
     if not repeats:
         raise ValueError("repeats is empty: pass the list that load_timings() returns")
-    time_saved, memory_saved, frozen_ms, full_ms = [], [], [], []
+    time_saved, time_by_mean, memory_saved, frozen_ms, full_ms, full_runs = [], [], [], [], [], []
     for i, results in enumerate(repeats):
         by = {(r["variant"], r["seed"]): r for r in _check_results(results)}
         seeds = sorted(seed for variant, seed in by if variant == "frozen")
         if not seeds or any(("full", seed) not in by for seed in seeds):
             raise ValueError(f"repeats[{i}] must hold runs of 'frozen' and 'full' for the same seeds")
         pairs = [(by[("frozen", s)], by[("full", s)]) for s in seeds]
-        time_saved.append(statistics.fmean(1 - f["seconds_per_step"] / g["seconds_per_step"] for f, g in pairs))
-        frozen_ms.append(1e3 * statistics.fmean(f["seconds_per_step"] for f, _ in pairs))
-        full_ms.append(1e3 * statistics.fmean(g["seconds_per_step"] for _, g in pairs))
+        saved = [1 - f["seconds_per_step"] / g["seconds_per_step"] for f, g in pairs]
+        time_saved.append(statistics.median(saved))
+        time_by_mean.append(statistics.fmean(saved))
+        frozen_ms.append(1e3 * statistics.median(f["seconds_per_step"] for f, _ in pairs))
+        full_ms.append(1e3 * statistics.median(g["seconds_per_step"] for _, g in pairs))
+        full_runs.append([1e3 * g["seconds_per_step"] for _, g in pairs])
         if all(f["peak_memory_mb"] and g["peak_memory_mb"] for f, g in pairs):
-            memory_saved.append(statistics.fmean(1 - f["peak_memory_mb"] / g["peak_memory_mb"] for f, g in pairs))
-    return {"time": spread(time_saved), "memory": spread(memory_saved) if memory_saved else None,
-            "frozen_ms": spread(frozen_ms), "full_ms": spread(full_ms), "commands": len(repeats)}
+            memory_saved.append(statistics.median(1 - f["peak_memory_mb"] / g["peak_memory_mb"] for f, g in pairs))
+    return {"time": spread(time_saved), "time_by_mean": spread(time_by_mean),
+            "memory": spread(memory_saved) if memory_saved else None,
+            "frozen_ms": spread(frozen_ms), "full_ms": spread(full_ms), "full_runs_ms": full_runs, "commands": len(repeats)}
 
 
 _SCHEMA = {**RESULTS, "provenance": {key: str for key in ("date", "device", "torch", "transformers", "command")}}
