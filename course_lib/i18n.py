@@ -264,6 +264,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "gpt_targeted": {"vi": "mô hình B: chỉ tầng chú ý nửa dưới", "en": "model B: lower-half attention only"},
     "gpt_reversed": {"vi": "đảo ngược: đóng băng tầng chú ý nửa trên", "en": "reversed: upper-half attention frozen"},
     "gpt_variant": {"vi": "Cấu hình (số seed: {n})", "en": "Setup (seeds: {n})"},
+    "gpt_variant_processes": {"vi": "Cấu hình (số tiến trình: {n})", "en": "Setup (processes: {n})"},
     "gpt_train_loss": {"vi": "Mất mát huấn luyện cuối", "en": "Final training loss"},
     "gpt_eval_loss": {"vi": "Mất mát giữ lại (held-out) cuối", "en": "Final held-out loss"},
     "gpt_noise_var": {"vi": "Nhiễu Var(ΔL)/2 (×10⁻³)", "en": "Noise Var(ΔL)/2 (×10⁻³)"},
@@ -1117,7 +1118,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "hãy dùng torch.optim.Adam: với SGD bước đi tỉ lệ với gradient, nên tỉ số phụ thuộc vào độ lớn của gradient.",
         "en": "use torch.optim.Adam: with SGD the step is proportional to the gradient, so the ratio depends on its size.",
     },
-    "gpt_ms_processes": {"vi": "ms/bước (TB ± SE, {n} tiến trình)", "en": "ms/step (mean ± SE, {n} processes)"},
+    "gpt_ms_processes": {"vi": "ms/bước (trung bình ± sai số chuẩn, {n} tiến trình)", "en": "ms/step (mean ± SE, {n} processes)"},
     "gpt_time_saving": {"vi": "thời gian tiết kiệm (%)", "en": "time saved (%)"},
     "gpt_saving_range": {"vi": "thấp nhất … cao nhất (%)", "en": "lowest … highest (%)"},
     "gpt_state_memory": {"vi": "trọng số + gradient + AdamW (MB)", "en": "weights + gradients + AdamW (MB)"},
@@ -1125,7 +1126,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "claim_held": {"vi": "✓ đúng", "en": "✓ holds"},
     "claim_not_held": {"vi": "✗ không đúng", "en": "✗ does not hold"},
     "claim_slower": {
-        "vi": "{mark}: loss của B giảm chậm hơn của A (loss kiểm tra cuối {b} so với {a}, TB ± SE qua {n} seed; cao hơn ở mọi seed).",
+        "vi": "{mark}: mất mát của B giảm chậm hơn của A (mất mát giữ lại cuối {b} so với {a}, trung bình ± sai số chuẩn qua {n} seed; cao hơn ở mọi seed).",
         "en": "{mark}: B's loss falls more slowly than A's (final held-out loss {b} against {a}, mean ± SE over {n} seeds; higher in every seed).",
     },
     "claim_moves": {
@@ -1141,15 +1142,15 @@ _STRINGS: dict[str, dict[str, str]] = {
               "(FLOP model: {flop_b} %), bottom-frozen {bottom} % (FLOP model: {flop_bottom} %).",
     },
     "claim_memory": {
-        "vi": "{mark}: \"bộ nhớ được tiết kiệm nhiều hơn thời gian\": B cần ít hơn {memory} % bộ nhớ đỉnh, so với {time} % thời gian.",
+        "vi": "{mark}: \"bộ nhớ được tiết kiệm nhiều hơn thời gian\": bộ nhớ đỉnh của B thấp hơn {memory} %, thời gian thấp hơn {time} %.",
         "en": "{mark}: \"memory is saved more than time\": B needs {memory} % less peak memory, against {time} % less time.",
     },
     "claim_wins": {
-        "vi": "{mark}: \"B thắng A ở một vài lần thử\" về p: B cao hơn ở {wins} trong {pairs} cặp seed lấy mẫu.",
+        "vi": "{mark}: \"B thắng A ở một số lần thử\" về p: B cao hơn ở {wins} trong {pairs} cặp seed lấy mẫu.",
         "en": "{mark}: \"B beat A in some tries\" on p: B is higher at {wins} of {pairs} sampling-seed pairs.",
     },
     "claim_reversed": {
-        "vi": "{mark}: đường loss của cấu hình đảo ngược gần như trùng với của A (loss kiểm tra cuối lệch nhau nhiều nhất {gap}).",
+        "vi": "{mark}: đường mất mát của cấu hình đảo ngược gần như trùng với của A (mất mát giữ lại cuối lệch nhau nhiều nhất {gap}).",
         "en": "{mark}: the reversed setup's curves nearly coincide with A's (final held-out losses at most {gap} apart).",
     },
     "bits_per_byte_line": {
@@ -1159,7 +1160,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "bpb_live": {"vi": "mô hình của bài, trên phần giữ lại của Hamlet", "en": "the lesson's model, on Hamlet's held-out part"},
     "bpb_gpu": {"vi": "mô hình của nghiên cứu GPU, cùng văn bản", "en": "the GPU study's model, same text"},
     "word_rates_stored": {
-        "vi": "tỉ lệ từ có thật trên GPU (%, TB ± SE qua {n} seed huấn luyện, mỗi seed là trung bình của {m} seed lấy mẫu): "
+        "vi": "tỉ lệ từ có thật trên GPU (%, trung bình ± sai số chuẩn qua {n} seed huấn luyện, mỗi seed là trung bình của {m} seed lấy mẫu): "
               "trước {before}, A {a}, B {b}, đảo ngược {c}, đóng băng phần dưới {d}",
         "en": "share of real words on the GPU (%, mean ± SE over {n} training seeds, each the mean of {m} sampling seeds): "
               "before {before}, A {a}, B {b}, reversed {c}, bottom frozen {d}",

@@ -122,7 +122,7 @@
   /** The sentence holding the most query words, as [start, end, hits], hits = [[start, end], ...]. */
   function bestSentence(text, keywords) {
     const folded = foldInPlace(text);
-    const patterns = keywords.map((k) => new RegExp(`(?<![\\p{L}\\p{N}])${escapeRe(k)}[\\p{L}\\p{N}]*`, "gu"));
+    const patterns = keywords.map((k) => new RegExp(`(?<![\\p{L}\\p{N}_])${escapeRe(k)}[\\p{L}\\p{N}_]*`, "gu"));  // "_" joins a word: max_grad_norm is not "norm"
     let best = null;
     const boundary = /\n|[.!?;](?=\s)/g;
     let start = 0;

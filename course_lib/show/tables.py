@@ -461,7 +461,7 @@ def gpt_timing_table(timing: dict, lang: str) -> Table:
             "-" if s["activations_mb"] is None else number(s["activations_mb"], lang, 0),
         ))
     n = len(timing["processes"])
-    keys = ("gpt_variant", "ratio_col", "gpt_flop_saving", "gpt_ms_processes", "gpt_time_saving", "gpt_saving_range",
+    keys = ("gpt_variant_processes", "ratio_col", "gpt_flop_saving", "gpt_ms_processes", "gpt_time_saving", "gpt_saving_range",
             "peak_memory", "gpt_state_memory", "gpt_other_memory")
     return Table(tuple(text(key, lang, n=n) for key in keys), tuple(rows))
 
