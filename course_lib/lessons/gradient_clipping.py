@@ -15,6 +15,7 @@ from course_lib.engine.clipping import LayerGradNorms, clip_grad_norm_, clip_gra
 from course_lib.engine.schedules import linear_with_warmup
 from course_lib.engine.stats import Spread, spread
 from course_lib.engine.training import History
+from course_lib.lessons.finetuning_bert import part_norm
 from course_lib.models.toy import body_and_head, train_quadratic
 
 __all__ = ["ClippingStats", "clipping_stats", "SETUPS", "steps_to_target_by_rate", "start_norms", "layer_clipping", "INITS",
@@ -104,9 +105,8 @@ def start_norms(results: dict, variant: str = "frozen") -> dict[str, Spread]:
     for r in runs:
         if r["variant"] != variant:
             continue
-        parts = r["grad_norm_parts"]
-        total, head, pooler = r["grad_norm"][0], parts["classifier"][0], parts["pooler"][0]
-        mlp = math.sqrt(sum(norms[0] ** 2 for name, norms in parts.items() if name.startswith("mlp.")))
+        total = r["grad_norm"][0]
+        head, pooler, mlp = (part_norm(r, part)[0] for part in ("classifier", "pooler", "mlp"))
         rest = math.sqrt(max(0.0, total**2 - head**2 - pooler**2 - mlp**2))
         norms = {"total": total, "head": head, "pooler": pooler, "mlp": mlp, "rest": rest}
         rows.append({**norms, **{f"{part}_share": (norms[part] / total) ** 2 for part in ("head", "pooler", "mlp", "rest")}})
