@@ -46,7 +46,7 @@ import torch
 from course_lib.engine.callbacks import Throughput
 from course_lib.engine.data import pick_device
 from course_lib.engine.files import check_writable, write_safely
-from course_lib.engine.timing import PeakMemory, Timing, loop_steps, mfu, peak_flops, synchronize
+from course_lib.engine.timing import PeakMemory, Timing, elapsed, loop_steps, mfu, peak_flops, synchronize
 from course_lib.lessons import stored
 from course_lib.lessons.optimization_options import loss_curves
 from course_lib.models.fast_step import ABLATIONS, FAST, StepOptions, build, synthetic_batches
@@ -171,11 +171,7 @@ def measure(makers, device: torch.device, *, warmup: int, steps: int, rounds: in
         for contender in contenders if r % 2 == 0 else contenders[::-1]:
             if contender.run is None:
                 continue
-            synchronize(device)
-            began = time.perf_counter()
-            contender.run(steps)
-            synchronize(device)
-            contender.samples.append((time.perf_counter() - began) / steps)
+            contender.samples.append(elapsed(lambda: contender.run(steps), device) / steps)
     return contenders
 
 

@@ -2,7 +2,8 @@
 
 Everything the optimization-options lesson and the benchmark scripts time goes
 through :func:`time_it` (any callable; :func:`train_speed` times steps of the
-course's one training loop with it).  The GPU is waited for by
+course's one training loop with it), each timing by :func:`elapsed`: CUDA
+events on a GPU, which runs asynchronously.  The GPU is waited for by
 :func:`synchronize` and its peak memory read by :class:`PeakMemory`, here and
 wherever the course measures.  Peak FLOP/s of the usual GPUs are in one table,
 :data:`PEAK_FLOPS`, looked up from the device's name.
@@ -25,7 +26,7 @@ from course_lib.engine.data import count_tokens, pick_device, tokens_of
 from course_lib.engine.training import PRECISIONS, Callback, History, Run, start
 
 __all__ = ["PEAK_FLOPS", "PEAK_PRECISIONS", "peak_flops", "peak_for_name", "Timing", "time_it", "mfu", "fused_adamw", "enable_tf32",
-           "train_speed", "timed_run", "loop_steps", "synchronize", "PeakMemory"]
+           "train_speed", "timed_run", "loop_steps", "synchronize", "elapsed", "PeakMemory"]
 
 TERA = 1e12
 
@@ -143,7 +144,7 @@ class Timing:
 def time_it(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7, number: int = 1, device=None) -> Timing:
     """Seconds per call of ``fn``: ``warmup`` calls untimed, then ``repeats`` timings of ``number`` calls each.
 
-    The GPU is synchronised before and after each timing, so queued work is
+    Each timing is :func:`elapsed` (CUDA events on a GPU), so queued work is
     counted; the first calls (allocation, compilation, autotuning) are left out.
     """
     if not callable(fn):
@@ -154,15 +155,35 @@ def time_it(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7, numb
     device = pick_device(device)
     for _ in range(warmup):
         fn()
-    samples = []
-    for _ in range(repeats):
-        synchronize(device)
-        began = time.perf_counter()
+
+    def calls():
         for _ in range(number):
             fn()
-        synchronize(device)
-        samples.append((time.perf_counter() - began) / number)
-    return Timing.of(samples)
+
+    return Timing.of(elapsed(calls, device) / number for _ in range(repeats))
+
+
+def elapsed(fn: Callable[[], object], device=None) -> float:
+    """Seconds ``fn()`` takes, the GPU work it queues included: CUDA events on a GPU, the host's clock on a CPU.
+
+    On a GPU the queue is emptied first, then two events recorded around
+    ``fn`` on the current stream are timed by the GPU's own clock (what
+    ``torch.cuda.Event(enable_timing=True)`` is for), once the second has run.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a function of no arguments, got {type(fn).__name__}")
+    device = pick_device(device)
+    if device.type != "cuda":
+        began = time.perf_counter()
+        fn()
+        return time.perf_counter() - began
+    synchronize(device)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
 
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> float | None:

@@ -10,9 +10,13 @@ provenance.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,20 +26,51 @@ from course_lib.engine.callbacks import evaluate
 from course_lib.engine.data import default_dtype, pick_device
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import curve_agreement
-from course_lib.engine.timing import PeakMemory, enable_tf32, fused_adamw, peak_for_name, synchronize, time_it, train_speed
+from course_lib.engine.timing import (
+    PeakMemory,
+    elapsed,
+    enable_tf32,
+    fused_adamw,
+    mfu,
+    peak_for_name,
+    synchronize,
+    time_it,
+    timed_run,
+    train_speed,
+)
 from course_lib.engine.training import PRECISIONS, train, weight_dtype
 from course_lib.lessons import stored
 from course_lib.lessons.corpus import TokenWindows, encode_texts, held_out_blocks, pretraining_texts
-from course_lib.models.fast_step import ABLATIONS, FAST, PLAIN, SPEED_OPTIONS, StepOptions, build
+from course_lib.models.fast_step import (
+    ABLATIONS,
+    ALTERNATIVES,
+    FAST,
+    PLAIN,
+    RUNGS,
+    SPEED_OPTIONS,
+    StepOptions,
+    alternatives,
+    build,
+    staircase,
+)
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss, naive_attention
 
 __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_parameter", "precisions", "accumulation",
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
-           "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate"]
+           "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate", "StaircaseConfig",
+           "STAIRCASE_CONFIGS", "PARTS", "GPU_SHAPES", "CPU_SHAPES", "time_staircase", "staircase_study", "staircase_config", "logits_memory",
+           "load_staircase", "staircase_summary", "MODULE"]
 
+
+MODULE = "course_lib.lessons.optimization_options"  # its name also when run as ``python -m``
 
 # What ``precisions`` may time: the training loop's precisions, and tf32 (its fp32 with TF32 multiplies allowed).
 LOOP_PRECISIONS = ("tf32", *PRECISIONS)
+
+
+# The measurements of ``run_all``, in the order it makes them; a configuration may make some only (``Config.parts``).
+PARTS = ("batch_sizes", "vocabulary_sizes", "precisions", "accumulation", "attention_lengths", "optimizers", "compiled",
+         "weight_tying", "contiguity", "pinned_copies")
 
 
 @dataclass(frozen=True)
@@ -59,6 +94,7 @@ class Config:
     compile: bool = False
     tying_steps: int = 150
     tying_seeds: tuple[int, ...] = (0,)
+    parts: tuple[str, ...] = PARTS
 
     def __post_init__(self) -> None:
         """Every size checked here, so a bad one fails before a long GPU run, not in the middle of it."""
@@ -85,6 +121,11 @@ class Config:
         for i, precision in enumerate(self.precisions):
             check_choice(f"precisions[{i}]", precision, LOOP_PRECISIONS, "tf32 is fp32 with TF32 matrix multiplies allowed")
         check_type("compile", self.compile, bool, "True or False")
+        check_type("parts", self.parts, (tuple, list), f"a non-empty tuple of measurements out of {PARTS}")
+        if not self.parts:
+            raise ValueError("parts is empty: give at least one measurement")
+        for i, part in enumerate(self.parts):
+            check_choice(f"parts[{i}]", part, PARTS)
 
     def gpt(self, **changes) -> GPTConfig:
         """The model, with ``changes`` (``vocab_size=50257``, ``tie_weights=False``)."""
@@ -98,6 +139,8 @@ CONFIGS = {
                   lengths=(256, 512, 1024, 2048, 4096, 8192), heads=12, head_dim=64, attention_batch=8, steps=10,
                   warmup=5, rounds=3, precisions=("fp32", "tf32", "bf16"), compile=True, tying_steps=600,
                   tying_seeds=(0, 1, 2)),
+    # Weight tying with ten seeds: on a CPU, so that any machine gives the same losses; about 10 minutes on two cores.
+    "tying-cpu": Config("tying-cpu", tying_steps=600, tying_seeds=tuple(range(10)), parts=("weight_tying",)),
 }
 
 
@@ -339,17 +382,17 @@ def run_all(config: Config, device=None, progress=print) -> dict:
     _check_config(config)
     stored.check_progress(progress)
     device = pick_device(device)
+    measure = {"batch_sizes": batch_sizes, "vocabulary_sizes": vocabulary_sizes, "precisions": precisions, "accumulation": accumulation,
+               "attention_lengths": attention_lengths, "optimizers": optimizers, "compiled": compiled, "weight_tying": weight_tying,
+               "contiguity": lambda config, device: contiguity(device, 8192 if device.type == "cuda" else 2048),
+               "pinned_copies": lambda config, device: pinned_copies(device)}
     results = {}
-    for name, fn in (("batch_sizes", batch_sizes), ("vocabulary_sizes", vocabulary_sizes), ("precisions", precisions),
-                     ("accumulation", accumulation), ("attention_lengths", attention_lengths), ("optimizers", optimizers),
-                     ("compiled", compiled), ("weight_tying", weight_tying)):
+    for name in config.parts:
         progress(f"{config.name}: {name}")
-        results[name] = fn(config, device)
-    results["contiguity"] = contiguity(device, 8192 if device.type == "cuda" else 2048)
-    results["pinned_copies"] = pinned_copies(device)
+        results[name] = measure[name](config, device)
     return {
         "config": dataclasses.asdict(config),
-        "provenance": stored.provenance(device, f"python -m course_lib.lessons.optimization_options --config {config.name}"),
+        "provenance": stored.provenance(device, f"python -m {MODULE} --config {config.name}"),
         **results,
     }
 
@@ -378,18 +421,15 @@ RESULTS = {
 
 
 def load_results(name: str = "gpu") -> dict:
-    """The stored results (``course_lib/lessons/results/lesson05_<name>.json``), checked against :data:`CONFIGS` and :data:`RESULTS`."""
+    """The stored results (``course_lib/lessons/results/lesson05_<name>.json``), checked against :data:`CONFIGS` and :data:`RESULTS`.
+
+    Only the measurements of the configuration's ``parts`` are in the file.
+    """
     config = stored.configuration(CONFIGS, name)
-    return stored.load("05", name, f"python -m {__name__} --config {name}", {"config": config}, RESULTS)
+    schema = {key: part for key, part in RESULTS.items() if key == "provenance" or key in config.parts}
+    return stored.load("05", name, f"python -m {MODULE} --config {name}", {"config": config}, schema)
 
 
-def main(argv=None) -> None:
-    stored.main(argv, lesson="05", description="Measure lesson 05's optimization options and store the results as JSON.",
-                configs=CONFIGS, run_all=run_all)
-
-
-if __name__ == "__main__":
-    main()
 
 
 # ---------------------------------------------------------------------------------------------- the fast step (benchmarks/nanogpt_vs_course.py)
@@ -487,3 +527,328 @@ def matmul_rate(results: dict) -> tuple[float, float | None]:
     rate = per_token * profile["micro_batch"] * config.block_size / (profile["by_kind"]["matmul"] / 1e3)
     peak = peak_for_name(results["provenance"]["profile"]["device"], "bf16")
     return rate, (rate / peak if peak else None)
+
+
+# ---------------------------------------------------------------------------------------------- the staircase (one option per rung)
+
+# Matrix multiplies (M, K) @ (K, N) whose one dimension is round or not: what alignment can change.  Each entry:
+# (what varies, M, K, N); an aligned and an unaligned shape of the same kind follow each other.
+GPU_SHAPES = (("vocab", 12288, 768, 50257), ("vocab", 12288, 768, 50304),
+              ("width", 12288, 762, 3072), ("width", 12288, 768, 3072),
+              ("tokens", 12276, 768, 3072), ("tokens", 12288, 768, 3072),
+              ("inner", 16384, 62, 16384), ("inner", 16384, 64, 16384),
+              ("inner", 16384, 120, 16384), ("inner", 16384, 128, 16384))
+CPU_SHAPES = (("vocab", 256, 128, 2000), ("vocab", 256, 128, 2048),
+              ("width", 256, 126, 512), ("width", 256, 128, 512),
+              ("tokens", 254, 128, 512), ("tokens", 256, 128, 512),
+              ("inner", 512, 62, 512), ("inner", 512, 64, 512),
+              ("inner", 512, 120, 512), ("inner", 512, 128, 512))
+
+
+@dataclass(frozen=True)
+class StaircaseConfig:
+    """The staircase study: each rung of :func:`~course_lib.models.fast_step.staircase` timed, interleaved, in separate processes.
+
+    Each of ``processes`` Python processes builds every rung of ``rungs``
+    (each measures its peak memory while it warms up), then times ``rounds``
+    rounds of ``steps`` optimizer steps per rung, the order turning each
+    round; then the same for ``alternatives`` beside the rungs they replace;
+    then the matrix multiplies of ``shapes``, interleaved the same way.
+    The logits' memory (``logits_batch`` sequences) is measured once, in the parent.
+    """
+
+    name: str
+    top: StepOptions = FAST
+    unpadded_vocab: int = 50257
+    rungs: tuple[str, ...] = tuple(RUNGS)
+    alternatives: tuple[str, ...] = tuple(ALTERNATIVES)
+    warmup: int = 3
+    steps: int = 10
+    rounds: int = 5
+    processes: int = 3
+    shapes: tuple[tuple[str, int, int, int], ...] = GPU_SHAPES
+    shape_dtype: str = "bf16"
+    shape_calls: int = 10
+    logits_batch: int = 12
+
+    def __post_init__(self) -> None:
+        check_type("name", self.name, str, "the configuration's name, e.g. 'staircase-gpu'")
+        check_type("top", self.top, StepOptions, "a course_lib.models.fast_step.StepOptions, e.g. FAST")
+        staircase(self.top, self.unpadded_vocab)  # its checks: the rungs must end at top
+        for name, known in (("rungs", tuple(RUNGS)), ("alternatives", tuple(ALTERNATIVES))):
+            values = getattr(self, name)
+            check_type(name, values, (tuple, list), f"a tuple of names out of {known}")
+            for i, value in enumerate(values):
+                check_choice(f"{name}[{i}]", value, known)
+        if not self.rungs or self.rungs[0] != "plain":
+            raise ValueError(f"rungs must start with 'plain', against which every rung is compared, got {self.rungs!r}")
+        for i, alternative in enumerate(self.alternatives):
+            if ALTERNATIVES[alternative][0] not in self.rungs:
+                raise ValueError(f"alternatives[{i}] ({alternative!r}) replaces the rung {ALTERNATIVES[alternative][0]!r}, "
+                                 "which rungs does not hold")
+        for name, minimum, unit in (("warmup", 1, "untimed steps per rung"), ("steps", 1, "timed steps per round"),
+                                    ("rounds", 2, "rounds (the spread within a process needs two)"),
+                                    ("processes", 1, "separate processes"), ("shape_calls", 1, "calls per timing"),
+                                    ("logits_batch", 1, "sequences")):
+            check_int(name, getattr(self, name), minimum, unit=unit)
+        check_type("shapes", self.shapes, (tuple, list), "a tuple of (what varies, M, K, N)")
+        for i, shape in enumerate(self.shapes):
+            if not (isinstance(shape, (tuple, list)) and len(shape) == 4 and isinstance(shape[0], str)
+                    and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape[1:])):
+                raise ValueError(f"shapes[{i}] must be (what varies, M, K, N) with M, K, N ints >= 1, got {shape!r}")
+        check_choice("shape_dtype", self.shape_dtype, ("fp32", "bf16"))
+
+    def steps_of(self) -> dict[str, StepOptions]:
+        """The rungs and alternatives this configuration times, by id."""
+        rungs, others = staircase(self.top, self.unpadded_vocab), alternatives(self.top, self.unpadded_vocab)
+        return {**{r: rungs[r] for r in self.rungs}, **{a: others[a] for a in self.alternatives}}
+
+
+_SMALL_TOP = dataclasses.replace(FAST, micro_batch=8, model=dataclasses.replace(CONFIGS["cpu"].model, bias=False))
+_CPU_RUNGS = ("plain", "bf16", "sdpa", "vocab", "fused_adamw")  # the rungs that do something on a CPU, compilation aside
+STAIRCASE_CONFIGS = {
+    "staircase-gpu": StaircaseConfig("staircase-gpu"),
+    # The lesson's live run: the small GPT of the CPU configuration, the rungs a CPU has.
+    "staircase-cpu": StaircaseConfig("staircase-cpu", _SMALL_TOP, unpadded_vocab=2000, rungs=_CPU_RUNGS, alternatives=(), warmup=1,
+                                     steps=3, rounds=3, processes=1, shapes=CPU_SHAPES, shape_dtype="fp32", shape_calls=3,
+                                     logits_batch=2),
+}
+
+
+def _check_staircase(config) -> None:
+    check_type("config", config, StaircaseConfig, "a StaircaseConfig, e.g. STAIRCASE_CONFIGS['staircase-cpu']")
+
+
+def _interleaved(runs: dict[str, Callable[[], object]], rounds: int, device) -> dict[str, list[float]]:
+    """Seconds of each ``runs[name]()``, ``rounds`` times, the order turning by one each round (:func:`elapsed`: CUDA events on a GPU)."""
+    names, seconds = list(runs), {name: [] for name in runs}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            seconds[name].append(elapsed(runs[name], device))
+    return seconds
+
+
+def _time_steps(steps: dict[str, StepOptions], config: StaircaseConfig, device) -> tuple[dict, dict, dict]:
+    """Build and warm up each step (its peak memory), then ms per optimizer step of each, interleaved; errors by id."""
+    advance, memory, errors = {}, {}, {}
+    for name, options in steps.items():
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        peak = PeakMemory(device, above_now=True)
+        try:
+            built = build(options, device)
+            run = timed_run(built.model, built.optimizer, built.data, built.loss_fn, device=device, **built.train_kwargs())
+
+            def step(n, run=run, tf32=options.tf32):
+                enable_tf32(tf32)  # a global switch: each rung runs with its own
+                run.advance(n)
+
+            step(config.warmup)
+            synchronize(device)
+        except Exception as error:  # a back-end this GPU lacks: reported in the results, not fatal
+            errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}" if str(error) else type(error).__name__
+            continue
+        memory[name], advance[name] = peak.mb, (lambda step=step: step(config.steps))
+    seconds = _interleaved(advance, config.rounds, device)
+    enable_tf32(False)
+    return {name: [1e3 * s / config.steps for s in values] for name, values in seconds.items()}, memory, errors
+
+
+def _shape_times(config: StaircaseConfig, device) -> list[dict]:
+    """ms per matrix multiply of each of ``config.shapes``, interleaved."""
+    dtype = torch.bfloat16 if config.shape_dtype == "bf16" else torch.float32
+    generator = torch.Generator().manual_seed(0)
+    operands = [(torch.randn(m, k, generator=generator).to(device, dtype), torch.randn(k, n, generator=generator).to(device, dtype))
+                for _, m, k, n in config.shapes]
+
+    def calls(a, b):
+        def run():
+            for _ in range(config.shape_calls):
+                torch.mm(a, b)
+        return run
+
+    for a, b in operands:
+        calls(a, b)()  # warm-up: the kernel chosen, the memory allocated
+    seconds = _interleaved({i: calls(a, b) for i, (a, b) in enumerate(operands)}, config.rounds, device)
+    return [{"varies": what, "m": m, "k": k, "n": n, "ms": [1e3 * s / config.shape_calls for s in seconds[i]]}
+            for i, (what, m, k, n) in enumerate(config.shapes)]
+
+
+def time_staircase(config: StaircaseConfig, device=None) -> dict:
+    """One process of the staircase study: the rungs, then the alternatives beside their rungs, then the matrix multiplies."""
+    _check_staircase(config)
+    device = pick_device(device)
+    torch._dynamo.config.cache_size_limit = 64  # every compiled rung is its own graph of the same loss function
+    steps = config.steps_of()
+    rungs = {r: steps[r] for r in config.rungs}
+    ms, memory, errors = _time_steps(rungs, config, device)
+    beside = {}
+    for a in config.alternatives:
+        base = ALTERNATIVES[a][0]
+        beside.setdefault(base, steps[base])
+        beside[a] = steps[a]
+    alt_ms, alt_memory, alt_errors = _time_steps(beside, config, device) if beside else ({}, {}, {})
+    return {"rungs": ms, "peak_memory_mb": memory, "errors": {**errors, **alt_errors},
+            "alternatives": alt_ms, "alternatives_memory_mb": alt_memory, "shapes": _shape_times(config, device)}
+
+
+def staircase_config(c: Mapping) -> StaircaseConfig:
+    """A :class:`StaircaseConfig` from its JSON form (``dataclasses.asdict``), as stored with the results."""
+    check_type("c", c, Mapping, "a StaircaseConfig as a dict (the 'config' of the stored results)")
+    top = c["top"]
+    return StaircaseConfig(**{**c, "top": StepOptions(**{**top, "model": GPTConfig(**top["model"])}), "rungs": tuple(c["rungs"]),
+                              "alternatives": tuple(c["alternatives"]), "shapes": tuple(tuple(s) for s in c["shapes"])})
+
+
+def _one_staircase(config_json: str, device: str | None) -> dict:
+    """One process of :func:`staircase_study` (see :func:`course_lib.lessons.stored.in_processes`)."""
+    return time_staircase(staircase_config(json.loads(config_json)), device)
+
+
+def logits_memory(config: StaircaseConfig, device=None) -> dict:
+    """The logits under bf16 autocast: their dtype and size, and the peak memory of a step that keeps them or not.
+
+    nanoGPT's model returns the logits with the loss and its loop holds them
+    until the next step; the course's loss function returns the loss only.
+    Eager GPT of ``config.top``'s sizes, ``logits_batch`` sequences.
+    """
+    _check_staircase(config)
+    device = pick_device(device)
+    gpt = config.top.model
+    torch.manual_seed(0)
+    model = GPT(gpt).to(device)
+    batch = _windows(gpt.vocab_size, config.logits_batch, gpt.block_size)(0).to(device)
+    out = {}
+    for keep in (False, True):
+        model.zero_grad(set_to_none=True)
+        peak = PeakMemory(device, above_now=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            logits = model(batch[:, :-1])
+            loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+        out["dtype"] = str(logits.dtype).removeprefix("torch.")
+        out["logits_mb"] = logits.numel() * logits.element_size() / 2**20
+        out["fp32_logits_mb"] = logits.numel() * 4 / 2**20
+        if not keep:
+            del logits  # the course's way: only the loss leaves the loss function
+        loss.backward()
+        synchronize(device)
+        out["peak_kept_mb" if keep else "peak_loss_only_mb"] = peak.mb
+        del loss
+        if keep:
+            del logits
+    return out
+
+
+def staircase_study(config: StaircaseConfig, device=None, progress=print) -> dict:
+    """``config.processes`` processes of :func:`time_staircase`, then the logits' memory, with provenance."""
+    _check_staircase(config)
+    stored.check_progress(progress)
+    processes = stored.in_processes(f"{MODULE}:_one_staircase", config, device, config.processes, progress)
+    device = pick_device(device)
+    return {"config": dataclasses.asdict(config), "processes": processes, "logits": logits_memory(config, device),
+            "provenance": stored.provenance(device, f"python -m {MODULE} --config {config.name}")}
+
+
+_MS = stored.Many(stored.Real(0.0, exclusive=True))
+STAIRCASE = {
+    "processes": stored.Many({"rungs": stored.Named(_MS), "peak_memory_mb": stored.Named(stored.Maybe(stored.Real(0.0))),
+                              "errors": stored.Named(str), "alternatives": stored.Named(_MS),
+                              "alternatives_memory_mb": stored.Named(stored.Maybe(stored.Real(0.0))),
+                              "shapes": stored.Many({"varies": str, "m": stored.Int(1), "k": stored.Int(1), "n": stored.Int(1),
+                                                     "ms": _MS})}),
+    "logits": {"dtype": str, "logits_mb": stored.Real(0.0), "fp32_logits_mb": stored.Real(0.0),
+               "peak_loss_only_mb": stored.Maybe(stored.Real(0.0)), "peak_kept_mb": stored.Maybe(stored.Real(0.0))},
+    "provenance": {**_PROVENANCE, "driver": stored.Maybe(str)},
+}
+
+
+def load_staircase(name: str = "staircase-gpu") -> dict:
+    """The stored staircase study (``course_lib/lessons/results/lesson05_<name>.json``), checked against :data:`STAIRCASE_CONFIGS`."""
+    check_choice("name", name, tuple(STAIRCASE_CONFIGS), "the configurations of STAIRCASE_CONFIGS")
+    return stored.load("05", name, f"python -m {MODULE} --config {name}", {"config": STAIRCASE_CONFIGS[name]}, STAIRCASE)
+
+
+def _ratios(processes: list, part: str, numerator: str, denominator: str) -> list[float]:
+    """Per process: median ms of ``numerator`` over median ms of ``denominator`` (a speed-up when the numerator is the slower)."""
+    return [statistics.median(p[part][numerator]) / statistics.median(p[part][denominator]) for p in processes
+            if numerator in p[part] and denominator in p[part]]
+
+
+def _timing_row(processes: list, part: str, name: str, options: StepOptions, peak: float | None) -> dict:
+    """ms per step of one step over the processes: the median of their medians, the lowest and highest of them and of all rounds."""
+    medians = [statistics.median(p[part][name]) for p in processes if name in p[part]]
+    rounds = [ms for p in processes for ms in p[part].get(name, [])]
+    ms = statistics.median(medians)
+    tokens_per_s = options.tokens_per_step / (ms / 1e3)
+    memory = [p["peak_memory_mb" if part == "rungs" else "alternatives_memory_mb"].get(name) for p in processes]
+    memory = [m for m in memory if m is not None]
+    return {"ms_per_step": ms, "process_low": min(medians), "process_high": max(medians), "ms_low": min(rounds), "ms_high": max(rounds),
+            "processes": len(medians), "tokens_per_s": tokens_per_s,
+            "mfu": mfu(tokens_per_s, flops_per_token(options.gpt()), peak) if peak else None,
+            "peak_memory_mb": statistics.median(memory) if memory else None}
+
+
+def staircase_summary(results: Mapping) -> dict:
+    """The staircase's tables from a study (:func:`staircase_study` or :func:`load_staircase`).
+
+    ``rungs``: per rung, ms per step (median over the processes of each
+    process's median round; the lowest and highest process median and
+    round), tokens/s, MFU against the device's bf16 peak (one yardstick for
+    every rung), peak memory, and the speed-up over the rung before and over
+    the plain step (per process, then the median and range).
+    ``alternatives``: each against the rung it replaces, timed beside it.
+    ``shapes``: per matrix multiply, ms and TFLOP/s, and per shape whose
+    dimension is not a multiple of 64, the rate of the round shape after it
+    over its rate.  ``errors``: what failed to build, by id.
+    """
+    check_type("results", results, Mapping, "the dict that staircase_study() or load_staircase() returns")
+    stored.validate(dict(results), STAIRCASE)
+    config = staircase_config(stored.require(results, ["config"], "a staircase study"))
+    steps, processes = config.steps_of(), results["processes"]
+    peak = peak_for_name(results["provenance"]["device"], "bf16")
+    rungs, previous = [], None
+    for name in config.rungs:
+        if not any(name in p["rungs"] for p in processes):
+            continue
+        row = {"rung": name, **_timing_row(processes, "rungs", name, steps[name], peak)}
+        for key, other in (("vs_previous", previous), ("vs_plain", "plain")):
+            ratios = _ratios(processes, "rungs", other, name) if other else [1.0]
+            row[key], row[key + "_low"], row[key + "_high"] = statistics.median(ratios), min(ratios), max(ratios)
+        rungs.append(row)
+        previous = name
+    others = []
+    for name in config.alternatives:
+        base = ALTERNATIVES[name][0]
+        if not any(name in p["alternatives"] for p in processes):
+            continue
+        ratios = _ratios(processes, "alternatives", base, name)
+        others.append({"alternative": name, "base": base, **_timing_row(processes, "alternatives", name, steps[name], peak),
+                       "vs_base": statistics.median(ratios), "vs_base_low": min(ratios), "vs_base_high": max(ratios)})
+    shapes = []
+    for i, shape in enumerate(config.shapes):
+        times = [statistics.median(p["shapes"][i]["ms"]) for p in processes]
+        ms = statistics.median(times)
+        row = {"varies": shape[0], "m": shape[1], "k": shape[2], "n": shape[3], "ms": ms, "ms_low": min(times), "ms_high": max(times),
+               "tflops": 2 * shape[1] * shape[2] * shape[3] / (ms / 1e3) / 1e12}
+        shapes.append(row)
+    for row, after in zip(shapes, shapes[1:]):
+        odd = next((n for n in (row["m"], row["k"], row["n"]) if n % 64), None)
+        if odd is not None and after["varies"] == row["varies"] and not any(n % 64 for n in (after["m"], after["k"], after["n"])):
+            row["round_gain"] = after["tflops"] / row["tflops"]
+    errors = {name: error for p in processes for name, error in p["errors"].items()}
+    return {"rungs": rungs, "alternatives": others, "shapes": shapes, "errors": errors, "processes": len(processes),
+            "rounds": config.rounds, "steps": config.steps, "micro_batch": config.top.micro_batch,
+            "block_size": config.top.model.block_size}
+
+
+def _run_any(config, device=None):
+    return staircase_study(config, device) if isinstance(config, StaircaseConfig) else run_all(config, device)
+
+
+def main(argv=None) -> None:
+    stored.main(argv, lesson="05", description="Measure lesson 05's optimization options (--config gpu) or its staircase (--config "
+                "staircase-gpu) and store the results as JSON.", configs={**CONFIGS, **STAIRCASE_CONFIGS}, run_all=_run_any)
+
+
+if __name__ == "__main__":
+    main()

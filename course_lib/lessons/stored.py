@@ -13,8 +13,10 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -26,7 +28,7 @@ from course_lib.engine.data import pick_device
 from course_lib.engine.files import check_writable, write_safely
 
 __all__ = ["provenance", "path", "load", "as_stored", "rounded", "main", "check_progress", "configuration", "require", "validate", "Real", "Int",
-           "Choice", "Many", "Named", "Maybe"]
+           "Choice", "Many", "Named", "Maybe", "in_processes"]
 
 DATA = Path(__file__).resolve().parent / "results"  # shipped in the package: Colab installs it from git without the book
 
@@ -274,6 +276,38 @@ def check_progress(progress: object) -> None:
     if not callable(progress):
         raise TypeError(f"progress must be a function that takes a line of text, e.g. print or lambda line: None, "
                         f"got {shown(progress)}")
+
+
+def in_processes(target: str, config, device, processes: int, progress=print) -> list:
+    """``target(config_json, device)`` run in ``processes`` separate Python processes, one after the other: their JSON results.
+
+    A timing repeated in separate commands shows the spread a reader
+    repeating it would see (another allocation, another kernel choice), which
+    rounds inside one process hide.  ``target`` is ``"module:function"``;
+    the function takes the configuration as JSON and the device ("" for the
+    default) and returns what ``json.dumps`` takes.
+    """
+    check_type("target", target, str, '"module:function", e.g. "course_lib.lessons.optimization_options:_one_staircase"')
+    module, _, function = target.partition(":")
+    if not module or not function.isidentifier():
+        raise ValueError(f'target must be "module:function", got {target!r}')
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a configuration (a dataclass instance), got {shown(config)}")
+    if device is not None:
+        check_type("device", device, (str, torch.device), "None (the GPU when there is one), 'cpu' or 'cuda'")
+    check_progress(progress)
+    root = str(DATA.parents[2])  # the folder that holds course_lib
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    code = f"import json, sys\nfrom {module} import {function}\nprint(json.dumps({function}(sys.argv[1], sys.argv[2] or None)))\n"
+    out = []
+    for i in range(processes):
+        progress(f"{getattr(config, 'name', 'run')}: process {i + 1} of {processes}")
+        done = subprocess.run([sys.executable, "-c", code, json.dumps(dataclasses.asdict(config)), str(device or "")],
+                              capture_output=True, text=True, env=env, cwd=root)
+        if done.returncode:
+            raise RuntimeError(f"process {i + 1} of {processes} ({target}) failed:\n{done.stderr[-3000:]}")
+        out.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return out
 
 
 def main(argv, *, lesson: str, description: str, configs: Mapping, run_all: Callable) -> None:

@@ -32,12 +32,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 import statistics
-import subprocess
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -61,7 +57,7 @@ from course_lib.engine.data import checksum, default_dtype, pick_device
 from course_lib.engine.freezing import param_groups, select, trainable_ratio
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import Spread, noise_variance, spread
-from course_lib.engine.timing import PeakMemory, synchronize, timed_run
+from course_lib.engine.timing import PeakMemory, elapsed, synchronize, timed_run
 from course_lib.engine.training import train, weight_dtype
 from course_lib.lessons import stored
 from course_lib.lessons.corpus import (
@@ -652,22 +648,17 @@ def time_variants(config: TimingConfig, device=None) -> dict:
     k = len(config.variants)
     for r in range(config.rounds):
         for variant in config.variants[r % k:] + config.variants[:r % k]:
-            synchronize(device)
-            began = time.perf_counter()
-            runs[variant].advance(config.steps)
-            synchronize(device)
-            ms[variant].append(1e3 * (time.perf_counter() - began) / config.steps)
+            run = runs[variant]
+            ms[variant].append(1e3 * elapsed(lambda: run.advance(config.steps), device) / config.steps)
     for r in runs.values():
         r.finish()
     return {"ms_per_step": ms, "peak_memory_mb": memory, "state_bytes": state, "flop_saving": flops, "trainable": trainable}
 
 
-_ONE_PROCESS = ("import json, sys\n"
-                "from course_lib.lessons.targeted_freezing_gpt import TimingConfig, time_variants\n"
-                "from course_lib.models.gpt import GPTConfig\n"
-                "c = json.loads(sys.argv[1])\n"
-                "c = TimingConfig(**{**c, 'model': GPTConfig(**c['model']), 'variants': tuple(c['variants'])})\n"
-                "print(json.dumps(time_variants(c, sys.argv[2] or None)))\n")
+def _one_timing(config_json: str, device: str | None) -> dict:
+    """One process of :func:`timing_study` (see :func:`course_lib.lessons.stored.in_processes`)."""
+    c = json.loads(config_json)
+    return time_variants(TimingConfig(**{**c, "model": GPTConfig(**c["model"]), "variants": tuple(c["variants"])}), device)
 
 
 def timing_study(config: TimingConfig, device=None, progress=print) -> dict:
@@ -676,16 +667,7 @@ def timing_study(config: TimingConfig, device=None, progress=print) -> dict:
     stored.check_progress(progress)
     if device is not None:
         check_type("device", device, (str, torch.device), "None (the GPU when there is one), 'cpu' or 'cuda'")
-    root = str(stored.DATA.parents[2])  # the folder that holds course_lib
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    processes = []
-    for i in range(config.processes):
-        progress(f"{config.name}: process {i + 1} of {config.processes}")
-        done = subprocess.run([sys.executable, "-c", _ONE_PROCESS, json.dumps(dataclasses.asdict(config)), str(device or "")],
-                              capture_output=True, text=True, env=env, cwd=root)
-        if done.returncode:
-            raise RuntimeError(f"process {i + 1} of the timing study failed:\n{done.stderr[-3000:]}")
-        processes.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    processes = stored.in_processes(f"{MODULE}:_one_timing", config, device, config.processes, progress)
     return {"config": dataclasses.asdict(config), "processes": processes,
             "provenance": stored.provenance(pick_device(device), f"python -m {MODULE} --config {config.name}")}
 

@@ -26,9 +26,12 @@ from course_lib.engine.timing import peak_flops
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
 
 __all__ = ["StepOptions", "GPT2_SMALL", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION_KERNELS", "Built", "build",
-           "synthetic_batches"]
+           "synthetic_batches", "RUNGS", "ALTERNATIVES", "GPU_ONLY", "staircase", "alternatives", "padded"]
 
-ATTENTION_KERNELS = ("cudnn", "flash", "auto", "naive")  # scaled_dot_product_attention's kernel, or the formula written out
+# scaled_dot_product_attention's back-end (one of them, or PyTorch's own choice "auto"), or the formula written out ("naive")
+ATTENTION_KERNELS = ("cudnn", "flash", "efficient", "math", "auto", "naive")
+_BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+             "math": SDPBackend.MATH}
 
 GPT2_SMALL = GPTConfig(vocab_size=50304, bias=False)  # GPT-2's 50,257 tokens padded to a multiple of 64; no biases, as nanoGPT's benchmark
 
@@ -43,9 +46,11 @@ class StepOptions:
     function (model and cross-entropy in one graph) through
     ``torch.compile``; ``cuda_graphs``: its ``"reduce-overhead"`` mode,
     which replays the kernels as CUDA graphs.  ``attention_kernel``: the
-    kernel of ``scaled_dot_product_attention`` (cuDNN's or
-    FlashAttention-2's, PyTorch's own choice) or ``"naive"``, the formula
-    written out (the model's ``attention="naive"``).
+    back-end of ``scaled_dot_product_attention`` (cuDNN's, FlashAttention-2's,
+    the memory-efficient one, the math one, or PyTorch's own choice
+    ``"auto"``) or ``"naive"``, the formula written out (the model's
+    ``attention="naive"``).  ``precision="fp16"`` trains with a GradScaler
+    (the loop's), for GPUs without bf16.
     """
 
     model: GPTConfig = GPT2_SMALL
@@ -72,11 +77,15 @@ class StepOptions:
         check_int("accumulate", self.accumulate, 1, unit="micro-batches per optimizer step")
         check_int("log_every", self.log_every, 1)
         check_choice("attention_kernel", self.attention_kernel, ATTENTION_KERNELS)
-        check_choice("precision", self.precision, ("fp32", "bf16"))
+        check_choice("precision", self.precision, ("fp32", "bf16", "fp16"))
         for name in ("tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "pinned"):
             check_type(name, getattr(self, name), bool, "True or False")
         if (self.cuda_graphs or self.autotune) and not self.compile:
             raise ValueError("cuda_graphs and autotune need compile=True: they are modes of torch.compile")
+        if self.cuda_graphs and self.accumulate > 1:  # measured on an H100 with torch 2.11 (lesson 05's staircase)
+            raise ValueError("cuda_graphs=True cannot accumulate gradients (accumulate > 1): the backward graph's replay "
+                             "overwrites the gradients of the micro-batch before (pytorch/pytorch#169545); use "
+                             "cuda_graphs=False with accumulate > 1")
         check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
         check_number("weight_decay", self.weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
         if self.clip is not None:
@@ -161,7 +170,7 @@ def _attention_kernel(loss_fn: Callable, kernel: str) -> Callable:
     """``loss_fn`` with scaled_dot_product_attention limited to one kernel (the choice is made when it is compiled)."""
     if kernel in ("auto", "naive"):
         return loss_fn
-    backend = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}[kernel]
+    backend = _BACKENDS[kernel]
 
     def loss(model, batch):
         with sdpa_kernel([backend]):
@@ -207,5 +216,79 @@ def build(options: StepOptions = FAST, device=None, *, data: Callable[[int], tor
     if data is None:
         data = synthetic_batches(min(50257, config.vocab_size), options.micro_batch, config.block_size, pinned=options.pinned and cuda,
                                  seed=seed)
-    peak = peak_flops(device, "bf16" if options.precision == "bf16" else ("tf32" if options.tf32 else "fp32"))
+    peak = peak_flops(device, options.precision if options.precision != "fp32" else ("tf32" if options.tf32 else "fp32"))
     return Built(options, model, optimizer, scheduler, loss_fn, data, flops_per_token(config), peak)
+
+
+# ------------------------------------------------------------------------------------------- the staircase (lesson 05)
+
+# Options that change nothing on a CPU: TF32 is a tensor-core format, cuDNN is NVIDIA's library, CUDA graphs and
+# pinned (page-locked) host memory are CUDA's.  (torch.compile does work on a CPU, with a C++ compiler.)
+GPU_ONLY = ("tf32", "cudnn", "cuda_graphs", "pinned")
+
+
+def padded(vocab_size: int, multiple: int = 64) -> int:
+    """The vocabulary rounded up to a multiple of ``multiple``: the output layer's width, a dimension of its matrix multiply."""
+    check_int("vocab_size", vocab_size, 1, unit="tokens")
+    check_int("multiple", multiple, 1)
+    return -(-vocab_size // multiple) * multiple
+
+
+# The staircase: from the plain fp32 step, one option added per rung, in the order a reader would add them; the last
+# rung is the fast step.  Each entry: the rung's id -> the change to the rung before it (a function of the top step,
+# which holds the sizes).  Their names in the reader's language are course_lib.i18n's "rung_<id>".
+RUNGS: dict[str, Callable[[StepOptions], dict]] = {
+    "plain": lambda top: {},
+    "tf32": lambda top: {"tf32": True},
+    "bf16": lambda top: {"precision": "bf16"},
+    "sdpa": lambda top: {"attention_kernel": "auto"},
+    "cudnn": lambda top: {"attention_kernel": "cudnn"},
+    "vocab": lambda top: {"model": top.model},
+    "fused_adamw": lambda top: {"fused_optimizer": True},
+    "compile": lambda top: {"compile": True},
+    "cuda_graphs": lambda top: {"cuda_graphs": True},
+    "pinned": lambda top: {"pinned": True},
+}
+
+# Alternatives to a rung, timed beside it: id -> (the rung it replaces or extends, the change to that rung).
+ALTERNATIVES: dict[str, tuple[str, Callable[[StepOptions], dict]]] = {
+    "fp16": ("bf16", lambda top: {"precision": "fp16"}),  # GPUs without bf16 (T4, V100): fp16 with loss scaling
+    "sdpa_flash": ("sdpa", lambda top: {"attention_kernel": "flash"}),
+    "sdpa_efficient": ("sdpa", lambda top: {"attention_kernel": "efficient"}),
+    "sdpa_math": ("sdpa", lambda top: {"attention_kernel": "math"}),
+    # CUDA graphs cannot accumulate (see StepOptions): the compiled step without them, a quarter of the batch four times.
+    "accumulate": ("compile", lambda top: {"micro_batch": max(1, top.micro_batch // 4), "accumulate": 4}),
+}
+
+
+def _plain(top: StepOptions, unpadded_vocab: int) -> StepOptions:
+    """``top`` with every speed option off: fp32 without TF32, the attention formula written out, the vocabulary unpadded."""
+    return dataclasses.replace(top, precision="fp32", tf32=False, compile=False, cuda_graphs=False, autotune=False,
+                               fused_optimizer=False, attention_kernel="naive", pinned=False,
+                               model=dataclasses.replace(top.model, vocab_size=unpadded_vocab))
+
+
+def staircase(top: StepOptions = FAST, unpadded_vocab: int = 50257) -> dict[str, StepOptions]:
+    """Each rung of :data:`RUNGS` as a step: the plain step, then one option more per rung; the last rung is ``top``.
+
+    ``unpadded_vocab`` is the vocabulary before padding (GPT-2's 50,257);
+    ``top.model.vocab_size`` the padded one.
+    """
+    check_type("top", top, StepOptions, "a course_lib.models.fast_step.StepOptions, e.g. FAST")
+    check_int("unpadded_vocab", unpadded_vocab, 1, unit="tokens")
+    if unpadded_vocab > top.model.vocab_size:
+        raise ValueError(f"unpadded_vocab ({unpadded_vocab}) must be <= top.model.vocab_size ({top.model.vocab_size}): "
+                         "padding only adds tokens")
+    steps, options = {}, _plain(top, unpadded_vocab)
+    for rung, change in RUNGS.items():
+        options = dataclasses.replace(options, **change(top))
+        steps[rung] = options
+    if options != top:
+        raise ValueError(f"the staircase's last rung is not top: top has an option that RUNGS does not add ({shown(top)})")
+    return steps
+
+
+def alternatives(top: StepOptions = FAST, unpadded_vocab: int = 50257) -> dict[str, StepOptions]:
+    """Each of :data:`ALTERNATIVES` as a step: its rung of :func:`staircase` with its change."""
+    steps = staircase(top, unpadded_vocab)
+    return {name: dataclasses.replace(steps[rung], **change(top)) for name, (rung, change) in ALTERNATIVES.items()}
