@@ -1219,13 +1219,16 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "  {way}: warm-up ends at step {warm}; at the floor from step {floor}; back up to {back} × the peak after it; "
               "last step {final} × the peak",
     },
+    "mistakes_schedule_no_floor": {
+        "vi": "  {way}: hết khởi động ở bước {warm}; không bao giờ xuống tới sàn; bước cuối {final} × đỉnh",
+        "en": "  {way}: warm-up ends at step {warm}; never at the floor; last step {final} × the peak",
+    },
     "mistakes_way_right": {"vi": "scheduler.step() một lần mỗi bước tối ưu", "en": "scheduler.step() once per optimizer step"},
     "mistakes_way_per_micro_batch": {"vi": "scheduler.step() sau mỗi lô vi mô", "en": "scheduler.step() after every micro-batch"},
     "mistakes_way_samples_as_steps": {
         "vi": "độ dài khai báo = số mẫu / lô vi mô ({declared} bước)",
         "en": "length declared as samples / micro-batch ({declared} steps)",
     },
-    "mistakes_dash": {"vi": "—", "en": "—"},
     "mistakes_fp16_head": {
         "vi": "gradient của mất mát / s qua lượt xuôi và lượt ngược fp16 (autocast), so với float64 ({entries} phần tử khác 0):",
         "en": "gradient of loss / s through an fp16 autocast forward and backward, against float64 ({entries} non-zero entries):",

@@ -166,7 +166,7 @@ def accumulation_normalisation(lengths: tuple[tuple[int, ...], ...] = ((16, 14),
     return {
         "tokens": counts,
         "weights": [total / (k * n) for n in counts],
-        "loss_token_mean": float(batch_loss),
+        "loss_token_mean": float(batch_loss.detach()),
         "loss_mean_of_means": sum(means) / k,
         "mean_of_means": _relative(mean_of_means, reference),
         "token_mean": _relative(token_mean, reference),
