@@ -18,8 +18,9 @@ accelerate and PyTorch, each with the experiment that shows what it costs:
 5. :func:`mfu_against_peaks`: MFU against the right peak, nanoGPT's A100
    constant and a "with sparsity" peak.
 
-Everything but (2) runs in one process in well under a second; (2) starts
-two processes with :func:`course_lib.lessons.data_parallel.launch`.  The
+Everything but (2) runs in one process, in about a second or less each (on
+one idle CPU core); (2) starts two processes with
+:func:`course_lib.lessons.data_parallel.launch` (about 4 s on two cores).  The
 experiments that print digits train in float64, so every CPU prints the same.
 
 Run as a script (``python -m course_lib.lessons.training_mistakes --out DIR``,
@@ -44,7 +45,7 @@ from course_lib.engine.data import default_dtype
 from course_lib.engine.distributed import child_error, cleanup, setup, wrap
 from course_lib.engine.files import write_safely
 from course_lib.engine.schedules import cosine_with_warmup
-from course_lib.engine.timing import PEAK_FLOPS, mfu, peak_for_name
+from course_lib.engine.timing import mfu, peak_for_name
 from course_lib.engine.training import forward_backward
 from course_lib.lessons import data_parallel
 from course_lib.models.fast_step import FAST
@@ -501,8 +502,7 @@ def mfu_against_peaks(results: dict | None = None, micro_batch: int = 12) -> dic
     return {"device": device, "tokens_per_s": tokens_per_s, "flops_per_token": per_token, "ms_per_step": row["ms_per_step"],
             "peak_dense": dense, "peak_nanogpt": NANOGPT_PEAK, "peak_sparse": SPARSITY * dense,
             "mfu_dense": mfu(tokens_per_s, per_token, dense), "mfu_nanogpt": mfu(tokens_per_s, per_token, NANOGPT_PEAK),
-            "mfu_sparse": mfu(tokens_per_s, per_token, SPARSITY * dense), "stored_mfu": row.get("mfu"),
-            "a100_peak": PEAK_FLOPS["A100"]["bf16"]}
+            "mfu_sparse": mfu(tokens_per_s, per_token, SPARSITY * dense), "stored_mfu": row.get("mfu")}
 
 
 if __name__ == "__main__":
