@@ -34,11 +34,9 @@ import contextlib
 import json
 import math
 import os
-import subprocess
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
 from course_lib.engine._checks import check_int, check_number, check_type, shown
 from course_lib.engine.data import default_dtype
