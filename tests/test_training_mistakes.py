@@ -12,7 +12,6 @@ from course_lib.lessons import training_mistakes as tm
 from course_lib.lessons.optimization_options import load_benchmark
 from course_lib.models.gpt import GPT
 
-
 # (1) the loss of accumulation
 
 
