@@ -1175,6 +1175,200 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "{variant}: weights {weights} MB, gradients {grads} MB, AdamW {adam} MB, total {total} MB (activations not included)",
     },
     # (end of lesson 04's second-edition strings)
+    # Lesson 05, second edition: what learners get wrong.
+    "mistakes_acc_tokens": {
+        "vi": "{k} lô vi mô có {tokens} token thật; trong trung bình của các trung bình, mỗi token của chúng nặng gấp {weights} "
+              "lần phần của nó trong lô",
+        "en": "{k} micro-batches of {tokens} real tokens; in the mean of means a token of each weighs {weights} times its share "
+              "of the batch",
+    },
+    "mistakes_acc_loss": {
+        "vi": "mất mát của cả lô (trung bình theo token) {token}; trung bình các mất mát trung bình của lô vi mô {means}",
+        "en": "the whole batch's loss (mean over tokens) {token}; mean of the micro-batches' mean losses {means}",
+    },
+    "mistakes_acc_gradient": {
+        "vi": "gradient tích lũy so với gradient của cả lô, |g − g_lô| / |g_lô|: trung bình của các trung bình {means}; "
+              "tổng mất mát token / tổng số token {token}",
+        "en": "accumulated gradient against the whole batch's, |g − g_batch| / |g_batch|: mean of means {means}; "
+              "sum of token losses / total tokens {token}",
+    },
+    "mistakes_acc_loop": {
+        "vi": "vòng lặp của khóa học (forward_backward): loss_fn trả về trung bình {means}; trả về cặp (tổng, số token) {pairs}",
+        "en": "the course's loop (forward_backward): loss_fn returning a mean {means}; returning the pair (sum, count) {pairs}",
+    },
+    "mistakes_below": {"vi": "dưới {bound}", "en": "below {bound}"},
+    "mistakes_ddp": {
+        "vi": "{p} tiến trình, {k} lô vi mô mỗi bước: số lần all-reduce mỗi bước tối ưu: có no_sync {no_sync}, không có no_sync "
+              "{every}, vòng lặp của khóa học {loop}",
+        "en": "{p} processes, {k} micro-batches per step: all-reduces per optimizer step: with no_sync {no_sync}, without it "
+              "{every}, the course's loop {loop}",
+    },
+    "mistakes_ddp_same": {
+        "vi": "gradient của cả ba cách bằng gradient mà một tiến trình tính trên toàn bộ dữ liệu (sai khác lớn nhất {diff}); "
+              "các tiến trình có gradient giống hệt nhau: {same}",
+        "en": "all three ways give the gradient one process computes on all the data (largest difference {diff}); "
+              "the processes hold identical gradients: {same}",
+    },
+    "mistakes_schedule_head": {
+        "vi": "{steps} bước tối ưu, k = {k} lô vi mô, P = {p} tiến trình, khởi động 5 %, cosin xuống mức sàn {floor} × đỉnh:",
+        "en": "{steps} optimizer steps, k = {k} micro-batches, P = {p} processes, 5 % warm-up, cosine down to a floor of "
+              "{floor} × the peak:",
+    },
+    "mistakes_schedule_way": {
+        "vi": "  {way}: hết khởi động ở bước {warm}; chạm sàn ở bước {floor}; sau đó lên lại tới {back} × đỉnh; bước cuối {final} × đỉnh",
+        "en": "  {way}: warm-up ends at step {warm}; at the floor from step {floor}; back up to {back} × the peak after it; "
+              "last step {final} × the peak",
+    },
+    "mistakes_schedule_no_floor": {
+        "vi": "  {way}: hết khởi động ở bước {warm}; không bao giờ xuống tới sàn; bước cuối {final} × đỉnh",
+        "en": "  {way}: warm-up ends at step {warm}; never at the floor; last step {final} × the peak",
+    },
+    "mistakes_way_right": {"vi": "scheduler.step() một lần mỗi bước tối ưu", "en": "scheduler.step() once per optimizer step"},
+    "mistakes_way_per_micro_batch": {"vi": "scheduler.step() sau mỗi lô vi mô", "en": "scheduler.step() after every micro-batch"},
+    "mistakes_way_samples_as_steps": {
+        "vi": "độ dài khai báo = số mẫu / lô vi mô ({declared} bước)",
+        "en": "length declared as samples / micro-batch ({declared} steps)",
+    },
+    "mistakes_fp16_head": {
+        "vi": "gradient của mất mát / s qua lượt xuôi và lượt ngược fp16 (autocast), so với float64 ({entries} phần tử khác 0):",
+        "en": "gradient of loss / s through an fp16 autocast forward and backward, against float64 ({entries} non-zero entries):",
+    },
+    "mistakes_fp16_row": {
+        "vi": "  s = {s}: không nhân tỉ lệ: {lost} % phần tử thành 0, sai số {error} %; mất mát × {scale}: {lost_scaled} % thành 0, "
+              "sai số {error_scaled} %",
+        "en": "  s = {s}: unscaled: {lost} % of the entries become 0, error {error} %; loss × {scale}: {lost_scaled} % become 0, "
+              "error {error_scaled} %",
+    },
+    "mistakes_scaler_row": {
+        "vi": "  bước {t}: hệ số tỉ lệ {scale}, gradient {finite}",
+        "en": "  step {t}: scale {scale}, gradients {finite}",
+    },
+    "mistakes_scaler_finite": {"vi": "hữu hạn, trọng số được cập nhật", "en": "finite, weights updated"},
+    "mistakes_scaler_inf": {"vi": "có inf, bỏ qua bước (trọng số giữ nguyên)", "en": "hold inf, step skipped (weights unchanged)"},
+    "mistakes_scaler_odd": {"vi": "hữu hạn: {finite}, trọng số đổi: {moved}", "en": "finite: {finite}, weights moved: {moved}"},
+    "mistakes_clip": {
+        "vi": "|g| = {g}, max_norm = {c}, hệ số tỉ lệ {scale}: chuẩn của bước cập nhật là {right} khi unscale_ đứng trước cắt gradient; "
+              "{wrong} khi clip_grad_norm_ nhận gradient còn nhân tỉ lệ (chuẩn {seen}): bằng {ratio} lần bước đúng (1 / hệ số tỉ lệ = {inverse})",
+        "en": "|g| = {g}, max_norm = {c}, scale {scale}: the update's norm is {right} with unscale_ before clipping; {wrong} "
+              "when clip_grad_norm_ sees the scaled gradients (norm {seen}): {ratio} times the right one (1 / scale = {inverse})",
+    },
+    "mistakes_mfu": {
+        "vi": "{device}, bước của khóa học với lô vi mô {mb}: {tps} token/s × {fpt} FLOP mỗi token",
+        "en": "{device}, the course's step at micro-batch {mb}: {tps} tokens/s × {fpt} FLOPs per token",
+    },
+    "mistakes_mfu_row": {
+        "vi": "  MFU so với {what} ({peak} TFLOP/s): {mfu} %",
+        "en": "  MFU against {what} ({peak} TFLOP/s): {mfu} %",
+    },
+    "mistakes_peak_dense": {"vi": "mức đỉnh bf16 dày đặc của GPU này", "en": "this GPU's dense bf16 peak"},
+    "mistakes_peak_nanogpt": {"vi": "hằng số A100 của nanoGPT", "en": "nanoGPT's A100 constant"},
+    "mistakes_peak_sparse": {"vi": "mức đỉnh \"với thưa\" (sparsity)", "en": "the \"with sparsity\" peak"},
+    "mistakes_mfu_ratio": {
+        "vi": "  hằng số A100 phóng đại MFU {over} lần; mức đỉnh \"với thưa\" làm nó nhỏ đi {under} lần",
+        "en": "  the A100 constant overstates MFU {over} times; the \"with sparsity\" peak understates it {under} times",
+    },
+    "ex_hint_one_per_micro_batch": {
+        "vi": "hãy trả về một danh sách có đúng một con số cho mỗi lô vi mô: mất mát mà lô vi mô đó gọi backward().",
+        "en": "return a list holding one number per micro-batch: the loss that micro-batch calls backward() on.",
+    },
+    "ex_hint_mean_of_means": {
+        "vi": "bạn lấy trung bình các mất mát trung bình của lô vi mô: khi đó mỗi lô vi mô nặng 1/k dù có bao nhiêu token, nên "
+              "token của lô vi mô ngắn được tính nặng hơn. Hãy chia tổng mất mát token của mỗi lô vi mô cho tổng số token thật "
+              "của mọi lô vi mô.",
+        "en": "you averaged the micro-batches' mean losses: each micro-batch then weighs 1/k whatever its token count, so the tokens "
+              "of short micro-batches count more. Divide each micro-batch's summed token loss by the number of real tokens in all "
+              "the micro-batches.",
+    },
+    "ex_hint_padding_counted": {
+        "vi": "bạn chia cho mọi vị trí, kể cả phần đệm (padding): chỉ đếm token thật, tức tổng của mask.",
+        "en": "you divided by every position, padding included: count only the real tokens (the mask's sum).",
+    },
+    "ex_hint_means_not_divided": {
+        "vi": "k lượt backward cộng dồn vào cùng một gradient: trung bình riêng của từng lô vi mô làm gradient lớn gấp khoảng k "
+              "lần, và vẫn cân mỗi lô vi mô như nhau. Hãy chia cho tổng số token thật của mọi lô vi mô.",
+        "en": "the k backward passes add into one gradient: each micro-batch's own mean makes it about k times too large, and still "
+              "weighs every micro-batch alike. Divide by the real tokens of all the micro-batches.",
+    },
+    "ex_hint_sum_not_divided": {
+        "vi": "tổng mất mát token phải được chia cho tổng số token thật; nếu không, gradient lớn lên theo cỡ lô.",
+        "en": "the summed token losses must be divided by the total number of real tokens; otherwise the gradient grows with the "
+              "batch size.",
+    },
+    "ex_hint_flags": {
+        "vi": "hãy trả về một danh sách num_micro_batches giá trị True/False, mỗi lô vi mô một giá trị.",
+        "en": "return a list of num_micro_batches values True/False, one per micro-batch.",
+    },
+    "ex_hint_sync_every": {
+        "vi": "không lô vi mô nào chạy trong no_sync: DDP all-reduce ở mọi lượt backward, gấp k lần lượng truyền thông cho cùng một "
+              "gradient. Hãy bọc mọi lô vi mô trừ cái cuối trong model.no_sync().",
+        "en": "no micro-batch runs under no_sync: DDP all-reduces in every backward, k times the communication for the same "
+              "gradient. Wrap every micro-batch but the last in model.no_sync().",
+    },
+    "ex_hint_never_sync": {
+        "vi": "mọi lô vi mô, kể cả cái cuối, đều chạy trong no_sync: gradient không bao giờ được lấy trung bình giữa các tiến "
+              "trình, và các bản sao của mô hình trôi xa nhau.",
+        "en": "every micro-batch runs under no_sync, the last one too: the gradients are never averaged over the processes, and the "
+              "copies of the model drift apart.",
+    },
+    "ex_hint_sync_first": {
+        "vi": "all-reduce phải nằm ở lượt backward của lô vi mô cuối: nó lấy trung bình những gì đã tích lũy tới lúc đó; các "
+              "lô vi mô sau nó chỉ nằm lại ở từng tiến trình.",
+        "en": "the all-reduce must come in the last micro-batch's backward: it averages what has been accumulated so far; "
+              "micro-batches after it stay on their own process.",
+    },
+    "ex_hint_micro_batches_as_steps": {
+        "vi": "bạn đếm lô vi mô: một bước tối ưu dùng accumulate lô vi mô trên mỗi tiến trình trong world_size tiến trình, "
+              "nên hãy chia cho micro_batch × accumulate × world_size.",
+        "en": "you counted micro-batches: one optimizer step takes accumulate micro-batches on each of world_size processes, so "
+              "divide by micro_batch × accumulate × world_size.",
+    },
+    "ex_hint_forgot_processes": {
+        "vi": "mỗi tiến trình trong world_size tiến trình lấy lô vi mô riêng trong cùng một bước tối ưu: hãy chia thêm cho "
+              "world_size.",
+        "en": "each of the world_size processes takes its own micro-batches in the same optimizer step: divide by world_size too.",
+    },
+    "ex_hint_forgot_accumulation": {
+        "vi": "một bước tối ưu dùng accumulate lô vi mô: hãy chia thêm cho accumulate.",
+        "en": "one optimizer step takes accumulate micro-batches: divide by accumulate too.",
+    },
+    "ex_fp16_step": {"vi": "chuẩn bước cập nhật {change}, hệ số tỉ lệ sau bước {scale}", "en": "update norm {change}, scale after {scale}"},
+    "ex_fp16_case": {
+        "vi": "model, optimizer, scaler, loss dựng với seed {seed} và hệ số tỉ lệ ban đầu {scale}",
+        "en": "model, optimizer, scaler and loss are built with seed {seed} and initial scale {scale}",
+    },
+    "ex_hint_clip_scaled": {
+        "vi": "bạn cắt gradient khi nó còn đang nhân tỉ lệ: chuẩn của nó gấp hệ số tỉ lệ (ví dụ 65.536) lần chuẩn thật, nên bị cắt về "
+              "max_norm, rồi sau khi chia lại cho hệ số tỉ lệ thì bước cập nhật nhỏ đi cỡ chừng ấy lần. Hãy gọi scaler.unscale_(optimizer) "
+              "trước clip_grad_norm_.",
+        "en": "you clipped the scaled gradients: their norm is the scale (e.g. 65,536) times the real one, so they are cut to "
+              "max_norm, and once unscaled the update comes out about scale times too small. Call scaler.unscale_(optimizer) "
+              "before clip_grad_norm_.",
+    },
+    "ex_hint_no_clip": {
+        "vi": "bước cập nhật là bước chưa cắt: hãy gọi torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm) sau "
+              "scaler.unscale_(optimizer) và trước scaler.step(optimizer).",
+        "en": "the update is the unclipped one: call torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm) after "
+              "scaler.unscale_(optimizer) and before scaler.step(optimizer).",
+    },
+    "ex_hint_scaler_update": {
+        "vi": "hệ số tỉ lệ không đổi sau bước: hãy gọi scaler.update() sau scaler.step(optimizer); chính nó hạ hệ số tỉ lệ sau một "
+              "bước bị bỏ qua và nâng nó lên sau các bước tốt.",
+        "en": "the scale did not change: call scaler.update() after scaler.step(optimizer); it is what lowers the scale after a "
+              "skipped step and raises it after good ones.",
+    },
+    "ex_hint_a100_peak": {
+        "vi": "bạn chia cho 312 TFLOP/s, mức đỉnh bf16 của A100, như estimate_mfu của nanoGPT làm trên mọi GPU: hãy dùng mức đỉnh "
+              "của GPU được nêu, PEAK_FLOPS[gpu][\"bf16\"].",
+        "en": "you divided by 312 TFLOP/s, the A100's bf16 peak, as nanoGPT's estimate_mfu does on any GPU: use the peak of the "
+              "GPU named, PEAK_FLOPS[gpu][\"bf16\"].",
+    },
+    "ex_hint_sparse_peak": {
+        "vi": "bạn chia cho mức đỉnh \"với thưa\" (sparsity), gấp đôi mức dày đặc; các phép nhân ma trận khi huấn luyện là dày "
+              "đặc: hãy dùng mức đỉnh dày đặc.",
+        "en": "you divided by the peak \"with sparsity\", twice the dense one; training's matrix multiplies are dense: use the "
+              "dense peak.",
+    },
+    # (end of lesson 05's mistakes strings)
 }
 
 

@@ -1751,3 +1751,55 @@ LESSON04_SECOND = [
 def test_lesson04_second_edition_bad_inputs(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call()
+
+
+# Lesson 05, second edition: what learners get wrong (course_lib.lessons.training_mistakes), and launch's module.
+from course_lib.lessons import training_mistakes as _mistakes
+
+TRAINING_MISTAKES = [
+    pytest.param(lambda: _mistakes.accumulation_normalisation(((16, 14),)), ValueError, "lengths must hold at least 2 micro-batches",
+                 id="accumulation-one-micro-batch"),
+    pytest.param(lambda: _mistakes.accumulation_normalisation(((16, 17), (3,))), ValueError, "lengths[0][1] must be in [1, 16]",
+                 id="accumulation-too-long"),
+    pytest.param(lambda: _mistakes.accumulation_normalisation(((4,), ())), ValueError, "lengths[1] is empty", id="accumulation-empty"),
+    pytest.param(lambda: _mistakes.accumulation_normalisation("16,14"), TypeError, "lengths must be a tuple", id="accumulation-str"),
+    pytest.param(lambda: _mistakes.accumulation_normalisation(seed=-1), ValueError, "seed must be >= 0", id="accumulation-seed"),
+    pytest.param(lambda: _mistakes.accumulation_under_ddp(_TMP, processes=1), ValueError, "processes must be >= 2",
+                 id="ddp-one-process"),
+    pytest.param(lambda: _mistakes.accumulation_under_ddp(_TMP, accumulate=0), ValueError, "accumulate must be >= 1",
+                 id="ddp-accumulate-zero"),
+    pytest.param(lambda: _mistakes.accumulation_under_ddp(3), TypeError, "folder must be a folder's path", id="ddp-folder-int"),
+    pytest.param(lambda: _mistakes.main(["--out", str(_TMP), "--accumulate", "0"]), ValueError, "--accumulate must be >= 1",
+                 id="ddp-main-accumulate"),
+    pytest.param(lambda: _mistakes.main(["--out", str(_TMP), "--backend", "nccl"]), ValueError, "--backend must be gloo",
+                 id="ddp-main-backend"),
+    pytest.param(lambda: _mistakes.schedule_step_counting(1), ValueError, "optimizer_steps must be >= 2", id="schedule-steps"),
+    pytest.param(lambda: _mistakes.schedule_step_counting(accumulate=0), ValueError, "accumulate must be >= 1", id="schedule-accumulate"),
+    pytest.param(lambda: _mistakes.schedule_step_counting(processes=2.0), TypeError, "processes must be an int", id="schedule-processes"),
+    pytest.param(lambda: _mistakes.schedule_step_counting(warmup_fraction=1.0), ValueError, "warmup_fraction must be in (0, 1)",
+                 id="schedule-warmup"),
+    pytest.param(lambda: _mistakes.schedule_step_counting(min_lr_ratio=1.0), ValueError, "min_lr_ratio must be in [0, 1)",
+                 id="schedule-floor"),
+    pytest.param(lambda: _mistakes.fp16_underflow(()), ValueError, "shrinks is empty", id="fp16-no-shrink"),
+    pytest.param(lambda: _mistakes.fp16_underflow((1, 0)), ValueError, "shrinks[1] must be >= 1", id="fp16-shrink-zero"),
+    pytest.param(lambda: _mistakes.fp16_underflow(scale=0.5), ValueError, "scale must be a finite number >= 1", id="fp16-scale"),
+    pytest.param(lambda: _mistakes.grad_scaler_steps(0), ValueError, "steps must be >= 1", id="scaler-steps"),
+    pytest.param(lambda: _mistakes.grad_scaler_steps(init_scale=math.inf), ValueError, "init_scale must be a finite number > 0",
+                 id="scaler-init-scale"),
+    pytest.param(lambda: _mistakes.grad_scaler_steps(growth_interval=0), ValueError, "growth_interval must be >= 1", id="scaler-growth"),
+    pytest.param(lambda: _mistakes.clip_before_unscale(scale=0.0), ValueError, "scale must be a finite number >= 1", id="clip-scale"),
+    pytest.param(lambda: _mistakes.clip_before_unscale(max_norm=-1.0), ValueError, "max_norm must be a finite number > 0",
+                 id="clip-max-norm"),
+    pytest.param(lambda: _mistakes.clip_before_unscale(lr="0.1"), TypeError, "lr must be a real number", id="clip-lr-str"),
+    pytest.param(lambda: _mistakes.mfu_against_peaks([]), TypeError, "results must be the stored benchmark", id="mfu-results-list"),
+    pytest.param(lambda: _mistakes.mfu_against_peaks({}), ValueError, "micro_batch=12: results holds no course row", id="mfu-no-row"),
+    pytest.param(lambda: _mistakes.mfu_against_peaks(None, micro_batch=0), ValueError, "micro_batch must be >= 1", id="mfu-micro-batch"),
+    pytest.param(lambda: data_parallel.launch(_TMP, 2, module="os"), ValueError, "module must be one of", id="launch-module"),
+]
+
+
+@pytest.mark.parametrize("call, error, names_argument", TRAINING_MISTAKES)
+def test_training_mistakes_bad_input_raises_a_clear_error(call, error, names_argument):
+    with pytest.raises(error, match=re.escape(names_argument)) as raised:
+        call()
+    assert type(raised.value) is error

@@ -618,3 +618,140 @@ def test_student_edition_holds_no_folded_answer(edition, lesson, lang):
     for cell in student.cells:
         assert "{dropdown}" not in cell.source and ":class: dropdown" not in cell.source, \
             f"an answer left in the student edition of {lesson} ({lang}): tag its cell solution\n{cell.source[:200]}"
+
+
+# Lesson 05, second edition: what learners get wrong.  The reference solutions as the lesson writes them, and each
+# typical mistake failing with its hint, in both languages.
+
+
+def micro_batch_losses(losses, masks):
+    total = sum(m for mask in masks for row in mask for m in row)
+    return [sum(l * m for row_l, row_m in zip(loss, mask) for l, m in zip(row_l, row_m)) / total for loss, mask in zip(losses, masks)]
+
+
+def mean_of_means(losses, masks):
+    sums = [sum(l * m for row_l, row_m in zip(loss, mask) for l, m in zip(row_l, row_m)) for loss, mask in zip(losses, masks)]
+    counts = [sum(m for row in mask for m in row) for mask in masks]
+    return [s / n / len(losses) for s, n in zip(sums, counts)]
+
+
+def padding_counted(losses, masks):
+    total = sum(len(row) for mask in masks for row in mask)
+    return [sum(l * m for row_l, row_m in zip(loss, mask) for l, m in zip(row_l, row_m)) / total for loss, mask in zip(losses, masks)]
+
+
+def runs_under_no_sync(num_micro_batches):
+    return [i < num_micro_batches - 1 for i in range(num_micro_batches)]
+
+
+def never_under_no_sync(num_micro_batches):
+    return [False] * num_micro_batches
+
+
+def always_under_no_sync(num_micro_batches):
+    return [True] * num_micro_batches
+
+
+def optimizer_steps(num_samples, micro_batch, accumulate, world_size):
+    return num_samples // (micro_batch * accumulate * world_size)
+
+
+def micro_batches_as_steps(num_samples, micro_batch, accumulate, world_size):
+    return num_samples // micro_batch
+
+
+def steps_without_processes(num_samples, micro_batch, accumulate, world_size):
+    return num_samples // (micro_batch * accumulate)
+
+
+def fp16_step(model, optimizer, scaler, loss, max_norm):
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def fp16_step_clipping_scaled(model, optimizer, scaler, loss, max_norm):
+    scaler.scale(loss).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def fp16_step_without_update(model, optimizer, scaler, loss, max_norm):
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    scaler.step(optimizer)
+
+
+def mfu_on(tokens_per_s, flops_per_token, gpu):
+    from course_lib.engine.timing import PEAK_FLOPS
+
+    return tokens_per_s * flops_per_token / PEAK_FLOPS[gpu]["bf16"]
+
+
+def mfu_on_a100_constant(tokens_per_s, flops_per_token, gpu):
+    return tokens_per_s * flops_per_token / 312e12
+
+
+def mfu_on_sparse_peak(tokens_per_s, flops_per_token, gpu):
+    from course_lib.engine.timing import PEAK_FLOPS
+
+    return tokens_per_s * flops_per_token / (2 * PEAK_FLOPS[gpu]["bf16"])
+
+
+LESSON05_MISTAKES = [
+    (exercises.check_accumulated_losses, micro_batch_losses),
+    (exercises.check_no_sync_flags, runs_under_no_sync),
+    (exercises.check_optimizer_steps, optimizer_steps),
+    (exercises.check_fp16_step, fp16_step),
+    (exercises.check_mfu_peak, mfu_on),
+]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("check, solution", LESSON05_MISTAKES, ids=lambda v: getattr(v, "__name__", ""))
+def test_lesson05_mistakes_reference_solutions_pass(check, solution, lang, capsys):
+    verdict = check(solution, lang)
+    assert verdict and verdict.status == "correct"
+    assert capsys.readouterr().out == verdict.message + "\n"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("check, wrong, hint", [
+    pytest.param(exercises.check_accumulated_losses, mean_of_means, "ex_hint_mean_of_means", id="mean-of-means"),
+    pytest.param(exercises.check_accumulated_losses, padding_counted, "ex_hint_padding_counted", id="padding-counted"),
+    pytest.param(exercises.check_no_sync_flags, never_under_no_sync, "ex_hint_sync_every", id="sync-every-micro-batch"),
+    pytest.param(exercises.check_no_sync_flags, always_under_no_sync, "ex_hint_never_sync", id="never-synced"),
+    pytest.param(exercises.check_optimizer_steps, micro_batches_as_steps, "ex_hint_micro_batches_as_steps", id="micro-batches-as-steps"),
+    pytest.param(exercises.check_optimizer_steps, steps_without_processes, "ex_hint_forgot_processes", id="processes-forgotten"),
+    pytest.param(exercises.check_fp16_step, fp16_step_clipping_scaled, "ex_hint_clip_scaled", id="clip-scaled"),
+    pytest.param(exercises.check_fp16_step, fp16_step_without_update, "ex_hint_scaler_update", id="no-scaler-update"),
+    pytest.param(exercises.check_mfu_peak, mfu_on_a100_constant, "ex_hint_a100_peak", id="a100-peak"),
+    pytest.param(exercises.check_mfu_peak, mfu_on_sparse_peak, "ex_hint_sparse_peak", id="sparse-peak"),
+])
+def test_lesson05_mistakes_fail_with_their_hint(check, wrong, hint, lang):
+    verdict = check(wrong, lang)
+    assert not verdict and verdict.status == "wrong"
+    assert f"{wrong.__name__}(" in verdict.message and "Traceback" not in verdict.message
+    assert text("ex_hint", lang, hint=text(hint, lang)) in verdict.message
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_lesson05_clip_scaled_shows_an_update_about_scale_times_too_small(lang):
+    """The failing case's message: the wrong update is the right one divided by the scale 65,536."""
+    from course_lib.i18n import count, significant
+
+    message = exercises.check_fp16_step(fp16_step_clipping_scaled, lang).message
+    wrong, right = (text("ex_fp16_step", lang, change=change, scale=count(131072, lang)) for change in
+                    (significant(0.1 / 65536, lang, 4), significant(0.1, lang, 4)))
+    assert wrong in message and right in message
+
+
+def test_lesson05_checks_leave_the_random_state_alone():
+    before = torch.get_rng_state()
+    exercises.check_fp16_step(lambda *a: None, "en")
+    exercises.check_accumulated_losses(lambda losses, masks: [0.0] * len(losses), "en")
+    assert torch.equal(before, torch.get_rng_state())

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from course_lib.engine._checks import check_int, check_number, check_type, shown
+from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
 from course_lib.engine.checkpoints import unwrap
 from course_lib.engine.data import checksum
 from course_lib.engine.distributed import (
@@ -127,18 +127,24 @@ def _write_text(path: Path, content: str, what: str) -> None:
     write_safely(path, lambda file: file.write_text(content, encoding="utf-8"), what)
 
 
-def launch(out: str | Path, processes: int, options: tuple[str, ...] = ()) -> subprocess.Popen:
+def launch(out: str | Path, processes: int, options: tuple[str, ...] = (), *,
+           module: str = "course_lib.lessons.data_parallel") -> subprocess.Popen:
     """Start this script on CPUs (gloo): one plain process, or ``processes`` ranks under torchrun; returns at once.
 
     ``out`` is checked here, before any process starts: a place that cannot be
-    written fails at once, not after the training.
+    written fails at once, not after the training.  ``module`` is the script
+    run as ``python -m module --out OUT --backend gloo OPTIONS``: this one by
+    default; lesson 05's :mod:`course_lib.lessons.training_mistakes` starts its
+    ``no_sync`` measurement the same way.
     """
     check_type("out", out, (str, os.PathLike), "a folder's path (a str or a Path)")
     check_int("processes", processes, 1, unit="processes")
     if not isinstance(options, (list, tuple)) or not all(isinstance(o, str) for o in options):
         raise TypeError(f"options must be a tuple of command-line strings such as ('--steps', '10'), got {shown(options)}")
+    check_choice("module", module, ("course_lib.lessons.data_parallel", "course_lib.lessons.training_mistakes"),
+                 "the course's scripts that run under torchrun")
     check_writable(Path(out) / "final.pt", "out")
-    script = ["-m", "course_lib.lessons.data_parallel", "--out", str(out), "--backend", "gloo", *options]
+    script = ["-m", module, "--out", str(out), "--backend", "gloo", *options]
     if processes > 1:
         script = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), *script]
     return subprocess.Popen([sys.executable, *script], env=child_environment(OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,

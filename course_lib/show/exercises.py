@@ -60,6 +60,11 @@ __all__ = [
     "check_frozen_drift",
     "frozen_drift",
     "check_adam_update_ratio",
+    "check_accumulated_losses",
+    "check_no_sync_flags",
+    "check_optimizer_steps",
+    "check_fp16_step",
+    "check_mfu_peak",
 ]
 
 
@@ -977,3 +982,205 @@ def check_adam_update_ratio(fn: Callable, lang: str) -> Verdict:
     )
     return _check(fn, lang, "check_adam_update_ratio(adam_update_ratio, LANG)", cases, _adam_ratio, mistakes,
                   same=lambda a, b: math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-9))
+# ------------------------------------------------------------------------------------------------ lesson 05: what learners get wrong
+
+
+def _read_numbers(value: object, arguments: tuple) -> list[float] | _Odd:
+    """A list of numbers, one per micro-batch (the first argument's length)."""
+    if value is None:
+        return _Odd(value, "ex_hint_none")
+    if not isinstance(value, (list, tuple)) or len(value) != len(arguments[0]):
+        return _Odd(value, "ex_hint_one_per_micro_batch")
+    numbers_read = [_read_number(v, arguments) for v in value]
+    if any(isinstance(v, _Odd) for v in numbers_read):
+        return _Odd(value, "ex_hint_one_per_micro_batch")
+    return numbers_read
+
+
+def _same_numbers(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+
+
+def _show_numbers(value: list[float], other: object, lang: str) -> str:
+    return bracketed((significant(v, lang, 6) for v in value), lang)
+
+
+def _micro_batch_losses(losses, masks, divide) -> list[float]:
+    """Each micro-batch's summed real-token loss, divided as ``divide(sum of the mask, numel, totals)`` says."""
+    sums = [sum(l * m for row_l, row_m in zip(ls, ms) for l, m in zip(row_l, row_m)) for ls, ms in zip(losses, masks)]
+    counts = [sum(sum(row) for row in ms) for ms in masks]
+    sizes = [sum(len(row) for row in ms) for ms in masks]
+    return [s / divide(n, size, counts, sizes) for s, n, size in zip(sums, counts, sizes)]
+
+
+def _token_mean_losses(losses, masks) -> list[float]:
+    return _micro_batch_losses(losses, masks, lambda n, size, counts, sizes: sum(counts))
+
+
+def check_accumulated_losses(fn: Callable, lang: str) -> Verdict:
+    """Lesson 05: ``fn(losses, masks)`` returns, for each micro-batch, the loss to call ``backward()`` on, so that the
+    accumulated gradient is the whole batch's: sum(token losses · mask) / (real tokens in all micro-batches).
+
+    ``losses[i]`` holds micro-batch ``i``'s per-position losses (rows of
+    sequences), ``masks[i]`` 1 for a real token and 0 for padding.
+    Reference: the token mean of :func:`course_lib.lessons.training_mistakes.accumulation_normalisation`.
+    Mistakes recognised: the mean of the micro-batches' means (each mean / k),
+    padding counted, each micro-batch's mean not divided by k, the sum not
+    divided at all.
+    """
+    rows = [
+        ([[[2.0, 1.0, 4.0, 3.0], [1.0, 5.0, 0.0, 0.0]], [[3.0, 0.0, 0.0, 0.0]]],
+         [[[1, 1, 1, 1], [1, 1, 0, 0]], [[1, 0, 0, 0]]]),
+        ([[[1.5, 2.5, 0.5]], [[4.0, 2.0, 6.0]], [[3.0, 9.0, 1.0]]], [[[1, 1, 1]], [[1, 1, 0]], [[1, 0, 0]]]),
+        ([[[0.5, 1.0], [2.0, 4.0]], [[3.0, 1.0], [2.0, 2.0]]], [[[1, 1], [1, 1]], [[1, 1], [1, 1]]]),
+        ([[[6.0, 2.0, 2.0, 2.0, 1.0, 1.0]], [[1.0, 3.0, 2.0, 8.0, 4.0, 7.0]]], [[[1, 1, 1, 1, 1, 1]], [[1, 0, 0, 0, 0, 0]]]),
+    ]
+    k = lambda counts: len(counts)
+    mistakes = (
+        (lambda ls, ms: _micro_batch_losses(ls, ms, lambda n, size, counts, sizes: n * k(counts)), "ex_hint_mean_of_means"),
+        (lambda ls, ms: _micro_batch_losses(ls, ms, lambda n, size, counts, sizes: sum(sizes)), "ex_hint_padding_counted"),
+        (lambda ls, ms: _micro_batch_losses(ls, ms, lambda n, size, counts, sizes: size * k(counts)), "ex_hint_padding_counted"),
+        (lambda ls, ms: _micro_batch_losses(ls, ms, lambda n, size, counts, sizes: n), "ex_hint_means_not_divided"),
+        (lambda ls, ms: _micro_batch_losses(ls, ms, lambda n, size, counts, sizes: 1), "ex_hint_sum_not_divided"),
+    )
+    make = _call("losses", "masks")
+    return _check(fn, lang, "check_accumulated_losses(micro_batch_losses, LANG)", _cases(make, rows), _token_mean_losses,
+                  mistakes, read=_read_numbers, same=_same_numbers, show=_show_numbers)
+
+
+def _read_flags(value: object, arguments: tuple) -> list[bool] | _Odd:
+    """A list of k booleans (k = the argument)."""
+    if value is None:
+        return _Odd(value, "ex_hint_none")
+    if not isinstance(value, (list, tuple)) or len(value) != arguments[0] or not all(isinstance(v, bool) for v in value):
+        return _Odd(value, "ex_hint_flags")
+    return list(value)
+
+
+def _show_flags(value: list[bool], other: object, lang: str) -> str:
+    return bracketed((repr(v) for v in value), lang)
+
+
+def check_no_sync_flags(fn: Callable, lang: str) -> Verdict:
+    """Lesson 05: ``fn(num_micro_batches)`` returns, for each micro-batch of one optimizer step, whether its forward and
+    backward run under ``model.no_sync()``: every one but the last (DDP then all-reduces once, in the last backward).
+
+    Mistakes recognised: no ``no_sync`` at all (an all-reduce per
+    micro-batch), ``no_sync`` on every micro-batch (never averaged), the
+    all-reduce in the first micro-batch instead of the last.
+    """
+    rows = [(4,), (2,), (1,), (8,)]
+    mistakes = (
+        (lambda k: [False] * k, "ex_hint_sync_every"),
+        (lambda k: [True] * k, "ex_hint_never_sync"),
+        (lambda k: [i > 0 for i in range(k)], "ex_hint_sync_first"),
+    )
+    make = _call("num_micro_batches")
+    return _check(fn, lang, "check_no_sync_flags(runs_under_no_sync, LANG)", _cases(make, rows), lambda k: [i < k - 1 for i in range(k)],
+                  mistakes, read=_read_flags, same=lambda a, b: a == b, show=_show_flags)
+
+
+def check_optimizer_steps(fn: Callable, lang: str) -> Verdict:
+    """Lesson 05: ``fn(num_samples, micro_batch, accumulate, world_size)``, the optimizer steps of one pass over the data:
+    samples / (micro_batch · accumulate · world_size), the length a learning-rate schedule must be declared with.
+
+    Mistakes recognised: micro-batches counted as steps (samples /
+    micro_batch), the processes forgotten, the accumulation forgotten.
+    """
+    rows = [(64000, 8, 4, 2), (12000, 12, 5, 1), (48000, 16, 1, 4), (491520, 12, 5, 8), (1024, 4, 2, 2)]
+    mistakes = (
+        (lambda n, b, k, p: n / b, "ex_hint_micro_batches_as_steps"),
+        (lambda n, b, k, p: n / (b * k), "ex_hint_forgot_processes"),
+        (lambda n, b, k, p: n / (b * p), "ex_hint_forgot_accumulation"),
+    )
+    make = _call("num_samples", "micro_batch", "accumulate", "world_size")
+    return _check(fn, lang, "check_optimizer_steps(optimizer_steps, LANG)", _cases(make, rows), lambda n, b, k, p: n // (b * k * p),
+                  mistakes, show=_show_count)
+
+
+_FP16_LR = 0.1
+
+
+def _fp16_case(seed: int, scale: float, gain: float):
+    """(model, optimizer, scaler, loss): a float64 network with its initial weights kept, SGD, a GradScaler, a loss × gain."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+        x, y = torch.randn(10, 6, dtype=torch.float64), torch.randn(10, 3, dtype=torch.float64)
+    model._course_initial = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=_FP16_LR)
+    scaler = torch.amp.GradScaler("cpu", init_scale=scale, growth_interval=1)
+    loss = gain * torch.nn.functional.mse_loss(model(x), y)
+    return model, optimizer, scaler, loss
+
+
+def _fp16_step(model, optimizer, scaler, loss, max_norm, *, clip_first=False, clip=True, update=True):
+    """The right fp16 step, or (with other arguments) a typical mistake."""
+    scaler.scale(loss).backward()
+    if not clip_first:
+        scaler.unscale_(optimizer)
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    scaler.step(optimizer)
+    if update:
+        scaler.update()
+
+
+def _read_fp16_step(value: object, arguments: tuple):
+    """The update's norm |ΔW| and the scale after the step (what the next step will use)."""
+    model, _, scaler = arguments[:3]
+    change = math.sqrt(sum(float((p.detach() - w).pow(2).sum()) for p, w in zip(model.parameters(), model._course_initial)))
+    return change, float(scaler.get_scale())
+
+
+def _show_fp16_step(value, other: object, lang: str) -> str:
+    change, scale = value
+    return text("ex_fp16_step", lang, change=significant(change, lang, 4), scale=count(int(scale), lang))
+
+
+def check_fp16_step(fn: Callable, lang: str) -> Verdict:
+    """Lesson 05: ``fn(model, optimizer, scaler, loss, max_norm)`` takes one fp16-style step with a ``GradScaler``:
+    backward of the scaled loss, ``scaler.unscale_(optimizer)``, ``clip_grad_norm_``, ``scaler.step``, ``scaler.update``.
+
+    Each case is a small float64 network with SGD (lr 0.1) and a scaler
+    (growth every step); the check compares the update's norm and the
+    scale after the step with the right order's.  Mistakes recognised:
+    clipping before ``unscale_`` (the scaled gradients clipped), no clipping,
+    no ``scaler.update()``.
+    """
+    rows = [(0, 2.0**16, 10.0, 1.0), (1, 2.0**10, 1.0, 0.5), (2, 2.0**16, 0.01, 1.0), (3, 2.0**8, 30.0, 2.0)]
+    cases = [_Case(lambda seed=seed, scale=scale, gain=gain, c=c: (*_fp16_case(seed, scale, gain), c),
+                   lambda name, lang, seed=seed, scale=scale, c=c: text(
+                       "ex_where", lang, call=f"{name}(model, optimizer, scaler, loss, max_norm={c})",
+                       what=text("ex_fp16_case", lang, seed=seed, scale=count(int(scale), lang))))
+             for seed, scale, gain, c in rows]
+    mistakes = (
+        (lambda *a: _fp16_step(*a, clip_first=True), "ex_hint_clip_scaled"),
+        (lambda *a: _fp16_step(*a, clip=False), "ex_hint_no_clip"),
+        (lambda *a: _fp16_step(*a, update=False), "ex_hint_scaler_update"),
+    )
+    same = lambda a, b: math.isclose(a[0], b[0], rel_tol=1e-6, abs_tol=1e-15) and a[1] == b[1]
+    return _check(fn, lang, "check_fp16_step(fp16_step, LANG)", cases, _fp16_step, mistakes,
+                  read=_read_fp16_step, same=same, show=_show_fp16_step)
+
+
+def check_mfu_peak(fn: Callable, lang: str) -> Verdict:
+    """Lesson 05: ``fn(tokens_per_s, flops_per_token, gpu)``, MFU as a fraction against the dense bf16 peak of ``gpu``
+    (a key of :data:`course_lib.engine.timing.PEAK_FLOPS`).
+
+    Mistakes recognised: nanoGPT's A100 constant (312 TFLOP/s) on every GPU,
+    a peak "with sparsity" (twice the dense one), a percentage.
+    """
+    from course_lib.engine.timing import PEAK_FLOPS
+    from course_lib.lessons.training_mistakes import NANOGPT_PEAK, SPARSITY
+
+    rows = [(445407.0, 854654976.0, "H100 SXM"), (300000.0, 854654976.0, "H200"), (150000.0, 854654976.0, "A100"),
+            (40000.0, 3.0e8, "L4"), (200000.0, 1.2e9, "H100 PCIe")]
+    reference = lambda t, f, gpu: t * f / PEAK_FLOPS[gpu]["bf16"]
+    mistakes = (
+        (lambda t, f, gpu: t * f / NANOGPT_PEAK, "ex_hint_a100_peak"),
+        (lambda t, f, gpu: t * f / (SPARSITY * PEAK_FLOPS[gpu]["bf16"]), "ex_hint_sparse_peak"),
+        (lambda t, f, gpu: 100 * reference(t, f, gpu), "ex_hint_percent"),
+    )
+    make = _call("tokens_per_s", "flops_per_token", "gpu")
+    return _check(fn, lang, "check_mfu_peak(mfu_on, LANG)", _cases(make, rows), reference, mistakes)
