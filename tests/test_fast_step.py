@@ -46,8 +46,8 @@ def test_each_ablation_removes_one_option_and_is_a_valid_step():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(attention_kernel="xformers"), "attention_kernel must be one of 'cudnn', 'flash', 'auto', 'naive'"),
-    (dict(precision="fp16"), "precision must be one of 'fp32', 'bf16'"),
+    (dict(attention_kernel="xformers"), "attention_kernel must be one of 'cudnn', 'flash', 'efficient', 'math', 'auto', 'naive'"),
+    (dict(precision="fp64"), "precision must be one of 'fp32', 'bf16', 'fp16'"),
     (dict(model=dataclasses.replace(FAST.model, attention="naive")), "model.attention must stay 'sdpa'"),
     (dict(model={"n_layer": 2}), "model must be a course_lib.models.gpt.GPTConfig"),
     (dict(lr=-1e-3), "lr must be > 0"),

@@ -351,3 +351,135 @@ def test_fp64_is_timed_with_float64_weights(monkeypatch):
 def test_the_shipped_configurations_pass_their_checks():
     for name, config in oo.CONFIGS.items():
         assert dataclasses.replace(config) == config and stored.configuration(oo.CONFIGS, name) is config
+
+
+# ---------------------------------------------------------------------------------------------- the staircase
+
+from course_lib.models import fast_step  # noqa: E402
+
+OPTION_FIELDS = ("precision", "tf32", "compile", "cuda_graphs", "fused_optimizer", "attention_kernel", "pinned", "model")
+
+
+def _changed(a, b):
+    return {f for f in OPTION_FIELDS if getattr(a, f) != getattr(b, f)}
+
+
+def test_each_rung_adds_one_option_and_the_last_is_the_fast_step():
+    steps = fast_step.staircase()
+    rungs = list(steps.values())
+    assert list(steps) == list(fast_step.RUNGS) and rungs[-1] == fast_step.FAST
+    plain = rungs[0]
+    assert (plain.precision, plain.tf32, plain.compile, plain.fused_optimizer, plain.attention_kernel, plain.pinned) == (
+        "fp32", False, False, False, "naive", False)
+    assert plain.model.vocab_size == 50257 and fast_step.FAST.model.vocab_size == fast_step.padded(50257) == 50304
+    for before, after in zip(rungs, rungs[1:]):
+        assert len(_changed(before, after)) == 1, (before, after)
+
+
+def test_each_alternative_changes_its_rung_only_as_declared():
+    steps, others = fast_step.staircase(), fast_step.alternatives()
+    assert _changed(steps["bf16"], others["fp16"]) == {"precision"} and others["fp16"].precision == "fp16"
+    for kernel in ("flash", "efficient", "math"):
+        assert _changed(steps["sdpa"], others[f"sdpa_{kernel}"]) == {"attention_kernel"}
+    accumulated = others["accumulate"]
+    assert accumulated.tokens_per_step == steps["compile"].tokens_per_step and accumulated.accumulate == 4
+    assert not accumulated.cuda_graphs
+
+
+def test_cuda_graphs_refuse_to_accumulate():
+    with pytest.raises(ValueError, match="169545"):
+        dataclasses.replace(fast_step.FAST, micro_batch=3, accumulate=4)
+
+
+def test_a_staircase_that_cannot_end_at_its_top_is_refused():
+    with pytest.raises(ValueError, match="unpadded_vocab"):
+        fast_step.staircase(fast_step.FAST, 50305)
+    with pytest.raises(ValueError, match="autotune|RUNGS"):
+        fast_step.staircase(dataclasses.replace(fast_step.FAST, autotune=True))
+
+
+def test_elapsed_times_the_call_on_a_cpu():
+    import time
+
+    assert bench.elapsed(lambda: time.sleep(0.02), "cpu") >= 0.02
+    with pytest.raises(TypeError, match="fn"):
+        bench.elapsed(3, "cpu")
+
+
+SMALL_STAIRCASE = dataclasses.replace(oo.STAIRCASE_CONFIGS["staircase-cpu"], name="small", steps=1, rounds=2,
+                                      shapes=oo.CPU_SHAPES[:4])
+
+
+def test_one_process_of_the_staircase_times_every_rung_and_shape():
+    result = oo.time_staircase(SMALL_STAIRCASE, "cpu")
+    assert list(result["rungs"]) == list(SMALL_STAIRCASE.rungs) and not result["errors"]
+    assert all(len(ms) == 2 and min(ms) > 0 for ms in result["rungs"].values())
+    assert [s["k"] for s in result["shapes"]] == [128, 128, 126, 128] and all(len(s["ms"]) == 2 for s in result["shapes"])
+
+
+def test_the_summary_chains_the_rungs_and_compares_shapes():
+    processes = [{"rungs": {"plain": [10.0, 10.0], "bf16": [5.0, 5.0], "sdpa": [4.0, 4.0], "vocab": [2.0, 2.0], "fused_adamw": [1.0, 1.0]},
+                  "peak_memory_mb": {}, "errors": {}, "alternatives": {}, "alternatives_memory_mb": {},
+                  "shapes": [{"varies": v, "m": m, "k": k, "n": n, "ms": [t, t]}
+                             for (v, m, k, n), t in zip(oo.CPU_SHAPES[:4], (2.0, 1.0, 1.0, 1.0))]}]
+    results = {"config": dataclasses.asdict(SMALL_STAIRCASE), "processes": processes,
+               "logits": {"dtype": "bfloat16", "logits_mb": 1.0, "fp32_logits_mb": 2.0, "peak_loss_only_mb": None, "peak_kept_mb": None},
+               "provenance": {"date": "d", "device": "CPU", "driver": None, "torch": "t", "cuda": None, "command": "c"}}
+    summary = oo.staircase_summary(results)
+    assert [r["vs_previous"] for r in summary["rungs"]] == [1.0, 2.0, 1.25, 2.0, 2.0]
+    assert [r["vs_plain"] for r in summary["rungs"]] == [1.0, 2.0, 2.5, 5.0, 10.0]
+    vocab_2000, vocab_2048 = summary["shapes"][:2]
+    assert vocab_2000["round_gain"] == pytest.approx(2.0 * 2048 / 2000) and "round_gain" not in vocab_2048
+
+
+def test_the_staircase_command_runs_on_a_cpu_at_a_small_size(tmp_path, monkeypatch):
+    """The GPU study's one command, as the lesson names it, at the CPU configuration's size: separate processes, stored, loaded back."""
+    monkeypatch.setitem(oo.STAIRCASE_CONFIGS, "staircase-cpu", dataclasses.replace(SMALL_STAIRCASE, name="staircase-cpu", processes=2))
+    out = tmp_path / "staircase.json"
+    oo.main(["--config", "staircase-cpu", "--device", "cpu", "--out", str(out)])
+    results = json.loads(out.read_text())
+    assert len(results["processes"]) == 2 and results["logits"]["dtype"] == "bfloat16"
+    summary = oo.staircase_summary(results)
+    assert [r["rung"] for r in summary["rungs"]] == list(SMALL_STAIRCASE.rungs) and summary["processes"] == 2
+
+
+def test_the_stored_staircase_is_complete_and_ends_at_the_fast_step():
+    results = oo.load_staircase()
+    summary = oo.staircase_summary(results)
+    assert "H100" in results["provenance"]["device"] and not summary["errors"]
+    assert [r["rung"] for r in summary["rungs"]] == list(fast_step.RUNGS) and summary["processes"] == 3
+    assert [r["alternative"] for r in summary["alternatives"]] == list(fast_step.ALTERNATIVES)
+    assert oo.staircase_config(results["config"]).steps_of()["pinned"] == fast_step.FAST
+    logits = results["logits"]
+    assert logits["dtype"] == "bfloat16" and logits["logits_mb"] == pytest.approx(12 * 1024 * 50304 * 2 / 2**20)
+
+
+def test_the_logits_under_bf16_autocast_are_bf16_on_a_cpu_too():
+    logits = oo.logits_memory(SMALL_STAIRCASE, "cpu")
+    model = SMALL_STAIRCASE.top.model
+    assert logits["dtype"] == "bfloat16"
+    assert logits["logits_mb"] == pytest.approx(2 * model.block_size * model.vocab_size * 2 / 2**20) == logits["fp32_logits_mb"] / 2
+
+
+def test_ten_tying_seeds_are_stored_from_a_cpu():
+    results = oo.load_results("tying-cpu")
+    assert set(results) == {"config", "provenance", "weight_tying"} and results["provenance"]["device"] == "CPU"
+    assert all(len(results["weight_tying"][k]["eval_loss"]) == 10 for k in ("tied", "untied"))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(rungs=("bf16", "sdpa")), "start with 'plain'"), (dict(rungs=("plain", "warp")), "rungs\\[1\\]"),
+    (dict(alternatives=("fp16",)), "replaces the rung 'bf16'"), (dict(rounds=1), "rounds"),
+    (dict(shapes=(("vocab", 0, 1, 1),)), "shapes\\[0\\]"), (dict(shape_dtype="fp8"), "shape_dtype"),
+])
+def test_bad_staircase_configurations_are_refused(change, message):
+    config = oo.STAIRCASE_CONFIGS["staircase-cpu"]
+    with pytest.raises((ValueError, TypeError), match=message):
+        dataclasses.replace(config, **{"rungs": ("plain", "tf32"), **change} if "rungs" not in change and "alternatives" in change else change)
+
+
+def test_a_configuration_measures_only_its_parts():
+    with pytest.raises(ValueError, match="parts\\[0\\]"):
+        dataclasses.replace(oo.CONFIGS["cpu"], parts=("speed",))
+    with pytest.raises(ValueError, match="parts is empty"):
+        dataclasses.replace(oo.CONFIGS["cpu"], parts=())
