@@ -427,7 +427,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "peak_line": {"vi": "{gpu}: đỉnh {peak} TFLOP/s (ma trận dày đặc, độ chính xác 16 bit)", "en": "{gpu}: peak {peak} TFLOP/s (dense, 16-bit precision)"},
     "col_length": {"vi": "Độ dài T (token)", "en": "Length T (tokens)"},
     "col_dense": {"vi": "Phần dày đặc 6N (GFLOP/token)", "en": "Dense part 6N (GFLOP/token)"},
-    "col_attention": {"vi": "Phần chú ý 12·L·d·T (GFLOP/token)", "en": "Attention 12·L·d·T (GFLOP/token)"},
+    "col_attention": {"vi": "Phần chú ý 12·n_layer·d·T (GFLOP/token)", "en": "Attention 12·n_layer·d·T (GFLOP/token)"},
     "col_share": {"vi": "Tỉ trọng của phần chú ý (%)", "en": "Attention's share (%)"},
     "col_batch": {"vi": "Kích thước lô B", "en": "Batch size B"},
     "col_ms_step": {"vi": "ms mỗi bước", "en": "ms per step"},
@@ -469,12 +469,12 @@ _STRINGS: dict[str, dict[str, str]] = {
     "contiguity_line": {
         "vi": "trên máy này, tổng từng hàng của ma trận {n} × {n}: liên tục {a} ms, chuyển vị (không liên tục) {b} ms; "
               "chép sang bộ nhớ liên tục {c} ms",
-        "en": "on this machine, row sums of an {n} × {n} matrix: contiguous {a} ms, transposed (not contiguous) {b} ms; "
+        "en": "on this machine, row sums of a {n} × {n} matrix: contiguous {a} ms, transposed (not contiguous) {b} ms; "
               "copying it to contiguous memory {c} ms",
     },
     "contiguity_stored": {
         "vi": "trên H100 (đã lưu), ma trận {n} × {n}: liên tục {a} ms, chuyển vị {b} ms, chép {c} ms",
-        "en": "on the H100 (stored), a {n} × {n} matrix: contiguous {a} ms, transposed {b} ms, copy {c} ms",
+        "en": "on the H100 (stored), an {n} × {n} matrix: contiguous {a} ms, transposed {b} ms, copy {c} ms",
     },
     "pinned_line": {
         "vi": "chép từ bộ nhớ thường (pageable) {a} GB/s, từ bộ nhớ ghim (pinned) {b} GB/s; "
@@ -509,32 +509,6 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "GPT-2 small on 10 billion tokens, 0.5 million tokens per step: {steps} steps; saving 0.05 s per step = {minutes} minutes",
     },
     "option": {"vi": "Tùy chọn", "en": "Option"},
-    "compared": {"vi": "So sánh", "en": "Compared"},
-    "speedup": {"vi": "Hệ số tăng tốc", "en": "Speed-up"},
-    "memory_col": {"vi": "Bộ nhớ GPU đỉnh", "en": "Peak GPU memory"},
-    "opt_batch": {"vi": "kích thước lô là lũy thừa của 2", "en": "power-of-two batch size"},
-    "cmp_batch": {"vi": "thời gian mỗi chuỗi, lô 15 → 16", "en": "time per sequence, batch 15 → 16"},
-    "opt_vocab": {"vi": "đệm từ vựng lên bội của 64", "en": "vocabulary padded to a multiple of 64"},
-    "cmp_vocab": {"vi": "V = {b} → {a}", "en": "V = {b} → {a}"},
-    "opt_bf16": {"vi": "độ chính xác hỗn hợp bf16", "en": "bf16 mixed precision"},
-    "cmp_bf16": {"vi": "fp32 → autocast bf16", "en": "fp32 → bf16 autocast"},
-    "opt_tf32": {"vi": "TF32", "en": "TF32"},
-    "cmp_tf32": {"vi": "fp32 → phép nhân ma trận TF32", "en": "fp32 → TF32 matrix multiplies"},
-    "opt_accumulate": {"vi": "tích lũy gradient", "en": "gradient accumulation"},
-    "cmp_accumulate": {"vi": "một lô → {k} lô vi mô (fp32)", "en": "one batch → {k} micro-batches (fp32)"},
-    "opt_attention": {"vi": "chú ý hợp nhất (FlashAttention)", "en": "fused attention (FlashAttention)"},
-    "cmp_attention": {"vi": "viết theo công thức → hợp nhất, một tầng, T = {T}", "en": "written out → fused, one layer, T = {T}"},
-    "opt_fused_adamw": {"vi": "AdamW hợp nhất", "en": "fused AdamW"},
-    "cmp_fused_adamw": {"vi": "vòng lặp qua từng tensor → một kernel", "en": "loop over tensors → one kernel"},
-    "opt_compile": {"vi": "torch.compile", "en": "torch.compile"},
-    "cmp_compile": {"vi": "eager (không biên dịch) → biên dịch", "en": "eager → compiled"},
-    "opt_pinned": {"vi": "bộ nhớ ghim (pinned)", "en": "pinned memory"},
-    "cmp_pinned": {"vi": "chép 256 MB lên GPU, pageable → pinned", "en": "256 MB copy to the GPU, pageable → pinned"},
-    "opt_tying": {"vi": "dùng chung trọng số", "en": "weight tying"},
-    "cmp_tying": {"vi": "tham số của GPT-2 small: −{pct}%; mất mát: không có khác biệt đo được (3 seed)",
-                  "en": "GPT-2 small's parameters: −{pct}%; loss: no measurable difference (3 seeds)"},
-    "opt_ddp": {"vi": "song song dữ liệu (DDP)", "en": "data parallelism (DDP)"},
-    "cmp_ddp": {"vi": "nhiều GPU: đo ở một phần riêng của khóa học", "en": "several GPUs: measured in a separate part of the course"},
     "attn_time_axis": {"vi": "Thời gian lan truyền xuôi + ngược (ms)", "en": "Forward + backward time (ms)"},
     "attn_memory_axis": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
     "attn_fused": {"vi": "hợp nhất (scaled_dot_product_attention)", "en": "fused (scaled_dot_product_attention)"},
@@ -1175,6 +1149,124 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "{variant}: weights {weights} MB, gradients {grads} MB, AdamW {adam} MB, total {total} MB (activations not included)",
     },
     # (end of lesson 04's second-edition strings)
+    # Lesson 05, second edition: the staircase and the corrections.
+    "staircase_provenance": {
+        "vi": ("Bậc thang đã lưu: đo ngày {date} trên {device} (driver {driver}), torch {torch}, CUDA {cuda}; lệnh: {command}; "
+               "{processes} tiến trình riêng × {rounds} vòng × {steps} bước tối ưu cho mỗi bậc, các bậc đo xen kẽ nhau"),
+        "en": ("Stored staircase: measured on {date} on {device} (driver {driver}), torch {torch}, CUDA {cuda}; command: {command}; "
+               "{processes} separate processes × {rounds} rounds × {steps} optimizer steps per rung, the rungs interleaved"),
+    },
+    "tying_provenance": {
+        "vi": "Dùng chung trọng số, đã lưu: chạy ngày {date} trên CPU, torch {torch}; lệnh: {command}",
+        "en": "Weight tying, stored: run on {date} on a CPU, torch {torch}; command: {command}",
+    },
+    "key_staircase": {
+        "vi": ("Trên {device}, GPT-2 small ({batch} chuỗi × {T} token mỗi bước): bước fp32 thường mất {plain} ms, bước nhanh "
+               "{fast} ms, nhanh gấp {total} lần ({processes} tiến trình; mỗi tiến trình {rounds} vòng)."),
+        "en": ("On an {device}, GPT-2 small ({batch} sequences × {T} tokens per step): the plain fp32 step takes {plain} ms, the fast "
+               "step {fast} ms, {total} times faster ({processes} processes of {rounds} rounds each)."),
+    },
+    "key_rungs": {
+        "vi": "Các bậc lớn nhất: {large}. Gần như không được gì ở kích thước này: {small}.",
+        "en": "The largest rungs: {large}. Next to nothing at this size: {small}.",
+    },
+    "key_tying": {
+        "vi": ("Dùng chung trọng số ({n} seed): mất mát giữ lại {tied} khi dùng chung, {untied} khi không; trọng số dùng chung "
+               "không học tốt hơn trong phép đo này."),
+        "en": ("Weight tying ({n} seeds): held-out loss {tied} tied, {untied} untied; the tied model did not learn better "
+               "in this measurement."),
+    },
+    "rung_plain": {"vi": "bước fp32 thường", "en": "plain fp32 step"},
+    "rung_tf32": {"vi": "+ nhân ma trận TF32", "en": "+ TF32 matrix multiplies"},
+    "rung_bf16": {"vi": "+ autocast bf16", "en": "+ bf16 autocast"},
+    "rung_sdpa": {"vi": "+ scaled_dot_product_attention", "en": "+ scaled_dot_product_attention"},
+    "rung_cudnn": {"vi": "+ back-end chú ý của cuDNN", "en": "+ cuDNN's attention back-end"},
+    "rung_vocab": {"vi": "+ từ vựng đệm lên bội của 64", "en": "+ vocabulary padded to a multiple of 64"},
+    "rung_fused_adamw": {"vi": "+ AdamW hợp nhất (fused)", "en": "+ fused AdamW"},
+    "rung_compile": {"vi": "+ torch.compile", "en": "+ torch.compile"},
+    "rung_cuda_graphs": {"vi": "+ CUDA graph", "en": "+ CUDA graphs"},
+    "rung_pinned": {"vi": "+ bộ nhớ ghim, chép non_blocking", "en": "+ pinned memory, non-blocking copies"},
+    "alt_fp16": {"vi": "autocast fp16 + GradScaler", "en": "fp16 autocast + GradScaler"},
+    "alt_sdpa_flash": {"vi": "back-end FlashAttention-2", "en": "FlashAttention-2 back-end"},
+    "alt_sdpa_efficient": {"vi": "back-end tiết kiệm bộ nhớ", "en": "memory-efficient back-end"},
+    "alt_sdpa_math": {"vi": "back-end math (công thức)", "en": "math back-end (the formula)"},
+    "alt_accumulate": {"vi": "4 lô vi mô × 3 chuỗi, tích lũy gradient", "en": "4 micro-batches of 3, accumulated"},
+    "col_rung": {"vi": "Bậc (thêm một tùy chọn)", "en": "Rung (one option more)"},
+    "col_mfu_bf16": {"vi": "MFU (% đỉnh bf16)", "en": "MFU (% of bf16 peak)"},
+    "col_step_gain": {"vi": "× so với bậc trước (khoảng)", "en": "× the rung before (range)"},
+    "col_total_gain": {"vi": "× so với bước thường", "en": "× the plain step"},
+    "col_alternative": {"vi": "Phương án thay thế", "en": "Alternative"},
+    "col_instead_of": {"vi": "thay cho bậc", "en": "in place of the rung"},
+    "col_vs_rung": {"vi": "× so với bậc đó (khoảng)", "en": "× that rung (range)"},
+    "col_varies": {"vi": "Kích thước không tròn", "en": "What is not round"},
+    "col_mkn": {"vi": "M × K × N", "en": "M × K × N"},
+    "col_ms_matmul": {"vi": "ms mỗi phép nhân", "en": "ms per multiply"},
+    "col_tflops": {"vi": "TFLOP/s", "en": "TFLOP/s"},
+    "col_gflops": {"vi": "GFLOP/s", "en": "GFLOP/s"},
+    "col_round_gain": {"vi": "Lợi của kích thước tròn (khoảng)", "en": "Gain of the round shape (range)"},
+    "varies_vocab": {"vi": "từ vựng (N)", "en": "vocabulary (N)"},
+    "varies_width": {"vi": "độ rộng (K)", "en": "width (K)"},
+    "varies_tokens": {"vi": "số token B·T (M)", "en": "tokens B·T (M)"},
+    "varies_inner": {"vi": "chiều trong (K)", "en": "inner size (K)"},
+    "micro_pinned": {"vi": "chép {mb} MiB lên GPU: bộ nhớ ghim so với thường", "en": "copying {mb} MiB to the GPU: pinned vs pageable"},
+    "micro_attention": {"vi": "một tầng chú ý, T = 1.024: SDPA so với viết theo công thức",
+                        "en": "one attention layer, T = 1,024: SDPA vs written out"},
+    "micro_vocab": {"vi": "phép nhân của tầng đầu ra, V = {a} → {b}", "en": "the output layer's multiply, V = {a} → {b}"},
+    "micro_contiguity": {"vi": "tổng các hàng của ma trận {n} × {n}: liên tục so với chuyển vị",
+                         "en": "row sums of an {n} × {n} matrix: contiguous vs transposed"},
+    "col_timed_alone": {"vi": "Đo riêng một phần của bước (H100, đã lưu)", "en": "One part of a step, timed alone (H100, stored)"},
+    "col_speedup": {"vi": "Nhanh hơn", "en": "Speed-up"},
+    "col_model": {"vi": "Mô hình", "en": "Model"},
+    "col_parameters": {"vi": "Tham số", "en": "Parameters"},
+    "col_ddp": {"vi": "DDP (GB mỗi GPU)", "en": "DDP (GB per GPU)"},
+    "col_zero1": {"vi": "ZeRO-1", "en": "ZeRO-1"},
+    "col_zero2": {"vi": "ZeRO-2 (FSDP SHARD_GRAD_OP)", "en": "ZeRO-2 (FSDP SHARD_GRAD_OP)"},
+    "col_zero3": {"vi": "ZeRO-3 (FSDP FULL_SHARD)", "en": "ZeRO-3 (FSDP FULL_SHARD)"},
+    "cpu_staircase_line": {
+        "vi": "Trên CPU này: bậc cuối nhanh gấp {total} lần bước thường ({rounds} vòng, một tiến trình; chạy lại để thấy độ dao động).",
+        "en": "On this CPU: the last rung is {total} times as fast as the plain step ({rounds} rounds, one process; run it again to see the spread).",
+    },
+    "bubble_line": {
+        "vi": "GPipe với {p} tầng: {m} lô vi mô mỗi bước → mỗi GPU chờ {pct}% thời gian",
+        "en": "GPipe with {p} stages: {m} micro-batches per step → each GPU idle {pct}% of the time",
+    },
+    "token_storage_line": {
+        "vi": "{tokens} token: uint16 {a} GB, int32 {b} GB, int64 {c} GB (gấp {ratio} lần uint16); một lô 12 × 1.025 token: {batch} KB ở int64",
+        "en": "{tokens} tokens: uint16 {a} GB, int32 {b} GB, int64 {c} GB ({ratio} times uint16); one batch of 12 × 1,025 tokens: {batch} KB as int64",
+    },
+    "logits_line": {
+        "vi": ("Dưới autocast bf16, logit có kiểu {dtype}: {mb} MiB cho {batch} × 1.024 × 50.304 số (ở fp32 là {fp32} MiB). Giữ chúng "
+               "qua lượt lan truyền ngược nâng bộ nhớ đỉnh từ {a} lên {b} MiB (+{gap} MiB)."),
+        "en": ("Under bf16 autocast the logits are {dtype}: {mb} MiB for {batch} × 1,024 × 50,304 numbers (in fp32 {fp32} MiB). "
+               "Holding them through the backward pass raised the peak from {a} to {b} MiB (+{gap} MiB)."),
+    },
+    "nanogpt_gap_line": {
+        "vi": "Bộ nhớ đỉnh của nanoGPT trừ của khóa học, lô vi mô {batch}: {gap} MiB, tức {x} lần logit bf16.",
+        "en": "nanoGPT's peak memory less the course's, micro-batch {batch}: {gap} MiB, {x} times the bf16 logits.",
+    },
+    "tying_summary": {
+        "vi": "{kind}: {params} tham số; mất mát giữ lại {mean} ± {sd} (độ lệch chuẩn, {n} seed), từ {low} đến {high}; số seed dưới {cut}: {below}",
+        "en": "{kind}: {params} parameters; held-out loss {mean} ± {sd} (standard deviation, {n} seeds), {low} to {high}; seeds below {cut}: {below}",
+    },
+    "batch_overlap_line": {
+        "vi": "Mỗi chuỗi (H100, đã lưu): lô 15 từ {a} đến {b} ms, lô 16 từ {c} đến {d} ms: hai khoảng {verdict}.",
+        "en": "Per sequence (H100, stored): batch 15 from {a} to {b} ms, batch 16 from {c} to {d} ms: the ranges {verdict}.",
+    },
+    "overlap": {"vi": "chồng lên nhau", "en": "overlap"},
+    "no_overlap": {"vi": "không chồng lên nhau", "en": "do not overlap"},
+    "vocab_two_ways": {
+        "vi": "Đệm từ vựng {a} → {b}: nhanh gấp {eager} lần trong bước eager (bậc thang), {compiled} lần trong bước đã biên dịch (ablation).",
+        "en": "Padding the vocabulary {a} → {b}: {eager} times faster in the eager step (the staircase), {compiled} times inside the compiled step (the ablation).",
+    },
+    "contiguity_ratio": {
+        "vi": "Đọc theo chiều chuyển vị chậm gấp {here} lần trên máy này, {gpu} lần trên H100.",
+        "en": "Reading the transposed layout took {here} times as long on this machine, {gpu} times on the H100.",
+    },
+    "attention_growth": {
+        "vi": "Chú ý hợp nhất trên H100, T = {lengths}: {times} ms; mỗi lần T gấp đôi từ {start} trở đi, thời gian gấp {ratios} lần.",
+        "en": "Fused attention on the H100, T = {lengths}: {times} ms; each doubling of T from {start} on multiplies the time by {ratios}.",
+    },
+    # (end of lesson 05's staircase strings)
     # Lesson 05, second edition: what learners get wrong.
     "mistakes_acc_tokens": {
         "vi": "{k} lô vi mô có {tokens} token thật; trong trung bình của các trung bình, mỗi token của chúng nặng gấp {weights} "

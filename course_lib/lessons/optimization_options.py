@@ -58,8 +58,8 @@ from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss, naiv
 __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_parameter", "precisions", "accumulation",
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
            "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate", "StaircaseConfig",
-           "STAIRCASE_CONFIGS", "PARTS", "GPU_SHAPES", "CPU_SHAPES", "time_staircase", "staircase_study", "staircase_config", "logits_memory",
-           "load_staircase", "staircase_summary", "MODULE"]
+           "STAIRCASE_CONFIGS", "PARTS", "GPU_SHAPES", "CPU_SHAPES", "time_staircase", "staircase_here", "staircase_study", "staircase_config", "logits_memory",
+           "load_staircase", "staircase_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage"]
 
 
 MODULE = "course_lib.lessons.optimization_options"  # its name also when run as ``python -m``
@@ -739,6 +739,14 @@ def logits_memory(config: StaircaseConfig, device=None) -> dict:
     return out
 
 
+def staircase_here(config: StaircaseConfig, device=None) -> dict:
+    """The staircase in this process (one process of :func:`time_staircase`), in the form :func:`staircase_summary` reads: a live run."""
+    _check_staircase(config)
+    device = pick_device(device)
+    return {"config": dataclasses.asdict(config), "processes": [time_staircase(config, device)], "logits": logits_memory(config, device),
+            "provenance": stored.provenance(device, "staircase_here")}
+
+
 def staircase_study(config: StaircaseConfig, device=None, progress=print) -> dict:
     """``config.processes`` processes of :func:`time_staircase`, then the logits' memory, with provenance."""
     _check_staircase(config)
@@ -831,14 +839,51 @@ def staircase_summary(results: Mapping) -> dict:
         row = {"varies": shape[0], "m": shape[1], "k": shape[2], "n": shape[3], "ms": ms, "ms_low": min(times), "ms_high": max(times),
                "tflops": 2 * shape[1] * shape[2] * shape[3] / (ms / 1e3) / 1e12}
         shapes.append(row)
-    for row, after in zip(shapes, shapes[1:]):
+    for i, (row, after) in enumerate(zip(shapes, shapes[1:])):
         odd = next((n for n in (row["m"], row["k"], row["n"]) if n % 64), None)
         if odd is not None and after["varies"] == row["varies"] and not any(n % 64 for n in (after["m"], after["k"], after["n"])):
+            work = (after["m"] * after["k"] * after["n"]) / (row["m"] * row["k"] * row["n"])
+            gains = [work * statistics.median(p["shapes"][i]["ms"]) / statistics.median(p["shapes"][i + 1]["ms"]) for p in processes]
             row["round_gain"] = after["tflops"] / row["tflops"]
+            row["round_gain_low"], row["round_gain_high"] = min(gains), max(gains)
     errors = {name: error for p in processes for name, error in p["errors"].items()}
     return {"rungs": rungs, "alternatives": others, "shapes": shapes, "errors": errors, "processes": len(processes),
             "rounds": config.rounds, "steps": config.steps, "micro_batch": config.top.micro_batch,
             "block_size": config.top.model.block_size}
+
+
+def sharded_memory(parameters: int, gpus: int) -> dict[str, float]:
+    """Bytes per GPU of the weights, gradients and AdamW moments (fp32, 16 per parameter) under data parallelism and its shardings.
+
+    ``ddp``: every GPU holds all of it.  ZeRO's stages (and FSDP's
+    strategies) split it over the ``gpus``: ``zero1`` the two moments
+    (FSDP has no such mode), ``zero2`` the gradients too (FSDP's
+    SHARD_GRAD_OP), ``zero3`` the weights too (FSDP's FULL_SHARD), gathered
+    layer by layer when used.  Activations come on top of every one.
+    """
+    check_int("parameters", parameters, 1, unit="parameters")
+    check_int("gpus", gpus, 1, unit="GPUs")
+    weights = gradients = 4 * parameters
+    moments = 8 * parameters
+    return {"ddp": weights + gradients + moments, "zero1": weights + gradients + moments / gpus,
+            "zero2": weights + (gradients + moments) / gpus, "zero3": (weights + gradients + moments) / gpus}
+
+
+def pipeline_bubble(stages: int, micro_batches: int) -> float:
+    """The share of time each GPU of a GPipe pipeline waits: (p - 1) / (m + p - 1) for p stages and m micro-batches per step."""
+    check_int("stages", stages, 1, unit="pipeline stages (GPUs)")
+    check_int("micro_batches", micro_batches, 1, unit="micro-batches per optimizer step")
+    return (stages - 1) / (micro_batches + stages - 1)
+
+
+def token_storage(tokens: float, vocab_size: int = 50257) -> dict[str, float]:
+    """Bytes of a tokenized corpus of ``tokens`` ids as uint16 (ids below 65,536, as nanoGPT stores them), int32 and int64."""
+    check_number("tokens", tokens, "a finite number >= 0", lambda v: 0 <= v < math.inf)
+    check_int("vocab_size", vocab_size, 1, unit="tokens")
+    sizes = {"uint16": 2, "int32": 4, "int64": 8}
+    if vocab_size > 2**16:
+        del sizes["uint16"]  # its ids would not fit
+    return {dtype: tokens * size for dtype, size in sizes.items()}
 
 
 def _run_any(config, device=None):

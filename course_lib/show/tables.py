@@ -6,7 +6,6 @@ with (a threshold of 0.01 is written from ``excess=0.01``, not typed in).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from typing import Mapping, Sequence
@@ -21,10 +20,11 @@ from course_lib.i18n import check_language, count, number, plain, significant, t
 from course_lib.lessons import finetuning_bert, stored, targeted_freezing_gpt
 from course_lib.lessons.gradient_clipping import SETUPS, clipping_stats, layer_clipping, steps_to_target_by_rate, value_ranges
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_law_holds_until, schedule_stats
-from course_lib.models.gpt import GPTConfig, parameter_count
+from course_lib.lessons.optimization_options import sharded_memory
+from course_lib.models.fast_step import padded as padded_vocab
 from course_lib.show.report import Table
 
-__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "options_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table", "clipping_by_rate"]
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "staircase_table", "alternatives_table", "shapes_table", "micro_table", "zero_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table", "clipping_by_rate"]
 
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -280,61 +280,107 @@ def measured_table(rows: Sequence[Mapping], columns: Sequence[tuple], lang: str)
     return Table(header, tuple(body))
 
 
-def options_table(results: dict, lang: str) -> Table:
-    """Lesson 05: the notes' qualitative table, measured: each option against its baseline, time and memory."""
-    def by(rows, key, value):
-        found = next((r for r in rows if isinstance(r, Mapping) and r.get(key) == value), None)
-        if found is None:
-            raise ValueError(f"results has no measurement with {key}={value!r}, which options_table compares: pass {_GPU_RESULTS}")
-        return found
+def _range(low: float, high: float, lang: str, digits: int = 2, prefix: str = "") -> str:
+    return f"{prefix}{number(low, lang, digits)}–{number(high, lang, digits)}"
 
-    def times(a, b):
-        return f"×{number(a / b, lang, 2)}"
 
-    def memory(a, b):
-        return "-" if a is None or b is None else f"{number(a / 1024, lang, 1)} → {number(b / 1024, lang, 1)} GB"
+def staircase_table(summary: Mapping, lang: str) -> Table:
+    """Lesson 05: each rung of the staircase (:func:`~course_lib.lessons.optimization_options.staircase_summary`), one option more per row.
 
+    ms per step (the range: the lowest and highest process median, or of the
+    rounds when one process ran), tokens/s, MFU, peak memory, and the
+    speed-up over the rung before (its range over the processes) and over the plain step.
+    """
     check_language(lang)
-    r = results
-    for key in ("vocabulary_sizes", "precisions", "accumulation", "attention_lengths", "optimizers", "compiled",
-                "pinned_copies", "batch_sizes"):
-        if stored.require(r, [key], _GPU_RESULTS) is None:
-            raise ValueError(f"results[{key!r}] is None (not measured on this device): pass {_GPU_RESULTS}")
-    v = {row["vocab"]: row for row in r["vocabulary_sizes"]}
-    if len(v) != 2:
-        raise ValueError(f"results['vocabulary_sizes'] must hold two vocabulary sizes (padded or not), got {sorted(v)}: pass {_GPU_RESULTS}")
-    small, large = sorted(v)
-    p = {name: by(r["precisions"], "precision", name) for name in ("fp32", "tf32", "bf16")}
-    acc = r["accumulation"]
-    att = by(r["attention_lengths"], "length", stored.require(r, ["config", "model", "block_size"], _GPU_RESULTS))
-    opt = {name: by(r["optimizers"], "optimizer", name) for name in ("loop", "fused")}
-    comp = r["compiled"]
-    pin = r["pinned_copies"]
-    batches = r["batch_sizes"]
-    pow2 = by(batches, "batch", 16)
-    before = by(batches, "batch", 15)
-    model = GPTConfig(**r["config"]["model"])
-    saved = 1 - parameter_count(model) / parameter_count(dataclasses.replace(model, tie_weights=False))
+    rungs = stored.require(summary, ["rungs"], _STAIRCASE)
+    if not rungs:
+        raise ValueError(f"summary['rungs'] is empty: there is nothing to show; pass {_STAIRCASE}")
+    rows = []
+    for r in rungs:
+        low, high = (r["process_low"], r["process_high"]) if r["processes"] > 1 else (r["ms_low"], r["ms_high"])
+        rows.append(dict(r, option=text(f"rung_{r['rung']}", lang), ms_range=_range(low, high, lang),
+                         tokens_per_s=round(r["tokens_per_s"]),
+                         step_gain="-" if r["rung"] == "plain" else f"×{number(r['vs_previous'], lang, 2)}" + (
+                             f" ({_range(r['vs_previous_low'], r['vs_previous_high'], lang)})" if r["processes"] > 1 else ""),
+                         total_gain=f"×{number(r['vs_plain'], lang, 2)}"))
+    return measured_table(rows, [("option", "col_rung", 0), ("ms_per_step", "col_ms_step", 1), ("ms_range", "col_ms_range", 0),
+                                 ("tokens_per_s", "col_tokens_s", 0), ("mfu", "col_mfu_bf16", 1, 100),
+                                 ("peak_memory_mb", "col_memory_gb", 1, 1 / 1024), ("step_gain", "col_step_gain", 0),
+                                 ("total_gain", "col_total_gain", 0)], lang)
+
+
+def alternatives_table(summary: Mapping, lang: str) -> Table:
+    """Lesson 05: each alternative timed beside the rung it replaces: its ms per step, memory and speed against that rung."""
+    check_language(lang)
+    others = stored.require(summary, ["alternatives"], _STAIRCASE)
+    if not others:
+        raise ValueError(f"summary['alternatives'] is empty: there is nothing to show; pass {_STAIRCASE}")
+    rows = [dict(r, option=text(f"alt_{r['alternative']}", lang), base=text(f"rung_{r['base']}", lang),
+                 ms_range=_range(r["process_low"], r["process_high"], lang),
+                 gain=f"×{number(r['vs_base'], lang, 2)} ({_range(r['vs_base_low'], r['vs_base_high'], lang)})") for r in others]
+    return measured_table(rows, [("option", "col_alternative", 0), ("base", "col_instead_of", 0), ("ms_per_step", "col_ms_step", 1),
+                                 ("ms_range", "col_ms_range", 0), ("peak_memory_mb", "col_memory_gb", 1, 1 / 1024),
+                                 ("gain", "col_vs_rung", 0)], lang)
+
+
+def shapes_table(summary: Mapping, lang: str, *, tera: bool = True) -> Table:
+    """Lesson 05: matrix multiplies whose one dimension is round (a multiple of 64) or not: time, rate, the round shape's gain."""
+    check_language(lang)
+    check_type("tera", tera, bool, "True (TFLOP/s, a GPU) or False (GFLOP/s, a CPU)")
+    shapes = stored.require(summary, ["shapes"], _STAIRCASE)
+    processes = stored.require(summary, ["processes"], _STAIRCASE)
+    if not shapes:
+        raise ValueError(f"summary['shapes'] is empty: there is nothing to show; pass {_STAIRCASE}")
+    rows = [dict(r, what=text(f"varies_{r['varies']}", lang), shape=f"{count(r['m'], lang)} × {count(r['k'], lang)} × {count(r['n'], lang)}",
+                 gain="-" if "round_gain" not in r else f"×{number(r['round_gain'], lang, 2)}" + (
+                     f" ({_range(r['round_gain_low'], r['round_gain_high'], lang)})" if processes > 1 else ""))
+            for r in shapes]
+    rate = ("tflops", "col_tflops", 0) if tera else ("tflops", "col_gflops", 1, 1e3)
+    return measured_table(rows, [("what", "col_varies", 0), ("shape", "col_mkn", 0), ("ms", "col_ms_matmul", 3), rate,
+                                 ("gain", "col_round_gain", 0)], lang)
+
+
+def micro_table(results: Mapping, summary: Mapping, lang: str) -> Table:
+    """Lesson 05: the micro-benchmarks (one part of a step, timed alone), kept apart from the whole step's gains.
+
+    ``results`` is the stored GPU results (``load_results('gpu')``),
+    ``summary`` the stored staircase's summary.
+    """
+    check_language(lang)
+    pin = stored.require(results, ["pinned_copies"], _GPU_RESULTS)
+    att = next((r for r in stored.require(results, ["attention_lengths"], _GPU_RESULTS) if r.get("length") == 1024), None)
+    if pin is None or att is None:
+        raise ValueError(f"results lacks the pinned copies or the attention layer at T = 1,024: pass {_GPU_RESULTS}")
+    contiguity = stored.require(results, ["contiguity"], _GPU_RESULTS)
+    vocab = next((r for r in stored.require(summary, ["shapes"], _STAIRCASE) if r.get("varies") == "vocab" and "round_gain" in r), None)
+    if vocab is None:
+        raise ValueError(f"summary['shapes'] has no unaligned vocabulary: pass {_STAIRCASE}")
     rows = [
-        ("opt_batch", text("cmp_batch", lang), times(before["ms_per_sequence"], pow2["ms_per_sequence"]), "-"),
-        ("opt_vocab", text("cmp_vocab", lang, a=count(large, lang), b=count(small, lang)), times(v[small]["ms_per_step"], v[large]["ms_per_step"]), "-"),
-        ("opt_bf16", text("cmp_bf16", lang), times(p["fp32"]["ms_per_step"], p["bf16"]["ms_per_step"]),
-         memory(p["fp32"]["peak_memory_mb"], p["bf16"]["peak_memory_mb"])),
-        ("opt_tf32", text("cmp_tf32", lang), times(p["fp32"]["ms_per_step"], p["tf32"]["ms_per_step"]), "-"),
-        ("opt_accumulate", text("cmp_accumulate", lang, k=acc["k"]), times(acc["one_batch"]["ms_per_step"], acc["accumulated"]["ms_per_step"]),
-         memory(acc["one_batch"]["peak_memory_mb"], acc["accumulated"]["peak_memory_mb"])),
-        ("opt_attention", text("cmp_attention", lang, T=count(att["length"], lang)), times(att["naive_ms"], att["fused_ms"]),
-         memory(att["naive_memory_mb"], att["fused_memory_mb"])),
-        ("opt_fused_adamw", text("cmp_fused_adamw", lang), times(opt["loop"]["ms_per_step"], opt["fused"]["ms_per_step"]), "-"),
-        ("opt_compile", text("cmp_compile", lang), times(comp["eager"]["ms_per_step"], comp["compiled"]["ms_per_step"]), "-"),
-        ("opt_pinned", text("cmp_pinned", lang), times(pin["pageable_ms"], pin["pinned_ms"]), "-"),
-        ("opt_tying", text("cmp_tying", lang, pct=number(100 * saved, lang, 0)), "-", "-"),
-        ("opt_ddp", text("cmp_ddp", lang), "-", "-"),
+        (text("micro_pinned", lang, mb=count(pin["megabytes"], lang)), f"×{number(pin['pageable_ms'] / pin['pinned_ms'], lang, 2)}"),
+        (text("micro_attention", lang), f"×{number(att['naive_ms'] / att['fused_ms'], lang, 2)}"),
+        (text("micro_vocab", lang, a=count(vocab["n"], lang), b=count(padded_vocab(vocab["n"]), lang)),
+         f"×{number(vocab['round_gain'], lang, 2)} ({_range(vocab['round_gain_low'], vocab['round_gain_high'], lang)})"),
+        (text("micro_contiguity", lang, n=count(contiguity["n"], lang)),
+         f"×{number(contiguity['transposed_ms'] / contiguity['contiguous_ms'], lang, 2)}"),
     ]
-    header = tuple(text(k, lang) for k in ("option", "compared", "speedup", "memory_col"))
-    return Table(header, tuple((text(key, lang), *rest) for key, *rest in rows))
+    return Table((text("col_timed_alone", lang), text("col_speedup", lang)), tuple(rows))
 
 
+def zero_table(models: Mapping[str, int], gpus: int, lang: str) -> Table:
+    """Lesson 05: GB per GPU of weights, gradients and AdamW moments for each model, replicated (DDP) and sharded (ZeRO 1-3, FSDP)."""
+    check_language(lang)
+    check_type("models", models, Mapping, "a dict {model name: number of parameters}")
+    if not models:
+        raise ValueError("models is empty: give at least one {name: parameters}")
+    rows = []
+    for name, parameters in models.items():
+        memory = sharded_memory(parameters, gpus)
+        rows.append((name, count(parameters, lang), *(number(memory[k] / 1e9, lang, 1) for k in ("ddp", "zero1", "zero2", "zero3"))))
+    header = tuple(text(k, lang) for k in ("col_model", "col_parameters", "col_ddp", "col_zero1", "col_zero2", "col_zero3"))
+    return Table(header, tuple(rows))
+
+
+_STAIRCASE = "the summary of a staircase study, optimization_options.staircase_summary(load_staircase())"
 _GPU_RESULTS = "the GPU configuration's results, optimization_options.load_results('gpu')"
 _BENCHMARK = "the results of optimization_options.load_benchmark()"
 
