@@ -855,6 +855,7 @@ from course_lib.lessons import lr_schedules as _schedules_lesson
 from course_lib.lessons import optimization_options as _options
 from course_lib.lessons import stored as _stored
 from course_lib.show import tables as _tables
+from course_lib.models import fast_step as _fast_step
 
 
 def _speed(**kwargs):
@@ -1032,11 +1033,30 @@ TABLES_SHOW = [
     pytest.param(lambda: _tables.measured_table([1.0], [("a", "col_ms_step", 1)], "en"), TypeError, "rows[0] must be a dict", id="measured-row-float"),
     pytest.param(lambda: _tables.measured_table([], [("a", "col_ms_step")], "en"), TypeError, "columns[0] must be a tuple (key, label key, digits)",
                  id="measured-column-short"),
-    pytest.param(lambda: _tables.options_table({}, "en"), ValueError, "results has no 'vocabulary_sizes'", id="options-empty"),
-    pytest.param(lambda: _tables.options_table(_gpu_results(compiled=None), "en"), ValueError, "results['compiled'] is None",
-                 id="options-not-measured"),
-    pytest.param(lambda: _tables.options_table(_gpu_results(batch_sizes=[]), "en"), ValueError, "no measurement with batch=16",
-                 id="options-no-batch"),
+    pytest.param(lambda: _tables.staircase_table({}, "en"), ValueError, "results has no 'rungs'", id="staircase-empty"),
+    pytest.param(lambda: _tables.staircase_table({"rungs": []}, "en"), ValueError, "summary['rungs'] is empty", id="staircase-no-rungs"),
+    pytest.param(lambda: _tables.alternatives_table({"alternatives": []}, "en"), ValueError, "summary['alternatives'] is empty",
+                 id="alternatives-none"),
+    pytest.param(lambda: _tables.shapes_table({"shapes": [], "processes": 1}, "en"), ValueError, "summary['shapes'] is empty",
+                 id="shapes-none"),
+    pytest.param(lambda: _tables.shapes_table({"shapes": [], "processes": 1}, "en", tera=1), TypeError, "tera must be True (TFLOP/s, a GPU) or False",
+                 id="shapes-tera-int"),
+    pytest.param(lambda: _tables.micro_table(_gpu_results(pinned_copies=None), {"shapes": []}, "en"), ValueError,
+                 "results lacks the pinned copies", id="micro-no-pinned"),
+    pytest.param(lambda: _tables.zero_table({}, 8, "en"), ValueError, "models is empty", id="zero-no-models"),
+    pytest.param(lambda: _tables.zero_table({"m": 10}, 0, "en"), ValueError, "gpus must be >= 1", id="zero-no-gpus"),
+    pytest.param(lambda: _options.sharded_memory(0, 8), ValueError, "parameters must be >= 1", id="sharded-no-parameters"),
+    pytest.param(lambda: _options.pipeline_bubble(4, 0), ValueError, "micro_batches must be >= 1", id="bubble-no-micro-batches"),
+    pytest.param(lambda: _options.token_storage(-1), ValueError, "tokens must be a finite number >= 0", id="token-storage-negative"),
+    pytest.param(lambda: _options.staircase_summary([]), TypeError, "results must be the dict that staircase_study()", id="summary-list"),
+    pytest.param(lambda: _options.load_staircase("gpu"), ValueError, "name must be one of 'staircase-gpu'", id="load-staircase-gpu"),
+    pytest.param(lambda: _options.time_staircase(_options.CONFIGS["cpu"]), TypeError, "config must be a StaircaseConfig",
+                 id="time-staircase-config"),
+    pytest.param(lambda: _fast_step.staircase(3), TypeError, "top must be a course_lib.models.fast_step.StepOptions", id="staircase-top-int"),
+    pytest.param(lambda: _fast_step.padded(0), ValueError, "vocab_size must be >= 1", id="padded-zero"),
+    pytest.param(lambda: _timing.elapsed(None), TypeError, "fn must be a function of no arguments", id="elapsed-None"),
+    pytest.param(lambda: _stored.in_processes("no_colon", _options.CONFIGS["cpu"], None, 1), ValueError, 'target must be "module:function"',
+                 id="in-processes-target"),
     pytest.param(lambda: _tables.profile_table({"profile": {"wall_ms_per_step": 0, "gpu_ms_per_step": 1, "by_kind": {"matmul": 1.0}}}, "en"),
                  ValueError, "results['profile']['wall_ms_per_step'] must be a finite time > 0", id="profile-zero-wall"),
     pytest.param(lambda: _tables.benchmark_table({"comparison": {"rows": []}}, "en"), ValueError, "results['comparison']['rows'] is empty",

@@ -11,7 +11,8 @@ from course_lib.engine import timing as bench
 from course_lib.lessons import optimization_options as oo
 from course_lib.lessons import stored
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
-from course_lib.show.tables import measured_table, options_table
+from course_lib.show.tables import (alternatives_table, measured_table, micro_table, shapes_table, staircase_table,
+                                    zero_table)
 
 TINY = dataclasses.replace(oo.CONFIGS["cpu"], model=GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_embd=16, n_head=2),
                            batch_sizes=(3, 4), vocabularies=(60, 64), batch_size=8, accumulate=4, lengths=(8, 16),
@@ -154,8 +155,9 @@ def test_the_stored_gpu_results():
     assert "H100" in results["provenance"]["device"] or "H200" in results["provenance"]["device"]
     assert [r["batch"] for r in results["batch_sizes"]] == list(oo.CONFIGS["gpu"].batch_sizes)
     assert results["accumulation"]["max_relative_difference"] < 1e-4
+    stairs = oo.staircase_summary(oo.load_staircase())
     for lang in ("vi", "en"):
-        assert len(options_table(results, lang).rows) == 11
+        assert len(micro_table(results, stairs, lang).rows) == 4
 
 
 def test_the_stored_benchmark_loads_with_what_the_lesson_reads():
@@ -483,3 +485,53 @@ def test_a_configuration_measures_only_its_parts():
         dataclasses.replace(oo.CONFIGS["cpu"], parts=("speed",))
     with pytest.raises(ValueError, match="parts is empty"):
         dataclasses.replace(oo.CONFIGS["cpu"], parts=())
+
+
+def test_the_stored_staircase_supports_what_lesson_05_says():
+    """Each claim the lesson's prose makes about the staircase, checked on the stored study (a re-run must still support it)."""
+    stairs = oo.staircase_summary(oo.load_staircase())
+    rungs = {r["rung"]: r for r in stairs["rungs"]}
+    climbs = sorted((r for r in stairs["rungs"] if r["rung"] != "plain"), key=lambda r: -r["vs_previous"])
+    assert {r["rung"] for r in climbs[:2]} == {"tf32", "sdpa"} and all(r["vs_previous"] > 1.9 for r in climbs[:2])  # "each about ×2"
+    assert [r["rung"] for r in climbs[2:4]] == ["vocab", "compile"]
+    assert rungs["bf16"]["vs_previous"] < 1.2  # "bf16 after TF32 gains little"
+    assert all(abs(rungs[r]["vs_previous"] - 1) < 0.02 for r in ("cudnn", "cuda_graphs", "pinned"))  # "about 1 % or less"
+    assert 10 < rungs["pinned"]["vs_plain"] < 12  # "about elevenfold"
+    others = {r["alternative"]: r for r in stairs["alternatives"]}
+    assert others["fp16"]["vs_base_low"] > 1  # "fp16 ... slightly faster than bf16 at that rung"
+    assert others["sdpa_math"]["vs_base"] < 0.6 and all(abs(others[k]["vs_base"] - 1) < 0.1 for k in ("sdpa_flash", "sdpa_efficient"))
+    accumulated = others["accumulate"]
+    assert 0.4 < accumulated["vs_base"] < 0.6  # "about twice the time"
+    assert 0.4 < accumulated["peak_memory_mb"] / rungs["compile"]["peak_memory_mb"] < 0.6  # "and half the memory"
+    shapes = [r for r in stairs["shapes"] if "round_gain" in r]
+    gain = {(r["varies"], r["k"]): r["round_gain_low"] for r in shapes}
+    assert gain[("vocab", 768)] > 3 and gain[("width", 762)] > 2 and gain[("inner", 62)] > 1.5  # "several times", "almost twice"
+    assert [r["round_gain_high"] for r in shapes if r["varies"] == "tokens"][0] < 1.02  # "there is none"
+    assert 1 < gain[("inner", 120)] < 1.1  # "a few per cent"
+    logits = oo.load_staircase()["logits"]
+    assert 0.9 < (logits["peak_kept_mb"] - logits["peak_loss_only_mb"]) / logits["logits_mb"] < 1.1  # "about its size"
+
+
+def test_the_stored_tying_seeds_support_what_lesson_05_says():
+    import statistics
+
+    losses = {k: oo.load_results("tying-cpu")["weight_tying"][k]["eval_loss"] for k in ("tied", "untied")}
+    assert statistics.mean(losses["tied"]) > statistics.mean(losses["untied"])  # "did not improve learning"
+    assert sum(x < 5.3 for x in losses["untied"]) > sum(x < 5.3 for x in losses["tied"])  # "more untied runs left it"
+
+
+def test_the_staircase_tables_show_every_row_in_both_languages():
+    stairs = oo.staircase_summary(oo.load_staircase())
+    for lang in ("vi", "en"):
+        assert len(staircase_table(stairs, lang).rows) == len(fast_step.RUNGS)
+        assert len(alternatives_table(stairs, lang).rows) == len(fast_step.ALTERNATIVES)
+        assert len(shapes_table(stairs, lang).rows) == len(oo.GPU_SHAPES)
+        assert [row[0] for row in zero_table({"a": 10**9}, 8, lang).rows] == ["a"]
+    assert staircase_table(stairs, "vi").rows[5][5] == "11,2"  # Vietnamese numbers: a decimal comma
+
+
+def test_sharded_memory_follows_zero_and_the_bubble_gpipe():
+    memory = oo.sharded_memory(10**9, 8)
+    assert memory == {"ddp": 16e9, "zero1": 9e9, "zero2": 5.5e9, "zero3": 2e9}
+    assert oo.pipeline_bubble(1, 8) == 0 and oo.pipeline_bubble(4, 8) == pytest.approx(3 / 11)
+    assert oo.token_storage(10) == {"uint16": 20, "int32": 40, "int64": 80} and "uint16" not in oo.token_storage(10, 100_000)
