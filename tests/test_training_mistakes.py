@@ -66,6 +66,9 @@ def test_no_sync_all_reduces_once_and_every_way_gives_the_global_gradient(tmp_pa
     assert result["allreduces"] == {"no_sync": 1, "every_step": 3, "course_loop": 1}
     assert max(result["max_difference"].values()) < 1e-12
     assert result["same_on_ranks"] is True
+    # The loop's (sum, count) pairs on ranks of unequal sizes: the mean over all values (0.13 apart before the loop divided
+    # by the ranks' mean count); the loss is recorded in float32.
+    assert result["unequal_pairs_difference"] < 1e-12 and result["unequal_pairs_loss_difference"] < 1e-6
 
 
 # (3) counting the schedule's steps

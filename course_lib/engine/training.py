@@ -274,10 +274,12 @@ def forward_backward(
     under ``model.no_sync()`` and only accumulate locally.  When every rank's
     share holds as many examples, the average over ranks of the ranks' mean-loss
     gradients is the gradient of the mean loss over the whole global batch.
-    Pairs are divided by the rank's own count after that average, so they give
-    the mean over all tokens only when every rank holds as many tokens.  The
-    returned loss is the mean over ranks, so every rank records the same loss
-    and makes the same decision to update or to skip.
+    Pairs are divided by the ranks' mean count after that average (one more
+    all-reduce, of the count), so they give the mean over every rank's
+    tokens even when the ranks hold different numbers of them.  The returned
+    loss is the same on every rank (the mean over ranks, or over all tokens
+    for pairs), so every rank records the same loss and makes the same
+    decision to update or to skip.
     """
     check_type("model", model, torch.nn.Module, "a torch.nn.Module")
     if not callable(loss_fn):
@@ -318,10 +320,14 @@ def forward_backward(
         if isinstance(count, (int, float)) and count <= 0 or (  # a CPU tensor is read without a GPU wait
                 isinstance(count, torch.Tensor) and count.device.type == "cpu" and not bool(count.sum() > 0)):
             raise ValueError(f"loss_fn's counts add up to {count}: the micro-batches hold nothing to average over")
+        total = torch.stack(sums).sum()
+        if ddp is not None:  # DDP averaged the sums' gradients over the ranks: divide by the ranks' mean count
+            count = _mean_over_ranks(torch.as_tensor(count, dtype=torch.float32, device=device), ddp.process_group)
+            total = _mean_over_ranks(total, ddp.process_group)
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if grads:  # a Python number divides without a host-to-device copy
             torch._foreach_div_(grads, float(count) if isinstance(count, (int, float)) else count.to(device, torch.float32))
-        loss = torch.stack(sums).sum() / count
+        return total / count  # the same on every rank: the mean over every rank's values
     return loss if ddp is None else _mean_over_ranks(loss, ddp.process_group)
 
 

@@ -195,6 +195,18 @@ def _mse(model: torch.nn.Module, batch) -> torch.Tensor:
     return torch.nn.functional.mse_loss(model(x), y)
 
 
+def _sse(model: torch.nn.Module, batch) -> tuple[torch.Tensor, int]:
+    """The pair (sum of squared errors, number of numbers): the loop's form for batches of unequal size."""
+    x, y = batch
+    return torch.nn.functional.mse_loss(model(x), y, reduction="sum"), y.numel()
+
+
+def _unequal(batches: list, rank: int) -> list:
+    """The rank's micro-batches cut to unequal sizes (rank 0 keeps 4 rows, rank 1 keeps 1, ...): unequal counts per rank."""
+    rows = max(1, 4 - 3 * rank)
+    return [(x[:rows], y[:rows]) for x, y in batches]
+
+
 def _rank_main(out: Path, accumulate: int, seed: int) -> None:
     """One rank of :func:`accumulation_under_ddp`: three accumulations, each counted in all-reduces; writes its record."""
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
@@ -227,6 +239,15 @@ def _rank_main(out: Path, accumulate: int, seed: int) -> None:
         model.zero_grad(set_to_none=True)
         (sum(_mse(model, b) for b in all_batches) / len(all_batches)).backward()
         results["one_process"] = {"gradient": [p.grad.tolist() for p in model.parameters()]}
+        # Unequal sizes on the ranks: the loop with (sum, count) pairs against one process's mean over every number.
+        model.zero_grad(set_to_none=True)
+        loss = forward_backward(ddp, _unequal(batches, rank), _sse, precision="fp64")
+        results["course_loop_pairs"] = {"gradient": [p.grad.tolist() for p in model.parameters()], "loss": float(loss)}
+        unequal = [b for r in range(world_size) for b in _unequal(_ddp_batches(r, accumulate, seed), r)]
+        model.zero_grad(set_to_none=True)
+        total, count = map(sum, zip(*(_sse(model, b) for b in unequal)))
+        (total / count).backward()
+        results["one_process_pairs"] = {"gradient": [p.grad.tolist() for p in model.parameters()], "loss": float(total / count)}
         record = {"rank": rank, "world_size": world_size, "accumulate": accumulate, "results": results}
         write_safely(out / f"ddp-rank{rank}.json", lambda file: file.write_text(json.dumps(record), encoding="utf-8"),
                      f"rank {rank}'s record")
@@ -261,7 +282,11 @@ def accumulation_under_ddp(folder: str | os.PathLike, accumulate: int = 4, proce
     the all-reduces per optimizer step of each way (rank 0's; every rank
     counts the same), the largest difference between the ways' gradients and
     the gradient one process computes from every rank's data, and whether
-    the ranks ended with equal gradients.
+    the ranks ended with equal gradients.  ``unequal_pairs_difference``: the
+    course's loop with ``(sum, count)`` pairs on ranks holding unequal
+    numbers of values, against one process's mean over all of them (the
+    gradient's largest difference; ``unequal_pairs_loss_difference``: the
+    loss's, which the loop records in float32).
     """
     check_type("folder", folder, (str, os.PathLike), "a folder's path (a str or a Path)")
     check_int("accumulate", accumulate, 1, unit="micro-batches per optimizer step")
@@ -282,8 +307,10 @@ def accumulation_under_ddp(folder: str | os.PathLike, accumulate: int = 4, proce
     counts = {way: ranks[0][way]["allreduces"] for way in ways}
     if any(ranks[r][way]["allreduces"] != counts[way] for r in range(processes) for way in ways):
         raise RuntimeError(f"the ranks counted different numbers of all-reduces: {[{w: r[w]['allreduces'] for w in ways} for r in ranks]}")
+    pairs = max(float((a - b).abs().max()) for a, b in zip(as_tensors(0, "course_loop_pairs"), as_tensors(0, "one_process_pairs")))
+    pairs_loss = abs(ranks[0]["course_loop_pairs"]["loss"] - ranks[0]["one_process_pairs"]["loss"])
     return {"accumulate": accumulate, "processes": processes, "allreduces": counts, "max_difference": difference,
-            "same_on_ranks": same_on_ranks}
+            "same_on_ranks": same_on_ranks, "unequal_pairs_difference": pairs, "unequal_pairs_loss_difference": pairs_loss}
 
 
 # ---------------------------------------------------------------------------------------------- (3) counting the schedule's steps
