@@ -369,7 +369,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "bench_nanogpt_bench": {"vi": "nanoGPT, vòng lặp của bench.py", "en": "nanoGPT, bench.py's loop"},
     "bench_course": {"vi": "bước nhanh của khóa học", "en": "the course's fast step"},
     "col_contender": {"vi": "Cách huấn luyện", "en": "Training step"},
-    "col_micro_batch": {"vi": "Micro-batch (chuỗi)", "en": "Micro-batch (sequences)"},
+    "col_micro_batch": {"vi": "Lô vi mô (chuỗi)", "en": "Micro-batch (sequences)"},
     "col_ms_range": {"vi": "ms: thấp nhất–cao nhất", "en": "ms: lowest–highest"},
     "col_memory_gb": {"vi": "Bộ nhớ đỉnh (GB)", "en": "Peak memory (GB)"},
     "col_vs_nanogpt": {"vi": "So với nanoGPT", "en": "vs nanoGPT"},
@@ -379,23 +379,23 @@ _STRINGS: dict[str, dict[str, str]] = {
     "col_time_share": {"vi": "Phần thời gian của bước (%)", "en": "Share of the step's time (%)"},
     "ablation_fast": {"vi": "không bỏ gì (bước nhanh)", "en": "nothing (the fast step)"},
     "ablation_fp32": {"vi": "fp32 (nhân ma trận TF32) thay cho bf16", "en": "fp32 (TF32 matmuls) instead of bf16"},
-    "ablation_no_compile": {"vi": "không torch.compile (và không CUDA graphs)", "en": "no torch.compile (nor CUDA graphs)"},
-    "ablation_no_cuda_graphs": {"vi": "không CUDA graphs", "en": "no CUDA graphs"},
-    "ablation_foreach_adamw": {"vi": "AdamW foreach thay cho bản hợp nhất (fused)", "en": "foreach AdamW instead of fused"},
+    "ablation_no_compile": {"vi": "không torch.compile (và không CUDA graph)", "en": "no torch.compile (nor CUDA graphs)"},
+    "ablation_no_cuda_graphs": {"vi": "không CUDA graph", "en": "no CUDA graphs"},
+    "ablation_foreach_adamw": {"vi": "AdamW foreach thay cho AdamW hợp nhất", "en": "foreach AdamW instead of fused"},
     "ablation_vocab_50257": {"vi": "từ vựng 50.257 (không đệm)", "en": "vocabulary 50,257 (not padded)"},
     "ablation_flash_attention": {"vi": "FlashAttention-2 thay cho cuDNN", "en": "FlashAttention-2 instead of cuDNN"},
-    "ablation_naive_attention": {"vi": "attention viết theo công thức", "en": "attention written out"},
-    "ablation_pageable": {"vi": "bộ nhớ thường (pageable) thay cho bộ nhớ ghim (pinned)", "en": "pageable memory instead of pinned"},
+    "ablation_naive_attention": {"vi": "phần chú ý viết theo công thức", "en": "attention written out"},
+    "ablation_pageable": {"vi": "bộ nhớ thường thay cho bộ nhớ ghim", "en": "pageable memory instead of pinned"},
     "kernels_matmul": {"vi": "nhân ma trận", "en": "matrix multiplies"},
-    "kernels_attention": {"vi": "attention", "en": "attention"},
+    "kernels_attention": {"vi": "chú ý", "en": "attention"},
     "kernels_optimizer": {"vi": "bộ tối ưu, chuẩn gradient, cắt gradient", "en": "optimizer, gradient norm, clipping"},
     "kernels_cross_entropy": {"vi": "cross-entropy", "en": "cross-entropy"},
-    "kernels_fused_other": {"vi": "kernel hợp nhất khác (LayerNorm, GELU, cộng dư, ép kiểu)", "en": "other fused kernels (LayerNorm, GELU, residuals, casts)"},
-    "kernels_copies": {"vi": "chép host–GPU", "en": "host–GPU copies"},
-    "kernels_idle": {"vi": "GPU chờ (thời gian thực trừ tổng kernel)", "en": "GPU idle (wall time minus kernels)"},
+    "kernels_fused_other": {"vi": "kernel hợp nhất khác (LayerNorm, GELU, cộng phần dư, ép kiểu)", "en": "other fused kernels (LayerNorm, GELU, residuals, casts)"},
+    "kernels_copies": {"vi": "chép giữa máy chủ và GPU", "en": "host–GPU copies"},
+    "kernels_idle": {"vi": "GPU chờ (thời gian thực trừ thời gian kernel)", "en": "GPU idle (wall time minus kernels)"},
     "bench_summary": {
-        "vi": ("Cùng micro-batch: bước của khóa học nhanh gấp {ratios} lần nanoGPT (micro-batch {batches}). "
-               "Micro-batch tốt nhất của mỗi bên: nanoGPT {nano} token/s ở {nano_batch}, khóa học {ours} token/s ở {ours_batch} "
+        "vi": ("Cùng lô vi mô: bước của khóa học nhanh gấp {ratios} lần nanoGPT (lô vi mô {batches}). "
+               "Lô vi mô tốt nhất của mỗi bên: nanoGPT {nano} token/s ở {nano_batch}, khóa học {ours} token/s ở {ours_batch} "
                "(gấp {best} lần), MFU {mfu}%."),
         "en": ("Same micro-batch: the course's step runs at {ratios} times nanoGPT's speed (micro-batches {batches}). "
                "Each side's best micro-batch: nanoGPT {nano} tokens/s at {nano_batch}, the course {ours} tokens/s at {ours_batch} "
@@ -409,9 +409,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "bench_loss_title": {"vi": "Cùng trọng số ban đầu, cùng dữ liệu", "en": "Same initial weights, same data"},
     "bench_plain": {"vi": "bước fp32 thường", "en": "plain fp32 step"},
-    "bench_fast": {"vi": "bước nhanh (bf16, compile, ...)", "en": "fast step (bf16, compiled, ...)"},
+    "bench_fast": {"vi": "bước nhanh (bf16, biên dịch, ...)", "en": "fast step (bf16, compiled, ...)"},
     "bench_profile": {
-        "vi": ("Mỗi bước (micro-batch {batch}): {kernels} ms chạy kernel, {wall} ms thời gian thực. Các phép nhân ma trận "
+        "vi": ("Mỗi bước (lô vi mô {batch}): {kernels} ms chạy kernel, {wall} ms thời gian thực. Các phép nhân ma trận "
                "chạy ở {tflops} TFLOP/s, {share}% đỉnh bf16 của GPU."),
         "en": ("Per step (micro-batch {batch}): {kernels} ms of kernels, {wall} ms of wall time. The matrix multiplies run "
                "at {tflops} TFLOP/s, {share}% of the GPU's bf16 peak."),
@@ -1167,12 +1167,12 @@ _STRINGS: dict[str, dict[str, str]] = {
                "step {fast} ms, {total} times faster ({processes} processes of {rounds} rounds each)."),
     },
     "key_rungs": {
-        "vi": "Các bậc lớn nhất: {large}. Gần như không được gì ở kích thước này: {small}.",
+        "vi": "Các bậc lợi nhiều nhất: {large}. Gần như không thêm gì ở kích thước này: {small}.",
         "en": "The largest rungs: {large}. Next to nothing at this size: {small}.",
     },
     "key_tying": {
-        "vi": ("Dùng chung trọng số ({n} seed): mất mát giữ lại {tied} khi dùng chung, {untied} khi không; trọng số dùng chung "
-               "không học tốt hơn trong phép đo này."),
+        "vi": ("Dùng chung trọng số ({n} seed): mất mát giữ lại {tied} khi dùng chung, {untied} khi không; mô hình dùng chung "
+               "trọng số không học tốt hơn trong phép đo này."),
         "en": ("Weight tying ({n} seeds): held-out loss {tied} tied, {untied} untied; the tied model did not learn better "
                "in this measurement."),
     },
@@ -1185,7 +1185,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "rung_fused_adamw": {"vi": "+ AdamW hợp nhất (fused)", "en": "+ fused AdamW"},
     "rung_compile": {"vi": "+ torch.compile", "en": "+ torch.compile"},
     "rung_cuda_graphs": {"vi": "+ CUDA graph", "en": "+ CUDA graphs"},
-    "rung_pinned": {"vi": "+ bộ nhớ ghim, chép non_blocking", "en": "+ pinned memory, non-blocking copies"},
+    "rung_pinned": {"vi": "+ bộ nhớ ghim, chép không chặn", "en": "+ pinned memory, non-blocking copies"},
     "alt_fp16": {"vi": "autocast fp16 + GradScaler", "en": "fp16 autocast + GradScaler"},
     "alt_sdpa_flash": {"vi": "back-end FlashAttention-2", "en": "FlashAttention-2 back-end"},
     "alt_sdpa_efficient": {"vi": "back-end tiết kiệm bộ nhớ", "en": "memory-efficient back-end"},
@@ -1198,12 +1198,12 @@ _STRINGS: dict[str, dict[str, str]] = {
     "col_alternative": {"vi": "Phương án thay thế", "en": "Alternative"},
     "col_instead_of": {"vi": "thay cho bậc", "en": "in place of the rung"},
     "col_vs_rung": {"vi": "× so với bậc đó (khoảng)", "en": "× that rung (range)"},
-    "col_varies": {"vi": "Kích thước không tròn", "en": "What is not round"},
+    "col_varies": {"vi": "Chiều không tròn", "en": "What is not round"},
     "col_mkn": {"vi": "M × K × N", "en": "M × K × N"},
     "col_ms_matmul": {"vi": "ms mỗi phép nhân", "en": "ms per multiply"},
     "col_tflops": {"vi": "TFLOP/s", "en": "TFLOP/s"},
     "col_gflops": {"vi": "GFLOP/s", "en": "GFLOP/s"},
-    "col_round_gain": {"vi": "Lợi của kích thước tròn (khoảng)", "en": "Gain of the round shape (range)"},
+    "col_round_gain": {"vi": "Lợi của chiều tròn (khoảng)", "en": "Gain of the round shape (range)"},
     "varies_vocab": {"vi": "từ vựng (N)", "en": "vocabulary (N)"},
     "varies_width": {"vi": "độ rộng (K)", "en": "width (K)"},
     "varies_tokens": {"vi": "số token B·T (M)", "en": "tokens B·T (M)"},
@@ -1212,10 +1212,10 @@ _STRINGS: dict[str, dict[str, str]] = {
     "micro_attention": {"vi": "một tầng chú ý, T = 1.024: SDPA so với viết theo công thức",
                         "en": "one attention layer, T = 1,024: SDPA vs written out"},
     "micro_vocab": {"vi": "phép nhân của tầng đầu ra, V = {a} → {b}", "en": "the output layer's multiply, V = {a} → {b}"},
-    "micro_contiguity": {"vi": "tổng các hàng của ma trận {n} × {n}: liên tục so với chuyển vị",
+    "micro_contiguity": {"vi": "tổng từng hàng của ma trận {n} × {n}: liên tục so với chuyển vị",
                          "en": "row sums of an {n} × {n} matrix: contiguous vs transposed"},
     "col_timed_alone": {"vi": "Đo riêng một phần của bước (H100, đã lưu)", "en": "One part of a step, timed alone (H100, stored)"},
-    "col_speedup": {"vi": "Nhanh hơn", "en": "Speed-up"},
+    "col_speedup": {"vi": "Nhanh gấp", "en": "Speed-up"},
     "col_model": {"vi": "Mô hình", "en": "Model"},
     "col_parameters": {"vi": "Tham số", "en": "Parameters"},
     "col_ddp": {"vi": "DDP (GB mỗi GPU)", "en": "DDP (GB per GPU)"},
@@ -1227,7 +1227,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "On this CPU: the last rung is {total} times as fast as the plain step ({rounds} rounds, one process; run it again to see the spread).",
     },
     "bubble_line": {
-        "vi": "GPipe với {p} tầng: {m} lô vi mô mỗi bước → mỗi GPU chờ {pct}% thời gian",
+        "vi": "GPipe với {p} giai đoạn: {m} lô vi mô mỗi bước → mỗi GPU đứng chờ {pct}% thời gian",
         "en": "GPipe with {p} stages: {m} micro-batches per step → each GPU idle {pct}% of the time",
     },
     "token_storage_line": {
@@ -1249,7 +1249,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "{kind}: {params} parameters; held-out loss {mean} ± {sd} (standard deviation, {n} seeds), {low} to {high}; seeds below {cut}: {below}",
     },
     "batch_overlap_line": {
-        "vi": "Mỗi chuỗi (H100, đã lưu): lô 15 từ {a} đến {b} ms, lô 16 từ {c} đến {d} ms: hai khoảng {verdict}.",
+        "vi": "Thời gian mỗi chuỗi (H100, đã lưu): lô 15 từ {a} đến {b} ms, lô 16 từ {c} đến {d} ms: hai khoảng {verdict}.",
         "en": "Per sequence (H100, stored): batch 15 from {a} to {b} ms, batch 16 from {c} to {d} ms: the ranges {verdict}.",
     },
     "overlap": {"vi": "chồng lên nhau", "en": "overlap"},
@@ -1263,7 +1263,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Reading the transposed layout took {here} times as long on this machine, {gpu} times on the H100.",
     },
     "attention_growth": {
-        "vi": "Chú ý hợp nhất trên H100, T = {lengths}: {times} ms; mỗi lần T gấp đôi từ {start} trở đi, thời gian gấp {ratios} lần.",
+        "vi": "Chú ý hợp nhất trên H100, T = {lengths}: {times} ms; mỗi lần T gấp đôi, từ {start} trở đi, thời gian tăng gấp {ratios} lần.",
         "en": "Fused attention on the H100, T = {lengths}: {times} ms; each doubling of T from {start} on multiplies the time by {ratios}.",
     },
     # (end of lesson 05's staircase strings)

@@ -1,6 +1,7 @@
 """The lessons' exercises: each check passes the reference solution, fails the typical wrong answers with a
 useful message in both languages, and the student edition holds no solution."""
 
+import ast
 import importlib.util
 import inspect
 import math
@@ -72,7 +73,7 @@ def test_exercise_cell_is_marked_folded_and_followed_by_its_check(lesson, cell, 
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("lesson, cell, check", EXERCISES, ids=lambda v: v if isinstance(v, str) else "")
 def test_reference_solution_passes(lesson, cell, check, lang, capsys):
-    namespace = {"LANG": lang}
+    namespace = {**imports_before(lesson, cell), "LANG": lang}
     run_cell(cell.source, namespace)
     verdict = run_cell(check.source, namespace)
     assert isinstance(verdict, exercises.Verdict) and verdict and verdict.status == "correct"
@@ -755,3 +756,17 @@ def test_lesson05_checks_leave_the_random_state_alone():
     exercises.check_fp16_step(lambda *a: None, "en")
     exercises.check_accumulated_losses(lambda losses, masks: [0.0] * len(losses), "en")
     assert torch.equal(before, torch.get_rng_state())
+
+
+def imports_before(lesson: str, exercise) -> dict:
+    """The names the lesson's import statements have defined when the student reaches `exercise` (a solution may use
+    `torch` or `PEAK_FLOPS` as the notebook imported them); only imports run, not the lesson's other code."""
+    namespace = {}
+    for cell in jupytext.read(ROOT / "notebooks" / "en" / f"{lesson}.md").cells:
+        if cell.source == exercise.source:
+            return namespace
+        if cell.cell_type == "code":
+            source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            imports = [node for node in ast.parse(source).body if isinstance(node, (ast.Import, ast.ImportFrom))]
+            exec(compile(ast.Module(imports, type_ignores=[]), lesson, "exec"), namespace)
+    raise AssertionError(f"{lesson}: exercise cell not found")
