@@ -1266,6 +1266,9 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "Chú ý hợp nhất trên H100, T = {lengths}: {times} ms; mỗi lần T gấp đôi, từ {start} trở đi, thời gian tăng gấp {ratios} lần.",
         "en": "Fused attention on the H100, T = {lengths}: {times} ms; each doubling of T from {start} on multiplies the time by {ratios}.",
     },
+    "optimizer_loop": {"vi": "vòng lặp qua từng tensor", "en": "a loop over the tensors"},
+    "optimizer_foreach": {"vi": "foreach (mặc định của PyTorch)", "en": "foreach (PyTorch's default)"},
+    "optimizer_fused": {"vi": "hợp nhất (fused)", "en": "fused"},
     # (end of lesson 05's staircase strings)
     # Lesson 05, second edition: what learners get wrong.
     "mistakes_acc_tokens": {
