@@ -371,7 +371,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "col_contender": {"vi": "Cách huấn luyện", "en": "Training step"},
     "col_micro_batch": {"vi": "Lô vi mô (chuỗi)", "en": "Micro-batch (sequences)"},
     "col_ms_range": {"vi": "ms: thấp nhất–cao nhất", "en": "ms: lowest–highest"},
-    "col_memory_gb": {"vi": "Bộ nhớ đỉnh (GB)", "en": "Peak memory (GB)"},
+    "col_memory_gb": {"vi": "Bộ nhớ đỉnh (GiB)", "en": "Peak memory (GiB)"},
     "col_vs_nanogpt": {"vi": "So với nanoGPT", "en": "vs nanoGPT"},
     "col_vs_fast": {"vi": "So với bước nhanh", "en": "vs the fast step"},
     "col_removed": {"vi": "Bỏ đi một tùy chọn", "en": "One option removed"},
@@ -1163,7 +1163,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "key_staircase": {
         "vi": ("Trên {device}, GPT-2 small ({batch} chuỗi × {T} token mỗi bước): bước fp32 thường mất {plain} ms, bước nhanh "
                "{fast} ms, nhanh gấp {total} lần ({processes} tiến trình; mỗi tiến trình {rounds} vòng)."),
-        "en": ("On an {device}, GPT-2 small ({batch} sequences × {T} tokens per step): the plain fp32 step takes {plain} ms, the fast "
+        "en": ("On {device}, GPT-2 small ({batch} sequences × {T} tokens per step): the plain fp32 step takes {plain} ms, the fast "
                "step {fast} ms, {total} times faster ({processes} processes of {rounds} rounds each)."),
     },
     "key_rungs": {
@@ -1269,6 +1269,10 @@ _STRINGS: dict[str, dict[str, str]] = {
     "optimizer_loop": {"vi": "vòng lặp qua từng tensor", "en": "a loop over the tensors"},
     "optimizer_foreach": {"vi": "foreach (mặc định của PyTorch)", "en": "foreach (PyTorch's default)"},
     "optimizer_fused": {"vi": "hợp nhất (fused)", "en": "fused"},
+    "bf16_with_sdpa": {
+        "vi": "Bước eager có SDPA (H100, đã lưu): TF32 {tf32} ms, autocast bf16 {bf16} ms, nhanh gấp {gain} lần.",
+        "en": "An eager step with SDPA (H100, stored): TF32 {tf32} ms, bf16 autocast {bf16} ms, {gain} times faster.",
+    },
     # (end of lesson 05's staircase strings)
     # Lesson 05, second edition: what learners get wrong.
     "mistakes_acc_tokens": {
@@ -1310,8 +1314,8 @@ _STRINGS: dict[str, dict[str, str]] = {
               "{floor} × the peak:",
     },
     "mistakes_schedule_way": {
-        "vi": "  {way}: hết khởi động ở bước {warm}; chạm sàn ở bước {floor}; sau đó lên lại tới {back} × đỉnh; bước cuối {final} × đỉnh",
-        "en": "  {way}: warm-up ends at step {warm}; at the floor from step {floor}; back up to {back} × the peak after it; "
+        "vi": "  {way}: hết khởi động ở bước {warm}; chạm sàn ở bước {floor}; cao nhất sau đó {back} × đỉnh; bước cuối {final} × đỉnh",
+        "en": "  {way}: warm-up ends at step {warm}; at the floor from step {floor}; highest after it {back} × the peak; "
               "last step {final} × the peak",
     },
     "mistakes_schedule_no_floor": {

@@ -178,10 +178,11 @@ def elapsed(fn: Callable[[], object], device=None) -> float:
         fn()
         return time.perf_counter() - began
     synchronize(device)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
+    with torch.cuda.device(device):  # the events go on this GPU's current stream, whichever GPU is current
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
     end.synchronize()
     return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
 

@@ -317,13 +317,13 @@ def forward_backward(
         loss = torch.stack(means).mean()
     else:
         count = sum(counts)
+        total = torch.stack(sums).sum()
+        if ddp is not None:  # DDP averaged the sums' gradients over the ranks: divide by the ranks' mean count
+            total, count = _mean_over_ranks(torch.stack([total, torch.as_tensor(count, dtype=torch.float32, device=device)]),
+                                            ddp.process_group)  # one all-reduce for both; a rank may hold no token
         if isinstance(count, (int, float)) and count <= 0 or (  # a CPU tensor is read without a GPU wait
                 isinstance(count, torch.Tensor) and count.device.type == "cpu" and not bool(count.sum() > 0)):
             raise ValueError(f"loss_fn's counts add up to {count}: the micro-batches hold nothing to average over")
-        total = torch.stack(sums).sum()
-        if ddp is not None:  # DDP averaged the sums' gradients over the ranks: divide by the ranks' mean count
-            count = _mean_over_ranks(torch.as_tensor(count, dtype=torch.float32, device=device), ddp.process_group)
-            total = _mean_over_ranks(total, ddp.process_group)
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if grads:  # a Python number divides without a host-to-device copy
             torch._foreach_div_(grads, float(count) if isinstance(count, (int, float)) else count.to(device, torch.float32))

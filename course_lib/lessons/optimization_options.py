@@ -807,7 +807,8 @@ def staircase_summary(results: Mapping) -> dict:
     ``alternatives``: each against the rung it replaces, timed beside it.
     ``shapes``: per matrix multiply, ms and TFLOP/s, and per shape whose
     dimension is not a multiple of 64, the rate of the round shape after it
-    over its rate.  ``errors``: what failed to build, by id.
+    over its rate.  ``errors``: what failed to build, by id (a rung that
+    failed is left out, and a ratio to it is None).
     """
     check_type("results", results, Mapping, "the dict that staircase_study() or load_staircase() returns")
     stored.validate(dict(results), STAIRCASE)
@@ -820,8 +821,8 @@ def staircase_summary(results: Mapping) -> dict:
             continue
         row = {"rung": name, **_timing_row(processes, "rungs", name, steps[name], peak)}
         for key, other in (("vs_previous", previous), ("vs_plain", "plain")):
-            ratios = _ratios(processes, "rungs", other, name) if other else [1.0]
-            row[key], row[key + "_low"], row[key + "_high"] = statistics.median(ratios), min(ratios), max(ratios)
+            ratios = _ratios(processes, "rungs", other, name) if other else [1.0]  # none where the other failed to build
+            row[key], row[key + "_low"], row[key + "_high"] = (statistics.median(ratios), min(ratios), max(ratios)) if ratios else (None,) * 3
         rungs.append(row)
         previous = name
     others = []
@@ -831,7 +832,8 @@ def staircase_summary(results: Mapping) -> dict:
             continue
         ratios = _ratios(processes, "alternatives", base, name)
         others.append({"alternative": name, "base": base, **_timing_row(processes, "alternatives", name, steps[name], peak),
-                       "vs_base": statistics.median(ratios), "vs_base_low": min(ratios), "vs_base_high": max(ratios)})
+                       **dict(zip(("vs_base", "vs_base_low", "vs_base_high"),
+                                  (statistics.median(ratios), min(ratios), max(ratios)) if ratios else (None,) * 3))})
     shapes = []
     for i, shape in enumerate(config.shapes):
         times = [statistics.median(p["shapes"][i]["ms"]) for p in processes]

@@ -300,9 +300,9 @@ def staircase_table(summary: Mapping, lang: str) -> Table:
         low, high = (r["process_low"], r["process_high"]) if r["processes"] > 1 else (r["ms_low"], r["ms_high"])
         rows.append(dict(r, option=text(f"rung_{r['rung']}", lang), ms_range=_range(low, high, lang),
                          tokens_per_s=round(r["tokens_per_s"]),
-                         step_gain="-" if r["rung"] == "plain" else f"×{number(r['vs_previous'], lang, 2)}" + (
+                         step_gain="-" if r["rung"] == "plain" or r["vs_previous"] is None else f"×{number(r['vs_previous'], lang, 2)}" + (
                              f" ({_range(r['vs_previous_low'], r['vs_previous_high'], lang)})" if r["processes"] > 1 else ""),
-                         total_gain=f"×{number(r['vs_plain'], lang, 2)}"))
+                         total_gain="-" if r["vs_plain"] is None else f"×{number(r['vs_plain'], lang, 2)}"))
     return measured_table(rows, [("option", "col_rung", 0), ("ms_per_step", "col_ms_step", 1), ("ms_range", "col_ms_range", 0),
                                  ("tokens_per_s", "col_tokens_s", 0), ("mfu", "col_mfu_bf16", 1, 100),
                                  ("peak_memory_mb", "col_memory_gb", 1, 1 / 1024), ("step_gain", "col_step_gain", 0),
@@ -317,7 +317,8 @@ def alternatives_table(summary: Mapping, lang: str) -> Table:
         raise ValueError(f"summary['alternatives'] is empty: there is nothing to show; pass {_STAIRCASE}")
     rows = [dict(r, option=text(f"alt_{r['alternative']}", lang), base=text(f"rung_{r['base']}", lang),
                  ms_range=_range(r["process_low"], r["process_high"], lang),
-                 gain=f"×{number(r['vs_base'], lang, 2)} ({_range(r['vs_base_low'], r['vs_base_high'], lang)})") for r in others]
+                 gain="-" if r["vs_base"] is None else f"×{number(r['vs_base'], lang, 2)} ({_range(r['vs_base_low'], r['vs_base_high'], lang)})")
+            for r in others]
     return measured_table(rows, [("option", "col_alternative", 0), ("base", "col_instead_of", 0), ("ms_per_step", "col_ms_step", 1),
                                  ("ms_range", "col_ms_range", 0), ("peak_memory_mb", "col_memory_gb", 1, 1 / 1024),
                                  ("gain", "col_vs_rung", 0)], lang)
