@@ -39,7 +39,7 @@ site: $(INSTALLED)
 # AVX-512 machine, on the kernels fails here rather than on the next machine.  Two one-thread
 # processes share the cores: lesson 04 (its pretraining is the long part) and the others.
 PORTABLE_LONG := notebooks/vi/04_*.ipynb
-PORTABLE_REST := notebooks/vi/01_*.ipynb notebooks/vi/02_*.ipynb notebooks/vi/03_*.ipynb
+PORTABLE_REST := notebooks/vi/01_*.ipynb notebooks/vi/02_*.ipynb notebooks/vi/03_*.ipynb notebooks/vi/05_*.ipynb
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 test: site browser
