@@ -1270,7 +1270,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "optimizer_foreach": {"vi": "foreach (mặc định của PyTorch)", "en": "foreach (PyTorch's default)"},
     "optimizer_fused": {"vi": "hợp nhất (fused)", "en": "fused"},
     "bf16_with_sdpa": {
-        "vi": "Bước eager có SDPA (H100, đã lưu): TF32 {tf32} ms, autocast bf16 {bf16} ms, nhanh gấp {gain} lần.",
+        "vi": "Một bước eager có SDPA (H100, đã lưu): TF32 {tf32} ms, autocast bf16 {bf16} ms, tức bf16 nhanh gấp {gain} lần.",
         "en": "An eager step with SDPA (H100, stored): TF32 {tf32} ms, bf16 autocast {bf16} ms, {gain} times faster.",
     },
     # (end of lesson 05's staircase strings)
