@@ -431,12 +431,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     "col_share": {"vi": "Tỉ trọng của phần chú ý (%)", "en": "Attention's share (%)"},
     "col_batch": {"vi": "Kích thước lô B", "en": "Batch size B"},
     "col_ms_step": {"vi": "ms mỗi bước", "en": "ms per step"},
-    "col_ms_sequence": {"vi": "ms mỗi chuỗi", "en": "ms per sequence"},
     "col_tokens_s": {"vi": "token/s", "en": "tokens/s"},
     "col_mfu": {"vi": "MFU (%)", "en": "MFU (%)"},
     "col_vocab": {"vi": "Kích thước từ vựng V", "en": "Vocabulary size V"},
-    "col_precision": {"vi": "Độ chính xác", "en": "Precision"},
-    "col_memory": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
     "col_way": {"vi": "Cách chạy", "en": "Way"},
     "col_fused_ms": {"vi": "Hợp nhất (ms)", "en": "Fused (ms)"},
     "col_naive_ms": {"vi": "Theo công thức (ms)", "en": "Written out (ms)"},
@@ -460,10 +457,6 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "một lô {batch} chuỗi so với {k} lô vi mô: cùng gradient, chỉ sai khác do làm tròn (tương đối < 10⁻⁵): {same}",
         "en": "one batch of {batch} sequences against {k} micro-batches: the same gradient within rounding (< 10⁻⁵ relative): {same}",
     },
-    "accumulation_live": {
-        "vi": "trên máy này: sai khác tương đối lớn nhất {diff}; {one} ms mỗi bước với một lô, {split} ms khi tích lũy",
-        "en": "on this machine: largest relative difference {diff}; {one} ms per step as one batch, {split} ms accumulated",
-    },
     "one_batch": {"vi": "một lô", "en": "one batch"},
     "accumulated": {"vi": "tích lũy gradient", "en": "accumulated"},
     "contiguity_line": {
@@ -476,12 +469,6 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "trên H100 (đã lưu), ma trận {n} × {n}: liên tục {a} ms, chuyển vị {b} ms, chép {c} ms",
         "en": "on the H100 (stored), an {n} × {n} matrix: contiguous {a} ms, transposed {b} ms, copy {c} ms",
     },
-    "pinned_line": {
-        "vi": "chép từ bộ nhớ thường (pageable) {a} GB/s, từ bộ nhớ ghim (pinned) {b} GB/s; "
-              "một lần chép non_blocking trả lại quyền điều khiển sau {c} ms",
-        "en": "copying from ordinary (pageable) memory {a} GB/s, from pinned memory {b} GB/s; "
-              "a non_blocking copy returns control after {c} ms",
-    },
     "eager": {"vi": "AdamW hợp nhất, không biên dịch", "en": "fused AdamW, eager"},
     "compiled": {"vi": "AdamW hợp nhất + torch.compile", "en": "fused AdamW + torch.compile"},
     "tied": {"vi": "dùng chung trọng số", "en": "tied"},
@@ -489,10 +476,6 @@ _STRINGS: dict[str, dict[str, str]] = {
     "tying_params": {
         "vi": "GPT-2 small: {tied} tham số khi dùng chung trọng số, {untied} khi không dùng chung",
         "en": "GPT-2 small: {tied} parameters tied, {untied} untied",
-    },
-    "tying_loss": {
-        "vi": "mô hình nhỏ, {kind}: {params} tham số; mất mát giữ lại sau 600 bước: {losses} ({n} seed, đã lưu)",
-        "en": "small model, {kind}: {params} parameters; held-out loss after 600 steps: {losses} ({n} seeds, stored)",
     },
     "ddp_line": {
         "vi": "2 tiến trình (gloo): trọng số cuối của hai tiến trình giống hệt nhau đến từng bit: {same}; "
@@ -508,7 +491,6 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "GPT-2 small trên 10 tỉ token, 0,5 triệu token mỗi bước: {steps} bước; tiết kiệm 0,05 s mỗi bước = {minutes} phút",
         "en": "GPT-2 small on 10 billion tokens, 0.5 million tokens per step: {steps} steps; saving 0.05 s per step = {minutes} minutes",
     },
-    "option": {"vi": "Tùy chọn", "en": "Option"},
     "attn_time_axis": {"vi": "Thời gian lan truyền xuôi + ngược (ms)", "en": "Forward + backward time (ms)"},
     "attn_memory_axis": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
     "attn_fused": {"vi": "hợp nhất (scaled_dot_product_attention)", "en": "fused (scaled_dot_product_attention)"},
@@ -1270,8 +1252,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "optimizer_foreach": {"vi": "foreach (mặc định của PyTorch)", "en": "foreach (PyTorch's default)"},
     "optimizer_fused": {"vi": "hợp nhất (fused)", "en": "fused"},
     "bf16_with_sdpa": {
-        "vi": "Một bước eager có SDPA (H100, đã lưu): TF32 {tf32} ms, autocast bf16 {bf16} ms, tức bf16 nhanh gấp {gain} lần.",
-        "en": "An eager step with SDPA (H100, stored): TF32 {tf32} ms, bf16 autocast {bf16} ms, {gain} times faster.",
+        "vi": "Một bước eager có SDPA (H100, đã lưu, {batch} chuỗi × 1.024 token): TF32 {tf32} ms, autocast bf16 {bf16} ms, tức bf16 nhanh gấp {gain} lần.",
+        "en": "An eager step with SDPA (H100, stored, {batch} sequences × 1,024 tokens): TF32 {tf32} ms, bf16 autocast {bf16} ms, {gain} times faster.",
     },
     # (end of lesson 05's staircase strings)
     # Lesson 05, second edition: what learners get wrong.
