@@ -374,3 +374,98 @@ def test_screenshots_for_review(reader):
         page.screenshot(path=str(SHOTS / f"{name}.png"))
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000
     assert not reader.outside and not reader.errors
+
+
+BUNDLED_MONO = '"Course Mono"'  # course.css's name for the bundled Source Code Pro
+BUNDLED_MONO_FILE = "_static/fonts/SourceCodePro-Regular.ttf.woff2"
+
+
+def drawn_with(page, cdp, text: str) -> list[dict]:
+    """The fonts Chromium draws ``text`` with, and how many glyphs each, in a <pre> placed among the outputs."""
+    page.evaluate(
+        """t => { const pre = document.createElement('pre'); pre.id = 'course-font-probe'; pre.textContent = t;
+                  document.querySelector('.cell_output .output').append(pre); }""", text)
+    page.evaluate("document.fonts.ready.then(() => true)")
+    root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "#course-font-probe"})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    page.evaluate("document.getElementById('course-font-probe').remove()")
+    return fonts
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_code_and_outputs_use_the_bundled_font(reader, lang, lesson):
+    """Code and outputs are set in the bundled font, which the page loads from the site itself; every letter
+    that the outputs print is in it as one precomposed glyph (DejaVu Sans Mono, the Linux fallback, has no
+    stacked accents and drew "số" as "sô´"); what the font lacks (⁻, ✓, ✗) is drawn one glyph per character."""
+    responses = []
+    reader.page.on("response", lambda r: responses.append((r.url, r.status)))
+    page = reader.visit(f"{lang}/notebooks/{lang}/{lesson}.html")
+    page.evaluate("document.fonts.ready.then(() => true)")
+    families = page.eval_on_selector_all(
+        ".cell_output pre, .cell_input pre, code.literal", "es => [...new Set(es.map(e => getComputedStyle(e).fontFamily))]")
+    assert families and all(f.startswith(BUNDLED_MONO) for f in families), families
+    loaded = page.evaluate("[...document.fonts].filter(f => f.family === 'Course Mono').map(f => f.status)")
+    assert loaded == ["loaded"], loaded
+    assert any(url.endswith(BUNDLED_MONO_FILE) and status == 200 for url, status in responses), "the font file was not loaded"
+
+    printed = unicodedata.normalize("NFC", "".join(page.eval_on_selector_all(".cell_output pre", "es => es.map(e => e.innerText)")))
+    letters = "".join(sorted({c for c in printed if ord(c) > 127 and unicodedata.category(c).startswith("L")}))
+    symbols = "".join(sorted({c for c in printed if ord(c) > 127 and not c.isspace()} - set(letters)))
+    if lang == "vi":
+        assert {"ố", "ấ", "ư", "ờ", "Đ"} & set(letters), letters
+    cdp = reader.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    if letters:
+        fonts = drawn_with(page, cdp, letters)
+        assert [(f["familyName"], f["glyphCount"]) for f in fonts] == [("Source Code Pro", len(letters))], (letters, fonts)
+    if symbols:
+        fonts = drawn_with(page, cdp, symbols)
+        assert sum(f["glyphCount"] for f in fonts) == len(symbols), (symbols, fonts)
+    assert not reader.errors and not reader.outside
+
+
+def luminance(rgb: str) -> float:
+    red, green, blue = (float(v) for v in re.findall(r"[\d.]+", rgb)[:3])
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_tables_and_figures_follow_dark_mode(browser, origin, lang, lesson):
+    """In dark mode (1280 px) the course's tables sit on a dark background with light text, and the figures
+    are dark: the theme's light grey box around outputs made them bright blocks. Lesson 01 is kept as a
+    screenshot (_build/screenshots/dark-<lang>.png)."""
+    from PIL import Image, ImageStat
+
+    reader = Reader(browser, origin, color_scheme="dark")
+    try:
+        page = reader.visit(f"{lang}/notebooks/{lang}/{lesson}.html")
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        tables = page.eval_on_selector_all(
+            "table.course-table",
+            """ts => ts.map(t => { const cell = t.querySelector('td');
+                 let e = cell, bg = 'rgba(0, 0, 0, 0)';
+                 for (; e && /rgba\\(.*, 0\\)$/.test(bg = getComputedStyle(e).backgroundColor); e = e.parentElement);
+                 return [bg, getComputedStyle(cell).color]; })""")
+        assert tables, "no course table"
+        for background, color in tables:
+            assert luminance(background) < 60 and luminance(color) > 150, f"table: {color} on {background}"
+        figures = page.locator(".cell_output img")
+        assert figures.count() >= 1
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for i in range(figures.count()):
+            figure = figures.nth(i)
+            figure.scroll_into_view_if_needed()
+            shot = SHOTS / f"dark-figure-{lang}.png"
+            figure.screenshot(path=str(shot))
+            brightness = luminance(str(ImageStat.Stat(Image.open(shot).convert("RGB")).mean))
+            assert brightness < 90, f"figure {i + 1} has a mean luminance of {brightness:.0f} in dark mode"
+        if lesson == LESSONS[0]:
+            page.locator("table.course-table").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / f"dark-{lang}.png"))
+        assert not reader.errors and not reader.outside
+    finally:
+        reader.context.close()
