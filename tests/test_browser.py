@@ -438,6 +438,8 @@ def test_tables_and_figures_follow_dark_mode(browser, origin, lang, lesson):
     """In dark mode (1280 px) the course's tables sit on a dark background with light text, and the figures
     are dark: the theme's light grey box around outputs made them bright blocks. Lesson 01 is kept as a
     screenshot (_build/screenshots/dark-<lang>.png)."""
+    import io
+
     from PIL import Image, ImageStat
 
     reader = Reader(browser, origin, color_scheme="dark")
@@ -459,9 +461,7 @@ def test_tables_and_figures_follow_dark_mode(browser, origin, lang, lesson):
         for i in range(figures.count()):
             figure = figures.nth(i)
             figure.scroll_into_view_if_needed()
-            shot = SHOTS / f"dark-figure-{lang}.png"
-            figure.screenshot(path=str(shot))
-            brightness = luminance(str(ImageStat.Stat(Image.open(shot).convert("RGB")).mean))
+            brightness = luminance(str(ImageStat.Stat(Image.open(io.BytesIO(figure.screenshot())).convert("RGB")).mean))
             assert brightness < 90, f"figure {i + 1} has a mean luminance of {brightness:.0f} in dark mode"
         if lesson == LESSONS[0]:
             page.locator("table.course-table").first.scroll_into_view_if_needed()
