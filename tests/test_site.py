@@ -164,6 +164,10 @@ GLOSSARY = {
     "gradient accumulation": "tích lũy gradient", "freezing": "đóng băng", "fine-tuning": "tinh chỉnh",
     "pretraining": "tiền huấn luyện", "parameter": "tham số", "loss": "mất mát", "seed": "seed",
     "learning rate": "tốc độ học", "class label": "nhãn lớp",
+    # lesson 05's terms, which the student handout promises are here
+    "FLOP": "FLOP", "MFU": "MFU", "micro-batch": "lô vi mô", "data parallelism": "song song dữ liệu", "DDP": "DDP",
+    "bf16": "bf16", "TF32": "TF32", "CUDA graph": "CUDA graph", "standard error": "sai số chuẩn",
+    "ablation": "phép bỏ từng tùy chọn",
 }
 
 

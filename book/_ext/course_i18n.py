@@ -154,6 +154,24 @@ def _drop_thebe(context: dict) -> None:
 def _page_context(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
     _drop_thebe(context)
     _add_language_link(app, pagename, context)
+    if pagename == "genindex" and context.get("genindexentries"):
+        context["genindexentries"] = _sorted_index(context["genindexentries"])
+
+
+def _collation_key(text: str) -> str:
+    """Sphinx's index order (lower case, NFD: accents after the bare letter) with the
+    Vietnamese alphabet's đ right after d: NFD leaves "đ" whole, so Sphinx puts it after z."""
+    return unicodedata.normalize("NFD", text.lower()).replace("đ", "d~")   # "~" sorts after every ASCII letter
+
+
+def _sorted_index(groups: list) -> list:
+    """The general index's letter groups and their entries in Vietnamese order ("Đ" between
+    "D" and "E"); the symbols group, whose heading is not one letter, stays first."""
+    def group_key(group):
+        letter = group[0]
+        return (1, _collation_key(letter)) if len(letter) == 1 and letter.isalpha() else (0, "")
+    return [(letter, sorted(entries, key=lambda entry: (_collation_key(entry[0]), entry[0])))
+            for letter, entries in sorted(groups, key=group_key)]
 
 
 def _add_language_link(app: Sphinx, pagename: str, context: dict) -> None:
@@ -166,13 +184,19 @@ def _add_language_link(app: Sphinx, pagename: str, context: dict) -> None:
         context["metatags"] = context.get("metatags", "") + f'\n<link rel="alternate" hreflang="{other}" href="{href}" />'
 
 
+SCRIPTS_WITH_STRINGS = ("togglebutton.js", "copybutton.js")
+
+
 def _fix_theme_strings(app: Sphinx, exception) -> None:
     """Replace theme strings left in English, and fill search strings the language's catalogue leaves empty."""
     if exception is not None or app.builder.format != "html":
         return
     settings = _language_settings(app)
     replacements = settings.get("theme_strings", {})
-    for page in Path(app.outdir).rglob("*.html"):
+    # the extensions' scripts that write strings into the page at run time (the solution's
+    # toggle button, the code cells' copy button) get the same replacements as the pages
+    scripts = [Path(app.outdir) / "_static" / name for name in SCRIPTS_WITH_STRINGS]
+    for page in [*Path(app.outdir).rglob("*.html"), *(s for s in scripts if s.exists())]:
         html = page.read_text(encoding="utf-8")
         fixed = html
         for wrong, right in replacements.items():
