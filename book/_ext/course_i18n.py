@@ -4,6 +4,9 @@
   English fallback stems Vietnamese words and drops "to", "in".  Here both
   the index and the query are folded the same way (NFD, drop combining
   marks, d-stroke -> d, lower case), so "toc do hoc" finds "tốc độ học".
+* Compound words in any spelling: "warmup", "warm-up" and "warm up" are
+  indexed under the joined word too, and course.js joins them in the query.
+* The general index in Vietnamese order: "Đ" right after "D", not after "Z".
 * Per-language settings from ``course_languages`` in ``_config.yml``:
   the site title, the search-box placeholder, the figure labels ("Hình 1")
   and theme strings that the theme leaves in English or mistranslates.
@@ -35,6 +38,7 @@ from pybtex.style.formatting.plain import Style as PlainStyle
 from pybtex.style.labels import BaseLabelStyle
 from sphinx.application import Sphinx
 from sphinx.search import SearchLanguage
+from sphinx.search.en import SearchEnglish
 from sphinxcontrib.bibtex.style.referencing import PersonStyle
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
@@ -55,7 +59,23 @@ def fold(word: str) -> str:
     return bare.replace("đ", "d").replace("Đ", "d").lower()
 
 
-class SearchVietnamese(SearchLanguage):
+# Words the lessons write joined, hyphenated or spaced: each spelling is indexed under the joined
+# word too, and course.js turns every spelling of a query into the joined word (the same table),
+# so "warmup", "warm-up" and "warm up" find the same pages.
+COMPOUND_WORDS = {"warmup": re.compile(r"(?<![^\W\d_])warm[-\s]?up(?![^\W\d_])", re.IGNORECASE)}
+
+
+class CompoundWords:
+    """A search language whose split also yields the joined form of every compound's spelling."""
+
+    def split(self, input: str) -> list[str]:
+        words = super().split(input)
+        for joined, spellings in COMPOUND_WORDS.items():
+            words += [joined] * len(spellings.findall(input))
+        return words
+
+
+class SearchVietnamese(CompoundWords, SearchLanguage):
     lang = "vi"
     language_name = "Vietnamese"
     js_stemmer_code = _STEMMER_JS
@@ -63,6 +83,10 @@ class SearchVietnamese(SearchLanguage):
 
     def stem(self, word: str) -> str:
         return fold(word)
+
+
+class SearchEnglishCompounds(CompoundWords, SearchEnglish):
+    """Sphinx's English search (stemmer, stop words) with the compound words."""
 
 
 # --- references: author-year in the text and in the list -------------------------------------------
@@ -214,6 +238,7 @@ def _fix_theme_strings(app: Sphinx, exception) -> None:
 def setup(app: Sphinx) -> dict:
     app.add_config_value("course_languages", {}, "html")
     app.add_search_language(SearchVietnamese)
+    app.add_search_language(SearchEnglishCompounds)
     app.connect("config-inited", _configure)
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _fix_theme_strings)
