@@ -62,7 +62,7 @@ def fold(word: str) -> str:
 # Words the lessons write joined, hyphenated or spaced: each spelling is indexed under the joined
 # word too, and course.js turns every spelling of a query into the joined word (the same table),
 # so "warmup", "warm-up" and "warm up" find the same pages.
-COMPOUND_WORDS = {"warmup": re.compile(r"(?<![^\W\d_])warm[-\s]?up(?![^\W\d_])", re.IGNORECASE)}
+COMPOUND_WORDS = {"warmup": re.compile(r"(?<!\w)warm[-\s]?up(?!\w)", re.IGNORECASE)}   # "_" joins a word, as in the splitter
 
 
 class CompoundWords:

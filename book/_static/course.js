@@ -215,7 +215,7 @@
    * spellings become the joined word before Sphinx parses it, and a snippet marks every spelling.
    */
   const COMPOUNDS = [["warmup", "warm[-\\s]?up"]];
-  const compoundRe = (source) => new RegExp(`(?<!\\p{L})${source}(?!\\p{L})`, "giu");
+  const compoundRe = (source) => new RegExp(`(?<![\\p{L}\\p{N}_])${source}(?![\\p{L}\\p{N}_])`, "giu");
   /** "warm-up", "warm up" -> "warmup" */
   const joinCompounds = (query) => COMPOUNDS.reduce((q, [joined, source]) => q.replace(compoundRe(source), joined), query);
   /** A query word as a pattern for the snippet: a compound matches each of its spellings. */
