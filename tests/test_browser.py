@@ -469,3 +469,111 @@ def test_tables_and_figures_follow_dark_mode(browser, origin, lang, lesson):
         assert not reader.errors and not reader.outside
     finally:
         reader.context.close()
+
+
+# --- issue 28, smaller items: button labels, the index, compound words in search, phone headings ---
+
+ENGLISH_LABELS = ("Toggle hidden content", "Copy", "Copy to clipboard", "Copied!")
+LABELS = """() => [...document.querySelectorAll('[aria-label], [title], [data-tooltip]')].flatMap(e =>
+    ['aria-label', 'title', 'data-tooltip'].map(a => e.getAttribute(a)).filter(Boolean))"""
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_buttons_added_by_scripts_speak_the_page_language(reader, lang):
+    """The solution's toggle button and the code cells' copy button are written by scripts at run time
+    (sphinx-togglebutton, sphinx-copybutton), out of reach of the pages' string replacements."""
+    page = reader.visit(f"{lang}/notebooks/{lang}/{LESSONS[0]}.html")
+    page.wait_for_selector("button.toggle-button")
+    page.wait_for_selector("button.copybtn", state="attached")
+    labels = page.evaluate(LABELS)
+    toggle = page.locator("button.toggle-button").first.get_attribute("aria-label")
+    copy = page.locator("button.copybtn").first.get_attribute("data-tooltip")
+    if lang == "vi":
+        assert not set(ENGLISH_LABELS) & set(labels), set(ENGLISH_LABELS) & set(labels)
+        assert (toggle, copy) == ("Hiện/ẩn nội dung", "Sao chép")
+    else:
+        assert (toggle, copy) == ("Toggle hidden content", "Copy")
+    assert not reader.errors and not reader.outside
+
+
+VIETNAMESE_ALPHABET = "AĂÂBCDĐEÊFGHIJKLMNOÔƠPQRSTUƯVWXYZ"   # with the Latin letters Vietnamese words lack (F, J, W, Z)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_general_index_is_titled_and_ordered_in_the_page_language(reader, lang):
+    """The index's tab reads "Chỉ mục" in Vietnamese, and its letters follow the language's alphabet
+    (Vietnamese: Đ right after D, not after the last Latin letter)."""
+    page = reader.visit(f"{lang}/genindex.html")
+    assert page.title().startswith({"vi": "Chỉ mục —", "en": "Index —"}[lang]), page.title()
+    letters = page.eval_on_selector_all("article h2", "hs => hs.map(h => h.innerText.trim())")
+    jump = page.eval_on_selector_all(".genindex-jumpbox a", "as => as.map(a => a.innerText.trim())")
+    assert len(letters) > 10 and jump == letters
+    if lang == "vi":
+        assert "Đ" in letters and letters.index("Đ") == letters.index("D") + 1, letters
+        assert letters == sorted(letters, key=lambda letter: VIETNAMESE_ALPHABET.find(letter[0])), letters
+    else:
+        assert letters == sorted(letters), letters
+    if lang == "vi":
+        page.locator("h2#Đ").scroll_into_view_if_needed()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "genindex-vi.png"))
+    assert not reader.errors and not reader.outside
+
+
+COMPOUND_SPELLINGS = ("warmup", "warm-up", "warm up", "Warm-up")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_search_finds_a_compound_word_in_any_spelling(reader, lang):
+    """"warmup" found 3 pages and "warm-up" 8 to 10 (every page with "warm" anywhere): each spelling
+    now finds exactly the pages that hold one of the spellings, and the snippet marks the spelling used."""
+    # the pages holding a spelling as a word of its own (in linear_with_warmup, "_" joins it to a longer word)
+    def article(path: str) -> str:
+        html = (SITE / path).read_text(encoding="utf-8")
+        return re.sub(r"<[^>]+>", "", html.split("<article", 1)[-1].split("</article>", 1)[0])
+    expected = {path for path in pages_containing(lang, "warm") if re.search(r"(?<!\w)warm[- ]?up(?!\w)", article(path), re.I)}
+    assert len(expected) >= 7
+    for query in COMPOUND_SPELLINGS:
+        found, summary = search(reader, lang, query)
+        assert found == expected, f"{query!r}: missing {expected - found}, extra {found - expected}"
+    reader.page.wait_for_function(
+        "[...document.querySelectorAll('#search-results li')].every(li => li.querySelector('p.context'))", timeout=20000
+    )
+    highlighted = reader.page.eval_on_selector_all("#search-results p.context .highlighted", "s => s.map(e => e.innerText)")
+    assert highlighted and all(re.fullmatch(r"warm[- ]?up\w*", h, re.I) for h in highlighted), highlighted
+    assert not reader.errors and not reader.outside
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_phone_title_and_neighbour_links_fit(browser, origin, lang):
+    """On a 390 px phone the lesson's title takes at most a fifth of the first screen (the theme's 42 px
+    heading took up to 46 %), and the previous/next links run across the page instead of
+    breaking their titles one word per line (119 px columns, 5 to 9 lines each)."""
+    reader = Reader(browser, origin, viewport=PHONE)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        for lesson in LESSONS:
+            page = reader.visit(f"{lang}/notebooks/{lang}/{lesson}.html")
+            title = page.locator("article.bd-article h1").first.bounding_box()
+            assert title["height"] <= PHONE["height"] / 5, f"{lesson}: the title is {title['height']} px high"
+            area = page.locator(".prev-next-area").bounding_box()
+            for link in page.locator(".prev-next-area a").all():
+                title = link.locator(".prev-next-title")
+                box, words = title.bounding_box(), title.inner_text()
+                line = float(title.evaluate("t => parseFloat(getComputedStyle(t).lineHeight)"))
+                assert link.bounding_box()["width"] >= 0.8 * area["width"], f"{lesson}: the link to {words!r} is a narrow column"
+                assert round(box["height"] / line) <= 3, f"{lesson}: {words!r} takes {box['height']} px"
+            subtitles = page.eval_on_selector_all(".prev-next-subtitle", "ps => ps.map(p => p.innerText.trim())")
+            if lang == "vi":
+                assert set(subtitles) <= {"Trang trước", "Trang sau"}, subtitles
+            if lesson == "04_targeted_freezing_gpt":
+                page.screenshot(path=str(SHOTS / f"phone-title-{lang}.png"))
+                page.locator(".prev-next-area").scroll_into_view_if_needed()
+                page.wait_for_timeout(200)
+                page.screenshot(path=str(SHOTS / f"phone-prev-next-{lang}.png"))
+        assert not reader.errors and not reader.outside
+    finally:
+        reader.context.close()

@@ -165,6 +165,13 @@ GLOSSARY = {
     "pretraining": "tiền huấn luyện", "parameter": "tham số", "loss": "mất mát", "seed": "seed",
     "learning rate": "tốc độ học", "class label": "nhãn lớp",
 }
+# Terms of speed and of reading results (lessons 01-05), which the student handout promises are in the glossary.
+MEASUREMENT_TERMS = {
+    "FLOP": "FLOP", "MFU": "MFU", "micro-batch": "lô vi mô", "data parallelism": "song song dữ liệu", "DDP": "DDP",
+    "bf16": "bf16", "TF32": "TF32", "CUDA graph": "CUDA graph", "standard error": "sai số chuẩn",
+    "ablation": "phép bỏ từng tùy chọn",
+}
+GLOSSARY.update(MEASUREMENT_TERMS)
 
 
 def test_glossaries_define_the_course_terms_in_both_languages():
@@ -180,3 +187,11 @@ def test_glossaries_define_the_course_terms_in_both_languages():
         assert definition, names
     assert not any("column" in definition for _, definition in english)
     assert "Vietnamese column" not in (SITE / "en" / "book" / "en" / "glossary.html").read_text(encoding="utf-8")
+
+
+def test_glossary_terms_are_the_words_the_lessons_use():
+    """The measurement terms' glossary entries name them as the lessons of each language write them."""
+    lessons = {lang: " ".join(p.read_text(encoding="utf-8") for p in (ROOT / "notebooks" / lang).glob("*.md")).lower()
+               for lang in ("en", "vi")}
+    assert not [t for t in MEASUREMENT_TERMS if t.lower() not in lessons["en"]]
+    assert not [t for t in MEASUREMENT_TERMS.values() if t.lower() not in lessons["vi"]]

@@ -4,6 +4,9 @@
   English fallback stems Vietnamese words and drops "to", "in".  Here both
   the index and the query are folded the same way (NFD, drop combining
   marks, d-stroke -> d, lower case), so "toc do hoc" finds "tốc độ học".
+* Compound words in any spelling: "warmup", "warm-up" and "warm up" are
+  indexed under the joined word too, and course.js joins them in the query.
+* The general index in Vietnamese order: "Đ" right after "D", not after "Z".
 * Per-language settings from ``course_languages`` in ``_config.yml``:
   the site title, the search-box placeholder, the figure labels ("Hình 1")
   and theme strings that the theme leaves in English or mistranslates.
@@ -35,6 +38,7 @@ from pybtex.style.formatting.plain import Style as PlainStyle
 from pybtex.style.labels import BaseLabelStyle
 from sphinx.application import Sphinx
 from sphinx.search import SearchLanguage
+from sphinx.search.en import SearchEnglish
 from sphinxcontrib.bibtex.style.referencing import PersonStyle
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
@@ -55,7 +59,23 @@ def fold(word: str) -> str:
     return bare.replace("đ", "d").replace("Đ", "d").lower()
 
 
-class SearchVietnamese(SearchLanguage):
+# Words the lessons write joined, hyphenated or spaced: each spelling is indexed under the joined
+# word too, and course.js turns every spelling of a query into the joined word (the same table),
+# so "warmup", "warm-up" and "warm up" find the same pages.
+COMPOUND_WORDS = {"warmup": re.compile(r"(?<!\w)warm[-\s]?up(?!\w)", re.IGNORECASE)}   # "_" joins a word, as in the splitter
+
+
+class CompoundWords:
+    """A search language whose split also yields the joined form of every compound's spelling."""
+
+    def split(self, input: str) -> list[str]:
+        words = super().split(input)
+        for joined, spellings in COMPOUND_WORDS.items():
+            words += [joined] * len(spellings.findall(input))
+        return words
+
+
+class SearchVietnamese(CompoundWords, SearchLanguage):
     lang = "vi"
     language_name = "Vietnamese"
     js_stemmer_code = _STEMMER_JS
@@ -63,6 +83,10 @@ class SearchVietnamese(SearchLanguage):
 
     def stem(self, word: str) -> str:
         return fold(word)
+
+
+class SearchEnglishCompounds(CompoundWords, SearchEnglish):
+    """Sphinx's English search (stemmer, stop words) with the compound words."""
 
 
 # --- references: author-year in the text and in the list -------------------------------------------
@@ -154,6 +178,24 @@ def _drop_thebe(context: dict) -> None:
 def _page_context(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
     _drop_thebe(context)
     _add_language_link(app, pagename, context)
+    if pagename == "genindex" and context.get("genindexentries"):
+        context["genindexentries"] = _sorted_index(context["genindexentries"])
+
+
+def _collation_key(text: str) -> str:
+    """Sphinx's index order (lower case, NFD: accents after the bare letter) with the
+    Vietnamese alphabet's đ right after d: NFD leaves "đ" whole, so Sphinx puts it after z."""
+    return unicodedata.normalize("NFD", text.lower()).replace("đ", "d~")   # "~" sorts after every ASCII letter
+
+
+def _sorted_index(groups: list) -> list:
+    """The general index's letter groups and their entries in Vietnamese order ("Đ" between
+    "D" and "E"); the symbols group, whose heading is not one letter, stays first."""
+    def group_key(group):
+        letter = group[0]
+        return (1, _collation_key(letter)) if len(letter) == 1 and letter.isalpha() else (0, "")
+    return [(letter, sorted(entries, key=lambda entry: (_collation_key(entry[0]), entry[0])))
+            for letter, entries in sorted(groups, key=group_key)]
 
 
 def _add_language_link(app: Sphinx, pagename: str, context: dict) -> None:
@@ -166,13 +208,19 @@ def _add_language_link(app: Sphinx, pagename: str, context: dict) -> None:
         context["metatags"] = context.get("metatags", "") + f'\n<link rel="alternate" hreflang="{other}" href="{href}" />'
 
 
+SCRIPTS_WITH_STRINGS = ("togglebutton.js", "copybutton.js")
+
+
 def _fix_theme_strings(app: Sphinx, exception) -> None:
     """Replace theme strings left in English, and fill search strings the language's catalogue leaves empty."""
     if exception is not None or app.builder.format != "html":
         return
     settings = _language_settings(app)
     replacements = settings.get("theme_strings", {})
-    for page in Path(app.outdir).rglob("*.html"):
+    # the extensions' scripts that write strings into the page at run time (the solution's
+    # toggle button, the code cells' copy button) get the same replacements as the pages
+    scripts = [Path(app.outdir) / "_static" / name for name in SCRIPTS_WITH_STRINGS]
+    for page in [*Path(app.outdir).rglob("*.html"), *(s for s in scripts if s.exists())]:
         html = page.read_text(encoding="utf-8")
         fixed = html
         for wrong, right in replacements.items():
@@ -190,6 +238,7 @@ def _fix_theme_strings(app: Sphinx, exception) -> None:
 def setup(app: Sphinx) -> dict:
     app.add_config_value("course_languages", {}, "html")
     app.add_search_language(SearchVietnamese)
+    app.add_search_language(SearchEnglishCompounds)
     app.connect("config-inited", _configure)
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _fix_theme_strings)

@@ -122,7 +122,7 @@
   /** The sentence holding the most query words, as [start, end, hits], hits = [[start, end], ...]. */
   function bestSentence(text, keywords) {
     const folded = foldInPlace(text);
-    const patterns = keywords.map((k) => new RegExp(`(?<![\\p{L}\\p{N}_])${escapeRe(k)}[\\p{L}\\p{N}_]*`, "gu"));  // "_" joins a word: max_grad_norm is not "norm"
+    const patterns = keywords.map((k) => new RegExp(`(?<![\\p{L}\\p{N}_])${wordPattern(k)}[\\p{L}\\p{N}_]*`, "gu"));  // "_" joins a word: max_grad_norm is not "norm"
     let best = null;
     const boundary = /\n|[.!?;](?=\s)/g;
     let start = 0;
@@ -185,8 +185,8 @@
 
   function installSearchSummary() {
     if (typeof Search === "undefined" || typeof Search.makeSearchSummary !== "function") return;
-    const typed = (new URLSearchParams(window.location.search).get("q") || "").split(/\s+/).filter(Boolean).map(fold);
     Search.makeSearchSummary = (htmlText, keywords, anchor) => {
+      const typed = joinCompounds(new URLSearchParams(window.location.search).get("q") || "").split(/\s+/).filter(Boolean).map(fold);
       const words = [...new Set([...keywords].map(fold).concat(typed))].filter((w) => w.length > 0);
       const [prose, everything] = articleText(htmlText, anchor);
       for (const text of [prose, everything]) {
@@ -208,4 +208,21 @@
     markWideFigures();
   });
   window.addEventListener("hashchange", updateSwitch);
+
+  /* ---------- 4. search: a compound word in any spelling ----------
+   * "warmup", "warm-up" and "warm up" should find the same pages. The index lists every spelling
+   * under the joined word too (COMPOUND_WORDS in course_i18n.py, the same table); here the query's
+   * spellings become the joined word before Sphinx parses it, and a snippet marks every spelling.
+   */
+  const COMPOUNDS = [["warmup", "warm[-\\s]?up"]];
+  const compoundRe = (source) => new RegExp(`(?<![\\p{L}\\p{N}_])${source}(?![\\p{L}\\p{N}_])`, "giu");
+  /** "warm-up", "warm up" -> "warmup" */
+  const joinCompounds = (query) => COMPOUNDS.reduce((q, [joined, source]) => q.replace(compoundRe(source), joined), query);
+  /** A query word as a pattern for the snippet: a compound matches each of its spellings. */
+  const wordPattern = (word) => (COMPOUNDS.find(([joined]) => joined === word) || [word, escapeRe(word)])[1];
+
+  if (typeof Search !== "undefined" && typeof Search._parseQuery === "function") {
+    const parse = Search._parseQuery;
+    Search._parseQuery = (query) => parse(joinCompounds(query));
+  }
 })();
