@@ -479,7 +479,7 @@ RESULT_LINES = """() => {
   for (const root of roots) {
     const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-      for (const m of node.data.matchAll(/\\S+ ± \\S+/g)) {
+      for (const m of node.data.matchAll(/\\S+ ± \\S+|\\d[\\d.,]*e[-+]\\d+/g)) {
         const range = document.createRange();
         range.setStart(node, m.index);
         range.setEnd(node, m.index + m[0].length);
@@ -488,17 +488,25 @@ RESULT_LINES = """() => {
       }
     }
   }
-  return {cut, split, outputs: document.querySelectorAll('.cell_output .output.stream pre').length};
+  // a table's row label is not squeezed to a word a line by its numbers: it fits one line or has 120 px
+  const squeezed = [...document.querySelectorAll('article.bd-article table.course-table tbody td:first-child')].filter(td => {
+    const range = document.createRange();
+    range.selectNodeContents(td);
+    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+    return lines > 1 && td.getBoundingClientRect().width < 120;
+  }).map(td => `${td.textContent.trim()} (${Math.round(td.getBoundingClientRect().width)} px)`);
+  return {cut, split, squeezed, outputs: document.querySelectorAll('.cell_output .output.stream pre').length};
 }"""
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_result_lines_fit_their_box(browser, origin, lang):
     """Printed results (text outputs) wrap inside their box instead of hiding behind a sideways scroll, at
-    1280 px and on a 390 px phone, and no "a ± b" is split over two lines in a table or a result; lesson
-    05's headline result on a phone is kept as a screenshot (results-<lang>.png)."""
+    1280 px and on a 390 px phone; no "a ± b" (or "3.5e-05") is split over two lines in a table or a result,
+    and a table's row label keeps a few words a line; lesson 05's headline result is kept as a screenshot
+    (results-<lang>-<width>.png)."""
     reader = Reader(browser, origin)
-    cut, split, outputs = [], [], 0
+    cut, split, squeezed, outputs = [], [], [], 0
     try:
         for path in lesson_paths(lang):
             page = reader.visit(path)
@@ -508,12 +516,14 @@ def test_result_lines_fit_their_box(browser, origin, lang):
                 outputs += found["outputs"]
                 cut += [f"{path} at {width} px: {line}" for line in found["cut"]]
                 split += [f"{path} at {width} px: {pair}" for pair in found["split"]]
-            if path == lesson_paths(lang)[-1]:
-                page.locator(".cell_output .output.stream pre").nth(1).scroll_into_view_if_needed()
-                page.screenshot(path=str(SHOTS / f"results-{lang}.png"))
+                squeezed += [f"{path} at {width} px: {label}" for label in found["squeezed"]]
+                if path == lesson_paths(lang)[-1]:
+                    page.locator(".cell_output .output.stream pre").nth(1).scroll_into_view_if_needed()
+                    page.screenshot(path=str(SHOTS / f"results-{lang}-{width}.png"))
         assert outputs > 50
         assert not cut, f"{len(cut)} result blocks wider than their box: " + "; ".join(cut[:10])
-        assert not split, f"{len(split)} numbers split from their ±: " + "; ".join(split[:10])
+        assert not split, f"{len(split)} numbers split from their ± (or exponent): " + "; ".join(split[:10])
+        assert not squeezed, f"{len(squeezed)} table row labels squeezed: " + "; ".join(squeezed[:10])
         assert not reader.errors and not reader.outside
     finally:
         reader.context.close()

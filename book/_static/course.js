@@ -50,8 +50,9 @@
   }
 
   /* ---------- 2. wide figures ---------- */
-  // The image's parent is the box that scrolls: the figure's link (figure > a > img), so that the
-  // caption keeps the page's width, or the output itself for an image without a caption.
+  // An image at least 700 px and more than twice as wide as high: its parent becomes the box that
+  // scrolls, the figure's link (figure > a > img) so that the caption keeps the page's width, or
+  // the output itself for an image without a caption.
   function markWideFigures() {
     for (const img of document.querySelectorAll("article.bd-article img")) {
       const mark = () => {
@@ -60,53 +61,6 @@
         }
       };
       if (img.complete) mark(); else img.addEventListener("load", mark, { once: true });
-    }
-  }
-
-  /* ---------- 4. results: a number keeps its ± on one line ---------- */
-  // "0.49 ± 0.14" in a table cell or a printed result wraps as one piece; the text (and what a
-  // reader copies) is unchanged, only wrapped in a span that does not break.
-  const WITH_ERROR = /\S+ ± \S+/g;
-  function keepErrorsTogether() {
-    const roots = document.querySelectorAll("article.bd-article td, article.bd-article th, .cell_output .output.stream pre");
-    for (const root of roots) {
-      const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-      const nodes = [];
-      for (let node = walker.nextNode(); node; node = walker.nextNode()) if (node.data.includes(" ± ")) nodes.push(node);
-      for (const node of nodes) {
-        const pieces = document.createDocumentFragment();
-        let at = 0;
-        for (const m of node.data.matchAll(WITH_ERROR)) {
-          pieces.append(node.data.slice(at, m.index));
-          const span = document.createElement("span");
-          span.className = "course-nowrap";
-          span.textContent = m[0];
-          pieces.append(span);
-          at = m.index + m[0].length;
-        }
-        pieces.append(node.data.slice(at));
-        node.replaceWith(pieces);
-      }
-    }
-  }
-
-  /* ---------- 5. sidebar buttons ---------- */
-  // The theme binds only the first .primary-toggle / .secondary-toggle of the page, which sits in
-  // the top header, where sphinx-book-theme hides it (pydata-sphinx-theme#2451, since 0.17): the article
-  // header's buttons did nothing. Their clicks go to the bound button, which opens the drawer on
-  // a narrow screen and collapses the lesson list on a wide one (sphinx-book-theme).
-  function forwardSidebarButtons() {
-    for (const kind of [".primary-toggle", ".secondary-toggle"]) {
-      const bound = document.querySelector(kind);
-      for (const button of document.querySelectorAll(kind)) {
-        if (button === bound) continue;
-        button.addEventListener("click", (event) => {
-          event.preventDefault();
-          event.stopPropagation();
-          button.blur();   // or its tooltip stays up
-          bound.click();
-        });
-      }
     }
   }
 
@@ -250,6 +204,55 @@
       summary.textContent = prose.replace(/\n/g, " ").slice(0, 240);
       return summary;
     };
+  }
+
+  /* ---------- 4. results: a number keeps its ± on one line ---------- */
+  // "0.49 ± 0.14" in a table cell or a printed result wraps as one piece, and so does "3.5e-05"
+  // (the browser breaks after its hyphen); the text (and what a reader copies) is unchanged,
+  // only wrapped in a span that does not break.
+  const WITH_ERROR = /\S+ ± \S+|\d[\d.,]*e[-+]\d+/g;
+  function keepErrorsTogether() {
+    const roots = document.querySelectorAll("article.bd-article td, article.bd-article th, .cell_output .output.stream pre");
+    for (const root of roots) {
+      const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+      const nodes = [];
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) if (node.data.match(WITH_ERROR)) nodes.push(node);
+      for (const node of nodes) {
+        const pieces = document.createDocumentFragment();
+        let at = 0;
+        for (const m of node.data.matchAll(WITH_ERROR)) {
+          pieces.append(node.data.slice(at, m.index));
+          const span = document.createElement("span");
+          span.className = "course-nowrap";
+          span.textContent = m[0];
+          pieces.append(span);
+          at = m.index + m[0].length;
+        }
+        pieces.append(node.data.slice(at));
+        node.replaceWith(pieces);
+      }
+    }
+  }
+
+  /* ---------- 5. sidebar buttons ---------- */
+  // The theme binds only the first .primary-toggle / .secondary-toggle of the page, which sits in
+  // the top header where sphinx-book-theme hides it (pydata-sphinx-theme#2451, since 0.17): the
+  // article header's buttons did nothing. Their clicks go to the bound button, which opens the
+  // drawer on a narrow screen and collapses the lesson list on a wide one (sphinx-book-theme).
+  function forwardSidebarButtons() {
+    for (const kind of [".primary-toggle", ".secondary-toggle"]) {
+      const bound = document.querySelector(kind);
+      for (const button of document.querySelectorAll(kind)) {
+        if (button === bound) continue;
+        button.addEventListener("click", (event) => {
+          event.preventDefault();
+          event.stopPropagation();
+          bound.click();
+          // no drawer took the focus (a wide screen): let go of it, or the tooltip stays up
+          if (document.activeElement === button) button.blur();
+        });
+      }
+    }
   }
 
   installSearchSummary();
