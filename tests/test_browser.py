@@ -577,3 +577,156 @@ def test_phone_title_and_neighbour_links_fit(browser, origin, lang):
         assert not reader.errors and not reader.outside
     finally:
         reader.context.close()
+
+
+def lesson_paths(lang: str) -> list[str]:
+    return [f"{lang}/notebooks/{lang}/{lesson}.html" for lesson in LESSONS]
+
+
+DRAWER_LINKS = {"primary": ".bd-links a.reference", "secondary": ".bd-toc-nav a, .page-toc a"}
+
+
+@pytest.mark.parametrize("width", (390, 900))
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_phone_and_tablet_drawers_open(browser, origin, lang, width):
+    """On a phone and a tablet the article header's ☰ (lesson list) and contents buttons open their drawers:
+    the theme binds only the first such button, in the hidden top header, so course.js forwards the clicks.
+    Each opened drawer is kept as a screenshot (drawer-<lang>-<width>-<side>.png)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    reader = Reader(browser, origin, viewport={"width": width, "height": 800})
+    try:
+        page = reader.visit(lesson_paths(lang)[-1])
+        for side in ("primary", "secondary"):
+            dialog = page.locator(f"#pst-{side}-sidebar-modal")
+            link = dialog.locator(DRAWER_LINKS[side]).first
+            page.locator(f".bd-header-article .{side}-toggle").click()
+            page.wait_for_timeout(400)  # the drawer slides in
+            assert dialog.evaluate("d => d.open"), f"{side} drawer closed after a click at {width} px"
+            link.wait_for(state="visible", timeout=5000)
+            box = link.bounding_box()
+            assert box and 0 <= box["x"] and box["x"] + box["width"] <= width, f"{side} drawer's link off-screen: {box}"
+            page.screenshot(path=str(SHOTS / f"drawer-{lang}-{width}-{side}.png"))
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(300)
+            assert not dialog.evaluate("d => d.open")
+        assert not reader.errors and not reader.outside
+    finally:
+        reader.context.close()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_wide_screen_menu_button_collapses_the_sidebar(reader, lang):
+    """At 1280 px the article header's ☰ hides the lesson list and a second click brings it back."""
+    page = reader.visit(lesson_paths(lang)[-1])
+    sidebar, toggle = page.locator("#pst-primary-sidebar"), page.locator(".bd-header-article .primary-toggle")
+    shown = "s => getComputedStyle(s).visibility === 'visible' && s.getBoundingClientRect().right > 0"
+    assert sidebar.evaluate(shown)
+    toggle.click()
+    page.wait_for_function(f"!({shown})(document.getElementById('pst-primary-sidebar'))", timeout=5000)
+    assert not page.locator("#pst-primary-sidebar-modal").evaluate("d => d.open"), "a drawer opened on a wide screen"
+    page.screenshot(path=str(SHOTS / f"sidebar-collapsed-{lang}.png"))
+    toggle.click()
+    page.wait_for_function(f"({shown})(document.getElementById('pst-primary-sidebar'))", timeout=5000)
+    assert not reader.errors and not reader.outside
+
+
+WIDE_FIGURES = """() => [...document.querySelectorAll('article.bd-article img')]
+  .filter(img => img.naturalWidth >= 700 && img.naturalWidth > 2 * img.naturalHeight)
+  .map(img => {
+    let box = img.parentElement;
+    while (box && !['auto', 'scroll'].includes(getComputedStyle(box).overflowX)) box = box.parentElement;
+    const before = box ? box.scrollLeft : 0;
+    if (box) box.scrollLeft = before + 50;
+    const scrolls = box ? box.scrollLeft > before : false;
+    if (box) box.scrollLeft = before;
+    return {src: img.getAttribute('src').split('/').pop().slice(0, 12), width: img.getBoundingClientRect().width,
+            box: box ? box.clientWidth : null, scrolls, caption: !!img.closest('figure')};
+  })"""
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_wide_figures_keep_their_size_on_a_phone(browser, origin, lang):
+    """Two-panel figures (at least 700 px and more than twice as wide as high) stay at least 560 CSS px wide
+    on a 390 px phone and scroll sideways in their own box, not the page; lesson 01's first one is kept as
+    a screenshot (wide-figure-<lang>.png)."""
+    reader = Reader(browser, origin, viewport={"width": 390, "height": 800})
+    found, problems = 0, []
+    try:
+        for path in lesson_paths(lang):
+            page = reader.visit(path)
+            page.wait_for_function("[...document.images].every(i => i.complete)", timeout=20000)
+            for figure in page.evaluate(WIDE_FIGURES):
+                found += 1
+                if figure["width"] < 560 or not figure["box"] or figure["box"] > 390 or not figure["scrolls"]:
+                    problems.append(f"{path} {figure}")
+            scroll_width, viewport = visible_width(page)
+            if scroll_width > viewport:
+                problems.append(f"{path}: the page is {scroll_width} px wide")
+            if path == lesson_paths(lang)[0]:
+                page.locator("article figure img").first.scroll_into_view_if_needed()
+                page.screenshot(path=str(SHOTS / f"wide-figure-{lang}.png"))
+        assert found >= 8, f"only {found} wide figures found"
+        assert not problems, "wide figures: " + "; ".join(problems)
+        assert not reader.errors and not reader.outside
+    finally:
+        reader.context.close()
+
+
+RESULT_LINES = """() => {
+  const cut = [...document.querySelectorAll('.cell_output .output.stream pre, .cell_output .output.text_plain pre')]
+    .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+    .map(pre => `${pre.scrollWidth} > ${pre.clientWidth}: ${pre.textContent.slice(0, 60)}`);
+  // a number and its ± stay on one line, in tables and in printed results
+  const split = [];
+  const roots = document.querySelectorAll('article.bd-article td, article.bd-article th, .cell_output .output.stream pre');
+  for (const root of roots) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/\\S+ ± \\S+|\\d[\\d.,]*e[-+]\\d+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const tops = [...range.getClientRects()].map(r => r.top);
+        if (tops.length && Math.max(...tops) - Math.min(...tops) > 8) split.push(m[0]);
+      }
+    }
+  }
+  // a table's row label is not squeezed to a word a line by its numbers: it fits one line or has 120 px
+  const squeezed = [...document.querySelectorAll('article.bd-article table.course-table tbody td:first-child')].filter(td => {
+    const range = document.createRange();
+    range.selectNodeContents(td);
+    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+    return lines > 1 && td.getBoundingClientRect().width < 120;
+  }).map(td => `${td.textContent.trim()} (${Math.round(td.getBoundingClientRect().width)} px)`);
+  return {cut, split, squeezed, outputs: document.querySelectorAll('.cell_output .output.stream pre').length};
+}"""
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_result_lines_fit_their_box(browser, origin, lang):
+    """Printed results (text outputs) wrap inside their box instead of hiding behind a sideways scroll, at
+    1280 px and on a 390 px phone; no "a ± b" (or "3.5e-05") is split over two lines in a table or a result,
+    and a table's row label keeps a few words a line; lesson 05's headline result is kept as a screenshot
+    (results-<lang>-<width>.png)."""
+    reader = Reader(browser, origin)
+    cut, split, squeezed, outputs = [], [], [], 0
+    try:
+        for path in lesson_paths(lang):
+            page = reader.visit(path)
+            for width in (1280, 390):
+                page.set_viewport_size({"width": width, "height": 900})
+                found = page.evaluate(RESULT_LINES)
+                outputs += found["outputs"]
+                cut += [f"{path} at {width} px: {line}" for line in found["cut"]]
+                split += [f"{path} at {width} px: {pair}" for pair in found["split"]]
+                squeezed += [f"{path} at {width} px: {label}" for label in found["squeezed"]]
+                if path == lesson_paths(lang)[-1]:
+                    page.locator(".cell_output .output.stream pre").nth(1).scroll_into_view_if_needed()
+                    page.screenshot(path=str(SHOTS / f"results-{lang}-{width}.png"))
+        assert outputs > 50
+        assert not cut, f"{len(cut)} result blocks wider than their box: " + "; ".join(cut[:10])
+        assert not split, f"{len(split)} numbers split from their ± (or exponent): " + "; ".join(split[:10])
+        assert not squeezed, f"{len(squeezed)} table row labels squeezed: " + "; ".join(squeezed[:10])
+        assert not reader.errors and not reader.outside
+    finally:
+        reader.context.close()

@@ -9,6 +9,8 @@
  *    which starts with the language switch, shows raw TeX and glues block elements together
  *    ("learning ratetốc độ học"), and cannot find Vietnamese words in accent-folded queries.
  *    Here the snippet is the sentence of the article that holds the query words.
+ * 4. A number and its "± error" stay on one line in tables and printed results.
+ * 5. The article header's ☰ and contents buttons work (the theme binds only the hidden ones).
  */
 (() => {
   "use strict";
@@ -48,8 +50,11 @@
   }
 
   /* ---------- 2. wide figures ---------- */
+  // An image at least 700 px and more than twice as wide as high: its parent becomes the box that
+  // scrolls, the figure's link (figure > a > img) so that the caption keeps the page's width, or
+  // the output itself for an image without a caption.
   function markWideFigures() {
-    for (const img of document.querySelectorAll(".cell_output > img")) {
+    for (const img of document.querySelectorAll("article.bd-article img")) {
       const mark = () => {
         if (img.naturalWidth >= 700 && img.naturalWidth > 2 * img.naturalHeight) {
           img.parentElement.classList.add("course-wide-output");
@@ -201,11 +206,62 @@
     };
   }
 
+  /* ---------- 4. results: a number keeps its ± on one line ---------- */
+  // "0.49 ± 0.14" in a table cell or a printed result wraps as one piece, and so does "3.5e-05"
+  // (the browser breaks after its hyphen); the text (and what a reader copies) is unchanged,
+  // only wrapped in a span that does not break.
+  const WITH_ERROR = /\S+ ± \S+|\d[\d.,]*e[-+]\d+/g;
+  function keepErrorsTogether() {
+    const roots = document.querySelectorAll("article.bd-article td, article.bd-article th, .cell_output .output.stream pre");
+    for (const root of roots) {
+      const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+      const nodes = [];
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) if (node.data.match(WITH_ERROR)) nodes.push(node);
+      for (const node of nodes) {
+        const pieces = document.createDocumentFragment();
+        let at = 0;
+        for (const m of node.data.matchAll(WITH_ERROR)) {
+          pieces.append(node.data.slice(at, m.index));
+          const span = document.createElement("span");
+          span.className = "course-nowrap";
+          span.textContent = m[0];
+          pieces.append(span);
+          at = m.index + m[0].length;
+        }
+        pieces.append(node.data.slice(at));
+        node.replaceWith(pieces);
+      }
+    }
+  }
+
+  /* ---------- 5. sidebar buttons ---------- */
+  // The theme binds only the first .primary-toggle / .secondary-toggle of the page, which sits in
+  // the top header where sphinx-book-theme hides it (pydata-sphinx-theme#2451, since 0.17): the
+  // article header's buttons did nothing. Their clicks go to the bound button, which opens the
+  // drawer on a narrow screen and collapses the lesson list on a wide one (sphinx-book-theme).
+  function forwardSidebarButtons() {
+    for (const kind of [".primary-toggle", ".secondary-toggle"]) {
+      const bound = document.querySelector(kind);
+      for (const button of document.querySelectorAll(kind)) {
+        if (button === bound) continue;
+        button.addEventListener("click", (event) => {
+          event.preventDefault();
+          event.stopPropagation();
+          bound.click();
+          // no drawer took the focus (a wide screen): let go of it, or the tooltip stays up
+          if (document.activeElement === button) button.blur();
+        });
+      }
+    }
+  }
+
   installSearchSummary();
   document.addEventListener("DOMContentLoaded", () => {
     arriveAtSection();
     updateSwitch();
     markWideFigures();
+    keepErrorsTogether();
+    forwardSidebarButtons();
   });
   window.addEventListener("hashchange", updateSwitch);
 
