@@ -11,6 +11,7 @@
  *    Here the snippet is the sentence of the article that holds the query words.
  * 4. A number and its "± error" stay on one line in tables and printed results.
  * 5. The article header's ☰ and contents buttons work (the theme binds only the hidden ones).
+ * 6. Search: "warmup", "warm-up" and "warm up" find the same pages.
  */
 (() => {
   "use strict";
@@ -265,7 +266,7 @@
   });
   window.addEventListener("hashchange", updateSwitch);
 
-  /* ---------- 4. search: a compound word in any spelling ----------
+  /* ---------- 6. search: a compound word in any spelling ----------
    * "warmup", "warm-up" and "warm up" should find the same pages. The index lists every spelling
    * under the joined word too (COMPOUND_WORDS in course_i18n.py, the same table); here the query's
    * spellings become the joined word before Sphinx parses it, and a snippet marks every spelling.
