@@ -1255,6 +1255,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "Một bước eager có SDPA (H100, đã lưu, {batch} chuỗi × 1.024 token): TF32 {tf32} ms, autocast bf16 {bf16} ms, tức bf16 nhanh gấp {gain} lần.",
         "en": "An eager step with SDPA (H100, stored, {batch} sequences × 1,024 tokens): TF32 {tf32} ms, bf16 autocast {bf16} ms, {gain} times faster.",
     },
+    "bench_gap_axis": {"vi": "Chênh lệch của trung bình trượt (%)", "en": "Gap of the moving averages (%)"},
+    "bench_gap_title": {"vi": "Bước nhanh so với bước thường", "en": "Fast step against the plain step"},
     # (end of lesson 05's staircase strings)
     # Lesson 05, second edition: what learners get wrong.
     "mistakes_acc_tokens": {

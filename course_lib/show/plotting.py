@@ -343,7 +343,12 @@ def plot_attention_lengths(rows: Sequence[Mapping], lang: str) -> Figure:
 
 
 def plot_loss_curves(plain: Sequence[float], fast: Sequence[float], lang: str, window: int = 20) -> Figure:
-    """Lesson 05: the loss per step of the plain fp32 step and of the fast step, with their moving averages."""
+    """Lesson 05: the loss per step of the plain fp32 step and of the fast step, with their moving averages; beside it their gap.
+
+    The fast step's average is dashed (the two curves lie on top of each
+    other); the right panel is the gap of the moving averages in per cent,
+    with the ±2 % tolerance set before the run.
+    """
     check_language(lang)
     _check_curve("plain", plain, "the loss per step of the plain step")
     _check_curve("fast", fast, "the loss per step of the fast step")
@@ -353,15 +358,24 @@ def plot_loss_curves(plain: Sequence[float], fast: Sequence[float], lang: str, w
     if window > len(plain):
         raise ValueError(f"window must be at most the curves' {len(plain)} steps (a moving average over more steps than there "
                          f"are has no point to draw), got {window}")
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    for values, color, key in ((plain, "tab:blue", "bench_plain"), (fast, "tab:orange", "bench_fast")):
+    fig, (ax, gap) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": (3, 2)})
+    smooth = {}
+    for values, color, style, key in ((plain, "tab:blue", "-", "bench_plain"), (fast, "tab:orange", "--", "bench_fast")):
         curve = torch.tensor(values, dtype=torch.float64)
-        ax.plot(range(len(values)), values, color=color, linewidth=0.5, alpha=0.35)
-        smooth = curve.unfold(0, window, 1).mean(dim=1)
-        ax.plot(range(window - 1, len(values)), smooth.tolist(), color=color, linewidth=1.6, label=text(key, lang))
+        ax.plot(range(len(values)), values, color=color, linewidth=0.5, alpha=0.3)
+        smooth[key] = curve.unfold(0, window, 1).mean(dim=1)
+        ax.plot(range(window - 1, len(values)), smooth[key].tolist(), color=color, linestyle=style, linewidth=1.6,
+                label=text(key, lang))  # dashed over solid: the curves lie on top of each other
     ax.set(xlabel=text("step", lang), ylabel=text("gpt_loss_axis", lang), title=text("bench_loss_title", lang))
     ax.grid(alpha=0.3)
     ax.legend()
+    steps = range(window - 1, len(plain))
+    gap.plot(steps, (100 * (smooth["bench_fast"] / smooth["bench_plain"] - 1)).tolist(), color="tab:orange")
+    gap.axhline(0, color="tab:blue", linewidth=1)
+    for bound in (-2, 2):  # the tolerance set before the run
+        gap.axhline(bound, color="grey", linestyle=":", linewidth=1)
+    gap.set(xlabel=text("step", lang), ylabel=text("bench_gap_axis", lang), title=text("bench_gap_title", lang), ylim=(-2.5, 2.5))
+    gap.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
