@@ -555,3 +555,16 @@ def test_a_rung_that_failed_everywhere_leaves_its_ratios_out():
     assert [r["rung"] for r in summary["rungs"]] == ["bf16", "sdpa"] and summary["errors"] == {"plain": "RuntimeError: x"}
     assert summary["rungs"][0]["vs_plain"] is None and summary["rungs"][1]["vs_previous"] == 1.25
     assert [row[-1] for row in staircase_table(summary, "en").rows] == ["-", "-"]
+
+
+def test_the_loss_curve_figure_shows_the_gap_beside_the_curves_in_both_languages():
+    from course_lib.i18n import text
+    from course_lib.show.plotting import plot_loss_curves
+
+    loss = oo.load_benchmark()["loss"]
+    for lang in ("vi", "en"):
+        curves, gap = plot_loss_curves(loss["plain"], loss["fast"], lang).axes
+        assert [line.get_linestyle() for line in curves.get_lines() if line.get_label() == text("bench_fast", lang)] == ["--"]
+        assert gap.get_ylabel() == text("bench_gap_axis", lang)
+        drawn = gap.get_lines()[0].get_ydata()
+        assert max(abs(v) for v in drawn) == pytest.approx(100 * loss["agreement"]["max_gap"], rel=1e-3)  # the stored curves are rounded
