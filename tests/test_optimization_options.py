@@ -11,8 +11,9 @@ from course_lib.engine import timing as bench
 from course_lib.lessons import optimization_options as oo
 from course_lib.lessons import stored
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
-from course_lib.show.tables import (alternatives_table, measured_table, micro_table, shapes_table, staircase_table,
-                                    zero_table)
+from course_lib.i18n import number
+from course_lib.show.tables import (alternatives_table, measured_table, micro_table, shapes_table, staircase_key_results,
+                                    staircase_table, zero_table)
 
 TINY = dataclasses.replace(oo.CONFIGS["cpu"], model=GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_embd=16, n_head=2),
                            batch_sizes=(3, 4), vocabularies=(60, 64), batch_size=8, accumulate=4, lengths=(8, 16),
@@ -568,3 +569,25 @@ def test_the_loss_curve_figure_shows_the_gap_beside_the_curves_in_both_languages
         assert gap.get_ylabel() == text("bench_gap_axis", lang)
         drawn = gap.get_lines()[0].get_ydata()
         assert max(abs(v) for v in drawn) == pytest.approx(100 * loss["agreement"]["max_gap"], rel=1e-3)  # the stored curves are rounded
+
+
+def test_interleaved_turns_the_order_each_round():
+    order = []
+    seconds = bench.interleaved({name: (lambda name=name: order.append(name)) for name in "abc"}, 4, "cpu")
+    assert order == list("abc" "bca" "cab" "abc") and all(len(s) == 4 and min(s) >= 0 for s in seconds.values())
+    assert bench.interleaved({}, 3, "cpu") == {}
+
+
+def test_tying_summary_and_the_key_results_read_the_stored_seeds():
+    import statistics
+
+    results = oo.load_results("tying-cpu")
+    summary = oo.tying_summary(results)
+    for kind in ("tied", "untied"):
+        losses = results["weight_tying"][kind]["eval_loss"]
+        assert summary[kind]["mean"] == statistics.mean(losses) and summary[kind]["sd"] == statistics.stdev(losses)
+        assert summary[kind]["below"] == sum(x < 5.3 for x in losses) and summary[kind]["n"] == 10
+    stairs = oo.staircase_summary(oo.load_staircase())
+    for lang in ("vi", "en"):
+        lines = staircase_key_results(stairs, oo.load_staircase(), results, lang).splitlines()
+        assert len(lines) == 3 and "H100" in lines[0] and number(summary["untied"]["mean"], lang, 2) in lines[2]

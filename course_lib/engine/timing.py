@@ -15,7 +15,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,7 +26,7 @@ from course_lib.engine.data import count_tokens, pick_device, tokens_of
 from course_lib.engine.training import PRECISIONS, Callback, History, Run, start
 
 __all__ = ["PEAK_FLOPS", "PEAK_PRECISIONS", "peak_flops", "peak_for_name", "Timing", "time_it", "mfu", "fused_adamw", "enable_tf32",
-           "train_speed", "timed_run", "loop_steps", "synchronize", "elapsed", "PeakMemory"]
+           "train_speed", "timed_run", "loop_steps", "synchronize", "elapsed", "interleaved", "PeakMemory"]
 
 TERA = 1e12
 
@@ -185,6 +185,22 @@ def elapsed(fn: Callable[[], object], device=None) -> float:
         end.record()
     end.synchronize()
     return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
+
+
+def interleaved(runs: Mapping[str, Callable[[], object]], rounds: int, device=None) -> dict[str, list[float]]:
+    """Seconds of each ``runs[name]()`` (:func:`elapsed`), ``rounds`` times, the order turning by one each round.
+
+    Contenders timed in turns share whatever drifts while they run (a GPU
+    warming up, a neighbour's load), so their ratios are fair where back-to-back
+    blocks would not be.
+    """
+    check_type("runs", runs, Mapping, "a dict {name: function of no arguments}")
+    check_int("rounds", rounds, 1, unit="rounds")
+    names, seconds = list(runs), {name: [] for name in runs}
+    for r in range(rounds * bool(names)):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            seconds[name].append(elapsed(runs[name], device))
+    return seconds
 
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> float | None:

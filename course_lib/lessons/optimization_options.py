@@ -16,7 +16,6 @@ import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +27,9 @@ from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import curve_agreement
 from course_lib.engine.timing import (
     PeakMemory,
-    elapsed,
     enable_tf32,
     fused_adamw,
+    interleaved,
     mfu,
     peak_for_name,
     synchronize,
@@ -59,7 +58,7 @@ __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_p
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
            "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate", "StaircaseConfig",
            "STAIRCASE_CONFIGS", "PARTS", "GPU_SHAPES", "CPU_SHAPES", "time_staircase", "staircase_here", "staircase_study", "staircase_config", "logits_memory",
-           "load_staircase", "staircase_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage"]
+           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage"]
 
 
 MODULE = "course_lib.lessons.optimization_options"  # its name also when run as ``python -m``
@@ -619,15 +618,6 @@ def _check_staircase(config) -> None:
     check_type("config", config, StaircaseConfig, "a StaircaseConfig, e.g. STAIRCASE_CONFIGS['staircase-cpu']")
 
 
-def _interleaved(runs: dict[str, Callable[[], object]], rounds: int, device) -> dict[str, list[float]]:
-    """Seconds of each ``runs[name]()``, ``rounds`` times, the order turning by one each round (:func:`elapsed`: CUDA events on a GPU)."""
-    names, seconds = list(runs), {name: [] for name in runs}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            seconds[name].append(elapsed(runs[name], device))
-    return seconds
-
-
 def _time_steps(steps: dict[str, StepOptions], config: StaircaseConfig, device) -> tuple[dict, dict, dict]:
     """Build and warm up each step (its peak memory), then ms per optimizer step of each, interleaved; errors by id."""
     advance, memory, errors = {}, {}, {}
@@ -649,7 +639,7 @@ def _time_steps(steps: dict[str, StepOptions], config: StaircaseConfig, device) 
             errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}" if str(error) else type(error).__name__
             continue
         memory[name], advance[name] = peak.mb, (lambda step=step: step(config.steps))
-    seconds = _interleaved(advance, config.rounds, device)
+    seconds = interleaved(advance, config.rounds, device)
     enable_tf32(False)
     return {name: [1e3 * s / config.steps for s in values] for name, values in seconds.items()}, memory, errors
 
@@ -669,7 +659,7 @@ def _shape_times(config: StaircaseConfig, device) -> list[dict]:
 
     for a, b in operands:
         calls(a, b)()  # warm-up: the kernel chosen, the memory allocated
-    seconds = _interleaved({i: calls(a, b) for i, (a, b) in enumerate(operands)}, config.rounds, device)
+    seconds = interleaved({i: calls(a, b) for i, (a, b) in enumerate(operands)}, config.rounds, device)
     return [{"varies": what, "m": m, "k": k, "n": n, "ms": [1e3 * s / config.shape_calls for s in seconds[i]]}
             for i, (what, m, k, n) in enumerate(config.shapes)]
 
@@ -725,26 +715,28 @@ def logits_memory(config: StaircaseConfig, device=None) -> dict:
         with torch.autocast(device.type, dtype=torch.bfloat16):
             logits = model(batch[:, :-1])
             loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
-        out["dtype"] = str(logits.dtype).removeprefix("torch.")
-        out["logits_mb"] = logits.numel() * logits.element_size() / 2**20
-        out["fp32_logits_mb"] = logits.numel() * 4 / 2**20
-        if not keep:
-            del logits  # the course's way: only the loss leaves the loss function
+        out.update(dtype=str(logits.dtype).removeprefix("torch."), logits_mb=logits.numel() * logits.element_size() / 2**20,
+                   fp32_logits_mb=logits.numel() * 4 / 2**20)
+        held = logits if keep else None  # nanoGPT's way keeps them; the course's loss function returns the loss only
+        del logits
         loss.backward()
         synchronize(device)
         out["peak_kept_mb" if keep else "peak_loss_only_mb"] = peak.mb
-        del loss
-        if keep:
-            del logits
+        del loss, held
     return out
+
+
+def _study(config: StaircaseConfig, processes: list, device, command: str) -> dict:
+    """The form :func:`staircase_summary` reads: the configuration, each process's timings, the logits' memory, provenance."""
+    device = pick_device(device)
+    return {"config": dataclasses.asdict(config), "processes": processes, "logits": logits_memory(config, device),
+            "provenance": stored.provenance(device, command)}
 
 
 def staircase_here(config: StaircaseConfig, device=None) -> dict:
     """The staircase in this process (one process of :func:`time_staircase`), in the form :func:`staircase_summary` reads: a live run."""
     _check_staircase(config)
-    device = pick_device(device)
-    return {"config": dataclasses.asdict(config), "processes": [time_staircase(config, device)], "logits": logits_memory(config, device),
-            "provenance": stored.provenance(device, "staircase_here")}
+    return _study(config, [time_staircase(config, device)], device, "staircase_here")
 
 
 def staircase_study(config: StaircaseConfig, device=None, progress=print) -> dict:
@@ -752,9 +744,7 @@ def staircase_study(config: StaircaseConfig, device=None, progress=print) -> dic
     _check_staircase(config)
     stored.check_progress(progress)
     processes = stored.in_processes(f"{MODULE}:_one_staircase", config, device, config.processes, progress)
-    device = pick_device(device)
-    return {"config": dataclasses.asdict(config), "processes": processes, "logits": logits_memory(config, device),
-            "provenance": stored.provenance(device, f"python -m {MODULE} --config {config.name}")}
+    return _study(config, processes, device, f"python -m {MODULE} --config {config.name}")
 
 
 _MS = stored.Many(stored.Real(0.0, exclusive=True))
@@ -774,6 +764,11 @@ def load_staircase(name: str = "staircase-gpu") -> dict:
     """The stored staircase study (``course_lib/lessons/results/lesson05_<name>.json``), checked against :data:`STAIRCASE_CONFIGS`."""
     check_choice("name", name, tuple(STAIRCASE_CONFIGS), "the configurations of STAIRCASE_CONFIGS")
     return stored.load("05", name, f"python -m {MODULE} --config {name}", {"config": STAIRCASE_CONFIGS[name]}, STAIRCASE)
+
+
+def _median_range(values: list[float]) -> tuple:
+    """(median, lowest, highest) of ``values``; (None, None, None) when there is none (a step that failed to build)."""
+    return (statistics.median(values), min(values), max(values)) if values else (None,) * 3
 
 
 def _ratios(processes: list, part: str, numerator: str, denominator: str) -> list[float]:
@@ -821,8 +816,7 @@ def staircase_summary(results: Mapping) -> dict:
             continue
         row = {"rung": name, **_timing_row(processes, "rungs", name, steps[name], peak)}
         for key, other in (("vs_previous", previous), ("vs_plain", "plain")):
-            ratios = _ratios(processes, "rungs", other, name) if other else [1.0]  # none where the other failed to build
-            row[key], row[key + "_low"], row[key + "_high"] = (statistics.median(ratios), min(ratios), max(ratios)) if ratios else (None,) * 3
+            row[key], row[key + "_low"], row[key + "_high"] = _median_range(_ratios(processes, "rungs", other, name) if other else [1.0])
         rungs.append(row)
         previous = name
     others = []
@@ -830,10 +824,8 @@ def staircase_summary(results: Mapping) -> dict:
         base = ALTERNATIVES[name][0]
         if not any(name in p["alternatives"] for p in processes):
             continue
-        ratios = _ratios(processes, "alternatives", base, name)
         others.append({"alternative": name, "base": base, **_timing_row(processes, "alternatives", name, steps[name], peak),
-                       **dict(zip(("vs_base", "vs_base_low", "vs_base_high"),
-                                  (statistics.median(ratios), min(ratios), max(ratios)) if ratios else (None,) * 3))})
+                       **dict(zip(("vs_base", "vs_base_low", "vs_base_high"), _median_range(_ratios(processes, "alternatives", base, name))))})
     shapes = []
     for i, shape in enumerate(config.shapes):
         times = [statistics.median(p["shapes"][i]["ms"]) for p in processes]
@@ -841,9 +833,9 @@ def staircase_summary(results: Mapping) -> dict:
         row = {"varies": shape[0], "m": shape[1], "k": shape[2], "n": shape[3], "ms": ms, "ms_low": min(times), "ms_high": max(times),
                "tflops": 2 * shape[1] * shape[2] * shape[3] / (ms / 1e3) / 1e12}
         shapes.append(row)
+    round_ = lambda row: not any(n % 64 for n in (row["m"], row["k"], row["n"]))
     for i, (row, after) in enumerate(zip(shapes, shapes[1:])):
-        odd = next((n for n in (row["m"], row["k"], row["n"]) if n % 64), None)
-        if odd is not None and after["varies"] == row["varies"] and not any(n % 64 for n in (after["m"], after["k"], after["n"])):
+        if not round_(row) and round_(after) and after["varies"] == row["varies"]:
             work = (after["m"] * after["k"] * after["n"]) / (row["m"] * row["k"] * row["n"])
             gains = [work * statistics.median(p["shapes"][i]["ms"]) / statistics.median(p["shapes"][i + 1]["ms"]) for p in processes]
             row["round_gain"] = after["tflops"] / row["tflops"]
@@ -852,6 +844,24 @@ def staircase_summary(results: Mapping) -> dict:
     return {"rungs": rungs, "alternatives": others, "shapes": shapes, "errors": errors, "processes": len(processes),
             "rounds": config.rounds, "steps": config.steps, "micro_batch": config.top.micro_batch,
             "block_size": config.top.model.block_size}
+
+
+def tying_summary(results: Mapping, below: float = 5.3) -> dict[str, dict]:
+    """Per kind (tied, untied): parameters, and the held-out losses' mean, standard deviation, range, count and how many are under ``below``.
+
+    ``results`` holds a ``weight_tying`` part (``load_results('tying-cpu')``);
+    ``below`` splits the bimodal losses (runs that left the plateau near 5.4).
+    """
+    tying = stored.require(results, ["weight_tying"], "results with a 'weight_tying' part, e.g. load_results('tying-cpu')")
+    check_number("below", below, "a finite loss", math.isfinite)
+    out = {}
+    for kind in ("tied", "untied"):
+        losses = stored.require(tying, [kind, "eval_loss"], "results with a 'weight_tying' part")
+        if len(losses) < 2:
+            raise ValueError(f"results['weight_tying'][{kind!r}] holds {len(losses)} seed(s): a spread needs at least two")
+        out[kind] = {"parameters": tying[kind]["parameters"], "mean": statistics.mean(losses), "sd": statistics.stdev(losses),
+                     "low": min(losses), "high": max(losses), "n": len(losses), "below": sum(x < below for x in losses)}
+    return out
 
 
 def sharded_memory(parameters: int, gpus: int) -> dict[str, float]:

@@ -57,7 +57,7 @@ from course_lib.engine.data import checksum, default_dtype, pick_device
 from course_lib.engine.freezing import param_groups, select, trainable_ratio
 from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.stats import Spread, noise_variance, spread
-from course_lib.engine.timing import PeakMemory, elapsed, synchronize, timed_run
+from course_lib.engine.timing import PeakMemory, interleaved, synchronize, timed_run
 from course_lib.engine.training import train, weight_dtype
 from course_lib.lessons import stored
 from course_lib.lessons.corpus import (
@@ -644,12 +644,8 @@ def time_variants(config: TimingConfig, device=None) -> dict:
         model, optimizer = _timing_model(config, base, variant, device)
         runs[variant] = timed_run(model, optimizer, data, lm_loss, **loop)
         runs[variant].advance(config.warmup)
-    ms = {variant: [] for variant in config.variants}
-    k = len(config.variants)
-    for r in range(config.rounds):
-        for variant in config.variants[r % k:] + config.variants[:r % k]:
-            run = runs[variant]
-            ms[variant].append(1e3 * elapsed(lambda: run.advance(config.steps), device) / config.steps)
+    seconds = interleaved({variant: (lambda run=run: run.advance(config.steps)) for variant, run in runs.items()}, config.rounds, device)
+    ms = {variant: [1e3 * s / config.steps for s in values] for variant, values in seconds.items()}
     for r in runs.values():
         r.finish()
     return {"ms_per_step": ms, "peak_memory_mb": memory, "state_bytes": state, "flop_saving": flops, "trainable": trainable}

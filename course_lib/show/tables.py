@@ -20,11 +20,11 @@ from course_lib.i18n import check_language, count, number, plain, significant, t
 from course_lib.lessons import finetuning_bert, stored, targeted_freezing_gpt
 from course_lib.lessons.gradient_clipping import SETUPS, clipping_stats, layer_clipping, steps_to_target_by_rate, value_ranges
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_law_holds_until, schedule_stats
-from course_lib.lessons.optimization_options import sharded_memory
+from course_lib.lessons.optimization_options import sharded_memory, tying_summary
 from course_lib.models.fast_step import padded as padded_vocab
 from course_lib.show.report import Table
 
-__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "staircase_table", "alternatives_table", "shapes_table", "micro_table", "zero_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table", "clipping_by_rate"]
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "staircase_table", "staircase_key_results", "alternatives_table", "shapes_table", "micro_table", "zero_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table", "clipping_by_rate"]
 
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -379,6 +379,32 @@ def zero_table(models: Mapping[str, int], gpus: int, lang: str) -> Table:
         rows.append((name, count(parameters, lang), *(number(memory[k] / 1e9, lang, 1) for k in ("ddp", "zero1", "zero2", "zero3"))))
     header = tuple(text(k, lang) for k in ("col_model", "col_parameters", "col_ddp", "col_zero1", "col_zero2", "col_zero3"))
     return Table(header, tuple(rows))
+
+
+def staircase_key_results(stairs: Mapping, study: Mapping, tying: Mapping, lang: str) -> str:
+    """Lesson 05's key results, one line each: the staircase end to end, its largest and its smallest rungs, weight tying.
+
+    ``stairs`` is :func:`~course_lib.lessons.optimization_options.staircase_summary` of ``study``
+    (the stored staircase), ``tying`` the stored tying seeds (``load_results('tying-cpu')``).
+    """
+    check_language(lang)
+    rungs = stored.require(stairs, ["rungs"], _STAIRCASE)
+    if not rungs or rungs[0]["rung"] != "plain":
+        raise ValueError(f"summary['rungs'] must start with the plain step: pass {_STAIRCASE}")
+    plain, top = rungs[0], rungs[-1]
+    climbs = sorted(rungs[1:], key=lambda r: -r["vs_previous"])
+    gain = lambda r: f"{text('rung_' + r['rung'], lang).lstrip('+ ')} ×{number(r['vs_previous'], lang, 2)}"
+    spread = tying_summary(tying)
+    mean_sd = lambda k: f"{number(spread[k]['mean'], lang, 2)} ± {number(spread[k]['sd'], lang, 2)}"
+    return "\n".join([
+        text("key_staircase", lang, device=stored.require(study, ["provenance", "device"], "the stored staircase, load_staircase()"),
+             batch=stairs["micro_batch"], T=count(stairs["block_size"], lang), plain=number(plain["ms_per_step"], lang, 0),
+             fast=number(top["ms_per_step"], lang, 1), total=number(top["vs_plain"], lang, 1), processes=stairs["processes"],
+             rounds=stairs["rounds"]),
+        text("key_rungs", lang, large="; ".join(gain(r) for r in climbs[:4]),
+             small="; ".join(gain(r) for r in climbs if r["vs_previous"] < 1.02)),
+        text("key_tying", lang, n=spread["tied"]["n"], tied=mean_sd("tied"), untied=mean_sd("untied")),
+    ])
 
 
 _STAIRCASE = "the summary of a staircase study, optimization_options.staircase_summary(load_staircase())"
