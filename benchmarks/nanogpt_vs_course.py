@@ -22,7 +22,8 @@ Four parts (``--parts``, default all; each part's results go into the same file)
 
 Timing: every contender is built and warmed up (compiled) first, then
 ``--rounds`` rounds run each contender for ``--steps`` optimizer steps in
-turn (interleaved), each round timed between two synchronisations.  Printed:
+turn, the order turning each round (:func:`course_lib.engine.timing.interleaved`,
+CUDA events).  Printed:
 median ms/step with the lowest and highest round, tokens/s, peak memory (its
 own, measured while it warmed up), MFU (:mod:`course_lib.engine.timing`) and the
 ratio to the fastest nanoGPT loop at the same micro-batch.
@@ -46,7 +47,7 @@ import torch
 from course_lib.engine.callbacks import Throughput
 from course_lib.engine.data import pick_device
 from course_lib.engine.files import check_writable, write_safely
-from course_lib.engine.timing import PeakMemory, Timing, elapsed, loop_steps, mfu, peak_flops, synchronize
+from course_lib.engine.timing import PeakMemory, Timing, interleaved, loop_steps, mfu, peak_flops, synchronize
 from course_lib.lessons import stored
 from course_lib.lessons.optimization_options import loss_curves
 from course_lib.models.fast_step import ABLATIONS, FAST, StepOptions, build, synthetic_batches
@@ -167,11 +168,10 @@ def measure(makers, device: torch.device, *, warmup: int, steps: int, rounds: in
             contender.error = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
         contenders.append(contender)
         progress(f"  built and warmed up {contender.name} (micro-batch {contender.micro_batch}) in {time.perf_counter() - began:.0f} s")
-    for r in range(rounds):
-        for contender in contenders if r % 2 == 0 else contenders[::-1]:
-            if contender.run is None:
-                continue
-            contender.samples.append(elapsed(lambda: contender.run(steps), device) / steps)
+    built = {i: c for i, c in enumerate(contenders) if c.run is not None}
+    seconds = interleaved({i: (lambda c=c: c.run(steps)) for i, c in built.items()}, rounds, device)
+    for i, contender in built.items():
+        contender.samples = [s / steps for s in seconds[i]]
     return contenders
 
 
