@@ -139,11 +139,11 @@ def nanogpt(module, micro_batch: int, loop: str, device: torch.device, size: dic
                      run_train if loop == "train" else run_bench)
 
 
-def course(options: StepOptions, device: torch.device, name: str, group: str = "course") -> Contender:
-    """The course's step, run by the course's loop with its records and the Throughput probe."""
+def course(options: StepOptions, device: torch.device, name: str, group: str = "course", probe: bool = True) -> Contender:
+    """The course's step, run by the course's loop with its records and (unless ``probe=False``) the Throughput probe."""
     built = build(options, device)
-    probe = Throughput(flops_per_token=built.flops_per_token, peak_flops=built.peak_flops)
-    run = loop_steps(built.model, built.optimizer, built.data, built.loss_fn, device=device, callbacks=[probe],
+    probes = [Throughput(flops_per_token=built.flops_per_token, peak_flops=built.peak_flops)] if probe else []
+    run = loop_steps(built.model, built.optimizer, built.data, built.loss_fn, device=device, callbacks=probes,
                      **built.train_kwargs())
     return Contender(name, group, options.micro_batch, options.tokens_per_step, built.flops_per_token, run)
 
@@ -225,6 +225,9 @@ def ablation(args, device) -> dict:
     changes = {**ABLATIONS, **args.extra} if not args.only_extra else {"fast": {}, **args.extra}
     makers = [labelled(name, lambda name=name, change=change: course(changed(base, change), device, name, "ablation"))
               for name, change in changes.items()]
+    if args.probe_cost:  # the fast step without the loop's tokens-per-second probe: what the probe costs
+        makers.append(labelled("no_probe", lambda: course(base, device, "no_probe", "ablation", probe=False)))
+        changes = {**changes, "no_probe": {}}
     rows = [summary(c, peak_flops(device, "bf16"))
             for c in measure(makers, device, warmup=args.warmup, steps=args.steps, rounds=args.rounds)]
     fast = next(r for r in rows if r["name"] == "fast")
@@ -250,9 +253,9 @@ def profile(args, device) -> dict:
         contender.run(steps)
         synchronize(device)
     kinds = {"attention": ("sdpa", "flash", "fmha", "attention", "cudnn::"),
-             "optimizer": ("multi_tensor_apply", "adam", "foreach", "reduce_kernel"),
+             "optimizer": ("multi_tensor_apply", "adam", "foreach"),  # reduce_kernel: 25 calls, the LayerNorms' weight gradients
              "matmul": ("gemm", "cutlass", "nvjet", "cublas", "xmma", "triton_mm"),
-             "cross_entropy": ("log_softmax", "nll_loss"),
+             "cross_entropy": ("log_softmax", "nll_loss", "_cce_", "cce_", "liger", "cross_entropy"),  # fused ones include their matmul
              "copies": ("memcpy", "memset")}
     rows, total = [], 0.0
     for event in prof.key_averages():
@@ -313,6 +316,7 @@ def main(argv=None) -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="gpt2")
     parser.add_argument("--extra", type=json.loads, default={}, help='more ablation rows: {"name": {"field": value}}; model sizes as {"name": {"model": {"n_layer": 6}}}')
     parser.add_argument("--only-extra", action="store_true", help="the ablation runs the fast step and --extra only")
+    parser.add_argument("--probe-cost", action="store_true", help="the ablation adds the fast step without the Throughput probe")
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args(argv)
     device = pick_device(args.device)

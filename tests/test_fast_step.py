@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 
-from course_lib.lessons import stored
 from course_lib.engine.stats import curve_agreement
+from course_lib.engine.training import train
+from course_lib.lessons import stored
 from course_lib.lessons.optimization_options import headline, load_benchmark, loss_curves, matmul_rate
 from course_lib.models.fast_step import ABLATIONS, ATTENTION_KERNELS, FAST, PLAIN, build, synthetic_batches
 from course_lib.models.gpt import GPT
-from course_lib.engine.training import train
+
 
 @pytest.fixture(autouse=True)
 def tf32_restored():
@@ -177,3 +178,86 @@ def test_synthetic_batches_take_a_micro_batch_index_only():
     for bad, error in ((-1, ValueError), (1.5, TypeError), (True, TypeError)):
         with pytest.raises(error, match="m must be"):
             batches(bad)
+
+
+# ---------------------------------------------------------------- issue 27's levers: clipping in the step, fused cross-entropy
+
+
+def _tiny_run(clip_in_step: bool, steps: int = 6):
+    options = dataclasses.replace(FAST, **TINY, attention_kernel="auto", precision="fp32", tf32=False, pinned=False,
+                                  clip=0.05, clip_in_step=clip_in_step)
+    built = build(options, "cpu", schedule_steps=20, warmup_steps=2)
+    history = train(built.model, built.optimizer, built.data, built.loss_fn, steps, device="cpu", **built.train_kwargs())
+    return built, history
+
+
+def test_clipping_in_the_fused_step_trains_as_clipping_before_it():
+    """The same losses, norms and weights as clip_grad_norm_ then step, and the clipped gradients written back."""
+    (plain, a), (folded, b) = _tiny_run(False), _tiny_run(True)
+    assert folded.train_kwargs()["clip_in_step"] and not plain.train_kwargs()["clip_in_step"]
+    assert min(a.grad_norm) > 0.05, "every step clips: the fold is exercised"
+    assert a.loss == pytest.approx(b.loss, rel=1e-6) and a.grad_norm == pytest.approx(b.grad_norm, rel=1e-5)
+    for p, q in zip(plain.model.parameters(), folded.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-8)
+    assert not hasattr(folded.optimizer, "grad_scale"), "the divisor is for one step only"
+    assert torch.linalg.vector_norm(torch.cat([q.grad.flatten() for q in folded.model.parameters()])) == pytest.approx(0.05, rel=1e-4)
+
+
+def test_clipping_in_the_step_is_refused_without_a_fused_optimizer():
+    from course_lib.engine.clipping import clip_in_step_
+
+    model = torch.nn.Linear(3, 1)
+    model(torch.ones(2, 3)).sum().backward()
+    with pytest.raises(ValueError, match="optimizer must be a fused one"):
+        clip_in_step_(model.parameters(), 1.0, torch.optim.AdamW(model.parameters(), foreach=True))
+    with pytest.raises(ValueError, match="clip_in_step=True needs a fused optimizer"):
+        train(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m: torch.ones(2, 3),
+              lambda mdl, b: mdl(b).sum(), 1, clip=1.0, clip_in_step=True)
+    with pytest.raises(ValueError, match="needs fused_optimizer=True"):
+        dataclasses.replace(FAST, clip_in_step=True, fused_optimizer=False)
+    with pytest.raises(ValueError, match="needs compile=True"):
+        dataclasses.replace(FAST, coordinate_descent=True, compile=False, cuda_graphs=False)
+
+
+def test_the_features_and_the_output_layer_give_the_logits():
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(FAST.model, **TINY_MODEL))
+    idx = torch.randint(0, 128, (2, 9))
+    torch.testing.assert_close(model.lm_head(model.features(idx)), model(idx), rtol=0, atol=0)
+
+
+def test_a_fused_cross_entropy_this_machine_cannot_run_falls_back_with_one_line():
+    from course_lib.models.fast_step import unavailable
+
+    options = dataclasses.replace(FAST, **TINY, attention_kernel="auto", cross_entropy="liger")
+    assert "CUDA" in unavailable(options, "cpu")["cross_entropy"]
+    assert unavailable(dataclasses.replace(options, cross_entropy="logits"), "cpu") == {}
+    with pytest.warns(RuntimeWarning, match=r"cross_entropy='liger' is a Triton kernel.*runs with cross_entropy='logits'") as caught:
+        built = build(options, "cpu")
+    assert len(caught) == 1 and built.options.cross_entropy == "logits", "what runs is what the row says"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the fused kernels are Triton kernels for CUDA GPUs")
+@pytest.mark.parametrize("kernel", ["liger", "cce"])
+def test_a_fused_cross_entropy_gives_the_logits_loss_and_gradients(kernel):
+    import importlib.util
+
+    from course_lib.models.fast_step import CROSS_ENTROPY, fused_cross_entropy
+    from course_lib.models.gpt import lm_loss
+
+    if importlib.util.find_spec(CROSS_ENTROPY[kernel]) is None:
+        pytest.skip(f"{CROSS_ENTROPY[kernel]} is not installed (course_lib[fast])")
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(FAST.model, **TINY_MODEL, vocab_size=512)).cuda()
+    batch = torch.randint(0, 512, (4, 17), device="cuda")
+    losses, grads = [], []
+    for loss_fn in (lm_loss, fused_cross_entropy(kernel)):
+        model.zero_grad()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = loss_fn(model, batch)
+        loss.backward()
+        losses.append(loss.float().item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert losses[1] == pytest.approx(losses[0], rel=2e-3)
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.999

@@ -34,6 +34,7 @@ __all__ = [
     "global_norm",
     "global_grad_norm",
     "clip_grad_norm_",
+    "clip_in_step_",
     "clip_grad_value_",
     "clip_grad_norm_per_layer_",
     "clip_factor",
@@ -168,6 +169,30 @@ def clip_grad_norm_(
         # a non-finite norm leaves the gradients untouched (factor 1), decided on the device: no host read
         factor = torch.where(torch.isfinite(total), max_norm / torch.clamp(total, min=max_norm), 1.0)
         torch._foreach_mul_(grads, factor.to(grads[0].device))
+    return total
+
+
+@torch.no_grad()
+def clip_in_step_(parameters: Iterable[torch.nn.Parameter] | Tensor, max_norm: float, optimizer: torch.optim.Optimizer) -> Tensor:
+    """Clip by the global norm inside ``optimizer``'s next step; return the norm |g| before clipping.
+
+    The same update as :func:`clip_grad_norm_` then ``optimizer.step()``, with
+    one pass over the gradients fewer: the divisor max(|g|, c) / c is handed
+    to a fused optimizer as its ``grad_scale`` (the divisor GradScaler hands
+    it to unscale fp16 gradients), and its one kernel divides each gradient
+    while it updates, writing the clipped gradient back.  A non-finite norm
+    gives the divisor 1 (the caller skips that step).  The caller steps, then
+    removes ``optimizer.grad_scale``, as the training loop does.
+    """
+    _check_threshold("max_norm", max_norm)
+    if not getattr(optimizer, "_step_supports_amp_scaling", False) or not optimizer.defaults.get("fused"):
+        raise ValueError(f"optimizer must be a fused one (e.g. torch.optim.AdamW(..., fused=True)), whose step takes a "
+                         f"grad_scale divisor, got {shown(optimizer)}; clip with clip_grad_norm_ instead")
+    grads = _grads(parameters)
+    total = global_norm(grads)
+    if grads and not math.isinf(max_norm):
+        divisor = torch.where(torch.isfinite(total), torch.clamp(total, min=max_norm) / max_norm, 1.0)
+        optimizer.grad_scale = divisor.to(device=grads[0].device, dtype=torch.float32)
     return total
 
 

@@ -59,7 +59,7 @@ import torch.distributed as dist
 
 from course_lib.engine._checks import check_choice, check_int, check_type, shown
 from course_lib.engine.checkpoints import load_checkpoint, optimizer_settings, save_checkpoint
-from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, threshold_at
+from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, clip_in_step_, threshold_at
 from course_lib.engine.data import (
     MicroBatches,
     check_resumable_order,
@@ -387,6 +387,7 @@ def train(
     checkpoint_every: int = 0,
     resume: bool = False,
     log_every: int = 10,
+    clip_in_step: bool = False,
 ) -> History:
     """Train for ``steps`` optimizer steps and return the :class:`History`.
 
@@ -402,6 +403,9 @@ def train(
     ``"error"`` is raised at the next read-back (see the module's "Host reads").  With ``checkpoint`` a
     checkpoint is written every ``checkpoint_every`` steps and at the end
     (rank 0 only); ``resume=True`` continues from it when it exists.
+    ``clip_in_step=True`` clips inside a fused optimizer's step
+    (:func:`~course_lib.engine.clipping.clip_in_step_`): the same update, one
+    pass over the gradients fewer.
 
     A ``DistributedDataParallel`` model trains data-parallel: each rank's
     ``data`` gives that rank's share of the batch (equal shares: see
@@ -414,7 +418,8 @@ def train(
     check_int("steps", steps, 1)  # start() also takes None (a run of open length); train's run has one
     run = start(model, optimizer, data, loss_fn, steps, scheduler=scheduler, clip=clip, callbacks=callbacks,
                 accumulate=accumulate, precision=precision, on_nonfinite=on_nonfinite, device=device,
-                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, log_every=log_every)
+                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, log_every=log_every,
+                clip_in_step=clip_in_step)
     run.advance(steps - run.done)
     return run.finish()
 
@@ -437,6 +442,7 @@ def start(
     checkpoint_every: int = 0,
     resume: bool = False,
     log_every: int = 10,
+    clip_in_step: bool = False,
 ) -> Run:
     """Set a run up once and return it: train it with ``run.advance(n)``, as often as needed, and end it with ``run.finish()``.
 
@@ -451,6 +457,11 @@ def start(
     """
     callbacks = _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, accumulate, precision,
                                  on_nonfinite, checkpoint, checkpoint_every, resume, log_every, callbacks)
+    check_type("clip_in_step", clip_in_step, bool, "True or False")
+    if clip_in_step and not (getattr(optimizer, "_step_supports_amp_scaling", False) and optimizer.defaults.get("fused")):
+        raise ValueError(f"clip_in_step=True needs a fused optimizer (e.g. torch.optim.AdamW(..., fused=True)), whose step "
+                         f"divides the gradients by a grad_scale, got {type(optimizer).__name__} with "
+                         f"fused={optimizer.defaults.get('fused')}: pass clip_in_step=False")
     if device is None and ddp_wrapper(model) is not None:
         device = next(model.parameters()).device  # DDP cannot follow its module to another device
     device = pick_device(device)
@@ -472,7 +483,7 @@ def start(
     state = TrainState(model, optimizer, scheduler, loss_fn, device, steps, precision, history, step=done, start_step=done)
     run = Run(state, callbacks, MicroBatches(data, done * accumulate), scaler, clip=clip, accumulate=accumulate,
               on_nonfinite=on_nonfinite, checkpoint=checkpoint, checkpoint_every=checkpoint_every, log_every=log_every,
-              settings=settings)
+              settings=settings, clip_in_step=clip_in_step)
     model.train()
     run._each("on_train_begin")
     return run
@@ -489,7 +500,9 @@ class Run:
     """
 
     def __init__(self, state: TrainState, callbacks: list[Callback], micro: MicroBatches, scaler, *, clip: Threshold,
-                 accumulate: int, on_nonfinite: str, checkpoint, checkpoint_every: int, log_every: int, settings: str):
+                 accumulate: int, on_nonfinite: str, checkpoint, checkpoint_every: int, log_every: int, settings: str,
+                 clip_in_step: bool = False):
+        self.clip_in_step = clip_in_step
         self.state, self.callbacks, self.micro, self.scaler, self.settings = state, callbacks, micro, scaler, settings
         self.clip, self.accumulate, self.on_nonfinite, self.log_every = clip, accumulate, on_nonfinite, log_every
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
@@ -544,21 +557,27 @@ class Run:
 
             # 3-4. measure the global gradient norm and clip to the threshold c(t)
             state.threshold = threshold_at(self.clip, step)
-            state.grad_norm = clip_grad_norm_(params, state.threshold, error_if_nonfinite=False)
+            if self.clip_in_step:  # the factor goes into the fused optimizer's step: one pass over the gradients fewer
+                state.grad_norm = clip_in_step_(params, state.threshold, optimizer)
+            else:
+                state.grad_norm = clip_grad_norm_(params, state.threshold, error_if_nonfinite=False)
 
             # 5-6. update and advance the schedule, unless the loss or the gradient is not finite
             finite = torch.isfinite(state.loss) & torch.isfinite(state.grad_norm)
-            if on_device:  # the optimizer skips a non-finite step itself; found at the next read-back
-                _step_unless(optimizer, ~finite)
-                if scheduler is not None:
-                    scheduler.step()
-            elif bool(finite):  # the one host read per step
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-            else:
-                state.skipped = True
-                _explain_nonfinite(state, self.on_nonfinite, scaler, params)
+            try:
+                if on_device:  # the optimizer skips a non-finite step itself; found at the next read-back
+                    _step_unless(optimizer, ~finite)
+                    if scheduler is not None:
+                        scheduler.step()
+                elif bool(finite):  # the one host read per step
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                else:
+                    state.skipped = True
+                    _explain_nonfinite(state, self.on_nonfinite, scaler, params)
+            finally:
+                optimizer.__dict__.pop("grad_scale", None)  # clip_in_step_'s divisor is for this step only
             if scaler is not None:
                 scaler.update()
 

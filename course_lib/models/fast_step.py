@@ -11,7 +11,9 @@ checks that the fast step learns as the plain fp32 step does, on real text.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,13 +27,20 @@ from course_lib.engine.schedules import ScheduledLR, cosine_with_warmup
 from course_lib.engine.timing import peak_flops
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
 
-__all__ = ["StepOptions", "GPT2_SMALL", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION_KERNELS", "Built", "build",
+__all__ = ["StepOptions", "GPT2_SMALL", "SPEED_OPTIONS", "FAST", "PLAIN", "ABLATIONS", "ATTENTION_KERNELS", "CROSS_ENTROPY",
+           "LEVERS", "unavailable", "Built", "build", "fused_cross_entropy",
            "synthetic_batches", "RUNGS", "ALTERNATIVES", "GPU_ONLY", "staircase", "alternatives", "padded"]
 
 # scaled_dot_product_attention's back-end (one of them, or PyTorch's own choice "auto"), or the formula written out ("naive")
 ATTENTION_KERNELS = ("cudnn", "flash", "efficient", "math", "auto", "naive")
 _BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
              "math": SDPBackend.MATH}
+
+# The loss: cross-entropy over the logits the output layer writes ("logits"), or a kernel that fuses the output
+# layer's multiply with the cross-entropy and never holds the (batch, T, vocab) logits: Liger Kernel's fused
+# linear cross-entropy or Apple's cut cross-entropy.  Both are Triton kernels: a CUDA GPU and the extra
+# course_lib[fast] (pip install "course_lib[fast]"), never needed by the CPU lessons.
+CROSS_ENTROPY = {"logits": None, "liger": "liger_kernel", "cce": "cut_cross_entropy"}
 
 GPT2_SMALL = GPTConfig(vocab_size=50304, bias=False)  # GPT-2's 50,257 tokens padded to a multiple of 64; no biases, as nanoGPT's benchmark
 
@@ -51,6 +60,14 @@ class StepOptions:
     ``"auto"``) or ``"naive"``, the formula written out (the model's
     ``attention="naive"``).  ``precision="fp16"`` trains with a GradScaler
     (the loop's), for GPUs without bf16.
+
+    The levers of the second round (issue 27), each measured before it was
+    made a default: ``cross_entropy`` (:data:`CROSS_ENTROPY`: the logits, or
+    a fused output layer and cross-entropy that never writes them);
+    ``clip_in_step``: clipping's multiply folded into fused AdamW's kernel
+    (:func:`~course_lib.engine.clipping.clip_in_step_`);
+    ``coordinate_descent``: Inductor's coordinate-descent tuning of the
+    block sizes of the kernels it generates.
     """
 
     model: GPTConfig = GPT2_SMALL
@@ -65,6 +82,9 @@ class StepOptions:
     attention_kernel: str = "cudnn"
     pinned: bool = True
     clip: float | None = 1.0
+    cross_entropy: str = "logits"
+    clip_in_step: bool = False
+    coordinate_descent: bool = False
     lr: float = 6e-4
     weight_decay: float = 0.1
     log_every: int = 10
@@ -78,7 +98,8 @@ class StepOptions:
         check_int("log_every", self.log_every, 1)
         check_choice("attention_kernel", self.attention_kernel, ATTENTION_KERNELS)
         check_choice("precision", self.precision, ("fp32", "bf16", "fp16"))
-        for name in ("tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "pinned"):
+        check_choice("cross_entropy", self.cross_entropy, tuple(CROSS_ENTROPY))
+        for name in ("tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "pinned", "clip_in_step", "coordinate_descent"):
             check_type(name, getattr(self, name), bool, "True or False")
         if (self.cuda_graphs or self.autotune) and not self.compile:
             raise ValueError("cuda_graphs and autotune need compile=True: they are modes of torch.compile")
@@ -86,6 +107,10 @@ class StepOptions:
             raise ValueError("cuda_graphs=True cannot accumulate gradients (accumulate > 1): the backward graph's replay "
                              "overwrites the gradients of the micro-batch before (pytorch/pytorch#169545); use "
                              "cuda_graphs=False with accumulate > 1")
+        if self.clip_in_step and not self.fused_optimizer:
+            raise ValueError("clip_in_step=True folds clipping into fused AdamW's step: it needs fused_optimizer=True")
+        if self.coordinate_descent and not self.compile:
+            raise ValueError("coordinate_descent tunes the kernels torch.compile generates: it needs compile=True")
         check_number("lr", self.lr, "> 0 and finite", lambda v: 0 < v < math.inf)
         check_number("weight_decay", self.weight_decay, ">= 0 and finite", lambda v: 0 <= v < math.inf)
         if self.clip is not None:
@@ -107,7 +132,15 @@ class StepOptions:
         return self.micro_batch * self.accumulate * self.model.block_size
 
 
-SPEED_OPTIONS = ("precision", "tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "attention_kernel", "pinned")
+SPEED_OPTIONS = ("precision", "tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "attention_kernel", "pinned",
+                 "cross_entropy", "clip_in_step", "coordinate_descent")
+# The levers of issue 27's round, each a change to the fast step: lesson 05's ablation and staircase time them.
+LEVERS: dict[str, dict] = {
+    "clip_in_step": {"clip_in_step": True},
+    "liger": {"cross_entropy": "liger"},
+    "cce": {"cross_entropy": "cce"},
+    "coordinate_descent": {"coordinate_descent": True},
+}
 FAST = StepOptions()
 PLAIN = StepOptions(precision="fp32", tf32=False, compile=False, cuda_graphs=False, fused_optimizer=False, attention_kernel="auto",
                     pinned=False)
@@ -142,7 +175,8 @@ class Built:
 
     def train_kwargs(self) -> dict:
         return dict(scheduler=self.scheduler, clip=self.options.clip, accumulate=self.options.accumulate,
-                    precision=self.options.precision, log_every=self.options.log_every)
+                    precision=self.options.precision, log_every=self.options.log_every,
+                    clip_in_step=self.options.clip_in_step and self.options.clip is not None)
 
 
 def synthetic_batches(vocab_size: int, micro_batch: int, block_size: int, *, pinned: bool, pool: int = 8,
@@ -166,6 +200,17 @@ def synthetic_batches(vocab_size: int, micro_batch: int, block_size: int, *, pin
     return batch
 
 
+def _tuned(loss_fn: Callable, coordinate_descent: bool) -> Callable:
+    """``loss_fn`` compiled with Inductor's coordinate-descent tuning on or off (it compiles at its first call)."""
+    import torch._inductor.config as inductor
+
+    def loss(model, batch):
+        with inductor.patch(coordinate_descent_tuning=coordinate_descent):
+            return loss_fn(model, batch)
+
+    return loss
+
+
 def _attention_kernel(loss_fn: Callable, kernel: str) -> Callable:
     """``loss_fn`` with scaled_dot_product_attention limited to one kernel (the choice is made when it is compiled)."""
     if kernel in ("auto", "naive"):
@@ -175,6 +220,56 @@ def _attention_kernel(loss_fn: Callable, kernel: str) -> Callable:
     def loss(model, batch):
         with sdpa_kernel([backend]):
             return loss_fn(model, batch)
+
+    return loss
+
+
+def unavailable(options: StepOptions, device) -> dict[str, str]:
+    """The options that cannot run here, each with why: the step falls back to today's path for them."""
+    check_type("options", options, StepOptions, "a course_lib.models.fast_step.StepOptions")
+    device = pick_device(device)
+    why = {}
+    package = CROSS_ENTROPY[options.cross_entropy]
+    if package is not None:
+        if device.type != "cuda":
+            why["cross_entropy"] = f"cross_entropy={options.cross_entropy!r} is a Triton kernel for CUDA GPUs"
+        elif importlib.util.find_spec(package) is None:
+            why["cross_entropy"] = (f"cross_entropy={options.cross_entropy!r} needs {package.replace('_', '-')} "
+                                    "(pip install \"course_lib[fast]\")")
+    return why
+
+
+_FALLBACK = {"cross_entropy": "logits"}
+
+
+def fused_cross_entropy(kernel: str) -> Callable:
+    """``loss(model, batch)``, :func:`~course_lib.models.gpt.lm_loss` without the logits: ``kernel`` ("liger" or "cce")
+    multiplies the final features by the output layer's weight and takes the cross-entropy block by block.
+
+    Under autocast both go in at autocast's type (what the output layer's
+    multiply would use); the weight's gradient flows back to the float32
+    weight through that cast.  The kernel runs outside ``torch.compile``
+    (its own Triton kernels; a graph break).  Not for a DDP-wrapped model,
+    whose forward it bypasses.
+    """
+    check_choice("kernel", kernel, ("liger", "cce"))
+    if kernel == "liger":
+        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy as fused
+    else:
+        from cut_cross_entropy import linear_cross_entropy as fused
+
+    @torch.compiler.disable
+    def tail(features, weight, targets):
+        return fused(features, weight, targets)
+
+    def loss(model, batch):
+        x, y = batch[:, :-1], batch[:, 1:]
+        features = model.features(x)
+        weight = model.lm_head.weight
+        if torch.is_autocast_enabled(features.device.type):
+            dtype = torch.get_autocast_dtype(features.device.type)
+            features, weight = features.to(dtype), weight.to(dtype)
+        return tail(features.flatten(0, 1), weight, y.flatten())
 
     return loss
 
@@ -201,6 +296,10 @@ def build(options: StepOptions = FAST, device=None, *, data: Callable[[int], tor
     schedule = cosine_with_warmup(warmup_steps, schedule_steps, min_lr_ratio=0.1)
     device = pick_device(device)
     cuda = device.type == "cuda"
+    missing = unavailable(options, device)
+    for name, why in missing.items():
+        warnings.warn(f"{why}: this step runs with {name}={_FALLBACK[name]!r} instead", RuntimeWarning, stacklevel=2)
+    options = dataclasses.replace(options, **{name: _FALLBACK[name] for name in missing})
     torch.backends.cuda.matmul.allow_tf32 = options.tf32
     torch.backends.cudnn.allow_tf32 = options.tf32
     torch.manual_seed(seed)
@@ -209,9 +308,9 @@ def build(options: StepOptions = FAST, device=None, *, data: Callable[[int], tor
     optimizer = torch.optim.AdamW(param_groups(model, options.weight_decay), lr=options.lr, betas=(0.9, 0.95), fused=options.fused_optimizer or None,
                                   foreach=None if options.fused_optimizer else True)
     scheduler = ScheduledLR(optimizer, schedule)
-    loss_fn = lm_loss
+    loss_fn = lm_loss if options.cross_entropy == "logits" else fused_cross_entropy(options.cross_entropy)
     if options.compile:
-        loss_fn = torch.compile(lm_loss, mode=options.compile_mode, dynamic=False)
+        loss_fn = _tuned(torch.compile(loss_fn, mode=options.compile_mode, dynamic=False), options.coordinate_descent)
     loss_fn = _attention_kernel(loss_fn, options.attention_kernel if cuda else "auto")
     if data is None:
         data = synthetic_batches(min(50257, config.vocab_size), options.micro_batch, config.block_size, pinned=options.pinned and cuda,

@@ -185,8 +185,17 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx: torch.Tensor, *, last_only: bool = False) -> torch.Tensor:
-        _check_token_ids("idx", idx, self.config.vocab_size)
         check_type("last_only", last_only, bool, "True or False")
+        x = self.features(idx)
+        return self.lm_head(x[:, [-1], :] if last_only else x)
+
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """What the output layer reads: the final LayerNorm's output, shape (batch, time, n_embd).
+
+        A fused linear + cross-entropy kernel takes these and ``lm_head.weight``
+        and never builds the (batch, time, vocab) logits.
+        """
+        _check_token_ids("idx", idx, self.config.vocab_size)
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"a sequence of {T} tokens is longer than the model's block_size {self.config.block_size}")
@@ -194,8 +203,7 @@ class GPT(nn.Module):
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
             x = block(x)
-        x = self.transformer.ln_f(x)
-        return self.lm_head(x[:, [-1], :] if last_only else x)
+        return self.transformer.ln_f(x)
 
 
 def _check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
