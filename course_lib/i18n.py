@@ -282,6 +282,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": r"Change per step $\Vert W_t - W_{{t-1}}\Vert_F$ (log scale)",
     },
     "gpt_change_matrix": {"vi": "khối {block}: {matrix}", "en": "block {block}: {matrix}"},
+    "gpt_change_a": {"vi": "mô hình A (chấm chấm)", "en": "model A (dotted)"},
+    "gpt_change_b": {"vi": "mô hình B (liền nét)", "en": "model B (solid)"},
     "gpt_change_title": {
         "vi": "Độ thay đổi mỗi bước của các ma trận chú ý mà B huấn luyện",
         "en": "Change per step of the attention matrices that B trains",

@@ -771,6 +771,7 @@ def test_figures_are_numbered_per_lesson_and_references_link_them(reader, lang):
                 page.set_viewport_size({"width": width, "height": 900})
                 page.wait_for_function("[...document.images].every(i => i.complete)", timeout=20000)
                 page.locator("article figure").last.scroll_into_view_if_needed()
+                page.wait_for_timeout(400)   # the sidebars' slide after the resize
                 page.screenshot(path=str(SHOTS / f"figure-{lesson}-{lang}-{width}.png"))
             page.set_viewport_size({"width": 1280, "height": 900})
     assert links >= 10, f"only {links} figure references found"

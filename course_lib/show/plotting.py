@@ -315,11 +315,11 @@ def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
     for name in names:
         if name not in a["weight_change"]:
             raise ValueError(f"run a recorded no weight change of {name!r}, which b trains: were both run with the same probe?")
-    fig, ax = plt.subplots(figsize=(8, 5.2))
+    fig, ax = plt.subplots(figsize=(10, 4))
     colors = plt.get_cmap("tab10")
-    # one legend entry per matrix (its colour) and one per model (its line style), not eight "B: h.0.attn.c_attn"
+    # one legend entry per model (its line style) and one per matrix (its colour), not eight "B: h.0.attn.c_attn"
     handles = [Line2D([], [], color="black", linewidth=0.9, linestyle=style, label=text(key, lang))
-               for key, style in (("gpt_targeted", "-"), ("gpt_full", ":"))]
+               for key, style in (("gpt_change_b", "-"), ("gpt_change_a", ":"))]
     for i, name in enumerate(names):
         for run, style in ((b, "-"), (a, ":")):
             changes = [x if x > 0 else math.nan for x in run["weight_change"][name]]  # a zero rate at step 0: no point on a log axis
@@ -327,8 +327,9 @@ def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
         handles.append(Line2D([], [], color=colors(i), linewidth=2, label=_matrix_label(name, lang)))
     ax.set_yscale("log")
     ax.set(xlabel=text("step", lang), ylabel=text("gpt_change_axis", lang), title=text("gpt_change_title", lang))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False,
-              fontsize=plt.rcParams["ytick.labelsize"])
+    # beside the axes: no curve under it, and the figure stays more than twice as wide as high, so that on a
+    # phone the site keeps it wide and lets it scroll (course.js) rather than shrinking it to the screen
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=plt.rcParams["ytick.labelsize"])
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
