@@ -78,10 +78,10 @@ def _legend_below(ax: Axes) -> None:
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, frameon=False)
 
 
-def _legend_under(ax: Axes, columns: int, handles: Sequence | None = None) -> None:
+def _legend_under(ax: Axes, columns: int) -> None:
     """The legend just under the axes (of a panel whose x tick labels are shared below), where it covers no curve,
     in the tick labels' size so that it stays legible when a phone shrinks the figure."""
-    ax.legend(*([handles] if handles else []), loc="upper center", bbox_to_anchor=(0.5, -0.03), ncol=columns,
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.03), ncol=columns,
               frameon=False, fontsize=plt.rcParams["ytick.labelsize"])
 
 
