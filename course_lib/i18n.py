@@ -277,7 +277,13 @@ _STRINGS: dict[str, dict[str, str]] = {
     "gpt_loss_a": {"vi": "Mất mát giữ lại của mô hình A (huấn luyện toàn bộ)", "en": "Held-out loss of model A (all trained)"},
     "gpt_loss_b": {"vi": "Mất mát giữ lại của mô hình B (đóng băng phần lớn)", "en": "Held-out loss of model B (mostly frozen)"},
     "gpt_scatter_title": {"vi": "A (trục x) so với B (trục y), mỗi lần đánh giá", "en": "A (x) against B (y), one point per evaluation"},
-    "gpt_change_axis": {"vi": "|W_t − W_t₋₁|_F (thang log)", "en": "|W_t − W_t₋₁|_F (log scale)"},
+    "gpt_change_axis": {   # matplotlib mathtext; {{ }} are braces left after str.format
+        "vi": r"Thay đổi mỗi bước $\Vert W_t - W_{{t-1}}\Vert_F$ (thang log)",
+        "en": r"Change per step $\Vert W_t - W_{{t-1}}\Vert_F$ (log scale)",
+    },
+    "gpt_change_matrix": {"vi": "khối {block}: {matrix}", "en": "block {block}: {matrix}"},
+    "gpt_change_a": {"vi": "mô hình A (chấm chấm)", "en": "model A (dotted)"},
+    "gpt_change_b": {"vi": "mô hình B (liền nét)", "en": "model B (solid)"},
     "gpt_change_title": {
         "vi": "Độ thay đổi mỗi bước của các ma trận chú ý mà B huấn luyện",
         "en": "Change per step of the attention matrices that B trains",

@@ -131,3 +131,19 @@ def test_text_files_are_nfc():
         if path.suffix in suffixes and not skip & set(path.relative_to(ROOT).parts):
             text = path.read_text(encoding="utf-8")
             assert unicodedata.is_normalized("NFC", text), path
+
+
+def figure_names(path):
+    """The label of every captioned figure cell, in order (None where a caption has no name)."""
+    figures = [c.metadata.get("mystnb", {}).get("figure") for c in jupytext.read(path).cells if c.cell_type == "code"]
+    return [figure.get("name") for figure in figures if figure and figure.get("caption")]
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_every_figure_has_the_same_label_in_both_languages(lesson):
+    """{numref} links name figures by label: every captioned figure has one, unique, and the same in vi and en."""
+    vi, en = (figure_names(ROOT / "notebooks" / lang / f"{lesson}.md") for lang in ("vi", "en"))
+    assert vi == en, f"figure labels differ: vi {vi}, en {en}"
+    assert all(name and name.startswith("fig-") for name in en), en
+    all_names = [name for other in LESSONS for name in figure_names(ROOT / "notebooks" / "en" / f"{other}.md")]
+    assert len(all_names) == len(set(all_names)), "a figure label is used twice in the book"

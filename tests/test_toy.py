@@ -354,3 +354,61 @@ def test_the_cosine_rises_past_its_declared_end_and_linear_decay_holds_its_floor
     cosine, linear = cosine_with_warmup(10, 100, min_lr_ratio=0.1), linear_with_warmup(10, 100, min_lr_ratio=0.1)
     assert math.isclose(cosine(100), 0.1) and cosine(150) > 0.5 and cosine(190) > 0.95
     assert linear(100) == linear(150) == linear(190) == 0.1
+
+
+# --- lesson 03's and 04's figures: legends beside the data, not over it -----------------------------
+
+def _covered_points(fig) -> list[str]:
+    """Each legend's label and the curve of its axes that runs under the legend's box (display coordinates,
+    straight segments sampled between the plotted points, so a horizontal threshold line counts too)."""
+    import numpy as np
+
+    fig.canvas.draw()
+    covered = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        box = legend.get_window_extent()
+        for line in ax.get_lines():
+            xy = line.get_transform().transform(line.get_xydata())
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            dense = np.concatenate([np.linspace(a, b, 20) for a, b in zip(xy, xy[1:])]) if len(xy) > 1 else xy
+            inside = (dense[:, 0] > box.x0) & (dense[:, 0] < box.x1) & (dense[:, 1] > box.y0) & (dense[:, 1] < box.y1)
+            if inside.any():
+                covered.append(f"{ax.get_title() or ax.get_ylabel()!r}: legend covers {line.get_label()!r}")
+    return covered
+
+
+def _small_legend_text(fig) -> list[str]:
+    """Legend entries written smaller than their axes' tick labels."""
+    small = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        tick = ax.yaxis.get_ticklabels()[0].get_fontsize()
+        small += [f"{t.get_text()!r}: {t.get_fontsize():.1f} pt < {tick:.1f} pt" for t in (legend.get_texts() if legend else [])
+                  if t.get_fontsize() < tick]
+    return small
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_lesson_03_and_04_legends_leave_the_data_visible(lang):
+    """The lessons' stored runs, drawn as the lessons draw them: no legend box over a curve, legend text no smaller than the ticks,
+    and lesson 04's axis labelled in words, not with an identifier."""
+    import matplotlib.pyplot as plt
+
+    from course_lib.lessons import finetuning_bert, targeted_freezing_gpt
+    from course_lib.show.plotting import plot_finetune_norms, plot_weight_changes
+
+    frozen = [r for r in finetuning_bert.load_results("gpu")["runs"] if r["variant"] == "frozen"]
+    runs = {r["variant"]: r for r in targeted_freezing_gpt.load_results("gpu")["runs"] if r["seed"] == 0}
+    for fig in (plot_finetune_norms(frozen[0], 1.0, lang), plot_weight_changes(runs["full"], runs["targeted"], lang)):
+        assert not _covered_points(fig)
+        assert not _small_legend_text(fig)
+        plt.close(fig)
+    fig = plot_weight_changes(runs["full"], runs["targeted"], lang)
+    axis = fig.axes[0].get_ylabel()
+    assert axis == text("gpt_change_axis", lang) and "$" in axis and "|_F" not in axis   # mathtext, not "|W_t − W_t₋₁|_F"
+    labels = fig.axes[0].get_legend_handles_labels()[1] + [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert not any("attn." in label or "transformer." in label for label in labels), labels
+    plt.close(fig)

@@ -10,6 +10,8 @@
 * Per-language settings from ``course_languages`` in ``_config.yml``:
   the site title, the search-box placeholder, the figure labels ("Hình 1")
   and theme strings that the theme leaves in English or mistranslates.
+* Figures (and tables, code blocks) numbered per page: every lesson starts at
+  "Fig. 1", in its captions and in its {numref} links, without section numbers.
 * A link on every page to the same page in the other language, which is
   built next to this one (``_build/html/vi/...`` and ``_build/html/en/...``).
 * No thebe scripts: the course launches notebooks in Colab, not in the page.
@@ -160,6 +162,23 @@ def _configure(app: Sphinx, config) -> None:
     config.numfig_format = {**config.numfig_format, **settings.get("numfig_format", {})}
 
 
+def _number_per_page(app: Sphinx, env) -> list[str]:
+    """Restart the figure numbers on every page.  Sphinx numbers figures by section
+    number, and the lessons' toctree has none, so it counts across the whole book
+    (lesson 03's only figure was "Fig. 8"); runs after Sphinx's own numbering and
+    keeps its order within each page."""
+    changed = []
+    for docname, by_type in env.toc_fignumbers.items():
+        renumbered = {
+            figtype: {figure_id: (index,) for index, figure_id in enumerate(sorted(numbers, key=numbers.get), start=1)}
+            for figtype, numbers in by_type.items()
+        }
+        if renumbered != by_type:
+            env.toc_fignumbers[docname] = renumbered
+            changed.append(docname)
+    return changed
+
+
 def _counterpart(pagename: str, lang: str, other: str) -> str:
     return re.sub(rf"(^|/){lang}(/|$)", rf"\g<1>{other}\g<2>", pagename, count=1)
 
@@ -240,6 +259,7 @@ def setup(app: Sphinx) -> dict:
     app.add_search_language(SearchVietnamese)
     app.add_search_language(SearchEnglishCompounds)
     app.connect("config-inited", _configure)
+    app.connect("env-get-updated", _number_per_page, priority=900)   # after Sphinx's numbering (priority 500)
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _fix_theme_strings)
     app.add_css_file("course.css")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from course_lib.engine._checks import (
     check_choice,
@@ -74,6 +76,13 @@ def _legend_below(ax: Axes) -> None:
     """
     columns = 1 if max(len(label) for label in ax.get_legend_handles_labels()[1]) > 36 else 2
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, frameon=False)
+
+
+def _legend_under(ax: Axes, columns: int) -> None:
+    """The legend just under the axes (of a panel whose x tick labels are shared below), where it covers no curve,
+    in the tick labels' size so that it stays legible when a phone shrinks the figure."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.03), ncol=columns,
+              frameon=False, fontsize=plt.rcParams["ytick.labelsize"])
 
 
 def plot_rates(curves: Mapping[str, Sequence[float]], lang: str, ax=None) -> Figure:
@@ -212,7 +221,7 @@ def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
         _check_curve(f"run[{key!r}]", run[key], "one value per step")
     check_number("clip", clip, "> 0 and finite (the clipping threshold drawn)", lambda v: 0 < v < math.inf)
     layers = sorted((name for name in run["grad_norm_parts"] if name.startswith("mlp.")), key=lambda n: int(n.split(".")[1]))
-    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 8), sharex=True, height_ratios=(3, 2, 1.5))
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 9.5), sharex=True, height_ratios=(3, 2, 1.5))
     steps = range(len(run["grad_norm"]))
     top.plot(steps, run["grad_norm"], label=text("norm_global", lang), linewidth=1, color="black")
     for part, key, color in (("mlp", "norm_mlp_all", "tab:blue"), ("pooler", "norm_pooler", "tab:orange"),
@@ -221,7 +230,7 @@ def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
     top.axhline(clip, color="black", linestyle="--", linewidth=1, label=text("threshold", lang))
     top.set_yscale("log")
     top.set(ylabel=text("grad_norm", lang), title=text("finetune_norms_title", lang))
-    top.legend(fontsize="small", loc="lower right", ncol=2)
+    _legend_under(top, columns=2)
     colors = plt.get_cmap("Blues")
     for i, layer in enumerate(layers):
         middle.plot(steps, run["grad_norm_parts"][layer], linewidth=0.8, color=colors(0.35 + 0.65 * i / max(1, len(layers) - 1)),
@@ -229,7 +238,7 @@ def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
     middle.axhline(clip, color="black", linestyle="--", linewidth=1)
     middle.set_yscale("log")
     middle.set(ylabel=text("grad_norm", lang))
-    middle.legend(fontsize="small", loc="lower right", ncol=3)
+    _legend_under(middle, columns=3)
     bottom.plot(steps, run["norm_lost"], color="tab:red", linewidth=1)
     bottom.set(xlabel=text("step", lang), ylabel=text("norm_lost_axis", lang))
     for ax in (top, middle, bottom):
@@ -289,6 +298,12 @@ def plot_loss_scatter(a: Mapping, b: Mapping, lang: str) -> Figure:
     return fig
 
 
+def _matrix_label(name: str, lang: str) -> str:
+    """ "transformer.h.1.attn.c_proj.weight" -> "block 1: c_proj"; a name of another form is shown as it is."""
+    found = re.fullmatch(r"(?:transformer\.)?h\.(\d+)\.\w+\.(\w+)\.weight", name)
+    return text("gpt_change_matrix", lang, block=found[1], matrix=found[2]) if found else name
+
+
 def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
     """Lesson 04: |W_t - W_{t-1}|_F per step of each matrix that trains in B, in A (dotted) and in B (solid)."""
     check_language(lang)
@@ -300,16 +315,21 @@ def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
     for name in names:
         if name not in a["weight_change"]:
             raise ValueError(f"run a recorded no weight change of {name!r}, which b trains: were both run with the same probe?")
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     colors = plt.get_cmap("tab10")
+    # one legend entry per model (its line style) and one per matrix (its colour), not eight "B: h.0.attn.c_attn"
+    handles = [Line2D([], [], color="black", linewidth=0.9, linestyle=style, label=text(key, lang))
+               for key, style in (("gpt_change_b", "-"), ("gpt_change_a", ":"))]
     for i, name in enumerate(names):
-        short = name.replace("transformer.", "").replace(".weight", "")
-        for run, style, model in ((b, "-", "B"), (a, ":", "A")):
+        for run, style in ((b, "-"), (a, ":")):
             changes = [x if x > 0 else math.nan for x in run["weight_change"][name]]  # a zero rate at step 0: no point on a log axis
-            ax.plot(changes, color=colors(i), linewidth=0.9, linestyle=style, label=f"{model}: {short}")
+            ax.plot(changes, color=colors(i), linewidth=0.9, linestyle=style)
+        handles.append(Line2D([], [], color=colors(i), linewidth=2, label=_matrix_label(name, lang)))
     ax.set_yscale("log")
     ax.set(xlabel=text("step", lang), ylabel=text("gpt_change_axis", lang), title=text("gpt_change_title", lang))
-    ax.legend(fontsize="x-small", ncol=2, loc="upper right")
+    # beside the axes: no curve under it, and the figure stays more than twice as wide as high, so that on a
+    # phone the site keeps it wide and lets it scroll (course.js) rather than shrinking it to the screen
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=plt.rcParams["ytick.labelsize"])
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
