@@ -1,8 +1,9 @@
 # Two commands do everything on a fresh machine (see README.md):
 #   make site   - build the Vietnamese and English sites into _build/html
 #   make test   - the strict site build and the student edition (make student), then every test:
-#                 course_lib, the lessons (nbval), the site in a headless browser (Debian's chromium is installed if no Chromium is found), and
-#                 the Vietnamese lessons that train under another CPU code path and one thread (portable)
+#                 course_lib, the lessons (nbval), the site in a headless browser (Debian's chromium is
+#                 installed if no Chromium is found), and the Vietnamese lessons that train under another
+#                 CPU code path and one thread (portable)
 # Each first creates .venv and installs the pinned requirements if needed.
 
 PYTHON ?= python3
