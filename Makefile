@@ -1,8 +1,9 @@
 # Two commands do everything on a fresh machine (see README.md):
 #   make site   - build the Vietnamese and English sites into _build/html
-#   make test   - the strict site build, then every test: course_lib, the lessons (nbval), the site
-#                 in a headless browser (Debian's chromium is installed if no Chromium is found), and
-#                 the Vietnamese lessons that train under another CPU code path and one thread (portable)
+#   make test   - the strict site build and the student edition (make student), then every test:
+#                 course_lib, the lessons (nbval), the site in a headless browser (Debian's chromium is
+#                 installed if no Chromium is found), and the Vietnamese lessons that train under another
+#                 CPU code path and one thread (portable)
 # Each first creates .venv and installs the pinned requirements if needed.
 
 PYTHON ?= python3
@@ -42,7 +43,7 @@ PORTABLE_LONG := notebooks/vi/04_*.ipynb
 PORTABLE_REST := notebooks/vi/01_*.ipynb notebooks/vi/02_*.ipynb notebooks/vi/03_*.ipynb notebooks/vi/05_*.ipynb
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-test: site browser
+test: site student browser
 	$(PY) -m pytest $(addprefix --ignore-glob=,$(PORTABLE_LONG) $(PORTABLE_REST))
 	$(MAKE) --no-print-directory portable
 

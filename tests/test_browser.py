@@ -261,7 +261,7 @@ def test_lesson_shows_stored_outputs_and_opens_in_colab(reader, lang, lesson):
     plots = page.locator(".cell_output img")
     assert plots.count() >= 1 and plots.first.evaluate("img => img.naturalWidth") > 100
     assert page.locator(".cell_output table.course-table").count() >= 1
-    colab = page.locator("a[href*='colab.research.google.com']")
+    colab = page.locator("a[href*='colab.research.google.com']:not(.btn-student-edition)")   # the solved lesson's button
     assert colab.count() == 1
     href = colab.get_attribute("href")
     org_repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
@@ -777,3 +777,159 @@ def test_figures_are_numbered_per_lesson_and_references_link_them(reader, lang):
     assert links >= 10, f"only {links} figure references found"
     assert not problems, "; ".join(problems)
     assert not reader.errors and not reader.outside
+
+
+# --- issue 28-B: the student edition one click away, one search box, the lesson list at its top ------------
+
+STUDENT = ROOT / "_build" / "student"
+STUDENT_BUTTON = {lang: CONFIG["sphinx"]["config"]["course_languages"][lang]["student_button"]["text"] for lang in LANGUAGES}
+
+
+@pytest.fixture(scope="module")
+def student_edition() -> Path:
+    """The student edition in _build/student, written afresh from the committed notebooks (make student's command)."""
+    import subprocess
+    import sys
+    made = subprocess.run([sys.executable, str(ROOT / "book" / "tools" / "student_edition.py"), "--out", str(STUDENT)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return STUDENT
+
+
+def solution_regions(notebook: dict) -> list[list[str]]:
+    """The non-blank lines of each BEGIN/END SOLUTION region of a notebook's code cells."""
+    regions = []
+    for cell in notebook["cells"]:
+        inside = None
+        for line in "".join(cell["source"]).splitlines():
+            if line.strip() == "# BEGIN SOLUTION":
+                inside = []
+            elif line.strip() == "# END SOLUTION":
+                regions.append(inside)
+                inside = None
+            elif inside is not None and line.strip():
+                inside.append(line.strip())
+    return regions
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_student_edition_button_opens_the_lesson_without_solutions(reader, student_edition, lang, lesson):
+    """The launch menu's second Colab entry opens the same lesson and language from the student branch, and that
+    notebook (as `make student` writes it, what CI pushes there) exists and holds none of the lesson's solutions."""
+    import json
+    page = reader.visit(f"{lang}/notebooks/{lang}/{lesson}.html")
+    button = page.locator(".dropdown-launch-buttons a.btn-student-edition")
+    assert button.count() == 1, "no student-edition button in the launch menu"
+    org_repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
+    branch = CONFIG["repository"]["student_branch"]
+    path = f"notebooks/{lang}/{lesson}.ipynb"
+    assert button.get_attribute("href") == f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{path}"
+    page.locator(".dropdown-launch-buttons button.dropdown-toggle").click()
+    button.wait_for(state="visible", timeout=5000)
+    assert button.inner_text().strip() == STUDENT_BUTTON[lang]
+    if lesson == LESSONS[0]:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"student-button-{lang}-1280.png"))
+
+    solved = json.loads((ROOT / path).read_text(encoding="utf-8"))
+    edition = json.loads((student_edition / path).read_text(encoding="utf-8"))
+    lines = lambda notebook: "\n".join(line.strip() for cell in notebook["cells"]
+                                       for line in "".join(cell["source"]).splitlines() if line.strip())
+    regions = ["\n".join(region) for region in solution_regions(solved)]
+    assert len(regions) >= 2 and all(region in lines(solved) for region in regions)
+    everything = lines(edition)
+    assert "BEGIN SOLUTION" not in everything and everything.count("raise NotImplementedError") == len(regions)
+    assert not [c for c in edition["cells"] if "solution" in c.get("metadata", {}).get("tags", [])]
+    leaked = [region for region in regions if region in everything]
+    assert not leaked, f"solutions in the student edition: {leaked[:2]}"
+    assert not reader.errors and not reader.outside
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_student_edition_button_fits_a_phone(browser, origin, lang):
+    """At 390 px the opened launch menu shows the student entry whole, on screen (kept as a screenshot)."""
+    reader = Reader(browser, origin, viewport={"width": 390, "height": 800})
+    try:
+        page = reader.visit(lesson_paths(lang)[0])
+        page.locator(".dropdown-launch-buttons button.dropdown-toggle").click()
+        button = page.locator(".dropdown-launch-buttons a.btn-student-edition")
+        button.wait_for(state="visible", timeout=5000)
+        box = button.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"student-button-{lang}-390.png"))
+        assert not reader.errors and not reader.outside
+    finally:
+        reader.context.close()
+
+
+VISIBLE_SEARCH = """() => [...document.querySelectorAll('.search-button, .search-button-field, form.bd-search input')]
+  .filter(e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+                 return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && r.bottom > 0 && r.top < innerHeight; })
+  .map(e => e.className)"""
+
+
+@pytest.mark.parametrize("width", (1280, 390))
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_one_search_box_and_no_top_bar(browser, origin, lang, width):
+    """No bar above the article holding only a second search box (it took 64 px at 1280): the article header is
+    the page's top, one search control is on screen, and it searches (an accent-free query on Vietnamese pages)."""
+    reader = Reader(browser, origin, viewport={"width": width, "height": 800})
+    try:
+        page = reader.visit(lesson_paths(lang)[0])
+        header = page.locator("header.bd-header")
+        assert header.count() == 0 or (header.bounding_box() or {"height": 0})["height"] == 0, "the top bar is back"
+        assert page.locator(".bd-header-article").bounding_box()["y"] == 0
+        shown = page.evaluate(VISIBLE_SEARCH)
+        assert len(shown) == 1, f"{len(shown)} search controls on screen at {width} px: {shown}"
+        page.locator(".search-button, .search-button-field").filter(visible=True).first.click()
+        field = page.locator("#pst-search-dialog input[type=search]")
+        field.wait_for(state="visible", timeout=5000)
+        field.fill("toc do hoc" if lang == "vi" else "learning rate")
+        field.press("Enter")
+        page.wait_for_url(re.compile(r"/search\.html\?q="), timeout=10000)
+        page.locator("#search-results li").first.wait_for(timeout=20000)
+        assert not reader.errors and not reader.outside
+    finally:
+        reader.context.close()
+
+
+LIST_POSITION = """() => { const list = document.querySelector('div.bd-sidebar'), box = list.getBoundingClientRect();
+  const current = [...document.querySelectorAll('.bd-docs-nav .current > a, .bd-docs-nav a.current')].pop();
+  const title = document.querySelector('.bd-sidebar-primary .navbar-brand');
+  const seen = (e) => { const r = e.getBoundingClientRect(); return r.top >= box.top - 1 && r.bottom <= box.bottom + 1; };
+  const r = current && current.getBoundingClientRect();
+  return {top: list.scrollTop, title: seen(title), current: current ? seen(current) : null,
+          fitsAtTop: current ? r.bottom + list.scrollTop <= box.bottom : true, below: r ? box.bottom - r.bottom : null}; }"""
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_lesson_list_loads_at_its_top(browser, origin, lang):
+    """At 1280 x 720 (a laptop) the lesson list shows the site's title on every page whose link fits under it, and
+    else scrolls only as far as shows that link; the theme scrolled to where the last page was, or put the
+    current link a quarter down, so that the title was cut on 20 of the 28 pages. Pages are opened one after
+    another, after the list was scrolled by hand, as a reader does."""
+    reader = Reader(browser, origin, viewport={"width": 1280, "height": 720})
+    try:
+        page = reader.visit(f"{lang}/book/{lang}/index.html")
+        page.evaluate("() => { document.querySelector('div.bd-sidebar').scrollTop = 10000; }")
+        wrong = []
+        for path in [p for p in reader_pages() if p.startswith(f"{lang}/")]:
+            page = reader.visit(path)
+            if page.locator(".bd-docs-nav").count() == 0:
+                continue
+            where = page.evaluate(LIST_POSITION)
+            if where["fitsAtTop"]:
+                ok = where["top"] == 0 and where["title"] and where["current"] is not False
+            else:
+                ok = where["current"] and where["below"] <= 40
+            if not ok:
+                wrong.append((path, where))
+        assert not wrong, f"the lesson list loads scrolled away from its title: {wrong}"
+        page = reader.visit(lesson_paths(lang)[-1])
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"lesson-list-{lang}-1280x720.png"))
+        assert not reader.errors and not reader.outside
+    finally:
+        reader.context.close()

@@ -26,7 +26,7 @@ import new_lesson  # noqa: E402
 import restamp  # noqa: E402
 
 UPSTREAM = restamp.configured(ROOT)
-FORK = restamp.Repository("example-teacher", "course-fork", "spring-2027")
+FORK = restamp.Repository("example-teacher", "course-fork", "spring-2027", "spring-2027-students")
 assert FORK.slug != UPSTREAM.slug
 
 
@@ -51,6 +51,7 @@ def point_config_at(root: Path, repo: restamp.Repository) -> None:
     text = config.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^(  url: ).*$", rf"\g<1>{repo.url}", text, count=1)
     text = re.sub(r"(?m)^(  branch: ).*$", rf"\g<1>{repo.branch}", text, count=1)
+    text = re.sub(r"(?m)^(  student_branch: ).*$", rf"\g<1>{repo.student_branch}", text, count=1)
     config.write_text(text, encoding="utf-8")
     assert restamp.configured(root) == repo
 
@@ -59,15 +60,19 @@ def texts(root: Path) -> dict[Path, str]:
     return {p: p.read_text(encoding="utf-8", errors="replace") for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def fake_site(folder: Path, *slugs: str) -> Path:
-    """A built site's shape: per language, lesson pages whose Colab link and repository button name ``slugs``."""
+def fake_site(folder: Path, *slugs: str, repo: restamp.Repository = UPSTREAM, student: bool = True) -> Path:
+    """A built site's shape: per language, lesson pages whose Colab links (the solved lesson on ``repo.branch``,
+    with ``student`` its student edition on ``repo.student_branch``) and repository button name ``slugs``."""
     for lang in ("vi", "en"):
         for i, slug in enumerate(slugs):
             page = folder / lang / "notebooks" / lang / f"0{i + 1}_lesson.html"
             page.parent.mkdir(parents=True, exist_ok=True)
+            notebook = f"notebooks/{lang}/0{i + 1}_lesson.ipynb"
             page.write_text(
                 f'<a href="https://github.com/{slug}" target="_blank" class="btn btn-sm btn-source-repository-button">'
-                f'<a href="https://colab.research.google.com/github/{slug}/blob/main/notebooks/{lang}/0{i + 1}_lesson.ipynb">',
+                f'<a href="https://colab.research.google.com/github/{slug}/blob/{repo.branch}/{notebook}">'
+                + (f'<a href="https://colab.research.google.com/github/{slug}/blob/{repo.student_branch}/{notebook}" '
+                   'class="btn btn-sm btn-student-edition dropdown-item">' if student else ""),
                 encoding="utf-8")
     return folder
 
@@ -84,7 +89,8 @@ def test_restamp_leaves_no_trace_of_the_old_repository(tmp_path):
 
     stale = run(copy, "book/tools/restamp.py", "--check")
     assert stale.returncode == 1 and "make restamp" in stale.stderr
-    refused = run(copy, "book/tools/check_deploy.py", "--repository", FORK.slug, "--site", str(fake_site(tmp_path / "site", FORK.slug)))
+    refused = run(copy, "book/tools/check_deploy.py", "--repository", FORK.slug, "--site",
+                  str(fake_site(tmp_path / "site", FORK.slug, repo=FORK)))
     assert refused.returncode == 1 and "make restamp" in refused.stderr and "name another repository" in refused.stderr
 
     done = run(copy, "book/tools/restamp.py")
@@ -99,6 +105,10 @@ def test_restamp_leaves_no_trace_of_the_old_repository(tmp_path):
     left = [f"{p.relative_to(copy)}: {m.group(0)}" for p, text in after.items() for pattern in old_traces for m in pattern.finditer(text)]
     assert not left, left
     assert any(FORK.url in text for p, text in after.items() if p.suffix == ".ipynb")
+    for lang in ("vi", "en"):   # the handout's link to the student edition follows the repository and its student branch
+        handout = after[copy / "book" / lang / "students.md"]
+        assert f"{FORK.student_colab}notebooks/{lang}/" in handout
+        assert f"/blob/{UPSTREAM.student_branch}/" not in handout
 
     again = run(copy, "book/tools/restamp.py")
     assert again.returncode == 0 and again.stdout == "" and texts(copy) == after, "re-stamping twice changed something"
@@ -141,6 +151,34 @@ def test_deploy_check_refuses_a_built_page_that_opens_another_repository(tmp_pat
     assert "en/notebooks/en/02_lesson.html" in refused.stderr and f"point at someone-else/old-course but this deployment is {UPSTREAM.slug}" in refused.stderr
     empty = run(ROOT, "book/tools/check_deploy.py", "--repository", UPSTREAM.slug, "--site", str(tmp_path / "nothing"))
     assert empty.returncode == 1 and "no page with a Colab link" in empty.stderr
+
+
+def test_deploy_check_refuses_a_lesson_page_without_its_student_edition(tmp_path):
+    """Every lesson opened in Colab must open as the student edition too, from the student branch, and with
+    --student that edition (book/tools/student_edition.py's folder, what CI pushes there) must hold the notebook."""
+    without = run(ROOT, "book/tools/check_deploy.py", "--repository", UPSTREAM.slug,
+                  "--site", str(fake_site(tmp_path / "without", UPSTREAM.slug, student=False)))
+    assert without.returncode == 1 and "en/notebooks/en/01_lesson.html opens notebooks/en/01_lesson.ipynb in Colab without the student edition's button" in without.stderr
+    elsewhere = fake_site(tmp_path / "elsewhere", UPSTREAM.slug, repo=restamp.Repository(UPSTREAM.owner, UPSTREAM.name, UPSTREAM.branch, "old-students"))
+    moved = run(ROOT, "book/tools/check_deploy.py", "--repository", UPSTREAM.slug, "--site", str(elsewhere))
+    assert moved.returncode == 1 and f"on neither {UPSTREAM.branch!r} nor the student edition's {UPSTREAM.student_branch!r}" in moved.stderr
+
+    site, student = fake_site(tmp_path / "site", UPSTREAM.slug), tmp_path / "student"
+    missing = run(ROOT, "book/tools/check_deploy.py", "--repository", UPSTREAM.slug, "--site", str(site), "--student", str(student))
+    assert missing.returncode == 1 and "are not in" in missing.stderr and "run `make student`" in missing.stderr
+    for lang in ("vi", "en"):
+        (student / "notebooks" / lang).mkdir(parents=True)
+        (student / "notebooks" / lang / "01_lesson.ipynb").write_text("{}", encoding="utf-8")
+    present = run(ROOT, "book/tools/check_deploy.py", "--repository", UPSTREAM.slug, "--site", str(site), "--student", str(student))
+    assert present.returncode == 0, present.stderr
+
+
+@pytest.mark.parametrize("student_branch", ["", "main", "students/2027"])
+def test_restamp_refuses_a_student_branch_ci_cannot_push(tmp_path, student_branch):
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump({"repository": {
+        "url": UPSTREAM.url, "branch": "main", "student_branch": student_branch}}), encoding="utf-8")
+    with pytest.raises(SystemExit, match="repository.student_branch"):
+        restamp.configured(tmp_path)
 
 
 def next_number() -> str:

@@ -15,6 +15,9 @@
 * A link on every page to the same page in the other language, which is
   built next to this one (``_build/html/vi/...`` and ``_build/html/en/...``).
 * No thebe scripts: the course launches notebooks in Colab, not in the page.
+* A second Colab button on every lesson page, "exercises without solutions":
+  the same notebook from the student branch (``repository.student_branch``),
+  where CI's pages job pushes the student edition (book/tools/student_edition.py).
 * References by author and year, the same in the text and in the list:
   the text reads "(Loshchilov & Hutter, 2017)", "(Goyal et al., 2017)" ("&"
   reads the same in both languages), and the list on the references page is
@@ -227,6 +230,22 @@ def _add_language_link(app: Sphinx, pagename: str, context: dict) -> None:
         context["metatags"] = context.get("metatags", "") + f'\n<link rel="alternate" hreflang="{other}" href="{href}" />'
 
 
+def _add_student_button(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """After the theme's launch menu is made: a second Colab entry that opens the page's notebook from the
+    student branch, the theme's Colab URL with its branch swapped, so it follows _config.yml the same way."""
+    theme = app.config.html_theme_options
+    solved = f"/blob/{theme.get('repository_branch') or 'main'}/"
+    for group in context.get("header_buttons", []):
+        if group.get("label") != "launch-buttons":
+            continue
+        colab = next((b for b in group["buttons"] if "colab.research.google.com/github/" in b.get("url", "") and solved in b["url"]), None)
+        if colab is None:
+            continue
+        strings = _language_settings(app)["student_button"]
+        group["buttons"].append({**colab, "text": strings["text"], "tooltip": strings["tooltip"], "label": "student-edition",
+                                 "url": colab["url"].replace(solved, f"/blob/{app.config.course_student_branch}/", 1)})
+
+
 SCRIPTS_WITH_STRINGS = ("togglebutton.js", "copybutton.js")
 
 
@@ -256,11 +275,13 @@ def _fix_theme_strings(app: Sphinx, exception) -> None:
 
 def setup(app: Sphinx) -> dict:
     app.add_config_value("course_languages", {}, "html")
+    app.add_config_value("course_student_branch", "student", "html")
     app.add_search_language(SearchVietnamese)
     app.add_search_language(SearchEnglishCompounds)
     app.connect("config-inited", _configure)
     app.connect("env-get-updated", _number_per_page, priority=900)   # after Sphinx's numbering (priority 500)
     app.connect("html-page-context", _page_context)
+    app.connect("html-page-context", _add_student_button, priority=600)   # after the theme's launch buttons (501)
     app.connect("build-finished", _fix_theme_strings)
     app.add_css_file("course.css")
     app.add_js_file("course.js", loading_method="defer")

@@ -12,6 +12,7 @@
  * 4. A number and its "± error" stay on one line in tables and printed results.
  * 5. The article header's ☰ and contents buttons work (the theme binds only the hidden ones).
  * 6. Search: "warmup", "warm-up" and "warm up" find the same pages.
+ * 7. The lesson list opens at its top, under the site's title, whenever the current page's link fits there.
  */
 (() => {
   "use strict";
@@ -256,8 +257,24 @@
     }
   }
 
+  /* ---------- 7. the lesson list starts at the top ---------- */
+  // The theme scrolls the list on load, to the position of the last page (sessionStorage) or to put the
+  // current link a quarter down, which on a 720-800 px high window cut the site's title off on most pages.
+  // Here the list goes back to its top when the current link is seen there; otherwise it scrolls just
+  // enough to show that link at the bottom.
+  function sidebarAtTop() {
+    const sidebar = document.querySelector("div.bd-sidebar");
+    const current = Array.from(document.querySelectorAll(".bd-docs-nav .current > a, .bd-docs-nav a.current")).pop();
+    if (!sidebar || sidebar.scrollHeight <= sidebar.clientHeight) return;
+    sidebar.scrollTop = 0;
+    if (!current) return;
+    const below = current.getBoundingClientRect().bottom - sidebar.getBoundingClientRect().bottom;
+    if (below > 0) sidebar.scrollTop = below + 16;
+  }
+
   installSearchSummary();
   document.addEventListener("DOMContentLoaded", () => {
+    sidebarAtTop();
     arriveAtSection();
     updateSwitch();
     markWideFigures();

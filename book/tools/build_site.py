@@ -51,6 +51,8 @@ def language_config(config: dict, lang: str) -> dict:
     sphinx = config["sphinx"]
     sphinx["local_extensions"] = {name: str(ROOT / path) for name, path in sphinx["local_extensions"].items()}
     sphinx["config"]["language"] = lang
+    # the student edition's branch, for the lesson pages' second Colab button (course_i18n.py)
+    sphinx["config"]["course_student_branch"] = config["repository"]["student_branch"]
     sphinx["config"]["html_static_path"] = [str(ROOT / p) for p in sphinx["config"]["html_static_path"]]
     config["html"]["favicon"] = str(ROOT / config["html"]["favicon"])
     return config
