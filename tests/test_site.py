@@ -160,16 +160,16 @@ GLOSSARY = {
     "norm": "chuẩn", "threshold": "ngưỡng", "optimizer": "bộ tối ưu", "exploding gradient": "bùng nổ gradient",
     "layer": "tầng", "per-layer": "theo từng tầng", "SGD": "SGD", "excess loss": "mất mát dư", "epoch": "epoch",
     "warm-up": "khởi động", "schedule": "lịch", "gradient clipping": "cắt gradient", "step": "bước",
-    "batch": "lô", "mini-batch": "lô nhỏ", "checkpoint": "checkpoint", "mixed precision": "độ chính xác hỗn hợp",
+    "batch": "lô", "mini-batch": "lô nhỏ", "checkpoint": "điểm lưu", "mixed precision": "độ chính xác hỗn hợp",
     "gradient accumulation": "tích lũy gradient", "freezing": "đóng băng", "fine-tuning": "tinh chỉnh",
-    "pretraining": "tiền huấn luyện", "parameter": "tham số", "loss": "mất mát", "seed": "seed",
+    "pretraining": "tiền huấn luyện", "parameter": "tham số", "loss": "mất mát", "seed": "hạt giống ngẫu nhiên",
     "learning rate": "tốc độ học", "class label": "nhãn lớp",
 }
 # Terms of speed and of reading results (lessons 01-05), which the student handout promises are in the glossary.
 MEASUREMENT_TERMS = {
     "FLOP": "FLOP", "MFU": "MFU", "micro-batch": "lô vi mô", "data parallelism": "song song dữ liệu", "DDP": "DDP",
-    "bf16": "bf16", "TF32": "TF32", "CUDA graph": "CUDA graph", "standard error": "sai số chuẩn",
-    "ablation": "phép bỏ từng tùy chọn",
+    "bf16": "bf16", "TF32": "TF32", "CUDA graph": "đồ thị CUDA", "standard error": "sai số chuẩn",
+    "ablation": "thí nghiệm lược bỏ",
 }
 GLOSSARY.update(MEASUREMENT_TERMS)
 
