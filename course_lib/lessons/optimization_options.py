@@ -44,6 +44,7 @@ from course_lib.models.fast_step import (
     ABLATIONS,
     ALTERNATIVES,
     FAST,
+    STAIRCASE_TOP,
     PLAIN,
     RUNGS,
     SPEED_OPTIONS,
@@ -557,7 +558,7 @@ class StaircaseConfig:
     """
 
     name: str
-    top: StepOptions = FAST
+    top: StepOptions = STAIRCASE_TOP
     unpadded_vocab: int = 50257
     rungs: tuple[str, ...] = tuple(RUNGS)
     alternatives: tuple[str, ...] = tuple(ALTERNATIVES)
@@ -603,7 +604,7 @@ class StaircaseConfig:
         return {**{r: rungs[r] for r in self.rungs}, **{a: others[a] for a in self.alternatives}}
 
 
-_SMALL_TOP = dataclasses.replace(FAST, micro_batch=8, model=dataclasses.replace(CONFIGS["cpu"].model, bias=False))
+_SMALL_TOP = dataclasses.replace(STAIRCASE_TOP, micro_batch=8, model=dataclasses.replace(CONFIGS["cpu"].model, bias=False))
 _CPU_RUNGS = ("plain", "bf16", "sdpa", "vocab", "fused_adamw")  # the rungs that do something on a CPU, compilation aside
 STAIRCASE_CONFIGS = {
     "staircase-gpu": StaircaseConfig("staircase-gpu"),
