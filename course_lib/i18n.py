@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import string
 
 from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
@@ -1471,6 +1472,8 @@ def text(key: str, lang: str, **fields: object) -> str:
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise KeyError(f"no course string named {key!r}{hint}")
     template = _STRINGS[key][lang]
+    if lang == "vi":
+        fields = {name: _vietnamese_field(value) for name, value in fields.items()}
     try:
         return template.format(**fields)
     except KeyError as error:
@@ -1482,12 +1485,52 @@ def text(key: str, lang: str, **fields: object) -> str:
         ) from None
 
 
+def _vietnamese_field(value: object) -> object:
+    """A raw number handed to a Vietnamese template, written the Vietnamese way (2.048, 0,25, [0,1; 0,2]); else as it is."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", ".")
+    if isinstance(value, float):
+        return vietnamese(str(value)) if math.isfinite(value) else str(value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return "[" + "; ".join(str(_vietnamese_field(v)) for v in value) + "]"
+    return value
+
+
 def _formatted(value: float, lang: str, digits: int, minimum: int, code: str, unit: str) -> str:
     check_language(lang)
     value = check_number("value", value, "any real number (NaN and inf are written nan and inf)", lambda v: True)
     check_int("digits", digits, minimum, unit=unit)
-    out = f"{value:.{digits}{code}}"
-    return out.replace(".", ",") if lang == "vi" else out
+    if lang != "vi":
+        return f"{value:.{digits}{code}}"
+    return vietnamese(f"{value:,.{digits}{code}}", grouped=True)
+
+
+_EXPONENT = re.compile(r"(\d)e([+-])(\d+)")
+
+
+def vietnamese(written: str, grouped: bool = False) -> str:
+    """A number Python wrote (``1,234.5``, ``3.5e-05``) written the Vietnamese way: ``1.234,5``, ``3,5·10⁻⁵``.
+
+    ``grouped``: the thousands were written with commas (the ``,`` format option); else they are grouped here.
+    """
+    if not grouped:
+        mantissa, e, exponent = written.partition("e")
+        whole, dot, fraction = mantissa.partition(".")
+        sign = whole[:1] if whole[:1] in "+-" else ""
+        digits_ = whole[len(sign):]
+        if digits_.isdigit():
+            whole = sign + f"{int(digits_):,}"
+        written = whole + dot + fraction + e + exponent
+    out = written.replace(",", "\0").replace(".", ",").replace("\0", ".")
+    return _EXPONENT.sub(lambda m: m.group(1) + "·10" + ("⁻" if m.group(2) == "-" else "")
+                         + str(int(m.group(3))).translate(_SUPERSCRIPT), out)
+
+
+def percent(value: float, lang: str, digits: int = 1) -> str:
+    """A percentage (``value`` already in percent) with its sign: ``56.9%`` in English, ``56,9 %`` in Vietnamese."""
+    return number(value, lang, digits) + (" %" if lang == "vi" else "%")
 
 
 def significant(value: float, lang: str, digits: int = 3) -> str:
@@ -1504,7 +1547,7 @@ def plain(value: float, lang: str) -> str:
         if math.isclose(value, 10.0**exponent, rel_tol=1e-12):
             return "10" + str(exponent).translate(_SUPERSCRIPT)
     out = repr(float(value)).removesuffix(".0") if float(value).is_integer() else repr(float(value))
-    return out.replace(".", ",") if lang == "vi" else out
+    return vietnamese(out) if lang == "vi" else out
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
