@@ -236,13 +236,15 @@ WRONG = [
 
 
 def written(value: str, lang: str) -> str:
-    """A result as the check writes it in ``lang``: Vietnamese has a decimal comma, '; ' between list items and
-    '.' between thousands (the arguments stay Python: the reader types them)."""
+    """A result as the check writes it in ``lang``: Vietnamese has a decimal comma, '; ' between list items,
+    '.' between thousands and 8,5·10⁸ for 8.5e+08 (the arguments stay Python: the reader types them)."""
     if lang != "vi":
         return value
     if re.fullmatch(r"\d{1,3}(,\d{3})+", value):
         return value.replace(",", ".")
-    return value.replace(", ", "; ").replace(".", ",")
+    value = value.replace(", ", "; ").replace(".", ",")
+    return re.sub(r"(\d)e([+-])(\d+)", lambda m: m.group(1) + "·10" + ("⁻" if m.group(2) == "-" else "")
+                  + str(int(m.group(3))).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")), value)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
