@@ -259,7 +259,8 @@ def test_typical_wrong_answer_fails_with_input_expected_got_and_hint(check, wron
     line = next(line for line in message.splitlines() if call in line)
     assert line.strip().startswith(wrong.__name__), "the failing call names the reader's function"
     result = message.splitlines()[message.splitlines().index(line) + 1]
-    got, expected = (text(v[0], lang, **v[1]) if isinstance(v, tuple) else written(v, lang) for v in (got, expected))
+    got, expected = (text(v[0], lang, **{k: written(x, lang) if re.fullmatch(r"[\d.e+-]+", x) else x for k, x in v[1].items()})
+                     if isinstance(v, tuple) else written(v, lang) for v in (got, expected))
     assert result in text("ex_wrong", lang, call=call, got=got, expected=expected, right=0, n=0).splitlines(), result
     assert text("ex_hint", lang, hint=text(hint, lang)) in message
 
