@@ -1485,6 +1485,9 @@ def text(key: str, lang: str, **fields: object) -> str:
         ) from None
 
 
+_DECIMAL_LIST = re.compile(r"[−-]?[\d.]+(?:,\d+)?(?:, [−-]?[\d.]+(?:,\d+)?)+")
+
+
 def _vietnamese_field(value: object) -> object:
     """A raw number handed to a Vietnamese template, written the Vietnamese way (2.048, 0,25, [0,1; 0,2]); else as it is."""
     if isinstance(value, bool):
@@ -1493,6 +1496,8 @@ def _vietnamese_field(value: object) -> object:
         return f"{value:,}".replace(",", ".")
     if isinstance(value, float):
         return vietnamese(str(value)) if math.isfinite(value) else str(value)
+    if isinstance(value, str) and _DECIMAL_LIST.fullmatch(value) and re.search(r"\d,\d", value):
+        return value.replace(", ", "; ")  # "1,06, 1,03" joined by a notebook: decimals are listed with "; "
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         return "[" + "; ".join(str(_vietnamese_field(v)) for v in value) + "]"
     return value

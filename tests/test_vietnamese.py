@@ -59,8 +59,11 @@ def prose_of(output: str) -> str:
     return output
 
 
-def number_problems(written: str) -> list[str]:
-    """Numbers written the English way in ``written`` (prose, once code, versions and identifiers are left out)."""
+def number_problems(written: str, lists: bool = True) -> list[str]:
+    """Numbers written the English way in ``written`` (prose, once code, versions and identifiers are left out).
+
+    ``lists``: also flag decimals listed with commas (off for templates filled with made-up values side by side).
+    """
     problems = []
     for pattern in _NOT_PROSE[:-3]:  # identifiers are left in: 3e-05 would read as one
         written = pattern.sub(" ", written)
@@ -72,6 +75,8 @@ def number_problems(written: str) -> list[str]:
             problems.append(f"decimal point: {match.group()!r} in …{written[max(0, match.start() - 30):match.end() + 10]!r}")
     for match in re.finditer(r"(?<![\w.,])\d{5,}(?![\w])", written):
         problems.append(f"thousands not grouped: {match.group()!r} in …{written[max(0, match.start() - 30):match.end() + 10]!r}")
+    for match in re.finditer(r"(?<![\w.,])\d[\d.]*,\d+, \d[\d.]*,\d+", written if lists else ""):
+        problems.append(f"decimals listed with commas: {match.group()!r} (write 1,06; 1,03)")
     for match in re.finditer(r"\d%", written):
         problems.append(f"percent without a space: {written[max(0, match.start() - 20):match.end()]!r}")
     return problems
@@ -79,8 +84,8 @@ def number_problems(written: str) -> list[str]:
 
 def test_the_number_check_can_fail():
     assert number_problems("0.25 và 3.14159") and number_problems("49857 MB") and number_problems("3,5e-05")
-    assert number_problems("56,9%") and number_problems("[1.06, 1.03]")
-    assert not number_problems("1.063.680 tham số, 5,3; 56,9 %; 3,5·10⁻⁵; 2.048; năm 2024; 0,25")
+    assert number_problems("56,9%") and number_problems("[1.06, 1.03]") and number_problems("nhanh gấp 1,06, 1,03, 1,03 lần")
+    assert not number_problems("1.063.680 tham số, 5,3; 56,9 %; 3,5·10⁻⁵; 2.048; năm 2024; 0,25; 1,06; 1,03; 256, 512, 1.024")
     assert not number_problems("torch 2.11.0+cu130, CUDA 13.0, driver 580.159.04; lệnh: python -m x --lr 0.1")
     assert not number_problems("H100 80GB HBM3, nanoGPT 3adf61e, warmup_cosine(t=0.25, T=10), lr=0.1, `x = 0.5`")
 
@@ -216,7 +221,7 @@ def test_vietnamese_strings_render_vietnamese_numbers(key):
     fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
     for shift in range(5):
         rendered = text(key, "vi", **{name: _sample(name, i + shift) for i, name in enumerate(fields)})
-        problems = number_problems(rendered)
+        problems = number_problems(rendered, lists=False)
         assert not problems, f"{key}: {rendered!r}\n" + "\n".join(problems)
 
 
@@ -260,6 +265,7 @@ def _figures():
         "attention_lengths": lambda: plotting.plot_attention_lengths(rows, "vi"),
         "loss_curves": lambda: plotting.plot_loss_curves([10.5 - 0.01 * t for t in range(60)],
                                                          [10.5 - 0.0101 * t for t in range(60)], "vi", window=5),
+        "explorer": lambda: __import__("course_lib.show.widgets", fromlist=["explorer_figure"]).explorer_figure(5, 60, 0.5, 0.0, "vi"),
         "warmup_losses": lambda: plotting.plot_warmup_losses({"không": [toy["η = 0,2"]]}, 0.2, "vi"),
     }
 
