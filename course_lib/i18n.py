@@ -184,7 +184,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "positive share of the training reviews: {positive}%; always answering the commoner label scores {baseline}% on the test reviews",
     },
     "ratios": {
-        "vi": "R đo trên {model}: {measured}; R của bert-base-uncased, đếm từ cấu hình của nó: {base}",
+        "vi": "R đo trên {model}: {measured}; R của bert-base-uncased, đếm từ cấu hình của mô hình này: {base}",
         "en": "R measured on {model}: {measured}; R of bert-base-uncased, counted from its configuration: {base}",
     },
     "selected": {
@@ -246,8 +246,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "  |w|² = {square} is below {smallest}, the smallest positive float32 (the smallest normal float32, finfo.tiny, is {tiny})",
     },
     "head_larger": {
-        "vi": "trên {n} hạt giống: |g| của đầu phân loại lớn hơn của phần thân ở {k}/{n} hạt giống, gấp {ratio} lần (trung bình ± sai số chuẩn);"
-        " |g| riêng của phần thân nhỏ hơn c ở {below}/{n} hạt giống",
+        "vi": "trên {n} hạt giống: |g| của đầu phân loại lớn hơn |g| của phần thân ở {k}/{n} hạt giống, gấp {ratio} lần (trung bình ± sai số chuẩn);"
+        " riêng phần thân có |g| nhỏ hơn c ở {below}/{n} hạt giống",
         "en": "over {n} seeds: the head's |g| is larger than the body's in {k} of {n}, by a factor {ratio} (mean ± standard error);"
         " the body's own |g| is below c in {below} of {n}",
     },
@@ -534,7 +534,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "the peak comes at t = T_warm: the warm-up multiplier is t/T_warm, not (t + 1)/T_warm.",
     },
     "ex_hint_clock": {
-        "vi": "sau giai đoạn khởi động, đồng hồ của đường cosin phải bắt đầu lại từ 0: tiến độ của nó là "
+        "vi": "sau giai đoạn khởi động, đường cosin phải đếm bước lại từ 0: tiến độ của đường cosin là "
               "(t − T_warm)/(T − T_warm), không phải t/T.",
         "en": "after the warm-up the cosine's clock starts again from 0: its progress is (t − T_warm)/(T − T_warm), not t/T.",
     },
@@ -595,7 +595,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "the function must return a list of tensors, one per gradient, in the order they came in.",
     },
     "ex_hint_per_tensor": {
-        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của nó. Cắt theo chuẩn toàn cục (global norm) nhân mọi tensor với cùng "
+        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của tensor đó. Cắt theo chuẩn toàn cục (global norm) nhân mọi tensor với cùng "
               "một hệ số, c / max(|g|, c), trong đó |g| là chuẩn của tất cả các tensor gộp lại.",
         "en": "you clipped each tensor by its own norm. Clipping by the global norm multiplies every tensor by one factor, "
               "c / max(|g|, c), with |g| the norm of all of them together.",
@@ -845,7 +845,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "it is multiplied by {factor} and the step changes nothing, without a warning; with max_norm = inf it becomes {nan}.",
     },
     "key_head": {
-        "vi": "Bước 0 của các lần tinh chỉnh đã lưu của bài 03 ({n} hạt giống), tỉ phần của bình phương chuẩn gradient: pooler "
+        "vi": "Ở bước 0 của các lần tinh chỉnh mà bài 03 đã lưu ({n} hạt giống), bình phương chuẩn gradient chia cho các phần như sau: pooler "
               "{pooler} %, đầu phân loại {head} %, sáu tầng MLP {mlp} %, các phần được huấn luyện còn lại (LayerNorm) {rest} %.",
         "en": "Step 0 of lesson 03's stored fine-tuning runs ({n} seeds), share of the squared gradient norm: pooler {pooler} %, "
               "classifier head {head} %, the six MLP layers {mlp} %, the other trainable parts (LayerNorms) {rest} %.",
@@ -859,7 +859,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "constant_rate": {"vi": "tốc độ học không đổi", "en": "constant rate"},
     "with_decay": {"vi": "giảm tuyến tính", "en": "linear decay"},
     "clip_slower_faster": {
-        "vi": "{setting}: cắt ở c = {c} làm lần chạy chậm đi ở η = {slower}, làm nó nhanh lên ở η = {faster}",
+        "vi": "{setting}: cắt ở c = {c} làm lần chạy chậm đi ở η = {slower}, nhưng nhanh lên ở η = {faster}",
         "en": "{setting}: clipping at c = {c} slows the run at η = {slower}, speeds it up at η = {faster}",
     },
     "clip_neither": {
@@ -890,7 +890,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "c / max(|g_part|, c), from the norm of that part's tensors alone.",
     },
     "ex_hint_part_tensor": {
-        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của nó. Chuẩn của một phần gộp mọi tensor của phần đó (trọng số và bias), "
+        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của tensor đó. Chuẩn của một phần gộp mọi tensor của phần đó (trọng số và bias), "
               "và một hệ số duy nhất nhân cho tất cả các tensor ấy.",
         "en": "you clipped each tensor by its own norm. A part's norm covers all its tensors together (weights and biases), "
               "and one factor scales them all.",
@@ -935,8 +935,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "within_noise": {"vi": "nằm trong hai sai số chuẩn, không phân biệt được", "en": "within two standard errors, no measurable difference"},
     "beyond_noise": {"vi": "vượt quá hai sai số chuẩn", "en": "more than two standard errors"},
     "key_cost": {
-        "vi": "• Chi phí: mỗi bước của quy trình đóng băng nhanh hơn {time} % (trung vị của mỗi lệnh, sai số giữa {commands} lệnh chạy riêng, GPU bận) "
-              "và dùng ít hơn {memory} % bộ nhớ GPU đỉnh ({small} % với những lô nhỏ của nghiên cứu chính).",
+        "vi": "• Chi phí: mỗi bước của quy trình đóng băng tốn ít thời gian hơn {time} % (trung vị theo từng lệnh; sai số tính giữa {commands} lệnh chạy riêng; GPU bận) "
+              "và dùng ít hơn {memory} % bộ nhớ GPU đỉnh ({small} % với các lô nhỏ trong nghiên cứu chính).",
         "en": "• Cost: the recipe's steps take {time}% less time (median of each command, spread between {commands} separate commands, a busy GPU) "
               "and {memory}% less peak GPU memory ({small}% at the main study's small batches).",
     },
@@ -1261,8 +1261,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     # (end of lesson 05's staircase strings)
     # Lesson 05, second edition: what learners get wrong.
     "mistakes_acc_tokens": {
-        "vi": "{k} lô vi mô có {tokens} token thật; trong trung bình của các trung bình, mỗi token của chúng nặng gấp {weights} "
-              "lần phần của nó trong lô",
+        "vi": "{k} lô vi mô có {tokens} token thật; khi lấy trung bình của các trung bình, mỗi token trong từng lô vi mô nặng gấp {weights} "
+              "lần tỉ phần của token đó trong lô",
         "en": "{k} micro-batches of {tokens} real tokens; in the mean of means a token of each weighs {weights} times its share "
               "of the batch",
     },
@@ -1348,7 +1348,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "mistakes_peak_nanogpt": {"vi": "hằng số A100 của nanoGPT", "en": "nanoGPT's A100 constant"},
     "mistakes_peak_sparse": {"vi": "mức đỉnh \"với thưa\" (sparsity)", "en": "the \"with sparsity\" peak"},
     "mistakes_mfu_ratio": {
-        "vi": "  hằng số A100 phóng đại MFU {over} lần; mức đỉnh \"với thưa\" làm nó nhỏ đi {under} lần",
+        "vi": "  hằng số A100 phóng đại MFU {over} lần; mức đỉnh \"với thưa\" làm MFU nhỏ đi {under} lần",
         "en": "  the A100 constant overstates MFU {over} times; the \"with sparsity\" peak understates it {under} times",
     },
     "ex_hint_one_per_micro_batch": {
@@ -1395,8 +1395,8 @@ _STRINGS: dict[str, dict[str, str]] = {
               "copies of the model drift apart.",
     },
     "ex_hint_sync_first": {
-        "vi": "all-reduce phải nằm ở lượt truyền ngược của lô vi mô cuối: nó lấy trung bình những gì đã tích lũy tới lúc đó; các "
-              "lô vi mô sau nó chỉ nằm lại ở từng tiến trình.",
+        "vi": "all-reduce phải diễn ra ở lượt truyền ngược của lô vi mô cuối: phép này lấy trung bình những gì đã tích lũy tới lúc đó; "
+              "các lô vi mô đứng sau chỉ nằm lại ở tiến trình của chúng.",
         "en": "the all-reduce must come in the last micro-batch's backward: it averages what has been accumulated so far; "
               "micro-batches after it stay on their own process.",
     },
@@ -1421,8 +1421,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "model, optimizer, scaler and loss are built with seed {seed} and initial scale {scale}",
     },
     "ex_hint_clip_scaled": {
-        "vi": "bạn cắt gradient khi nó còn đang nhân tỉ lệ: chuẩn của nó gấp hệ số tỉ lệ (ví dụ 65.536) lần chuẩn thật, nên bị cắt về "
-              "max_norm, rồi sau khi chia lại cho hệ số tỉ lệ thì bước cập nhật nhỏ đi cỡ chừng ấy lần. Hãy gọi scaler.unscale_(optimizer) "
+        "vi": "bạn cắt gradient khi gradient vẫn còn bị nhân với hệ số tỉ lệ: chuẩn lúc đó gấp hệ số tỉ lệ (ví dụ 65.536) lần chuẩn thật, nên bị cắt về "
+              "max_norm; sau khi chia lại cho hệ số tỉ lệ, bước cập nhật nhỏ đi cỡ chừng ấy lần. Hãy gọi scaler.unscale_(optimizer) "
               "trước clip_grad_norm_.",
         "en": "you clipped the scaled gradients: their norm is the scale (e.g. 65,536) times the real one, so they are cut to "
               "max_norm, and once unscaled the update comes out about scale times too small. Call scaler.unscale_(optimizer) "
@@ -1435,8 +1435,8 @@ _STRINGS: dict[str, dict[str, str]] = {
               "scaler.unscale_(optimizer) and before scaler.step(optimizer).",
     },
     "ex_hint_scaler_update": {
-        "vi": "hệ số tỉ lệ không đổi sau bước: hãy gọi scaler.update() sau scaler.step(optimizer); chính nó hạ hệ số tỉ lệ sau một "
-              "bước bị bỏ qua và nâng nó lên sau các bước tốt.",
+        "vi": "hệ số tỉ lệ không đổi sau bước: hãy gọi scaler.update() sau scaler.step(optimizer); chính hàm này hạ hệ số tỉ lệ sau một "
+              "bước bị bỏ qua và nâng hệ số lên sau các bước tốt.",
         "en": "the scale did not change: call scaler.update() after scaler.step(optimizer); it is what lowers the scale after a "
               "skipped step and raises it after good ones.",
     },
