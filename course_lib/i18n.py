@@ -16,7 +16,7 @@ from course_lib.engine._checks import check_choice, check_int, check_number, che
 LANGUAGES = ("vi", "en")
 
 _STRINGS: dict[str, dict[str, str]] = {
-    "step": {"vi": "Bước tối ưu (optimizer step)", "en": "Optimizer step"},
+    "step": {"vi": "Bước tối ưu", "en": "Optimizer step"},
     "lr": {"vi": "Tốc độ học η", "en": "Learning rate η"},
     "lr_title": {"vi": "Lịch tốc độ học", "en": "Learning-rate schedules"},
     "w1": {"vi": "Trọng số w₁", "en": "Weight w₁"},
@@ -83,8 +83,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "by_value": {"vi": "cắt theo giá trị", "en": "clipped by value"},
     "directions_title": {"vi": "Cắt theo chuẩn giữ hướng, cắt theo giá trị thì không", "en": "Clipping by norm keeps the direction; by value does not"},
     "layer": {"vi": "Tầng", "en": "Layer"},
-    "part_body": {"vi": "thân (body)", "en": "body"},
-    "part_head": {"vi": "đầu phân loại (head)", "en": "head"},
+    "part_body": {"vi": "thân", "en": "body"},
+    "part_head": {"vi": "đầu phân loại", "en": "head"},
     "layer_raw": {"vi": "|g| của tầng", "en": "Layer |g|"},
     "after_global": {"vi": "sau khi cắt toàn cục", "en": "after global clipping"},
     "after_per_layer": {"vi": "sau khi cắt từng tầng", "en": "after per-layer clipping"},
@@ -267,7 +267,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "gpt_variant": {"vi": "Cấu hình (số hạt giống: {n})", "en": "Setup (seeds: {n})"},
     "gpt_variant_processes": {"vi": "Cấu hình (số tiến trình: {n})", "en": "Setup (processes: {n})"},
     "gpt_train_loss": {"vi": "Mất mát huấn luyện cuối", "en": "Final training loss"},
-    "gpt_eval_loss": {"vi": "Mất mát cuối trên dữ liệu để riêng (held-out)", "en": "Final held-out loss"},
+    "gpt_eval_loss": {"vi": "Mất mát cuối trên dữ liệu để riêng", "en": "Final held-out loss"},
     "gpt_noise_var": {"vi": "Nhiễu Var(ΔL)/2 (×10⁻³)", "en": "Noise Var(ΔL)/2 (×10⁻³)"},
     "gpt_p": {"vi": "p sau tinh chỉnh", "en": "p after fine-tuning"},
     "gpt_saving": {"vi": "Tiết kiệm r so với A (%)", "en": "Saving r against A (%)"},
