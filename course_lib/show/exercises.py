@@ -524,10 +524,10 @@ def _show_groups(value: dict[str, float], other: object, lang: str) -> str:
     if not isinstance(other, dict):
         decayed = sum(1 for decay in value.values() if decay > 0)
         return text("ex_groups_summary", lang, decayed=decayed, plain=len(value) - decayed,
-                    decay=f"{max(value.values(), default=0.0):g}")
+                    decay=significant(max(value.values(), default=0.0), lang, 6))
     name = _differing(value, other)
     if name in value:
-        return text("ex_group_decay", lang, name=name, decay=f"{value[name]:g}")
+        return text("ex_group_decay", lang, name=name, decay=significant(value[name], lang, 6))
     return text("ex_group_none", lang, name=name)
 
 

@@ -12,6 +12,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import Formatter
 
 from course_lib.engine._checks import (
     check_choice,
@@ -25,6 +26,65 @@ from course_lib.engine.training import History
 from course_lib.i18n import check_language, plain, text
 from course_lib.lessons import finetuning_bert
 from course_lib.lessons.lr_schedules import accumulated_rate, integral_prediction
+
+
+class _ReaderTicks(Formatter):
+    """Tick labels of another formatter, rewritten the Vietnamese way: 0,5 for 0.5 and 2.048 for 2048.
+
+    Wraps whatever matplotlib chose for the axis (plain, log, offset), so the ticks stay where matplotlib puts them.
+    """
+
+    def __init__(self, inner: Formatter):
+        self.inner = inner
+
+    def set_axis(self, axis):
+        super().set_axis(axis)
+        self.inner.set_axis(axis)
+
+    def set_locs(self, locs):
+        self.inner.set_locs(locs)
+
+    def __call__(self, x, pos=None):
+        return vietnamese_numbers(self.inner(x, pos))
+
+    def format_ticks(self, values):
+        return [vietnamese_numbers(label) for label in self.inner.format_ticks(values)]
+
+    def get_offset(self):
+        return vietnamese_numbers(self.inner.get_offset())
+
+    def format_data_short(self, value):
+        return vietnamese_numbers(self.inner.format_data_short(value))
+
+
+def _vietnamese_number(match: re.Match) -> str:
+    whole, fraction = match.group(1), match.group(2)
+    if len(whole) >= 4:
+        whole = f"{int(whole):,}".replace(",", ".")
+    return whole + ("," + fraction if fraction else "")
+
+
+def vietnamese_numbers(label: str) -> str:
+    """The numbers in a tick label written the Vietnamese way: decimal comma, thousands dot (10.000; 0,25)."""
+    label = re.sub(r"(\d)e([+\-−]?)(\d+)", lambda m: m.group(1) + "·10" + ("⁻" if m.group(2) in "-−" and m.group(2) else "")
+                   + str(int(m.group(3))).translate(_SUPERSCRIPT), label)
+    return re.sub(r"(?<![\\\w.,])(\d+)(?:\.(\d+))?(?![\w])", _vietnamese_number, label)
+
+
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def localize_ticks(fig: Figure, lang: str) -> Figure:
+    """Every axis of ``fig`` labels its ticks the reader's way; call it after the axes' scales are set."""
+    if check_language(lang) == "vi":
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                for get, put in ((axis.get_major_formatter, axis.set_major_formatter),
+                                 (axis.get_minor_formatter, axis.set_minor_formatter)):
+                    current = get()
+                    if not isinstance(current, _ReaderTicks):
+                        put(_ReaderTicks(current))
+    return fig
 
 
 def _check_entries(name: str, entries: Mapping, ok: Callable[[object], bool], allowed: str) -> None:
@@ -101,7 +161,7 @@ def plot_rates(curves: Mapping[str, Sequence[float]], lang: str, ax=None) -> Fig
     _legend_below(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def plot_integral_law(runs: Mapping[str, History], lang: str) -> Figure:
@@ -128,7 +188,7 @@ def plot_integral_law(runs: Mapping[str, History], lang: str) -> Figure:
     for ax in (by_step, by_tau):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def plot_excess_loss(runs: Mapping[str, History], lang: str) -> Figure:
@@ -143,7 +203,7 @@ def plot_excess_loss(runs: Mapping[str, History], lang: str) -> Figure:
     _legend_below(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def plot_clip_directions(gradient: Sequence[float], max_norm: float, lang: str) -> Figure:
@@ -174,7 +234,7 @@ def plot_clip_directions(gradient: Sequence[float], max_norm: float, lang: str) 
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def plot_clipping_runs(runs: Mapping[str, History], lang: str, show_norms: Sequence[str]) -> Figure:
@@ -208,7 +268,7 @@ def plot_clipping_runs(runs: Mapping[str, History], lang: str, show_norms: Seque
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
@@ -244,7 +304,7 @@ def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
     for ax in (top, middle, bottom):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 _GPT_STYLE = {"full": ("tab:blue", "-"), "targeted": ("tab:orange", "-"), "reversed": ("tab:green", "--"), "bottom": ("tab:red", "-.")}
@@ -269,7 +329,7 @@ def plot_gpt_losses(runs: Sequence[Mapping], lang: str) -> Figure:
         ax.grid(alpha=0.3)
     _legend_below(right)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def plot_loss_scatter(a: Mapping, b: Mapping, lang: str) -> Figure:
@@ -295,7 +355,7 @@ def plot_loss_scatter(a: Mapping, b: Mapping, lang: str) -> Figure:
     ax.legend(loc="upper left", fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def _matrix_label(name: str, lang: str) -> str:
@@ -332,7 +392,7 @@ def plot_weight_changes(a: Mapping, b: Mapping, lang: str) -> Figure:
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=plt.rcParams["ytick.labelsize"])
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def plot_attention_lengths(rows: Sequence[Mapping], lang: str) -> Figure:
@@ -359,7 +419,7 @@ def plot_attention_lengths(rows: Sequence[Mapping], lang: str) -> Figure:
     axes[0].legend(fontsize="small")
     fig.suptitle(text("attn_title", lang))
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def plot_loss_curves(plain: Sequence[float], fast: Sequence[float], lang: str, window: int = 20) -> Figure:
@@ -397,7 +457,7 @@ def plot_loss_curves(plain: Sequence[float], fast: Sequence[float], lang: str, w
     gap.set(xlabel=text("step", lang), ylabel=text("bench_gap_axis", lang), title=text("bench_gap_title", lang), ylim=(-2.5, 2.5))
     gap.grid(alpha=0.3)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)
 
 
 def plot_warmup_losses(runs: Mapping[str, Sequence[History]], eta_max: float, lang: str, uniform: float | None = None) -> Figure:
@@ -422,4 +482,4 @@ def plot_warmup_losses(runs: Mapping[str, Sequence[History]], eta_max: float, la
     ax.grid(alpha=0.3)
     _legend_below(ax)
     fig.tight_layout()
-    return fig
+    return localize_ticks(fig, lang)

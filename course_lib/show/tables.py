@@ -36,6 +36,11 @@ def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -
     return f"{number(value.mean * scale, lang, digits)} ± {number(value.sem * scale, lang, digits)}"
 
 
+def _whole(value: int, lang: str) -> str:
+    """A step number in a table: 1.500 in Vietnamese, 1500 in English (as the English tables always wrote it)."""
+    return count(value, lang) if lang == "vi" else str(value)
+
+
 def integral_law_table(runs: Mapping[str, History], lang: str, tolerance: float = 0.1) -> Table:
     """Per schedule: where the constant-gradient law stops holding, and where the run ends."""
     check_language(lang)
@@ -46,7 +51,7 @@ def integral_law_table(runs: Mapping[str, History], lang: str, tolerance: float 
         w1 = history.metric("w1")
         rows.append((
             name,
-            text("never", lang) if until is None else str(until),
+            text("never", lang) if until is None else _whole(until, lang),
             "-" if until is None else number(w1[until], lang, 3),
             number(accumulated_rate(history)[-1], lang, 2),
             number(w1[-1], lang, 3),
@@ -101,7 +106,7 @@ def compare_clipping(runs: Mapping[str, History], lang: str, target: float = 1e-
             name,
             significant(stats.final_loss, lang),
             significant(stats.largest_step, lang),
-            text("never", lang) if stats.steps_to_target is None else str(stats.steps_to_target),
+            text("never", lang) if stats.steps_to_target is None else _whole(stats.steps_to_target, lang),
             text("yes", lang) if stats.diverged else text("no", lang),
             significant(stats.norm_lost, lang),  # 3 digits: a float32 sum of 100 norms differs in its 8th digit across CPUs
         ))
@@ -508,7 +513,7 @@ def clipping_by_rate(etas, lang: str, num_steps: int = 100, max_norm: float = 1.
     check_language(lang)
     found = steps_to_target_by_rate(etas, num_steps, max_norm, target)
     rows = tuple(
-        (plain(eta, lang), *(text("never", lang) if steps[name] is None else str(steps[name]) for name in SETUPS))
+        (plain(eta, lang), *(text("never", lang) if steps[name] is None else _whole(steps[name], lang) for name in SETUPS))
         for eta, steps in found.items()
     )
     header = (text("rate_vs_steps", lang, target=plain(target, lang)), *(text(name, lang) for name in SETUPS))
