@@ -370,7 +370,8 @@ def _changed(a, b):
 def test_each_rung_adds_one_option_and_the_last_is_the_fast_step():
     steps = fast_step.staircase()
     rungs = list(steps.values())
-    assert list(steps) == list(fast_step.RUNGS) and rungs[-1] == fast_step.FAST
+    assert list(steps) == list(fast_step.RUNGS) and rungs[-1] == fast_step.STAIRCASE_TOP
+    assert fast_step.FAST == dataclasses.replace(fast_step.STAIRCASE_TOP, clip_in_step=True), "the staircase predates only clip_in_step"
     plain = rungs[0]
     assert (plain.precision, plain.tf32, plain.compile, plain.fused_optimizer, plain.attention_kernel, plain.pinned) == (
         "fp32", False, False, False, "naive", False)
@@ -452,7 +453,7 @@ def test_the_stored_staircase_is_complete_and_ends_at_the_fast_step():
     assert "H100" in results["provenance"]["device"] and not summary["errors"]
     assert [r["rung"] for r in summary["rungs"]] == list(fast_step.RUNGS) and summary["processes"] == 3
     assert [r["alternative"] for r in summary["alternatives"]] == list(fast_step.ALTERNATIVES)
-    assert oo.staircase_config(results["config"]).steps_of()["pinned"] == fast_step.FAST
+    assert oo.staircase_config(results["config"]).steps_of()["pinned"] == fast_step.STAIRCASE_TOP
     logits = results["logits"]
     assert logits["dtype"] == "bfloat16" and logits["logits_mb"] == pytest.approx(12 * 1024 * 50304 * 2 / 2**20)
 
