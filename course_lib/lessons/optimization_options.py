@@ -44,14 +44,17 @@ from course_lib.models.fast_step import (
     ABLATIONS,
     ALTERNATIVES,
     FAST,
-    STAIRCASE_TOP,
     PLAIN,
     RUNGS,
     SPEED_OPTIONS,
+    STAIRCASE_TOP,
     StepOptions,
     alternatives,
     build,
     staircase,
+)
+from course_lib.models.fast_step import (
+    LEVERS as FAST_LEVERS,
 )
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss, naive_attention
 
@@ -59,7 +62,7 @@ __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_p
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
            "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate", "StaircaseConfig",
            "STAIRCASE_CONFIGS", "PARTS", "GPU_SHAPES", "CPU_SHAPES", "time_staircase", "staircase_here", "staircase_study", "staircase_config", "logits_memory",
-           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage"]
+           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage", "LEVERS", "load_levers"]
 
 
 MODULE = "course_lib.lessons.optimization_options"  # its name also when run as ``python -m``
@@ -498,6 +501,30 @@ def load_benchmark() -> dict:
                 part == "ablation" and not set(ABLATIONS) <= set(results["ablation"]["changes"])):
             raise ValueError(f"{file} ({part}) was measured for another fast step than course_lib.models.fast_step.FAST: re-run "
                              "benchmarks/nanogpt_vs_course.py")
+    return results
+
+
+LEVERS_COMMAND = ("python benchmarks/nanogpt_vs_course.py --base staircase --parts ablation,profile --only-extra --probe-cost "
+                  "--extra '<fast_step.LEVERS as JSON>' --out course_lib/lessons/results/lesson05_levers.json")
+# What the lesson reads from the levers' study: issue 27's levers, each added to the step the staircase ends at.
+LEVERS = {
+    "ablation": {"rows": stored.Many({**_ROW, "vs_fast": _TIME}), "changes": dict},
+    "profile": BENCHMARK["profile"],
+    "provenance": {part: {**_PROVENANCE, "step": dict} for part in ("ablation", "profile")},
+}
+
+
+def load_levers() -> dict:
+    """The stored levers' study (``lesson05_levers.json``): each of :data:`~course_lib.models.fast_step.LEVERS` added to
+    :data:`~course_lib.models.fast_step.STAIRCASE_TOP` (the fast step before them), timed side by side, and that step's profile."""
+    results = stored.load("05", "levers", LEVERS_COMMAND, schema=LEVERS)
+    file = stored.path("05", "levers")
+    for part, where in results["provenance"].items():
+        if stored.as_stored(STAIRCASE_TOP, where["step"]) != where["step"]:
+            raise ValueError(f"{file} ({part}) was measured from another step than fast_step.STAIRCASE_TOP: re-run `{LEVERS_COMMAND}`")
+    names = {row["name"] for row in results["ablation"]["rows"]}
+    if missing := (set(FAST_LEVERS) | {"fast", "no_probe"}) - names:
+        raise ValueError(f"{file} lacks the lever(s) {sorted(missing)}: re-run `{LEVERS_COMMAND}`")
     return results
 
 

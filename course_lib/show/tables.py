@@ -24,7 +24,7 @@ from course_lib.lessons.optimization_options import sharded_memory, tying_summar
 from course_lib.models.fast_step import padded as padded_vocab
 from course_lib.show.report import Table
 
-__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "staircase_table", "staircase_key_results", "alternatives_table", "shapes_table", "micro_table", "zero_table", "benchmark_table", "ablation_table", "profile_table", "freezing_table", "clipping_by_rate"]
+__all__ = ["with_spread", "integral_law_table", "compare_schedules", "compare_clipping", "compare_layer_clipping", "finetune_table", "gpt_freezing_table", "measured_table", "staircase_table", "staircase_key_results", "alternatives_table", "shapes_table", "micro_table", "zero_table", "benchmark_table", "ablation_table", "levers_table", "profile_table", "freezing_table", "clipping_by_rate"]
 
 
 def with_spread(value: Spread, lang: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -465,6 +465,13 @@ def ablation_table(results: dict, lang: str) -> Table:
     check_language(lang)
     rows = [dict(_with_range(r, lang), removed=text(f"ablation_{r['name']}", lang)) for r in _nonempty_rows(results, "ablation")]
     return measured_table(rows, [("removed", "col_removed", 0), *_speed_columns("vs_fast")], lang)
+
+
+def levers_table(results: dict, lang: str) -> Table:
+    """Lesson 05: issue 27's levers, each added to the fast step as the staircase ends (stored levers' study)."""
+    check_language(lang)
+    rows = [dict(_with_range(r, lang), lever=text(f"lever_{r['name']}", lang)) for r in _nonempty_rows(results, "ablation")]
+    return measured_table(rows, [("lever", "col_lever", 0), *_speed_columns("vs_fast")], lang)
 
 
 def profile_table(results: dict, lang: str) -> Table:
