@@ -434,6 +434,18 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": ("Per step (micro-batch {batch}): {kernels} ms of kernels, {wall} ms of wall time. The matrix multiplies run "
                "at {tflops} TFLOP/s, {share}% of the GPU's bf16 peak."),
     },
+    "levers_provenance": {
+        "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}; lô vi mô {batch}, {rounds} vòng xen kẽ × {steps} bước",
+        "en": "Stored results: measured on {date} on {device}, torch {torch}, CUDA {cuda}; micro-batch {batch}, {rounds} interleaved rounds × {steps} steps",
+    },
+    "levers_line": {
+        "vi": ("Cắt gradient trong bước: nhanh gấp {clip} lần. Liger: {liger} lần, cut cross-entropy: {cce} lần tốc độ "
+               "(bộ nhớ đỉnh {cce_memory} GiB so với {fast_memory} GiB). Dò theo từng tọa độ: {tuning} lần; bỏ callback "
+               "đo thông lượng: {probe} lần. Các vòng của bước nhanh trải từ {low} đến {high} ms."),
+        "en": ("Clipping in the step: ×{clip}. Liger: ×{liger}, cut cross-entropy: ×{cce} the speed (peak memory "
+               "{cce_memory} GiB against {fast_memory} GiB). Coordinate-descent tuning: ×{tuning}; without the "
+               "Throughput probe: ×{probe}. The fast step's rounds range from {low} to {high} ms."),
+    },
     "options_provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device} (driver {driver}), torch {torch}, CUDA {cuda}; lệnh: {command}",
         "en": "Stored results: measured on {date} on {device} (driver {driver}), torch {torch}, CUDA {cuda}; command: {command}",

@@ -249,7 +249,7 @@ def test_a_fused_cross_entropy_gives_the_logits_loss_and_gradients(kernel):
     if importlib.util.find_spec(CROSS_ENTROPY[kernel]) is None:
         pytest.skip(f"{CROSS_ENTROPY[kernel]} is not installed (course_lib[fast])")
     torch.manual_seed(0)
-    model = GPT(dataclasses.replace(FAST.model, **TINY_MODEL, vocab_size=512)).cuda()
+    model = GPT(dataclasses.replace(FAST.model, **dict(TINY_MODEL, vocab_size=512, n_embd=64))).cuda()
     batch = torch.randint(0, 512, (4, 17), device="cuda")
     losses, grads = [], []
     for loss_fn in (lm_loss, fused_cross_entropy(kernel)):
@@ -261,3 +261,23 @@ def test_a_fused_cross_entropy_gives_the_logits_loss_and_gradients(kernel):
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert losses[1] == pytest.approx(losses[0], rel=2e-3)
     assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.999
+
+
+def test_the_stored_levers_support_what_lesson_05_says():
+    """lesson05_levers.json: each lever added to the staircase's top step; the lesson's sentences about them hold."""
+    from course_lib.lessons.optimization_options import load_levers
+    from course_lib.models.fast_step import LEVERS, STAIRCASE_TOP
+
+    results = load_levers()
+    rows = {r["name"]: r for r in results["ablation"]["rows"]}
+    assert set(rows) == {"fast", "no_probe", *LEVERS} and rows["fast"]["vs_fast"] == 1.0
+    assert "H100" in results["provenance"]["ablation"]["device"]
+    assert results["provenance"]["ablation"]["step"]["clip_in_step"] is False and not STAIRCASE_TOP.clip_in_step
+    assert 1.0 < rows["clip_in_step"]["vs_fast"] < 1.01, "folding clipping pays, by about half a per cent"
+    assert rows["liger"]["vs_fast"] < 1 and rows["cce"]["vs_fast"] < 1, "both fused cross-entropy kernels are slower"
+    assert rows["cce"]["peak_memory_mb"] < rows["fast"]["peak_memory_mb"], "and lighter on memory"
+    spread = rows["fast"]["ms_high"] - rows["fast"]["ms_low"]
+    for name in ("coordinate_descent", "no_probe"):
+        assert abs(rows[name]["ms_per_step"] - rows["fast"]["ms_per_step"]) < spread, f"{name} within the fast step's rounds"
+    by_kind, wall = results["profile"]["by_kind"], results["profile"]["wall_ms_per_step"]
+    assert 1 / 8 < by_kind["attention"] / wall < 1 / 6, "attention is about a seventh of the step"
