@@ -50,7 +50,7 @@ from course_lib.engine.files import check_writable, write_safely
 from course_lib.engine.timing import PeakMemory, Timing, interleaved, loop_steps, mfu, peak_flops, synchronize
 from course_lib.lessons import stored
 from course_lib.lessons.optimization_options import loss_curves
-from course_lib.models.fast_step import ABLATIONS, FAST, STAIRCASE_TOP, StepOptions, build, synthetic_batches
+from course_lib.models.fast_step import ABLATIONS, FAST, FIRST_ROUND, StepOptions, build, synthetic_batches
 from course_lib.models.gpt import GPTConfig, flops_per_token
 
 OUT = stored.path("05", "nanogpt")
@@ -317,14 +317,14 @@ def main(argv=None) -> None:
     parser.add_argument("--extra", type=json.loads, default={}, help='more ablation rows: {"name": {"field": value}}; model sizes as {"name": {"model": {"n_layer": 6}}}')
     parser.add_argument("--only-extra", action="store_true", help="the ablation runs the fast step and --extra only")
     parser.add_argument("--probe-cost", action="store_true", help="the ablation adds the fast step without the Throughput probe")
-    parser.add_argument("--base", choices=("fast", "staircase"), default="fast",
-                        help="the step to start from: FAST, or STAIRCASE_TOP (the step before issue 27's levers, as "
+    parser.add_argument("--base", choices=("fast", "first-round"), default="fast",
+                        help="the step to start from: FAST, or FIRST_ROUND (the step before issue 27's levers, as "
                              "lesson05_levers.json measured them: --parts ablation,profile --only-extra --probe-cost "
                              "--extra with fast_step.LEVERS)")
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
-    base = FAST if args.base == "fast" else STAIRCASE_TOP
+    base = FAST if args.base == "fast" else FIRST_ROUND
     args.fast = dataclasses.replace(base, model=dataclasses.replace(base.model, **SIZES[args.size]))
     args.size = SIZES[args.size]
     torch._dynamo.config.cache_size_limit = 64  # every contender is its own compiled graph

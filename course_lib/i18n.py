@@ -393,7 +393,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "ablation_flash_attention": {"vi": "FlashAttention-2 thay cho cuDNN", "en": "FlashAttention-2 instead of cuDNN"},
     "ablation_naive_attention": {"vi": "chú ý viết tường minh", "en": "attention written out"},
     "ablation_clip_after_step": {"vi": "cắt gradient bằng một lượt riêng trước bước tối ưu", "en": "clipping as its own pass before the step"},
-    "ablation_no_probe": {"vi": "không có callback đo thông lượng (Throughput)", "en": "without the Throughput probe"},
+    "ablation_no_probe": {"vi": "không có bộ đo số token mỗi giây (Throughput)", "en": "without the Throughput probe"},
     "lever_fast": {"vi": "bước nhanh trước vòng này (bậc cuối của bậc thang)", "en": "the fast step before this round (the staircase's top)"},
     "lever_clip_in_step": {"vi": "+ cắt gradient ngay trong bước của AdamW hợp nhất", "en": "+ clipping inside fused AdamW's step"},
     "lever_liger": {"vi": "+ tầng ra và entropy chéo hợp nhất (Liger Kernel)", "en": "+ fused output layer and cross-entropy (Liger Kernel)"},
@@ -401,7 +401,7 @@ _STRINGS: dict[str, dict[str, str]] = {
                   "en": "+ fused output layer and cross-entropy (cut cross-entropy)"},
     "lever_coordinate_descent": {"vi": "+ Inductor dò kích thước khối của kernel theo từng tọa độ",
                                  "en": "+ Inductor's coordinate-descent tuning of its kernels"},
-    "lever_no_probe": {"vi": "không có callback đo thông lượng (Throughput)", "en": "without the Throughput probe"},
+    "lever_no_probe": {"vi": "không có bộ đo số token mỗi giây (Throughput)", "en": "without the Throughput probe"},
     "col_lever": {"vi": "Tùy chọn", "en": "Lever"},
     "ablation_pageable": {"vi": "bộ nhớ phân trang (pageable) thay cho bộ nhớ ghim (pinned)", "en": "pageable memory instead of pinned"},
     "kernels_matmul": {"vi": "nhân ma trận", "en": "matrix multiplies"},
@@ -434,14 +434,27 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": ("Per step (micro-batch {batch}): {kernels} ms of kernels, {wall} ms of wall time. The matrix multiplies run "
                "at {tflops} TFLOP/s, {share}% of the GPU's bf16 peak."),
     },
+    "measured_first_round": {
+        "vi": ("Bước được đo là bước nhanh của vòng đầu (FIRST_ROUND: cắt gradient bằng một lượt riêng). FAST bây giờ cắt "
+               "gradient ngay trong bước của bộ tối ưu; lợi ích của việc này được đo riêng ở phần sau."),
+        "en": ("The step measured is the first round's fast step (FIRST_ROUND: clipping as its own pass). FAST now clips "
+               "inside the optimizer's step; that gain is measured separately below."),
+    },
+    "measured_fast": {"vi": "Bước được đo là bước nhanh hiện tại (FAST).", "en": "The step measured is the current fast step (FAST)."},
+    "levers_estimate": {
+        "vi": ("Ước lượng cho FAST ở lô vi mô {batch}: {ratio} × {clip} ≈ {estimate} lần tốc độ của nanoGPT (tích của hai "
+               "phép đo ở hai ngày khác nhau, không đo cạnh nhau)."),
+        "en": ("An estimate for FAST at micro-batch {batch}: {ratio} × {clip} ≈ {estimate} times nanoGPT's speed (the "
+               "product of two measurements on different days, not timed side by side)."),
+    },
     "levers_provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}; lô vi mô {batch}, {rounds} vòng xen kẽ × {steps} bước",
         "en": "Stored results: measured on {date} on {device}, torch {torch}, CUDA {cuda}; micro-batch {batch}, {rounds} interleaved rounds × {steps} steps",
     },
     "levers_line": {
         "vi": ("Cắt gradient trong bước: nhanh gấp {clip} lần. Liger: {liger} lần, cut cross-entropy: {cce} lần tốc độ "
-               "(bộ nhớ đỉnh {cce_memory} GiB so với {fast_memory} GiB). Dò theo từng tọa độ: {tuning} lần; bỏ callback "
-               "đo thông lượng: {probe} lần. Các vòng của bước nhanh trải từ {low} đến {high} ms."),
+               "(bộ nhớ đỉnh {cce_memory} GiB so với {fast_memory} GiB). Dò theo từng tọa độ: {tuning} lần; bỏ bộ đo số "
+               "token mỗi giây: {probe} lần. Các vòng của bước nhanh trải từ {low} đến {high} ms."),
         "en": ("Clipping in the step: ×{clip}. Liger: ×{liger}, cut cross-entropy: ×{cce} the speed (peak memory "
                "{cce_memory} GiB against {fast_memory} GiB). Coordinate-descent tuning: ×{tuning}; without the "
                "Throughput probe: ×{probe}. The fast step's rounds range from {low} to {high} ms."),

@@ -266,13 +266,13 @@ def test_a_fused_cross_entropy_gives_the_logits_loss_and_gradients(kernel):
 def test_the_stored_levers_support_what_lesson_05_says():
     """lesson05_levers.json: each lever added to the staircase's top step; the lesson's sentences about them hold."""
     from course_lib.lessons.optimization_options import load_levers
-    from course_lib.models.fast_step import LEVERS, STAIRCASE_TOP
+    from course_lib.models.fast_step import FIRST_ROUND, LEVERS
 
     results = load_levers()
     rows = {r["name"]: r for r in results["ablation"]["rows"]}
     assert set(rows) == {"fast", "no_probe", *LEVERS} and rows["fast"]["vs_fast"] == 1.0
     assert "H100" in results["provenance"]["ablation"]["device"]
-    assert results["provenance"]["ablation"]["step"]["clip_in_step"] is False and not STAIRCASE_TOP.clip_in_step
+    assert results["provenance"]["ablation"]["step"]["clip_in_step"] is False and not FIRST_ROUND.clip_in_step
     assert 1.0 < rows["clip_in_step"]["vs_fast"] < 1.01, "folding clipping pays, by about half a per cent"
     assert rows["liger"]["vs_fast"] < 1 and rows["cce"]["vs_fast"] < 1, "both fused cross-entropy kernels are slower"
     assert rows["cce"]["peak_memory_mb"] < rows["fast"]["peak_memory_mb"], "and lighter on memory"

@@ -8,12 +8,19 @@ import pytest
 import torch
 
 from course_lib.engine import timing as bench
+from course_lib.i18n import number
 from course_lib.lessons import optimization_options as oo
 from course_lib.lessons import stored
 from course_lib.models.gpt import GPT, GPTConfig, flops_per_token, lm_loss
-from course_lib.i18n import number
-from course_lib.show.tables import (alternatives_table, measured_table, micro_table, shapes_table, staircase_key_results,
-                                    staircase_table, zero_table)
+from course_lib.show.tables import (
+    alternatives_table,
+    measured_table,
+    micro_table,
+    shapes_table,
+    staircase_key_results,
+    staircase_table,
+    zero_table,
+)
 
 TINY = dataclasses.replace(oo.CONFIGS["cpu"], model=GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_embd=16, n_head=2),
                            batch_sizes=(3, 4), vocabularies=(60, 64), batch_size=8, accumulate=4, lengths=(8, 16),
@@ -370,8 +377,8 @@ def _changed(a, b):
 def test_each_rung_adds_one_option_and_the_last_is_the_fast_step():
     steps = fast_step.staircase()
     rungs = list(steps.values())
-    assert list(steps) == list(fast_step.RUNGS) and rungs[-1] == fast_step.STAIRCASE_TOP
-    assert fast_step.FAST == dataclasses.replace(fast_step.STAIRCASE_TOP, clip_in_step=True), "the staircase predates only clip_in_step"
+    assert list(steps) == list(fast_step.RUNGS) and rungs[-1] == fast_step.FIRST_ROUND
+    assert fast_step.FAST == dataclasses.replace(fast_step.FIRST_ROUND, clip_in_step=True), "the staircase predates only clip_in_step"
     plain = rungs[0]
     assert (plain.precision, plain.tf32, plain.compile, plain.fused_optimizer, plain.attention_kernel, plain.pinned) == (
         "fp32", False, False, False, "naive", False)
@@ -453,7 +460,7 @@ def test_the_stored_staircase_is_complete_and_ends_at_the_fast_step():
     assert "H100" in results["provenance"]["device"] and not summary["errors"]
     assert [r["rung"] for r in summary["rungs"]] == list(fast_step.RUNGS) and summary["processes"] == 3
     assert [r["alternative"] for r in summary["alternatives"]] == list(fast_step.ALTERNATIVES)
-    assert oo.staircase_config(results["config"]).steps_of()["pinned"] == fast_step.STAIRCASE_TOP
+    assert oo.staircase_config(results["config"]).steps_of()["pinned"] == fast_step.FIRST_ROUND
     logits = results["logits"]
     assert logits["dtype"] == "bfloat16" and logits["logits_mb"] == pytest.approx(12 * 1024 * 50304 * 2 / 2**20)
 

@@ -44,10 +44,10 @@ from course_lib.models.fast_step import (
     ABLATIONS,
     ALTERNATIVES,
     FAST,
+    FIRST_ROUND,
     PLAIN,
     RUNGS,
     SPEED_OPTIONS,
-    STAIRCASE_TOP,
     StepOptions,
     alternatives,
     build,
@@ -62,7 +62,7 @@ __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_p
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
            "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate", "StaircaseConfig",
            "STAIRCASE_CONFIGS", "PARTS", "GPU_SHAPES", "CPU_SHAPES", "time_staircase", "staircase_here", "staircase_study", "staircase_config", "logits_memory",
-           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage", "LEVERS", "load_levers"]
+           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage", "LEVERS", "load_levers", "MEASURED_STEPS"]
 
 
 MODULE = "course_lib.lessons.optimization_options"  # its name also when run as ``python -m``
@@ -490,21 +490,27 @@ BENCHMARK = {
 }
 
 
+# The steps a stored benchmark may have measured: the fast step, or the first round's (before issue 27's levers).
+MEASURED_STEPS = {"fast": FAST, "first_round": FIRST_ROUND}
+
+
 def load_benchmark() -> dict:
-    """The stored benchmark (``course_lib/lessons/results/lesson05_nanogpt.json``), refused if it was measured for another fast step."""
+    """The stored benchmark (``course_lib/lessons/results/lesson05_nanogpt.json``), refused unless every part of it
+    measured one step of :data:`MEASURED_STEPS`, named in the result's ``"measured_step"``, with that step's ablation rows."""
     command = "python benchmarks/nanogpt_vs_course.py --nanogpt PATH"
     results = stored.load("05", "nanogpt", command, schema=BENCHMARK)
-    file = stored.path("05", "nanogpt")
-    for part, where in stored.require(results, ["provenance"], f"a file written by `{command}`").items():
-        step = where.get("step") if isinstance(where, dict) else None
-        if not isinstance(step, dict) or stored.as_stored(FAST, step) != step or (
-                part == "ablation" and not set(ABLATIONS) <= set(results["ablation"]["changes"])):
-            raise ValueError(f"{file} ({part}) was measured for another fast step than course_lib.models.fast_step.FAST: re-run "
-                             "benchmarks/nanogpt_vs_course.py")
-    return results
+    steps = [where.get("step") if isinstance(where, dict) else None
+             for where in stored.require(results, ["provenance"], f"a file written by `{command}`").values()]
+    for name, reference in MEASURED_STEPS.items():
+        removable = {n for n, change in ABLATIONS.items() if not change or dataclasses.replace(reference, **change) != reference}
+        if all(isinstance(step, dict) and stored.as_stored(reference, step) == step for step in steps) and (
+                removable <= set(results["ablation"]["changes"])):
+            return {**results, "measured_step": name}
+    raise ValueError(f"{stored.path('05', 'nanogpt')} was measured for another step than fast_step.FAST or FIRST_ROUND (or its "
+                     "parts for different steps): re-run benchmarks/nanogpt_vs_course.py")
 
 
-LEVERS_COMMAND = ("python benchmarks/nanogpt_vs_course.py --base staircase --parts ablation,profile --only-extra --probe-cost "
+LEVERS_COMMAND = ("python benchmarks/nanogpt_vs_course.py --base first-round --parts ablation,profile --only-extra --probe-cost "
                   "--extra '<fast_step.LEVERS as JSON>' --out course_lib/lessons/results/lesson05_levers.json")
 # What the lesson reads from the levers' study: issue 27's levers, each added to the step the staircase ends at.
 LEVERS = {
@@ -516,12 +522,12 @@ LEVERS = {
 
 def load_levers() -> dict:
     """The stored levers' study (``lesson05_levers.json``): each of :data:`~course_lib.models.fast_step.LEVERS` added to
-    :data:`~course_lib.models.fast_step.STAIRCASE_TOP` (the fast step before them), timed side by side, and that step's profile."""
+    :data:`~course_lib.models.fast_step.FIRST_ROUND` (the fast step before them), timed side by side, and that step's profile."""
     results = stored.load("05", "levers", LEVERS_COMMAND, schema=LEVERS)
     file = stored.path("05", "levers")
     for part, where in results["provenance"].items():
-        if stored.as_stored(STAIRCASE_TOP, where["step"]) != where["step"]:
-            raise ValueError(f"{file} ({part}) was measured from another step than fast_step.STAIRCASE_TOP: re-run `{LEVERS_COMMAND}`")
+        if stored.as_stored(FIRST_ROUND, where["step"]) != where["step"]:
+            raise ValueError(f"{file} ({part}) was measured from another step than fast_step.FIRST_ROUND: re-run `{LEVERS_COMMAND}`")
     names = {row["name"] for row in results["ablation"]["rows"]}
     if missing := (set(FAST_LEVERS) | {"fast", "no_probe"}) - names:
         raise ValueError(f"{file} lacks the lever(s) {sorted(missing)}: re-run `{LEVERS_COMMAND}`")
@@ -585,7 +591,7 @@ class StaircaseConfig:
     """
 
     name: str
-    top: StepOptions = STAIRCASE_TOP
+    top: StepOptions = FIRST_ROUND
     unpadded_vocab: int = 50257
     rungs: tuple[str, ...] = tuple(RUNGS)
     alternatives: tuple[str, ...] = tuple(ALTERNATIVES)
@@ -631,7 +637,7 @@ class StaircaseConfig:
         return {**{r: rungs[r] for r in self.rungs}, **{a: others[a] for a in self.alternatives}}
 
 
-_SMALL_TOP = dataclasses.replace(STAIRCASE_TOP, micro_batch=8, model=dataclasses.replace(CONFIGS["cpu"].model, bias=False))
+_SMALL_TOP = dataclasses.replace(FIRST_ROUND, micro_batch=8, model=dataclasses.replace(CONFIGS["cpu"].model, bias=False))
 _CPU_RUNGS = ("plain", "bf16", "sdpa", "vocab", "fused_adamw")  # the rungs that do something on a CPU, compilation aside
 STAIRCASE_CONFIGS = {
     "staircase-gpu": StaircaseConfig("staircase-gpu"),
