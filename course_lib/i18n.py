@@ -453,10 +453,10 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "levers_line": {
         "vi": ("Cắt gradient trong bước: nhanh gấp {clip} lần. Liger: {liger} lần, cut cross-entropy: {cce} lần tốc độ "
-               "(bộ nhớ đỉnh {cce_memory} GiB so với {fast_memory} GiB). Dò theo từng tọa độ: {tuning} lần; bỏ bộ đo số "
+               "(bộ nhớ đỉnh {cce_memory} GiB, so với {fast_memory} GiB của chính bước nhanh khi dựng lại sau lần đầu). Dò theo từng tọa độ: {tuning} lần; bỏ bộ đo số "
                "token mỗi giây: {probe} lần. Các vòng của bước nhanh trải từ {low} đến {high} ms."),
         "en": ("Clipping in the step: ×{clip}. Liger: ×{liger}, cut cross-entropy: ×{cce} the speed (peak memory "
-               "{cce_memory} GiB against {fast_memory} GiB). Coordinate-descent tuning: ×{tuning}; without the "
+               "{cce_memory} GiB, against {fast_memory} GiB for the fast step itself built again after the first). Coordinate-descent tuning: ×{tuning}; without the "
                "Throughput probe: ×{probe}. The fast step's rounds range from {low} to {high} ms."),
     },
     "options_provenance": {

@@ -275,7 +275,7 @@ def test_the_stored_levers_support_what_lesson_05_says():
     assert results["provenance"]["ablation"]["step"]["clip_in_step"] is False and not FIRST_ROUND.clip_in_step
     assert 1.0 < rows["clip_in_step"]["vs_fast"] < 1.01, "folding clipping pays, by about half a per cent"
     assert rows["liger"]["vs_fast"] < 1 and rows["cce"]["vs_fast"] < 1, "both fused cross-entropy kernels are slower"
-    assert rows["cce"]["peak_memory_mb"] < rows["fast"]["peak_memory_mb"], "and lighter on memory"
+    assert rows["cce"]["peak_memory_mb"] < rows["no_probe"]["peak_memory_mb"], "and lighter on memory than the same step built after the first"
     spread = rows["fast"]["ms_high"] - rows["fast"]["ms_low"]
     for name in ("coordinate_descent", "no_probe"):
         assert abs(rows[name]["ms_per_step"] - rows["fast"]["ms_per_step"]) < spread, f"{name} within the fast step's rounds"
