@@ -452,7 +452,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Stored results: measured on {date} on {device}, torch {torch}, CUDA {cuda}; micro-batch {batch}, {rounds} interleaved rounds × {steps} steps",
     },
     "levers_line": {
-        "vi": ("Cắt gradient trong bước: nhanh gấp {clip} lần. Liger: {liger} lần, cut cross-entropy: {cce} lần tốc độ "
+        "vi": ("Cắt gradient trong bước: nhanh gấp {clip} lần. Liger: {liger} lần, CCE (cut cross-entropy): {cce} lần tốc độ "
                "(bộ nhớ đỉnh {cce_memory} GiB, so với {fast_memory} GiB của chính bước nhanh khi dựng lại sau lần đầu). Dò theo từng tọa độ: {tuning} lần; bỏ bộ đo số "
                "token mỗi giây: {probe} lần. Các vòng của bước nhanh trải từ {low} đến {high} ms."),
         "en": ("Clipping in the step: ×{clip}. Liger: ×{liger}, cut cross-entropy: ×{cce} the speed (peak memory "
