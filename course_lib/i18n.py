@@ -447,6 +447,16 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": ("An estimate for FAST at micro-batch {batch}: {ratio} × {clip} ≈ {estimate} times nanoGPT's speed (the "
                "product of two measurements on different days, not timed side by side)."),
     },
+    "recheck_line": {
+        "vi": ("Đo lại cạnh nhau ngày {date} trên {device}, FAST ở lô vi mô {batch} ({rounds} vòng xen kẽ × {steps} bước): "
+               "{ours} token/s, so với {nano} token/s của vòng lặp nhanh hơn của nanoGPT, tức gấp {ratio} lần. Ước lượng "
+               "từ các phép đo cũ là {estimate} lần; hôm nay nanoGPT chạy {nano} token/s, còn trong phép so sánh đã lưu là "
+               "{nano_before} token/s."),
+        "en": ("Measured again side by side on {date} on {device}, FAST at micro-batch {batch} ({rounds} interleaved rounds × "
+               "{steps} steps): {ours} tokens/s against {nano} for nanoGPT's faster loop, ×{ratio}. The estimate from the "
+               "older measurements was ×{estimate}; nanoGPT ran at {nano} tokens/s here against {nano_before} in the stored "
+               "comparison."),
+    },
     "levers_provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}; lô vi mô {batch}, {rounds} vòng xen kẽ × {steps} bước",
         "en": "Stored results: measured on {date} on {device}, torch {torch}, CUDA {cuda}; micro-batch {batch}, {rounds} interleaved rounds × {steps} steps",

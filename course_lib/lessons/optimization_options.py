@@ -62,7 +62,7 @@ __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_p
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
            "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate", "StaircaseConfig",
            "STAIRCASE_CONFIGS", "PARTS", "GPU_SHAPES", "CPU_SHAPES", "time_staircase", "staircase_here", "staircase_study", "staircase_config", "logits_memory",
-           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage", "LEVERS", "load_levers", "MEASURED_STEPS"]
+           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage", "LEVERS", "load_levers", "MEASURED_STEPS", "RECHECK", "load_recheck"]
 
 
 MODULE = "course_lib.lessons.optimization_options"  # its name also when run as ``python -m``
@@ -531,6 +531,21 @@ def load_levers() -> dict:
     names = {row["name"] for row in results["ablation"]["rows"]}
     if missing := (set(FAST_LEVERS) | {"fast", "no_probe"}) - names:
         raise ValueError(f"{file} lacks the lever(s) {sorted(missing)}: re-run `{LEVERS_COMMAND}`")
+    return results
+
+
+RECHECK_COMMAND = ("python benchmarks/nanogpt_vs_course.py --nanogpt PATH --parts comparison --micro-batches 12 "
+                   "--out course_lib/lessons/results/lesson05_recheck.json")
+RECHECK = {"comparison": BENCHMARK["comparison"], "provenance": {"comparison": BENCHMARK["provenance"]["comparison"]}}
+
+
+def load_recheck() -> dict:
+    """The fast step (:data:`~course_lib.models.fast_step.FAST`, with issue 27's lever) against nanoGPT again, side by side
+    at nanoGPT's micro-batch (``lesson05_recheck.json``): what the goal of 1.1 times is judged on."""
+    results = stored.load("05", "recheck", RECHECK_COMMAND, schema=RECHECK)
+    step = results["provenance"]["comparison"]["step"]
+    if stored.as_stored(FAST, step) != step:
+        raise ValueError(f"{stored.path('05', 'recheck')} was measured for another step than fast_step.FAST: re-run `{RECHECK_COMMAND}`")
     return results
 
 
