@@ -450,7 +450,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "recheck_line": {
         "vi": ("Đo lại cạnh nhau ngày {date} trên {device}, FAST ở lô vi mô {batch} ({rounds} vòng xen kẽ × {steps} bước): "
                "{ours} token/s, so với {nano} token/s của vòng lặp nhanh hơn của nanoGPT, tức gấp {ratio} lần. Ước lượng "
-               "từ các phép đo cũ là {estimate} lần; hôm nay nanoGPT chạy {nano} token/s, còn trong phép so sánh đã lưu là "
+               "từ các phép đo cũ là {estimate} lần; trong lần đo này nanoGPT chạy {nano} token/s, còn trong phép so sánh đã lưu là "
                "{nano_before} token/s."),
         "en": ("Measured again side by side on {date} on {device}, FAST at micro-batch {batch} ({rounds} interleaved rounds × "
                "{steps} steps): {ours} tokens/s against {nano} for nanoGPT's faster loop, ×{ratio}. The estimate from the "
