@@ -132,10 +132,12 @@ def _check_runs(name: str, runs: object, allowed: str) -> None:
 def _legend_below(ax: Axes) -> None:
     """The legend under the axes, where it covers no curve (figures are saved with bbox_inches="tight").
 
-    Two columns, or one when a label is long, so that the legend is no wider than the axes.
+    Two columns, or one when a label is long, so that the legend is no wider than the axes; in the tick
+    labels' size, so that it stays legible when a phone shrinks the figure.
     """
     columns = 1 if max(len(label) for label in ax.get_legend_handles_labels()[1]) > 36 else 2
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns, frameon=False)
+    ax.legend(fontsize=plt.rcParams["ytick.labelsize"], loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns,
+              frameon=False)
 
 
 def _legend_under(ax: Axes, columns: int) -> None:
