@@ -125,7 +125,7 @@ ALLOWED = {
     "token", "tokens", "epoch", "epochs", "gradient", "gradients", "gpu", "cpu", "kernel", "kernels", "mfu", "flop", "flops",
     "batch size",  # written "kích thước lô"; the gloss is listed in case the glossary keeps it
     "deep learning", "machine learning",  # glossed in parentheses where they occur
-    "adam", "ddp", "layernorm", "adamw", "sgd", "pooler", "softmax", "logit", "logits", "bias",
+    "callback", "callbacks", "notebook", "notebooks", "adam", "ddp", "layernorm", "adamw", "sgd", "pooler", "softmax", "logit", "logits", "bias",
 }
 
 
