@@ -1371,7 +1371,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "mistakes_scaler_finite": {"vi": "hữu hạn, trọng số được cập nhật", "en": "finite, weights updated"},
     "mistakes_scaler_inf": {"vi": "có inf, bỏ qua bước (trọng số giữ nguyên)", "en": "hold inf, step skipped (weights unchanged)"},
-    "mistakes_scaler_odd": {"vi": "hữu hạn: {finite}, trọng số đổi: {moved}", "en": "finite: {finite}, weights moved: {moved}"},
+    "mistakes_scaler_odd": {"vi": "hữu hạn (kiểm tra: {finite}), trọng số thay đổi (kiểm tra: {moved})", "en": "finite: {finite}, weights moved: {moved}"},
     "mistakes_clip": {
         "vi": "|g| = {g}, max_norm = {c}, hệ số tỉ lệ {scale}: chuẩn của bước cập nhật là {right} khi unscale_ đứng trước cắt gradient; "
               "{wrong} khi clip_grad_norm_ nhận gradient còn nhân tỉ lệ (chuẩn {seen}): bằng {ratio} lần bước đúng (1 / hệ số tỉ lệ = {inverse})",
