@@ -366,16 +366,20 @@ class Progress(Callback):
     ``tqdm.auto``: a widget in Jupyter and Colab, text lines elsewhere (the
     bar Hugging Face's Trainer uses).  Updated every ``log_every`` steps from
     the values the loop reads anyway; shown only by the main process.  The
-    words and the loss's format are arguments, so a page shows them in its
-    own language (:func:`course_lib.show.widgets.progress_bar`).
+    words, the loss's format and the bar's (``bar_format``, tqdm's) are
+    arguments, so a page shows them in its own language
+    (:func:`course_lib.show.widgets.progress_bar`).
     """
 
-    def __init__(self, description: str = "Training", unit: str = " step", loss: Callable[[float], str] = "loss {:.4f}".format):
+    def __init__(self, description: str = "Training", unit: str = " step", loss: Callable[[float], str] = "loss {:.4f}".format,
+                 bar_format: str | None = None):
         check_type("description", description, str, "a string")
         check_type("unit", unit, str, "a string")
         if not callable(loss):
             raise TypeError(f"loss must be a function from the loss to the text shown, got {type(loss).__name__}")
-        self.description, self.unit, self.loss = description, unit, loss
+        if bar_format is not None:
+            check_type("bar_format", bar_format, str, "a tqdm bar_format string, or None for tqdm's own")
+        self.description, self.unit, self.loss, self.bar_format = description, unit, loss, bar_format
         self.bar = None
 
     def on_train_begin(self, state: TrainState) -> None:
@@ -385,6 +389,7 @@ class Progress(Callback):
 
         self.bar = tqdm(
             total=state.steps, initial=state.start_step, desc=self.description, unit=self.unit, dynamic_ncols=True,
+            bar_format=self.bar_format,
         )
 
     def on_log(self, state: TrainState, logs: dict[str, float]) -> None:

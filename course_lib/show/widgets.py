@@ -127,5 +127,7 @@ class ScheduleExplorer(widgets.VBox):
 def progress_bar(lang: str) -> Progress:
     """The loop's progress bar (:class:`~course_lib.engine.callbacks.Progress`) with its words and numbers in ``lang``."""
     check_language(lang)
+    # Vietnamese writes a space before the per cent sign: tqdm's own left part, with that space
+    bar_format = "{desc}: {percentage:3.0f} %|{bar}{r_bar}" if lang == "vi" else None
     return Progress(text("progress_desc", lang), text("progress_unit", lang),
-                    lambda loss: f"{text('progress_loss', lang)} {number(loss, lang, 4)}")
+                    lambda loss: f"{text('progress_loss', lang)} {number(loss, lang, 4)}", bar_format=bar_format)
