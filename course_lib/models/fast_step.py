@@ -134,7 +134,7 @@ class StepOptions:
 
 SPEED_OPTIONS = ("precision", "tf32", "compile", "cuda_graphs", "autotune", "fused_optimizer", "attention_kernel", "pinned",
                  "cross_entropy", "clip_in_step", "coordinate_descent")
-# The levers of issue 27's round, each a change to the fast step: lesson 05's ablation and staircase time them.
+# The levers of issue 27's round, each a change to the first round's step: timed side by side in lesson05_levers.json.
 LEVERS: dict[str, dict] = {
     "clip_in_step": {"clip_in_step": True},
     "liger": {"cross_entropy": "liger"},
@@ -204,12 +204,13 @@ def synthetic_batches(vocab_size: int, micro_batch: int, block_size: int, *, pin
     return batch
 
 
-def _tuned(loss_fn: Callable, coordinate_descent: bool) -> Callable:
-    """``loss_fn`` compiled with Inductor's coordinate-descent tuning on or off (it compiles at its first call)."""
+def _tuned(loss_fn: Callable) -> Callable:
+    """A compiled ``loss_fn`` with Inductor's coordinate-descent tuning on while it runs (it compiles at its first call),
+    and off for every other step built in the same process."""
     import torch._inductor.config as inductor
 
     def loss(model, batch):
-        with inductor.patch(coordinate_descent_tuning=coordinate_descent):
+        with inductor.patch(coordinate_descent_tuning=True):
             return loss_fn(model, batch)
 
     return loss
@@ -314,7 +315,9 @@ def build(options: StepOptions = FAST, device=None, *, data: Callable[[int], tor
     scheduler = ScheduledLR(optimizer, schedule)
     loss_fn = lm_loss if options.cross_entropy == "logits" else fused_cross_entropy(options.cross_entropy)
     if options.compile:
-        loss_fn = _tuned(torch.compile(loss_fn, mode=options.compile_mode, dynamic=False), options.coordinate_descent)
+        loss_fn = torch.compile(loss_fn, mode=options.compile_mode, dynamic=False)
+        if options.coordinate_descent:
+            loss_fn = _tuned(loss_fn)
     loss_fn = _attention_kernel(loss_fn, options.attention_kernel if cuda else "auto")
     if data is None:
         data = synthetic_batches(min(50257, config.vocab_size), options.micro_batch, config.block_size, pinned=options.pinned and cuda,
