@@ -43,17 +43,9 @@ PORTABLE_LONG := notebooks/vi/04_*.ipynb
 PORTABLE_REST := notebooks/vi/01_*.ipynb notebooks/vi/02_*.ipynb notebooks/vi/03_*.ipynb notebooks/vi/05_*.ipynb
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-# make test: the portable check of lesson 04 (one thread, the long part) runs beside the main pass from the
-# start, so that the two cores share the wait; then the other lessons' portable check.
 test: site student browser
-	@cache=$$(mktemp -d) && long= && \
-	trap 'kill $$long 2>/dev/null; rm -rf $$cache' EXIT && trap 'exit 130' INT TERM && \
-	echo "beside the main pass, $(PORTABLE_LONG) again: $(PORTABLE_ENV), empty cache $$cache" && \
-	{ env COURSE_CACHE=$$cache $(PORTABLE_ENV) $(PY) -m pytest $(PORTABLE_LONG) > $$cache/long.log 2>&1 & long=$$!; } && \
-	$(PY) -m pytest $(addprefix --ignore-glob=,$(PORTABLE_LONG) $(PORTABLE_REST)); main=$$?; \
-	echo "the other lessons again: $(PORTABLE_ENV), empty cache $$cache" && \
-	env COURSE_CACHE=$$cache $(PORTABLE_ENV) $(PY) -m pytest $(PORTABLE_REST); rest=$$?; \
-	wait $$long; long_status=$$?; cat $$cache/long.log; [ $$main = 0 ] && [ $$rest = 0 ] && [ $$long_status = 0 ]
+	$(PY) -m pytest $(addprefix --ignore-glob=,$(PORTABLE_LONG) $(PORTABLE_REST))
+	$(MAKE) --no-print-directory portable
 
 portable: $(INSTALLED)
 	@cache=$$(mktemp -d) && long= && \
