@@ -50,7 +50,7 @@ from course_lib.engine.files import check_writable, write_safely
 from course_lib.engine.timing import PeakMemory, Timing, interleaved, loop_steps, mfu, peak_flops, synchronize
 from course_lib.lessons import stored
 from course_lib.lessons.optimization_options import loss_curves
-from course_lib.models.fast_step import ABLATIONS, FAST, FIRST_ROUND, StepOptions, build, synthetic_batches
+from course_lib.models.fast_step import ABLATIONS, FAST, FIRST_ROUND, StepOptions, build, synthetic_batches, unavailable
 from course_lib.models.gpt import GPTConfig, flops_per_token
 
 OUT = stored.path("05", "nanogpt")
@@ -140,7 +140,12 @@ def nanogpt(module, micro_batch: int, loop: str, device: torch.device, size: dic
 
 
 def course(options: StepOptions, device: torch.device, name: str, group: str = "course", probe: bool = True) -> Contender:
-    """The course's step, run by the course's loop with its records and (unless ``probe=False``) the Throughput probe."""
+    """The course's step, run by the course's loop with its records and (unless ``probe=False``) the Throughput probe.
+
+    A step this machine cannot run as asked (an optional kernel missing) is refused, not timed under its name.
+    """
+    if missing := unavailable(options, device):
+        raise RuntimeError("; ".join(missing.values()))
     built = build(options, device)
     probes = [Throughput(flops_per_token=built.flops_per_token, peak_flops=built.peak_flops)] if probe else []
     run = loop_steps(built.model, built.optimizer, built.data, built.loss_fn, device=device, callbacks=probes,

@@ -451,11 +451,11 @@ _STRINGS: dict[str, dict[str, str]] = {
         "vi": ("Đo lại cạnh nhau ngày {date} trên {device}, FAST ở lô vi mô {batch} ({rounds} vòng xen kẽ × {steps} bước): "
                "{ours} token/s, so với {nano} token/s của vòng lặp nhanh hơn của nanoGPT, tức gấp {ratio} lần. Ước lượng "
                "từ các phép đo cũ là {estimate} lần; trong lần đo này nanoGPT chạy {nano} token/s, còn trong phép so sánh đã lưu là "
-               "{nano_before} token/s."),
+               "{nano_before} token/s (bước của khóa học: {ours_before} token/s)."),
         "en": ("Measured again side by side on {date} on {device}, FAST at micro-batch {batch} ({rounds} interleaved rounds × "
                "{steps} steps): {ours} tokens/s against {nano} for nanoGPT's faster loop, ×{ratio}. The estimate from the "
                "older measurements was ×{estimate}; nanoGPT ran at {nano} tokens/s here against {nano_before} in the stored "
-               "comparison."),
+               "comparison (the course's step: {ours_before})."),
     },
     "levers_provenance": {
         "vi": "Kết quả đã lưu: đo ngày {date} trên {device}, torch {torch}, CUDA {cuda}; lô vi mô {batch}, {rounds} vòng xen kẽ × {steps} bước",
@@ -463,10 +463,10 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "levers_line": {
         "vi": ("Cắt gradient trong bước: nhanh gấp {clip} lần. Liger: {liger} lần, CCE (cut cross-entropy): {cce} lần tốc độ "
-               "(bộ nhớ đỉnh {cce_memory} GiB, so với {fast_memory} GiB của chính bước nhanh khi dựng lại sau lần đầu). Dò theo từng tọa độ: {tuning} lần; bỏ bộ đo số "
+               "(bộ nhớ đỉnh: CCE {cce_memory} GiB, Liger {liger_memory} GiB, so với {fast_memory} GiB của chính bước nhanh khi dựng lại sau lần đầu). Dò theo từng tọa độ: {tuning} lần; bỏ bộ đo số "
                "token mỗi giây: {probe} lần. Các vòng của bước nhanh trải từ {low} đến {high} ms."),
         "en": ("Clipping in the step: ×{clip}. Liger: ×{liger}, cut cross-entropy: ×{cce} the speed (peak memory "
-               "{cce_memory} GiB, against {fast_memory} GiB for the fast step itself built again after the first). Coordinate-descent tuning: ×{tuning}; without the "
+               "cut cross-entropy {cce_memory} GiB, Liger {liger_memory} GiB, against {fast_memory} GiB for the fast step itself built again after the first). Coordinate-descent tuning: ×{tuning}; without the "
                "Throughput probe: ×{probe}. The fast step's rounds range from {low} to {high} ms."),
     },
     "options_provenance": {

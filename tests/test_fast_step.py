@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -111,6 +112,7 @@ def test_the_stored_benchmark_holds_what_the_lesson_shows():
     for row in rows:
         assert row["tokens_per_s"] == pytest.approx(row["tokens_per_step"] / (row["ms_per_step"] / 1e3), rel=1e-4)
         assert row["ms_low"] <= row["ms_per_step"] <= row["ms_high"]
+    assert data["measured_step"] == "first_round", "lesson 05 says the stored comparison measured the first round's step"
     reference = MEASURED_STEPS[data["measured_step"]]
     removable = {name for name, change in ABLATIONS.items() if not change or dataclasses.replace(reference, **change) != reference}
     assert removable <= {r["name"] for r in data["ablation"]["rows"]} <= set(ABLATIONS) | {"no_probe"}
@@ -275,9 +277,12 @@ def test_the_stored_levers_support_what_lesson_05_says():
     assert set(rows) == {"fast", "no_probe", *LEVERS} and rows["fast"]["vs_fast"] == 1.0
     assert "H100" in results["provenance"]["ablation"]["device"]
     assert results["provenance"]["ablation"]["step"]["clip_in_step"] is False and not FIRST_ROUND.clip_in_step
-    assert 1.0 < rows["clip_in_step"]["vs_fast"] < 1.01, "folding clipping pays, by about half a per cent"
+    assert 1.0 < rows["clip_in_step"]["vs_fast"] < 1.01, "not slower: half a per cent faster at the median"
+    assert rows["clip_in_step"]["ms_low"] < rows["fast"]["ms_high"], "inside the spread of the rounds"
     assert rows["liger"]["vs_fast"] < 1 and rows["cce"]["vs_fast"] < 1, "both fused cross-entropy kernels are slower"
-    assert rows["cce"]["peak_memory_mb"] < rows["no_probe"]["peak_memory_mb"], "and lighter on memory than the same step built after the first"
+    same_step = rows["no_probe"]["peak_memory_mb"]  # the fast step built again after the first row
+    assert 0.75 < rows["cce"]["peak_memory_mb"] / same_step < 0.85, "cut cross-entropy saves about a fifth of the peak"
+    assert rows["liger"]["peak_memory_mb"] / same_step > 0.9, "Liger almost none"
     spread = rows["fast"]["ms_high"] - rows["fast"]["ms_low"]
     for name in ("coordinate_descent", "no_probe"):
         assert abs(rows[name]["ms_per_step"] - rows["fast"]["ms_per_step"]) < spread, f"{name} within the fast step's rounds"
@@ -298,4 +303,30 @@ def test_the_stored_recheck_supports_what_lesson_05_says():
     clip = {r["name"]: r for r in load_levers()["ablation"]["rows"]}["clip_in_step"]["vs_fast"]
     assert ours["vs_nanogpt"] < headline(bench)["ratios"][12] * clip, "less than the estimate"
     before = max(r["tokens_per_s"] for r in bench["comparison"]["rows"] if r["group"] == "nanoGPT" and r["micro_batch"] == 12)
-    assert nano["tokens_per_s"] > before, "nanoGPT itself ran faster that day"
+    ours_before = next(r["tokens_per_s"] for r in bench["comparison"]["rows"] if r["group"] == "course" and r["micro_batch"] == 12)
+    assert ours["tokens_per_s"] > ours_before and nano["tokens_per_s"] / before > ours["tokens_per_s"] / ours_before, (
+        "both ran faster than in the stored comparison, nanoGPT by more")
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="Inductor on a CPU needs a C++ compiler")
+def test_coordinate_descent_tuning_reaches_the_backward_and_leaves_the_global_setting(monkeypatch):
+    """Both graphs (forward, and the backward compiled at the first backward()) are generated with the tuning on."""
+    import torch._inductor.config as inductor
+    from torch._inductor.graph import GraphLowering
+
+    seen, original = [], GraphLowering.__init__
+
+    def record(self, *args, **kwargs):
+        seen.append((kwargs.get("is_backward", False), inductor.coordinate_descent_tuning))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GraphLowering, "__init__", record)
+    monkeypatch.setattr(inductor, "fx_graph_cache", False)
+    torch._dynamo.reset()
+    options = dataclasses.replace(FAST, **dict(TINY, compile=True), attention_kernel="auto", precision="fp32", tf32=False,
+                                  pinned=False, coordinate_descent=True)
+    built = build(options, "cpu")
+    built.loss_fn(built.model, built.data(0)).backward()
+    torch._dynamo.reset()
+    assert {backward for backward, _ in seen} == {False, True} and all(tuned for _, tuned in seen), seen
+    assert inductor.coordinate_descent_tuning is False

@@ -182,7 +182,9 @@ def clip_in_step_(parameters: Iterable[torch.nn.Parameter] | Tensor, max_norm: f
     it to unscale fp16 gradients), and its one kernel divides each gradient
     while it updates, writing the clipped gradient back.  A non-finite norm
     gives the divisor 1 (the caller skips that step).  The caller steps, then
-    removes ``optimizer.grad_scale``, as the training loop does.
+    removes ``optimizer.grad_scale``, as the training loop does.  With fp16,
+    call ``scaler.unscale_(optimizer)`` first and then ``optimizer.step()``:
+    ``scaler.step`` would replace the divisor with its own.
     """
     _check_threshold("max_norm", max_norm)
     if not getattr(optimizer, "_step_supports_amp_scaling", False) or not optimizer.defaults.get("fused"):

@@ -62,7 +62,7 @@ __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_p
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
            "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate", "StaircaseConfig",
            "STAIRCASE_CONFIGS", "PARTS", "GPU_SHAPES", "CPU_SHAPES", "time_staircase", "staircase_here", "staircase_study", "staircase_config", "logits_memory",
-           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage", "LEVERS", "load_levers", "MEASURED_STEPS", "RECHECK", "load_recheck"]
+           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage", "LEVERS_SCHEMA", "load_levers", "MEASURED_STEPS", "RECHECK", "load_recheck"]
 
 
 MODULE = "course_lib.lessons.optimization_options"  # its name also when run as ``python -m``
@@ -513,7 +513,7 @@ def load_benchmark() -> dict:
 LEVERS_COMMAND = ("python benchmarks/nanogpt_vs_course.py --base first-round --parts ablation,profile --only-extra --probe-cost "
                   "--extra '<fast_step.LEVERS as JSON>' --out course_lib/lessons/results/lesson05_levers.json")
 # What the lesson reads from the levers' study: issue 27's levers, each added to the step the staircase ends at.
-LEVERS = {
+LEVERS_SCHEMA = {
     "ablation": {"rows": stored.Many({**_ROW, "vs_fast": _TIME}), "changes": dict},
     "profile": BENCHMARK["profile"],
     "provenance": {part: {**_PROVENANCE, "step": dict} for part in ("ablation", "profile")},
@@ -523,7 +523,7 @@ LEVERS = {
 def load_levers() -> dict:
     """The stored levers' study (``lesson05_levers.json``): each of :data:`~course_lib.models.fast_step.LEVERS` added to
     :data:`~course_lib.models.fast_step.FIRST_ROUND` (the fast step before them), timed side by side, and that step's profile."""
-    results = stored.load("05", "levers", LEVERS_COMMAND, schema=LEVERS)
+    results = stored.load("05", "levers", LEVERS_COMMAND, schema=LEVERS_SCHEMA)
     file = stored.path("05", "levers")
     for part, where in results["provenance"].items():
         if stored.as_stored(FIRST_ROUND, where["step"]) != where["step"]:

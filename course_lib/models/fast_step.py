@@ -146,7 +146,7 @@ FAST = StepOptions(clip_in_step=True)  # the fields added later default to the s
 # paid): the stored staircase, the stored nanoGPT comparison and the levers' study measured this step.
 FIRST_ROUND = dataclasses.replace(FAST, clip_in_step=False)
 PLAIN = StepOptions(precision="fp32", tf32=False, compile=False, cuda_graphs=False, fused_optimizer=False, attention_kernel="auto",
-                    pinned=False, clip_in_step=False)
+                    pinned=False)
 
 # One option removed at a time (the ablation of the benchmark): id -> the change to the fast step.
 # Their names in the reader's language are course_lib.i18n's "ablation_<id>".
@@ -204,18 +204,6 @@ def synthetic_batches(vocab_size: int, micro_batch: int, block_size: int, *, pin
     return batch
 
 
-def _tuned(loss_fn: Callable) -> Callable:
-    """A compiled ``loss_fn`` with Inductor's coordinate-descent tuning on while it runs (it compiles at its first call),
-    and off for every other step built in the same process."""
-    import torch._inductor.config as inductor
-
-    def loss(model, batch):
-        with inductor.patch(coordinate_descent_tuning=True):
-            return loss_fn(model, batch)
-
-    return loss
-
-
 def _attention_kernel(loss_fn: Callable, kernel: str) -> Callable:
     """``loss_fn`` with scaled_dot_product_attention limited to one kernel (the choice is made when it is compiled)."""
     if kernel in ("auto", "naive"):
@@ -255,7 +243,9 @@ def fused_cross_entropy(kernel: str) -> Callable:
     multiply would use); the weight's gradient flows back to the float32
     weight through that cast.  The kernel runs outside ``torch.compile``
     (its own Triton kernels; a graph break).  Not for a DDP-wrapped model,
-    whose forward it bypasses.
+    whose forward it bypasses.  Cut cross-entropy keeps its default
+    ``filter_eps``: it skips the gradient of vanishingly small probabilities,
+    so its gradient is close to, not equal to, the logits' one.
     """
     check_choice("kernel", kernel, ("liger", "cce"))
     if kernel == "liger":
@@ -315,9 +305,13 @@ def build(options: StepOptions = FAST, device=None, *, data: Callable[[int], tor
     scheduler = ScheduledLR(optimizer, schedule)
     loss_fn = lm_loss if options.cross_entropy == "logits" else fused_cross_entropy(options.cross_entropy)
     if options.compile:
-        loss_fn = torch.compile(loss_fn, mode=options.compile_mode, dynamic=False)
-        if options.coordinate_descent:
-            loss_fn = _tuned(loss_fn)
+        if options.coordinate_descent:  # as compile options, so that the backward (compiled later) is tuned too
+            from torch._inductor import list_mode_options
+
+            tuned = {**list_mode_options(options.compile_mode or "default"), "coordinate_descent_tuning": True}
+            loss_fn = torch.compile(loss_fn, options=tuned, dynamic=False)
+        else:
+            loss_fn = torch.compile(loss_fn, mode=options.compile_mode, dynamic=False)
     loss_fn = _attention_kernel(loss_fn, options.attention_kernel if cuda else "auto")
     if data is None:
         data = synthetic_batches(min(50257, config.vocab_size), options.micro_batch, config.block_size, pinned=options.pinned and cuda,
@@ -381,7 +375,7 @@ def staircase(top: StepOptions = FIRST_ROUND, unpadded_vocab: int = 50257) -> di
     ``unpadded_vocab`` is the vocabulary before padding (GPT-2's 50,257);
     ``top.model.vocab_size`` the padded one.
     """
-    check_type("top", top, StepOptions, "a course_lib.models.fast_step.StepOptions, e.g. FAST")
+    check_type("top", top, StepOptions, "a course_lib.models.fast_step.StepOptions, e.g. FIRST_ROUND")
     check_int("unpadded_vocab", unpadded_vocab, 1, unit="tokens")
     if unpadded_vocab > top.model.vocab_size:
         raise ValueError(f"unpadded_vocab ({unpadded_vocab}) must be <= top.model.vocab_size ({top.model.vocab_size}): "
