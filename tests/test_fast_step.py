@@ -4,6 +4,8 @@ import dataclasses
 import json
 import math
 import shutil
+import sysconfig
+from pathlib import Path
 
 import pytest
 import torch
@@ -308,7 +310,9 @@ def test_the_stored_recheck_supports_what_lesson_05_says():
         "both ran faster than in the stored comparison, nanoGPT by more")
 
 
-@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="Inductor on a CPU needs a C++ compiler")
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++"))
+                    or not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists(),
+                    reason="Inductor on a CPU needs a C++ compiler and Python's headers")
 def test_coordinate_descent_tuning_reaches_the_backward_and_leaves_the_global_setting(monkeypatch):
     """Both graphs (forward, and the backward compiled at the first backward()) are generated with the tuning on."""
     import torch._inductor.config as inductor
