@@ -441,12 +441,6 @@ _STRINGS: dict[str, dict[str, str]] = {
                "inside the optimizer's step; that gain is measured separately below."),
     },
     "measured_fast": {"vi": "Bước được đo là bước nhanh hiện tại (FAST).", "en": "The step measured is the current fast step (FAST)."},
-    "levers_estimate": {
-        "vi": ("Ước lượng cho FAST ở lô vi mô {batch}: {ratio} × {clip} ≈ {estimate} lần tốc độ của nanoGPT (tích của hai "
-               "phép đo ở hai ngày khác nhau, không đo cạnh nhau)."),
-        "en": ("An estimate for FAST at micro-batch {batch}: {ratio} × {clip} ≈ {estimate} times nanoGPT's speed (the "
-               "product of two measurements on different days, not timed side by side)."),
-    },
     "recheck_line": {
         "vi": ("Đo lại cạnh nhau ngày {date} trên {device}, FAST ở lô vi mô {batch} ({rounds} vòng xen kẽ × {steps} bước): "
                "{ours} token/s, so với {nano} token/s của vòng lặp nhanh hơn của nanoGPT, tức gấp {ratio} lần. Ước lượng "

@@ -308,6 +308,11 @@ def test_the_stored_recheck_supports_what_lesson_05_says():
     ours_before = next(r["tokens_per_s"] for r in bench["comparison"]["rows"] if r["group"] == "course" and r["micro_batch"] == 12)
     assert ours["tokens_per_s"] > ours_before and nano["tokens_per_s"] / before > ours["tokens_per_s"] / ours_before, (
         "both ran faster than in the stored comparison, nanoGPT by more")
+    from course_lib.lessons.optimization_options import recheck_summary
+
+    assert recheck_summary(recheck, bench, load_levers()) == pytest.approx(
+        {"micro_batch": 12, "ours": ours["tokens_per_s"], "nano": nano["tokens_per_s"], "ratio": ours["vs_nanogpt"],
+         "ours_before": ours_before, "nano_before": before, "estimate": headline(bench)["ratios"][12] * clip}), "what the lesson prints"
 
 
 @pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++"))

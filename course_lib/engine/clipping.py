@@ -35,6 +35,7 @@ __all__ = [
     "global_grad_norm",
     "clip_grad_norm_",
     "clip_in_step_",
+    "divides_by_grad_scale",
     "clip_grad_value_",
     "clip_grad_norm_per_layer_",
     "clip_factor",
@@ -172,6 +173,11 @@ def clip_grad_norm_(
     return total
 
 
+def divides_by_grad_scale(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer``'s step divides the gradients by an ``optimizer.grad_scale`` tensor: the fused ones do."""
+    return bool(getattr(optimizer, "_step_supports_amp_scaling", False) and optimizer.defaults.get("fused"))
+
+
 @torch.no_grad()
 def clip_in_step_(parameters: Iterable[torch.nn.Parameter] | Tensor, max_norm: float, optimizer: torch.optim.Optimizer) -> Tensor:
     """Clip by the global norm inside ``optimizer``'s next step; return the norm |g| before clipping.
@@ -187,7 +193,7 @@ def clip_in_step_(parameters: Iterable[torch.nn.Parameter] | Tensor, max_norm: f
     ``scaler.step`` would replace the divisor with its own.
     """
     _check_threshold("max_norm", max_norm)
-    if not getattr(optimizer, "_step_supports_amp_scaling", False) or not optimizer.defaults.get("fused"):
+    if not divides_by_grad_scale(optimizer):
         raise ValueError(f"optimizer must be a fused one (e.g. torch.optim.AdamW(..., fused=True)), whose step takes a "
                          f"grad_scale divisor, got {shown(optimizer)}; clip with clip_grad_norm_ instead")
     grads = _grads(parameters)

@@ -59,7 +59,7 @@ import torch.distributed as dist
 
 from course_lib.engine._checks import check_choice, check_int, check_type, shown
 from course_lib.engine.checkpoints import load_checkpoint, optimizer_settings, save_checkpoint
-from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, clip_in_step_, threshold_at
+from course_lib.engine.clipping import Threshold, clip_factor, clip_grad_norm_, clip_in_step_, divides_by_grad_scale, threshold_at
 from course_lib.engine.data import (
     MicroBatches,
     check_resumable_order,
@@ -458,7 +458,7 @@ def start(
     callbacks = _check_arguments(model, optimizer, data, loss_fn, steps, scheduler, clip, accumulate, precision,
                                  on_nonfinite, checkpoint, checkpoint_every, resume, log_every, callbacks)
     check_type("clip_in_step", clip_in_step, bool, "True or False")
-    if clip_in_step and not (getattr(optimizer, "_step_supports_amp_scaling", False) and optimizer.defaults.get("fused")):
+    if clip_in_step and not divides_by_grad_scale(optimizer):
         raise ValueError(f"clip_in_step=True needs a fused optimizer (e.g. torch.optim.AdamW(..., fused=True)), whose step "
                          f"divides the gradients by a grad_scale, got {type(optimizer).__name__} with "
                          f"fused={optimizer.defaults.get('fused')}: pass clip_in_step=False")

@@ -62,7 +62,7 @@ __all__ = ["Config", "CONFIGS", "batch_sizes", "vocabulary_sizes", "memory_per_p
            "contiguity", "pinned_copies", "attention_lengths", "compiled", "optimizers", "weight_tying", "cost_terms", "cumulative_days",
            "run_all", "load_results", "main", "loss_curves", "load_benchmark", "headline", "matmul_rate", "StaircaseConfig",
            "STAIRCASE_CONFIGS", "PARTS", "GPU_SHAPES", "CPU_SHAPES", "time_staircase", "staircase_here", "staircase_study", "staircase_config", "logits_memory",
-           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage", "LEVERS_SCHEMA", "load_levers", "MEASURED_STEPS", "RECHECK", "load_recheck"]
+           "load_staircase", "staircase_summary", "tying_summary", "MODULE", "sharded_memory", "pipeline_bubble", "token_storage", "LEVERS_SCHEMA", "load_levers", "MEASURED_STEPS", "RECHECK", "load_recheck", "recheck_summary"]
 
 
 MODULE = "course_lib.lessons.optimization_options"  # its name also when run as ``python -m``
@@ -494,6 +494,11 @@ BENCHMARK = {
 MEASURED_STEPS = {"fast": FAST, "first_round": FIRST_ROUND}
 
 
+def _measured(reference: StepOptions, step: object) -> bool:
+    """Whether a stored provenance's ``step`` is ``reference`` (fields added since it was stored count at their defaults)."""
+    return isinstance(step, dict) and stored.as_stored(reference, step) == step
+
+
 def load_benchmark() -> dict:
     """The stored benchmark (``course_lib/lessons/results/lesson05_nanogpt.json``), refused unless every part of it
     measured one step of :data:`MEASURED_STEPS`, named in the result's ``"measured_step"``, with that step's ablation rows."""
@@ -503,7 +508,7 @@ def load_benchmark() -> dict:
              for where in stored.require(results, ["provenance"], f"a file written by `{command}`").values()]
     for name, reference in MEASURED_STEPS.items():
         removable = {n for n, change in ABLATIONS.items() if not change or dataclasses.replace(reference, **change) != reference}
-        if all(isinstance(step, dict) and stored.as_stored(reference, step) == step for step in steps) and (
+        if all(_measured(reference, step) for step in steps) and (
                 removable <= set(results["ablation"]["changes"])):
             return {**results, "measured_step": name}
     raise ValueError(f"{stored.path('05', 'nanogpt')} was measured for another step than fast_step.FAST or FIRST_ROUND (or its "
@@ -526,7 +531,7 @@ def load_levers() -> dict:
     results = stored.load("05", "levers", LEVERS_COMMAND, schema=LEVERS_SCHEMA)
     file = stored.path("05", "levers")
     for part, where in results["provenance"].items():
-        if stored.as_stored(FIRST_ROUND, where["step"]) != where["step"]:
+        if not _measured(FIRST_ROUND, where["step"]):
             raise ValueError(f"{file} ({part}) was measured from another step than fast_step.FIRST_ROUND: re-run `{LEVERS_COMMAND}`")
     names = {row["name"] for row in results["ablation"]["rows"]}
     if missing := (set(FAST_LEVERS) | {"fast", "no_probe"}) - names:
@@ -543,10 +548,23 @@ def load_recheck() -> dict:
     """The fast step (:data:`~course_lib.models.fast_step.FAST`, with issue 27's lever) against nanoGPT again, side by side
     at nanoGPT's micro-batch (``lesson05_recheck.json``): what the goal of 1.1 times is judged on."""
     results = stored.load("05", "recheck", RECHECK_COMMAND, schema=RECHECK)
-    step = results["provenance"]["comparison"]["step"]
-    if stored.as_stored(FAST, step) != step:
+    if not _measured(FAST, results["provenance"]["comparison"]["step"]):
         raise ValueError(f"{stored.path('05', 'recheck')} was measured for another step than fast_step.FAST: re-run `{RECHECK_COMMAND}`")
     return results
+
+
+def recheck_summary(recheck: Mapping, bench: Mapping, levers: Mapping) -> dict:
+    """What lesson 05 says of the re-check: the course's step and nanoGPT's faster loop at the re-checked micro-batch, now
+    and in the stored comparison, and the estimate the older measurements gave (their ratio times clipping-in-step's gain)."""
+    rows = stored.require(recheck, ["comparison", "rows"], "the results of load_recheck()")
+    ours = next(r for r in rows if r["group"] == "course")
+    nano = max((r for r in rows if r["group"] == "nanoGPT"), key=lambda r: r["tokens_per_s"])
+    before = [r for r in stored.require(bench, ["comparison", "rows"], _BENCHMARK) if r["micro_batch"] == ours["micro_batch"]]
+    clip = next(r["vs_fast"] for r in levers["ablation"]["rows"] if r["name"] == "clip_in_step")
+    return {"micro_batch": ours["micro_batch"], "ours": ours["tokens_per_s"], "nano": nano["tokens_per_s"], "ratio": ours["vs_nanogpt"],
+            "ours_before": next(r["tokens_per_s"] for r in before if r["group"] == "course"),
+            "nano_before": max(r["tokens_per_s"] for r in before if r["group"] == "nanoGPT"),
+            "estimate": headline(bench)["ratios"][ours["micro_batch"]] * clip}
 
 
 def headline(results: dict) -> dict:

@@ -129,22 +129,17 @@ def _check_runs(name: str, runs: object, allowed: str) -> None:
         raise ValueError(f"{name} is empty: pass a list of {allowed}")
 
 
-def _legend_below(ax: Axes) -> None:
-    """The legend under the axes, where it covers no curve (figures are saved with bbox_inches="tight").
-
-    Two columns, or one when a label is long, so that the legend is no wider than the axes; in the tick
+def _legend_below(ax: Axes, columns: int | None = None, gap: float = 0.2) -> None:
+    """The legend under the axes, where it covers no curve (figures are saved with bbox_inches="tight"), in the tick
     labels' size, so that it stays legible when a phone shrinks the figure.
+
+    ``columns``: by default two, or one when a label is long, so that the legend is no wider than the axes.
+    ``gap``: how far below the axes, in axes heights (small for a panel whose x tick labels are shared below).
     """
-    columns = 1 if max(len(label) for label in ax.get_legend_handles_labels()[1]) > 36 else 2
-    ax.legend(fontsize=plt.rcParams["ytick.labelsize"], loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns,
+    if columns is None:
+        columns = 1 if max(len(label) for label in ax.get_legend_handles_labels()[1]) > 36 else 2
+    ax.legend(fontsize=plt.rcParams["ytick.labelsize"], loc="upper center", bbox_to_anchor=(0.5, -gap), ncol=columns,
               frameon=False)
-
-
-def _legend_under(ax: Axes, columns: int) -> None:
-    """The legend just under the axes (of a panel whose x tick labels are shared below), where it covers no curve,
-    in the tick labels' size so that it stays legible when a phone shrinks the figure."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.03), ncol=columns,
-              frameon=False, fontsize=plt.rcParams["ytick.labelsize"])
 
 
 def plot_rates(curves: Mapping[str, Sequence[float]], lang: str, ax=None) -> Figure:
@@ -292,7 +287,7 @@ def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
     top.axhline(clip, color="black", linestyle="--", linewidth=1, label=text("threshold", lang))
     top.set_yscale("log")
     top.set(ylabel=text("grad_norm", lang), title=text("finetune_norms_title", lang))
-    _legend_under(top, columns=2)
+    _legend_below(top, columns=2, gap=0.03)
     colors = plt.get_cmap("Blues")
     for i, layer in enumerate(layers):
         middle.plot(steps, run["grad_norm_parts"][layer], linewidth=0.8, color=colors(0.35 + 0.65 * i / max(1, len(layers) - 1)),
@@ -300,7 +295,7 @@ def plot_finetune_norms(run: Mapping, clip: float, lang: str) -> Figure:
     middle.axhline(clip, color="black", linestyle="--", linewidth=1)
     middle.set_yscale("log")
     middle.set(ylabel=text("grad_norm", lang))
-    _legend_under(middle, columns=3)
+    _legend_below(middle, columns=3, gap=0.03)
     bottom.plot(steps, run["norm_lost"], color="tab:red", linewidth=1)
     bottom.set(xlabel=text("step", lang), ylabel=text("norm_lost_axis", lang))
     for ax in (top, middle, bottom):

@@ -460,18 +460,21 @@ def benchmark_table(results: dict, lang: str) -> Table:
     return measured_table(rows, columns, lang)
 
 
+def _one_change_table(results: dict, lang: str, names: str, column: str) -> Table:
+    """Rows of the fast step with one change each (``results["ablation"]``), named by i18n's ``<names>_<row>``."""
+    check_language(lang)
+    rows = [dict(_with_range(r, lang), change=text(f"{names}_{r['name']}", lang)) for r in _nonempty_rows(results, "ablation")]
+    return measured_table(rows, [("change", column, 0), *_speed_columns("vs_fast")], lang)
+
+
 def ablation_table(results: dict, lang: str) -> Table:
     """Lesson 05: the fast step with one option removed at a time (stored benchmark)."""
-    check_language(lang)
-    rows = [dict(_with_range(r, lang), removed=text(f"ablation_{r['name']}", lang)) for r in _nonempty_rows(results, "ablation")]
-    return measured_table(rows, [("removed", "col_removed", 0), *_speed_columns("vs_fast")], lang)
+    return _one_change_table(results, lang, "ablation", "col_removed")
 
 
 def levers_table(results: dict, lang: str) -> Table:
-    """Lesson 05: issue 27's levers, each added to the fast step as the staircase ends (stored levers' study)."""
-    check_language(lang)
-    rows = [dict(_with_range(r, lang), lever=text(f"lever_{r['name']}", lang)) for r in _nonempty_rows(results, "ablation")]
-    return measured_table(rows, [("lever", "col_lever", 0), *_speed_columns("vs_fast")], lang)
+    """Lesson 05: issue 27's levers, each added to the first round's fast step (stored levers' study)."""
+    return _one_change_table(results, lang, "lever", "col_lever")
 
 
 def profile_table(results: dict, lang: str) -> Table:
